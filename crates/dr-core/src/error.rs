@@ -1,0 +1,186 @@
+//! The one error type of the project.
+//!
+//! Every variant has a stable name (`DrError::name`) that becomes the Lambda
+//! `errorType`, so state machines Retry/Catch on it. Names are part of the
+//! public contract: never rename one, only add.
+
+use serde::Serialize;
+
+/// An error with a stable, machine-matchable name and a message a person can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DrError {
+    /// The request is malformed or refers to something in a way that can never succeed.
+    /// Raised before any mutation.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The named resource does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A resource with that name exists already and is not the one this request would make.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The resource exists but is in a state that does not allow the operation yet
+    /// (for example a replica that is backing up). Transient: retry with backoff.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The provider asked us to slow down. Transient: retry with backoff.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Doing this would risk production or data (split brain, deleting a
+    /// non-ephemeral instance, a drill touching production). Never retried.
+    #[error("unsafe: {0}")]
+    Unsafe(String),
+    /// The replica is further behind than the allowed data loss window.
+    #[error(
+        "replica lag too high: {lag_seconds:.1} s behind, the limit is {max_lag_seconds:.1} s; \
+         pass allow_data_loss to promote anyway"
+    )]
+    ReplicaLagTooHigh { lag_seconds: f64, max_lag_seconds: f64 },
+    /// An operation did not finish within its deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A dependency (database, AWS endpoint) could not be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Another recovery or drill already holds the resource.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Data failed an integrity check (a snapshot that does not decrypt or
+    /// verify, a database with orphaned rows). Never retried.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    /// A bug or an environment problem that no retry will fix.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Every stable error name, in declaration order.
+pub const ERROR_NAMES: &[&str] = &[
+    "InvalidInput",
+    "NotFound",
+    "AlreadyExists",
+    "NotReady",
+    "Throttled",
+    "Unsafe",
+    "ReplicaLagTooHigh",
+    "Timeout",
+    "Unavailable",
+    "Conflict",
+    "Corrupt",
+    "Internal",
+];
+
+impl DrError {
+    /// The stable name that state machines match on (`errorType`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DrError::InvalidInput(_) => "InvalidInput",
+            DrError::NotFound(_) => "NotFound",
+            DrError::AlreadyExists(_) => "AlreadyExists",
+            DrError::NotReady(_) => "NotReady",
+            DrError::Throttled(_) => "Throttled",
+            DrError::Unsafe(_) => "Unsafe",
+            DrError::ReplicaLagTooHigh { .. } => "ReplicaLagTooHigh",
+            DrError::Timeout(_) => "Timeout",
+            DrError::Unavailable(_) => "Unavailable",
+            DrError::Conflict(_) => "Conflict",
+            DrError::Corrupt(_) => "Corrupt",
+            DrError::Internal(_) => "Internal",
+        }
+    }
+
+    /// Whether a caller should retry with backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DrError::NotReady(_)
+                | DrError::Throttled(_)
+                | DrError::Unavailable(_)
+                | DrError::Timeout(_)
+        )
+    }
+
+    /// The shape a Lambda failure takes (`errorType` + `errorMessage`).
+    pub fn to_payload(&self) -> ErrorPayload {
+        ErrorPayload {
+            error_type: self.name(),
+            error_message: self.to_string(),
+        }
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        DrError::InvalidInput(message.into())
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        DrError::Internal(message.into())
+    }
+}
+
+/// Serialized form of an error as AWS Lambda reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorPayload {
+    pub error_type: &'static str,
+    pub error_message: String,
+}
+
+pub type DrResult<T> = Result<T, DrError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<DrError> {
+        vec![
+            DrError::InvalidInput("x".into()),
+            DrError::NotFound("x".into()),
+            DrError::AlreadyExists("x".into()),
+            DrError::NotReady("x".into()),
+            DrError::Throttled("x".into()),
+            DrError::Unsafe("x".into()),
+            DrError::ReplicaLagTooHigh {
+                lag_seconds: 1.0,
+                max_lag_seconds: 0.5,
+            },
+            DrError::Timeout("x".into()),
+            DrError::Unavailable("x".into()),
+            DrError::Conflict("x".into()),
+            DrError::Corrupt("x".into()),
+            DrError::Internal("x".into()),
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_its_listed_stable_name() {
+        let names: Vec<&str> = one_of_each().iter().map(DrError::name).collect();
+        assert_eq!(names, ERROR_NAMES);
+    }
+
+    #[test]
+    fn payload_carries_name_and_message() {
+        let payload = DrError::ReplicaLagTooHigh {
+            lag_seconds: 30000.0,
+            max_lag_seconds: 21600.0,
+        }
+        .to_payload();
+        let json = serde_json::to_value(&payload).expect("serializable");
+        assert_eq!(json["errorType"], "ReplicaLagTooHigh");
+        assert!(json["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("30000.0 s behind") && m.contains("allow_data_loss")));
+    }
+
+    #[test]
+    fn only_waiting_kinds_are_transient() {
+        let transient: Vec<&str> = one_of_each()
+            .iter()
+            .filter(|e| e.is_transient())
+            .map(DrError::name)
+            .collect();
+        assert_eq!(
+            transient,
+            ["NotReady", "Throttled", "Timeout", "Unavailable"]
+        );
+    }
+}

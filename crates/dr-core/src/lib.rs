@@ -1,0 +1,10 @@
+//! Domain core of MueJam disaster recovery: the stable error names, the
+//! resource types and the ports (traits) that adapters implement.
+
+pub mod error;
+pub mod model;
+pub mod ports;
+
+pub use error::{DrError, DrResult, ErrorPayload, ERROR_NAMES};
+pub use model::*;
+pub use ports::*;

@@ -1,0 +1,315 @@
+//! Resource types shared by the ports and their adapters.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DrError, DrResult};
+
+/// Tag that marks an instance as safe to delete without `force`
+/// (drill and test resources carry it; production never does).
+pub const EPHEMERAL_TAG: &str = "ephemeral";
+
+pub type Tags = BTreeMap<String, String>;
+
+/// An RDS-style identifier: 1 to 63 letters, digits or hyphens, starting with a
+/// letter, no two hyphens in a row and no trailing hyphen. The same rules apply
+/// to DB instance and DB snapshot identifiers (snapshot ids may also contain a
+/// colon, as in RDS's automated `rds:` snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ResourceId(String);
+
+/// Identifier of a database instance.
+pub type InstanceId = ResourceId;
+/// Identifier of a snapshot.
+pub type SnapshotId = ResourceId;
+
+impl ResourceId {
+    pub fn parse(value: &str) -> DrResult<Self> {
+        let problem = if value.is_empty() {
+            Some("must not be empty")
+        } else if value.len() > 255 {
+            Some("must be at most 255 characters")
+        } else if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            Some("must start with a letter")
+        } else if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':')
+        {
+            Some("may contain only letters, digits, hyphens and colons")
+        } else if value.contains("--") || value.ends_with('-') {
+            Some("must not contain two consecutive hyphens or end with a hyphen")
+        } else {
+            None
+        };
+        match problem {
+            Some(why) => Err(DrError::InvalidInput(format!(
+                "identifier {value:?} {why}"
+            ))),
+            None => Ok(ResourceId(value.to_owned())),
+        }
+    }
+
+    /// Instance identifiers are stricter than snapshot ones: at most 63
+    /// characters and no colon.
+    pub fn parse_instance(value: &str) -> DrResult<Self> {
+        let id = Self::parse(value)?;
+        if value.len() > 63 || value.contains(':') {
+            return Err(DrError::InvalidInput(format!(
+                "instance identifier {value:?} must be at most 63 letters, digits or hyphens"
+            )));
+        }
+        Ok(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ResourceId {
+    type Error = DrError;
+    fn try_from(value: String) -> DrResult<Self> {
+        ResourceId::parse(&value)
+    }
+}
+
+impl From<ResourceId> for String {
+    fn from(id: ResourceId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a database listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.address, self.port)
+    }
+}
+
+/// Lifecycle status, spelled as RDS spells `DBInstanceStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceStatus {
+    Creating,
+    Available,
+    BackingUp,
+    Modifying,
+    Rebooting,
+    Stopped,
+    Deleting,
+    /// Not running although it should (crashed, killed, or failed to start).
+    Failed,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Creating => "creating",
+            InstanceStatus::Available => "available",
+            InstanceStatus::BackingUp => "backing-up",
+            InstanceStatus::Modifying => "modifying",
+            InstanceStatus::Rebooting => "rebooting",
+            InstanceStatus::Stopped => "stopped",
+            InstanceStatus::Deleting => "deleting",
+            InstanceStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an instance accepts writes or replays another's WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceRole {
+    Primary,
+    Replica,
+}
+
+/// How far a replica is behind its source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    /// Age of the newest replayed transaction relative to the source, 0 when
+    /// the replica has replayed everything it received.
+    pub seconds: f64,
+    /// WAL bytes the replica has not replayed yet.
+    pub bytes: u64,
+}
+
+/// What `describe instance` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceDescription {
+    pub instance_id: InstanceId,
+    pub status: InstanceStatus,
+    pub role: InstanceRole,
+    pub endpoint: Option<Endpoint>,
+    pub engine: String,
+    pub engine_version: String,
+    pub availability_zone: Option<String>,
+    pub storage_encrypted: bool,
+    /// The instance this one replicates from; `None` for a standalone primary.
+    pub replication_source: Option<InstanceId>,
+    pub read_replicas: Vec<InstanceId>,
+    /// Present for a replica whose lag could be measured.
+    pub replica_lag: Option<ReplicaLag>,
+    pub earliest_restorable_time: Option<DateTime<Utc>>,
+    pub latest_restorable_time: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub tags: Tags,
+}
+
+impl InstanceDescription {
+    pub fn is_ephemeral(&self) -> bool {
+        self.tags
+            .get(EPHEMERAL_TAG)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// Promotion has finished when the instance is available and no longer
+    /// replicates from anything (DESIGN.md, "Contracts").
+    pub fn is_standalone_and_available(&self) -> bool {
+        self.status == InstanceStatus::Available && self.replication_source.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotType {
+    Manual,
+    Automated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotStatus {
+    Creating,
+    Available,
+    Failed,
+}
+
+/// What `list snapshots` answers for each snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDescription {
+    pub snapshot_id: SnapshotId,
+    pub source_instance_id: InstanceId,
+    pub snapshot_type: SnapshotType,
+    pub status: SnapshotStatus,
+    pub created_at: DateTime<Utc>,
+    pub size_bytes: u64,
+    pub encrypted: bool,
+    pub engine_version: String,
+    /// Region holding this copy; `None` when the platform has no regions.
+    pub region: Option<String>,
+    pub tags: Tags,
+}
+
+/// Request to create a read replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateReplicaRequest {
+    pub replica_id: InstanceId,
+    pub source_id: InstanceId,
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// Request to restore a snapshot into a new instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreSnapshotRequest {
+    pub snapshot_id: SnapshotId,
+    pub target_id: InstanceId,
+    pub instance_class: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// Request to restore an instance to a point in time into a new instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointInTimeRestoreRequest {
+    pub source_id: InstanceId,
+    pub target_id: InstanceId,
+    pub restore_time: DateTime<Utc>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// Request to take a manual snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateSnapshotRequest {
+    pub instance_id: InstanceId,
+    pub snapshot_id: SnapshotId,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// Outcome of a promotion. `already_standalone` makes a retry recognisable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionOutcome {
+    pub instance: InstanceDescription,
+    pub already_standalone: bool,
+    /// The lag the replica had when it was promoted (RPO evidence).
+    pub lag_at_promotion: Option<ReplicaLag>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_rds_style_identifiers() {
+        for ok in ["muejam-db-prod", "muejam-db-prod-replica", "a", "db1"] {
+            assert!(ResourceId::parse_instance(ok).is_ok(), "{ok}");
+        }
+        assert!(ResourceId::parse("rds:muejam-db-prod-2026-11-26-06-00").is_ok());
+    }
+
+    #[test]
+    fn rejects_identifiers_rds_would_reject() {
+        for bad in ["", "1db", "db--x", "db-", "db_x", "db x", "../etc"] {
+            let err = ResourceId::parse_instance(bad).expect_err(bad);
+            assert_eq!(err.name(), "InvalidInput");
+        }
+        assert!(ResourceId::parse_instance(&"a".repeat(64)).is_err());
+        assert!(ResourceId::parse_instance("rds:x").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn a_parsed_identifier_is_always_a_safe_file_name(s in "\\PC{0,80}") {
+            if let Ok(id) = ResourceId::parse(&s) {
+                prop_assert!(!id.as_str().contains('/'));
+                prop_assert!(!id.as_str().contains(".."));
+                prop_assert!(!id.as_str().starts_with('-'));
+            }
+        }
+    }
+
+    #[test]
+    fn identifiers_round_trip_through_json_and_reject_bad_input() {
+        let id: ResourceId = serde_json::from_str("\"muejam-db-prod\"").expect("valid");
+        assert_eq!(serde_json::to_string(&id).expect("ser"), "\"muejam-db-prod\"");
+        let err = serde_json::from_str::<ResourceId>("\"bad id\"").expect_err("invalid");
+        assert!(err.to_string().contains("may contain only"));
+    }
+}

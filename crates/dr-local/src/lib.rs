@@ -1,0 +1,15 @@
+//! The local platform: the database control plane played by real PostgreSQL
+//! 15 clusters under one home directory, encrypted snapshots, point-in-time
+//! restore from archived WAL, and a moto server for the other AWS APIs.
+
+mod control_plane;
+pub mod moto;
+pub mod pg;
+pub mod platform;
+pub mod sealed;
+pub mod state;
+
+pub use platform::{
+    CreateInstanceRequest, LocalControlPlane, SnapshotVerification, AVAILABILITY_ZONES,
+    DEFAULT_DATABASE, MASTER_USERNAME,
+};

@@ -1,0 +1,154 @@
+//! [`SqlTarget`] on tokio-postgres.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use dr_core::{
+    CheckOutcome, DatabaseTarget, DrResult, NamedCheck, ProbeKind, ProbeReport, SqlTarget,
+};
+
+use crate::connect::{connect, map_pg_error};
+
+/// Schema and table of the write probe, kept out of `public` so that row
+/// counts and integrity checks of application tables never see it.
+pub const PROBE_SCHEMA: &str = "dr_probe";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresSqlTarget;
+
+impl PostgresSqlTarget {
+    async fn probe_inner(target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport> {
+        let started = Instant::now();
+        let client = connect(target).await?;
+        let row = client
+            .query_one(
+                "SELECT 1::int AS one, pg_is_in_recovery(), current_setting('server_version')",
+                &[],
+            )
+            .await
+            .map_err(|e| map_pg_error("read probe", &e))?;
+        let in_recovery: bool = row.get(1);
+        let server_version: String = row.get(2);
+        let mut reason = None;
+        if kind == ProbeKind::ReadWrite {
+            if in_recovery {
+                reason = Some("database is read-only: it is a replica in recovery".to_owned());
+            } else {
+                client
+                    .batch_execute(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS {PROBE_SCHEMA};
+                         CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.write_probe (
+                             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                             probed_at timestamptz NOT NULL DEFAULT clock_timestamp());
+                         INSERT INTO {PROBE_SCHEMA}.write_probe DEFAULT VALUES;
+                         DELETE FROM {PROBE_SCHEMA}.write_probe
+                          WHERE probed_at < clock_timestamp() - interval '1 day';"
+                    ))
+                    .await
+                    .map_err(|e| map_pg_error("write probe", &e))?;
+            }
+        }
+        Ok(ProbeReport {
+            healthy: reason.is_none(),
+            reason,
+            in_recovery: Some(in_recovery),
+            server_version: Some(server_version),
+            latency_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+#[async_trait]
+impl SqlTarget for PostgresSqlTarget {
+    async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport> {
+        let started = Instant::now();
+        match Self::probe_inner(target, kind).await {
+            Ok(report) => Ok(report),
+            Err(error) => Ok(ProbeReport {
+                healthy: false,
+                reason: Some(format!("{}: {error}", error.name())),
+                in_recovery: None,
+                server_version: None,
+                latency_ms: started.elapsed().as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
+        let client = connect(target).await?;
+        table_row_counts(&client).await
+    }
+
+    async fn run_checks(
+        &self,
+        target: &DatabaseTarget,
+        checks: &[NamedCheck],
+    ) -> DrResult<Vec<CheckOutcome>> {
+        let client = connect(target).await?;
+        let mut outcomes = Vec::with_capacity(checks.len());
+        for check in checks {
+            let started = Instant::now();
+            // Wrapping keeps the check read-only and counts without fetching rows.
+            let body = check.sql.trim().trim_end_matches(';');
+            let sql = format!("SELECT count(*) FROM ({body}) AS violations");
+            let result = async {
+                client
+                    .batch_execute("BEGIN READ ONLY")
+                    .await
+                    .map_err(|e| map_pg_error(&check.name, &e))?;
+                let row = client.query_one(&sql, &[]).await;
+                let _ = client.batch_execute("ROLLBACK").await;
+                row.map_err(|e| map_pg_error(&check.name, &e))
+            }
+            .await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            outcomes.push(match result {
+                Ok(row) => {
+                    let violating: i64 = row.get(0);
+                    CheckOutcome {
+                        name: check.name.clone(),
+                        passed: violating == 0,
+                        violating_rows: violating.max(0) as u64,
+                        error: None,
+                        duration_ms,
+                    }
+                }
+                Err(error) => CheckOutcome {
+                    name: check.name.clone(),
+                    passed: false,
+                    violating_rows: 0,
+                    error: Some(error.to_string()),
+                    duration_ms,
+                },
+            });
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Exact `count(*)` of every ordinary or partitioned table in `public`.
+pub async fn table_row_counts(client: &tokio_postgres::Client) -> DrResult<BTreeMap<String, u64>> {
+    let tables = client
+        .query(
+            "SELECT c.relname, format('SELECT count(*) FROM %I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+              ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .map_err(|e| map_pg_error("listing tables", &e))?;
+    let mut counts = BTreeMap::new();
+    for table in tables {
+        let name: String = table.get(0);
+        let count_sql: String = table.get(1);
+        let row = client
+            .query_one(&count_sql, &[])
+            .await
+            .map_err(|e| map_pg_error(&format!("counting {name}"), &e))?;
+        let count: i64 = row.get(0);
+        counts.insert(name, count.max(0) as u64);
+    }
+    Ok(counts)
+}
