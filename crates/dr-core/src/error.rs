@@ -35,7 +35,10 @@ pub enum DrError {
         "replica lag too high: {lag_seconds:.1} s behind, the limit is {max_lag_seconds:.1} s; \
          pass allow_data_loss to promote anyway"
     )]
-    ReplicaLagTooHigh { lag_seconds: f64, max_lag_seconds: f64 },
+    ReplicaLagTooHigh {
+        lag_seconds: f64,
+        max_lag_seconds: f64,
+    },
     /// An operation did not finish within its deadline.
     #[error("timed out: {0}")]
     Timeout(String),

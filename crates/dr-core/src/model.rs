@@ -46,9 +46,7 @@ impl ResourceId {
             None
         };
         match problem {
-            Some(why) => Err(DrError::InvalidInput(format!(
-                "identifier {value:?} {why}"
-            ))),
+            Some(why) => Err(DrError::InvalidInput(format!("identifier {value:?} {why}"))),
             None => Ok(ResourceId(value.to_owned())),
         }
     }
@@ -85,7 +83,7 @@ impl From<ResourceId> for String {
 
 impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -134,7 +132,7 @@ impl InstanceStatus {
 
 impl fmt::Display for InstanceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -308,7 +306,10 @@ mod tests {
     #[test]
     fn identifiers_round_trip_through_json_and_reject_bad_input() {
         let id: ResourceId = serde_json::from_str("\"muejam-db-prod\"").expect("valid");
-        assert_eq!(serde_json::to_string(&id).expect("ser"), "\"muejam-db-prod\"");
+        assert_eq!(
+            serde_json::to_string(&id).expect("ser"),
+            "\"muejam-db-prod\""
+        );
         let err = serde_json::from_str::<ResourceId>("\"bad id\"").expect_err("invalid");
         assert!(err.to_string().contains("may contain only"));
     }

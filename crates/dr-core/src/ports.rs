@@ -42,8 +42,10 @@ pub trait DatabaseControlPlane: Send + Sync {
         &self,
         request: &CreateReplicaRequest,
     ) -> DrResult<InstanceDescription>;
-    async fn create_snapshot(&self, request: &CreateSnapshotRequest)
-        -> DrResult<SnapshotDescription>;
+    async fn create_snapshot(
+        &self,
+        request: &CreateSnapshotRequest,
+    ) -> DrResult<SnapshotDescription>;
     async fn restore_from_snapshot(
         &self,
         request: &RestoreSnapshotRequest,

@@ -7,6 +7,7 @@ pub mod moto;
 pub mod pg;
 pub mod platform;
 pub mod sealed;
+pub mod stack;
 pub mod state;
 
 pub use platform::{

@@ -150,9 +150,8 @@ impl LocalControlPlane {
 
     pub(crate) fn read_credentials(&self, name: &str) -> DrResult<Credentials> {
         let path = self.credentials_path(name);
-        let bytes = fs::read(&path).map_err(|e| {
-            DrError::Internal(format!("reading credentials of {name}: {e}"))
-        })?;
+        let bytes = fs::read(&path)
+            .map_err(|e| DrError::Internal(format!("reading credentials of {name}: {e}")))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| DrError::Internal(format!("credentials of {name} are unreadable: {e}")))
     }
@@ -183,9 +182,13 @@ impl LocalControlPlane {
         id: &InstanceId,
         database: Option<&str>,
     ) -> DrResult<DatabaseTarget> {
-        let record = self.store.read()?.instances.get(id).cloned().ok_or_else(|| {
-            DrError::NotFound(format!("DB instance {id} not found"))
-        })?;
+        let record = self
+            .store
+            .read()?
+            .instances
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DrError::NotFound(format!("DB instance {id} not found")))?;
         let credentials = self.read_credentials(id.as_str())?;
         Ok(DatabaseTarget {
             endpoint: Endpoint {
@@ -205,7 +208,11 @@ impl LocalControlPlane {
     fn postmaster_running(&self, id: &InstanceId) -> bool {
         fs::read_to_string(self.data_dir(id).join("postmaster.pid"))
             .ok()
-            .and_then(|text| text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u32>().ok())
+            })
             .is_some_and(process_alive)
     }
 
@@ -250,7 +257,16 @@ impl LocalControlPlane {
             .pg
             .run(
                 "pg_ctl",
-                ["-D".as_ref(), data.as_os_str(), "-m".as_ref(), mode.as_ref(), "-w".as_ref(), "-t".as_ref(), "60".as_ref(), "stop".as_ref()],
+                [
+                    "-D".as_ref(),
+                    data.as_os_str(),
+                    "-m".as_ref(),
+                    mode.as_ref(),
+                    "-w".as_ref(),
+                    "-t".as_ref(),
+                    "60".as_ref(),
+                    "stop".as_ref(),
+                ],
             )
             .await;
         if attempt.is_err() && !immediate {
@@ -302,7 +318,10 @@ impl LocalControlPlane {
             let main = data.join("postgresql.conf");
             let text = fs::read_to_string(&main)?;
             if !text.contains("include_if_exists = 'dr-local.conf'") {
-                fs::write(&main, format!("{text}\ninclude_if_exists = 'dr-local.conf'\n"))?;
+                fs::write(
+                    &main,
+                    format!("{text}\ninclude_if_exists = 'dr-local.conf'\n"),
+                )?;
             }
             for signal in ["standby.signal", "recovery.signal"] {
                 let _ = fs::remove_file(data.join(signal));
@@ -322,7 +341,11 @@ impl LocalControlPlane {
         self.pg.give(&path)
     }
 
-    async fn connect_master(&self, id: &InstanceId, database: &str) -> DrResult<tokio_postgres::Client> {
+    async fn connect_master(
+        &self,
+        id: &InstanceId,
+        database: &str,
+    ) -> DrResult<tokio_postgres::Client> {
         let mut target = self.database_target(id, Some(database))?;
         target.connect_timeout_seconds = 2;
         dr_postgres::connect(&target).await
@@ -385,7 +408,9 @@ impl LocalControlPlane {
         Err(DrError::Timeout(format!(
             "{what} did not happen within {} s{}",
             timeout.as_secs(),
-            last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+            last_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
         )))
     }
 
@@ -502,7 +527,7 @@ impl LocalControlPlane {
         self.describe_record(id, record, &state).await
     }
 
-    fn free_port(&self, state: &LocalState) -> DrResult<u16> {
+    pub(crate) fn free_port(&self, state: &LocalState) -> DrResult<u16> {
         for _ in 0..50 {
             let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
                 .map_err(|e| DrError::Internal(format!("finding a free port: {e}")))?;
@@ -551,7 +576,8 @@ impl LocalControlPlane {
             let record = InstanceRecord {
                 port,
                 created_at: Utc::now(),
-                availability_zone: availability_zone.unwrap_or_else(|| AVAILABILITY_ZONES[0].to_owned()),
+                availability_zone: availability_zone
+                    .unwrap_or_else(|| AVAILABILITY_ZONES[0].to_owned()),
                 origin,
                 replication_source,
                 master_username: MASTER_USERNAME.to_owned(),
@@ -572,7 +598,11 @@ impl LocalControlPlane {
     }
 
     /// Marks the end of a creation: available, or failed with the reason.
-    pub(crate) async fn finish_create(&self, id: &InstanceId, outcome: DrResult<()>) -> DrResult<InstanceDescription> {
+    pub(crate) async fn finish_create(
+        &self,
+        id: &InstanceId,
+        outcome: DrResult<()>,
+    ) -> DrResult<InstanceDescription> {
         if let Err(error) = &outcome {
             let _ = self.stop_server(id, true).await;
             let message = error.to_string();
@@ -596,10 +626,20 @@ impl LocalControlPlane {
     /// Creates a new, empty instance: initdb with data checksums, WAL
     /// archiving on, a free loopback port, the master and replication roles,
     /// and the application database.
-    pub async fn create_instance(&self, request: &CreateInstanceRequest) -> DrResult<InstanceDescription> {
+    pub async fn create_instance(
+        &self,
+        request: &CreateInstanceRequest,
+    ) -> DrResult<InstanceDescription> {
         let id = &request.instance_id;
         ResourceId::parse_instance(id.as_str())?;
-        let Some(record) = self.begin_create(id, Origin::New, request.availability_zone.clone(), None, &request.tags)? else {
+        let Some(record) = self.begin_create(
+            id,
+            Origin::New,
+            request.availability_zone.clone(),
+            None,
+            &request.tags,
+        )?
+        else {
             return self.describe(id).await;
         };
         let outcome = self.initialise(id, &record).await;
@@ -622,7 +662,9 @@ impl LocalControlPlane {
             .truncate(true)
             .mode(0o600)
             .open(&pwfile)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, credentials.master_password.as_bytes()))
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, credentials.master_password.as_bytes())
+            })
             .map_err(|e| DrError::Internal(format!("writing initdb password file: {e}")))?;
         self.pg.give(&dir)?;
         let data = self.data_dir(id);
@@ -654,9 +696,12 @@ impl LocalControlPlane {
         self.write_instance_config(id, record.port, &[])?;
         self.start_server(id).await?;
         let client = self.connect_master(id, "postgres").await?;
-        let verifier = postgres_protocol::password::scram_sha_256(credentials.replication_password.as_bytes());
+        let verifier =
+            postgres_protocol::password::scram_sha_256(credentials.replication_password.as_bytes());
         for statement in [
-            format!("CREATE ROLE {REPLICATION_USERNAME} WITH REPLICATION LOGIN PASSWORD '{verifier}'"),
+            format!(
+                "CREATE ROLE {REPLICATION_USERNAME} WITH REPLICATION LOGIN PASSWORD '{verifier}'"
+            ),
             format!("CREATE DATABASE {DEFAULT_DATABASE}"),
         ] {
             client
@@ -779,7 +824,12 @@ impl LocalControlPlane {
         self.pg.give(&dir)?;
         let mut command = self.pg.command("pg_basebackup");
         command
-            .args(["-h", &source_endpoint.address, "-p", &source_endpoint.port.to_string()])
+            .args([
+                "-h",
+                &source_endpoint.address,
+                "-p",
+                &source_endpoint.port.to_string(),
+            ])
             .args(["-U", REPLICATION_USERNAME, "-w", "-D"])
             .arg(self.data_dir(replica))
             .args(["-X", "stream", "-c", "fast", "--no-manifest"])
@@ -812,7 +862,10 @@ impl LocalControlPlane {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(DrError::Internal(format!("removing {}: {e}", dir.display())))
+                    return Err(DrError::Internal(format!(
+                        "removing {}: {e}",
+                        dir.display()
+                    )))
                 }
             }
         }
@@ -827,7 +880,9 @@ impl LocalControlPlane {
     fn staging_dir(&self, label: &str) -> DrResult<PathBuf> {
         let dir = self.home.join("staging").join(format!(
             "{label}-{}",
-            Alphanumeric.sample_string(&mut rand::thread_rng(), 8).to_lowercase()
+            Alphanumeric
+                .sample_string(&mut rand::thread_rng(), 8)
+                .to_lowercase()
         ));
         make_dir(&dir, 0o700)?;
         self.pg.give(&dir)?;
@@ -920,7 +975,15 @@ impl LocalControlPlane {
                 .args(["-h", "127.0.0.1", "-p", &record.port.to_string()])
                 .args(["-U", REPLICATION_USERNAME, "-w", "-D"])
                 .arg(&backup_dir)
-                .args(["-F", "tar", "-X", "stream", "-c", "fast", "--manifest-checksums=SHA256"])
+                .args([
+                    "-F",
+                    "tar",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "--manifest-checksums=SHA256",
+                ])
                 .args(["-l", &format!("drctl snapshot {snapshot_id}")])
                 .env("PGPASSWORD", &credentials.replication_password);
             crate::pg::run_checked("pg_basebackup", command).await?;
@@ -1068,7 +1131,10 @@ impl LocalControlPlane {
 
     /// The PITR window of a source: from its oldest base backup to the newest
     /// moment its WAL archive is known (or can be made) to hold.
-    pub(crate) async fn restorable_window(&self, source: &InstanceId) -> DrResult<(DateTime<Utc>, DateTime<Utc>)> {
+    pub(crate) async fn restorable_window(
+        &self,
+        source: &InstanceId,
+    ) -> DrResult<(DateTime<Utc>, DateTime<Utc>)> {
         let description = self.describe(source).await?;
         match (description.earliest_restorable_time, description.latest_restorable_time) {
             (Some(earliest), Some(latest)) => Ok((earliest, latest)),
@@ -1098,7 +1164,10 @@ impl LocalControlPlane {
             let segment = segment.clone();
             async move {
                 let row = client
-                    .query_one("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", &[])
+                    .query_one(
+                        "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+                        &[],
+                    )
                     .await
                     .map_err(|e| dr_postgres::map_pg_error("reading archiver status", &e))?;
                 let archived: String = row.get(0);
@@ -1170,7 +1239,10 @@ fn describe_origin(origin: &Origin) -> String {
         Origin::New => "created empty".to_owned(),
         Origin::ReplicaOf { source } => format!("a replica of {source}"),
         Origin::Snapshot { snapshot } => format!("restored from snapshot {snapshot}"),
-        Origin::PointInTime { source, restore_time } => {
+        Origin::PointInTime {
+            source,
+            restore_time,
+        } => {
             format!("restored from {source} to {}", restore_time.to_rfc3339())
         }
     }
@@ -1222,9 +1294,13 @@ fn prepare_home(home: &Path) -> DrResult<PathBuf> {
     let probe = home.join(".drctl-write-probe");
     fs::write(&probe, b"").map_err(not_writable)?;
     let _ = fs::remove_file(&probe);
-    let mode = fs::metadata(&home).map_err(not_writable)?.permissions().mode();
+    let mode = fs::metadata(&home)
+        .map_err(not_writable)?
+        .permissions()
+        .mode();
     if mode & 0o011 != 0o011 {
-        fs::set_permissions(&home, fs::Permissions::from_mode(mode | 0o711)).map_err(not_writable)?;
+        fs::set_permissions(&home, fs::Permissions::from_mode(mode | 0o711))
+            .map_err(not_writable)?;
     }
     Ok(home)
 }

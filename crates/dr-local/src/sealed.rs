@@ -105,10 +105,9 @@ impl SnapshotKey {
                 .mode(0o600)
                 .open(&partial)?;
             let recipient = self.identity.to_public();
-            let encryptor = age::Encryptor::with_recipients(std::iter::once(
-                &recipient as &dyn age::Recipient,
-            ))
-            .map_err(io::Error::other)?;
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(io::Error::other)?;
             let mut writer = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file))?;
             {
                 let mut archive = tar::Builder::new(&mut writer);
@@ -221,8 +220,11 @@ mod tests {
         base.append_data(&mut header, "PG_VERSION", &content[..])
             .expect("append");
         base.finish().expect("finish");
-        fs::write(dir.join("backup_manifest"), b"{\"PostgreSQL-Backup-Manifest-Version\": 1}")
-            .expect("manifest");
+        fs::write(
+            dir.join("backup_manifest"),
+            b"{\"PostgreSQL-Backup-Manifest-Version\": 1}",
+        )
+        .expect("manifest");
     }
 
     #[test]
@@ -281,6 +283,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("k");
         fs::write(&path, "not a key").expect("write");
-        assert_eq!(SnapshotKey::load(&path).expect_err("bad").name(), "InvalidInput");
+        assert_eq!(
+            SnapshotKey::load(&path).expect_err("bad").name(),
+            "InvalidInput"
+        );
     }
 }

@@ -9,9 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use dr_core::{
-    DrError, DrResult, InstanceId, InstanceStatus, SnapshotId, SnapshotType, Tags,
-};
+use dr_core::{DrError, DrResult, InstanceId, InstanceStatus, SnapshotId, SnapshotType, Tags};
 use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = "state.json";
@@ -24,9 +22,16 @@ const STATE_VERSION: u32 = 1;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     New,
-    ReplicaOf { source: InstanceId },
-    Snapshot { snapshot: SnapshotId },
-    PointInTime { source: InstanceId, restore_time: DateTime<Utc> },
+    ReplicaOf {
+        source: InstanceId,
+    },
+    Snapshot {
+        snapshot: SnapshotId,
+    },
+    PointInTime {
+        source: InstanceId,
+        restore_time: DateTime<Utc>,
+    },
 }
 
 /// A long-running operation holding an instance, with the process doing it,
@@ -141,10 +146,7 @@ impl StateStore {
             .write(true)
             .open(self.home.join(LOCK_FILE))
             .map_err(|e| {
-                DrError::InvalidInput(format!(
-                    "home {} is not writable: {e}",
-                    self.home.display()
-                ))
+                DrError::InvalidInput(format!("home {} is not writable: {e}", self.home.display()))
             })?;
         lock.lock()
             .map_err(|e| DrError::Internal(format!("locking the state file: {e}")))?;
@@ -218,9 +220,8 @@ impl StateGuard {
 
 /// Whether the process that marked something busy is still alive.
 pub fn process_alive(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(|pid| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-    })
+    i32::try_from(pid)
+        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
 }
 
 impl InstanceRecord {

@@ -155,7 +155,10 @@ async fn a_write_on_the_primary_reaches_the_replica_and_promotion_is_idempotent(
         .describe_instance(&id("muejam-db-prod"))
         .await
         .expect("describe");
-    assert_eq!(primary_after.read_replicas, vec![id("muejam-db-prod-replica")]);
+    assert_eq!(
+        primary_after.read_replicas,
+        vec![id("muejam-db-prod-replica")]
+    );
 
     let promoted = lab
         .platform
@@ -208,7 +211,9 @@ async fn snapshot_then_restore_gives_identical_row_counts_and_the_file_is_sealed
         .batch_execute("DELETE FROM audit_logs WHERE id <= 10")
         .await
         .expect("change between snapshots");
-    let second = lab.snapshot("muejam-db-prod", "muejam-db-prod-second").await;
+    let second = lab
+        .snapshot("muejam-db-prod", "muejam-db-prod-second")
+        .await;
     assert!(second.encrypted && second.size_bytes > 0);
     assert_eq!(second.source_instance_id, id("muejam-db-prod"));
 
@@ -232,7 +237,10 @@ async fn snapshot_then_restore_gives_identical_row_counts_and_the_file_is_sealed
         .ok()
         .and_then(|mut entries| entries.next())
         .is_some_and(|entry| entry.is_ok());
-    assert!(!readable_as_tar, "a sealed snapshot must not be a readable tar");
+    assert!(
+        !readable_as_tar,
+        "a sealed snapshot must not be a readable tar"
+    );
     assert!(!sealed.windows(11).any(|w| w == b"PG_VERSION\0"));
 
     let verification = lab
@@ -342,7 +350,10 @@ async fn point_in_time_restore_lands_between_two_writes() {
         .expect_err("outside the window");
     assert_eq!(error.name(), "InvalidInput");
     assert!(error.to_string().contains("restorable window"), "{error}");
-    assert!(error.to_string().contains(&earliest.to_rfc3339()), "{error}");
+    assert!(
+        error.to_string().contains(&earliest.to_rfc3339()),
+        "{error}"
+    );
     assert_eq!(lab.state_bytes(), before_state, "state file unchanged");
 
     let restored = lab
@@ -416,7 +427,11 @@ async fn delete_refuses_production_and_removes_ephemeral_instances() {
         std::net::TcpStream::connect(("127.0.0.1", endpoint.port)).is_err(),
         "the deleted server no longer listens"
     );
-    assert!(!lab.platform.home().join("instances/drill-throwaway").exists());
+    assert!(!lab
+        .platform
+        .home()
+        .join("instances/drill-throwaway")
+        .exists());
 
     lab.platform
         .delete_instance(&id("muejam-db-prod"), DeleteOptions { force: true })
@@ -534,5 +549,7 @@ async fn changed_master_credentials_work_and_the_old_ones_stop_working() {
         .platform
         .database_target(&id("muejam-db-prod"), None)
         .expect("target");
-    dr_postgres::connect(&new).await.expect("new password works");
+    dr_postgres::connect(&new)
+        .await
+        .expect("new password works");
 }

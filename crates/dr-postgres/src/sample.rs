@@ -341,13 +341,19 @@ mod tests {
     #[test]
     fn scale_one_matches_the_documented_sizes() {
         let plan = SamplePlan::for_scale(1.0).expect("valid scale");
-        assert_eq!((plan.users, plan.stories, plan.chapters), (10_000, 50_000, 200_000));
+        assert_eq!(
+            (plan.users, plan.stories, plan.chapters),
+            (10_000, 50_000, 200_000)
+        );
     }
 
     #[test]
     fn scale_must_be_positive_and_finite() {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 5000.0] {
-            assert_eq!(SamplePlan::for_scale(bad).expect_err("bad").name(), "InvalidInput");
+            assert_eq!(
+                SamplePlan::for_scale(bad).expect_err("bad").name(),
+                "InvalidInput"
+            );
         }
     }
 
@@ -359,7 +365,10 @@ mod tests {
             for i in 1..=plan.reading_list_items {
                 let list = (i - 1) / 5 + 1;
                 let story = (((i - 1) / 5) * 7 + ((i - 1) % 5) * 1009) % plan.stories + 1;
-                assert!(seen.insert((list, story)), "scale {scale}: duplicate {list}/{story}");
+                assert!(
+                    seen.insert((list, story)),
+                    "scale {scale}: duplicate {list}/{story}"
+                );
             }
         }
     }

@@ -1,1 +1,84 @@
-fn main() {}
+//! `drctl`, the operator CLI of MueJam disaster recovery.
+
+mod local;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dr_core::DrError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drctl",
+    version,
+    about = "MueJam disaster recovery: runbook scenarios as code"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The local stack: PostgreSQL clusters playing RDS, and a moto server.
+    Local(local::LocalArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error[Internal]: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Local(args) => local::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error[{}]: {error}", error.name());
+            exit_code_for(&error)
+        }
+    }
+}
+
+/// 2 for requests that can never succeed as given, 1 for everything else.
+fn exit_code_for(error: &DrError) -> ExitCode {
+    match error {
+        DrError::InvalidInput(_) | DrError::NotFound(_) | DrError::AlreadyExists(_) => {
+            ExitCode::from(2)
+        }
+        _ => ExitCode::FAILURE,
+    }
+}

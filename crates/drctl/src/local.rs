@@ -1,0 +1,204 @@
+//! `drctl local ...`: bring the local stack up, show it, take it down.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use dr_core::{CreateSnapshotRequest, DrError, DrResult, ResourceId};
+use dr_local::stack::UpOptions;
+use dr_local::LocalControlPlane;
+
+use crate::output::{self, OutputFormat};
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Home directory of the local platform. Default for `up`: a new temporary
+    /// directory (removed by `down`); for the other commands: the last one `up` made.
+    #[arg(long, env = "DRCTL_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// age identity file that seals snapshots (default: keys/snapshot.key in the home).
+    #[arg(long, env = "DRCTL_SNAPSHOT_KEY_FILE", global = true)]
+    snapshot_key: Option<PathBuf>,
+    #[command(subcommand)]
+    command: LocalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LocalCommand {
+    /// Start the primary (with sample data and an automated backup), its
+    /// streaming replica, and a moto server. Prints the environment to use.
+    Up {
+        /// Sample data scale: 1 = 10k users, 50k stories, 200k chapters.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Do not start the moto server.
+        #[arg(long)]
+        no_moto: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Instances (role, endpoint, status, lag), snapshots and the moto endpoint.
+    Status {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Stop everything `up` started. Removes the home only if it was temporary
+    /// or `--remove-home` is given.
+    Down {
+        #[arg(long)]
+        remove_home: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Take a manual, encrypted snapshot of an instance.
+    Snapshot {
+        instance: String,
+        /// Default: <instance>-<UTC timestamp>.
+        #[arg(long)]
+        snapshot_id: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+/// Where `up` records the temporary home it made, for later commands.
+fn current_home_pointer() -> PathBuf {
+    std::env::temp_dir().join(format!("drctl-{}.home", nix_uid()))
+}
+
+fn nix_uid() -> u32 {
+    std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m))
+}
+
+fn existing_home(explicit: Option<PathBuf>) -> DrResult<PathBuf> {
+    if let Some(home) = explicit {
+        if !home.join(dr_local::state::STATE_FILE).exists() {
+            return Err(DrError::NotFound(format!(
+                "{} holds no local stack (no state file); run `drctl local up --home {}`",
+                home.display(),
+                home.display()
+            )));
+        }
+        return Ok(home);
+    }
+    let pointer = current_home_pointer();
+    let home = std::fs::read_to_string(&pointer)
+        .map(|s| PathBuf::from(s.trim()))
+        .map_err(|_| {
+            DrError::NotFound(
+                "no local stack is known: run `drctl local up`, or pass --home / set DRCTL_HOME"
+                    .to_owned(),
+            )
+        })?;
+    if !home.join(dr_local::state::STATE_FILE).exists() {
+        return Err(DrError::NotFound(format!(
+            "the last local stack ({}) is gone: run `drctl local up`",
+            home.display()
+        )));
+    }
+    Ok(home)
+}
+
+fn open(home: &Path, key: Option<&Path>) -> DrResult<LocalControlPlane> {
+    LocalControlPlane::open(home, key)
+}
+
+pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
+    let key = args.snapshot_key.as_deref();
+    match args.command {
+        LocalCommand::Up {
+            scale,
+            no_moto,
+            output,
+        } => {
+            let (home, temporary) = match args.home {
+                Some(home) => (home, false),
+                None => {
+                    let dir = tempfile::Builder::new()
+                        .prefix("drctl-")
+                        .tempdir()
+                        .map_err(|e| DrError::Internal(format!("making a temporary home: {e}")))?;
+                    (dir.keep(), true)
+                }
+            };
+            let platform = match open(&home, key) {
+                Ok(platform) => platform,
+                Err(e) => {
+                    if temporary {
+                        let _ = std::fs::remove_dir_all(&home);
+                    }
+                    return Err(e);
+                }
+            };
+            if temporary {
+                platform.mark_temporary_home()?;
+                std::fs::write(
+                    current_home_pointer(),
+                    platform.home().display().to_string(),
+                )
+                .map_err(|e| DrError::Internal(format!("recording the home: {e}")))?;
+            }
+            let progress = |step: &str| eprintln!("drctl: {step}");
+            let status = platform
+                .up(
+                    UpOptions {
+                        scale,
+                        with_moto: !no_moto,
+                    },
+                    &progress,
+                )
+                .await?;
+            output::print_up(&status, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Status { output } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            output::print_status(&platform.status().await?, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Down {
+            remove_home,
+            output,
+        } => {
+            let home = existing_home(args.home)?;
+            let platform = open(&home, key)?;
+            let report = platform.down(remove_home).await?;
+            if report.removed_home {
+                let pointer = current_home_pointer();
+                if std::fs::read_to_string(&pointer)
+                    .is_ok_and(|p| Path::new(p.trim()) == platform.home())
+                {
+                    let _ = std::fs::remove_file(pointer);
+                }
+            }
+            output::print_down(&report, platform.home(), output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Snapshot {
+            instance,
+            snapshot_id,
+            output,
+        } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let instance_id = ResourceId::parse_instance(&instance)?;
+            let snapshot_id = ResourceId::parse(
+                &snapshot_id.unwrap_or_else(|| format!("{instance}-{}", chrono_stamp())),
+            )?;
+            let snapshot = dr_core::DatabaseControlPlane::create_snapshot(
+                &platform,
+                &CreateSnapshotRequest {
+                    instance_id,
+                    snapshot_id,
+                    tags: Default::default(),
+                },
+            )
+            .await?;
+            output::print_snapshot(&snapshot, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn chrono_stamp() -> String {
+    chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S").to_string()
+}

@@ -1,0 +1,243 @@
+//! Human and JSON renderings of CLI results.
+
+use std::path::Path;
+
+use clap::ValueEnum;
+use dr_core::{DrError, DrResult, InstanceDescription, SnapshotDescription};
+use dr_local::stack::{DownReport, StackStatus};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn print_json(value: &impl Serialize) -> DrResult<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| DrError::Internal(format!("rendering JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Environment a user (or the AWS SDK) needs to talk to the local stack.
+pub fn environment(status: &StackStatus) -> Vec<(String, String)> {
+    let mut env = vec![("DRCTL_HOME".to_owned(), status.home.display().to_string())];
+    if let Some(moto) = &status.moto {
+        env.extend([
+            ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+            ("AWS_REGION".to_owned(), moto.region.clone()),
+            ("AWS_DEFAULT_REGION".to_owned(), moto.region.clone()),
+            // moto accepts any credentials; these are placeholders, not secrets.
+            ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+        ]);
+    }
+    env.push((
+        "PGPASSFILE".to_owned(),
+        status.pgpass_file.display().to_string(),
+    ));
+    env
+}
+
+pub fn print_up(status: &StackStatus, format: OutputFormat) -> DrResult<()> {
+    if format == OutputFormat::Json {
+        #[derive(Serialize)]
+        struct Up<'a> {
+            #[serde(flatten)]
+            status: &'a StackStatus,
+            environment: std::collections::BTreeMap<String, String>,
+        }
+        return print_json(&Up {
+            status,
+            environment: environment(status).into_iter().collect(),
+        });
+    }
+    // stdout is shell-sourceable: `eval "$(drctl local up)"`.
+    println!("# MueJam local stack is up. Instances:");
+    for line in instance_table(&status.instances).lines() {
+        println!("#   {line}");
+    }
+    for (key, value) in environment(status) {
+        println!("export {key}={}", shell_quote(&value));
+    }
+    if let Some(primary) = status
+        .instances
+        .iter()
+        .find(|i| i.instance_id.as_str() == dr_local::stack::PRIMARY_ID)
+        .and_then(|i| i.endpoint.as_ref())
+    {
+        println!(
+            "# connect: psql -h {} -p {} -U {} {}",
+            primary.address,
+            primary.port,
+            dr_local::MASTER_USERNAME,
+            dr_local::DEFAULT_DATABASE
+        );
+    }
+    println!("# stop: drctl local down");
+    Ok(())
+}
+
+fn shell_quote(value: &str) -> String {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))
+    {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+fn instance_table(instances: &[InstanceDescription]) -> String {
+    let mut out = format!(
+        "{:<26} {:<8} {:<10} {:<17} {:<9} {:<24} {}\n",
+        "INSTANCE", "ROLE", "STATUS", "ENDPOINT", "ZONE", "SOURCE", "LAG"
+    );
+    for i in instances {
+        let role = match i.role {
+            dr_core::InstanceRole::Primary => "primary",
+            dr_core::InstanceRole::Replica => "replica",
+        };
+        let lag = i.replica_lag.map_or_else(
+            || "-".to_owned(),
+            |l| format!("{:.1} s / {} B", l.seconds, l.bytes),
+        );
+        out.push_str(&format!(
+            "{:<26} {:<8} {:<10} {:<17} {:<9} {:<24} {}\n",
+            i.instance_id,
+            role,
+            i.status,
+            i.endpoint
+                .as_ref()
+                .map_or("-".to_owned(), |e| e.to_string()),
+            i.availability_zone.as_deref().unwrap_or("-"),
+            i.replication_source
+                .as_ref()
+                .map_or("-".to_owned(), |s| s.to_string()),
+            lag
+        ));
+    }
+    out
+}
+
+fn snapshot_table(snapshots: &[SnapshotDescription]) -> String {
+    let mut out = format!(
+        "{:<44} {:<24} {:<9} {:<20} {:>12} {}\n",
+        "SNAPSHOT", "SOURCE", "TYPE", "CREATED (UTC)", "SIZE", "ENCRYPTED"
+    );
+    for s in snapshots {
+        out.push_str(&format!(
+            "{:<44} {:<24} {:<9} {:<20} {:>12} {}\n",
+            s.snapshot_id,
+            s.source_instance_id,
+            match s.snapshot_type {
+                dr_core::SnapshotType::Manual => "manual",
+                dr_core::SnapshotType::Automated => "automated",
+            },
+            s.created_at.format("%Y-%m-%d %H:%M:%S"),
+            human_bytes(s.size_bytes),
+            if s.encrypted { "yes" } else { "NO" }
+        ));
+    }
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn print_status(status: &StackStatus, format: OutputFormat) -> DrResult<()> {
+    if format == OutputFormat::Json {
+        return print_json(status);
+    }
+    println!(
+        "home: {}{}",
+        status.home.display(),
+        if status.temporary_home {
+            " (temporary: `drctl local down` removes it)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    print!("{}", instance_table(&status.instances));
+    println!();
+    if status.snapshots.is_empty() {
+        println!("no snapshots");
+    } else {
+        print!("{}", snapshot_table(&status.snapshots));
+    }
+    println!();
+    match &status.moto {
+        Some(m) => println!(
+            "moto: {} ({}, moto {}, region {})",
+            m.endpoint,
+            if m.running { "running" } else { "NOT running" },
+            m.version,
+            m.region
+        ),
+        None => println!("moto: not started"),
+    }
+    Ok(())
+}
+
+pub fn print_down(report: &DownReport, home: &Path, format: OutputFormat) -> DrResult<()> {
+    if format == OutputFormat::Json {
+        return print_json(report);
+    }
+    for id in &report.stopped_instances {
+        println!("stopped {id}");
+    }
+    if report.stopped_moto {
+        println!("stopped moto server");
+    }
+    if report.removed_home {
+        println!("removed {}", home.display());
+    } else {
+        println!(
+            "kept {} (start again with `drctl local up --home {}`)",
+            home.display(),
+            home.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn print_snapshot(snapshot: &SnapshotDescription, format: OutputFormat) -> DrResult<()> {
+    if format == OutputFormat::Json {
+        return print_json(snapshot);
+    }
+    print!("{}", snapshot_table(std::slice::from_ref(snapshot)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_a_person_would_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(150 * 1024 * 1024), "150.0 MiB");
+    }
+
+    #[test]
+    fn exported_values_are_shell_safe() {
+        assert_eq!(shell_quote("/tmp/drctl-ab12"), "/tmp/drctl-ab12");
+        assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
+    }
+}
