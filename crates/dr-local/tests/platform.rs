@@ -553,3 +553,189 @@ async fn changed_master_credentials_work_and_the_old_ones_stop_working() {
         .await
         .expect("new password works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_checks_tags_and_crashes_are_reported_as_a_user_sees_them() {
+    use dr_postgres::PostgresSqlTarget;
+    let lab = lab();
+    lab.primary("muejam-db-prod").await;
+    lab.platform
+        .create_read_replica(&CreateReplicaRequest {
+            replica_id: id("muejam-db-prod-replica"),
+            source_id: id("muejam-db-prod"),
+            availability_zone: Some("local-1c".to_owned()),
+            tags: Tags::new(),
+        })
+        .await
+        .expect("replica");
+    let primary = lab
+        .platform
+        .database_target(&id("muejam-db-prod"), None)
+        .expect("target");
+    let replica = lab
+        .platform
+        .database_target(&id("muejam-db-prod-replica"), None)
+        .expect("target");
+
+    let healthy = PostgresSqlTarget
+        .probe(&primary, ProbeKind::ReadWrite)
+        .await
+        .expect("probe");
+    assert!(healthy.healthy, "{healthy:?}");
+    assert_eq!(healthy.in_recovery, Some(false));
+    let read_only = PostgresSqlTarget
+        .probe(&replica, ProbeKind::ReadWrite)
+        .await
+        .expect("probe");
+    assert!(!read_only.healthy);
+    assert!(read_only
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("read-only")));
+    assert!(
+        PostgresSqlTarget
+            .probe(&replica, ProbeKind::Read)
+            .await
+            .expect("probe")
+            .healthy
+    );
+
+    let client = lab.sql("muejam-db-prod").await;
+    client
+        .batch_execute(
+            "CREATE SEQUENCE check_seq;
+             CREATE TABLE parents (id int PRIMARY KEY);
+             CREATE TABLE children (id int PRIMARY KEY, parent_id int);
+             INSERT INTO parents VALUES (1);
+             INSERT INTO children VALUES (1, 1), (2, 7), (3, 8);",
+        )
+        .await
+        .expect("data");
+    let outcomes = PostgresSqlTarget
+        .run_checks(
+            &primary,
+            &[
+                NamedCheck {
+                    name: "children_have_parents".to_owned(),
+                    sql: "SELECT c.id FROM children c WHERE NOT EXISTS (SELECT 1 FROM parents p WHERE p.id = c.parent_id);".to_owned(),
+                },
+                NamedCheck {
+                    name: "parents_exist".to_owned(),
+                    sql: "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM parents)".to_owned(),
+                },
+                NamedCheck {
+                    name: "broken_sql".to_owned(),
+                    sql: "SELECT FROM no_such_table".to_owned(),
+                },
+                NamedCheck {
+                    name: "cannot_write".to_owned(),
+                    sql: "SELECT nextval('check_seq')".to_owned(),
+                },
+            ],
+        )
+        .await
+        .expect("checks");
+    let summary: Vec<(&str, bool, u64, bool)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o.name.as_str(),
+                o.passed,
+                o.violating_rows,
+                o.error.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("children_have_parents", false, 2, false),
+            ("parents_exist", true, 0, false),
+            ("broken_sql", false, 0, true),
+            ("cannot_write", false, 0, true),
+        ]
+    );
+    assert!(
+        outcomes[3]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("read-only")),
+        "checks run in read-only transactions: {:?}",
+        outcomes[3].error
+    );
+
+    lab.platform
+        .add_tags(&id("muejam-db-prod"), &tags(&[("Owner", "oncall")]))
+        .await
+        .expect("tag");
+    let described = lab
+        .platform
+        .describe_instance(&id("muejam-db-prod"))
+        .await
+        .expect("describe");
+    assert_eq!(
+        described.tags.get("Owner").map(String::as_str),
+        Some("oncall")
+    );
+    assert_eq!(
+        described.tags.get("Environment").map(String::as_str),
+        Some("test")
+    );
+
+    // A replica that is busy (here: backing up) cannot be promoted.
+    {
+        let mut guard = lab.platform.store().lock().expect("lock");
+        guard
+            .instance_mut(&id("muejam-db-prod-replica"))
+            .expect("record")
+            .busy = Some(dr_local::state::Busy {
+            status: InstanceStatus::BackingUp,
+            pid: std::process::id(),
+        });
+        guard.save().expect("save");
+    }
+    let busy = lab
+        .platform
+        .promote_read_replica(&id("muejam-db-prod-replica"))
+        .await
+        .expect_err("backing up");
+    assert_eq!(busy.name(), "NotReady", "{busy}");
+    assert!(busy.to_string().contains("backing-up"), "{busy}");
+    {
+        let mut guard = lab.platform.store().lock().expect("lock");
+        guard
+            .instance_mut(&id("muejam-db-prod-replica"))
+            .expect("record")
+            .busy = None;
+        guard.save().expect("save");
+    }
+
+    lab.platform
+        .crash_instance(&id("muejam-db-prod"))
+        .await
+        .expect("crash");
+    let crashed = lab
+        .platform
+        .describe_instance(&id("muejam-db-prod"))
+        .await
+        .expect("describe");
+    assert_eq!(crashed.status, InstanceStatus::Failed);
+    let down = PostgresSqlTarget
+        .probe(&primary, ProbeKind::Read)
+        .await
+        .expect("a probe of a dead server answers unhealthy");
+    assert!(!down.healthy);
+    assert!(
+        down.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Unavailable")),
+        "{down:?}"
+    );
+    let replica_now = lab
+        .platform
+        .describe_instance(&id("muejam-db-prod-replica"))
+        .await
+        .expect("describe");
+    assert_eq!(replica_now.role, InstanceRole::Replica);
+    assert_eq!(replica_now.status, InstanceStatus::Available);
+}
