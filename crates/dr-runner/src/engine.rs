@@ -1,0 +1,1109 @@
+//! Executes a loaded state machine.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::control::{Fault, FaultPlan, TaskTokens, TokenOutcome};
+use crate::definition::*;
+use crate::error::{error_matches, names, StateError};
+use crate::handler::{Handlers, InvocationContext};
+use crate::history::{details_key, HistoryEvent};
+use crate::intrinsics::Scope;
+
+/// AWS fails an execution whose history passes this many events.
+pub const HISTORY_LIMIT: usize = 25_000;
+const REGION: &str = "local";
+const ACCOUNT: &str = "000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Waits and retry intervals take real time.
+    Real,
+    /// Waits and retry intervals advance a simulated clock instantly; task
+    /// handlers still take the real time they take, which the clock adds.
+    Virtual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+/// The end of an execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionResult {
+    pub execution_arn: String,
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: DateTime<Utc>,
+    pub stop_date: DateTime<Utc>,
+    pub history: Vec<HistoryEvent>,
+}
+
+impl ExecutionResult {
+    pub fn succeeded(&self) -> bool {
+        self.status == ExecutionStatus::Succeeded
+    }
+
+    /// Names of states in the order they were entered.
+    pub fn states_entered(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .filter(|e| e.event_type.ends_with("StateEntered"))
+            .filter_map(|e| e.state_name().map(str::to_owned))
+            .collect()
+    }
+}
+
+pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
+
+/// Runs state machines with a set of handlers.
+#[derive(Clone)]
+pub struct Runner {
+    handlers: Arc<Handlers>,
+    time: TimeMode,
+    faults: Arc<FaultPlan>,
+    tokens: TaskTokens,
+    observer: Option<Observer>,
+    token_inbox: Option<PathBuf>,
+    state_machine_name: String,
+}
+
+impl Runner {
+    pub fn new(handlers: Handlers) -> Self {
+        Runner {
+            handlers: Arc::new(handlers),
+            time: TimeMode::Real,
+            faults: Arc::new(FaultPlan::default()),
+            tokens: TaskTokens::default(),
+            observer: None,
+            token_inbox: None,
+            state_machine_name: "local".to_owned(),
+        }
+    }
+
+    pub fn time_mode(mut self, time: TimeMode) -> Self {
+        self.time = time;
+        self
+    }
+
+    pub fn faults(mut self, plan: FaultPlan) -> Self {
+        self.faults = Arc::new(plan);
+        self
+    }
+
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// A directory other processes drop task-token outcomes into.
+    pub fn token_inbox(mut self, dir: PathBuf) -> Self {
+        self.token_inbox = Some(dir);
+        self
+    }
+
+    pub fn state_machine_name(mut self, name: impl Into<String>) -> Self {
+        self.state_machine_name = name.into();
+        self
+    }
+
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
+    }
+
+    /// Approve / reject waiting tasks from within this process.
+    pub fn tokens(&self) -> TaskTokens {
+        self.tokens.clone()
+    }
+
+    pub fn fault_plan(&self) -> Arc<FaultPlan> {
+        Arc::clone(&self.faults)
+    }
+
+    pub async fn execute(
+        &self,
+        machine: &StateMachine,
+        input: Value,
+        name: Option<&str>,
+    ) -> ExecutionResult {
+        let name = name
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let state_machine_arn = format!(
+            "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
+            self.state_machine_name
+        );
+        let execution_arn = format!(
+            "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}:{name}",
+            self.state_machine_name
+        );
+        let clock = Clock {
+            mode: self.time,
+            started_real: Instant::now(),
+            started_wall: Utc::now(),
+        };
+        let start_date = clock.started_wall;
+        let exec = Exec {
+            runner: self,
+            clock,
+            deadline: machine
+                .timeout_seconds
+                .map(|s| start_date + chrono::Duration::seconds(s as i64)),
+            history: Mutex::new(Vec::new()),
+            context: json!({
+                "Execution": {
+                    "Id": execution_arn,
+                    "Name": name,
+                    "Input": input,
+                    "StartTime": stamp(start_date),
+                    "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/local-runner"),
+                },
+                "StateMachine": {"Id": state_machine_arn, "Name": self.state_machine_name},
+            }),
+            sequence: Mutex::new(HashMap::new()),
+        };
+        let mut branch = Branch::default();
+        exec.emit(
+            &mut branch,
+            "ExecutionStarted",
+            json!({"input": input.to_string(), "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/local-runner")}),
+        );
+        let inbox_poller = self.token_inbox.clone().map(|dir| {
+            let tokens = self.tokens.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokens.drain_inbox(&dir);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        });
+        let run = exec.run_flow(&machine.flow, input, &mut branch);
+        let outcome = match (self.time, machine.timeout_seconds) {
+            (TimeMode::Real, Some(seconds)) => {
+                match tokio::time::timeout(Duration::from_secs(seconds), run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Stop::TimedOut),
+                }
+            }
+            _ => run.await,
+        };
+        if let Some(poller) = inbox_poller {
+            poller.abort();
+        }
+        let (status, output, error, cause) = match outcome {
+            Ok(output) => {
+                exec.emit(
+                    &mut branch,
+                    "ExecutionSucceeded",
+                    json!({"output": output.to_string()}),
+                );
+                (ExecutionStatus::Succeeded, Some(output), None, None)
+            }
+            Err(Stop::Failed(e)) => {
+                exec.emit(
+                    &mut branch,
+                    "ExecutionFailed",
+                    json!({"error": e.error, "cause": e.cause}),
+                );
+                (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
+            }
+            Err(Stop::TimedOut) => {
+                let cause = format!(
+                    "The execution ran longer than its TimeoutSeconds ({} s)",
+                    machine.timeout_seconds.unwrap_or_default()
+                );
+                exec.emit(
+                    &mut branch,
+                    "ExecutionTimedOut",
+                    json!({"error": names::TIMEOUT, "cause": cause}),
+                );
+                (
+                    ExecutionStatus::TimedOut,
+                    None,
+                    Some(names::TIMEOUT.to_owned()),
+                    Some(cause),
+                )
+            }
+        };
+        let stop_date = exec.clock.now(&branch);
+        let history = exec.history.into_inner().unwrap_or_default();
+        ExecutionResult {
+            execution_arn,
+            name,
+            status,
+            output,
+            error,
+            cause,
+            start_date,
+            stop_date,
+            history,
+        }
+    }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug)]
+enum Stop {
+    Failed(StateError),
+    TimedOut,
+}
+
+impl From<StateError> for Stop {
+    fn from(e: StateError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// One thread of execution (the machine, a Parallel branch, a Map
+/// iteration): its own simulated-time offset and causal event chain.
+#[derive(Debug, Clone, Default)]
+struct Branch {
+    skipped: Duration,
+    last_event: u64,
+}
+
+struct Clock {
+    mode: TimeMode,
+    started_real: Instant,
+    started_wall: DateTime<Utc>,
+}
+
+impl Clock {
+    fn now(&self, branch: &Branch) -> DateTime<Utc> {
+        let elapsed = self.started_real.elapsed() + branch.skipped;
+        self.started_wall
+            + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero())
+    }
+
+    async fn sleep(&self, branch: &mut Branch, duration: Duration) {
+        match self.mode {
+            TimeMode::Real => tokio::time::sleep(duration).await,
+            TimeMode::Virtual => branch.skipped += duration,
+        }
+    }
+}
+
+struct Exec<'a> {
+    runner: &'a Runner,
+    clock: Clock,
+    deadline: Option<DateTime<Utc>>,
+    history: Mutex<Vec<HistoryEvent>>,
+    context: Value,
+    sequence: Mutex<HashMap<String, u64>>,
+}
+
+/// What a state hands to the next one.
+struct Step {
+    output: Value,
+    next: Option<String>,
+}
+
+impl Exec<'_> {
+    fn emit(&self, branch: &mut Branch, event_type: &str, details: Value) {
+        let timestamp = self.clock.now(branch);
+        let Ok(mut history) = self.history.lock() else {
+            return;
+        };
+        let id = history.len() as u64 + 1;
+        let mut map = Map::new();
+        map.insert(details_key(event_type), details);
+        let event = HistoryEvent {
+            id,
+            previous_event_id: branch.last_event,
+            timestamp,
+            event_type: event_type.to_owned(),
+            details: map,
+        };
+        branch.last_event = id;
+        if let Some(observer) = &self.runner.observer {
+            observer(&event);
+        }
+        history.push(event);
+    }
+
+    fn history_len(&self) -> usize {
+        self.history.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    fn check_deadline(&self, branch: &Branch) -> Result<(), Stop> {
+        match self.deadline {
+            Some(deadline) if self.clock.now(branch) > deadline => Err(Stop::TimedOut),
+            _ => Ok(()),
+        }
+    }
+
+    fn context_for(
+        &self,
+        state: &str,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        token: Option<&str>,
+    ) -> Value {
+        let mut context = self.context.clone();
+        if let Some(map) = context.as_object_mut() {
+            map.insert(
+                "State".to_owned(),
+                json!({"Name": state, "EnteredTime": stamp(entered), "RetryCount": retry_count}),
+            );
+            if let Some(token) = token {
+                map.insert("Task".to_owned(), json!({"Token": token}));
+            }
+        }
+        context
+    }
+
+    fn run_flow<'s>(
+        &'s self,
+        flow: &'s Flow,
+        input: Value,
+        branch: &'s mut Branch,
+    ) -> futures::future::BoxFuture<'s, Result<Value, Stop>> {
+        Box::pin(async move {
+            let mut current = flow.start_at.clone();
+            let mut input = input;
+            loop {
+                self.check_deadline(branch)?;
+                if self.history_len() > HISTORY_LIMIT {
+                    return Err(Stop::Failed(StateError::runtime(format!(
+                        "the execution history passed {HISTORY_LIMIT} events"
+                    ))));
+                }
+                let state = flow
+                    .states
+                    .get(&current)
+                    .ok_or_else(|| StateError::runtime(format!("no state named {current:?}")))?;
+                let type_name = state.kind.type_name();
+                self.emit(
+                    branch,
+                    &format!("{type_name}StateEntered"),
+                    json!({"name": state.name, "input": input.to_string()}),
+                );
+                let entered = self.clock.now(branch);
+                let step = self.run_state(state, input, entered, branch).await?;
+                self.emit(
+                    branch,
+                    &format!("{type_name}StateExited"),
+                    json!({"name": state.name, "output": step.output.to_string()}),
+                );
+                match step.next {
+                    Some(next) => {
+                        current = next;
+                        input = step.output;
+                    }
+                    None => return Ok(step.output),
+                }
+            }
+        })
+    }
+
+    async fn run_state(
+        &self,
+        state: &State,
+        raw: Value,
+        entered: DateTime<Utc>,
+        branch: &mut Branch,
+    ) -> Result<Step, Stop> {
+        let next = match &state.transition {
+            Transition::Next(n) => Some(n.clone()),
+            Transition::End => None,
+        };
+        match &state.kind {
+            StateKind::Pass {
+                parameters,
+                result,
+                result_path,
+            } => {
+                let effective = input_path(state, &raw)?;
+                let context = self.context_for(&state.name, entered, 0, None);
+                let effective = match parameters {
+                    Some(t) => t.render(&Scope {
+                        input: &effective,
+                        context: &context,
+                    })?,
+                    None => effective,
+                };
+                let result = result.clone().unwrap_or(effective);
+                let output = apply_result_path(&raw, result, result_path)?;
+                Ok(Step {
+                    output: output_path(state, output)?,
+                    next,
+                })
+            }
+            StateKind::Choice { choices, default } => {
+                let effective = input_path(state, &raw)?;
+                let context = self.context_for(&state.name, entered, 0, None);
+                let scope = Scope {
+                    input: &effective,
+                    context: &context,
+                };
+                let mut chosen = None;
+                for choice in choices {
+                    if choice.condition.evaluate(&scope)? {
+                        chosen = Some(choice.next.clone());
+                        break;
+                    }
+                }
+                let chosen = chosen.or_else(|| default.clone()).ok_or_else(|| {
+                    StateError::new(
+                        names::NO_CHOICE_MATCHED,
+                        format!(
+                            "no Choices rule of {:?} matched and it has no Default",
+                            state.name
+                        ),
+                    )
+                })?;
+                Ok(Step {
+                    output: output_path(state, effective)?,
+                    next: Some(chosen),
+                })
+            }
+            StateKind::Wait(wait) => {
+                let effective = input_path(state, &raw)?;
+                let now = self.clock.now(branch);
+                let until = match wait {
+                    WaitFor::Seconds(s) => now + seconds(*s),
+                    WaitFor::SecondsPath(p) => {
+                        let s = p
+                            .select(&effective)
+                            .and_then(|v| v.as_f64())
+                            .filter(|s| *s >= 0.0)
+                            .ok_or_else(|| {
+                                StateError::runtime(format!(
+                                    "SecondsPath {p} does not hold a non-negative number"
+                                ))
+                            })?;
+                        now + seconds(s)
+                    }
+                    WaitFor::Timestamp(t) => *t,
+                    WaitFor::TimestampPath(p) => p
+                        .select(&effective)
+                        .and_then(|v| {
+                            v.as_str()
+                                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                        })
+                        .map(|t| t.with_timezone(&Utc))
+                        .ok_or_else(|| {
+                            StateError::runtime(format!(
+                                "TimestampPath {p} does not hold an RFC 3339 timestamp"
+                            ))
+                        })?,
+                };
+                let until = match self.deadline {
+                    Some(deadline) if until > deadline => {
+                        self.sleep_until(branch, deadline).await;
+                        return Err(Stop::TimedOut);
+                    }
+                    _ => until,
+                };
+                self.sleep_until(branch, until).await;
+                Ok(Step {
+                    output: output_path(state, effective)?,
+                    next,
+                })
+            }
+            StateKind::Succeed => {
+                let effective = input_path(state, &raw)?;
+                Ok(Step {
+                    output: output_path(state, effective)?,
+                    next: None,
+                })
+            }
+            StateKind::Fail {
+                error,
+                error_dynamic,
+                cause,
+                cause_dynamic,
+            } => {
+                let context = self.context_for(&state.name, entered, 0, None);
+                let scope = Scope {
+                    input: &raw,
+                    context: &context,
+                };
+                let resolve = |fixed: &Option<String>,
+                               dynamic: &Option<Dynamic>|
+                 -> Result<Option<String>, StateError> {
+                    match (fixed, dynamic) {
+                        (Some(f), _) => Ok(Some(f.clone())),
+                        (None, Some(Dynamic::Path(p))) => Ok(scope.read(p).map(|v| match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        })),
+                        (None, Some(Dynamic::Call(c))) => c.evaluate(&scope).map(|v| match v {
+                            Value::String(s) => Some(s),
+                            other => Some(other.to_string()),
+                        }),
+                        (None, None) => Ok(None),
+                    }
+                };
+                let error = resolve(error, error_dynamic)?.unwrap_or_default();
+                let cause = resolve(cause, cause_dynamic)?.unwrap_or_default();
+                Err(Stop::Failed(StateError::new(error, cause)))
+            }
+            StateKind::Task {
+                retry,
+                catch,
+                result_selector,
+                result_path,
+                ..
+            }
+            | StateKind::Parallel {
+                retry,
+                catch,
+                result_selector,
+                result_path,
+                ..
+            }
+            | StateKind::Map {
+                retry,
+                catch,
+                result_selector,
+                result_path,
+                ..
+            } => {
+                let effective = input_path(state, &raw)?;
+                let mut attempts = vec![0u32; retry.len()];
+                let mut retry_count = 0u32;
+                loop {
+                    let outcome = self
+                        .attempt(state, &effective, entered, retry_count, branch)
+                        .await;
+                    let error = match outcome {
+                        Ok(result) => {
+                            let context = self.context_for(&state.name, entered, retry_count, None);
+                            let result = match result_selector {
+                                Some(t) => t.render(&Scope {
+                                    input: &result,
+                                    context: &context,
+                                })?,
+                                None => result,
+                            };
+                            let output = apply_result_path(&raw, result, result_path)?;
+                            return Ok(Step {
+                                output: output_path(state, output)?,
+                                next,
+                            });
+                        }
+                        Err(Stop::TimedOut) => return Err(Stop::TimedOut),
+                        Err(Stop::Failed(e)) => e,
+                    };
+                    if let Some(index) = retry.iter().position(|r| {
+                        r.error_equals
+                            .iter()
+                            .any(|p| error_matches(p, &error.error))
+                    }) {
+                        let retrier = &retry[index];
+                        if attempts[index] < retrier.max_attempts {
+                            attempts[index] += 1;
+                            retry_count += 1;
+                            let mut delay = retrier.delay_seconds(attempts[index]);
+                            if retrier.full_jitter {
+                                delay *= rand::random::<f64>();
+                            }
+                            tracing::debug!(state = %state.name, error = %error.error, delay, "retrying");
+                            let until = self.clock.now(branch) + seconds(delay);
+                            if let Some(deadline) = self.deadline {
+                                if until > deadline {
+                                    self.sleep_until(branch, deadline).await;
+                                    return Err(Stop::TimedOut);
+                                }
+                            }
+                            self.sleep_until(branch, until).await;
+                            continue;
+                        }
+                    }
+                    if let Some(catcher) = catch.iter().find(|c| {
+                        c.error_equals
+                            .iter()
+                            .any(|p| error_matches(p, &error.error))
+                    }) {
+                        let error_output = json!({"Error": error.error, "Cause": error.cause});
+                        let output = apply_result_path(&raw, error_output, &catcher.result_path)?;
+                        return Ok(Step {
+                            output,
+                            next: Some(catcher.next.clone()),
+                        });
+                    }
+                    return Err(Stop::Failed(error));
+                }
+            }
+        }
+    }
+
+    async fn sleep_until(&self, branch: &mut Branch, until: DateTime<Utc>) {
+        let now = self.clock.now(branch);
+        if let Ok(duration) = (until - now).to_std() {
+            self.clock.sleep(branch, duration).await;
+        }
+    }
+
+    /// One attempt of a Task, Parallel or Map state on its effective input.
+    async fn attempt(
+        &self,
+        state: &State,
+        effective: &Value,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        branch: &mut Branch,
+    ) -> Result<Value, Stop> {
+        match &state.kind {
+            StateKind::Task {
+                resource,
+                parameters,
+                timeout_seconds,
+                timeout_seconds_path,
+                heartbeat_seconds,
+                ..
+            } => {
+                let token = match resource {
+                    Resource::LambdaInvoke {
+                        wait_for_token: true,
+                        ..
+                    } => Some(uuid::Uuid::new_v4().to_string()),
+                    _ => None,
+                };
+                let context = self.context_for(&state.name, entered, retry_count, token.as_deref());
+                let scope = Scope {
+                    input: effective,
+                    context: &context,
+                };
+                let rendered = match parameters {
+                    Some(t) => t.render(&scope)?,
+                    None => effective.clone(),
+                };
+                let timeout = match (timeout_seconds, timeout_seconds_path) {
+                    (Some(s), _) => Some(*s),
+                    (None, Some(p)) => Some(
+                        p.select(effective)
+                            .and_then(|v| v.as_u64())
+                            .filter(|s| *s > 0)
+                            .ok_or_else(|| {
+                                StateError::runtime(format!(
+                                    "TimeoutSecondsPath {p} does not hold a positive integer"
+                                ))
+                            })?,
+                    ),
+                    (None, None) => None,
+                };
+                self.run_task(
+                    state,
+                    resource,
+                    rendered,
+                    token,
+                    timeout,
+                    *heartbeat_seconds,
+                    branch,
+                )
+                .await
+            }
+            StateKind::Parallel {
+                branches,
+                parameters,
+                ..
+            } => {
+                let context = self.context_for(&state.name, entered, retry_count, None);
+                let input = match parameters {
+                    Some(t) => t.render(&Scope {
+                        input: effective,
+                        context: &context,
+                    })?,
+                    None => effective.clone(),
+                };
+                self.emit(branch, "ParallelStateStarted", json!({}));
+                let futures = branches.iter().map(|flow| {
+                    let mut child = Branch {
+                        skipped: branch.skipped,
+                        last_event: branch.last_event,
+                    };
+                    let input = input.clone();
+                    async move {
+                        let result = self.run_flow(flow, input, &mut child).await;
+                        result.map(|v| (v, child))
+                    }
+                });
+                match futures::future::try_join_all(futures).await {
+                    Ok(results) => {
+                        let latest = results
+                            .iter()
+                            .map(|(_, b)| b.skipped)
+                            .max()
+                            .unwrap_or(branch.skipped);
+                        branch.skipped = latest;
+                        self.emit(branch, "ParallelStateSucceeded", json!({}));
+                        Ok(Value::Array(results.into_iter().map(|(v, _)| v).collect()))
+                    }
+                    Err(stop) => {
+                        self.emit(branch, "ParallelStateFailed", json!({}));
+                        Err(stop)
+                    }
+                }
+            }
+            StateKind::Map {
+                items_path,
+                item_selector,
+                processor,
+                max_concurrency,
+                ..
+            } => {
+                let items = match items_path {
+                    Some(p) => p.select(effective),
+                    None => Some(effective.clone()),
+                };
+                let Some(Value::Array(items)) = items else {
+                    return Err(Stop::Failed(StateError::runtime(format!(
+                        "ItemsPath of {:?} does not select an array",
+                        state.name
+                    ))));
+                };
+                self.emit(branch, "MapStateStarted", json!({"length": items.len()}));
+                let mut inputs = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    inputs.push(match item_selector {
+                        Some(t) => {
+                            let mut context =
+                                self.context_for(&state.name, entered, retry_count, None);
+                            if let Some(map) = context.as_object_mut() {
+                                map.insert(
+                                    "Map".to_owned(),
+                                    json!({"Item": {"Index": index, "Value": item}}),
+                                );
+                            }
+                            t.render(&Scope {
+                                input: effective,
+                                context: &context,
+                            })?
+                        }
+                        None => item.clone(),
+                    });
+                }
+                let limit = if *max_concurrency == 0 {
+                    inputs.len().max(1)
+                } else {
+                    *max_concurrency
+                };
+                let parent = branch.clone();
+                let results: Result<Vec<(Value, Branch)>, Stop> =
+                    futures::stream::iter(inputs.into_iter().enumerate())
+                        .map(|(index, input)| {
+                            let mut child = parent.clone();
+                            let name = state.name.clone();
+                            async move {
+                                self.emit(
+                                    &mut child,
+                                    "MapIterationStarted",
+                                    json!({"name": name, "index": index}),
+                                );
+                                match self.run_flow(processor, input, &mut child).await {
+                                    Ok(v) => {
+                                        self.emit(
+                                            &mut child,
+                                            "MapIterationSucceeded",
+                                            json!({"name": name, "index": index}),
+                                        );
+                                        Ok((v, child))
+                                    }
+                                    Err(stop) => {
+                                        self.emit(
+                                            &mut child,
+                                            "MapIterationFailed",
+                                            json!({"name": name, "index": index}),
+                                        );
+                                        Err(stop)
+                                    }
+                                }
+                            }
+                        })
+                        .buffered(limit)
+                        .try_collect()
+                        .await;
+                match results {
+                    Ok(results) => {
+                        branch.skipped = results
+                            .iter()
+                            .map(|(_, b)| b.skipped)
+                            .max()
+                            .unwrap_or(branch.skipped);
+                        self.emit(branch, "MapStateSucceeded", json!({}));
+                        Ok(Value::Array(results.into_iter().map(|(v, _)| v).collect()))
+                    }
+                    Err(stop) => {
+                        self.emit(branch, "MapStateFailed", json!({}));
+                        Err(stop)
+                    }
+                }
+            }
+            _ => Err(Stop::Failed(StateError::runtime("not a task-like state"))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_task(
+        &self,
+        state: &State,
+        resource: &Resource,
+        rendered: Value,
+        token: Option<String>,
+        timeout: Option<u64>,
+        heartbeat: Option<u64>,
+        branch: &mut Branch,
+    ) -> Result<Value, Stop> {
+        let (function, payload, invoke) = match resource {
+            Resource::LambdaInvoke { .. } => {
+                let function = rendered
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .and_then(function_name)
+                    .ok_or_else(|| {
+                        StateError::runtime(format!(
+                            "Parameters.FunctionName of {:?} is not a function",
+                            state.name
+                        ))
+                    })?;
+                let payload = rendered
+                    .get("Payload")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                (function, payload, true)
+            }
+            Resource::LambdaArn { function } => (function.clone(), rendered, false),
+        };
+        let resource_name = match resource {
+            Resource::LambdaInvoke {
+                wait_for_token: true,
+                ..
+            } => "invoke.waitForTaskToken",
+            Resource::LambdaInvoke { .. } => "invoke",
+            Resource::LambdaArn { .. } => "function",
+        };
+        let scheduled = json!({
+            "resourceType": "lambda",
+            "resource": resource_name,
+            "region": REGION,
+            "parameters": json!({"FunctionName": function, "Payload": payload}).to_string(),
+            "timeoutInSeconds": timeout,
+        });
+        self.emit(branch, "TaskScheduled", scheduled);
+        self.emit(
+            branch,
+            "TaskStarted",
+            json!({"resourceType": "lambda", "resource": resource_name}),
+        );
+        let started = Instant::now();
+        let result = self
+            .call(
+                state,
+                &function,
+                payload,
+                token.clone(),
+                timeout,
+                heartbeat,
+                invoke,
+            )
+            .await;
+        if self.clock.mode == TimeMode::Virtual {
+            // Real time spent in the handler already shows on the clock.
+            let _ = started;
+        }
+        match result {
+            Ok(output) => {
+                self.emit(branch, "TaskSucceeded", json!({"resourceType": "lambda", "resource": resource_name, "output": output.to_string()}));
+                Ok(output)
+            }
+            Err(e) if e.error == names::TIMEOUT || e.error == names::HEARTBEAT_TIMEOUT => {
+                self.emit(branch, "TaskTimedOut", json!({"resourceType": "lambda", "resource": resource_name, "error": e.error, "cause": e.cause}));
+                Err(Stop::Failed(e))
+            }
+            Err(e) => {
+                self.emit(branch, "TaskFailed", json!({"resourceType": "lambda", "resource": resource_name, "error": e.error, "cause": e.cause}));
+                Err(Stop::Failed(e))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn call(
+        &self,
+        state: &State,
+        function: &str,
+        payload: Value,
+        token: Option<String>,
+        timeout: Option<u64>,
+        heartbeat: Option<u64>,
+        wrap_invoke_result: bool,
+    ) -> Result<Value, StateError> {
+        if let Some(fault) = self.runner.faults.on_call(&state.name, function) {
+            return Err(match fault {
+                Fault::Fail { error, cause } => function_error(&error, &cause),
+                Fault::Timeout => StateError::new(
+                    names::TIMEOUT,
+                    format!("Task {:?} timed out (injected fault)", state.name),
+                ),
+            });
+        }
+        let handler = self.runner.handlers.get(function).ok_or_else(|| {
+            StateError::new(
+                "Lambda.ResourceNotFoundException",
+                format!(
+                    "Function not found: {function} (no handler registered with the local runner)"
+                ),
+            )
+        })?;
+        let request_id = {
+            let mut seq = self
+                .sequence
+                .lock()
+                .map_err(|_| StateError::runtime("poisoned"))?;
+            let n = seq.entry(function.to_owned()).or_insert(0);
+            *n += 1;
+            format!("{function}-{n}")
+        };
+        let context = InvocationContext {
+            function_name: function.to_owned(),
+            state_name: state.name.clone(),
+            execution_arn: self.context["Execution"]["Id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            request_id,
+            task_token: token.clone(),
+        };
+        let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+        let timed_out = || {
+            StateError::new(
+                names::TIMEOUT,
+                format!(
+                    "Task {:?} did not finish within TimeoutSeconds ({} s)",
+                    state.name,
+                    timeout.unwrap_or_default()
+                ),
+            )
+        };
+        let waiter = token.as_ref().map(|t| self.runner.tokens.register(t));
+        let invocation = handler.invoke(payload, context);
+        let invoked = match deadline {
+            Some(d) => tokio::time::timeout_at(d, invocation)
+                .await
+                .map_err(|_| timed_out()),
+            None => Ok(invocation.await),
+        };
+        let invoked = match invoked {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                if let Some(t) = &token {
+                    self.runner.tokens.forget(t);
+                }
+                return Err(function_error(&e.error_type, &e.error_message));
+            }
+            Err(e) => {
+                if let Some(t) = &token {
+                    self.runner.tokens.forget(t);
+                }
+                return Err(e);
+            }
+        };
+        let Some((mut receiver, beat)) = waiter else {
+            return Ok(if wrap_invoke_result {
+                json!({"ExecutedVersion": "$LATEST", "Payload": invoked, "StatusCode": 200})
+            } else {
+                invoked
+            });
+        };
+        let token = token.unwrap_or_default();
+        let outcome = loop {
+            let heartbeat_sleep = async {
+                match heartbeat {
+                    Some(h) => tokio::time::sleep(Duration::from_secs(h)).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let overall = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                received = &mut receiver => break received.map_err(|_| StateError::runtime("the task token was dropped")),
+                _ = beat.notified() => continue,
+                _ = heartbeat_sleep => break Err(StateError::new(names::HEARTBEAT_TIMEOUT, format!("Task {:?} sent no heartbeat within {} s", state.name, heartbeat.unwrap_or_default()))),
+                _ = overall => break Err(timed_out()),
+            }
+        };
+        self.runner.tokens.forget(&token);
+        match outcome? {
+            TokenOutcome::Success { output } => Ok(output),
+            TokenOutcome::Failure { error, cause } => Err(StateError::new(error, cause)),
+        }
+    }
+}
+
+/// A function failure the way the lambda:invoke integration reports it:
+/// Error is the errorType, Cause the JSON error document.
+fn function_error(error_type: &str, message: &str) -> StateError {
+    let cause = json!({"errorMessage": message, "errorType": error_type}).to_string();
+    StateError::new(error_type, cause)
+}
+
+fn seconds(s: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((s * 1000.0).round() as i64)
+}
+
+fn input_path(state: &State, raw: &Value) -> Result<Value, StateError> {
+    match &state.input_path {
+        PathSpec::Default => Ok(raw.clone()),
+        PathSpec::Null => Ok(json!({})),
+        PathSpec::Path(p) => p.select(raw).ok_or_else(|| {
+            StateError::runtime(format!(
+                "Invalid path '{p}' : No results for path: $['{}'] (InputPath of {:?})",
+                p.as_str().trim_start_matches("$."),
+                state.name
+            ))
+        }),
+    }
+}
+
+fn output_path(state: &State, output: Value) -> Result<Value, StateError> {
+    match &state.output_path {
+        PathSpec::Default => Ok(output),
+        PathSpec::Null => Ok(json!({})),
+        PathSpec::Path(p) => p.select(&output).ok_or_else(|| {
+            StateError::runtime(format!(
+                "Invalid path '{p}' (OutputPath of {:?}) selects nothing",
+                state.name
+            ))
+        }),
+    }
+}
+
+fn apply_result_path(raw: &Value, result: Value, spec: &PathSpec) -> Result<Value, StateError> {
+    match spec {
+        PathSpec::Default => Ok(result),
+        PathSpec::Null => Ok(raw.clone()),
+        PathSpec::Path(p) => {
+            let mut doc = raw.clone();
+            p.set(&mut doc, result).map_err(|why| {
+                StateError::new(
+                    names::RESULT_PATH_MATCH_FAILURE,
+                    format!("Unable to apply ResultPath \"{p}\" to input {raw}: {why}"),
+                )
+            })?;
+            Ok(doc)
+        }
+    }
+}

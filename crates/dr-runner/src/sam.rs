@@ -1,0 +1,298 @@
+//! Reading `template.yaml` (AWS SAM) for what the local runner needs: each
+//! state machine's definition file and its DefinitionSubstitutions, resolved
+//! to local values.
+//!
+//! Resolution locally: `!GetAtt Fn.Arn` of a function becomes
+//! `arn:aws:lambda:<region>:<account>:function:<LogicalId>` (handlers are
+//! registered under the logical id); `!Ref` of a parameter becomes its
+//! Default; `!Ref` of an SNS topic its moto-style ARN; `!Sub` expands
+//! `${AWS::Region}`, `${AWS::AccountId}`, parameters and resources the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value as Yaml;
+
+use crate::error::LoadError;
+
+/// The account moto uses, so that ARNs built here match what moto returns.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// A state machine declared in the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredStateMachine {
+    pub logical_id: String,
+    /// Relative to the template's directory.
+    pub definition_uri: PathBuf,
+    pub substitutions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SamTemplate {
+    resources: BTreeMap<String, Yaml>,
+    parameters: BTreeMap<String, Yaml>,
+    dir: PathBuf,
+}
+
+fn text(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Number(n) => Some(n.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl SamTemplate {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let location = path.display().to_string();
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::new(&location, format!("cannot read: {e}")))?;
+        let doc: Yaml = serde_norway::from_str(&source)
+            .map_err(|e| LoadError::new(&location, format!("not valid YAML: {e}")))?;
+        let section = |name: &str| -> BTreeMap<String, Yaml> {
+            doc.get(name)
+                .and_then(Yaml::as_mapping)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(SamTemplate {
+            resources: section("Resources"),
+            parameters: section("Parameters"),
+            dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn resource_type(&self, id: &str) -> Option<&str> {
+        self.resources.get(id)?.get("Type")?.as_str()
+    }
+
+    /// Logical ids of every `AWS::Serverless::Function`.
+    pub fn functions(&self) -> Vec<String> {
+        self.resources
+            .keys()
+            .filter(|id| self.resource_type(id) == Some("AWS::Serverless::Function"))
+            .cloned()
+            .collect()
+    }
+
+    pub fn state_machines(&self) -> Result<Vec<DeclaredStateMachine>, LoadError> {
+        let mut out = Vec::new();
+        for id in self.resources.keys() {
+            if self.resource_type(id) != Some("AWS::Serverless::StateMachine") {
+                continue;
+            }
+            let props = self.resources[id].get("Properties");
+            let uri = props
+                .and_then(|p| p.get("DefinitionUri"))
+                .and_then(Yaml::as_str)
+                .ok_or_else(|| {
+                    LoadError::new(
+                        format!("resource {id}"),
+                        "needs DefinitionUri (a path to the .asl.json)",
+                    )
+                })?;
+            let mut substitutions = BTreeMap::new();
+            if let Some(map) = props
+                .and_then(|p| p.get("DefinitionSubstitutions"))
+                .and_then(Yaml::as_mapping)
+            {
+                for (k, v) in map {
+                    let key = k.as_str().unwrap_or_default().to_owned();
+                    let value = self.resolve(v).map_err(|e| {
+                        LoadError::new(format!("resource {id} DefinitionSubstitutions.{key}"), e)
+                    })?;
+                    substitutions.insert(key, value);
+                }
+            }
+            out.push(DeclaredStateMachine {
+                logical_id: id.clone(),
+                definition_uri: PathBuf::from(uri),
+                substitutions,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Resolves an intrinsic (or plain) value to the string it has locally.
+    pub fn resolve(&self, value: &Yaml) -> Result<String, String> {
+        if let Some(s) = text(value) {
+            return Ok(s);
+        }
+        if let Some(map) = value.as_mapping() {
+            if let Some((k, v)) = map.iter().next() {
+                let tagged = match k.as_str() {
+                    Some("Ref") => Some("!Ref"),
+                    Some("Fn::GetAtt") => Some("!GetAtt"),
+                    Some("Fn::Sub") => Some("!Sub"),
+                    _ => None,
+                };
+                if let Some(tag) = tagged {
+                    return self.resolve_tag(tag, v);
+                }
+            }
+        }
+        match value {
+            Yaml::Tagged(tagged) => self.resolve_tag(&tagged.tag.to_string(), &tagged.value),
+            other => Err(format!("cannot resolve {other:?} locally")),
+        }
+    }
+
+    fn resolve_tag(&self, tag: &str, value: &Yaml) -> Result<String, String> {
+        match tag {
+            "!Ref" => self.reference(&text(value).ok_or("!Ref needs a name")?),
+            "!GetAtt" => {
+                let (id, attribute) = match value {
+                    Yaml::Sequence(items) if items.len() == 2 => (
+                        text(&items[0]).ok_or("bad !GetAtt")?,
+                        text(&items[1]).ok_or("bad !GetAtt")?,
+                    ),
+                    other => {
+                        let s = text(other).ok_or("bad !GetAtt")?;
+                        let (id, attr) = s
+                            .split_once('.')
+                            .ok_or("!GetAtt needs Resource.Attribute")?;
+                        (id.to_owned(), attr.to_owned())
+                    }
+                };
+                self.attribute(&id, &attribute)
+            }
+            "!Sub" => {
+                let template = text(value).ok_or("only the one-argument !Sub form is supported")?;
+                let mut out = String::new();
+                let mut rest = template.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let end = after.find('}').ok_or("unclosed ${ in !Sub")?;
+                    let name = &after[..end];
+                    out.push_str(&match name.split_once('.') {
+                        Some((id, attr)) if !name.starts_with("AWS::") => {
+                            self.attribute(id, attr)?
+                        }
+                        _ => self.reference(name)?,
+                    });
+                    rest = &after[end + 1..];
+                }
+                out.push_str(rest);
+                Ok(out)
+            }
+            other => Err(format!("intrinsic {other} is not supported locally")),
+        }
+    }
+
+    fn reference(&self, name: &str) -> Result<String, String> {
+        match name {
+            "AWS::Region" => return Ok(LOCAL_REGION.to_owned()),
+            "AWS::AccountId" => return Ok(LOCAL_ACCOUNT.to_owned()),
+            "AWS::StackName" => return Ok("local".to_owned()),
+            "AWS::Partition" => return Ok("aws".to_owned()),
+            _ => {}
+        }
+        if let Some(parameter) = self.parameters.get(name) {
+            return parameter
+                .get("Default")
+                .and_then(text)
+                .ok_or_else(|| format!("parameter {name} has no Default to use locally"));
+        }
+        match self.resource_type(name) {
+            Some("AWS::SNS::Topic") => {
+                Ok(format!("arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{name}"))
+            }
+            Some("AWS::Serverless::Function") => Ok(name.to_owned()),
+            Some(_) => Ok(name.to_owned()),
+            None => Err(format!(
+                "{name} is neither a parameter nor a resource of the template"
+            )),
+        }
+    }
+
+    fn attribute(&self, id: &str, attribute: &str) -> Result<String, String> {
+        match (self.resource_type(id), attribute) {
+            (Some("AWS::Serverless::Function"), "Arn") => Ok(format!(
+                "arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{id}"
+            )),
+            (Some("AWS::SNS::Topic"), "TopicArn") => {
+                Ok(format!("arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{id}"))
+            }
+            (Some("AWS::S3::Bucket"), "Arn") => Ok(format!("arn:aws:s3:::{}", id.to_lowercase())),
+            (Some(t), _) => Err(format!(
+                "!GetAtt {id}.{attribute} ({t}) is not supported locally"
+            )),
+            (None, _) => Err(format!("{id} is not a resource of the template")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_definition_substitutions_to_local_values() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("template.yaml");
+        std::fs::write(
+            &path,
+            r#"
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  RecordTtl:
+    Type: Number
+    Default: 60
+Resources:
+  PromoteReplicaFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: bootstrap
+  AlertsTopic:
+    Type: AWS::SNS::Topic
+  DatabaseFailover:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      DefinitionUri: statemachines/database-failover.asl.json
+      DefinitionSubstitutions:
+        PromoteReplicaFunctionArn: !GetAtt PromoteReplicaFunction.Arn
+        AlertsTopicArn: !Ref AlertsTopic
+        Ttl: !Ref RecordTtl
+        Where: !Sub "${AWS::Region}/${AWS::AccountId}"
+        Long:
+          Fn::GetAtt: [PromoteReplicaFunction, Arn]
+"#,
+        )
+        .expect("write");
+        let template = SamTemplate::load(&path).expect("loads");
+        assert_eq!(
+            template.functions(),
+            vec!["PromoteReplicaFunction".to_owned()]
+        );
+        let machines = template.state_machines().expect("machines");
+        assert_eq!(machines.len(), 1);
+        let s = &machines[0].substitutions;
+        assert_eq!(
+            s["PromoteReplicaFunctionArn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:PromoteReplicaFunction"
+        );
+        assert_eq!(s["Long"], s["PromoteReplicaFunctionArn"]);
+        assert_eq!(
+            s["AlertsTopicArn"],
+            "arn:aws:sns:us-east-1:123456789012:AlertsTopic"
+        );
+        assert_eq!(s["Ttl"], "60");
+        assert_eq!(s["Where"], "us-east-1/123456789012");
+        assert_eq!(
+            machines[0].definition_uri,
+            PathBuf::from("statemachines/database-failover.asl.json")
+        );
+    }
+}
