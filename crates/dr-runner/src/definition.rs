@@ -294,13 +294,14 @@ fn unresolved_substitution(value: &Value) -> Option<(String, String)> {
 fn collect_functions(flow: &Flow, out: &mut Vec<(String, String)>) {
     for state in flow.states.values() {
         match &state.kind {
-            StateKind::Task { resource, .. } => match resource {
-                Resource::LambdaInvoke {
-                    function: Some(f), ..
-                }
-                | Resource::LambdaArn { function: f } => out.push((state.name.clone(), f.clone())),
-                _ => {}
-            },
+            StateKind::Task {
+                resource:
+                    Resource::LambdaInvoke {
+                        function: Some(f), ..
+                    }
+                    | Resource::LambdaArn { function: f },
+                ..
+            } => out.push((state.name.clone(), f.clone())),
             StateKind::Parallel { branches, .. } => {
                 branches.iter().for_each(|b| collect_functions(b, out))
             }
@@ -711,17 +712,18 @@ impl Loader<'_> {
         }
         let parameters = template(loc, map, "Parameters")?;
         let resource = if let Some(suffix) = resource_text.strip_prefix(LAMBDA_INVOKE) {
-            let wait_for_token =
-                match suffix {
-                    "" => false,
-                    WAIT_FOR_TOKEN => true,
-                    other => return Err(LoadError::new(
+            let wait_for_token = match suffix {
+                "" => false,
+                WAIT_FOR_TOKEN => true,
+                other => {
+                    return Err(LoadError::new(
                         loc,
                         format!(
                             "field Resource: the integration pattern {other:?} is not supported"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let Some(params) = &parameters else {
                 return Err(LoadError::new(
                     loc,
@@ -873,10 +875,10 @@ impl Loader<'_> {
                 LoadError::new(&processor_loc, "field ProcessorConfig must be an object")
             })?;
             check_fields(&processor_loc, config, &["Mode"])?;
-            if config.get("Mode").is_some_and(|m| m != "INLINE") {
+            if let Some(mode) = config.get("Mode").filter(|m| *m != "INLINE") {
                 return Err(LoadError::new(
                     &processor_loc,
-                    "field ProcessorConfig.Mode: only INLINE is supported",
+                    format!("field ProcessorConfig.Mode: {mode} is not supported, only INLINE"),
                 ));
             }
         }

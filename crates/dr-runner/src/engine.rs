@@ -904,7 +904,6 @@ impl Exec<'_> {
             "TaskStarted",
             json!({"resourceType": "lambda", "resource": resource_name}),
         );
-        let started = Instant::now();
         let result = self
             .call(
                 state,
@@ -916,10 +915,6 @@ impl Exec<'_> {
                 invoke,
             )
             .await;
-        if self.clock.mode == TimeMode::Virtual {
-            // Real time spent in the handler already shows on the clock.
-            let _ = started;
-        }
         match result {
             Ok(output) => {
                 self.emit(branch, "TaskSucceeded", json!({"resourceType": "lambda", "resource": resource_name, "output": output.to_string()}));

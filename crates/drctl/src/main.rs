@@ -2,6 +2,7 @@
 
 mod local;
 mod output;
+mod run;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,10 @@ enum LogFormat {
 enum Command {
     /// The local stack: PostgreSQL clusters playing RDS, and a moto server.
     Local(local::LocalArgs),
+    /// Run a state machine on this machine with the local Step Functions runner.
+    Run(run::RunArgs),
+    /// Answer a task waiting for a token (approve or reject).
+    Task(run::TaskArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Local(args) => local::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Task(args) => run::task(args),
         }
     });
     match result {

@@ -1,0 +1,319 @@
+//! `drctl run`: execute a state machine on this machine with the local runner,
+//! and `drctl task success|failure`: answer a `.waitForTaskToken` task.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use dr_core::{DrError, DrResult};
+use dr_runner::sam::SamTemplate;
+use dr_runner::{
+    ExecutionResult, Fault, FaultPlan, FaultRule, Handlers, HistoryEvent, LoadOptions, Runner,
+    StateMachine, TimeMode, TokenOutcome,
+};
+use serde_json::{json, Value};
+
+use crate::output::OutputFormat;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A state machine name (statemachines/<name>.asl.json) or a path to an .asl.json file.
+    state_machine: String,
+    /// JSON input file ("-" for standard input).
+    #[arg(long)]
+    input: PathBuf,
+    /// Run on this machine with the local runner (required: AWS execution from drctl is not built yet).
+    #[arg(long)]
+    local: bool,
+    /// Waits and retry intervals advance a simulated clock instead of taking real time.
+    #[arg(long)]
+    virtual_time: bool,
+    /// The SAM template holding the DefinitionSubstitutions (default: ./template.yaml when present).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Execution name (default: a UUID).
+    #[arg(long)]
+    name: Option<String>,
+    /// Inject a fault: TASK:CALL:ERROR (fail the CALL-th call of TASK with ERROR) or TASK:CALL:timeout.
+    #[arg(long = "fault", value_name = "TASK:CALL:ERROR")]
+    faults: Vec<String>,
+    /// Where other processes drop task-token answers (default: task-tokens/ in DRCTL_HOME, else a temporary directory).
+    #[arg(long, env = "DRCTL_TOKEN_INBOX")]
+    token_inbox: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    #[command(subcommand)]
+    command: TaskCommand,
+    /// The inbox of the running `drctl run` (default: task-tokens/ in DRCTL_HOME).
+    #[arg(long, env = "DRCTL_TOKEN_INBOX", global = true)]
+    token_inbox: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Approve: the waiting task succeeds with OUTPUT (JSON, default {}).
+    Success {
+        token: String,
+        #[arg(long, default_value = "{}")]
+        output: String,
+    },
+    /// Reject: the waiting task fails with ERROR and CAUSE.
+    Failure {
+        token: String,
+        #[arg(long)]
+        error: String,
+        #[arg(long, default_value = "")]
+        cause: String,
+    },
+}
+
+fn default_inbox() -> Option<PathBuf> {
+    std::env::var_os("DRCTL_HOME").map(|home| PathBuf::from(home).join("task-tokens"))
+}
+
+fn parse_fault(text: &str) -> DrResult<FaultRule> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(task), Some(call), Some(what)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(DrError::InvalidInput(format!(
+            "fault {text:?} must look like TASK:CALL:ERROR or TASK:CALL:timeout"
+        )));
+    };
+    let call: u32 = call.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        DrError::InvalidInput(format!("fault {text:?}: CALL must be a positive number"))
+    })?;
+    let fault = if what.eq_ignore_ascii_case("timeout") {
+        Fault::Timeout
+    } else {
+        Fault::Fail {
+            error: what.to_owned(),
+            cause: format!("injected by drctl run --fault {text}"),
+        }
+    };
+    Ok(FaultRule {
+        task: task.to_owned(),
+        call,
+        fault,
+    })
+}
+
+/// Finds the definition and the substitutions SAM would apply to it.
+fn locate(args: &RunArgs) -> DrResult<(PathBuf, String, BTreeMap<String, String>)> {
+    let direct = PathBuf::from(&args.state_machine);
+    let path = if direct.is_file() {
+        direct
+    } else {
+        let candidate = Path::new("statemachines").join(format!("{}.asl.json", args.state_machine));
+        if !candidate.is_file() {
+            return Err(DrError::NotFound(format!(
+                "no state machine {:?}: neither a file nor statemachines/{}.asl.json",
+                args.state_machine, args.state_machine
+            )));
+        }
+        candidate
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| {
+            n.trim_end_matches(".json")
+                .trim_end_matches(".asl")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "local".to_owned());
+    let template = match &args.template {
+        Some(t) => Some(t.clone()),
+        None => Some(PathBuf::from("template.yaml")).filter(|p| p.is_file()),
+    };
+    let mut substitutions = BTreeMap::new();
+    if let Some(template) = template {
+        let sam = SamTemplate::load(&template).map_err(|e| DrError::InvalidInput(e.to_string()))?;
+        let wanted = path.canonicalize().ok();
+        for declared in sam
+            .state_machines()
+            .map_err(|e| DrError::InvalidInput(e.to_string()))?
+        {
+            if sam.dir().join(&declared.definition_uri).canonicalize().ok() == wanted {
+                substitutions = declared.substitutions;
+            }
+        }
+    }
+    Ok((path, name, substitutions))
+}
+
+/// The handlers the local runner dispatches to, by function logical id.
+/// Each scenario's functions register here as they are built.
+pub fn local_handlers() -> Handlers {
+    Handlers::new()
+}
+
+fn print_event(event: &HistoryEvent, started: chrono::DateTime<chrono::Utc>) {
+    let offset = (event.timestamp - started).num_milliseconds() as f64 / 1000.0;
+    let at = format!("{} +{offset:>9.3}s", event.timestamp.format("%H:%M:%S%.3f"));
+    let kind = event.event_type.as_str();
+    let line = if let Some(state_type) = kind.strip_suffix("StateEntered") {
+        format!("▶ {} ({state_type})", event.state_name().unwrap_or("?"))
+    } else if kind.ends_with("StateExited") {
+        format!("✔ {}", event.state_name().unwrap_or("?"))
+    } else if matches!(
+        kind,
+        "TaskFailed" | "TaskTimedOut" | "ExecutionFailed" | "ExecutionTimedOut"
+    ) {
+        format!(
+            "✘ {kind}: {} {}",
+            event.detail("error").and_then(Value::as_str).unwrap_or(""),
+            event.detail("cause").and_then(Value::as_str).unwrap_or("")
+        )
+    } else if matches!(kind, "ExecutionStarted" | "ExecutionSucceeded") {
+        kind.to_owned()
+    } else {
+        return;
+    };
+    eprintln!("{at}  {line}");
+}
+
+pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
+    if !args.local {
+        return Err(DrError::InvalidInput(
+            "starting executions on AWS Step Functions from drctl is not built yet; pass --local to run on this machine".to_owned(),
+        ));
+    }
+    let input_text = if args.input.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| DrError::InvalidInput(format!("reading standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(&args.input)
+            .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", args.input.display())))?
+    };
+    let input: Value = serde_json::from_str(&input_text)
+        .map_err(|e| DrError::InvalidInput(format!("input is not JSON: {e}")))?;
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| parse_fault(f))
+        .collect::<DrResult<Vec<_>>>()?;
+    let (path, name, substitutions) = locate(&args)?;
+    let handlers = local_handlers();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
+    let machine = StateMachine::load(
+        &text,
+        &LoadOptions {
+            substitutions,
+            known_functions: Some(handlers.names().into_iter().collect::<BTreeSet<_>>()),
+        },
+    )
+    .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))?;
+
+    let (inbox, _temporary_inbox) = match args.token_inbox.clone().or_else(default_inbox) {
+        Some(dir) => (dir, None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("drctl-task-tokens-")
+                .tempdir()
+                .map_err(|e| DrError::Internal(format!("making a token inbox: {e}")))?;
+            (dir.path().to_owned(), Some(dir))
+        }
+    };
+    std::fs::create_dir_all(&inbox)
+        .map_err(|e| DrError::InvalidInput(format!("token inbox {}: {e}", inbox.display())))?;
+
+    let started = chrono::Utc::now();
+    let mut runner = Runner::new(handlers)
+        .state_machine_name(&name)
+        .time_mode(if args.virtual_time {
+            TimeMode::Virtual
+        } else {
+            TimeMode::Real
+        })
+        .faults(FaultPlan::new(faults))
+        .token_inbox(inbox.clone());
+    runner = runner.observer(Arc::new(move |event| print_event(event, started)));
+    let tokens = runner.tokens();
+    let inbox_for_hint = inbox.clone();
+    let announcer = tokio::spawn(async move {
+        let mut announced = BTreeSet::new();
+        loop {
+            for token in tokens.pending() {
+                if announced.insert(token.clone()) {
+                    eprintln!(
+                        "   waiting for task token {token}\n   approve: drctl task success {token} --token-inbox {}\n   reject:  drctl task failure {token} --error Rejected --cause '...' --token-inbox {}",
+                        inbox_for_hint.display(),
+                        inbox_for_hint.display()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let result = runner.execute(&machine, input, args.name.as_deref()).await;
+    announcer.abort();
+    print_result(&result, args.output)?;
+    Ok(if result.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_result(result: &ExecutionResult, format: OutputFormat) -> DrResult<()> {
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&json!({
+            "status": result.status,
+            "output": result.output,
+            "error": result.error,
+            "cause": result.cause,
+            "history": result.history,
+        })),
+        OutputFormat::Text => {
+            eprintln!(
+                "status: {}",
+                serde_json::to_value(result.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            );
+            if let Some(error) = &result.error {
+                eprintln!(
+                    "error: {error}\ncause: {}",
+                    result.cause.as_deref().unwrap_or("")
+                );
+            }
+            serde_json::to_string_pretty(&result.output)
+        }
+    }
+    .map_err(|e| DrError::Internal(format!("rendering the result: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn task(args: TaskArgs) -> DrResult<ExitCode> {
+    let inbox = args.token_inbox.or_else(default_inbox).ok_or_else(|| {
+        DrError::InvalidInput(
+            "no token inbox: pass --token-inbox (as printed by drctl run) or set DRCTL_HOME"
+                .to_owned(),
+        )
+    })?;
+    let (token, outcome) = match args.command {
+        TaskCommand::Success { token, output } => {
+            let output: Value = serde_json::from_str(&output)
+                .map_err(|e| DrError::InvalidInput(format!("--output is not JSON: {e}")))?;
+            (token, TokenOutcome::Success { output })
+        }
+        TaskCommand::Failure {
+            token,
+            error,
+            cause,
+        } => (token, TokenOutcome::Failure { error, cause }),
+    };
+    let path = dr_runner::control::post_to_inbox(&inbox, &token, &outcome)
+        .map_err(|e| DrError::InvalidInput(format!("posting to {}: {e}", inbox.display())))?;
+    eprintln!("sent to {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
