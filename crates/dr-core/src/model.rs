@@ -150,8 +150,9 @@ pub struct ReplicaLag {
     /// Age of the newest replayed transaction relative to the source, 0 when
     /// the replica has replayed everything it received.
     pub seconds: f64,
-    /// WAL bytes the replica has not replayed yet.
-    pub bytes: u64,
+    /// WAL bytes the replica has not replayed yet, when the platform can tell
+    /// (PostgreSQL can; RDS reports only seconds).
+    pub bytes: Option<u64>,
 }
 
 /// What `describe instance` answers.

@@ -261,3 +261,31 @@ pub trait AppFleet: Send + Sync {
         refresh_id: &str,
     ) -> DrResult<InstanceRefresh>;
 }
+
+/// Where reports are kept: S3 on AWS, a directory locally.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Stores `body` under `key` and returns where it is (s3://… or a path).
+    async fn put(&self, key: &str, content_type: &str, body: &[u8]) -> DrResult<String>;
+    /// The body under `key`, if any.
+    async fn get(&self, key: &str) -> DrResult<Option<Vec<u8>>>;
+}
+
+/// Who holds the recovery of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub resource: String,
+    pub owner: String,
+    pub acquired_at: DateTime<Utc>,
+}
+
+/// One recovery per database at a time: a second trigger sees who holds it.
+#[async_trait]
+pub trait RecoveryLock: Send + Sync {
+    /// Takes the lock for `owner`; taking it again as the same owner succeeds
+    /// (retries are idempotent); another owner gets `Conflict` naming the holder.
+    async fn acquire(&self, resource: &str, owner: &str, ttl_seconds: u64) -> DrResult<LockHolder>;
+    /// Releases the lock if `owner` holds it; releasing a free lock is a no-op.
+    async fn release(&self, resource: &str, owner: &str) -> DrResult<()>;
+    async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>>;
+}

@@ -463,7 +463,7 @@ impl LocalControlPlane {
                 };
                 Some(ReplicaLag {
                     seconds: info.lag_seconds.unwrap_or(0.0).max(0.0),
-                    bytes,
+                    bytes: Some(bytes),
                 })
             }
             _ => None,

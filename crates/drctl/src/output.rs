@@ -102,7 +102,10 @@ fn instance_table(instances: &[InstanceDescription]) -> String {
         };
         let lag = i.replica_lag.map_or_else(
             || "-".to_owned(),
-            |l| format!("{:.1} s / {} B", l.seconds, l.bytes),
+            |l| match l.bytes {
+                Some(bytes) => format!("{:.1} s / {bytes} B", l.seconds),
+                None => format!("{:.1} s", l.seconds),
+            },
         );
         out.push_str(&format!(
             "{:<26} {:<8} {:<10} {:<17} {:<9} {:<24} {}\n",

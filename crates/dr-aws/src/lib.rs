@@ -1,0 +1,89 @@
+//! AWS adapters of the ports in `dr-core`, on the AWS SDK for Rust.
+//!
+//! The same adapters talk to AWS and, with an endpoint override, to the moto
+//! server of the local stack: the same code path over the real wire protocol.
+
+pub mod errors;
+pub mod lock;
+pub mod notifier;
+pub mod rds;
+pub mod reports;
+pub mod route53;
+pub mod secrets;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub use lock::DynamoDbLock;
+pub use notifier::SnsNotifier;
+pub use rds::RdsControlPlane;
+pub use reports::S3ReportStore;
+pub use route53::Route53Dns;
+pub use secrets::SecretsManagerSecrets;
+
+/// Where the SDK sends requests.
+#[derive(Debug, Clone, Default)]
+pub struct AwsTarget {
+    /// An endpoint override (the moto server); `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    /// A region override; `None` for the environment's.
+    pub region: Option<String>,
+}
+
+impl AwsTarget {
+    /// The local stack's moto server, with placeholder credentials.
+    pub fn moto(endpoint_url: &str, region: &str) -> Self {
+        AwsTarget {
+            endpoint_url: Some(endpoint_url.to_owned()),
+            region: Some(region.to_owned()),
+        }
+    }
+
+    /// Loads the shared SDK configuration once (credentials, region, retries).
+    pub async fn load(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &self.endpoint_url {
+            // moto accepts any credentials; these are placeholders, not secrets.
+            loader = loader.endpoint_url(url).credentials_provider(
+                aws_sdk_sns::config::Credentials::new("testing", "testing", None, None, "moto"),
+            );
+        }
+        loader.load().await
+    }
+}
+
+/// Every client the adapters need, built from one configuration.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub rds: aws_sdk_rds::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            // moto (and any endpoint override) serves buckets by path.
+            .force_path_style(config.endpoint_url().is_some())
+            .build();
+        AwsClients {
+            rds: aws_sdk_rds::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            route53: aws_sdk_route53::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+        }
+    }
+
+    pub async fn connect(target: &AwsTarget) -> Self {
+        Self::new(&target.load().await)
+    }
+}

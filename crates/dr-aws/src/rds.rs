@@ -1,0 +1,545 @@
+//! [`DatabaseControlPlane`] on Amazon RDS (and CloudWatch for replica lag).
+
+use async_trait::async_trait;
+use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::errors::map_sdk_error;
+
+/// Tag recording where a restored instance came from, so that a retried
+/// restore recognises its own result.
+pub const ORIGIN_TAG: &str = "dr:origin";
+
+#[derive(Debug, Clone)]
+pub struct RdsControlPlane {
+    rds: aws_sdk_rds::Client,
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+}
+
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+fn tags_of(list: &[Tag]) -> Tags {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn to_rds_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// RDS's status strings; anything transitional we do not list is `modifying`.
+pub fn status_from_rds(status: &str) -> InstanceStatus {
+    match status {
+        "available" | "storage-optimization" => InstanceStatus::Available,
+        "backing-up" => InstanceStatus::BackingUp,
+        "creating" => InstanceStatus::Creating,
+        "rebooting" | "starting" | "resetting-master-credentials" => InstanceStatus::Rebooting,
+        "stopped" => InstanceStatus::Stopped,
+        "deleting" => InstanceStatus::Deleting,
+        s if s == "failed"
+            || s.starts_with("incompatible")
+            || s.starts_with("inaccessible")
+            || s == "storage-full"
+            || s == "restore-error" =>
+        {
+            InstanceStatus::Failed
+        }
+        _ => InstanceStatus::Modifying,
+    }
+}
+
+fn instance_id(value: &str) -> DrResult<InstanceId> {
+    ResourceId::parse(value)
+}
+
+impl RdsControlPlane {
+    pub fn new(rds: aws_sdk_rds::Client, cloudwatch: Option<aws_sdk_cloudwatch::Client>) -> Self {
+        RdsControlPlane { rds, cloudwatch }
+    }
+
+    async fn fetch(&self, id: &InstanceId) -> DrResult<DbInstance> {
+        let output = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("describing {id}"), e))?;
+        output
+            .db_instances()
+            .first()
+            .cloned()
+            .ok_or_else(|| DrError::NotFound(format!("DB instance {id} not found")))
+    }
+
+    /// The newest CloudWatch ReplicaLag datapoint of the last 10 minutes.
+    async fn replica_lag(&self, id: &InstanceId) -> Option<ReplicaLag> {
+        let cloudwatch = self.cloudwatch.as_ref()?;
+        let end = Utc::now();
+        let start = end - chrono::Duration::minutes(10);
+        let output = cloudwatch
+            .get_metric_statistics()
+            .namespace("AWS/RDS")
+            .metric_name("ReplicaLag")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("DBInstanceIdentifier")
+                    .value(id.as_str())
+                    .build(),
+            )
+            .start_time(to_smithy(start))
+            .end_time(to_smithy(end))
+            .period(60)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .send()
+            .await
+            .map_err(|e| tracing::warn!(instance = %id, error = %map_sdk_error("reading ReplicaLag", e), "no lag figure"))
+            .ok()?;
+        output
+            .datapoints()
+            .iter()
+            .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, seconds)| ReplicaLag {
+                seconds,
+                bytes: None,
+            })
+    }
+
+    async fn describe_db(&self, db: &DbInstance) -> DrResult<InstanceDescription> {
+        let id = instance_id(db.db_instance_identifier().unwrap_or_default())?;
+        let source = db
+            .read_replica_source_db_instance_identifier()
+            .map(|s| {
+                // Cross-region sources are ARNs; keep the identifier part.
+                instance_id(s.rsplit(':').next().unwrap_or(s))
+            })
+            .transpose()?;
+        let replica_lag = if source.is_some() {
+            self.replica_lag(&id).await
+        } else {
+            None
+        };
+        Ok(InstanceDescription {
+            status: status_from_rds(db.db_instance_status().unwrap_or("unknown")),
+            role: if source.is_some() {
+                InstanceRole::Replica
+            } else {
+                InstanceRole::Primary
+            },
+            endpoint: db.endpoint().and_then(|e| {
+                Some(Endpoint {
+                    address: e.address()?.to_owned(),
+                    port: u16::try_from(e.port()?).ok()?,
+                })
+            }),
+            engine: db.engine().unwrap_or("postgres").to_owned(),
+            engine_version: db.engine_version().unwrap_or_default().to_owned(),
+            availability_zone: db.availability_zone().map(str::to_owned),
+            storage_encrypted: db.storage_encrypted().unwrap_or(false),
+            replication_source: source,
+            read_replicas: db
+                .read_replica_db_instance_identifiers()
+                .iter()
+                .filter_map(|r| instance_id(r).ok())
+                .collect(),
+            replica_lag,
+            earliest_restorable_time: None,
+            latest_restorable_time: db.latest_restorable_time().and_then(to_chrono),
+            created_at: db
+                .instance_create_time()
+                .and_then(to_chrono)
+                .unwrap_or_else(Utc::now),
+            tags: tags_of(db.tag_list()),
+            instance_id: id,
+        })
+    }
+
+    fn describe_snapshot(snapshot: &DbSnapshot) -> DrResult<SnapshotDescription> {
+        Ok(SnapshotDescription {
+            snapshot_id: ResourceId::parse(snapshot.db_snapshot_identifier().unwrap_or_default())?,
+            source_instance_id: instance_id(snapshot.db_instance_identifier().unwrap_or_default())?,
+            snapshot_type: if snapshot.snapshot_type() == Some("automated") {
+                SnapshotType::Automated
+            } else {
+                SnapshotType::Manual
+            },
+            status: match snapshot.status() {
+                Some("available") => SnapshotStatus::Available,
+                Some("creating") | Some("copying") => SnapshotStatus::Creating,
+                _ => SnapshotStatus::Failed,
+            },
+            created_at: snapshot
+                .snapshot_create_time()
+                .and_then(to_chrono)
+                .unwrap_or_else(Utc::now),
+            size_bytes: snapshot.allocated_storage().unwrap_or(0).max(0) as u64 * (1 << 30),
+            encrypted: snapshot.encrypted().unwrap_or(false),
+            engine_version: snapshot.engine_version().unwrap_or_default().to_owned(),
+            region: snapshot
+                .db_snapshot_arn()
+                .and_then(|arn| arn.split(':').nth(3))
+                .map(str::to_owned),
+            tags: tags_of(snapshot.tag_list()),
+        })
+    }
+
+    /// An existing target counts as this request's result when its origin
+    /// tag says so; otherwise the name is taken.
+    async fn existing_with_origin(
+        &self,
+        id: &InstanceId,
+        origin: &str,
+    ) -> DrResult<Option<InstanceDescription>> {
+        match self.fetch(id).await {
+            Ok(db) => {
+                let described = self.describe_db(&db).await?;
+                if described.tags.get(ORIGIN_TAG).map(String::as_str) == Some(origin) {
+                    Ok(Some(described))
+                } else {
+                    Err(DrError::AlreadyExists(format!(
+                        "DB instance {id} already exists and was not made by this request ({ORIGIN_TAG}={})",
+                        described.tags.get(ORIGIN_TAG).map(String::as_str).unwrap_or("none")
+                    )))
+                }
+            }
+            Err(DrError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn arn_of(&self, resource: &ResourceId) -> DrResult<String> {
+        match self.fetch(resource).await {
+            Ok(db) => {
+                return db
+                    .db_instance_arn()
+                    .map(str::to_owned)
+                    .ok_or_else(|| DrError::Internal("instance without ARN".into()))
+            }
+            Err(DrError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let output = self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(resource.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("describing {resource}"), e))?;
+        output
+            .db_snapshots()
+            .first()
+            .and_then(|s| s.db_snapshot_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                DrError::NotFound(format!("no DB instance or snapshot named {resource}"))
+            })
+    }
+}
+
+#[async_trait]
+impl DatabaseControlPlane for RdsControlPlane {
+    async fn describe_instance(&self, id: &InstanceId) -> DrResult<InstanceDescription> {
+        let db = self.fetch(id).await?;
+        self.describe_db(&db).await
+    }
+
+    async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
+        let mut out = Vec::new();
+        let mut pages = self.rds.describe_db_instances().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_sdk_error("listing DB instances", e))?;
+            for db in page.db_instances() {
+                out.push(self.describe_db(db).await?);
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(out)
+    }
+
+    async fn list_snapshots(
+        &self,
+        instance: Option<&InstanceId>,
+    ) -> DrResult<Vec<SnapshotDescription>> {
+        let mut request = self.rds.describe_db_snapshots();
+        if let Some(id) = instance {
+            request = request.db_instance_identifier(id.as_str());
+        }
+        let mut out = Vec::new();
+        let mut pages = request.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_sdk_error("listing DB snapshots", e))?;
+            for snapshot in page.db_snapshots() {
+                out.push(Self::describe_snapshot(snapshot)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.snapshot_id.cmp(&b.snapshot_id))
+        });
+        Ok(out)
+    }
+
+    async fn promote_read_replica(&self, id: &InstanceId) -> DrResult<PromotionOutcome> {
+        let before = self.describe_instance(id).await?;
+        if before.replication_source.is_none() {
+            if before.status == InstanceStatus::Available {
+                return Ok(PromotionOutcome {
+                    instance: before,
+                    already_standalone: true,
+                    lag_at_promotion: None,
+                });
+            }
+            return Err(DrError::NotReady(format!(
+                "DB instance {id} is {}; it has no replication source but is not available yet",
+                before.status
+            )));
+        }
+        if before.status != InstanceStatus::Available {
+            return Err(DrError::NotReady(format!(
+                "DB instance {id} is {}; a replica can be promoted only when available",
+                before.status
+            )));
+        }
+        self.rds
+            .promote_read_replica()
+            .db_instance_identifier(id.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("promoting {id}"), e))?;
+        Ok(PromotionOutcome {
+            instance: self.describe_instance(id).await?,
+            already_standalone: false,
+            lag_at_promotion: before.replica_lag,
+        })
+    }
+
+    async fn create_read_replica(
+        &self,
+        request: &CreateReplicaRequest,
+    ) -> DrResult<InstanceDescription> {
+        match self.fetch(&request.replica_id).await {
+            Ok(db) => {
+                let existing = self.describe_db(&db).await?;
+                if existing.replication_source.as_ref() == Some(&request.source_id) {
+                    return Ok(existing);
+                }
+                return Err(DrError::AlreadyExists(format!(
+                    "DB instance {} already exists and is not a replica of {}",
+                    request.replica_id, request.source_id
+                )));
+            }
+            Err(DrError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let output = self
+            .rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(request.replica_id.as_str())
+            .source_db_instance_identifier(request.source_id.as_str())
+            .set_availability_zone(request.availability_zone.clone())
+            .set_tags(Some(to_rds_tags(&request.tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("creating replica {}", request.replica_id), e))?;
+        let db = output.db_instance().ok_or_else(|| {
+            DrError::Internal("CreateDBInstanceReadReplica returned no instance".into())
+        })?;
+        self.describe_db(db).await
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: &CreateSnapshotRequest,
+    ) -> DrResult<SnapshotDescription> {
+        let created = self
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier(request.instance_id.as_str())
+            .db_snapshot_identifier(request.snapshot_id.as_str())
+            .set_tags(Some(to_rds_tags(&request.tags)))
+            .send()
+            .await;
+        match created {
+            Ok(output) => output
+                .db_snapshot()
+                .ok_or_else(|| DrError::Internal("CreateDBSnapshot returned no snapshot".into()))
+                .and_then(Self::describe_snapshot),
+            Err(e) => match map_sdk_error(&format!("snapshotting {}", request.instance_id), e) {
+                DrError::AlreadyExists(message) => {
+                    let existing = self
+                        .list_snapshots(Some(&request.instance_id))
+                        .await?
+                        .into_iter()
+                        .find(|s| s.snapshot_id == request.snapshot_id);
+                    existing.ok_or(DrError::AlreadyExists(message))
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn restore_from_snapshot(
+        &self,
+        request: &RestoreSnapshotRequest,
+    ) -> DrResult<InstanceDescription> {
+        let origin = format!("snapshot:{}", request.snapshot_id);
+        if let Some(existing) = self
+            .existing_with_origin(&request.target_id, &origin)
+            .await?
+        {
+            return Ok(existing);
+        }
+        let mut tags = request.tags.clone();
+        tags.insert(ORIGIN_TAG.to_owned(), origin);
+        let output = self
+            .rds
+            .restore_db_instance_from_db_snapshot()
+            .db_instance_identifier(request.target_id.as_str())
+            .db_snapshot_identifier(request.snapshot_id.as_str())
+            .set_db_instance_class(request.instance_class.clone())
+            .set_tags(Some(to_rds_tags(&tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("restoring {}", request.snapshot_id), e))?;
+        let db = output.db_instance().ok_or_else(|| {
+            DrError::Internal("RestoreDBInstanceFromDBSnapshot returned no instance".into())
+        })?;
+        self.describe_db(db).await
+    }
+
+    async fn restore_to_point_in_time(
+        &self,
+        request: &PointInTimeRestoreRequest,
+    ) -> DrResult<InstanceDescription> {
+        let origin = format!(
+            "pitr:{}@{}",
+            request.source_id,
+            request.restore_time.timestamp()
+        );
+        if let Some(existing) = self
+            .existing_with_origin(&request.target_id, &origin)
+            .await?
+        {
+            return Ok(existing);
+        }
+        let source = self.describe_instance(&request.source_id).await?;
+        if let Some(latest) = source.latest_restorable_time {
+            if request.restore_time > latest {
+                return Err(DrError::InvalidInput(format!(
+                    "restore time {} is after the latest restorable time of {} ({})",
+                    request.restore_time.to_rfc3339(),
+                    request.source_id,
+                    latest.to_rfc3339()
+                )));
+            }
+        }
+        let mut tags = request.tags.clone();
+        tags.insert(ORIGIN_TAG.to_owned(), origin);
+        let output = self
+            .rds
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(request.source_id.as_str())
+            .target_db_instance_identifier(request.target_id.as_str())
+            .restore_time(to_smithy(request.restore_time))
+            .set_tags(Some(to_rds_tags(&tags)))
+            .send()
+            .await
+            .map_err(|e| {
+                map_sdk_error(
+                    &format!("restoring {} to a point in time", request.source_id),
+                    e,
+                )
+            })?;
+        let db = output.db_instance().ok_or_else(|| {
+            DrError::Internal("RestoreDBInstanceToPointInTime returned no instance".into())
+        })?;
+        self.describe_db(db).await
+    }
+
+    async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
+        let described = self.describe_instance(id).await?;
+        let ephemeral = described.is_ephemeral();
+        if !ephemeral && !options.force {
+            return Err(DrError::Unsafe(format!(
+                "DB instance {id} is not tagged {EPHEMERAL_TAG}=true; refusing to delete it without force"
+            )));
+        }
+        let mut request = self
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(id.as_str())
+            .skip_final_snapshot(ephemeral);
+        if !ephemeral {
+            request = request.final_db_snapshot_identifier(format!(
+                "{id}-final-{}",
+                Utc::now().format("%Y%m%d%H%M%S")
+            ));
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("deleting {id}"), e))?;
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, id: &SnapshotId) -> DrResult<()> {
+        self.rds
+            .delete_db_snapshot()
+            .db_snapshot_identifier(id.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("deleting snapshot {id}"), e))?;
+        Ok(())
+    }
+
+    async fn change_master_credentials(
+        &self,
+        id: &InstanceId,
+        new_password: &SecretString,
+    ) -> DrResult<()> {
+        if new_password.expose_secret().len() < 8 {
+            return Err(DrError::InvalidInput(
+                "the new master password must have at least 8 characters".to_owned(),
+            ));
+        }
+        self.rds
+            .modify_db_instance()
+            .db_instance_identifier(id.as_str())
+            .master_user_password(new_password.expose_secret())
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("changing credentials of {id}"), e))?;
+        Ok(())
+    }
+
+    async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()> {
+        let arn = self.arn_of(resource).await?;
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_rds_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("tagging {resource}"), e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! The RDS adapter against exact AWS status sequences (aws-smithy-mocks).
+
+use aws_sdk_rds::error::ErrorMetadata;
+use aws_sdk_rds::operation::describe_db_instances::{
+    DescribeDBInstancesError, DescribeDbInstancesOutput,
+};
+use aws_sdk_rds::operation::promote_read_replica::PromoteReadReplicaOutput;
+use aws_sdk_rds::types::{DbInstance, Endpoint};
+use aws_sdk_rds::Client;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use dr_aws::RdsControlPlane;
+use dr_core::*;
+
+fn replica(status: &str, source: Option<&str>) -> DescribeDbInstancesOutput {
+    DescribeDbInstancesOutput::builder()
+        .db_instances(
+            DbInstance::builder()
+                .db_instance_identifier("muejam-db-prod-replica")
+                .db_instance_status(status)
+                .engine("postgres")
+                .engine_version("15.8")
+                .availability_zone("us-east-1b")
+                .set_read_replica_source_db_instance_identifier(source.map(str::to_owned))
+                .endpoint(
+                    Endpoint::builder()
+                        .address("muejam-db-prod-replica.abc.us-east-1.rds.amazonaws.com")
+                        .port(5432)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn id(s: &str) -> InstanceId {
+    ResourceId::parse(s).expect("id")
+}
+
+#[tokio::test]
+async fn promotion_follows_the_real_status_sequence_until_standalone_and_available() {
+    let describe = mock!(Client::describe_db_instances)
+        .sequence()
+        .output(|| replica("available", Some("muejam-db-prod")))
+        .output(|| replica("modifying", Some("muejam-db-prod")))
+        .output(|| replica("modifying", Some("muejam-db-prod")))
+        .output(|| replica("rebooting", None))
+        .output(|| replica("available", None))
+        .build();
+    let promote = mock!(Client::promote_read_replica)
+        .then_output(|| PromoteReadReplicaOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &promote]);
+    let control_plane = RdsControlPlane::new(rds, None);
+
+    let outcome = control_plane
+        .promote_read_replica(&id("muejam-db-prod-replica"))
+        .await
+        .expect("promote");
+    assert!(!outcome.already_standalone);
+    assert_eq!(outcome.instance.status, InstanceStatus::Modifying);
+    assert_eq!(promote.num_calls(), 1);
+
+    let mut seen = Vec::new();
+    loop {
+        let d = control_plane
+            .describe_instance(&id("muejam-db-prod-replica"))
+            .await
+            .expect("describe");
+        seen.push((d.status, d.replication_source.is_some()));
+        if d.is_standalone_and_available() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (InstanceStatus::Modifying, true),
+            (InstanceStatus::Rebooting, false),
+            (InstanceStatus::Available, false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_already_standalone_instance_is_not_promoted_again_and_a_busy_replica_is_not_ready() {
+    let standalone =
+        mock!(Client::describe_db_instances).then_output(|| replica("available", None));
+    let promote = mock!(Client::promote_read_replica)
+        .then_output(|| PromoteReadReplicaOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&standalone, &promote]);
+    let outcome = RdsControlPlane::new(rds, None)
+        .promote_read_replica(&id("muejam-db-prod-replica"))
+        .await
+        .expect("idempotent");
+    assert!(outcome.already_standalone);
+    assert_eq!(promote.num_calls(), 0);
+
+    let backing_up = mock!(Client::describe_db_instances)
+        .then_output(|| replica("backing-up", Some("muejam-db-prod")));
+    let promote = mock!(Client::promote_read_replica)
+        .then_output(|| PromoteReadReplicaOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&backing_up, &promote]);
+    let error = RdsControlPlane::new(rds, None)
+        .promote_read_replica(&id("muejam-db-prod-replica"))
+        .await
+        .expect_err("backing up");
+    assert_eq!(error.name(), "NotReady");
+    assert!(error.to_string().contains("backing-up"));
+    assert_eq!(promote.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn throttling_and_not_found_keep_their_stable_names() {
+    let throttled = mock!(Client::describe_db_instances).then_error(|| {
+        DescribeDBInstancesError::generic(
+            ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let rds = mock_client!(aws_sdk_rds, [&throttled]);
+    let error = RdsControlPlane::new(rds, None)
+        .describe_instance(&id("muejam-db-prod"))
+        .await
+        .expect_err("throttled");
+    assert_eq!(error.name(), "Throttled");
+    assert!(error.to_string().contains("Rate exceeded"));
+
+    let missing = mock!(Client::describe_db_instances).then_error(|| {
+        DescribeDBInstancesError::DbInstanceNotFoundFault(
+            aws_sdk_rds::types::error::DbInstanceNotFoundFault::builder()
+                .message("DBInstance no-such-db not found.")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("DBInstanceNotFound")
+                        .message("DBInstance no-such-db not found.")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let rds = mock_client!(aws_sdk_rds, [&missing]);
+    let error = RdsControlPlane::new(rds, None)
+        .describe_instance(&id("no-such-db"))
+        .await
+        .expect_err("missing");
+    assert_eq!(error.name(), "NotFound", "{error}");
+}
