@@ -114,13 +114,13 @@ async fn sns_messages_reach_an_sqs_subscriber_with_subject_and_attributes() {
         .await
         .expect("queue");
     let queue_url = queue.queue_url().expect("url").to_owned();
-    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:alerts-inbox");
+    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:alerts-inbox";
     moto.clients
         .sns
         .subscribe()
         .topic_arn(&topic_arn)
         .protocol("sqs")
-        .endpoint(&queue_arn)
+        .endpoint(queue_arn)
         .send()
         .await
         .expect("subscribe");
