@@ -1,0 +1,118 @@
+//! The runbook's steps as handlers over the ports. Every Lambda function and
+//! every local Task dispatches here: one [`Function`] per function, one
+//! [`dispatch`] for all of them.
+
+pub mod failover;
+pub mod lock;
+pub mod notify;
+pub mod report;
+
+use std::sync::Arc;
+
+use dr_core::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Everything a handler may need; adapters are chosen by the caller (AWS in a
+/// Lambda, the local platform and moto on a laptop).
+#[derive(Clone)]
+pub struct Ports {
+    pub control_plane: Arc<dyn DatabaseControlPlane>,
+    pub sql: Arc<dyn SqlTarget>,
+    pub secrets: Arc<dyn Secrets>,
+    pub dns: Arc<dyn Dns>,
+    pub notifier: Arc<dyn Notifier>,
+    pub reports: Arc<dyn ReportStore>,
+    pub lock: Arc<dyn RecoveryLock>,
+}
+
+/// The functions of the project, by the logical id they have in template.yaml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    CheckDatabase,
+    PromoteReplica,
+    DescribeInstance,
+    UpdateDns,
+    CreateReplica,
+    Notify,
+    Report,
+    RecoveryLock,
+}
+
+impl Function {
+    pub const ALL: [Function; 8] = [
+        Function::CheckDatabase,
+        Function::PromoteReplica,
+        Function::DescribeInstance,
+        Function::UpdateDns,
+        Function::CreateReplica,
+        Function::Notify,
+        Function::Report,
+        Function::RecoveryLock,
+    ];
+
+    /// The logical id in template.yaml (and the local handler name).
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Function::CheckDatabase => "CheckDatabaseFunction",
+            Function::PromoteReplica => "PromoteReplicaFunction",
+            Function::DescribeInstance => "DescribeInstanceFunction",
+            Function::UpdateDns => "UpdateDnsFunction",
+            Function::CreateReplica => "CreateReplicaFunction",
+            Function::Notify => "NotifyFunction",
+            Function::Report => "ReportFunction",
+            Function::RecoveryLock => "RecoveryLockFunction",
+        }
+    }
+
+    /// The crate under functions/.
+    pub fn crate_dir(self) -> &'static str {
+        match self {
+            Function::CheckDatabase => "check-database",
+            Function::PromoteReplica => "promote-replica",
+            Function::DescribeInstance => "describe-instance",
+            Function::UpdateDns => "update-dns",
+            Function::CreateReplica => "create-replica",
+            Function::Notify => "notify",
+            Function::Report => "report",
+            Function::RecoveryLock => "recovery-lock",
+        }
+    }
+}
+
+/// Parses a payload strictly: unknown or missing fields are `InvalidInput`,
+/// before anything is touched.
+pub fn parse<T: DeserializeOwned>(function: Function, payload: Value) -> DrResult<T> {
+    serde_json::from_value(payload)
+        .map_err(|e| DrError::InvalidInput(format!("{} input: {e}", function.logical_id())))
+}
+
+fn to_value(output: impl serde::Serialize) -> DrResult<Value> {
+    serde_json::to_value(output).map_err(|e| DrError::Internal(format!("serializing output: {e}")))
+}
+
+/// Runs one function on its payload.
+pub async fn dispatch(function: Function, ports: &Ports, payload: Value) -> DrResult<Value> {
+    match function {
+        Function::CheckDatabase => {
+            to_value(failover::check_database(ports, parse(function, payload)?).await?)
+        }
+        Function::PromoteReplica => {
+            to_value(failover::promote_replica(ports, parse(function, payload)?).await?)
+        }
+        Function::DescribeInstance => {
+            to_value(failover::describe_instance(ports, parse(function, payload)?).await?)
+        }
+        Function::UpdateDns => {
+            to_value(failover::update_dns(ports, parse(function, payload)?).await?)
+        }
+        Function::CreateReplica => {
+            to_value(failover::create_replica(ports, parse(function, payload)?).await?)
+        }
+        Function::Notify => to_value(notify::notify(ports, parse(function, payload)?).await?),
+        Function::Report => to_value(report::report(ports, parse(function, payload)?).await?),
+        Function::RecoveryLock => {
+            to_value(lock::recovery_lock(ports, parse(function, payload)?).await?)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! One recovery per database at a time.
+
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Ports;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockAction {
+    Acquire,
+    Release,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryLockInput {
+    pub action: LockAction,
+    /// What is being recovered (the primary's identifier).
+    pub resource: String,
+    /// Who recovers it (the execution id).
+    pub owner: String,
+    /// A crashed execution's lock expires after this long (default: the RTO).
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds: u64,
+}
+
+fn default_ttl() -> u64 {
+    4 * 3600
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoveryLockOutput {
+    pub resource: String,
+    pub owner: String,
+    pub held: bool,
+}
+
+/// `acquire` fails with `Conflict` (naming the holder) when another execution
+/// recovers the same resource; the state machine then stops without acting.
+pub async fn recovery_lock(
+    ports: &Ports,
+    input: RecoveryLockInput,
+) -> DrResult<RecoveryLockOutput> {
+    if input.resource.trim().is_empty() || input.owner.trim().is_empty() {
+        return Err(DrError::InvalidInput(
+            "resource and owner must not be empty".to_owned(),
+        ));
+    }
+    match input.action {
+        LockAction::Acquire => {
+            ports
+                .lock
+                .acquire(&input.resource, &input.owner, input.ttl_seconds)
+                .await?;
+            Ok(RecoveryLockOutput {
+                resource: input.resource,
+                owner: input.owner,
+                held: true,
+            })
+        }
+        LockAction::Release => {
+            ports.lock.release(&input.resource, &input.owner).await?;
+            Ok(RecoveryLockOutput {
+                resource: input.resource,
+                owner: input.owner,
+                held: false,
+            })
+        }
+    }
+}
