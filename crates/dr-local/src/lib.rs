@@ -6,6 +6,7 @@ mod control_plane;
 pub mod moto;
 pub mod pg;
 pub mod platform;
+pub mod reports;
 pub mod sealed;
 pub mod stack;
 pub mod state;

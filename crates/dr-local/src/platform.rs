@@ -36,7 +36,8 @@ pub const DEFAULT_DATABASE: &str = "muejam";
 pub const MASTER_USERNAME: &str = "muejam_admin";
 /// The replication role, named as RDS names its own.
 pub const REPLICATION_USERNAME: &str = "rdsrepladmin";
-pub const AVAILABILITY_ZONES: [&str; 3] = ["local-1a", "local-1b", "local-1c"];
+/// Named like the moto region's zones, so one failover input serves both.
+pub const AVAILABILITY_ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 const ENGINE_VERSION: &str = "15";
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -192,7 +193,7 @@ impl LocalControlPlane {
         let credentials = self.read_credentials(id.as_str())?;
         Ok(DatabaseTarget {
             endpoint: Endpoint {
-                address: "127.0.0.1".to_owned(),
+                address: record.address.clone(),
                 port: record.port,
             },
             database: database.unwrap_or(&record.database).to_owned(),
@@ -283,12 +284,19 @@ impl LocalControlPlane {
         port: u16,
         extra: &[(&str, String)],
     ) -> DrResult<()> {
+        let address = self
+            .store
+            .read()?
+            .instances
+            .get(id)
+            .map(|r| r.address.clone())
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
         let archive = self.archive_dir(id);
         let archive = archive.display();
         let mut conf = format!(
             "# Written by drctl for instance {id}; rewritten on every restore.\n\
              cluster_name = '{id}'\n\
-             listen_addresses = '127.0.0.1'\n\
+             listen_addresses = '{address}'\n\
              port = {port}\n\
              unix_socket_directories = ''\n\
              max_connections = 50\n\
@@ -499,7 +507,7 @@ impl LocalControlPlane {
                 InstanceRole::Primary
             },
             endpoint: Some(Endpoint {
-                address: "127.0.0.1".to_owned(),
+                address: record.address.clone(),
                 port: record.port,
             }),
             engine: "postgres".to_owned(),
@@ -573,7 +581,9 @@ impl LocalControlPlane {
                 }
             }
             let port = self.free_port(&guard.state)?;
+            let address = free_address(&guard.state)?;
             let record = InstanceRecord {
+                address,
                 port,
                 created_at: Utc::now(),
                 availability_zone: availability_zone
@@ -693,6 +703,11 @@ impl LocalControlPlane {
             .await;
         let _ = fs::remove_file(&pwfile);
         result?;
+        // Clients reach each instance on its own loopback address.
+        let hba = data.join("pg_hba.conf");
+        fs::read_to_string(&hba)
+            .and_then(|text| fs::write(&hba, text.replace("127.0.0.1/32", "127.0.0.0/8")))
+            .map_err(|e| DrError::Internal(format!("configuring pg_hba.conf: {e}")))?;
         self.write_instance_config(id, record.port, &[])?;
         self.start_server(id).await?;
         let client = self.connect_master(id, "postgres").await?;
@@ -972,7 +987,7 @@ impl LocalControlPlane {
             let backup_dir = staging.join("backup");
             let mut command = self.pg.command("pg_basebackup");
             command
-                .args(["-h", "127.0.0.1", "-p", &record.port.to_string()])
+                .args(["-h", &record.address, "-p", &record.port.to_string()])
                 .args(["-U", REPLICATION_USERNAME, "-w", "-D"])
                 .arg(&backup_dir)
                 .args([
@@ -1232,6 +1247,14 @@ impl LocalControlPlane {
         // The recovery settings did their job; a later restart must not see them.
         self.write_instance_config(target, port, &[])
     }
+}
+
+/// The lowest loopback address (127.0.0.2 up) no instance uses.
+fn free_address(state: &LocalState) -> DrResult<String> {
+    (2..=254)
+        .map(|n| format!("127.0.0.{n}"))
+        .find(|a| !state.instances.values().any(|r| &r.address == a))
+        .ok_or_else(|| DrError::Internal("all loopback addresses are taken".to_owned()))
 }
 
 fn describe_origin(origin: &Origin) -> String {

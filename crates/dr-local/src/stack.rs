@@ -195,7 +195,8 @@ impl LocalControlPlane {
         for (id, record) in &state.instances {
             let credentials = self.read_credentials_for(id)?;
             lines.push_str(&format!(
-                "127.0.0.1:{}:*:{}:{}\n",
+                "{}:{}:*:{}:{}\n",
+                record.address,
                 record.port,
                 credentials.master_username,
                 credentials

@@ -44,6 +44,10 @@ pub struct Busy {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRecord {
+    /// Each instance has its own loopback address, as each RDS instance has
+    /// its own host name, so a DNS record can tell them apart.
+    #[serde(default = "default_address")]
+    pub address: String,
     pub port: u16,
     pub created_at: DateTime<Utc>,
     pub availability_zone: String,
@@ -216,6 +220,10 @@ impl StateGuard {
             .get_mut(id)
             .ok_or_else(|| DrError::NotFound(format!("DB instance {id} not found")))
     }
+}
+
+fn default_address() -> String {
+    "127.0.0.1".to_owned()
 }
 
 /// Whether the process that marked something busy is still alive.

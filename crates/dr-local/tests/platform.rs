@@ -407,7 +407,7 @@ async fn delete_refuses_production_and_removes_ephemeral_instances() {
         .platform
         .create_instance(&CreateInstanceRequest {
             instance_id: id("drill-throwaway"),
-            availability_zone: Some("local-1b".to_owned()),
+            availability_zone: Some("us-east-1b".to_owned()),
             tags: tags(&[(EPHEMERAL_TAG, "true")]),
         })
         .await
@@ -424,7 +424,7 @@ async fn delete_refuses_production_and_removes_ephemeral_instances() {
         .expect_err("deleted");
     assert_eq!(gone.name(), "NotFound");
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", endpoint.port)).is_err(),
+        std::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port)).is_err(),
         "the deleted server no longer listens"
     );
     assert!(!lab
@@ -563,7 +563,7 @@ async fn probes_checks_tags_and_crashes_are_reported_as_a_user_sees_them() {
         .create_read_replica(&CreateReplicaRequest {
             replica_id: id("muejam-db-prod-replica"),
             source_id: id("muejam-db-prod"),
-            availability_zone: Some("local-1c".to_owned()),
+            availability_zone: Some("us-east-1c".to_owned()),
             tags: Tags::new(),
         })
         .await

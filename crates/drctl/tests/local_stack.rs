@@ -51,8 +51,8 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-fn listening(port: u64) -> bool {
-    u16::try_from(port).is_ok_and(|port| TcpStream::connect(("127.0.0.1", port)).is_ok())
+fn listening(address: &str, port: u64) -> bool {
+    u16::try_from(port).is_ok_and(|port| TcpStream::connect((address, port)).is_ok())
 }
 
 fn home_arg(home: &Path) -> &str {
@@ -116,13 +116,19 @@ fn up_status_down_runs_a_primary_a_streaming_replica_and_moto_then_leaves_nothin
         .and_then(|e| e.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .expect("moto port");
-    let ports: Vec<u64> = instances
+    let ports: Vec<(String, u64)> = instances
         .iter()
-        .map(|i| i["endpoint"]["port"].as_u64().expect("port"))
-        .chain([moto_port])
+        .map(|i| {
+            (
+                i["endpoint"]["address"].as_str().expect("address").to_owned(),
+                i["endpoint"]["port"].as_u64().expect("port"),
+            )
+        })
+        .chain([("127.0.0.1".to_owned(), moto_port)])
         .collect();
-    for port in &ports {
-        assert!(listening(*port), "port {port} should be listening");
+    assert_ne!(ports[0].0, ports[1].0, "each instance has its own address");
+    for (address, port) in &ports {
+        assert!(listening(address, *port), "{address}:{port} should be listening");
     }
 
     let text_status = drctl(&["local", "status", "--home", home]);
@@ -135,8 +141,8 @@ fn up_status_down_runs_a_primary_a_streaming_replica_and_moto_then_leaves_nothin
 
     let down = drctl(&["local", "down", "--home", home]);
     assert!(down.status.success(), "{}", text(&down));
-    for port in &ports {
-        assert!(!listening(*port), "port {port} still bound after down");
+    for (address, port) in &ports {
+        assert!(!listening(address, *port), "{address}:{port} still bound after down");
     }
     assert_eq!(processes_mentioning(home), Vec::<String>::new());
     assert!(processes_mentioning(&format!("-p {moto_port}")).is_empty());
