@@ -13,6 +13,8 @@ pub mod secrets;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+/// Types needed to create the lock table (local stack set-up, tests).
+pub use aws_sdk_dynamodb::types as dynamodb_types;
 pub use lock::DynamoDbLock;
 pub use notifier::SnsNotifier;
 pub use rds::RdsControlPlane;

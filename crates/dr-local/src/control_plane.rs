@@ -82,6 +82,14 @@ impl DatabaseControlPlane for LocalControlPlane {
         })?;
         let outcome = async {
             let client = self.connect_admin(id).await?;
+            // WAL already received is applied before the promotion, as RDS
+            // does: a paused replay would otherwise lose it.
+            client
+                .batch_execute(
+                    "DO $$ BEGIN IF pg_is_wal_replay_paused() THEN PERFORM pg_wal_replay_resume(); END IF; END $$",
+                )
+                .await
+                .map_err(|e| dr_postgres::map_pg_error(&format!("resuming replay on {id}"), &e))?;
             client
                 .query_one("SELECT pg_promote(true, 120)", &[])
                 .await

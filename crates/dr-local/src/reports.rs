@@ -17,8 +17,14 @@ impl FileReportStore {
 
     fn path(&self, key: &str) -> DrResult<PathBuf> {
         let relative = Path::new(key);
-        if key.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(DrError::InvalidInput(format!("report key {key:?} must be a relative path without ..")));
+        if key.is_empty()
+            || !relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(DrError::InvalidInput(format!(
+                "report key {key:?} must be a relative path without .."
+            )));
         }
         Ok(self.dir.join(relative))
     }
@@ -44,7 +50,10 @@ impl ReportStore for FileReportStore {
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(DrError::Internal(format!("reading {}: {e}", path.display()))),
+            Err(e) => Err(DrError::Internal(format!(
+                "reading {}: {e}",
+                path.display()
+            ))),
         }
     }
 }
@@ -57,10 +66,23 @@ mod tests {
     async fn stores_reads_back_and_refuses_escaping_keys() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = FileReportStore::new(dir.path());
-        let at = store.put("failover/a.json", "application/json", b"{}").await.expect("put");
+        let at = store
+            .put("failover/a.json", "application/json", b"{}")
+            .await
+            .expect("put");
         assert!(at.ends_with("failover/a.json"));
-        assert_eq!(store.get("failover/a.json").await.expect("get"), Some(b"{}".to_vec()));
+        assert_eq!(
+            store.get("failover/a.json").await.expect("get"),
+            Some(b"{}".to_vec())
+        );
         assert_eq!(store.get("failover/none.json").await.expect("get"), None);
-        assert_eq!(store.put("../x", "t", b"").await.expect_err("escape").name(), "InvalidInput");
+        assert_eq!(
+            store
+                .put("../x", "t", b"")
+                .await
+                .expect_err("escape")
+                .name(),
+            "InvalidInput"
+        );
     }
 }

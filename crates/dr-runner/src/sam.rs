@@ -167,7 +167,19 @@ impl SamTemplate {
                 self.attribute(&id, &attribute)
             }
             "!Sub" => {
-                let template = text(value).ok_or("only the one-argument !Sub form is supported")?;
+                let (template, variables) = match value {
+                    Yaml::Sequence(items) if items.len() == 2 => {
+                        let mut vars = BTreeMap::new();
+                        for (k, v) in items[1]
+                            .as_mapping()
+                            .ok_or("!Sub variables must be a mapping")?
+                        {
+                            vars.insert(text(k).ok_or("bad !Sub variable name")?, self.resolve(v)?);
+                        }
+                        (text(&items[0]).ok_or("!Sub needs a string")?, vars)
+                    }
+                    other => (text(other).ok_or("!Sub needs a string")?, BTreeMap::new()),
+                };
                 let mut out = String::new();
                 let mut rest = template.as_str();
                 while let Some(start) = rest.find("${") {
@@ -175,6 +187,11 @@ impl SamTemplate {
                     let after = &rest[start + 2..];
                     let end = after.find('}').ok_or("unclosed ${ in !Sub")?;
                     let name = &after[..end];
+                    if let Some(value) = variables.get(name) {
+                        out.push_str(value);
+                        rest = &after[end + 1..];
+                        continue;
+                    }
                     out.push_str(&match name.split_once('.') {
                         Some((id, attr)) if !name.starts_with("AWS::") => {
                             self.attribute(id, attr)?
@@ -186,10 +203,73 @@ impl SamTemplate {
                 out.push_str(rest);
                 Ok(out)
             }
+            "!Join" => {
+                let Yaml::Sequence(items) = value else {
+                    return Err("!Join needs [separator, list]".to_owned());
+                };
+                let separator = items
+                    .first()
+                    .and_then(text)
+                    .ok_or("!Join needs a separator")?;
+                let parts = match items.get(1) {
+                    Some(Yaml::Sequence(list)) => list
+                        .iter()
+                        .map(|v| self.resolve(v))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Some(other) => self.resolve(other)?.split(',').map(str::to_owned).collect(),
+                    None => return Err("!Join needs a list".to_owned()),
+                };
+                Ok(parts.join(&separator))
+            }
             other => Err(format!("intrinsic {other} is not supported locally")),
         }
     }
 
+    /// The EventBridge rules of a state machine's `Events`, with their input
+    /// transformers resolved to local values.
+    pub fn event_rules(&self, state_machine: &str) -> Result<Vec<EventRule>, LoadError> {
+        let location = format!("resource {state_machine}");
+        let events = self
+            .resources
+            .get(state_machine)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("Events"))
+            .and_then(Yaml::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        let mut rules = Vec::new();
+        for (name, event) in &events {
+            if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
+                continue;
+            }
+            let name = text(name).unwrap_or_default();
+            let props = event.get("Properties");
+            let transformer = props.and_then(|p| p.get("InputTransformer"));
+            let paths = transformer
+                .and_then(|t| t.get("InputPathsMap"))
+                .and_then(Yaml::as_mapping)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let template = transformer
+                .and_then(|t| t.get("InputTemplate"))
+                .map(|t| self.resolve(t))
+                .transpose()
+                .map_err(|e| LoadError::new(format!("{location} event {name}"), e))?;
+            rules.push(EventRule {
+                name,
+                input_paths: paths,
+                input_template: template,
+            });
+        }
+        Ok(rules)
+    }
+}
+
+impl SamTemplate {
     fn reference(&self, name: &str) -> Result<String, String> {
         match name {
             "AWS::Region" => return Ok(LOCAL_REGION.to_owned()),
@@ -205,9 +285,11 @@ impl SamTemplate {
                 .ok_or_else(|| format!("parameter {name} has no Default to use locally"));
         }
         match self.resource_type(name) {
-            Some("AWS::SNS::Topic") => {
-                Ok(format!("arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{name}"))
-            }
+            Some("AWS::SNS::Topic") => Ok(format!(
+                "arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{}",
+                self.property(name, "TopicName")
+                    .unwrap_or_else(|| name.to_owned())
+            )),
             Some("AWS::Serverless::Function") => Ok(name.to_owned()),
             Some(_) => Ok(name.to_owned()),
             None => Err(format!(
@@ -216,20 +298,72 @@ impl SamTemplate {
         }
     }
 
+    fn property(&self, id: &str, property: &str) -> Option<String> {
+        text(self.resources.get(id)?.get("Properties")?.get(property)?)
+    }
+
     fn attribute(&self, id: &str, attribute: &str) -> Result<String, String> {
         match (self.resource_type(id), attribute) {
             (Some("AWS::Serverless::Function"), "Arn") => Ok(format!(
                 "arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{id}"
             )),
-            (Some("AWS::SNS::Topic"), "TopicArn") => {
-                Ok(format!("arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{id}"))
-            }
+            (Some("AWS::SNS::Topic"), "TopicArn") => self.reference(id),
+            (Some("AWS::SNS::Topic"), "TopicName") => Ok(self
+                .property(id, "TopicName")
+                .unwrap_or_else(|| id.to_owned())),
             (Some("AWS::S3::Bucket"), "Arn") => Ok(format!("arn:aws:s3:::{}", id.to_lowercase())),
             (Some(t), _) => Err(format!(
                 "!GetAtt {id}.{attribute} ({t}) is not supported locally"
             )),
             (None, _) => Err(format!("{id} is not a resource of the template")),
         }
+    }
+}
+
+/// An EventBridge rule that starts a state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRule {
+    pub name: String,
+    pub input_paths: BTreeMap<String, String>,
+    pub input_template: Option<String>,
+}
+
+impl EventRule {
+    /// The execution input EventBridge would send for `event`: each
+    /// `<name>` in the template is replaced by the value at its path (a JSON
+    /// value where it stands alone, the bare text inside a quoted string).
+    pub fn transform(&self, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let Some(template) = &self.input_template else {
+            return Ok(event.clone());
+        };
+        let mut out = String::new();
+        let mut rest = template.as_str();
+        let mut in_string = false;
+        while let Some(start) = rest.find('<') {
+            let before = &rest[..start];
+            in_string = before.chars().fold(
+                in_string,
+                |inside, c| if c == '"' { !inside } else { inside },
+            );
+            out.push_str(before);
+            let after = &rest[start + 1..];
+            let end = after.find('>').ok_or("unclosed < in InputTemplate")?;
+            let key = &after[..end];
+            let path = self
+                .input_paths
+                .get(key)
+                .ok_or_else(|| format!("<{key}> is not in InputPathsMap"))?;
+            let value = crate::path::JsonPath::parse(path)?
+                .select(event)
+                .unwrap_or(serde_json::Value::Null);
+            match (&value, in_string) {
+                (serde_json::Value::String(s), true) => out.push_str(s),
+                (other, _) => out.push_str(&other.to_string()),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        serde_json::from_str(&out).map_err(|e| format!("the transformed input is not JSON: {e}"))
     }
 }
 

@@ -50,6 +50,17 @@ enum LocalCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Print the messages SNS delivered to the alerts topic (read through its
+    /// SQS subscription; they stay in the queue).
+    Messages {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Kill an instance as a crash would (immediate shutdown): the way to
+    /// rehearse a database failure locally.
+    Crash { instance: String },
+    /// Start a stopped or crashed instance again.
+    Start { instance: String },
     /// Take a manual, encrypted snapshot of an instance.
     Snapshot {
         instance: String,
@@ -70,7 +81,7 @@ fn nix_uid() -> u32 {
     std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m))
 }
 
-fn existing_home(explicit: Option<PathBuf>) -> DrResult<PathBuf> {
+pub fn existing_home(explicit: Option<PathBuf>) -> DrResult<PathBuf> {
     if let Some(home) = explicit {
         if !home.join(dr_local::state::STATE_FILE).exists() {
             return Err(DrError::NotFound(format!(
@@ -148,6 +159,14 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
                     &progress,
                 )
                 .await?;
+            if !no_moto {
+                progress(
+                    "creating the DNS record, alerts topic, database secret and lock table in moto",
+                );
+                let clients = crate::wiring::moto_clients(&platform).await?;
+                let sqs = crate::wiring::moto_sqs(&platform).await?;
+                crate::seed::seed(&platform, &clients, &sqs).await?;
+            }
             output::print_up(&status, output)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -172,6 +191,26 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
                 }
             }
             output::print_down(&report, platform.home(), output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Crash { instance } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let id = ResourceId::parse_instance(&instance)?;
+            platform.crash_instance(&id).await?;
+            eprintln!("crashed {id}: its server was killed (immediate shutdown)");
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Start { instance } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let id = ResourceId::parse_instance(&instance)?;
+            let described = platform.start_instance(&id).await?;
+            eprintln!("{id} is {}", described.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Messages { output } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let messages = crate::wiring::read_alerts(&platform).await?;
+            output::print_messages(&messages, output)?;
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Snapshot {

@@ -3,6 +3,8 @@
 mod local;
 mod output;
 mod run;
+mod seed;
+mod wiring;
 
 use std::process::ExitCode;
 

@@ -219,6 +219,27 @@ pub fn print_down(report: &DownReport, home: &Path, format: OutputFormat) -> DrR
     Ok(())
 }
 
+pub fn print_messages(
+    messages: &[crate::wiring::DeliveredMessage],
+    format: OutputFormat,
+) -> DrResult<()> {
+    if format == OutputFormat::Json {
+        return print_json(&messages);
+    }
+    if messages.is_empty() {
+        println!("no messages");
+    }
+    for m in messages {
+        println!(
+            "── {}  {}
+{}
+",
+            m.timestamp, m.subject, m.message
+        );
+    }
+    Ok(())
+}
+
 pub fn print_snapshot(snapshot: &SnapshotDescription, format: OutputFormat) -> DrResult<()> {
     if format == OutputFormat::Json {
         return print_json(snapshot);

@@ -147,10 +147,17 @@ fn locate(args: &RunArgs) -> DrResult<(PathBuf, String, BTreeMap<String, String>
     Ok((path, name, substitutions))
 }
 
-/// The handlers the local runner dispatches to, by function logical id.
-/// Each scenario's functions register here as they are built.
-pub fn local_handlers() -> Handlers {
-    Handlers::new()
+/// The handlers the local runner dispatches to: every function, over the
+/// local stack when one is up; none otherwise (a definition with Task states
+/// is then refused at load time, naming the state).
+async fn local_handlers() -> DrResult<(Handlers, Option<PathBuf>)> {
+    let Ok(home) = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))
+    else {
+        return Ok((Handlers::new(), None));
+    };
+    let platform = dr_local::LocalControlPlane::open(&home, None)?;
+    let ports = crate::wiring::local_ports(&platform).await?;
+    Ok((crate::wiring::handlers(ports), Some(home)))
 }
 
 fn print_event(event: &HistoryEvent, started: chrono::DateTime<chrono::Utc>) {
@@ -199,7 +206,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .map(|f| parse_fault(f))
         .collect::<DrResult<Vec<_>>>()?;
     let (path, name, substitutions) = locate(&args)?;
-    let handlers = local_handlers();
+    let (handlers, home) = local_handlers().await?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
     let machine = StateMachine::load(
@@ -211,7 +218,13 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     )
     .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))?;
 
-    let (inbox, _temporary_inbox) = match args.token_inbox.clone().or_else(default_inbox) {
+    let home_inbox = home.map(|h| h.join("task-tokens"));
+    let (inbox, _temporary_inbox) = match args
+        .token_inbox
+        .clone()
+        .or(home_inbox)
+        .or_else(default_inbox)
+    {
         Some(dir) => (dir, None),
         None => {
             let dir = tempfile::Builder::new()

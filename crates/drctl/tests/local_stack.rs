@@ -120,7 +120,10 @@ fn up_status_down_runs_a_primary_a_streaming_replica_and_moto_then_leaves_nothin
         .iter()
         .map(|i| {
             (
-                i["endpoint"]["address"].as_str().expect("address").to_owned(),
+                i["endpoint"]["address"]
+                    .as_str()
+                    .expect("address")
+                    .to_owned(),
                 i["endpoint"]["port"].as_u64().expect("port"),
             )
         })
@@ -128,7 +131,10 @@ fn up_status_down_runs_a_primary_a_streaming_replica_and_moto_then_leaves_nothin
         .collect();
     assert_ne!(ports[0].0, ports[1].0, "each instance has its own address");
     for (address, port) in &ports {
-        assert!(listening(address, *port), "{address}:{port} should be listening");
+        assert!(
+            listening(address, *port),
+            "{address}:{port} should be listening"
+        );
     }
 
     let text_status = drctl(&["local", "status", "--home", home]);
@@ -142,7 +148,10 @@ fn up_status_down_runs_a_primary_a_streaming_replica_and_moto_then_leaves_nothin
     let down = drctl(&["local", "down", "--home", home]);
     assert!(down.status.success(), "{}", text(&down));
     for (address, port) in &ports {
-        assert!(!listening(address, *port), "{address}:{port} still bound after down");
+        assert!(
+            !listening(address, *port),
+            "{address}:{port} still bound after down"
+        );
     }
     assert_eq!(processes_mentioning(home), Vec::<String>::new());
     assert!(processes_mentioning(&format!("-p {moto_port}")).is_empty());

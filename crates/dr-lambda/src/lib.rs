@@ -1,0 +1,127 @@
+//! What every Lambda `main` does: load the AWS configuration once, build the
+//! adapters, and serve one handler, with each error's stable name as the
+//! Lambda `errorType` so state machines can Retry/Catch on it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dr_aws::{AwsClients, AwsTarget};
+use dr_core::*;
+use dr_scenarios::{dispatch, Function, Ports};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+/// The environment variables the functions read.
+pub const REPORTS_BUCKET_ENV: &str = "REPORTS_BUCKET";
+pub const LOCK_TABLE_ENV: &str = "LOCK_TABLE";
+
+/// Stands in for an adapter whose configuration is missing, so that only the
+/// function that needs it fails, with a message naming the variable.
+struct Unconfigured(&'static str);
+
+impl Unconfigured {
+    fn error(&self) -> DrError {
+        DrError::Internal(format!(
+            "environment variable {} is not set for this function",
+            self.0
+        ))
+    }
+}
+
+#[async_trait]
+impl ReportStore for Unconfigured {
+    async fn put(&self, _key: &str, _content_type: &str, _body: &[u8]) -> DrResult<String> {
+        Err(self.error())
+    }
+    async fn get(&self, _key: &str) -> DrResult<Option<Vec<u8>>> {
+        Err(self.error())
+    }
+}
+
+#[async_trait]
+impl RecoveryLock for Unconfigured {
+    async fn acquire(
+        &self,
+        _resource: &str,
+        _owner: &str,
+        _ttl_seconds: u64,
+    ) -> DrResult<LockHolder> {
+        Err(self.error())
+    }
+    async fn release(&self, _resource: &str, _owner: &str) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn holder(&self, _resource: &str) -> DrResult<Option<LockHolder>> {
+        Err(self.error())
+    }
+}
+
+/// The AWS adapters behind every port.
+pub fn aws_ports(clients: &AwsClients) -> Ports {
+    let reports: Arc<dyn ReportStore> = match std::env::var(REPORTS_BUCKET_ENV) {
+        Ok(bucket) => Arc::new(dr_aws::S3ReportStore::new(
+            clients.s3.clone(),
+            bucket,
+            "reports",
+        )),
+        Err(_) => Arc::new(Unconfigured(REPORTS_BUCKET_ENV)),
+    };
+    let lock: Arc<dyn RecoveryLock> = match std::env::var(LOCK_TABLE_ENV) {
+        Ok(table) => Arc::new(dr_aws::DynamoDbLock::new(clients.dynamodb.clone(), table)),
+        Err(_) => Arc::new(Unconfigured(LOCK_TABLE_ENV)),
+    };
+    Ports {
+        control_plane: Arc::new(dr_aws::RdsControlPlane::new(
+            clients.rds.clone(),
+            Some(clients.cloudwatch.clone()),
+        )),
+        sql: Arc::new(dr_postgres::PostgresSqlTarget),
+        secrets: Arc::new(dr_aws::SecretsManagerSecrets::new(clients.secrets.clone())),
+        dns: Arc::new(dr_aws::Route53Dns::new(clients.route53.clone())),
+        notifier: Arc::new(dr_aws::SnsNotifier::new(clients.sns.clone())),
+        reports,
+        lock,
+    }
+}
+
+/// The Lambda failure for an error: its stable name and its message.
+pub fn diagnostic(error: &DrError) -> Diagnostic {
+    Diagnostic {
+        error_type: error.name().to_owned(),
+        error_message: error.to_string(),
+    }
+}
+
+/// Serves one function until the Lambda runtime stops it.
+pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let clients = AwsClients::connect(&AwsTarget::default()).await;
+    let ports = aws_ports(&clients);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let ports = ports.clone();
+        async move {
+            let request_id = event.context.request_id.clone();
+            tracing::info!(function = function.logical_id(), %request_id, "invoked");
+            dispatch(function, &ports, event.payload).await.map_err(|error| {
+                tracing::warn!(function = function.logical_id(), %request_id, error_type = error.name(), %error, "failed");
+                diagnostic(&error)
+            })
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_type_is_the_stable_name() {
+        let d = diagnostic(&DrError::ReplicaLagTooHigh {
+            lag_seconds: 30000.0,
+            max_lag_seconds: 21600.0,
+        });
+        assert_eq!(d.error_type, "ReplicaLagTooHigh");
+        assert!(d.error_message.contains("30000.0 s behind"));
+    }
+}

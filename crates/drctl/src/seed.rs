@@ -1,0 +1,187 @@
+//! What `drctl local up` creates in moto so the scenarios find what they
+//! would find in the MueJam AWS account: the database record, the alerts
+//! topic (and a queue subscribed to it, to read messages back), the
+//! database secret, and the recovery lock table.
+
+use dr_aws::AwsClients;
+use dr_core::{DrError, DrResult, InstanceId};
+use dr_local::LocalControlPlane;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+pub const HOSTED_ZONE: &str = "muejam.internal";
+pub const DATABASE_RECORD: &str = "db.muejam.internal";
+pub const ALERTS_TOPIC: &str = "muejam-dr-alerts";
+pub const ALERTS_INBOX_QUEUE: &str = "muejam-dr-alerts-inbox";
+pub const DATABASE_SECRET: &str = "muejam/db/master";
+pub const LOCK_TABLE: &str = "muejam-dr-locks";
+
+fn sdk(what: &str) -> impl Fn(String) -> DrError + '_ {
+    move |e| DrError::Unavailable(format!("seeding moto ({what}): {e}"))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Seeded {
+    pub alerts_topic_arn: String,
+    pub alerts_inbox_queue_url: String,
+    pub database_record: String,
+}
+
+/// Creates what is missing; never moves an existing record (after a
+/// failover it points at the new primary, and `up` must not undo that).
+pub async fn seed(
+    platform: &LocalControlPlane,
+    clients: &AwsClients,
+    sqs: &aws_sdk_sqs::Client,
+) -> DrResult<Seeded> {
+    let primary = dr_core::ResourceId::parse_instance(dr_local::stack::PRIMARY_ID)?;
+    let zone_id = match dr_aws::Route53Dns::new(clients.route53.clone())
+        .zone_id(HOSTED_ZONE)
+        .await
+    {
+        Ok(id) => id,
+        Err(DrError::NotFound(_)) => clients
+            .route53
+            .create_hosted_zone()
+            .name(format!("{HOSTED_ZONE}."))
+            .caller_reference(format!(
+                "drctl-{}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            ))
+            .send()
+            .await
+            .map_err(|e| sdk("hosted zone")(e.to_string()))?
+            .hosted_zone()
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
+            .ok_or_else(|| DrError::Internal("CreateHostedZone returned no zone".into()))?,
+        Err(e) => return Err(e),
+    };
+    let dns = dr_aws::Route53Dns::new(clients.route53.clone());
+    if dr_core::Dns::get_record(&dns, &zone_id, DATABASE_RECORD, "CNAME")
+        .await?
+        .is_none()
+    {
+        let endpoint = primary_endpoint(platform, &primary)?;
+        dr_core::Dns::upsert_record(
+            &dns,
+            &dr_core::DnsRecord {
+                hosted_zone_id: zone_id.clone(),
+                name: DATABASE_RECORD.to_owned(),
+                record_type: "CNAME".to_owned(),
+                ttl: 60,
+                value: endpoint,
+            },
+        )
+        .await?;
+    }
+    let topic_arn = clients
+        .sns
+        .create_topic()
+        .name(ALERTS_TOPIC)
+        .send()
+        .await
+        .map_err(|e| sdk("topic")(e.to_string()))?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(ALERTS_INBOX_QUEUE)
+        .send()
+        .await
+        .map_err(|e| sdk("queue")(e.to_string()))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let queue_arn = format!(
+        "arn:aws:sqs:{}:{}:{ALERTS_INBOX_QUEUE}",
+        dr_runner::sam::LOCAL_REGION,
+        dr_runner::sam::LOCAL_ACCOUNT
+    );
+    let subscriptions = clients
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic_arn)
+        .send()
+        .await
+        .map_err(|e| sdk("subscriptions")(e.to_string()))?;
+    if !subscriptions
+        .subscriptions()
+        .iter()
+        .any(|s| s.endpoint() == Some(queue_arn.as_str()))
+    {
+        clients
+            .sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .send()
+            .await
+            .map_err(|e| sdk("subscription")(e.to_string()))?;
+    }
+    let secret_exists = clients
+        .secrets
+        .describe_secret()
+        .secret_id(DATABASE_SECRET)
+        .send()
+        .await
+        .is_ok();
+    if !secret_exists {
+        let target = platform.database_target(&primary, None)?;
+        let document = serde_json::json!({
+            "engine": "postgres",
+            "username": target.username,
+            "password": target.password.expose_secret(),
+            "dbname": target.database,
+        });
+        clients
+            .secrets
+            .create_secret()
+            .name(DATABASE_SECRET)
+            .secret_string(document.to_string())
+            .send()
+            .await
+            .map_err(|e| sdk("secret")(e.to_string()))?;
+    }
+    let tables = clients
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| sdk("tables")(e.to_string()))?;
+    if !tables.table_names().iter().any(|t| t == LOCK_TABLE) {
+        use dr_aws::dynamodb_types::*;
+        clients
+            .dynamodb
+            .create_table()
+            .table_name(LOCK_TABLE)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("resource")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| DrError::Internal(e.to_string()))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("resource")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| DrError::Internal(e.to_string()))?,
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(|e| sdk("lock table")(e.to_string()))?;
+    }
+    Ok(Seeded {
+        alerts_topic_arn: topic_arn,
+        alerts_inbox_queue_url: queue_url,
+        database_record: DATABASE_RECORD.to_owned(),
+    })
+}
+
+fn primary_endpoint(platform: &LocalControlPlane, primary: &InstanceId) -> DrResult<String> {
+    Ok(platform.database_target(primary, None)?.endpoint.address)
+}
