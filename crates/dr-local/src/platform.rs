@@ -368,8 +368,8 @@ impl LocalControlPlane {
                         CASE WHEN NOT pg_is_in_recovery() THEN NULL
                              WHEN pg_last_wal_receive_lsn() IS NULL
                                OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0::float8
-                             ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp()
-                                           - pg_last_xact_replay_timestamp())::float8, 0) END",
+                             ELSE EXTRACT(EPOCH FROM clock_timestamp()
+                                          - pg_last_xact_replay_timestamp())::float8 END",
                 &[],
             )
             .await
@@ -456,8 +456,10 @@ impl LocalControlPlane {
         } else {
             None
         };
+        // Behind with no replayed transaction to date it: the lag is unknown,
+        // and unknown must not read as zero.
         let replica_lag = match (&live, &replication_source) {
-            (Some(info), Some(source)) if info.in_recovery => {
+            (Some(info), Some(source)) if info.in_recovery && info.lag_seconds.is_some() => {
                 let source_lsn = if self.postmaster_running(source) {
                     self.current_lsn(source).await.ok()
                 } else {
@@ -470,7 +472,7 @@ impl LocalControlPlane {
                     _ => 0,
                 };
                 Some(ReplicaLag {
-                    seconds: info.lag_seconds.unwrap_or(0.0).max(0.0),
+                    seconds: info.lag_seconds.unwrap_or_default().max(0.0),
                     bytes: Some(bytes),
                 })
             }

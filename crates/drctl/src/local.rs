@@ -50,8 +50,8 @@ enum LocalCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
-    /// Print the messages SNS delivered to the alerts topic (read through its
-    /// SQS subscription; they stay in the queue).
+    /// Print every message SNS delivered to the alerts topic (read through its
+    /// SQS subscription and kept in messages.jsonl in the home).
     Messages {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

@@ -53,8 +53,11 @@ pub struct DeliveredMessage {
     pub timestamp: String,
 }
 
-/// Every message in the alerts inbox queue, oldest first, left in place.
+/// Every message the alerts topic delivered, oldest first. Messages are
+/// moved from the inbox queue into `messages.jsonl` in the home, so reading
+/// is complete (SQS hands out at most ten at a time) and can be repeated.
 pub async fn read_alerts(platform: &LocalControlPlane) -> DrResult<Vec<DeliveredMessage>> {
+    use std::io::Write;
     let sqs = moto_sqs(platform).await?;
     let url = sqs
         .get_queue_url()
@@ -65,30 +68,48 @@ pub async fn read_alerts(platform: &LocalControlPlane) -> DrResult<Vec<Delivered
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let mut seen = std::collections::BTreeMap::new();
-    // Peek (visibility 0) until a receive brings nothing new.
-    for _ in 0..50 {
+    let archive_path = platform.home().join("messages.jsonl");
+    let mut archive = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&archive_path)
+        .map_err(|e| DrError::Internal(format!("opening {}: {e}", archive_path.display())))?;
+    loop {
         let received = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
-            .visibility_timeout(0)
+            .visibility_timeout(30)
             .send()
             .await
             .map_err(|e| DrError::Unavailable(format!("reading the alerts inbox: {e}")))?;
-        let before = seen.len();
-        for m in received.messages() {
-            if let (Some(id), Some(body)) = (m.message_id(), m.body()) {
-                seen.entry(id.to_owned()).or_insert_with(|| body.to_owned());
-            }
-        }
-        if seen.len() == before {
+        if received.messages().is_empty() {
             break;
         }
+        for m in received.messages() {
+            if let Some(body) = m.body() {
+                let line = serde_json::to_string(
+                    &serde_json::from_str::<serde_json::Value>(body).unwrap_or_default(),
+                )
+                .map_err(|e| DrError::Internal(e.to_string()))?;
+                writeln!(archive, "{line}")
+                    .map_err(|e| DrError::Internal(format!("archiving a message: {e}")))?;
+            }
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| DrError::Unavailable(format!("acknowledging a message: {e}")))?;
+            }
+        }
     }
-    let mut messages: Vec<DeliveredMessage> = seen
-        .values()
-        .filter_map(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+    let text = std::fs::read_to_string(&archive_path)
+        .map_err(|e| DrError::Internal(format!("reading {}: {e}", archive_path.display())))?;
+    let mut messages: Vec<DeliveredMessage> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .map(|envelope| DeliveredMessage {
             subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
             message: envelope["Message"].as_str().unwrap_or_default().to_owned(),

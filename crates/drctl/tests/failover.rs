@@ -1,0 +1,679 @@
+//! The database failover end to end on the local stack: real PostgreSQL,
+//! Route 53 / SNS / Secrets Manager / DynamoDB in moto, the very
+//! statemachines/database-failover.asl.json run by `drctl run --local`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use dr_aws::{AwsClients, AwsTarget};
+use dr_core::*;
+use dr_local::LocalControlPlane;
+use serde_json::{json, Value};
+
+const PRIMARY: &str = "muejam-db-prod";
+const REPLICA: &str = "muejam-db-prod-replica";
+const NEW_REPLICA: &str = "muejam-db-prod-replica-2";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn drctl(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args(args)
+        .env("DRCTL_HOME", home)
+        .current_dir(repo())
+        .output()
+        .expect("run drctl")
+}
+
+fn id(s: &str) -> InstanceId {
+    ResourceId::parse(s).expect("id")
+}
+
+/// A local stack for one test; taken down on drop, even after a failure.
+struct Stack {
+    home: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = drctl(
+            &self.home,
+            &["local", "down", "--home", self.home.to_str().unwrap_or("")],
+        );
+    }
+}
+
+impl Stack {
+    fn up() -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("failover-e2e-")
+            .tempdir()
+            .expect("tmp");
+        let stack = Stack {
+            home: dir.path().join("home"),
+            _dir: dir,
+        };
+        let out = drctl(
+            &stack.home,
+            &["local", "up", "--home", stack.home_str(), "--scale", "0.01"],
+        );
+        assert!(
+            out.status.success(),
+            "up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stack
+    }
+
+    fn home_str(&self) -> &str {
+        self.home.to_str().expect("utf-8 path")
+    }
+
+    fn platform(&self) -> LocalControlPlane {
+        LocalControlPlane::open(&self.home, None).expect("platform")
+    }
+
+    fn request(&self, changes: Value) -> PathBuf {
+        let mut input: Value = serde_json::from_slice(
+            &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
+        )
+        .expect("json");
+        if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
+            i.extend(c.clone());
+        }
+        let path = self.home.join(format!("input-{}.json", uuid_like()));
+        std::fs::write(&path, serde_json::to_vec(&input).expect("json")).expect("write input");
+        path
+    }
+
+    /// Runs the failover; returns the exit code and `--output json`.
+    fn failover(&self, changes: Value, extra: &[&str]) -> (i32, Value) {
+        let input = self.request(changes);
+        let mut args = vec![
+            "run",
+            "statemachines/database-failover.asl.json",
+            "--input",
+            input.to_str().expect("path"),
+            "--local",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = drctl(&self.home, &args);
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "run printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), result)
+    }
+
+    fn crash(&self, instance: &str) {
+        let out = drctl(
+            &self.home,
+            &["local", "crash", instance, "--home", self.home_str()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    async fn describe(&self, instance: &str) -> InstanceDescription {
+        self.platform()
+            .describe_instance(&id(instance))
+            .await
+            .expect("describe")
+    }
+
+    async fn dns_value(&self) -> String {
+        let platform = self.platform();
+        let state = platform.store().read().expect("state");
+        let moto = state.moto.expect("moto");
+        let clients = AwsClients::connect(&AwsTarget::moto(
+            &dr_local::moto::endpoint(&moto),
+            "us-east-1",
+        ))
+        .await;
+        dr_aws::Route53Dns::new(clients.route53)
+            .get_record("muejam.internal", "db.muejam.internal", "CNAME")
+            .await
+            .expect("read record")
+            .expect("record exists")
+            .value
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        let out = drctl(
+            &self.home,
+            &[
+                "local",
+                "messages",
+                "--home",
+                self.home_str(),
+                "--output",
+                "json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .expect("json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| m["subject"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn sql(&self, instance: &str) -> tokio_postgres::Client {
+        let target = self
+            .platform()
+            .database_target(&id(instance), None)
+            .expect("target");
+        dr_postgres::connect(&target).await.expect("connect")
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+fn state_names(result: &Value) -> Vec<String> {
+    result["history"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| {
+                    e["type"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("StateEntered"))
+                })
+                .filter_map(|e| {
+                    e["stateEnteredEventDetails"]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_replica_messages_and_a_report(
+) {
+    let stack = Stack::up();
+    let primary_address = stack
+        .describe(PRIMARY)
+        .await
+        .endpoint
+        .expect("endpoint")
+        .address;
+    assert_eq!(
+        stack.dns_value().await,
+        primary_address,
+        "seeded record points at the primary"
+    );
+    stack.crash(PRIMARY);
+
+    let (code, result) = stack.failover(json!({}), &[]);
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(result["status"], "SUCCEEDED");
+
+    let promoted = stack.describe(REPLICA).await;
+    assert!(promoted.is_standalone_and_available(), "{promoted:?}");
+    let client = stack.sql(REPLICA).await;
+    client
+        .batch_execute("INSERT INTO users (username, email, display_name) VALUES ('after-failover', 'a@f.example', 'After')")
+        .await
+        .expect("the new primary takes writes");
+
+    let replica_address = promoted.endpoint.expect("endpoint").address;
+    assert_eq!(
+        stack.dns_value().await,
+        replica_address,
+        "db.muejam.internal follows the promotion"
+    );
+
+    let new_replica = stack.describe(NEW_REPLICA).await;
+    assert_eq!(new_replica.role, InstanceRole::Replica);
+    assert_eq!(new_replica.replication_source, Some(id(REPLICA)));
+    assert_ne!(new_replica.availability_zone, promoted.availability_zone);
+    let follower = stack.sql(NEW_REPLICA).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = follower
+            .query_one(
+                "SELECT count(*) FROM users WHERE username = 'after-failover'",
+                &[],
+            )
+            .await
+            .expect("read replica")
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new replica never received the write"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let subjects = stack.subjects();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("Failover done: muejam-db-prod-replica is now the primary")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("Report: database-failover of muejam-db-prod PASSED")),
+        "{subjects:?}"
+    );
+
+    let report_path = result["output"]["report"]["result"]["json_location"]
+        .as_str()
+        .expect("report location");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(report_path).expect("report file")).expect("json");
+    assert_eq!(report["outcome"], "succeeded");
+    assert!(
+        report["rto"]["achieved_seconds"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0 && s < 14_400.0),
+        "{report:#}"
+    );
+    assert_eq!(report["rto"]["met"], true);
+    assert!(
+        report["rpo"]["achieved_seconds"].as_f64().is_some(),
+        "{report:#}"
+    );
+    let mutations: Vec<&str> = report["mutations"]
+        .as_array()
+        .expect("mutations")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(mutations.len(), 3, "{mutations:?}");
+    assert!(mutations[0].starts_with("promoted read replica muejam-db-prod-replica"));
+    assert!(mutations[1].starts_with("pointed db.muejam.internal"));
+    assert!(mutations[2].starts_with("created read replica muejam-db-prod-replica-2"));
+    let markdown = std::fs::read_to_string(report_path.replace(".json", ".md")).expect("markdown");
+    assert!(
+        markdown.contains("**Result: PASSED**") && markdown.contains("| RTO |"),
+        "{markdown}"
+    );
+
+    // A second run after success changes nothing and still succeeds.
+    let instances_before: Vec<InstanceId> = stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    let (code, again) = stack.failover(json!({}), &[]);
+    assert_eq!(code, 0, "{again:#}");
+    let instances_after: Vec<InstanceId> = stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    assert_eq!(instances_after, instances_before);
+    assert_eq!(stack.dns_value().await, replica_address);
+    let second_report: Value = serde_json::from_slice(
+        &std::fs::read(
+            again["output"]["report"]["result"]["json_location"]
+                .as_str()
+                .expect("location"),
+        )
+        .expect("file"),
+    )
+    .expect("json");
+    assert_eq!(
+        second_report["mutations"],
+        json!([]),
+        "the re-run is a no-op"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_primary_is_a_false_alarm_with_no_mutation() {
+    let stack = Stack::up();
+    let dns_before = stack.dns_value().await;
+    let (code, result) = stack.failover(json!({}), &[]);
+    assert_eq!(code, 0, "{result:#}");
+    let states = state_names(&result);
+    assert!(
+        states.contains(&"NotifyFalseAlarm".to_owned()),
+        "{states:?}"
+    );
+    assert!(!states.contains(&"PromoteReplica".to_owned()), "{states:?}");
+    assert_eq!(stack.dns_value().await, dns_before);
+    assert_eq!(stack.describe(REPLICA).await.role, InstanceRole::Replica);
+    assert!(stack
+        .platform()
+        .describe_instance(&id(NEW_REPLICA))
+        .await
+        .is_err());
+    let subjects = stack.subjects();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s == "[MueJam DR] False alarm: muejam-db-prod is healthy, no failover"),
+        "{subjects:?}"
+    );
+    assert_eq!(
+        result["output"]["report"]["result"]["outcome"],
+        "false_alarm"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_is_not_promoted_unless_data_loss_is_accepted() {
+    let stack = Stack::up();
+    let dns_before = stack.dns_value().await;
+    let replica = stack.sql(REPLICA).await;
+    let primary = stack.sql(PRIMARY).await;
+    // A first write that reaches the replica dates its replay position.
+    primary
+        .batch_execute("INSERT INTO users (username, email, display_name) VALUES ('replayed', 'r@f.example', 'R')")
+        .await
+        .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replica
+        .query_one(
+            "SELECT count(*) FROM users WHERE username = 'replayed'",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first write never replicated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .expect("pause replay");
+    primary
+        .batch_execute("INSERT INTO users (username, email, display_name) VALUES ('unreplayed', 'u@f.example', 'U')")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stack.crash(PRIMARY);
+
+    let (code, result) = stack.failover(json!({"max_lag_seconds": 1}), &["--virtual-time"]);
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "ReplicaLagTooHigh");
+    assert_eq!(
+        stack.describe(REPLICA).await.role,
+        InstanceRole::Replica,
+        "not promoted"
+    );
+    assert_eq!(stack.dns_value().await, dns_before, "DNS untouched");
+    let failure = stack
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("FAILED: ReplicaLagTooHigh"))
+        })
+        .expect("a failure notification");
+    assert!(
+        failure["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("allow_data_loss")),
+        "{failure:#}"
+    );
+
+    let (code, result) = stack.failover(
+        json!({"max_lag_seconds": 1, "allow_data_loss": true}),
+        &["--virtual-time"],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    assert!(stack.describe(REPLICA).await.is_standalone_and_available());
+    let n: i64 = stack
+        .sql(REPLICA)
+        .await
+        .query_one(
+            "SELECT count(*) FROM users WHERE username = 'unreplayed'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1, "WAL received before promotion is applied, not lost");
+}
+
+const SUCCESS_PATH_TASKS: &[&str] = &[
+    "AcquireLock",
+    "ConfirmFailure",
+    "PromoteReplica",
+    "DescribePromoted",
+    "SwitchDns",
+    "DnsStatus",
+    "VerifyNewPrimary",
+    "CreateReplica",
+    "NotifySuccess",
+    "ReleaseLock",
+    "Report",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_throttle_at_every_task_is_retried_and_the_failover_still_succeeds() {
+    let stack = Stack::up();
+    stack.crash(PRIMARY);
+    let faults: Vec<String> = SUCCESS_PATH_TASKS
+        .iter()
+        .map(|t| format!("{t}:1:Throttled"))
+        .collect();
+    let mut extra: Vec<&str> = vec!["--virtual-time"];
+    for f in &faults {
+        extra.push("--fault");
+        extra.push(f);
+    }
+    let (code, result) = stack.failover(json!({}), &extra);
+    assert_eq!(code, 0, "{result:#}");
+    let failed_tasks = result["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|e| e["type"] == "TaskFailed")
+        .count();
+    assert_eq!(
+        failed_tasks,
+        SUCCESS_PATH_TASKS.len(),
+        "each task failed once and was retried"
+    );
+    assert!(stack.describe(REPLICA).await.is_standalone_and_available());
+    assert_eq!(
+        stack.dns_value().await,
+        stack
+            .describe(REPLICA)
+            .await
+            .endpoint
+            .expect("endpoint")
+            .address
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_ever_points_at_a_promoted_primary(
+) {
+    let stack = Stack::up();
+    let primary_address = stack
+        .describe(PRIMARY)
+        .await
+        .endpoint
+        .expect("endpoint")
+        .address;
+    stack.crash(PRIMARY);
+    // Tasks whose failure stops the failover, in the order they run: each run
+    // resumes from what the previous one left, as an operator's re-run would.
+    for task in [
+        "AcquireLock",
+        "ConfirmFailure",
+        "PromoteReplica",
+        "DescribePromoted",
+        "SwitchDns",
+        "DnsStatus",
+        "VerifyNewPrimary",
+        "Report",
+    ] {
+        let fault = format!("{task}:1:Unsafe");
+        let before = stack.subjects().len();
+        let (code, result) = stack.failover(json!({}), &["--virtual-time", "--fault", &fault]);
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["status"], "FAILED", "{task}");
+        assert_eq!(result["error"], "Unsafe", "{task}");
+        let subjects = stack.subjects();
+        assert!(
+            subjects[before..]
+                .iter()
+                .any(|s| s.contains("FAILED: Unsafe")),
+            "{task}: no failure notification in {:?}",
+            &subjects[before..]
+        );
+        let dns = stack.dns_value().await;
+        let replica = stack.describe(REPLICA).await;
+        let replica_address = replica.endpoint.clone().expect("endpoint").address;
+        assert!(
+            dns == primary_address
+                || (dns == replica_address && replica.is_standalone_and_available()),
+            "{task}: DNS points at {dns}, which is not a promoted primary"
+        );
+    }
+    // Failures that do not undo a finished failover: it succeeds and says so.
+    for task in ["CreateReplica", "NotifySuccess", "ReleaseLock"] {
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = stack.failover(json!({}), &["--virtual-time", "--fault", &fault]);
+        assert_eq!(code, 0, "{task}: {result:#}");
+    }
+    let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(
+        stack.dns_value().await,
+        stack
+            .describe(REPLICA)
+            .await
+            .endpoint
+            .expect("endpoint")
+            .address
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_trigger_while_a_recovery_runs_does_nothing() {
+    let stack = Stack::up();
+    let platform = stack.platform();
+    let moto = platform.store().read().expect("state").moto.expect("moto");
+    let clients = AwsClients::connect(&AwsTarget::moto(
+        &dr_local::moto::endpoint(&moto),
+        "us-east-1",
+    ))
+    .await;
+    let lock = dr_aws::DynamoDbLock::new(clients.dynamodb, "muejam-dr-locks");
+    lock.acquire(
+        PRIMARY,
+        "arn:aws:states:local:000000000000:execution:first",
+        3600,
+    )
+    .await
+    .expect("held by the first");
+    let dns_before = stack.dns_value().await;
+    stack.crash(PRIMARY);
+
+    let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
+    assert_eq!(code, 0, "{result:#}");
+    let states = state_names(&result);
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("AlreadyRunning"),
+        "{states:?}"
+    );
+    assert!(!states.contains(&"PromoteReplica".to_owned()));
+    assert_eq!(stack.describe(REPLICA).await.role, InstanceRole::Replica);
+    assert_eq!(stack.dns_value().await, dns_before);
+    assert!(stack
+        .subjects()
+        .iter()
+        .any(|s| s.contains("already in progress")));
+    assert_eq!(
+        lock.holder(PRIMARY)
+            .await
+            .expect("holder")
+            .map(|h| h.owner)
+            .as_deref(),
+        Some("arn:aws:states:local:000000000000:execution:first"),
+        "the second trigger does not take or release the first one's lock"
+    );
+}
+
+#[test]
+fn the_alarm_event_maps_to_the_failover_input() {
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let rules = template
+        .event_rules("DatabaseFailoverStateMachine")
+        .expect("rules");
+    let rule = rules
+        .iter()
+        .find(|r| r.name == "DatabaseAlarm")
+        .expect("the alarm rule");
+    let event: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/alarm-state-change.json")).expect("event"),
+    )
+    .expect("json");
+    let mut mapped = rule.transform(&event).expect("transforms");
+    let mut manual: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
+    )
+    .expect("json");
+    assert_eq!(mapped["trigger"]["source"], "cloudwatch-alarm");
+    assert_eq!(mapped["trigger"]["alarm"], "muejam-db-prod-unreachable");
+    assert_eq!(mapped["trigger"]["time"], "2026-11-26T03:04:05Z");
+    assert!(mapped["trigger"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("Threshold Crossed")));
+    mapped.as_object_mut().map(|m| m.remove("trigger"));
+    manual.as_object_mut().map(|m| m.remove("trigger"));
+    assert_eq!(
+        mapped, manual,
+        "an alarm starts exactly the failover a person would start"
+    );
+}
