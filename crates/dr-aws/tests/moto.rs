@@ -266,3 +266,51 @@ async fn secrets_reports_and_the_recovery_lock_work_over_the_wire() {
         .await
         .expect("free again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_deletes() {
+    let moto = moto().await;
+    moto.clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("muejam-db-prod")
+        .engine("postgres")
+        .db_instance_class("db.t3.large")
+        .allocated_storage(20)
+        .master_username("muejam_admin")
+        .master_user_password("not-a-real-secret-1")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .expect("primary");
+    let rds = RdsControlPlane::new(moto.clients.rds.clone(), None);
+    let primary = ResourceId::parse("muejam-db-prod").expect("id");
+    let replica_id = ResourceId::parse("muejam-db-prod-replica").expect("id");
+    let request = CreateReplicaRequest {
+        replica_id: replica_id.clone(),
+        source_id: primary.clone(),
+        availability_zone: Some("us-east-1b".to_owned()),
+        tags: BTreeMap::from([("Application".to_owned(), "muejam".to_owned())]),
+    };
+    let replica = rds.create_read_replica(&request).await.expect("replica");
+    assert_eq!(replica.replication_source, Some(primary.clone()));
+    assert_eq!(replica.role, InstanceRole::Replica);
+    let again = rds.create_read_replica(&request).await.expect("idempotent");
+    assert_eq!(again.instance_id, replica_id);
+    assert_eq!(
+        rds.describe_instance(&primary).await.expect("primary").read_replicas,
+        vec![replica_id.clone()]
+    );
+
+    let promoted = rds.promote_read_replica(&replica_id).await.expect("promote");
+    assert!(!promoted.already_standalone);
+    // moto 5.2 accepts PromoteReadReplica but keeps the replication source in
+    // DescribeDBInstances, unlike RDS; the real sequence (source cleared,
+    // then a second promotion is a no-op) is covered in rds_mocked.rs.
+
+    let refused = rds.delete_instance(&primary, DeleteOptions::default()).await.expect_err("not ephemeral");
+    assert_eq!(refused.name(), "Unsafe");
+    assert!(rds.describe_instance(&primary).await.is_ok());
+    let missing = rds.describe_instance(&ResourceId::parse("no-such-db").expect("id")).await.expect_err("missing");
+    assert_eq!(missing.name(), "NotFound", "{missing}");
+}
