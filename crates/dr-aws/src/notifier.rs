@@ -56,4 +56,28 @@ impl Notifier for SnsNotifier {
             .map_err(|e| map_sdk_error(&format!("publishing to {}", notification.topic), e))?;
         Ok(output.message_id().unwrap_or_default().to_owned())
     }
+
+    async fn subscriptions(&self, topic: &str) -> DrResult<SubscriptionCounts> {
+        let mut counts = SubscriptionCounts {
+            confirmed: 0,
+            pending: 0,
+        };
+        let mut pages = self
+            .client
+            .list_subscriptions_by_topic()
+            .topic_arn(topic)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| map_sdk_error(&format!("listing subscriptions of {topic}"), e))?;
+            for subscription in page.subscriptions() {
+                match subscription.subscription_arn() {
+                    Some(arn) if arn.starts_with("arn:") => counts.confirmed += 1,
+                    _ => counts.pending += 1,
+                }
+            }
+        }
+        Ok(counts)
+    }
 }

@@ -197,6 +197,7 @@ impl RdsControlPlane {
                 .and_then(|arn| arn.split(':').nth(3))
                 .map(str::to_owned),
             tags: tags_of(snapshot.tag_list()),
+            row_counts: None,
         })
     }
 

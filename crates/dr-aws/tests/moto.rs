@@ -298,19 +298,31 @@ async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_delet
     let again = rds.create_read_replica(&request).await.expect("idempotent");
     assert_eq!(again.instance_id, replica_id);
     assert_eq!(
-        rds.describe_instance(&primary).await.expect("primary").read_replicas,
+        rds.describe_instance(&primary)
+            .await
+            .expect("primary")
+            .read_replicas,
         vec![replica_id.clone()]
     );
 
-    let promoted = rds.promote_read_replica(&replica_id).await.expect("promote");
+    let promoted = rds
+        .promote_read_replica(&replica_id)
+        .await
+        .expect("promote");
     assert!(!promoted.already_standalone);
     // moto 5.2 accepts PromoteReadReplica but keeps the replication source in
     // DescribeDBInstances, unlike RDS; the real sequence (source cleared,
     // then a second promotion is a no-op) is covered in rds_mocked.rs.
 
-    let refused = rds.delete_instance(&primary, DeleteOptions::default()).await.expect_err("not ephemeral");
+    let refused = rds
+        .delete_instance(&primary, DeleteOptions::default())
+        .await
+        .expect_err("not ephemeral");
     assert_eq!(refused.name(), "Unsafe");
     assert!(rds.describe_instance(&primary).await.is_ok());
-    let missing = rds.describe_instance(&ResourceId::parse("no-such-db").expect("id")).await.expect_err("missing");
+    let missing = rds
+        .describe_instance(&ResourceId::parse("no-such-db").expect("id"))
+        .await
+        .expect_err("missing");
     assert_eq!(missing.name(), "NotFound", "{missing}");
 }

@@ -220,6 +220,20 @@ pub struct SnapshotDescription {
     /// Region holding this copy; `None` when the platform has no regions.
     pub region: Option<String>,
     pub tags: Tags,
+    /// Row counts per table when the snapshot was taken, where the platform
+    /// records them (the local platform does; RDS does not).
+    #[serde(default)]
+    pub row_counts: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+/// What can be said about a snapshot's integrity without restoring it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SnapshotIntegrity {
+    /// Decrypted and checked (locally: pg_verifybackup against its manifest).
+    Verified { detail: String },
+    /// This platform cannot check it in place; the restore test proves it.
+    Deferred { reason: String },
 }
 
 /// Request to create a read replica.

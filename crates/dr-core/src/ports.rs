@@ -63,6 +63,15 @@ pub trait DatabaseControlPlane: Send + Sync {
     ) -> DrResult<()>;
     /// Adds or overwrites tags on an instance or a snapshot.
     async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()>;
+    /// Checks a snapshot in place where the platform can; a snapshot that
+    /// fails the check is `Corrupt`.
+    async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
+        Ok(SnapshotIntegrity::Deferred {
+            reason: format!(
+                "snapshot {id} cannot be checked in place here; the restore test proves it"
+            ),
+        })
+    }
 }
 
 /// Where and as whom to connect to a database.
@@ -115,6 +124,10 @@ pub struct CheckOutcome {
 /// SQL access to a database for probes, counts and checks.
 #[async_trait]
 pub trait SqlTarget: Send + Sync {
+    /// Writes a drill marker row (in a dedicated schema) and returns when.
+    async fn write_marker(&self, target: &DatabaseTarget, marker: &str) -> DrResult<DateTime<Utc>>;
+    /// Whether the marker row is there (on a replica: whether it replicated).
+    async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool>;
     /// Never fails for an unreachable database: that is an unhealthy report.
     async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport>;
     /// Exact row count of every ordinary table in the `public` schema.
@@ -175,10 +188,20 @@ pub struct Notification {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Who listens on a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCounts {
+    pub confirmed: u32,
+    pub pending: u32,
+}
+
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Publishes and returns the message id.
     async fn publish(&self, notification: &Notification) -> DrResult<String>;
+    /// Confirmed and pending subscriptions of a topic (a topic nobody
+    /// listens to is an alert nobody gets).
+    async fn subscriptions(&self, topic: &str) -> DrResult<SubscriptionCounts>;
 }
 
 /// Reference to a WAF IP set.

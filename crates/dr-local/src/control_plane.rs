@@ -296,6 +296,16 @@ impl DatabaseControlPlane for LocalControlPlane {
         self.update_master_password(id, new_password)
     }
 
+    async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
+        let verification = LocalControlPlane::verify_snapshot(self, id).await?;
+        Ok(SnapshotIntegrity::Verified {
+            detail: format!(
+                "decrypted with the snapshot key; pg_verifybackup: {}",
+                verification.detail
+            ),
+        })
+    }
+
     async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()> {
         self.with_state(|guard| {
             if let Some(record) = guard.state.instances.get_mut(resource) {

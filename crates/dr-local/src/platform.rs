@@ -1285,6 +1285,7 @@ pub(crate) fn describe_snapshot(id: &SnapshotId, record: &SnapshotRecord) -> Sna
         engine_version: record.engine_version.clone(),
         region: None,
         tags: record.tags.clone(),
+        row_counts: Some(record.row_counts.clone()),
     }
 }
 

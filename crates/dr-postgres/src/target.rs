@@ -61,6 +61,60 @@ impl PostgresSqlTarget {
 
 #[async_trait]
 impl SqlTarget for PostgresSqlTarget {
+    async fn write_marker(
+        &self,
+        target: &DatabaseTarget,
+        marker: &str,
+    ) -> DrResult<chrono::DateTime<chrono::Utc>> {
+        let client = connect(target).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {PROBE_SCHEMA};
+                 CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.drill_markers (
+                     marker text PRIMARY KEY,
+                     written_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+            ))
+            .await
+            .map_err(|e| map_pg_error("creating the marker table", &e))?;
+        let row = client
+            .query_one(
+                &format!(
+                    "INSERT INTO {PROBE_SCHEMA}.drill_markers (marker) VALUES ($1)
+                     ON CONFLICT (marker) DO UPDATE SET marker = EXCLUDED.marker
+                     RETURNING written_at"
+                ),
+                &[&marker],
+            )
+            .await
+            .map_err(|e| map_pg_error("writing the marker", &e))?;
+        Ok(row.get(0))
+    }
+
+    async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool> {
+        let client = connect(target).await?;
+        let exists = client
+            .query_one(
+                &format!("SELECT to_regclass('{PROBE_SCHEMA}.drill_markers') IS NOT NULL"),
+                &[],
+            )
+            .await
+            .map_err(|e| map_pg_error("looking for the marker table", &e))?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(false);
+        }
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {PROBE_SCHEMA}.drill_markers WHERE marker = $1)"
+                ),
+                &[&marker],
+            )
+            .await
+            .map_err(|e| map_pg_error("reading the marker", &e))?;
+        Ok(row.get(0))
+    }
+
     async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport> {
         let started = Instant::now();
         match Self::probe_inner(target, kind).await {

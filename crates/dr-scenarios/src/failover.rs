@@ -36,7 +36,7 @@ struct DatabaseCredentials {
 }
 
 /// How to reach an instance's database with the credentials of a secret.
-async fn target_for(
+pub(crate) async fn target_for(
     ports: &Ports,
     endpoint: &Endpoint,
     database: &str,

@@ -2,6 +2,8 @@
 //! every local Task dispatches here: one [`Function`] per function, one
 //! [`dispatch`] for all of them.
 
+pub mod drill;
+pub mod drill_report;
 pub mod failover;
 pub mod lock;
 pub mod notify;
@@ -37,10 +39,20 @@ pub enum Function {
     Notify,
     Report,
     RecoveryLock,
+    DrillScope,
+    VerifyBackup,
+    StartRestore,
+    RestoreCheck,
+    DrillReplica,
+    DrillMarker,
+    DrillPromote,
+    DrillCleanup,
+    RunbookReview,
+    DrillReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 18] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -49,6 +61,16 @@ impl Function {
         Function::Notify,
         Function::Report,
         Function::RecoveryLock,
+        Function::DrillScope,
+        Function::VerifyBackup,
+        Function::StartRestore,
+        Function::RestoreCheck,
+        Function::DrillReplica,
+        Function::DrillMarker,
+        Function::DrillPromote,
+        Function::DrillCleanup,
+        Function::RunbookReview,
+        Function::DrillReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -62,6 +84,16 @@ impl Function {
             Function::Notify => "NotifyFunction",
             Function::Report => "ReportFunction",
             Function::RecoveryLock => "RecoveryLockFunction",
+            Function::DrillScope => "DrillScopeFunction",
+            Function::VerifyBackup => "VerifyBackupFunction",
+            Function::StartRestore => "StartRestoreFunction",
+            Function::RestoreCheck => "RestoreCheckFunction",
+            Function::DrillReplica => "DrillReplicaFunction",
+            Function::DrillMarker => "DrillMarkerFunction",
+            Function::DrillPromote => "DrillPromoteFunction",
+            Function::DrillCleanup => "DrillCleanupFunction",
+            Function::RunbookReview => "RunbookReviewFunction",
+            Function::DrillReport => "DrillReportFunction",
         }
     }
 
@@ -76,6 +108,16 @@ impl Function {
             Function::Notify => "notify",
             Function::Report => "report",
             Function::RecoveryLock => "recovery-lock",
+            Function::DrillScope => "drill-scope",
+            Function::VerifyBackup => "verify-backup",
+            Function::StartRestore => "start-restore",
+            Function::RestoreCheck => "restore-check",
+            Function::DrillReplica => "drill-replica",
+            Function::DrillMarker => "drill-marker",
+            Function::DrillPromote => "drill-promote",
+            Function::DrillCleanup => "drill-cleanup",
+            Function::RunbookReview => "runbook-review",
+            Function::DrillReport => "drill-report",
         }
     }
 }
@@ -113,6 +155,34 @@ pub async fn dispatch(function: Function, ports: &Ports, payload: Value) -> DrRe
         Function::Report => to_value(report::report(ports, parse(function, payload)?).await?),
         Function::RecoveryLock => {
             to_value(lock::recovery_lock(ports, parse(function, payload)?).await?)
+        }
+        Function::DrillScope => {
+            to_value(drill::drill_scope(ports, parse(function, payload)?).await?)
+        }
+        Function::VerifyBackup => {
+            to_value(drill::verify_backup(ports, parse(function, payload)?).await?)
+        }
+        Function::StartRestore => {
+            to_value(drill::start_restore(ports, parse(function, payload)?).await?)
+        }
+        Function::RestoreCheck => {
+            to_value(drill::restore_check(ports, parse(function, payload)?).await?)
+        }
+        Function::DrillReplica => {
+            to_value(drill::drill_replica(ports, parse(function, payload)?).await?)
+        }
+        Function::DrillMarker => drill::drill_marker(ports, parse(function, payload)?).await,
+        Function::DrillPromote => {
+            to_value(drill::drill_promote(ports, parse(function, payload)?).await?)
+        }
+        Function::DrillCleanup => {
+            to_value(drill::drill_cleanup(ports, parse(function, payload)?).await?)
+        }
+        Function::RunbookReview => {
+            to_value(drill::runbook_review(ports, parse(function, payload)?).await?)
+        }
+        Function::DrillReport => {
+            to_value(drill_report::drill_report(ports, parse(function, payload)?).await?)
         }
     }
 }

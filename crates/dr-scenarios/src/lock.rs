@@ -10,6 +10,8 @@ use crate::Ports;
 pub enum LockAction {
     Acquire,
     Release,
+    /// Who holds it, if anyone (a drill yields to a running recovery).
+    Check,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +36,8 @@ pub struct RecoveryLockOutput {
     pub resource: String,
     pub owner: String,
     pub held: bool,
+    /// For `check`: the current holder, if any.
+    pub holder: Option<String>,
 }
 
 /// `acquire` fails with `Conflict` (naming the holder) when another execution
@@ -57,6 +61,7 @@ pub async fn recovery_lock(
                 resource: input.resource,
                 owner: input.owner,
                 held: true,
+                holder: None,
             })
         }
         LockAction::Release => {
@@ -65,6 +70,16 @@ pub async fn recovery_lock(
                 resource: input.resource,
                 owner: input.owner,
                 held: false,
+                holder: None,
+            })
+        }
+        LockAction::Check => {
+            let holder = ports.lock.holder(&input.resource).await?.map(|h| h.owner);
+            Ok(RecoveryLockOutput {
+                resource: input.resource,
+                owner: input.owner,
+                held: holder.is_some(),
+                holder,
             })
         }
     }

@@ -54,6 +54,14 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // `drctl local status | head` should end quietly, as other CLIs do.
+    // SAFETY: set before any thread starts; restores the default disposition.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,782 @@
+//! Runbook "Testing Procedures": the quarterly DR drill. Every resource it
+//! makes is named `drill-…` and tagged `ephemeral=true` and `dr:drill=<id>`;
+//! it changes nothing else, and it cleans up on every path.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::failover::target_for;
+use crate::Ports;
+
+pub const DRILL_TAG: &str = "dr:drill";
+pub const DRILL_SOURCE_TAG: &str = "dr:drill-source";
+pub const DRILL_PREFIX: &str = "drill-";
+/// Instances tagged `DrDrill=in-scope` are drilled when no list is given.
+pub const SCOPE_TAG: (&str, &str) = ("DrDrill", "in-scope");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TestStatus {
+    Successful,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+/// One test of the drill, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub name: String,
+    pub status: TestStatus,
+    pub reason: Option<String>,
+    pub duration_seconds: f64,
+    #[serde(default)]
+    pub details: Value,
+}
+
+impl TestResult {
+    fn new(
+        name: &str,
+        status: TestStatus,
+        reason: Option<String>,
+        started: Instant,
+        details: Value,
+    ) -> Self {
+        TestResult {
+            name: name.to_owned(),
+            status,
+            reason,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            details,
+        }
+    }
+}
+
+/// A drill id usable inside an RDS identifier: lowercase letters and digits.
+pub fn short_drill_id(drill_id: &str) -> String {
+    let cleaned: String = drill_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    cleaned.chars().take(12).collect()
+}
+
+/// The throw-away instance names of a drill for one database.
+pub fn drill_names(database: &InstanceId, drill_id: &str) -> DrResult<(InstanceId, InstanceId)> {
+    let short = short_drill_id(drill_id);
+    if short.is_empty() {
+        return Err(DrError::InvalidInput(
+            "drill_id needs letters or digits".to_owned(),
+        ));
+    }
+    let base: String = database
+        .as_str()
+        .chars()
+        .take(63 - DRILL_PREFIX.len() - short.len() - 10)
+        .collect();
+    let base = base.trim_end_matches('-');
+    let restore = ResourceId::parse_instance(&format!("{DRILL_PREFIX}{base}-{short}"))?;
+    let replica = ResourceId::parse_instance(&format!("{DRILL_PREFIX}{base}-{short}-rep"))?;
+    Ok((restore, replica))
+}
+
+fn drill_tags(drill_id: &str, database: &InstanceId) -> Tags {
+    BTreeMap::from([
+        (EPHEMERAL_TAG.to_owned(), "true".to_owned()),
+        (DRILL_TAG.to_owned(), drill_id.to_owned()),
+        (DRILL_SOURCE_TAG.to_owned(), database.to_string()),
+        ("CreatedBy".to_owned(), "muejam-dr-drill".to_owned()),
+    ])
+}
+
+/// A drill may act only on what it made: named `drill-…`, tagged ephemeral
+/// and with its own drill id.
+fn ensure_drill_resource(description: &InstanceDescription, drill_id: &str) -> DrResult<()> {
+    let ours = description.instance_id.as_str().starts_with(DRILL_PREFIX)
+        && description.is_ephemeral()
+        && description.tags.get(DRILL_TAG).map(String::as_str) == Some(drill_id);
+    if ours {
+        Ok(())
+    } else {
+        Err(DrError::Unsafe(format!(
+            "{} was not made by drill {drill_id}; a drill only touches its own drill-… instances",
+            description.instance_id
+        )))
+    }
+}
+
+// ----- scope ---------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillScopeInput {
+    /// Databases to drill; when absent, every instance tagged DrDrill=in-scope.
+    #[serde(default)]
+    pub databases: Option<Vec<InstanceId>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrillScopeOutput {
+    pub databases: Vec<InstanceId>,
+}
+
+pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<DrillScopeOutput> {
+    let databases = match input.databases {
+        Some(list) => list,
+        None => ports
+            .control_plane
+            .list_instances()
+            .await?
+            .into_iter()
+            .filter(|i| i.tags.get(SCOPE_TAG.0).map(String::as_str) == Some(SCOPE_TAG.1))
+            .map(|i| i.instance_id)
+            .collect(),
+    };
+    if databases.is_empty() {
+        return Err(DrError::InvalidInput(format!(
+            "no database in scope: list them in \"databases\" or tag them {}={}",
+            SCOPE_TAG.0, SCOPE_TAG.1
+        )));
+    }
+    if let Some(drill_instance) = databases
+        .iter()
+        .find(|d| d.as_str().starts_with(DRILL_PREFIX))
+    {
+        return Err(DrError::InvalidInput(format!(
+            "{drill_instance} is a drill instance, not a database to drill"
+        )));
+    }
+    Ok(DrillScopeOutput { databases })
+}
+
+// ----- backup verification --------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBackupInput {
+    pub instance_id: InstanceId,
+    #[serde(default = "default_rpo")]
+    pub max_age_seconds: f64,
+}
+
+fn default_rpo() -> f64 {
+    crate::report::RPO_OBJECTIVE_SECONDS
+}
+
+/// Newest snapshot: exists, encrypted, younger than the RPO, intact.
+/// Findings are a FAILED result, not an error; errors are for outages.
+pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<TestResult> {
+    let started = Instant::now();
+    let name = "backup_verification";
+    let snapshots = ports
+        .control_plane
+        .list_snapshots(Some(&input.instance_id))
+        .await?;
+    let Some(newest) = snapshots
+        .into_iter()
+        .find(|s| s.status == SnapshotStatus::Available)
+    else {
+        return Ok(TestResult::new(
+            name,
+            TestStatus::Failed,
+            Some(format!("{} has no available snapshot", input.instance_id)),
+            started,
+            json!({}),
+        ));
+    };
+    let age_seconds = (Utc::now() - newest.created_at).num_milliseconds() as f64 / 1000.0;
+    let mut details = json!({
+        "snapshot_id": newest.snapshot_id,
+        "created_at": newest.created_at,
+        "age_seconds": age_seconds,
+        "encrypted": newest.encrypted,
+        "size_bytes": newest.size_bytes,
+    });
+    let mut problems = Vec::new();
+    if !newest.encrypted {
+        problems.push(format!("snapshot {} is not encrypted", newest.snapshot_id));
+    }
+    if age_seconds > input.max_age_seconds {
+        problems.push(format!(
+            "the newest snapshot is {:.1} h old, older than the RPO of {:.1} h",
+            age_seconds / 3600.0,
+            input.max_age_seconds / 3600.0
+        ));
+    }
+    match ports
+        .control_plane
+        .verify_snapshot(&newest.snapshot_id)
+        .await
+    {
+        Ok(SnapshotIntegrity::Verified { detail }) => details["integrity"] = json!(detail),
+        Ok(SnapshotIntegrity::Deferred { reason }) => details["integrity"] = json!(reason),
+        Err(DrError::Corrupt(why)) => problems.push(why),
+        Err(e) => return Err(e),
+    }
+    let status = if problems.is_empty() {
+        TestStatus::Successful
+    } else {
+        TestStatus::Failed
+    };
+    Ok(TestResult::new(
+        name,
+        status,
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        started,
+        details,
+    ))
+}
+
+// ----- restore test ---------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRestoreInput {
+    pub database: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub drill_id: String,
+    #[serde(default)]
+    pub instance_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StartRestoreOutput {
+    pub restore_instance_id: InstanceId,
+    pub replica_instance_id: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Restores the snapshot into the drill's throw-away instance (idempotent).
+pub async fn start_restore(
+    ports: &Ports,
+    input: StartRestoreInput,
+) -> DrResult<StartRestoreOutput> {
+    let (restore, replica) = drill_names(&input.database, &input.drill_id)?;
+    let started_at = Utc::now();
+    let restored = ports
+        .control_plane
+        .restore_from_snapshot(&RestoreSnapshotRequest {
+            snapshot_id: input.snapshot_id.clone(),
+            target_id: restore.clone(),
+            instance_class: input.instance_class,
+            tags: drill_tags(&input.drill_id, &input.database),
+        })
+        .await?;
+    Ok(StartRestoreOutput {
+        restore_instance_id: restore,
+        replica_instance_id: replica,
+        snapshot_id: input.snapshot_id,
+        status: restored.status.to_string(),
+        started_at,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreCheckInput {
+    pub drill_id: String,
+    pub restore_instance_id: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub credentials_secret_id: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// When the restore started (the restore time runs from here).
+    pub started_at: DateTime<Utc>,
+    /// Allowed relative difference of row counts (0 = exact).
+    #[serde(default)]
+    pub row_count_tolerance: f64,
+}
+
+fn default_database() -> String {
+    "muejam".to_owned()
+}
+
+/// Checks that must return no rows on any healthy MueJam database. The full
+/// integrity verifier (orphans per foreign key, amcheck) plugs in here.
+pub fn integrity_checks() -> Vec<NamedCheck> {
+    vec![
+        NamedCheck {
+            name: "constraints_validated".to_owned(),
+            sql: "SELECT conrelid::regclass, conname FROM pg_constraint WHERE NOT convalidated"
+                .to_owned(),
+        },
+        NamedCheck {
+            name: "indexes_valid".to_owned(),
+            sql: "SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid OR NOT indisready"
+                .to_owned(),
+        },
+    ]
+}
+
+/// Connects to the restored instance, runs the integrity checks and compares
+/// row counts with the source at snapshot time.
+pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<TestResult> {
+    let started = Instant::now();
+    let name = "restore_test";
+    let described = ports
+        .control_plane
+        .describe_instance(&input.restore_instance_id)
+        .await?;
+    ensure_drill_resource(&described, &input.drill_id)?;
+    let restore_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    let endpoint = described.endpoint.clone().ok_or_else(|| {
+        DrError::NotReady(format!("{} has no endpoint", input.restore_instance_id))
+    })?;
+    let target = target_for(
+        ports,
+        &endpoint,
+        &input.database,
+        &input.credentials_secret_id,
+        5,
+        60_000,
+    )
+    .await?;
+    let mut problems = Vec::new();
+    let probe = ports.sql.probe(&target, ProbeKind::ReadWrite).await?;
+    if !probe.healthy {
+        problems.push(format!(
+            "cannot use the restored database: {}",
+            probe.reason.unwrap_or_default()
+        ));
+    }
+    let mut details = json!({"restore_seconds": restore_seconds, "restore_instance_id": input.restore_instance_id});
+    if probe.healthy {
+        for outcome in ports.sql.run_checks(&target, &integrity_checks()).await? {
+            if !outcome.passed {
+                problems.push(match outcome.error {
+                    Some(e) => format!("integrity check {} could not run: {e}", outcome.name),
+                    None => format!(
+                        "integrity check {} found {} rows",
+                        outcome.name, outcome.violating_rows
+                    ),
+                });
+            }
+        }
+        let counts = ports.sql.row_counts(&target).await?;
+        let expected = ports
+            .control_plane
+            .list_snapshots(None)
+            .await?
+            .into_iter()
+            .find(|s| s.snapshot_id == input.snapshot_id)
+            .and_then(|s| s.row_counts);
+        match expected {
+            Some(expected) => {
+                let mut differences = Vec::new();
+                for (table, want) in &expected {
+                    let got = counts.get(table).copied().unwrap_or(0);
+                    let allowed = (*want as f64 * input.row_count_tolerance).floor() as u64;
+                    if got.abs_diff(*want) > allowed {
+                        differences.push(format!("{table}: {got} rows, {want} at snapshot time"));
+                    }
+                }
+                for table in counts.keys().filter(|t| !expected.contains_key(*t)) {
+                    differences.push(format!("{table}: not in the snapshot's counts"));
+                }
+                details["row_counts_compared"] = json!(expected.len());
+                if !differences.is_empty() {
+                    problems.push(format!("row counts differ: {}", differences.join(", ")));
+                }
+            }
+            None => {
+                details["row_counts_compared"] =
+                    json!("the platform records no counts at snapshot time")
+            }
+        }
+        details["row_counts"] = json!(counts);
+    }
+    let status = if problems.is_empty() {
+        TestStatus::Successful
+    } else {
+        TestStatus::Failed
+    };
+    Ok(TestResult::new(
+        name,
+        status,
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        started,
+        details,
+    ))
+}
+
+// ----- failover test --------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillReplicaInput {
+    pub drill_id: String,
+    pub database: InstanceId,
+    pub restore_instance_id: InstanceId,
+    pub replica_instance_id: InstanceId,
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrillReplicaOutput {
+    pub replica_instance_id: InstanceId,
+    pub status: String,
+}
+
+/// A throw-away replica of the throw-away restore: the failover test never
+/// touches production.
+pub async fn drill_replica(
+    ports: &Ports,
+    input: DrillReplicaInput,
+) -> DrResult<DrillReplicaOutput> {
+    let source = ports
+        .control_plane
+        .describe_instance(&input.restore_instance_id)
+        .await?;
+    ensure_drill_resource(&source, &input.drill_id)?;
+    if !input.replica_instance_id.as_str().starts_with(DRILL_PREFIX) {
+        return Err(DrError::Unsafe(format!(
+            "{} is not a drill name",
+            input.replica_instance_id
+        )));
+    }
+    let zone = crate::failover::other_zone(
+        source.availability_zone.as_deref(),
+        &input.availability_zones,
+    );
+    let replica = ports
+        .control_plane
+        .create_read_replica(&CreateReplicaRequest {
+            replica_id: input.replica_instance_id.clone(),
+            source_id: input.restore_instance_id.clone(),
+            availability_zone: zone,
+            tags: drill_tags(&input.drill_id, &input.database),
+        })
+        .await?;
+    Ok(DrillReplicaOutput {
+        replica_instance_id: replica.instance_id,
+        status: replica.status.to_string(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerAction {
+    /// Write the marker on the throw-away primary.
+    Write,
+    /// Is the marker there yet (on the replica, before promotion)?
+    Check,
+    /// After promotion: the failover test's result (rows lost, promotion time).
+    Verify,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillMarkerInput {
+    pub action: MarkerAction,
+    pub drill_id: String,
+    pub instance_id: InstanceId,
+    pub credentials_secret_id: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// For `verify`: when the promotion started.
+    #[serde(default)]
+    pub promoted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrillMarkerOutput {
+    pub instance_id: InstanceId,
+    pub present: bool,
+    pub written_at: Option<DateTime<Utc>>,
+}
+
+/// Writes the drill's marker row on the throw-away primary, or checks
+/// whether it is on an instance (replicated, survived promotion).
+pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Value> {
+    let started = Instant::now();
+    let described = ports
+        .control_plane
+        .describe_instance(&input.instance_id)
+        .await?;
+    ensure_drill_resource(&described, &input.drill_id)?;
+    let endpoint = described
+        .endpoint
+        .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint", input.instance_id)))?;
+    let target = target_for(
+        ports,
+        &endpoint,
+        &input.database,
+        &input.credentials_secret_id,
+        5,
+        10_000,
+    )
+    .await?;
+    let marker = format!("drill:{}", input.drill_id);
+    let output = match input.action {
+        MarkerAction::Write => {
+            let at = ports.sql.write_marker(&target, &marker).await?;
+            json!(DrillMarkerOutput {
+                instance_id: input.instance_id,
+                present: true,
+                written_at: Some(at)
+            })
+        }
+        MarkerAction::Check => {
+            let present = ports.sql.marker_present(&target, &marker).await?;
+            json!(DrillMarkerOutput {
+                instance_id: input.instance_id,
+                present,
+                written_at: None
+            })
+        }
+        MarkerAction::Verify => {
+            if described.replication_source.is_some() {
+                return Err(DrError::NotReady(format!(
+                    "{} is not promoted yet",
+                    input.instance_id
+                )));
+            }
+            let present = ports.sql.marker_present(&target, &marker).await?;
+            let promotion_seconds = input
+                .promoted_at
+                .map(|at| (Utc::now() - at).num_milliseconds() as f64 / 1000.0);
+            let mut result = TestResult::new(
+                "failover_test",
+                if present {
+                    TestStatus::Successful
+                } else {
+                    TestStatus::Failed
+                },
+                (!present).then(|| {
+                    "the marker row written before the promotion is missing: rows were lost"
+                        .to_owned()
+                }),
+                started,
+                json!({"rows_lost": if present { 0 } else { 1 }, "promotion_seconds": promotion_seconds}),
+            );
+            if let Some(seconds) = promotion_seconds {
+                result.duration_seconds = seconds;
+            }
+            json!(result)
+        }
+    };
+    Ok(output)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPromoteInput {
+    pub drill_id: String,
+    pub replica_instance_id: InstanceId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrillPromoteOutput {
+    pub instance_id: InstanceId,
+    pub promoted_at: DateTime<Utc>,
+    pub lag_at_promotion_seconds: Option<f64>,
+}
+
+/// Promotes the drill's own replica (and nothing else).
+pub async fn drill_promote(
+    ports: &Ports,
+    input: DrillPromoteInput,
+) -> DrResult<DrillPromoteOutput> {
+    let described = ports
+        .control_plane
+        .describe_instance(&input.replica_instance_id)
+        .await?;
+    ensure_drill_resource(&described, &input.drill_id)?;
+    let promoted_at = Utc::now();
+    let outcome = ports
+        .control_plane
+        .promote_read_replica(&input.replica_instance_id)
+        .await?;
+    Ok(DrillPromoteOutput {
+        instance_id: input.replica_instance_id,
+        promoted_at,
+        lag_at_promotion_seconds: outcome.lag_at_promotion.map(|l| l.seconds),
+    })
+}
+
+// ----- cleanup -------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillCleanupInput {
+    pub drill_id: String,
+    /// Only this database's drill resources; all of the drill's when absent.
+    #[serde(default)]
+    pub database: Option<InstanceId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DrillCleanupOutput {
+    pub deleted: Vec<InstanceId>,
+    /// Drill instances still there (and not being deleted) afterwards.
+    pub remaining: Vec<InstanceId>,
+    pub clean: bool,
+}
+
+/// Deletes every instance this drill made (replicas first), then checks that
+/// none is left. Idempotent; refuses nothing it made and touches nothing else.
+pub async fn drill_cleanup(
+    ports: &Ports,
+    input: DrillCleanupInput,
+) -> DrResult<DrillCleanupOutput> {
+    let ours = |i: &InstanceDescription| {
+        i.tags.get(DRILL_TAG).map(String::as_str) == Some(input.drill_id.as_str())
+            && input.database.as_ref().is_none_or(|d| {
+                i.tags.get(DRILL_SOURCE_TAG).map(String::as_str) == Some(d.as_str())
+            })
+    };
+    let mut targets: Vec<InstanceDescription> = ports
+        .control_plane
+        .list_instances()
+        .await?
+        .into_iter()
+        .filter(ours)
+        .collect();
+    // Replicas before their sources, as RDS requires nothing of the sort but
+    // a source deleted first would leave its replica reporting a dead source.
+    targets.sort_by_key(|i| i.replication_source.is_none());
+    let mut deleted = Vec::new();
+    for instance in &targets {
+        if ensure_drill_resource(instance, &input.drill_id).is_err() {
+            // Tagged with our drill id but not made by us (not drill-…, or
+            // not ephemeral): leave it, and it shows as remaining.
+            continue;
+        }
+        match ports
+            .control_plane
+            .delete_instance(&instance.instance_id, DeleteOptions::default())
+            .await
+        {
+            Ok(()) | Err(DrError::NotFound(_)) => deleted.push(instance.instance_id.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    let remaining: Vec<InstanceId> = ports
+        .control_plane
+        .list_instances()
+        .await?
+        .into_iter()
+        .filter(|i| ours(i) && i.status != InstanceStatus::Deleting)
+        .map(|i| i.instance_id)
+        .collect();
+    Ok(DrillCleanupOutput {
+        clean: remaining.is_empty(),
+        deleted,
+        remaining,
+    })
+}
+
+// ----- runbook review ---------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookReviewInput {
+    pub topic_arn: String,
+    /// The runbook's "Last Updated" date (YYYY-MM-DD), when known.
+    #[serde(default)]
+    pub runbook_last_updated: Option<String>,
+    #[serde(default = "default_review_days")]
+    pub max_age_days: i64,
+}
+
+fn default_review_days() -> i64 {
+    92
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunbookReviewOutput {
+    pub items: Vec<TestResult>,
+    /// What a person still has to review.
+    pub manual: Vec<String>,
+}
+
+pub async fn runbook_review(
+    ports: &Ports,
+    input: RunbookReviewInput,
+) -> DrResult<RunbookReviewOutput> {
+    let mut items = Vec::new();
+    let started = Instant::now();
+    let counts = ports.notifier.subscriptions(&input.topic_arn).await?;
+    items.push(TestResult::new(
+        "alerts_topic_has_a_confirmed_subscriber",
+        if counts.confirmed > 0 {
+            TestStatus::Successful
+        } else {
+            TestStatus::Failed
+        },
+        (counts.confirmed == 0).then(|| {
+            format!(
+                "{} has no confirmed subscription ({} pending): alerts reach nobody",
+                input.topic_arn, counts.pending
+            )
+        }),
+        started,
+        json!({"confirmed": counts.confirmed, "pending": counts.pending}),
+    ));
+    let started = Instant::now();
+    items.push(match &input.runbook_last_updated {
+        None => TestResult::new(
+            "runbook_reviewed_within_three_months",
+            TestStatus::Skipped,
+            Some("no runbook_last_updated given".to_owned()),
+            started,
+            json!({}),
+        ),
+        Some(date) => {
+            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                DrError::InvalidInput(format!("runbook_last_updated {date:?} is not YYYY-MM-DD"))
+            })?;
+            let age = (Utc::now().date_naive() - date).num_days();
+            TestResult::new(
+                "runbook_reviewed_within_three_months",
+                if age <= input.max_age_days {
+                    TestStatus::Successful
+                } else {
+                    TestStatus::Failed
+                },
+                (age > input.max_age_days)
+                    .then(|| format!("the runbook was last updated {age} days ago")),
+                started,
+                json!({"last_updated": date, "age_days": age}),
+            )
+        }
+    });
+    Ok(RunbookReviewOutput {
+        items,
+        manual: vec![
+            "Verify the emergency contacts and escalation path (phone numbers, PagerDuty handles)"
+                .to_owned(),
+            "Review the runbook procedures against this drill's findings and update them"
+                .to_owned(),
+            "Confirm the external contacts (AWS Support plan, Clerk, Resend) are current"
+                .to_owned(),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drill_names_are_valid_rds_identifiers_that_say_drill() {
+        let db = ResourceId::parse_instance("muejam-db-prod").expect("id");
+        let (restore, replica) =
+            drill_names(&db, "3F2A-91c4-7b7e-4d8f-aa00-1234567890ab").expect("names");
+        assert_eq!(restore.as_str(), "drill-muejam-db-prod-3f2a91c47b7e");
+        assert_eq!(replica.as_str(), "drill-muejam-db-prod-3f2a91c47b7e-rep");
+        let long = ResourceId::parse_instance(&"a".repeat(63)).expect("id");
+        let (restore, replica) = drill_names(&long, "run").expect("names");
+        assert!(restore.as_str().len() <= 63 && replica.as_str().len() <= 63);
+        assert!(drill_names(&db, "---").is_err());
+    }
+}
