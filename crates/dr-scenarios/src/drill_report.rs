@@ -40,6 +40,9 @@ pub struct DrillReportInput {
     pub results: Vec<Value>,
     #[serde(default)]
     pub runbook: Value,
+    /// The drill-wide cleanup: whether anything tagged for this drill is left.
+    #[serde(default)]
+    pub final_cleanup: Value,
     pub finished_at: DateTime<Utc>,
     #[serde(default)]
     pub topic_arn: Option<String>,
@@ -71,6 +74,10 @@ pub struct DrillReport {
     pub restore_time: Evidence,
     /// Oldest newest-backup: the data a restore would lose (RPO evidence).
     pub backup_age: Evidence,
+    /// Nothing tagged for this drill is left (checked after every database).
+    pub cleanup_verified: bool,
+    /// What is still tagged for this drill, if anything.
+    pub leftovers: Vec<String>,
     pub changes_since_previous: Vec<String>,
 }
 
@@ -163,7 +170,17 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
     }));
     let restore_time = evidence(input.rto_objective_seconds, restore_seconds);
     let backup_age = evidence(input.rpo_objective_seconds, backup_age);
+    let cleanup_verified = input.final_cleanup["clean"].as_bool().unwrap_or(false);
+    let leftovers: Vec<String> = input.final_cleanup["remaining"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let passed = !databases.is_empty()
+        && cleanup_verified
         && databases
             .iter()
             .all(|d| d.cleanup_clean && d.tests.iter().all(|t| t.status == TestStatus::Successful))
@@ -225,6 +242,8 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
         manual_review,
         restore_time,
         backup_age,
+        cleanup_verified,
+        leftovers,
         changes_since_previous: changes,
     }
 }
@@ -302,6 +321,19 @@ pub fn markdown(report: &DrillReport) -> String {
                         .join(", ")
                 ))
                 .unwrap_or_else(|| "did not run".to_owned())
+        ));
+    }
+    md.push_str("\n## Cleanup check\n\n");
+    if report.cleanup_verified {
+        md.push_str("- nothing tagged for this drill is left\n");
+    } else if report.leftovers.is_empty() {
+        md.push_str(
+            "- FAILED: the drill-wide cleanup could not run; check for drill-… instances by hand\n",
+        );
+    } else {
+        md.push_str(&format!(
+            "- FAILED: still tagged for this drill and not removed (the drill deletes only the drill-… instances it made): {}\n",
+            report.leftovers.join(", ")
         ));
     }
     md.push_str("\n## Runbook review\n\n");
@@ -454,6 +486,7 @@ mod tests {
                 "cleanup": {"clean": true, "deleted": ["drill-muejam-db-prod-d1"], "remaining": []}
             })],
             runbook: json!({"items": [test("alerts_topic_has_a_confirmed_subscriber", "SUCCESSFUL", json!({}))], "manual": ["check contacts"]}),
+            final_cleanup: json!({"clean": true, "deleted": [], "remaining": []}),
             finished_at: "2026-11-26T02:10:00Z".parse().expect("ts"),
             topic_arn: None,
             rto_objective_seconds: RTO_OBJECTIVE_SECONDS,

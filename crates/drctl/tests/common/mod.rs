@@ -1,0 +1,244 @@
+//! Helpers shared by the end-to-end tests: a local stack per test, taken
+//! down on drop; runs of the real state machines through `drctl run`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dr_aws::{AwsClients, AwsTarget};
+use dr_core::*;
+use dr_local::LocalControlPlane;
+use serde_json::Value;
+
+pub const PRIMARY: &str = "muejam-db-prod";
+pub const REPLICA: &str = "muejam-db-prod-replica";
+pub const NEW_REPLICA: &str = "muejam-db-prod-replica-2";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn drctl(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args(args)
+        .env("DRCTL_HOME", home)
+        .current_dir(repo())
+        .output()
+        .expect("run drctl")
+}
+
+pub fn id(s: &str) -> InstanceId {
+    ResourceId::parse(s).expect("id")
+}
+
+/// A local stack for one test; taken down on drop, even after a failure.
+pub struct Stack {
+    pub home: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = drctl(
+            &self.home,
+            &["local", "down", "--home", self.home.to_str().unwrap_or("")],
+        );
+    }
+}
+
+impl Stack {
+    pub fn up() -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("failover-e2e-")
+            .tempdir()
+            .expect("tmp");
+        let stack = Stack {
+            home: dir.path().join("home"),
+            _dir: dir,
+        };
+        let out = drctl(
+            &stack.home,
+            &["local", "up", "--home", stack.home_str(), "--scale", "0.01"],
+        );
+        assert!(
+            out.status.success(),
+            "up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stack
+    }
+
+    pub fn home_str(&self) -> &str {
+        self.home.to_str().expect("utf-8 path")
+    }
+
+    pub fn platform(&self) -> LocalControlPlane {
+        LocalControlPlane::open(&self.home, None).expect("platform")
+    }
+
+    pub fn request(&self, changes: Value) -> PathBuf {
+        let mut input: Value = serde_json::from_slice(
+            &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
+        )
+        .expect("json");
+        if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
+            i.extend(c.clone());
+        }
+        let path = self.home.join(format!("input-{}.json", uuid_like()));
+        std::fs::write(&path, serde_json::to_vec(&input).expect("json")).expect("write input");
+        path
+    }
+
+    /// Runs a state machine on `input`; returns the exit code and `--output json`.
+    pub fn run(&self, machine: &str, input: &Value, extra: &[&str]) -> (i32, Value) {
+        let path = self.home.join(format!("input-{}.json", uuid_like()));
+        std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("write input");
+        let mut args = vec![
+            "run",
+            machine,
+            "--input",
+            path.to_str().expect("path"),
+            "--local",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = drctl(&self.home, &args);
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "run printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), result)
+    }
+
+    /// Runs the failover; returns the exit code and `--output json`.
+    pub fn failover(&self, changes: Value, extra: &[&str]) -> (i32, Value) {
+        let input = self.request(changes);
+        let mut args = vec![
+            "run",
+            "statemachines/database-failover.asl.json",
+            "--input",
+            input.to_str().expect("path"),
+            "--local",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = drctl(&self.home, &args);
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "run printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), result)
+    }
+
+    pub fn crash(&self, instance: &str) {
+        let out = drctl(
+            &self.home,
+            &["local", "crash", instance, "--home", self.home_str()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub async fn describe(&self, instance: &str) -> InstanceDescription {
+        self.platform()
+            .describe_instance(&id(instance))
+            .await
+            .expect("describe")
+    }
+
+    pub async fn dns_value(&self) -> String {
+        let platform = self.platform();
+        let state = platform.store().read().expect("state");
+        let moto = state.moto.expect("moto");
+        let clients = AwsClients::connect(&AwsTarget::moto(
+            &dr_local::moto::endpoint(&moto),
+            "us-east-1",
+        ))
+        .await;
+        dr_aws::Route53Dns::new(clients.route53)
+            .get_record("muejam.internal", "db.muejam.internal", "CNAME")
+            .await
+            .expect("read record")
+            .expect("record exists")
+            .value
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        let out = drctl(
+            &self.home,
+            &[
+                "local",
+                "messages",
+                "--home",
+                self.home_str(),
+                "--output",
+                "json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .expect("json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn subjects(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| m["subject"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub async fn sql(&self, instance: &str) -> tokio_postgres::Client {
+        let target = self
+            .platform()
+            .database_target(&id(instance), None)
+            .expect("target");
+        dr_postgres::connect(&target).await.expect("connect")
+    }
+}
+
+pub fn uuid_like() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+pub fn state_names(result: &Value) -> Vec<String> {
+    result["history"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| {
+                    e["type"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("StateEntered"))
+                })
+                .filter_map(|e| {
+                    e["stateEnteredEventDetails"]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

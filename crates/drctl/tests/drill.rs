@@ -1,0 +1,314 @@
+//! The quarterly DR drill end to end on the local stack, including its
+//! failure paths: each still produces a report and cleans up, and the drill
+//! never changes or deletes what it did not make.
+
+mod common;
+
+use common::*;
+use dr_core::*;
+use serde_json::{json, Value};
+
+fn drill_input() -> Value {
+    serde_json::from_slice(&std::fs::read(repo().join("events/dr-drill.json")).expect("event"))
+        .expect("json")
+}
+
+fn report_of(stack: &Stack) -> Value {
+    let dir = stack.home.join("reports/dr-drill");
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reports dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.ends_with("latest.json"))
+        .collect();
+    reports.sort();
+    serde_json::from_slice(&std::fs::read(reports.last().expect("a report")).expect("read"))
+        .expect("json")
+}
+
+fn tests_of(report: &Value) -> Vec<(String, String)> {
+    report["databases"][0]["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("").to_owned(),
+                t["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn drill_instances(stack: &Stack) -> Vec<String> {
+    stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.instance_id.to_string())
+        .filter(|i| i.starts_with("drill-"))
+        .collect()
+}
+
+async fn production_fingerprint(
+    stack: &Stack,
+) -> (Vec<(String, InstanceRole, Option<InstanceId>)>, i64) {
+    let instances = stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|i| !i.instance_id.as_str().starts_with("drill-"))
+        .map(|i| (i.instance_id.to_string(), i.role, i.replication_source))
+        .collect();
+    let users: i64 = stack
+        .sql(PRIMARY)
+        .await
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .expect("count")
+        .get(0);
+    (instances, users)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_it_was() {
+    let stack = Stack::up();
+    let before = production_fingerprint(&stack).await;
+    let (code, result) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "PASSED", "{report:#}");
+    assert_eq!(
+        tests_of(&report),
+        vec![
+            ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
+            ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
+            ("failover_test".to_owned(), "SUCCESSFUL".to_owned()),
+        ]
+    );
+    let tests = report["databases"][0]["tests"].as_array().expect("tests");
+    assert!(
+        tests
+            .iter()
+            .all(|t| t["duration_seconds"].as_f64().is_some_and(|d| d > 0.0)),
+        "real durations: {tests:#?}"
+    );
+    assert!(report["restore_time"]["measured_seconds"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0));
+    assert!(report["backup_age"]["measured_seconds"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0));
+    assert_eq!(tests[2]["details"]["rows_lost"], 0);
+    assert_eq!(report["databases"][0]["cleanup_clean"], true);
+    assert_eq!(report["cleanup_verified"], true);
+    assert!(
+        drill_instances(&stack).await.is_empty(),
+        "no drill instance remains"
+    );
+    assert_eq!(
+        production_fingerprint(&stack).await,
+        before,
+        "production untouched"
+    );
+    assert!(stack
+        .subjects()
+        .iter()
+        .any(|s| s.starts_with("[MueJam DR] Quarterly drill PASSED")));
+
+    // The next drill compares itself with this one.
+    let (code, _) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_eq!(code, 0);
+    let second = report_of(&stack);
+    let changes: Vec<&str> = second["changes_since_previous"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        changes.iter().any(|c| c.starts_with("restore time:")),
+        "{changes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_snapshot_fails_backup_verification_and_skips_the_rest() {
+    let stack = Stack::up();
+    let platform = stack.platform();
+    for snapshot in platform.list_snapshots(None).await.expect("list") {
+        platform
+            .delete_snapshot(&snapshot.snapshot_id)
+            .await
+            .expect("delete snapshot");
+    }
+    let (code, result) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "DrillFailed");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "FAILED");
+    let tests = report["databases"][0]["tests"].as_array().expect("tests");
+    assert_eq!(tests[0]["status"], "FAILED");
+    assert!(
+        tests[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("has no available snapshot")),
+        "{tests:#?}"
+    );
+    assert_eq!(tests[1]["status"], "SKIPPED");
+    assert_eq!(tests[2]["status"], "SKIPPED");
+    assert!(drill_instances(&stack).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_with_flipped_bytes_fails_with_the_reason() {
+    let stack = Stack::up();
+    let platform = stack.platform();
+    let newest = platform
+        .list_snapshots(None)
+        .await
+        .expect("list")
+        .into_iter()
+        .next()
+        .expect("a snapshot");
+    let file = platform.snapshot_file(&newest.snapshot_id).expect("file");
+    let mut bytes = std::fs::read(&file).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes).expect("write");
+
+    let (code, _) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_eq!(code, 1);
+    let report = report_of(&stack);
+    let backup = &report["databases"][0]["tests"][0];
+    assert_eq!(backup["status"], "FAILED");
+    assert!(
+        backup["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot be decrypted")),
+        "{backup:#}"
+    );
+    assert!(drill_instances(&stack).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_restore_test_still_removes_the_throwaway_instance() {
+    let stack = Stack::up();
+    let (code, _) = stack.run(
+        "dr-drill",
+        &drill_input(),
+        &["--fault", "CheckRestore:1:Unsafe"],
+    );
+    assert_eq!(code, 1);
+    let report = report_of(&stack);
+    let tests = &report["databases"][0]["tests"];
+    assert_eq!(tests[0]["status"], "SUCCESSFUL");
+    assert_eq!(tests[1]["status"], "FAILED");
+    assert!(
+        tests[1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Unsafe")),
+        "{tests:#}"
+    );
+    let deleted = report["databases"][0]["cleanup_detail"]["deleted"]
+        .as_array()
+        .expect("deleted")
+        .len();
+    assert_eq!(deleted, 1, "the restored throw-away instance was deleted");
+    assert!(drill_instances(&stack).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_never_touches_an_instance_it_did_not_create() {
+    let stack = Stack::up();
+    let platform = stack.platform();
+    // Make a production instance look like this drill's own resource.
+    platform
+        .add_tags(
+            &id(REPLICA),
+            &[
+                ("dr:drill".to_owned(), "fixed-drill".to_owned()),
+                (EPHEMERAL_TAG.to_owned(), "true".to_owned()),
+            ]
+            .into(),
+        )
+        .await
+        .expect("tag");
+    let before = production_fingerprint(&stack).await;
+    let (code, _) = stack.run("dr-drill", &drill_input(), &["--name", "fixed-drill"]);
+    assert_eq!(code, 1, "a drill that cannot clean up does not pass");
+    let report = report_of(&stack);
+    assert_eq!(report["cleanup_verified"], false);
+    assert_eq!(report["leftovers"], json!([REPLICA]));
+    assert_eq!(
+        production_fingerprint(&stack).await,
+        before,
+        "the replica was neither deleted nor promoted"
+    );
+
+    // Drill steps pointed at production refuse with Unsafe.
+    let machine = stack.home.join("promote-production.asl.json");
+    std::fs::write(
+        &machine,
+        serde_json::to_vec(&json!({"StartAt": "Promote", "States": {"Promote": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "DrillPromoteFunction", "Payload": {"drill_id": "fixed-drill", "replica_instance_id": REPLICA}},
+            "End": true}}}))
+        .expect("json"),
+    )
+    .expect("write");
+    let (code, result) = stack.run(machine.to_str().expect("path"), &json!({}), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(result["error"], "Unsafe", "{result:#}");
+    assert_eq!(stack.describe(REPLICA).await.role, InstanceRole::Replica);
+
+    let mut input = drill_input();
+    input["databases"] = json!(["drill-muejam-db-prod-x"]);
+    let (code, _) = stack.run("dr-drill", &input, &[]);
+    assert_eq!(code, 1, "a drill instance is not a database to drill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
+    let stack = Stack::up();
+    let platform = stack.platform();
+    let moto = platform.store().read().expect("state").moto.expect("moto");
+    let clients = dr_aws::AwsClients::connect(&dr_aws::AwsTarget::moto(
+        &dr_local::moto::endpoint(&moto),
+        "us-east-1",
+    ))
+    .await;
+    let lock = dr_aws::DynamoDbLock::new(clients.dynamodb, "muejam-dr-locks");
+    lock.acquire(
+        PRIMARY,
+        "arn:aws:states:local:000000000000:execution:real-failover",
+        3600,
+    )
+    .await
+    .expect("incident");
+    let (code, _) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_eq!(code, 1);
+    let report = report_of(&stack);
+    let backup = &report["databases"][0]["tests"][0];
+    assert_eq!(backup["status"], "SKIPPED");
+    assert!(
+        backup["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("real-failover")),
+        "{backup:#}"
+    );
+    assert!(drill_instances(&stack).await.is_empty());
+    assert_eq!(
+        lock.holder(PRIMARY)
+            .await
+            .expect("holder")
+            .map(|h| h.owner)
+            .as_deref(),
+        Some("arn:aws:states:local:000000000000:execution:real-failover"),
+        "the drill leaves the incident's lock alone"
+    );
+}
