@@ -4,6 +4,7 @@
 //! server of the local stack: the same code path over the real wire protocol.
 
 pub mod errors;
+pub mod iam;
 pub mod lock;
 pub mod notifier;
 pub mod rds;

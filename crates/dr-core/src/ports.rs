@@ -312,3 +312,39 @@ pub trait RecoveryLock: Send + Sync {
     async fn release(&self, resource: &str, owner: &str) -> DrResult<()>;
     async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>>;
 }
+
+/// Every operation of every port, so that what a handler may call can be
+/// listed, recorded in tests, and mapped to the IAM actions an adapter needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PortOperation {
+    DescribeInstance,
+    ListInstances,
+    ListSnapshots,
+    PromoteReadReplica,
+    CreateReadReplica,
+    CreateSnapshot,
+    RestoreFromSnapshot,
+    RestoreToPointInTime,
+    DeleteInstance,
+    DeleteSnapshot,
+    ChangeMasterCredentials,
+    AddTags,
+    VerifySnapshot,
+    SqlProbe,
+    SqlRowCounts,
+    SqlRunChecks,
+    SqlWriteMarker,
+    SqlMarkerPresent,
+    DnsUpsert,
+    DnsChangeStatus,
+    DnsGetRecord,
+    NotifierPublish,
+    NotifierSubscriptions,
+    SecretsGet,
+    SecretsPut,
+    ReportPut,
+    ReportGet,
+    LockAcquire,
+    LockRelease,
+    LockHolder,
+}

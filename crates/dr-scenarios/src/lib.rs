@@ -97,6 +97,45 @@ impl Function {
         }
     }
 
+    /// Every port operation the handler may call, on any path. The
+    /// deployment checks turn this into the IAM actions the function's
+    /// policy must allow; the handler tests record real calls against it.
+    pub fn port_calls(self) -> &'static [PortOperation] {
+        use PortOperation::*;
+        match self {
+            Function::CheckDatabase => &[DescribeInstance, SecretsGet, SqlProbe],
+            Function::PromoteReplica => &[DescribeInstance, PromoteReadReplica],
+            Function::DescribeInstance => &[DescribeInstance],
+            Function::UpdateDns => &[DescribeInstance, DnsGetRecord, DnsUpsert, DnsChangeStatus],
+            Function::CreateReplica => &[DescribeInstance, CreateReadReplica],
+            Function::Notify => &[NotifierPublish],
+            Function::Report => &[ReportPut, NotifierPublish],
+            Function::RecoveryLock => &[LockAcquire, LockRelease, LockHolder],
+            Function::DrillScope => &[ListInstances],
+            Function::VerifyBackup => &[ListSnapshots, VerifySnapshot],
+            Function::StartRestore => &[RestoreFromSnapshot],
+            Function::RestoreCheck => &[
+                DescribeInstance,
+                ListSnapshots,
+                SecretsGet,
+                SqlProbe,
+                SqlRunChecks,
+                SqlRowCounts,
+            ],
+            Function::DrillReplica => &[DescribeInstance, CreateReadReplica],
+            Function::DrillMarker => &[
+                DescribeInstance,
+                SecretsGet,
+                SqlWriteMarker,
+                SqlMarkerPresent,
+            ],
+            Function::DrillPromote => &[DescribeInstance, PromoteReadReplica],
+            Function::DrillCleanup => &[ListInstances, DeleteInstance],
+            Function::RunbookReview => &[NotifierSubscriptions],
+            Function::DrillReport => &[ReportGet, ReportPut, NotifierPublish],
+        }
+    }
+
     /// The crate under functions/.
     pub fn crate_dir(self) -> &'static str {
         match self {

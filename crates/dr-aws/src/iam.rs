@@ -1,0 +1,84 @@
+//! The IAM actions each adapter operation needs: the table the deployment
+//! checks compare every function's policy with.
+
+use dr_core::PortOperation;
+
+/// IAM actions the AWS adapter needs for a port operation. SQL operations
+/// need none (they speak PostgreSQL); secrets are read by the SQL handlers.
+pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
+    use PortOperation::*;
+    match operation {
+        // Describing a replica also reads its CloudWatch ReplicaLag.
+        DescribeInstance => &["rds:DescribeDBInstances", "cloudwatch:GetMetricStatistics"],
+        ListInstances => &["rds:DescribeDBInstances", "cloudwatch:GetMetricStatistics"],
+        ListSnapshots => &["rds:DescribeDBSnapshots"],
+        PromoteReadReplica => &[
+            "rds:DescribeDBInstances",
+            "rds:PromoteReadReplica",
+            "cloudwatch:GetMetricStatistics",
+        ],
+        // list_instances describes every instance, replicas included.
+        CreateReadReplica => &[
+            "rds:DescribeDBInstances",
+            "cloudwatch:GetMetricStatistics",
+            "rds:CreateDBInstanceReadReplica",
+            "rds:AddTagsToResource",
+        ],
+        CreateSnapshot => &[
+            "rds:CreateDBSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DescribeDBSnapshots",
+        ],
+        RestoreFromSnapshot => &[
+            "rds:DescribeDBInstances",
+            "cloudwatch:GetMetricStatistics",
+            "rds:RestoreDBInstanceFromDBSnapshot",
+            "rds:AddTagsToResource",
+        ],
+        RestoreToPointInTime => &[
+            "rds:DescribeDBInstances",
+            "rds:RestoreDBInstanceToPointInTime",
+            "rds:AddTagsToResource",
+        ],
+        DeleteInstance => &[
+            "rds:DescribeDBInstances",
+            "cloudwatch:GetMetricStatistics",
+            "rds:DeleteDBInstance",
+        ],
+        DeleteSnapshot => &["rds:DeleteDBSnapshot"],
+        ChangeMasterCredentials => &["rds:ModifyDBInstance"],
+        AddTags => &[
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:AddTagsToResource",
+        ],
+        VerifySnapshot => &[],
+        SqlProbe | SqlRowCounts | SqlRunChecks | SqlWriteMarker | SqlMarkerPresent => &[],
+        DnsUpsert => &[
+            "route53:ListHostedZonesByName",
+            "route53:ChangeResourceRecordSets",
+        ],
+        DnsChangeStatus => &["route53:GetChange"],
+        DnsGetRecord => &[
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+        ],
+        NotifierPublish => &["sns:Publish"],
+        NotifierSubscriptions => &["sns:ListSubscriptionsByTopic"],
+        SecretsGet => &["secretsmanager:GetSecretValue"],
+        SecretsPut => &["secretsmanager:PutSecretValue"],
+        ReportPut => &["s3:PutObject"],
+        ReportGet => &["s3:GetObject"],
+        LockAcquire => &["dynamodb:PutItem", "dynamodb:GetItem"],
+        LockRelease => &["dynamodb:DeleteItem"],
+        LockHolder => &["dynamodb:GetItem"],
+    }
+}
+
+/// Whether an IAM action changes something (and so must never be granted on `*`).
+pub fn is_mutating(action: &str) -> bool {
+    let name = action.split(':').nth(1).unwrap_or(action);
+    !["Describe", "List", "Get"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}

@@ -1,0 +1,344 @@
+//! What can be known offline about deploying to AWS: every function has its
+//! crate and its template entry, every state machine loads with its
+//! substitutions and calls only declared functions it may invoke, and every
+//! function's IAM policy allows exactly what its code calls, with nothing
+//! mutating on `*`. cfn-lint covers the template's and the ASL's syntax.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dr_runner::sam::SamTemplate;
+use dr_runner::{LoadOptions, StateMachine};
+use dr_scenarios::Function;
+use serde_norway::Value as Yaml;
+
+fn text(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Tagged(t) => text(&t.value).map(|inner| format!("{} {inner}", t.tag)),
+        _ => None,
+    }
+}
+
+fn list(v: Option<&Yaml>) -> Vec<Yaml> {
+    match v {
+        Some(Yaml::Sequence(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+        None => Vec::new(),
+    }
+}
+
+/// The actions a SAM policy template grants.
+fn policy_template_actions(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "SNSPublishMessagePolicy" => &["sns:Publish"],
+        "LambdaInvokePolicy" => &["lambda:InvokeFunction"],
+        _ => return None,
+    })
+}
+
+/// What a function's `Policies` allow: action → the resources it is allowed on.
+pub fn allowed_actions(properties: &Yaml) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut allowed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for policy in list(properties.get("Policies")) {
+        let Some(map) = policy.as_mapping() else {
+            return Err(format!("policy {policy:?} is a managed policy name; use statements or SAM policy templates"));
+        };
+        for (key, body) in map {
+            let key = key.as_str().unwrap_or_default();
+            if key == "Statement" {
+                for statement in list(Some(body)) {
+                    if statement.get("Effect").and_then(Yaml::as_str) != Some("Allow") {
+                        continue;
+                    }
+                    let resources: Vec<String> = list(statement.get("Resource"))
+                        .iter()
+                        .filter_map(text)
+                        .collect();
+                    for action in list(statement.get("Action")).iter().filter_map(text) {
+                        allowed.entry(action).or_default().extend(resources.clone());
+                    }
+                }
+            } else if let Some(actions) = policy_template_actions(key) {
+                let target = body
+                    .as_mapping()
+                    .and_then(|m| m.values().next())
+                    .and_then(text)
+                    .unwrap_or_default();
+                for action in actions {
+                    allowed
+                        .entry((*action).to_owned())
+                        .or_default()
+                        .push(target.clone());
+                }
+            } else {
+                return Err(format!("SAM policy template {key} is not known to the checks; add it to policy_template_actions"));
+            }
+        }
+    }
+    Ok(allowed)
+}
+
+/// Every offline check except cfn-lint; each problem is one line.
+pub fn check(root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let template_path = root.join("template.yaml");
+    let source = match std::fs::read_to_string(&template_path) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("template.yaml: {e}")],
+    };
+    let doc: Yaml = match serde_norway::from_str(&source) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("template.yaml is not YAML: {e}")],
+    };
+    let sam = match SamTemplate::load(&template_path) {
+        Ok(s) => s,
+        Err(e) => return vec![e.to_string()],
+    };
+    let resources = doc
+        .get("Resources")
+        .and_then(Yaml::as_mapping)
+        .cloned()
+        .unwrap_or_default();
+    let resource = |id: &str| {
+        resources
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(id))
+            .map(|(_, v)| v.clone())
+    };
+
+    // Function crates, template functions and the handler registry agree.
+    let crates: BTreeSet<String> = std::fs::read_dir(root.join("functions"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join("Cargo.toml").exists())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut template_binaries = BTreeMap::new();
+    for id in sam.functions() {
+        let binary = resource(&id).and_then(|r| {
+            r.get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(text)
+        });
+        match binary {
+            Some(b) => {
+                template_binaries.insert(b, id);
+            }
+            None => problems.push(format!(
+                "function {id} has no Metadata.BuildProperties.Binary"
+            )),
+        }
+    }
+    for krate in &crates {
+        if !template_binaries.contains_key(krate) {
+            problems.push(format!("functions/{krate} is not deployed: no function in template.yaml has Binary: {krate}"));
+        }
+    }
+    for (binary, id) in &template_binaries {
+        if !crates.contains(binary) {
+            problems.push(format!(
+                "{id} builds Binary {binary}, but functions/{binary} does not exist"
+            ));
+        }
+    }
+    for function in Function::ALL {
+        if template_binaries
+            .get(function.crate_dir())
+            .map(String::as_str)
+            != Some(function.logical_id())
+        {
+            problems.push(format!(
+                "{} (crate functions/{}) is not in template.yaml under that logical id",
+                function.logical_id(),
+                function.crate_dir()
+            ));
+        }
+    }
+
+    // State machines load, resolve every substitution, call declared functions they may invoke.
+    let known: BTreeSet<String> = sam.functions().into_iter().collect();
+    let mut invoked_anywhere = BTreeSet::new();
+    match sam.state_machines() {
+        Err(e) => problems.push(e.to_string()),
+        Ok(machines) => {
+            for machine in machines {
+                let path = sam.dir().join(&machine.definition_uri);
+                let text_source = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problems.push(format!("{}: {} ({e})", machine.logical_id, path.display()));
+                        continue;
+                    }
+                };
+                let loaded = StateMachine::load(
+                    &text_source,
+                    &LoadOptions {
+                        substitutions: machine.substitutions.clone(),
+                        known_functions: Some(known.clone()),
+                    },
+                );
+                let loaded = match loaded {
+                    Ok(m) => m,
+                    Err(e) => {
+                        problems.push(format!(
+                            "{} ({}): {e}",
+                            machine.logical_id,
+                            machine.definition_uri.display()
+                        ));
+                        continue;
+                    }
+                };
+                let invokable: BTreeSet<String> = resource(&machine.logical_id)
+                    .map(|r| {
+                        list(r.get("Properties").and_then(|p| p.get("Policies")))
+                            .iter()
+                            .filter_map(|p| {
+                                p.get("LambdaInvokePolicy")?
+                                    .get("FunctionName")
+                                    .and_then(text)
+                            })
+                            .map(|f| f.trim_start_matches("!Ref ").to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (state, function) in loaded.functions() {
+                    invoked_anywhere.insert(function.clone());
+                    if !invokable.contains(&function) {
+                        problems.push(format!(
+                            "{} state {state:?} invokes {function}, which its policies do not allow (LambdaInvokePolicy)",
+                            machine.logical_id
+                        ));
+                    }
+                }
+                for function in
+                    invokable.difference(&loaded.functions().into_iter().map(|(_, f)| f).collect())
+                {
+                    problems.push(format!(
+                        "{} may invoke {function} but never does: remove the policy",
+                        machine.logical_id
+                    ));
+                }
+            }
+        }
+    }
+    for id in &known {
+        if !invoked_anywhere.contains(id) {
+            problems.push(format!("{id} is declared but no state machine invokes it"));
+        }
+    }
+
+    // IAM: exactly what the code calls; nothing mutating on *.
+    for function in Function::ALL {
+        let Some(properties) =
+            resource(function.logical_id()).and_then(|r| r.get("Properties").cloned())
+        else {
+            continue;
+        };
+        let allowed = match allowed_actions(&properties) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(format!("{}: {e}", function.logical_id()));
+                continue;
+            }
+        };
+        let required: BTreeSet<&str> = function
+            .port_calls()
+            .iter()
+            .flat_map(|op| dr_aws::iam::iam_actions(*op).iter().copied())
+            .collect();
+        for action in &required {
+            if !allowed.contains_key(*action) {
+                problems.push(format!(
+                    "{} calls {action} but its policy does not allow it",
+                    function.logical_id()
+                ));
+            }
+        }
+        for (action, resources) in &allowed {
+            if !required.contains(action.as_str()) {
+                problems.push(format!(
+                    "{} is allowed {action}, which its code never calls (least privilege)",
+                    function.logical_id()
+                ));
+            }
+            if action.contains('*') {
+                problems.push(format!(
+                    "{} is allowed the wildcard action {action}",
+                    function.logical_id()
+                ));
+            }
+            if dr_aws::iam::is_mutating(action) && resources.iter().any(|r| r == "*") {
+                problems.push(format!(
+                    "{} may {action} on every resource (*)",
+                    function.logical_id()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// cfn-lint on the template, and on each state machine wrapped in an
+/// `AWS::StepFunctions::StateMachine` (cfn-lint does not look inside SAM's
+/// DefinitionUri, but it validates an inline Definition against the ASL schema).
+pub fn cfn_lint(root: &Path, scratch: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut files: Vec<PathBuf> = vec![root.join("template.yaml")];
+    let machines = std::fs::read_dir(root.join("statemachines"))
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for machine in machines {
+        let definition: serde_json::Value = match std::fs::read(&machine)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(d) => d,
+            None => {
+                problems.push(format!("{} is not JSON", machine.display()));
+                continue;
+            }
+        };
+        let wrapper = serde_json::json!({
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {"StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+                "RoleArn": "arn:aws:iam::123456789012:role/checks",
+                "Definition": definition,
+                "DefinitionSubstitutions": {"Unused": "x"}
+            }}}
+        });
+        let name = machine
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("machine");
+        let path = scratch.join(format!("{name}.template.json"));
+        if std::fs::write(&path, wrapper.to_string()).is_ok() {
+            files.push(path);
+        }
+    }
+    for file in files {
+        match Command::new("cfn-lint").arg(&file).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => problems.push(format!(
+                "cfn-lint {}:\n{}{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+            Err(e) => problems.push(format!(
+                "cfn-lint could not run ({e}): ./scripts/setup installs it"
+            )),
+        }
+    }
+    problems
+}

@@ -1,0 +1,137 @@
+//! The repository as it is deploys: and each kind of breakage is caught.
+
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of what the checks read, to break on purpose.
+fn copy_of_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::copy(
+        repo().join("template.yaml"),
+        dir.path().join("template.yaml"),
+    )
+    .expect("template");
+    for sub in ["statemachines", "functions"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
+        for entry in std::fs::read_dir(repo().join(sub)).expect("read").flatten() {
+            let target = dir.path().join(sub).join(entry.file_name());
+            if entry.path().is_dir() {
+                std::fs::create_dir_all(&target).expect("dir");
+                std::fs::copy(entry.path().join("Cargo.toml"), target.join("Cargo.toml"))
+                    .expect("crate");
+            } else {
+                std::fs::copy(entry.path(), &target).expect("file");
+            }
+        }
+    }
+    dir
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read");
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).expect("write");
+}
+
+#[test]
+fn the_repository_passes_every_offline_check() {
+    let problems = deploy_checks::check(&repo());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn cfn_lint_accepts_the_template_and_every_state_machine() {
+    let scratch = tempfile::tempdir().expect("tmp");
+    let problems = deploy_checks::cfn_lint(&repo(), scratch.path());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_broken_substitution_is_caught() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("statemachines/database-failover.asl.json"),
+        "${PromoteReplicaFunctionArn}",
+        "${PromoteReplicaFunctionArnTypo}",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("PromoteReplicaFunctionArnTypo")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn an_unreferenced_or_undeployed_function_is_caught() {
+    let copy = copy_of_repo();
+    std::fs::create_dir_all(copy.path().join("functions/orphan")).expect("dir");
+    std::fs::write(
+        copy.path().join("functions/orphan/Cargo.toml"),
+        "[package]\nname = \"orphan\"\n",
+    )
+    .expect("crate");
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("functions/orphan is not deployed")),
+        "{problems:#?}"
+    );
+
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "        - LambdaInvokePolicy:\n            FunctionName: !Ref NotifyFunction\n",
+        "",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("invokes NotifyFunction, which its policies do not allow")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_wildcard_mutating_action_or_a_missing_action_is_caught() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "              Action: rds:PromoteReadReplica\n              Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${ReplicaInstanceId}",
+        "              Action: rds:PromoteReadReplica\n              Resource: '*'",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("PromoteReplicaFunction may rds:PromoteReadReplica on every resource")),
+        "{problems:#?}"
+    );
+
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "              Action: rds:PromoteReadReplica\n",
+        "              Action: rds:RebootDBInstance\n",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems.iter().any(|p| p.contains(
+            "PromoteReplicaFunction calls rds:PromoteReadReplica but its policy does not allow it"
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("allowed rds:RebootDBInstance, which its code never calls")),
+        "{problems:#?}"
+    );
+}
