@@ -1,0 +1,312 @@
+//! Each function's declared port operations (from which its IAM policy is
+//! checked) cover what its handler really calls: every handler runs here
+//! against recording ports, and every call it makes must be declared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use dr_core::*;
+use dr_scenarios::{dispatch, Function, Ports};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<BTreeSet<PortOperation>>,
+}
+
+impl Recorder {
+    fn record(&self, op: PortOperation) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(op);
+        }
+    }
+    fn take(&self) -> BTreeSet<PortOperation> {
+        self.calls.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
+}
+
+fn id(s: &str) -> InstanceId {
+    ResourceId::parse(s).expect("id")
+}
+
+fn instance(name: &str) -> InstanceDescription {
+    let replica_of = match name {
+        "muejam-db-prod-replica" => Some("muejam-db-prod"),
+        "drill-muejam-db-prod-d1-rep" => Some("drill-muejam-db-prod-d1"),
+        _ => None,
+    };
+    let mut tags = Tags::new();
+    if name == "muejam-db-prod" {
+        tags.insert("DrDrill".into(), "in-scope".into());
+    }
+    if name.starts_with("drill-") {
+        tags.insert(EPHEMERAL_TAG.into(), "true".into());
+        tags.insert("dr:drill".into(), "d1".into());
+        tags.insert("dr:drill-source".into(), "muejam-db-prod".into());
+    }
+    InstanceDescription {
+        instance_id: id(name),
+        status: InstanceStatus::Available,
+        role: if replica_of.is_some() { InstanceRole::Replica } else { InstanceRole::Primary },
+        endpoint: Some(Endpoint { address: format!("{name}.example"), port: 5432 }),
+        engine: "postgres".into(),
+        engine_version: "15".into(),
+        availability_zone: Some("us-east-1a".into()),
+        storage_encrypted: true,
+        replication_source: replica_of.map(id),
+        read_replicas: vec![],
+        replica_lag: replica_of.map(|_| ReplicaLag { seconds: 1.0, bytes: Some(0) }),
+        earliest_restorable_time: None,
+        latest_restorable_time: None,
+        created_at: Utc::now(),
+        tags,
+    }
+}
+
+struct Fake(Arc<Recorder>);
+
+#[async_trait]
+impl DatabaseControlPlane for Fake {
+    async fn describe_instance(&self, i: &InstanceId) -> DrResult<InstanceDescription> {
+        self.0.record(PortOperation::DescribeInstance);
+        if i.as_str() == "muejam-db-prod-replica-2" {
+            return Err(DrError::NotFound("no".into()));
+        }
+        Ok(instance(i.as_str()))
+    }
+    async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
+        self.0.record(PortOperation::ListInstances);
+        Ok(vec![instance("muejam-db-prod"), instance("drill-muejam-db-prod-d1")])
+    }
+    async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
+        self.0.record(PortOperation::ListSnapshots);
+        Ok(vec![SnapshotDescription {
+            snapshot_id: id("s1"),
+            source_instance_id: id("muejam-db-prod"),
+            snapshot_type: SnapshotType::Manual,
+            status: SnapshotStatus::Available,
+            created_at: Utc::now(),
+            size_bytes: 1,
+            encrypted: true,
+            engine_version: "15".into(),
+            region: None,
+            tags: Tags::new(),
+            row_counts: Some(BTreeMap::from([("users".to_owned(), 10)])),
+        }])
+    }
+    async fn promote_read_replica(&self, i: &InstanceId) -> DrResult<PromotionOutcome> {
+        self.0.record(PortOperation::PromoteReadReplica);
+        Ok(PromotionOutcome { instance: instance(i.as_str()), already_standalone: false, lag_at_promotion: None })
+    }
+    async fn create_read_replica(&self, r: &CreateReplicaRequest) -> DrResult<InstanceDescription> {
+        self.0.record(PortOperation::CreateReadReplica);
+        Ok(instance(r.replica_id.as_str()))
+    }
+    async fn create_snapshot(&self, _r: &CreateSnapshotRequest) -> DrResult<SnapshotDescription> {
+        self.0.record(PortOperation::CreateSnapshot);
+        Err(DrError::internal("not used"))
+    }
+    async fn restore_from_snapshot(&self, r: &RestoreSnapshotRequest) -> DrResult<InstanceDescription> {
+        self.0.record(PortOperation::RestoreFromSnapshot);
+        Ok(instance(r.target_id.as_str()))
+    }
+    async fn restore_to_point_in_time(&self, r: &PointInTimeRestoreRequest) -> DrResult<InstanceDescription> {
+        self.0.record(PortOperation::RestoreToPointInTime);
+        Ok(instance(r.target_id.as_str()))
+    }
+    async fn delete_instance(&self, _i: &InstanceId, _o: DeleteOptions) -> DrResult<()> {
+        self.0.record(PortOperation::DeleteInstance);
+        Ok(())
+    }
+    async fn delete_snapshot(&self, _i: &SnapshotId) -> DrResult<()> {
+        self.0.record(PortOperation::DeleteSnapshot);
+        Ok(())
+    }
+    async fn change_master_credentials(&self, _i: &InstanceId, _p: &SecretString) -> DrResult<()> {
+        self.0.record(PortOperation::ChangeMasterCredentials);
+        Ok(())
+    }
+    async fn add_tags(&self, _r: &ResourceId, _t: &Tags) -> DrResult<()> {
+        self.0.record(PortOperation::AddTags);
+        Ok(())
+    }
+    async fn verify_snapshot(&self, _i: &SnapshotId) -> DrResult<SnapshotIntegrity> {
+        self.0.record(PortOperation::VerifySnapshot);
+        Ok(SnapshotIntegrity::Verified { detail: "ok".into() })
+    }
+}
+
+#[async_trait]
+impl SqlTarget for Fake {
+    async fn write_marker(&self, _t: &DatabaseTarget, _m: &str) -> DrResult<chrono::DateTime<Utc>> {
+        self.0.record(PortOperation::SqlWriteMarker);
+        Ok(Utc::now())
+    }
+    async fn marker_present(&self, _t: &DatabaseTarget, _m: &str) -> DrResult<bool> {
+        self.0.record(PortOperation::SqlMarkerPresent);
+        Ok(true)
+    }
+    async fn probe(&self, _t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
+        self.0.record(PortOperation::SqlProbe);
+        Ok(ProbeReport { healthy: true, reason: None, in_recovery: Some(false), server_version: None, latency_ms: 1 })
+    }
+    async fn row_counts(&self, _t: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
+        self.0.record(PortOperation::SqlRowCounts);
+        Ok(BTreeMap::from([("users".to_owned(), 10)]))
+    }
+    async fn run_checks(&self, _t: &DatabaseTarget, checks: &[NamedCheck]) -> DrResult<Vec<CheckOutcome>> {
+        self.0.record(PortOperation::SqlRunChecks);
+        Ok(checks
+            .iter()
+            .map(|c| CheckOutcome { name: c.name.clone(), passed: true, violating_rows: 0, error: None, duration_ms: 1 })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Dns for Fake {
+    async fn upsert_record(&self, _r: &DnsRecord) -> DrResult<DnsChange> {
+        self.0.record(PortOperation::DnsUpsert);
+        Ok(DnsChange { change_id: "c1".into(), status: DnsChangeStatus::Pending })
+    }
+    async fn change_status(&self, c: &str) -> DrResult<DnsChange> {
+        self.0.record(PortOperation::DnsChangeStatus);
+        Ok(DnsChange { change_id: c.into(), status: DnsChangeStatus::Insync })
+    }
+    async fn get_record(&self, _z: &str, _n: &str, _t: &str) -> DrResult<Option<DnsRecord>> {
+        self.0.record(PortOperation::DnsGetRecord);
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Notifier for Fake {
+    async fn publish(&self, _n: &Notification) -> DrResult<String> {
+        self.0.record(PortOperation::NotifierPublish);
+        Ok("m1".into())
+    }
+    async fn subscriptions(&self, _t: &str) -> DrResult<SubscriptionCounts> {
+        self.0.record(PortOperation::NotifierSubscriptions);
+        Ok(SubscriptionCounts { confirmed: 1, pending: 0 })
+    }
+}
+
+#[async_trait]
+impl Secrets for Fake {
+    async fn get_secret(&self, _s: &str) -> DrResult<SecretString> {
+        self.0.record(PortOperation::SecretsGet);
+        Ok(SecretString::from(r#"{"username":"u","password":"p"}"#.to_owned()))
+    }
+    async fn put_secret(&self, _s: &str, _v: &SecretString) -> DrResult<String> {
+        self.0.record(PortOperation::SecretsPut);
+        Ok("v1".into())
+    }
+}
+
+#[async_trait]
+impl ReportStore for Fake {
+    async fn put(&self, key: &str, _c: &str, _b: &[u8]) -> DrResult<String> {
+        self.0.record(PortOperation::ReportPut);
+        Ok(format!("mem://{key}"))
+    }
+    async fn get(&self, _k: &str) -> DrResult<Option<Vec<u8>>> {
+        self.0.record(PortOperation::ReportGet);
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl RecoveryLock for Fake {
+    async fn acquire(&self, resource: &str, owner: &str, _t: u64) -> DrResult<LockHolder> {
+        self.0.record(PortOperation::LockAcquire);
+        Ok(LockHolder { resource: resource.into(), owner: owner.into(), acquired_at: Utc::now() })
+    }
+    async fn release(&self, _r: &str, _o: &str) -> DrResult<()> {
+        self.0.record(PortOperation::LockRelease);
+        Ok(())
+    }
+    async fn holder(&self, _r: &str) -> DrResult<Option<LockHolder>> {
+        self.0.record(PortOperation::LockHolder);
+        Ok(None)
+    }
+}
+
+fn ports(recorder: &Arc<Recorder>) -> Ports {
+    Ports {
+        control_plane: Arc::new(Fake(Arc::clone(recorder))),
+        sql: Arc::new(Fake(Arc::clone(recorder))),
+        secrets: Arc::new(Fake(Arc::clone(recorder))),
+        dns: Arc::new(Fake(Arc::clone(recorder))),
+        notifier: Arc::new(Fake(Arc::clone(recorder))),
+        reports: Arc::new(Fake(Arc::clone(recorder))),
+        lock: Arc::new(Fake(Arc::clone(recorder))),
+    }
+}
+
+fn payloads(function: Function) -> Vec<Value> {
+    let execution = json!({"id": "arn:x", "name": "d1", "start_time": "2026-11-26T02:00:00Z"});
+    match function {
+        Function::CheckDatabase => vec![json!({"instance_id": "muejam-db-prod", "credentials_secret_id": "s", "write_probe": true})],
+        Function::PromoteReplica => vec![json!({"replica_instance_id": "muejam-db-prod-replica"})],
+        Function::DescribeInstance => vec![json!({"instance_id": "muejam-db-prod"})],
+        Function::UpdateDns => vec![
+            json!({"action": "upsert", "hosted_zone": "z", "record_name": "db.z", "target_instance_id": "muejam-db-prod"}),
+            json!({"action": "status", "hosted_zone": "z", "record_name": "db.z", "change_id": "c1"}),
+        ],
+        Function::CreateReplica => vec![json!({"source_instance_id": "muejam-db-prod", "replica_instance_id": "muejam-db-prod-replica-2", "availability_zones": ["us-east-1b"]})],
+        Function::Notify => vec![json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}})],
+        Function::Report => vec![json!({"scenario": "database-failover", "resource": "muejam-db-prod", "execution": execution, "outcome": "succeeded", "details": {}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"})],
+        Function::RecoveryLock => vec![
+            json!({"action": "acquire", "resource": "r", "owner": "o"}),
+            json!({"action": "check", "resource": "r", "owner": "o"}),
+            json!({"action": "release", "resource": "r", "owner": "o"}),
+        ],
+        Function::DrillScope => vec![json!({}), json!({"databases": ["muejam-db-prod"]})],
+        Function::VerifyBackup => vec![json!({"instance_id": "muejam-db-prod"})],
+        Function::StartRestore => vec![json!({"database": "muejam-db-prod", "snapshot_id": "s1", "drill_id": "d1"})],
+        Function::RestoreCheck => vec![json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "s", "started_at": "2026-11-26T02:00:00Z"})],
+        Function::DrillReplica => vec![json!({"drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})],
+        Function::DrillMarker => vec![
+            json!({"action": "write", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
+            json!({"action": "check", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1-rep", "credentials_secret_id": "s"}),
+            json!({"action": "verify", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s", "promoted_at": "2026-11-26T02:00:00Z"}),
+        ],
+        Function::DrillPromote => vec![json!({"drill_id": "d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})],
+        Function::DrillCleanup => vec![json!({"drill_id": "d1"})],
+        Function::RunbookReview => vec![json!({"topic_arn": "t", "runbook_last_updated": "2026-11-01"})],
+        Function::DrillReport => vec![json!({"drill_id": "d1", "execution": execution, "results": [], "finished_at": "2026-11-26T02:10:00Z", "topic_arn": "t"})],
+    }
+}
+
+#[tokio::test]
+async fn every_port_call_a_handler_makes_is_declared_for_its_function() {
+    let recorder = Arc::new(Recorder::default());
+    let ports = ports(&recorder);
+    for function in Function::ALL {
+        let declared: BTreeSet<PortOperation> = function.port_calls().iter().copied().collect();
+        let mut used = BTreeSet::new();
+        for payload in payloads(function) {
+            let result = dispatch(function, &ports, payload.clone()).await;
+            assert!(result.is_ok(), "{} on {payload}: {result:?}", function.logical_id());
+            used.extend(recorder.take());
+        }
+        let undeclared: Vec<_> = used.difference(&declared).collect();
+        assert!(undeclared.is_empty(), "{} calls {undeclared:?} without declaring them", function.logical_id());
+        let unused: Vec<_> = declared.difference(&used).collect();
+        assert!(unused.is_empty(), "{} declares {unused:?} that no exercised path calls", function.logical_id());
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_any_port_is_touched() {
+    let recorder = Arc::new(Recorder::default());
+    let ports = ports(&recorder);
+    for function in Function::ALL {
+        let error = dispatch(function, &ports, json!({"unexpected_field": true})).await.expect_err("refused");
+        assert_eq!(error.name(), "InvalidInput", "{}: {error}", function.logical_id());
+        assert!(recorder.take().is_empty(), "{} touched a port on bad input", function.logical_id());
+    }
+}
