@@ -16,7 +16,10 @@ use serde_json::Value;
 fn binary(name: &str) -> PathBuf {
     // tests run from target/debug/deps; the function binaries sit in target/debug.
     let exe = std::env::current_exe().expect("test binary");
-    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let debug = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     debug.join(name)
 }
 
@@ -54,7 +57,11 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 }
 
 /// Serves one invocation of `payload`; sends back (path, body) of the answer.
-fn fake_runtime_api(listener: TcpListener, payload: Vec<u8>, answers: mpsc::Sender<(String, Value)>) {
+fn fake_runtime_api(
+    listener: TcpListener,
+    payload: Vec<u8>,
+    answers: mpsc::Sender<(String, Value)>,
+) {
     let mut served = false;
     for stream in listener.incoming().flatten() {
         let payload = payload.clone();
@@ -62,7 +69,9 @@ fn fake_runtime_api(listener: TcpListener, payload: Vec<u8>, answers: mpsc::Send
         let first = !served;
         served = true;
         std::thread::spawn(move || {
-            let Ok(write_half) = stream.try_clone() else { return };
+            let Ok(write_half) = stream.try_clone() else {
+                return;
+            };
             let mut writer = write_half;
             let mut reader = BufReader::new(stream);
             let mut handed_out = !first;
@@ -108,7 +117,9 @@ fn every_function_binary_answers_an_invocation_through_the_runtime_api() {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
         let address = listener.local_addr().expect("addr");
         let (sender, answers) = mpsc::channel();
-        std::thread::spawn(move || fake_runtime_api(listener, br#"{"unexpected_field": true}"#.to_vec(), sender));
+        std::thread::spawn(move || {
+            fake_runtime_api(listener, br#"{"unexpected_field": true}"#.to_vec(), sender)
+        });
         let mut child = Command::new(&path)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -127,11 +138,24 @@ fn every_function_binary_answers_an_invocation_through_the_runtime_api() {
         let answer = answers.recv_timeout(Duration::from_secs(30));
         let _ = child.kill();
         let _ = child.wait();
-        let (path, body) = answer.unwrap_or_else(|_| panic!("{} never answered", function.crate_dir()));
-        assert_eq!(path, "/2018-06-01/runtime/invocation/req-1/error", "{}: {body}", function.crate_dir());
-        assert_eq!(body["errorType"], "InvalidInput", "{}: {body}", function.crate_dir());
+        let (path, body) =
+            answer.unwrap_or_else(|_| panic!("{} never answered", function.crate_dir()));
+        assert_eq!(
+            path,
+            "/2018-06-01/runtime/invocation/req-1/error",
+            "{}: {body}",
+            function.crate_dir()
+        );
+        assert_eq!(
+            body["errorType"],
+            "InvalidInput",
+            "{}: {body}",
+            function.crate_dir()
+        );
         assert!(
-            body["errorMessage"].as_str().is_some_and(|m| m.contains("unexpected_field") || m.contains("missing field")),
+            body["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("unexpected_field") || m.contains("missing field")),
             "{}: {body}",
             function.crate_dir()
         );

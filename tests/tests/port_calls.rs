@@ -24,7 +24,10 @@ impl Recorder {
         }
     }
     fn take(&self) -> BTreeSet<PortOperation> {
-        self.calls.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 }
 
@@ -50,15 +53,25 @@ fn instance(name: &str) -> InstanceDescription {
     InstanceDescription {
         instance_id: id(name),
         status: InstanceStatus::Available,
-        role: if replica_of.is_some() { InstanceRole::Replica } else { InstanceRole::Primary },
-        endpoint: Some(Endpoint { address: format!("{name}.example"), port: 5432 }),
+        role: if replica_of.is_some() {
+            InstanceRole::Replica
+        } else {
+            InstanceRole::Primary
+        },
+        endpoint: Some(Endpoint {
+            address: format!("{name}.example"),
+            port: 5432,
+        }),
         engine: "postgres".into(),
         engine_version: "15".into(),
         availability_zone: Some("us-east-1a".into()),
         storage_encrypted: true,
         replication_source: replica_of.map(id),
         read_replicas: vec![],
-        replica_lag: replica_of.map(|_| ReplicaLag { seconds: 1.0, bytes: Some(0) }),
+        replica_lag: replica_of.map(|_| ReplicaLag {
+            seconds: 1.0,
+            bytes: Some(0),
+        }),
         earliest_restorable_time: None,
         latest_restorable_time: None,
         created_at: Utc::now(),
@@ -79,7 +92,10 @@ impl DatabaseControlPlane for Fake {
     }
     async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
         self.0.record(PortOperation::ListInstances);
-        Ok(vec![instance("muejam-db-prod"), instance("drill-muejam-db-prod-d1")])
+        Ok(vec![
+            instance("muejam-db-prod"),
+            instance("drill-muejam-db-prod-d1"),
+        ])
     }
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
         self.0.record(PortOperation::ListSnapshots);
@@ -99,7 +115,11 @@ impl DatabaseControlPlane for Fake {
     }
     async fn promote_read_replica(&self, i: &InstanceId) -> DrResult<PromotionOutcome> {
         self.0.record(PortOperation::PromoteReadReplica);
-        Ok(PromotionOutcome { instance: instance(i.as_str()), already_standalone: false, lag_at_promotion: None })
+        Ok(PromotionOutcome {
+            instance: instance(i.as_str()),
+            already_standalone: false,
+            lag_at_promotion: None,
+        })
     }
     async fn create_read_replica(&self, r: &CreateReplicaRequest) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::CreateReadReplica);
@@ -109,11 +129,17 @@ impl DatabaseControlPlane for Fake {
         self.0.record(PortOperation::CreateSnapshot);
         Err(DrError::internal("not used"))
     }
-    async fn restore_from_snapshot(&self, r: &RestoreSnapshotRequest) -> DrResult<InstanceDescription> {
+    async fn restore_from_snapshot(
+        &self,
+        r: &RestoreSnapshotRequest,
+    ) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::RestoreFromSnapshot);
         Ok(instance(r.target_id.as_str()))
     }
-    async fn restore_to_point_in_time(&self, r: &PointInTimeRestoreRequest) -> DrResult<InstanceDescription> {
+    async fn restore_to_point_in_time(
+        &self,
+        r: &PointInTimeRestoreRequest,
+    ) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::RestoreToPointInTime);
         Ok(instance(r.target_id.as_str()))
     }
@@ -135,7 +161,9 @@ impl DatabaseControlPlane for Fake {
     }
     async fn verify_snapshot(&self, _i: &SnapshotId) -> DrResult<SnapshotIntegrity> {
         self.0.record(PortOperation::VerifySnapshot);
-        Ok(SnapshotIntegrity::Verified { detail: "ok".into() })
+        Ok(SnapshotIntegrity::Verified {
+            detail: "ok".into(),
+        })
     }
 }
 
@@ -151,17 +179,33 @@ impl SqlTarget for Fake {
     }
     async fn probe(&self, _t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
         self.0.record(PortOperation::SqlProbe);
-        Ok(ProbeReport { healthy: true, reason: None, in_recovery: Some(false), server_version: None, latency_ms: 1 })
+        Ok(ProbeReport {
+            healthy: true,
+            reason: None,
+            in_recovery: Some(false),
+            server_version: None,
+            latency_ms: 1,
+        })
     }
     async fn row_counts(&self, _t: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
         self.0.record(PortOperation::SqlRowCounts);
         Ok(BTreeMap::from([("users".to_owned(), 10)]))
     }
-    async fn run_checks(&self, _t: &DatabaseTarget, checks: &[NamedCheck]) -> DrResult<Vec<CheckOutcome>> {
+    async fn run_checks(
+        &self,
+        _t: &DatabaseTarget,
+        checks: &[NamedCheck],
+    ) -> DrResult<Vec<CheckOutcome>> {
         self.0.record(PortOperation::SqlRunChecks);
         Ok(checks
             .iter()
-            .map(|c| CheckOutcome { name: c.name.clone(), passed: true, violating_rows: 0, error: None, duration_ms: 1 })
+            .map(|c| CheckOutcome {
+                name: c.name.clone(),
+                passed: true,
+                violating_rows: 0,
+                error: None,
+                duration_ms: 1,
+            })
             .collect())
     }
 }
@@ -170,11 +214,17 @@ impl SqlTarget for Fake {
 impl Dns for Fake {
     async fn upsert_record(&self, _r: &DnsRecord) -> DrResult<DnsChange> {
         self.0.record(PortOperation::DnsUpsert);
-        Ok(DnsChange { change_id: "c1".into(), status: DnsChangeStatus::Pending })
+        Ok(DnsChange {
+            change_id: "c1".into(),
+            status: DnsChangeStatus::Pending,
+        })
     }
     async fn change_status(&self, c: &str) -> DrResult<DnsChange> {
         self.0.record(PortOperation::DnsChangeStatus);
-        Ok(DnsChange { change_id: c.into(), status: DnsChangeStatus::Insync })
+        Ok(DnsChange {
+            change_id: c.into(),
+            status: DnsChangeStatus::Insync,
+        })
     }
     async fn get_record(&self, _z: &str, _n: &str, _t: &str) -> DrResult<Option<DnsRecord>> {
         self.0.record(PortOperation::DnsGetRecord);
@@ -190,7 +240,10 @@ impl Notifier for Fake {
     }
     async fn subscriptions(&self, _t: &str) -> DrResult<SubscriptionCounts> {
         self.0.record(PortOperation::NotifierSubscriptions);
-        Ok(SubscriptionCounts { confirmed: 1, pending: 0 })
+        Ok(SubscriptionCounts {
+            confirmed: 1,
+            pending: 0,
+        })
     }
 }
 
@@ -198,7 +251,9 @@ impl Notifier for Fake {
 impl Secrets for Fake {
     async fn get_secret(&self, _s: &str) -> DrResult<SecretString> {
         self.0.record(PortOperation::SecretsGet);
-        Ok(SecretString::from(r#"{"username":"u","password":"p"}"#.to_owned()))
+        Ok(SecretString::from(
+            r#"{"username":"u","password":"p"}"#.to_owned(),
+        ))
     }
     async fn put_secret(&self, _s: &str, _v: &SecretString) -> DrResult<String> {
         self.0.record(PortOperation::SecretsPut);
@@ -222,7 +277,11 @@ impl ReportStore for Fake {
 impl RecoveryLock for Fake {
     async fn acquire(&self, resource: &str, owner: &str, _t: u64) -> DrResult<LockHolder> {
         self.0.record(PortOperation::LockAcquire);
-        Ok(LockHolder { resource: resource.into(), owner: owner.into(), acquired_at: Utc::now() })
+        Ok(LockHolder {
+            resource: resource.into(),
+            owner: owner.into(),
+            acquired_at: Utc::now(),
+        })
     }
     async fn release(&self, _r: &str, _o: &str) -> DrResult<()> {
         self.0.record(PortOperation::LockRelease);
@@ -249,16 +308,24 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
 fn payloads(function: Function) -> Vec<Value> {
     let execution = json!({"id": "arn:x", "name": "d1", "start_time": "2026-11-26T02:00:00Z"});
     match function {
-        Function::CheckDatabase => vec![json!({"instance_id": "muejam-db-prod", "credentials_secret_id": "s", "write_probe": true})],
+        Function::CheckDatabase => vec![
+            json!({"instance_id": "muejam-db-prod", "credentials_secret_id": "s", "write_probe": true}),
+        ],
         Function::PromoteReplica => vec![json!({"replica_instance_id": "muejam-db-prod-replica"})],
         Function::DescribeInstance => vec![json!({"instance_id": "muejam-db-prod"})],
         Function::UpdateDns => vec![
             json!({"action": "upsert", "hosted_zone": "z", "record_name": "db.z", "target_instance_id": "muejam-db-prod"}),
             json!({"action": "status", "hosted_zone": "z", "record_name": "db.z", "change_id": "c1"}),
         ],
-        Function::CreateReplica => vec![json!({"source_instance_id": "muejam-db-prod", "replica_instance_id": "muejam-db-prod-replica-2", "availability_zones": ["us-east-1b"]})],
-        Function::Notify => vec![json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}})],
-        Function::Report => vec![json!({"scenario": "database-failover", "resource": "muejam-db-prod", "execution": execution, "outcome": "succeeded", "details": {}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"})],
+        Function::CreateReplica => vec![
+            json!({"source_instance_id": "muejam-db-prod", "replica_instance_id": "muejam-db-prod-replica-2", "availability_zones": ["us-east-1b"]}),
+        ],
+        Function::Notify => vec![
+            json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}}),
+        ],
+        Function::Report => vec![
+            json!({"scenario": "database-failover", "resource": "muejam-db-prod", "execution": execution, "outcome": "succeeded", "details": {}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"}),
+        ],
         Function::RecoveryLock => vec![
             json!({"action": "acquire", "resource": "r", "owner": "o"}),
             json!({"action": "check", "resource": "r", "owner": "o"}),
@@ -266,18 +333,30 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::DrillScope => vec![json!({}), json!({"databases": ["muejam-db-prod"]})],
         Function::VerifyBackup => vec![json!({"instance_id": "muejam-db-prod"})],
-        Function::StartRestore => vec![json!({"database": "muejam-db-prod", "snapshot_id": "s1", "drill_id": "d1"})],
-        Function::RestoreCheck => vec![json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "s", "started_at": "2026-11-26T02:00:00Z"})],
-        Function::DrillReplica => vec![json!({"drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})],
+        Function::StartRestore => {
+            vec![json!({"database": "muejam-db-prod", "snapshot_id": "s1", "drill_id": "d1"})]
+        }
+        Function::RestoreCheck => vec![
+            json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "s", "started_at": "2026-11-26T02:00:00Z"}),
+        ],
+        Function::DrillReplica => vec![
+            json!({"drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
+        ],
         Function::DrillMarker => vec![
             json!({"action": "write", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
             json!({"action": "check", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1-rep", "credentials_secret_id": "s"}),
             json!({"action": "verify", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s", "promoted_at": "2026-11-26T02:00:00Z"}),
         ],
-        Function::DrillPromote => vec![json!({"drill_id": "d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})],
+        Function::DrillPromote => {
+            vec![json!({"drill_id": "d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})]
+        }
         Function::DrillCleanup => vec![json!({"drill_id": "d1"})],
-        Function::RunbookReview => vec![json!({"topic_arn": "t", "runbook_last_updated": "2026-11-01"})],
-        Function::DrillReport => vec![json!({"drill_id": "d1", "execution": execution, "results": [], "finished_at": "2026-11-26T02:10:00Z", "topic_arn": "t"})],
+        Function::RunbookReview => {
+            vec![json!({"topic_arn": "t", "runbook_last_updated": "2026-11-01"})]
+        }
+        Function::DrillReport => vec![
+            json!({"drill_id": "d1", "execution": execution, "results": [], "finished_at": "2026-11-26T02:10:00Z", "topic_arn": "t"}),
+        ],
     }
 }
 
@@ -290,13 +369,25 @@ async fn every_port_call_a_handler_makes_is_declared_for_its_function() {
         let mut used = BTreeSet::new();
         for payload in payloads(function) {
             let result = dispatch(function, &ports, payload.clone()).await;
-            assert!(result.is_ok(), "{} on {payload}: {result:?}", function.logical_id());
+            assert!(
+                result.is_ok(),
+                "{} on {payload}: {result:?}",
+                function.logical_id()
+            );
             used.extend(recorder.take());
         }
         let undeclared: Vec<_> = used.difference(&declared).collect();
-        assert!(undeclared.is_empty(), "{} calls {undeclared:?} without declaring them", function.logical_id());
+        assert!(
+            undeclared.is_empty(),
+            "{} calls {undeclared:?} without declaring them",
+            function.logical_id()
+        );
         let unused: Vec<_> = declared.difference(&used).collect();
-        assert!(unused.is_empty(), "{} declares {unused:?} that no exercised path calls", function.logical_id());
+        assert!(
+            unused.is_empty(),
+            "{} declares {unused:?} that no exercised path calls",
+            function.logical_id()
+        );
     }
 }
 
@@ -305,8 +396,19 @@ async fn bad_input_is_refused_before_any_port_is_touched() {
     let recorder = Arc::new(Recorder::default());
     let ports = ports(&recorder);
     for function in Function::ALL {
-        let error = dispatch(function, &ports, json!({"unexpected_field": true})).await.expect_err("refused");
-        assert_eq!(error.name(), "InvalidInput", "{}: {error}", function.logical_id());
-        assert!(recorder.take().is_empty(), "{} touched a port on bad input", function.logical_id());
+        let error = dispatch(function, &ports, json!({"unexpected_field": true}))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.name(),
+            "InvalidInput",
+            "{}: {error}",
+            function.logical_id()
+        );
+        assert!(
+            recorder.take().is_empty(),
+            "{} touched a port on bad input",
+            function.logical_id()
+        );
     }
 }

@@ -4,6 +4,7 @@ mod local;
 mod output;
 mod run;
 mod seed;
+mod verify;
 mod wiring;
 
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
     Run(run::RunArgs),
     /// Answer a task waiting for a token (approve or reject).
     Task(run::TaskArgs),
+    /// Is this database consistent? Orphans per foreign key, unvalidated
+    /// constraints, invalid indexes, amcheck, row counts, custom checks.
+    VerifyIntegrity(verify::VerifyArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Command::Local(args) => local::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Task(args) => run::task(args),
+            Command::VerifyIntegrity(args) => verify::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,99 @@
+//! `drctl verify-integrity` as a user runs it; the password in the DSN never
+//! shows in its output or logs.
+
+use std::process::Command;
+
+use dr_core::*;
+use dr_local::{CreateInstanceRequest, LocalControlPlane};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+struct Lab {
+    platform: LocalControlPlane,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.platform.stop_all_blocking();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_integrity_exits_by_its_findings_and_never_prints_the_password() {
+    let home = tempfile::tempdir().expect("home");
+    let lab = Lab {
+        platform: LocalControlPlane::open(home.path(), None).expect("platform"),
+        _home: home,
+    };
+    let id = ResourceId::parse("muejam-db-prod").expect("id");
+    lab.platform
+        .create_instance(&CreateInstanceRequest {
+            instance_id: id.clone(),
+            availability_zone: None,
+            tags: Tags::new(),
+        })
+        .await
+        .expect("instance");
+    let target = lab.platform.database_target(&id, None).expect("target");
+    let client = dr_postgres::connect(&target).await.expect("connect");
+    dr_postgres::sample::generate(&client, 0.01)
+        .await
+        .expect("data");
+    let password = target.password.expose_secret().to_owned();
+    let dsn = format!(
+        "postgresql://{}:{}@{}:{}/{}",
+        target.username, password, target.endpoint.address, target.endpoint.port, target.database
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify-integrity", "--dsn", dsn.as_str()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_drctl"))
+            .args(&args)
+            .env("DRCTL_LOG", "info")
+            .output()
+            .expect("run")
+    };
+
+    let clean = run(&["--output", "json", "--expect", "users"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let report: Value = serde_json::from_slice(&clean.stdout).expect("json");
+    assert_eq!(report["status"], "passed");
+
+    client
+        .batch_execute("SET session_replication_role = replica; INSERT INTO chapters (story_id, number, title, body, word_count) VALUES (424242, 1, 't', 'b', 1)")
+        .await
+        .expect("orphan");
+    let dirty = run(&[]);
+    assert_eq!(dirty.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&dirty.stdout);
+    assert!(
+        stdout.contains("fk_chapters_story_id_fkey") && stdout.contains("424242"),
+        "{stdout}"
+    );
+    for output in [&clean, &dirty] {
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(&password));
+        assert!(!String::from_utf8_lossy(&output.stderr).contains(&password));
+    }
+
+    let wrong = Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args([
+            "verify-integrity",
+            "--dsn",
+            &dsn.replace(&password, "wrong-password-123"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        wrong.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&wrong.stderr).contains("wrong-password-123"));
+}
