@@ -293,6 +293,25 @@ impl RecoveryLock for Fake {
     }
 }
 
+#[async_trait]
+impl IntegrityVerifier for Fake {
+    async fn verify(
+        &self,
+        _t: &DatabaseTarget,
+        _b: Option<&BTreeMap<String, u64>>,
+        _tol: f64,
+    ) -> DrResult<IntegritySummary> {
+        self.0.record(PortOperation::IntegrityVerify);
+        Ok(IntegritySummary {
+            passed: true,
+            findings: vec![],
+            row_counts: BTreeMap::new(),
+            checks_run: 1,
+            duration_ms: 1,
+        })
+    }
+}
+
 fn ports(recorder: &Arc<Recorder>) -> Ports {
     Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
@@ -302,6 +321,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         notifier: Arc::new(Fake(Arc::clone(recorder))),
         reports: Arc::new(Fake(Arc::clone(recorder))),
         lock: Arc::new(Fake(Arc::clone(recorder))),
+        integrity: Arc::new(Fake(Arc::clone(recorder))),
     }
 }
 

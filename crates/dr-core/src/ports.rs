@@ -313,6 +313,29 @@ pub trait RecoveryLock: Send + Sync {
     async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>>;
 }
 
+/// What the integrity verifier found, in the terms a drill or a recovery needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegritySummary {
+    pub passed: bool,
+    /// One line per failed or broken check (name, count, detail).
+    pub findings: Vec<String>,
+    pub row_counts: BTreeMap<String, u64>,
+    pub checks_run: usize,
+    pub duration_ms: u64,
+}
+
+/// Is this database consistent (orphans, unvalidated constraints, invalid or
+/// corrupt indexes, row counts against a baseline)?
+#[async_trait]
+pub trait IntegrityVerifier: Send + Sync {
+    async fn verify(
+        &self,
+        target: &DatabaseTarget,
+        baseline: Option<&BTreeMap<String, u64>>,
+        tolerance: f64,
+    ) -> DrResult<IntegritySummary>;
+}
+
 /// Every operation of every port, so that what a handler may call can be
 /// listed, recorded in tests, and mapped to the IAM actions an adapter needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -347,4 +370,5 @@ pub enum PortOperation {
     LockAcquire,
     LockRelease,
     LockHolder,
+    IntegrityVerify,
 }

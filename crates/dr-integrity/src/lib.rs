@@ -755,6 +755,50 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     })
 }
 
+/// The verifier behind the [`dr_core::IntegrityVerifier`] port.
+#[derive(Debug, Clone, Copy)]
+pub struct PostgresIntegrityVerifier {
+    pub jobs: usize,
+}
+
+#[async_trait::async_trait]
+impl dr_core::IntegrityVerifier for PostgresIntegrityVerifier {
+    async fn verify(
+        &self,
+        target: &DatabaseTarget,
+        baseline: Option<&BTreeMap<String, u64>>,
+        tolerance: f64,
+    ) -> DrResult<dr_core::IntegritySummary> {
+        let options = VerifyOptions {
+            jobs: self.jobs.max(1),
+            baseline: baseline.cloned(),
+            tolerance,
+            ..VerifyOptions::default()
+        };
+        let report = verify(target, &options).await?;
+        let findings = report
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, CheckStatus::Failed | CheckStatus::Error))
+            .map(|c| {
+                format!(
+                    "{}{}: {}",
+                    c.name,
+                    c.count.map(|n| format!(" ({n})")).unwrap_or_default(),
+                    c.detail.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect();
+        Ok(dr_core::IntegritySummary {
+            passed: report.passed(),
+            findings,
+            checks_run: report.checks.len(),
+            row_counts: report.row_counts,
+            duration_ms: report.duration_ms,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         notifier: Arc::new(dr_aws::SnsNotifier::new(clients.sns.clone())),
         reports,
         lock,
+        integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
     }
 }
 

@@ -299,23 +299,6 @@ fn default_database() -> String {
     "muejam".to_owned()
 }
 
-/// Checks that must return no rows on any healthy MueJam database. The full
-/// integrity verifier (orphans per foreign key, amcheck) plugs in here.
-pub fn integrity_checks() -> Vec<NamedCheck> {
-    vec![
-        NamedCheck {
-            name: "constraints_validated".to_owned(),
-            sql: "SELECT conrelid::regclass, conname FROM pg_constraint WHERE NOT convalidated"
-                .to_owned(),
-        },
-        NamedCheck {
-            name: "indexes_valid".to_owned(),
-            sql: "SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid OR NOT indisready"
-                .to_owned(),
-        },
-    ]
-}
-
 /// Connects to the restored instance, runs the integrity checks and compares
 /// row counts with the source at snapshot time.
 pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<TestResult> {
@@ -349,18 +332,8 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
     }
     let mut details = json!({"restore_seconds": restore_seconds, "restore_instance_id": input.restore_instance_id});
     if probe.healthy {
-        for outcome in ports.sql.run_checks(&target, &integrity_checks()).await? {
-            if !outcome.passed {
-                problems.push(match outcome.error {
-                    Some(e) => format!("integrity check {} could not run: {e}", outcome.name),
-                    None => format!(
-                        "integrity check {} found {} rows",
-                        outcome.name, outcome.violating_rows
-                    ),
-                });
-            }
-        }
-        let counts = ports.sql.row_counts(&target).await?;
+        // The source's row counts when the snapshot was taken, where the
+        // platform records them: the restore must hold exactly those rows.
         let expected = ports
             .control_plane
             .list_snapshots(None)
@@ -368,30 +341,18 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
             .into_iter()
             .find(|s| s.snapshot_id == input.snapshot_id)
             .and_then(|s| s.row_counts);
-        match expected {
-            Some(expected) => {
-                let mut differences = Vec::new();
-                for (table, want) in &expected {
-                    let got = counts.get(table).copied().unwrap_or(0);
-                    let allowed = (*want as f64 * input.row_count_tolerance).floor() as u64;
-                    if got.abs_diff(*want) > allowed {
-                        differences.push(format!("{table}: {got} rows, {want} at snapshot time"));
-                    }
-                }
-                for table in counts.keys().filter(|t| !expected.contains_key(*t)) {
-                    differences.push(format!("{table}: not in the snapshot's counts"));
-                }
-                details["row_counts_compared"] = json!(expected.len());
-                if !differences.is_empty() {
-                    problems.push(format!("row counts differ: {}", differences.join(", ")));
-                }
-            }
-            None => {
-                details["row_counts_compared"] =
-                    json!("the platform records no counts at snapshot time")
-            }
-        }
-        details["row_counts"] = json!(counts);
+        let summary = ports
+            .integrity
+            .verify(&target, expected.as_ref(), input.row_count_tolerance)
+            .await?;
+        problems.extend(summary.findings.iter().cloned());
+        details["integrity_checks_run"] = json!(summary.checks_run);
+        details["integrity_ms"] = json!(summary.duration_ms);
+        details["row_counts_compared"] = match &expected {
+            Some(e) => json!(e.len()),
+            None => json!("the platform records no counts at snapshot time"),
+        };
+        details["row_counts"] = json!(summary.row_counts);
     }
     let status = if problems.is_empty() {
         TestStatus::Successful

@@ -26,6 +26,7 @@ pub struct Ports {
     pub notifier: Arc<dyn Notifier>,
     pub reports: Arc<dyn ReportStore>,
     pub lock: Arc<dyn RecoveryLock>,
+    pub integrity: Arc<dyn IntegrityVerifier>,
 }
 
 /// The functions of the project, by the logical id they have in template.yaml.
@@ -119,8 +120,7 @@ impl Function {
                 ListSnapshots,
                 SecretsGet,
                 SqlProbe,
-                SqlRunChecks,
-                SqlRowCounts,
+                IntegrityVerify,
             ],
             Function::DrillReplica => &[DescribeInstance, CreateReadReplica],
             Function::DrillMarker => &[

@@ -149,6 +149,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             clients.dynamodb.clone(),
             LOCK_TABLE,
         )),
+        integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
     })
 }
 
