@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dr_core::*;
+use dr_core::DatabaseTarget;
 use dr_integrity::{verify, VerifyOptions};
-use dr_local::{CreateInstanceRequest, LocalControlPlane};
+use dr_local::lab::Lab;
 
 const NAIVE_CAP: Duration = Duration::from_secs(30);
 
@@ -85,15 +85,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let home = tempfile::tempdir().expect("home");
-    let platform = LocalControlPlane::open(home.path(), None).expect("platform");
+    let lab = Lab::new().expect("lab");
     runtime.block_on(async {
-        let id = ResourceId::parse("bench-db").expect("id");
-        platform
-            .create_instance(&CreateInstanceRequest { instance_id: id.clone(), availability_zone: None, tags: Tags::new() })
-            .await
-            .expect("instance");
-        let target = platform.database_target(&id, None).expect("target");
+        let target = lab.instance("bench-db").await.expect("instance");
         let client = dr_postgres::connect(&target).await.expect("connect");
         let generated = Instant::now();
         let plan = dr_postgres::sample::generate(&client, scale).await.expect("data");
@@ -138,5 +132,4 @@ fn main() {
             if vs_naive >= 3.0 { "met" } else { "MISSED" }
         );
     });
-    platform.stop_all_blocking();
 }

@@ -5,44 +5,16 @@ use std::collections::BTreeMap;
 
 use dr_core::*;
 use dr_integrity::{verify, CheckStatus, IntegrityReport, LogicalRelation, VerifyOptions};
-use dr_local::{CreateInstanceRequest, LocalControlPlane};
-
-struct Lab {
-    platform: LocalControlPlane,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.platform.stop_all_blocking();
-    }
-}
+use dr_local::lab::Lab;
 
 async fn lab_with_data() -> (Lab, DatabaseTarget, tokio_postgres::Client) {
-    let home = tempfile::tempdir().expect("home");
-    let platform = LocalControlPlane::open(home.path(), None).expect("platform");
-    let id = ResourceId::parse("muejam-db-prod").expect("id");
-    platform
-        .create_instance(&CreateInstanceRequest {
-            instance_id: id.clone(),
-            availability_zone: None,
-            tags: Tags::new(),
-        })
-        .await
-        .expect("instance");
-    let target = platform.database_target(&id, None).expect("target");
+    let lab = Lab::new().expect("lab");
+    let target = lab.instance("muejam-db-prod").await.expect("instance");
     let client = dr_postgres::connect(&target).await.expect("connect");
     dr_postgres::sample::generate(&client, 0.01)
         .await
         .expect("sample data");
-    (
-        Lab {
-            platform,
-            _home: home,
-        },
-        target,
-        client,
-    )
+    (lab, target, client)
 }
 
 fn find<'a>(report: &'a IntegrityReport, name: &str) -> &'a dr_integrity::CheckResult {

@@ -40,6 +40,22 @@ pub struct TestResult {
 }
 
 impl TestResult {
+    /// SUCCESSFUL without problems, FAILED with them all as the reason.
+    fn from_problems(name: &str, problems: &[String], started: Instant, details: Value) -> Self {
+        let status = if problems.is_empty() {
+            TestStatus::Successful
+        } else {
+            TestStatus::Failed
+        };
+        Self::new(
+            name,
+            status,
+            (!problems.is_empty()).then(|| problems.join("; ")),
+            started,
+            details,
+        )
+    }
+
     fn new(
         name: &str,
         status: TestStatus,
@@ -219,18 +235,7 @@ pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<
         Err(DrError::Corrupt(why)) => problems.push(why),
         Err(e) => return Err(e),
     }
-    let status = if problems.is_empty() {
-        TestStatus::Successful
-    } else {
-        TestStatus::Failed
-    };
-    Ok(TestResult::new(
-        name,
-        status,
-        (!problems.is_empty()).then(|| problems.join("; ")),
-        started,
-        details,
-    ))
+    Ok(TestResult::from_problems(name, &problems, started, details))
 }
 
 // ----- restore test ---------------------------------------------------------
@@ -354,18 +359,10 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
         };
         details["row_counts"] = json!(summary.row_counts);
     }
-    let status = if problems.is_empty() {
-        TestStatus::Successful
-    } else {
-        TestStatus::Failed
-    };
-    Ok(TestResult::new(
-        name,
-        status,
-        (!problems.is_empty()).then(|| problems.join("; ")),
-        started,
-        details,
-    ))
+    let mut result = TestResult::from_problems(name, &problems, started, details);
+    // The restore test takes from the restore's start to the end of its checks.
+    result.duration_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    Ok(result)
 }
 
 // ----- failover test --------------------------------------------------------

@@ -8,18 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::drill::{TestResult, TestStatus};
-use crate::report::{ExecutionInfo, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
+use crate::report::{default_rpo, default_rto, seconds, verdict, ExecutionInfo};
 use crate::Ports;
 
 const LATEST_KEY: &str = "dr-drill/latest.json";
-
-fn default_rto() -> f64 {
-    RTO_OBJECTIVE_SECONDS
-}
-
-fn default_rpo() -> f64 {
-    RPO_OBJECTIVE_SECONDS
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseResult {
@@ -257,23 +249,6 @@ fn status_text(status: TestStatus) -> &'static str {
     }
 }
 
-fn seconds(s: Option<f64>) -> String {
-    match s {
-        Some(s) if s >= 3600.0 => format!("{:.2} h", s / 3600.0),
-        Some(s) if s >= 60.0 => format!("{:.1} min", s / 60.0),
-        Some(s) => format!("{s:.1} s"),
-        None => "not measured".to_owned(),
-    }
-}
-
-fn verdict(met: Option<bool>) -> &'static str {
-    match met {
-        Some(true) => "MET",
-        Some(false) => "MISSED",
-        None => "n/a",
-    }
-}
-
 pub fn markdown(report: &DrillReport) -> String {
     let mut md = format!(
         "# Quarterly DR drill: {}\n\n**Overall: {}**\n\n| | |\n|---|---|\n| Drill | `{}` |\n| Started | {} |\n| Finished | {} |\n\
@@ -463,6 +438,7 @@ pub async fn drill_report(ports: &Ports, input: DrillReportInput) -> DrResult<Dr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
 
     fn test(name: &str, status: &str, details: Value) -> Value {
         json!({"name": name, "status": status, "reason": null, "duration_seconds": 1.0, "details": details})

@@ -13,11 +13,11 @@ use crate::Ports;
 pub const RTO_OBJECTIVE_SECONDS: f64 = 4.0 * 3600.0;
 pub const RPO_OBJECTIVE_SECONDS: f64 = 6.0 * 3600.0;
 
-fn default_rto() -> f64 {
+pub(crate) fn default_rto() -> f64 {
     RTO_OBJECTIVE_SECONDS
 }
 
-fn default_rpo() -> f64 {
+pub(crate) fn default_rpo() -> f64 {
     RPO_OBJECTIVE_SECONDS
 }
 
@@ -206,7 +206,7 @@ pub fn build(input: &ReportInput) -> Report {
     }
 }
 
-fn seconds(s: Option<f64>) -> String {
+pub(crate) fn seconds(s: Option<f64>) -> String {
     match s {
         Some(s) if s >= 3600.0 => format!("{:.2} h", s / 3600.0),
         Some(s) if s >= 60.0 => format!("{:.1} min", s / 60.0),
@@ -215,7 +215,7 @@ fn seconds(s: Option<f64>) -> String {
     }
 }
 
-fn verdict(met: Option<bool>) -> &'static str {
+pub(crate) fn verdict(met: Option<bool>) -> &'static str {
     match met {
         Some(true) => "MET",
         Some(false) => "MISSED",

@@ -3,39 +3,14 @@
 
 use std::process::Command;
 
-use dr_core::*;
-use dr_local::{CreateInstanceRequest, LocalControlPlane};
+use dr_local::lab::Lab;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-struct Lab {
-    platform: LocalControlPlane,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.platform.stop_all_blocking();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_integrity_exits_by_its_findings_and_never_prints_the_password() {
-    let home = tempfile::tempdir().expect("home");
-    let lab = Lab {
-        platform: LocalControlPlane::open(home.path(), None).expect("platform"),
-        _home: home,
-    };
-    let id = ResourceId::parse("muejam-db-prod").expect("id");
-    lab.platform
-        .create_instance(&CreateInstanceRequest {
-            instance_id: id.clone(),
-            availability_zone: None,
-            tags: Tags::new(),
-        })
-        .await
-        .expect("instance");
-    let target = lab.platform.database_target(&id, None).expect("target");
+    let lab = Lab::new().expect("lab");
+    let target = lab.instance("muejam-db-prod").await.expect("instance");
     let client = dr_postgres::connect(&target).await.expect("connect");
     dr_postgres::sample::generate(&client, 0.01)
         .await
