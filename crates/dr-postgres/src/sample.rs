@@ -188,6 +188,7 @@ CREATE INDEX stories_author_id_idx ON stories (author_id);
 CREATE INDEX stories_status_created_at_idx ON stories (status, created_at);
 CREATE INDEX comments_chapter_id_idx ON comments (chapter_id);
 CREATE INDEX comments_user_id_idx ON comments (user_id);
+CREATE INDEX comments_parent_id_idx ON comments (parent_id);
 CREATE INDEX follows_followee_id_idx ON follows (followee_id);
 CREATE INDEX reading_lists_user_id_idx ON reading_lists (user_id);
 CREATE INDEX reading_list_items_story_id_idx ON reading_list_items (story_id);
