@@ -218,8 +218,9 @@ fn qualified(table: &str) -> String {
     }
 }
 
-/// Orphans of one relation (MATCH SIMPLE: a NULL in the key exempts the row).
-fn relation_sql(r: &Relation) -> String {
+/// The WHERE clause that selects a relation's orphans from `c` (MATCH SIMPLE:
+/// a NULL anywhere in the key exempts the row).
+fn orphan_condition(r: &Relation) -> String {
     let not_null: Vec<String> = r
         .child_columns
         .iter()
@@ -232,38 +233,34 @@ fn relation_sql(r: &Relation) -> String {
         .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
         .collect();
     format!(
-        "SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-        qualified(&r.child),
+        "{} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
         not_null.join(" AND "),
         qualified(&r.parent),
         matches.join(" AND ")
     )
 }
 
+/// How many orphans a relation has.
+fn relation_sql(r: &Relation) -> String {
+    format!(
+        "SELECT count(*) FROM {} c WHERE {}",
+        qualified(&r.child),
+        orphan_condition(r)
+    )
+}
+
+/// Up to `limit` distinct orphan keys, for the report.
 fn orphan_sample_sql(r: &Relation, limit: usize) -> String {
     let columns: Vec<String> = r
         .child_columns
         .iter()
         .map(|c| format!("c.{}", quote_ident(c)))
         .collect();
-    let not_null: Vec<String> = r
-        .child_columns
-        .iter()
-        .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
-        .collect();
-    let matches: Vec<String> = r
-        .child_columns
-        .iter()
-        .zip(&r.parent_columns)
-        .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
-        .collect();
     format!(
-        "SELECT DISTINCT {} FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {}) LIMIT {limit}",
+        "SELECT DISTINCT {} FROM {} c WHERE {} LIMIT {limit}",
         columns.join(", "),
         qualified(&r.child),
-        not_null.join(" AND "),
-        qualified(&r.parent),
-        matches.join(" AND ")
+        orphan_condition(r)
     )
 }
 

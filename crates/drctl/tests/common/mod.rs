@@ -76,7 +76,8 @@ impl Stack {
         LocalControlPlane::open(&self.home, None).expect("platform")
     }
 
-    pub fn request(&self, changes: Value) -> PathBuf {
+    /// The failover event with `changes` applied.
+    pub fn request(&self, changes: Value) -> Value {
         let mut input: Value = serde_json::from_slice(
             &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
         )
@@ -84,9 +85,7 @@ impl Stack {
         if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
             i.extend(c.clone());
         }
-        let path = self.home.join(format!("input-{}.json", uuid_like()));
-        std::fs::write(&path, serde_json::to_vec(&input).expect("json")).expect("write input");
-        path
+        input
     }
 
     /// Runs a state machine on `input`; returns the exit code and `--output json`.
@@ -115,25 +114,11 @@ impl Stack {
 
     /// Runs the failover; returns the exit code and `--output json`.
     pub fn failover(&self, changes: Value, extra: &[&str]) -> (i32, Value) {
-        let input = self.request(changes);
-        let mut args = vec![
-            "run",
+        self.run(
             "statemachines/database-failover.asl.json",
-            "--input",
-            input.to_str().expect("path"),
-            "--local",
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let out = drctl(&self.home, &args);
-        let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "run printed no JSON: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), result)
+            &self.request(changes),
+            extra,
+        )
     }
 
     pub fn crash(&self, instance: &str) {
