@@ -380,6 +380,31 @@ fn payloads(function: Function) -> Vec<Value> {
     }
 }
 
+/// The documented sample event of a function (events/functions/<crate>.json).
+fn sample_event(function: Function) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/functions")
+        .join(format!("{}.json", function.crate_dir()));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn every_function_accepts_its_documented_sample_event() {
+    let recorder = Arc::new(Recorder::default());
+    let ports = ports(&recorder);
+    for function in Function::ALL {
+        let event = sample_event(function);
+        let result = dispatch(function, &ports, event.clone()).await;
+        assert!(
+            !matches!(&result, Err(DrError::InvalidInput(_))),
+            "{} rejects events/functions/{}.json: {result:?}",
+            function.logical_id(),
+            function.crate_dir()
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_port_call_a_handler_makes_is_declared_for_its_function() {
     let recorder = Arc::new(Recorder::default());
