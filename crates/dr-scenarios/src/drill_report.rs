@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::drill::{TestResult, TestStatus};
-use crate::report::{default_rpo, default_rto, seconds, verdict, ExecutionInfo};
+use crate::report::{default_rpo, default_rto, seconds, verdict, ExecutionInfo, Objective};
 use crate::Ports;
 
 const LATEST_KEY: &str = "dr-drill/latest.json";
@@ -45,13 +45,6 @@ pub struct DrillReportInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    pub objective_seconds: f64,
-    pub measured_seconds: Option<f64>,
-    pub met: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillReport {
     pub drill_id: String,
     pub execution_name: String,
@@ -63,9 +56,9 @@ pub struct DrillReport {
     pub runbook_items: Vec<TestResult>,
     pub manual_review: Vec<String>,
     /// Longest restore of the drill: what a real restore would take (RTO evidence).
-    pub restore_time: Evidence,
+    pub restore_time: Objective,
     /// Oldest newest-backup: the data a restore would lose (RPO evidence).
-    pub backup_age: Evidence,
+    pub backup_age: Objective,
     /// Nothing tagged for this drill is left (checked after every database).
     pub cleanup_verified: bool,
     /// What is still tagged for this drill, if anything.
@@ -118,10 +111,10 @@ fn database_result(entry: &Value) -> DatabaseResult {
     }
 }
 
-fn evidence(objective: f64, measured: Option<f64>) -> Evidence {
-    Evidence {
+fn evidence(objective: f64, measured: Option<f64>) -> Objective {
+    Objective {
         objective_seconds: objective,
-        measured_seconds: measured,
+        achieved_seconds: measured,
         met: measured.map(|m| m <= objective),
     }
 }
@@ -208,8 +201,8 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
             }
         }
         if let (Some(now), Some(then)) = (
-            restore_time.measured_seconds,
-            previous.restore_time.measured_seconds,
+            restore_time.achieved_seconds,
+            previous.restore_time.achieved_seconds,
         ) {
             changes.push(format!(
                 "restore time: {then:.1} s → {now:.1} s ({:+.1} s)",
@@ -258,10 +251,10 @@ pub fn markdown(report: &DrillReport) -> String {
         report.drill_id,
         report.started_at.to_rfc3339(),
         report.finished_at.to_rfc3339(),
-        seconds(report.restore_time.measured_seconds),
+        seconds(report.restore_time.achieved_seconds),
         seconds(Some(report.restore_time.objective_seconds)),
         verdict(report.restore_time.met),
-        seconds(report.backup_age.measured_seconds),
+        seconds(report.backup_age.achieved_seconds),
         seconds(Some(report.backup_age.objective_seconds)),
         verdict(report.backup_age.met),
     );
@@ -355,10 +348,10 @@ fn emit_metrics(report: &DrillReport) {
         "Scenario": "dr-drill",
         "DrillStatus": if report.passed { 1 } else { 0 },
     });
-    if let Some(s) = report.restore_time.measured_seconds {
+    if let Some(s) = report.restore_time.achieved_seconds {
         document["RestoreSeconds"] = json!(s);
     }
-    if let Some(s) = report.backup_age.measured_seconds {
+    if let Some(s) = report.backup_age.achieved_seconds {
         document["DataLossSeconds"] = json!(s);
     }
     println!("{document}");
@@ -411,8 +404,8 @@ pub async fn drill_report(ports: &Ports, input: DrillReportInput) -> DrResult<Dr
                     subject: format!(
                         "[MueJam DR] Quarterly drill {}: restore {}, backup age {}",
                         report.overall_status,
-                        seconds(report.restore_time.measured_seconds),
-                        seconds(report.backup_age.measured_seconds)
+                        seconds(report.restore_time.achieved_seconds),
+                        seconds(report.backup_age.achieved_seconds)
                     ),
                     body: format!("{md}\nFull report: {json_location}\n"),
                     attributes: [
@@ -474,8 +467,8 @@ mod tests {
     fn all_successful_passes_with_restore_and_backup_evidence() {
         let report = build(&input("SUCCESSFUL"), None);
         assert!(report.passed);
-        assert_eq!(report.restore_time.measured_seconds, Some(42.0));
-        assert_eq!(report.backup_age.measured_seconds, Some(600.0));
+        assert_eq!(report.restore_time.achieved_seconds, Some(42.0));
+        assert_eq!(report.backup_age.achieved_seconds, Some(600.0));
         let md = markdown(&report);
         assert!(md.contains("**Overall: PASSED**"));
         assert!(md.contains("| restore_test | SUCCESSFUL | 1.0 s |"), "{md}");

@@ -97,10 +97,10 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
             .all(|t| t["duration_seconds"].as_f64().is_some_and(|d| d > 0.0)),
         "real durations: {tests:#?}"
     );
-    assert!(report["restore_time"]["measured_seconds"]
+    assert!(report["restore_time"]["achieved_seconds"]
         .as_f64()
         .is_some_and(|s| s > 0.0));
-    assert!(report["backup_age"]["measured_seconds"]
+    assert!(report["backup_age"]["achieved_seconds"]
         .as_f64()
         .is_some_and(|s| s > 0.0));
     assert_eq!(tests[2]["details"]["rows_lost"], 0);
