@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::drill::{TestResult, TestStatus};
-use crate::report::{default_rpo, default_rto, seconds, verdict, ExecutionInfo, Objective};
+use crate::report::{
+    default_rpo, default_rto, publish, seconds, verdict, ExecutionInfo, Objective, Published,
+    ReportDocument,
+};
 use crate::Ports;
 
 const LATEST_KEY: &str = "dr-drill/latest.json";
@@ -366,59 +369,35 @@ pub async fn drill_report(ports: &Ports, input: DrillReportInput) -> DrResult<Dr
     let report = build(&input, previous.as_ref());
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("rendering the report: {e}")))?;
-    let name: String = report
-        .execution_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let key = format!(
-        "dr-drill/{}-{name}",
-        report.started_at.format("%Y%m%dT%H%M%SZ")
-    );
-    let json_location = ports
-        .reports
-        .put(&format!("{key}.json"), "application/json", &json)
-        .await?;
-    let md = markdown(&report);
-    let markdown_location = ports
-        .reports
-        .put(&format!("{key}.md"), "text/markdown", md.as_bytes())
-        .await?;
     ports
         .reports
         .put(LATEST_KEY, "application/json", &json)
         .await?;
     emit_metrics(&report);
-    let message_id = match &input.topic_arn {
-        Some(topic) => Some(
-            ports
-                .notifier
-                .publish(&Notification {
-                    topic: topic.clone(),
-                    subject: format!(
-                        "[MueJam DR] Quarterly drill {}: restore {}, backup age {}",
-                        report.overall_status,
-                        seconds(report.restore_time.achieved_seconds),
-                        seconds(report.backup_age.achieved_seconds)
-                    ),
-                    body: format!("{md}\nFull report: {json_location}\n"),
-                    attributes: [
-                        ("scenario".to_owned(), "dr-drill".to_owned()),
-                        ("event".to_owned(), "report".to_owned()),
-                        ("passed".to_owned(), report.passed.to_string()),
-                    ]
-                    .into(),
-                })
-                .await?,
-        ),
-        None => None,
-    };
+    let subject = format!(
+        "[MueJam DR] Quarterly drill {}: restore {}, backup age {}",
+        report.overall_status,
+        seconds(report.restore_time.achieved_seconds),
+        seconds(report.backup_age.achieved_seconds)
+    );
+    let Published {
+        json_location,
+        markdown_location,
+        message_id,
+    } = publish(
+        ports,
+        &ReportDocument {
+            scenario: "dr-drill",
+            started_at: report.started_at,
+            execution_name: &report.execution_name,
+            json: &json,
+            markdown: &markdown(&report),
+            passed: report.passed,
+        },
+        input.topic_arn.as_deref(),
+        subject,
+    )
+    .await?;
     Ok(DrillReportOutput {
         passed: report.passed,
         overall_status: report.overall_status,

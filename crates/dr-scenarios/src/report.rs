@@ -270,19 +270,31 @@ pub fn markdown(report: &Report) -> String {
     md
 }
 
-pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput> {
-    if input.scenario.is_empty()
-        || !input
-            .scenario
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(DrError::InvalidInput(
-            "scenario must be letters, digits and hyphens".to_owned(),
-        ));
-    }
-    let report = build(&input);
-    let name: String = report
+/// A rendered report, ready to be kept and announced.
+pub(crate) struct ReportDocument<'a> {
+    pub scenario: &'a str,
+    pub started_at: DateTime<Utc>,
+    pub execution_name: &'a str,
+    pub json: &'a [u8],
+    pub markdown: &'a str,
+    pub passed: bool,
+}
+
+pub(crate) struct Published {
+    pub json_location: String,
+    pub markdown_location: String,
+    pub message_id: Option<String>,
+}
+
+/// Keeps a report as `<scenario>/<start>-<execution>.json|.md` in the report
+/// store and, when a topic is given, sends its Markdown to the people on it.
+pub(crate) async fn publish(
+    ports: &Ports,
+    document: &ReportDocument<'_>,
+    topic: Option<&str>,
+    subject: String,
+) -> DrResult<Published> {
+    let name: String = document
         .execution_name
         .chars()
         .map(|c| {
@@ -295,39 +307,33 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
         .collect();
     let key = format!(
         "{}/{}-{name}",
-        report.scenario,
-        report.started_at.format("%Y%m%dT%H%M%SZ")
+        document.scenario,
+        document.started_at.format("%Y%m%dT%H%M%SZ")
     );
-    let json = serde_json::to_vec_pretty(&report)
-        .map_err(|e| DrError::Internal(format!("rendering the report: {e}")))?;
     let json_location = ports
         .reports
-        .put(&format!("{key}.json"), "application/json", &json)
+        .put(&format!("{key}.json"), "application/json", document.json)
         .await?;
-    let md = markdown(&report);
     let markdown_location = ports
         .reports
-        .put(&format!("{key}.md"), "text/markdown", md.as_bytes())
+        .put(
+            &format!("{key}.md"),
+            "text/markdown",
+            document.markdown.as_bytes(),
+        )
         .await?;
-    let message_id = match &input.topic_arn {
+    let message_id = match topic {
         Some(topic) => Some(
             ports
                 .notifier
                 .publish(&Notification {
-                    topic: topic.clone(),
-                    subject: format!(
-                        "[MueJam DR] Report: {} of {} {} (RTO {}, RPO {})",
-                        report.scenario,
-                        report.resource,
-                        if report.passed { "PASSED" } else { "FAILED" },
-                        seconds(report.rto.achieved_seconds),
-                        seconds(report.rpo.achieved_seconds)
-                    ),
-                    body: format!("{md}\nFull report: {json_location}\n"),
+                    topic: topic.to_owned(),
+                    subject,
+                    body: format!("{}\nFull report: {json_location}\n", document.markdown),
                     attributes: [
-                        ("scenario".to_owned(), report.scenario.clone()),
+                        ("scenario".to_owned(), document.scenario.to_owned()),
                         ("event".to_owned(), "report".to_owned()),
-                        ("passed".to_owned(), report.passed.to_string()),
+                        ("passed".to_owned(), document.passed.to_string()),
                     ]
                     .into(),
                 })
@@ -335,6 +341,53 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
         ),
         None => None,
     };
+    Ok(Published {
+        json_location,
+        markdown_location,
+        message_id,
+    })
+}
+
+pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput> {
+    if input.scenario.is_empty()
+        || !input
+            .scenario
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(DrError::InvalidInput(
+            "scenario must be letters, digits and hyphens".to_owned(),
+        ));
+    }
+    let report = build(&input);
+    let json = serde_json::to_vec_pretty(&report)
+        .map_err(|e| DrError::Internal(format!("rendering the report: {e}")))?;
+    let subject = format!(
+        "[MueJam DR] Report: {} of {} {} (RTO {}, RPO {})",
+        report.scenario,
+        report.resource,
+        if report.passed { "PASSED" } else { "FAILED" },
+        seconds(report.rto.achieved_seconds),
+        seconds(report.rpo.achieved_seconds)
+    );
+    let Published {
+        json_location,
+        markdown_location,
+        message_id,
+    } = publish(
+        ports,
+        &ReportDocument {
+            scenario: &report.scenario,
+            started_at: report.started_at,
+            execution_name: &report.execution_name,
+            json: &json,
+            markdown: &markdown(&report),
+            passed: report.passed,
+        },
+        input.topic_arn.as_deref(),
+        subject,
+    )
+    .await?;
     Ok(ReportOutput {
         outcome: report.outcome,
         passed: report.passed,
