@@ -300,24 +300,12 @@ impl DatabaseControlPlane for RdsControlPlane {
 
     async fn promote_read_replica(&self, id: &InstanceId) -> DrResult<PromotionOutcome> {
         let before = self.describe_instance(id).await?;
-        if before.replication_source.is_none() {
-            if before.status == InstanceStatus::Available {
-                return Ok(PromotionOutcome {
-                    instance: before,
-                    already_standalone: true,
-                    lag_at_promotion: None,
-                });
-            }
-            return Err(DrError::NotReady(format!(
-                "DB instance {id} is {}; it has no replication source but is not available yet",
-                before.status
-            )));
-        }
-        if before.status != InstanceStatus::Available {
-            return Err(DrError::NotReady(format!(
-                "DB instance {id} is {}; a replica can be promoted only when available",
-                before.status
-            )));
+        if before.promotion_readiness()? == PromotionReadiness::AlreadyStandalone {
+            return Ok(PromotionOutcome {
+                instance: before,
+                already_standalone: true,
+                lag_at_promotion: None,
+            });
         }
         self.rds
             .promote_read_replica()

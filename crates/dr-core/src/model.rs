@@ -184,6 +184,26 @@ impl InstanceDescription {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// What a promotion request meets, decided the same way on every
+    /// platform: a standalone, available instance is already promoted (a
+    /// retry); anything not available is not ready.
+    pub fn promotion_readiness(&self) -> DrResult<PromotionReadiness> {
+        let id = &self.instance_id;
+        let available = self.status == InstanceStatus::Available;
+        match (self.replication_source.is_none(), available) {
+            (true, true) => Ok(PromotionReadiness::AlreadyStandalone),
+            (false, true) => Ok(PromotionReadiness::Promotable),
+            (true, false) => Err(DrError::NotReady(format!(
+                "DB instance {id} is {}; it is already standalone but not available",
+                self.status
+            ))),
+            (false, false) => Err(DrError::NotReady(format!(
+                "DB instance {id} is {}; a replica can be promoted only when available",
+                self.status
+            ))),
+        }
+    }
+
     /// Promotion has finished when the instance is available and no longer
     /// replicates from anything (DESIGN.md, "Contracts").
     pub fn is_standalone_and_available(&self) -> bool {
@@ -273,6 +293,13 @@ pub struct CreateSnapshotRequest {
     pub snapshot_id: SnapshotId,
     #[serde(default)]
     pub tags: Tags,
+}
+
+/// See [`InstanceDescription::promotion_readiness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionReadiness {
+    AlreadyStandalone,
+    Promotable,
 }
 
 /// Outcome of a promotion. `already_standalone` makes a retry recognisable.

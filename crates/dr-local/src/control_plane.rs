@@ -43,31 +43,19 @@ impl DatabaseControlPlane for LocalControlPlane {
 
     async fn promote_read_replica(&self, id: &InstanceId) -> DrResult<PromotionOutcome> {
         let before = self.describe(id).await?;
-        if before.replication_source.is_none() && before.role == InstanceRole::Primary {
-            if before.status == InstanceStatus::Available {
-                self.with_state(|guard| {
-                    let record = guard.instance_mut(id)?;
-                    if record.replication_source.take().is_some() {
-                        guard.save()?;
-                    }
-                    Ok(())
-                })?;
-                return Ok(PromotionOutcome {
-                    instance: self.describe(id).await?,
-                    already_standalone: true,
-                    lag_at_promotion: None,
-                });
-            }
-            return Err(DrError::NotReady(format!(
-                "DB instance {id} is {}; it is already standalone but not available",
-                before.status
-            )));
-        }
-        if before.status != InstanceStatus::Available {
-            return Err(DrError::NotReady(format!(
-                "DB instance {id} is {}; a replica can be promoted only when available",
-                before.status
-            )));
+        if before.promotion_readiness()? == PromotionReadiness::AlreadyStandalone {
+            self.with_state(|guard| {
+                let record = guard.instance_mut(id)?;
+                if record.replication_source.take().is_some() {
+                    guard.save()?;
+                }
+                Ok(())
+            })?;
+            return Ok(PromotionOutcome {
+                instance: self.describe(id).await?,
+                already_standalone: true,
+                lag_at_promotion: None,
+            });
         }
         self.with_state(|guard| {
             let record = guard.instance_mut(id)?;

@@ -222,13 +222,7 @@ pub async fn promote_replica(
         .control_plane
         .describe_instance(&input.replica_instance_id)
         .await?;
-    if described.replication_source.is_some() {
-        if described.status != InstanceStatus::Available {
-            return Err(DrError::NotReady(format!(
-                "replica {} is {}; it can be promoted only when available",
-                input.replica_instance_id, described.status
-            )));
-        }
+    if described.promotion_readiness()? == PromotionReadiness::Promotable {
         lag_guard(
             described.replica_lag,
             input.max_lag_seconds,
