@@ -275,21 +275,12 @@ async fn a_drill_never_touches_an_instance_it_did_not_create() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
     let stack = Stack::up();
-    let platform = stack.platform();
-    let moto = platform.store().read().expect("state").moto.expect("moto");
-    let clients = dr_aws::AwsClients::connect(&dr_aws::AwsTarget::moto(
-        &dr_local::moto::endpoint(&moto),
-        "us-east-1",
-    ))
-    .await;
-    let lock = dr_aws::DynamoDbLock::new(clients.dynamodb, "muejam-dr-locks");
-    lock.acquire(
-        PRIMARY,
-        "arn:aws:states:local:000000000000:execution:real-failover",
-        3600,
-    )
-    .await
-    .expect("incident");
+    let lock = stack
+        .hold_recovery_lock(
+            PRIMARY,
+            "arn:aws:states:local:000000000000:execution:real-failover",
+        )
+        .await;
     let (code, _) = stack.run("dr-drill", &drill_input(), &[]);
     assert_eq!(code, 1);
     let report = report_of(&stack);

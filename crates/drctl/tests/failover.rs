@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use dr_aws::{AwsClients, AwsTarget};
 use dr_core::*;
 use serde_json::{json, Value};
 
@@ -392,21 +391,9 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_trigger_while_a_recovery_runs_does_nothing() {
     let stack = Stack::up();
-    let platform = stack.platform();
-    let moto = platform.store().read().expect("state").moto.expect("moto");
-    let clients = AwsClients::connect(&AwsTarget::moto(
-        &dr_local::moto::endpoint(&moto),
-        "us-east-1",
-    ))
-    .await;
-    let lock = dr_aws::DynamoDbLock::new(clients.dynamodb, "muejam-dr-locks");
-    lock.acquire(
-        PRIMARY,
-        "arn:aws:states:local:000000000000:execution:first",
-        3600,
-    )
-    .await
-    .expect("held by the first");
+    let lock = stack
+        .hold_recovery_lock(PRIMARY, "arn:aws:states:local:000000000000:execution:first")
+        .await;
     let dns_before = stack.dns_value().await;
     stack.crash(PRIMARY);
 

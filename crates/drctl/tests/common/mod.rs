@@ -140,16 +140,33 @@ impl Stack {
             .expect("describe")
     }
 
-    pub async fn dns_value(&self) -> String {
-        let platform = self.platform();
-        let state = platform.store().read().expect("state");
-        let moto = state.moto.expect("moto");
-        let clients = AwsClients::connect(&AwsTarget::moto(
+    /// Clients of this stack's moto server.
+    pub async fn moto_clients(&self) -> AwsClients {
+        let moto = self
+            .platform()
+            .store()
+            .read()
+            .expect("state")
+            .moto
+            .expect("moto");
+        AwsClients::connect(&AwsTarget::moto(
             &dr_local::moto::endpoint(&moto),
             "us-east-1",
         ))
-        .await;
-        dr_aws::Route53Dns::new(clients.route53)
+        .await
+    }
+
+    /// Holds the recovery lock of `resource` as `owner`, as a running recovery would.
+    pub async fn hold_recovery_lock(&self, resource: &str, owner: &str) -> dr_aws::DynamoDbLock {
+        let lock = dr_aws::DynamoDbLock::new(self.moto_clients().await.dynamodb, "muejam-dr-locks");
+        lock.acquire(resource, owner, 3600)
+            .await
+            .expect("lock taken");
+        lock
+    }
+
+    pub async fn dns_value(&self) -> String {
+        dr_aws::Route53Dns::new(self.moto_clients().await.route53)
             .get_record("muejam.internal", "db.muejam.internal", "CNAME")
             .await
             .expect("read record")
