@@ -2,14 +2,24 @@
 //! "Verify Data Integrity", fast enough to sit between a restore and the DNS
 //! switch.
 //!
-//! Speed: every relation is one anti-join query; where the child's key columns
-//! lead an index and the parent's key is unique (the usual foreign key), the
-//! query is steered to a merge anti-join of two index-only scans (no hash
-//! table, no sort, no heap read), about 3x faster than hash joins on warm
-//! data. Relations and row counts run over a bounded pool of connections,
-//! largest first. Every query runs in a READ ONLY transaction with statement
-//! and lock timeouts; it takes only ACCESS SHARE locks, which never block
-//! writers.
+//! Consistency: the catalog session exports its snapshot and every worker
+//! imports it (as `pg_dump -j` does), so all checks and counts describe one
+//! moment of the database even while it takes writes. Every query runs in a
+//! READ ONLY transaction with statement and lock timeouts and takes only
+//! ACCESS SHARE locks, which never block writers.
+//!
+//! Speed: each table is scanned once, for its row count and for every
+//! foreign key whose parent key is an integer with no gaps (`n` unique keys
+//! between `min` and `max` with `max - min + 1 = n`): a child key is then an
+//! orphan exactly when it falls outside `min..=max`, so no join is needed.
+//! Whether the keys really have no gaps is proved after the scans from the
+//! parent's row count in the same snapshot; like PostgreSQL's own foreign-key
+//! checks, this trusts the parent's unique index (amcheck checks that index).
+//! Every other relation is one anti-join; where the child's key columns lead
+//! an index and the parent's key is unique, it is steered to a merge anti-join
+//! of two index-only scans (no hash table, no sort, no heap read), about 3x
+//! faster than a hash join on warm data. Work runs over a bounded pool of
+//! connections, largest first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -129,6 +139,9 @@ pub struct CheckResult {
 pub struct IntegrityReport {
     pub status: CheckStatus,
     pub database: String,
+    /// Every check read the same snapshot of the database.
+    #[serde(default)]
+    pub consistent_snapshot: bool,
     pub checks: Vec<CheckResult>,
     pub row_counts: BTreeMap<String, u64>,
     pub duration_ms: u64,
@@ -144,6 +157,65 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The parent side of a foreign key whose orphans a child scan can count
+/// without a join: the parent's unique, non-null integer key holds every value
+/// of an interval (as keys from a sequence do until rows are deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DenseKeys {
+    /// The parent is empty: every non-null child key is an orphan.
+    Empty,
+    /// The parent's keys are expected to be exactly `min..=max`.
+    Interval { min: i64, max: i64 },
+}
+
+impl DenseKeys {
+    /// Expected from the catalog: `min`/`max` from the key's index and the
+    /// planner's row estimate. Exactness is proved after the scans, from the
+    /// parent's counted rows; a wrong guess only costs a join afterwards.
+    fn expected(estimated_rows: f64, min: Option<i64>, max: Option<i64>) -> Option<DenseKeys> {
+        let (Some(min), Some(max)) = (min, max) else {
+            return Some(DenseKeys::Empty);
+        };
+        let keys = DenseKeys::Interval { min, max };
+        let span = keys.rows() as f64;
+        // A negative estimate means "never analyzed": try the interval.
+        let far_off =
+            estimated_rows >= 0.0 && (estimated_rows - span).abs() > (span * 0.01).max(1.0);
+        (!far_off).then_some(keys)
+    }
+
+    /// How many rows the parent has when its keys fill the interval. A unique
+    /// key counted this many times in `min..=max` takes every value of it.
+    fn rows(self) -> u128 {
+        match self {
+            DenseKeys::Empty => 0,
+            DenseKeys::Interval { min, max } => {
+                (i128::from(max) - i128::from(min) + 1).max(0) as u128
+            }
+        }
+    }
+
+    /// The child rows whose key cannot be in the parent.
+    fn outside(self, column: &str) -> String {
+        let column = format!("c.{}", quote_ident(column));
+        match self {
+            DenseKeys::Empty => format!("{column} IS NOT NULL"),
+            DenseKeys::Interval { min, max } => {
+                format!("{column} IS NOT NULL AND ({column} < {min} OR {column} > {max})")
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            DenseKeys::Empty => "the parent is empty".to_owned(),
+            DenseKeys::Interval { min, max } => {
+                format!("every key lies in the parent's gap-free key range {min}..={max}")
+            }
+        }
+    }
+}
+
 /// A foreign key (or logical relation) as the checks see it.
 #[derive(Debug, Clone)]
 struct Relation {
@@ -157,15 +229,47 @@ struct Relation {
     parent_unique: bool,
     /// The child's key columns lead one of its indexes.
     child_indexed: bool,
+    /// Checked by the child's table scan instead of a join.
+    dense: Option<DenseKeys>,
+}
+
+impl Relation {
+    fn detail(&self) -> String {
+        format!(
+            "{}({}) -> {}({})",
+            self.child,
+            self.child_columns.join(", "),
+            self.parent,
+            self.parent_columns.join(", ")
+        )
+    }
 }
 
 /// One unit of work for the pool.
 #[derive(Debug, Clone)]
 enum Work {
+    /// Counts a table's rows and, in the same scan, the keys of `dense`
+    /// relations that fall outside their parent's key range.
+    Table {
+        table: String,
+        dense: Vec<Relation>,
+    },
+    /// Counts a relation's orphans with an anti-join.
     Relation(Relation),
-    RowCount(String),
     Custom(NamedCheck),
-    Amcheck { index: String },
+    Amcheck {
+        index: String,
+    },
+}
+
+/// What one unit of work found.
+#[derive(Debug, Default)]
+struct Outcome {
+    checks: Vec<CheckResult>,
+    row_count: Option<(String, u64)>,
+    /// Dense relations with their keys outside the parent's range (None when
+    /// the scan failed), and how long the scan took.
+    outside: Vec<(Relation, Option<u64>, u64)>,
 }
 
 async fn session(target: &DatabaseTarget, options: &VerifyOptions) -> DrResult<Client> {
@@ -188,27 +292,62 @@ async fn session(target: &DatabaseTarget, options: &VerifyOptions) -> DrResult<C
     Ok(client)
 }
 
-/// Runs `sql` in a READ ONLY transaction.
-async fn read_only(client: &Client, what: &str, sql: &str) -> DrResult<Vec<tokio_postgres::Row>> {
-    read_only_with(client, what, "", sql).await
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// A worker's session: one read-only transaction for all its checks, on the
+/// catalog session's exported snapshot when there is one, so every check sees
+/// the same database (as `pg_dump -j` does).
+async fn worker_session(
+    target: &DatabaseTarget,
+    options: &VerifyOptions,
+    snapshot: Option<&str>,
+) -> DrResult<Client> {
+    let client = session(target, options).await?;
+    let mut begin = BEGIN_SNAPSHOT.to_owned();
+    if let Some(id) = snapshot {
+        begin.push_str(&format!("; SET TRANSACTION SNAPSHOT '{id}'"));
+    }
+    client
+        .batch_execute(&begin)
+        .await
+        .map_err(|e| dr_postgres::map_pg_error("importing the verification snapshot", &e))?;
+    Ok(client)
 }
 
-/// Runs `sql` in a READ ONLY transaction after transaction-local `settings`.
-async fn read_only_with(
+/// Runs one check's statement in a savepoint that is always rolled back: a
+/// failed or timed-out check leaves the transaction usable for the next one,
+/// and planner `settings` apply to this statement only.
+async fn checked_query(
     client: &Client,
     what: &str,
-    settings: &str,
+    settings: &[(&str, &str)],
     sql: &str,
 ) -> DrResult<Vec<tokio_postgres::Row>> {
+    let mut prelude = "SAVEPOINT integrity_check;".to_owned();
+    for (name, value) in settings {
+        prelude.push_str(&format!(" SET LOCAL {name} = {value};"));
+    }
     client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {settings}"
-        ))
+        .batch_execute(&prelude)
         .await
         .map_err(|e| dr_postgres::map_pg_error(what, &e))?;
     let rows = client.query(sql, &[]).await;
-    let _ = client.batch_execute("COMMIT").await;
+    let _ = client
+        .batch_execute("ROLLBACK TO SAVEPOINT integrity_check; RELEASE SAVEPOINT integrity_check")
+        .await;
     rows.map_err(|e| dr_postgres::map_pg_error(what, &e))
+}
+
+/// A catalog query in the catalog session's transaction.
+async fn catalog_query(
+    client: &Client,
+    what: &str,
+    sql: &str,
+) -> DrResult<Vec<tokio_postgres::Row>> {
+    client
+        .query(sql, &[])
+        .await
+        .map_err(|e| dr_postgres::map_pg_error(what, &e))
 }
 
 fn qualified(table: &str) -> String {
@@ -247,6 +386,17 @@ fn relation_sql(r: &Relation) -> String {
         qualified(&r.child),
         orphan_condition(r)
     )
+}
+
+/// A table's rows, and for each dense relation its keys outside the parent's range.
+fn table_scan_sql(table: &str, dense: &[Relation]) -> String {
+    let mut columns = vec!["count(*)".to_owned()];
+    for r in dense {
+        if let (Some(keys), [column]) = (r.dense, r.child_columns.as_slice()) {
+            columns.push(format!("count(*) FILTER (WHERE {})", keys.outside(column)));
+        }
+    }
+    format!("SELECT {} FROM {} c", columns.join(", "), qualified(table))
 }
 
 /// Up to `limit` distinct orphan keys, for the report.
@@ -288,45 +438,42 @@ fn row_to_json(row: &tokio_postgres::Row) -> serde_json::Value {
     }
 }
 
-async fn run_work(
-    client: &Client,
-    work: &Work,
-    options: &VerifyOptions,
-) -> (Vec<CheckResult>, Option<(String, u64)>) {
+fn count_of(rows: &[tokio_postgres::Row], column: usize) -> u64 {
+    rows.first()
+        .and_then(|row| row.try_get::<_, i64>(column).ok())
+        .unwrap_or(0)
+        .max(0) as u64
+}
+
+async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outcome {
     let started = Instant::now();
+    let elapsed = || started.elapsed().as_millis() as u64;
     match work {
         Work::Relation(r) => {
             // Two sorted index-only scans merged: no hash table, no heap.
-            let settings = if r.parent_unique && r.child_indexed {
-                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_nestloop = off;"
+            let settings: &[(&str, &str)] = if r.parent_unique && r.child_indexed {
+                &[("enable_hashjoin", "off"), ("enable_nestloop", "off")]
             } else {
-                ""
+                &[]
             };
-            let result = read_only_with(
+            let result = checked_query(
                 client,
                 &format!("checking {}", r.name),
                 settings,
-                &relation_sql(r),
+                &relation_sql(&r),
             )
             .await;
-            let elapsed = started.elapsed().as_millis() as u64;
-            tracing::info!(relation = %r.name, child = %r.child, ms = elapsed, "relation checked");
-            let detail = format!(
-                "{}({}) -> {}({})",
-                r.child,
-                r.child_columns.join(", "),
-                r.parent,
-                r.parent_columns.join(", ")
-            );
+            tracing::info!(relation = %r.name, child = %r.child, ms = elapsed(), "relation checked");
             let check = match result {
                 Ok(rows) => {
-                    let orphans: i64 = rows.first().map(|row| row.get(0)).unwrap_or(0);
+                    let orphans = count_of(&rows, 0);
                     let mut samples = Vec::new();
                     if orphans > 0 && options.sample_limit > 0 {
-                        if let Ok(rows) = read_only(
+                        if let Ok(rows) = checked_query(
                             client,
                             "sampling orphans",
-                            &orphan_sample_sql(r, options.sample_limit),
+                            &[],
+                            &orphan_sample_sql(&r, options.sample_limit),
                         )
                         .await
                         {
@@ -341,10 +488,10 @@ async fn run_work(
                         } else {
                             CheckStatus::Failed
                         },
-                        count: Some(orphans.max(0) as u64),
+                        count: Some(orphans),
                         samples,
-                        detail: Some(detail),
-                        duration_ms: started.elapsed().as_millis() as u64,
+                        detail: Some(r.detail()),
+                        duration_ms: elapsed(),
                     }
                 }
                 Err(e) => CheckResult {
@@ -353,79 +500,92 @@ async fn run_work(
                     status: CheckStatus::Error,
                     count: None,
                     samples: vec![],
-                    detail: Some(format!("{detail}: {e}")),
-                    duration_ms: elapsed,
+                    detail: Some(format!("{}: {e}", r.detail())),
+                    duration_ms: elapsed(),
                 },
             };
-            (vec![check], None)
+            Outcome {
+                checks: vec![check],
+                ..Outcome::default()
+            }
         }
-        Work::RowCount(table) => {
-            let sql = format!("SELECT count(*) FROM {}", qualified(table));
-            let result = read_only(client, &format!("counting {table}"), &sql).await;
-            tracing::info!(table = %table, ms = started.elapsed().as_millis() as u64, "table counted");
+        Work::Table { table, dense } => {
+            let result = checked_query(
+                client,
+                &format!("counting {table}"),
+                &[],
+                &table_scan_sql(&table, &dense),
+            )
+            .await;
+            tracing::info!(table = %table, relations = dense.len(), ms = elapsed(), "table scanned");
             match result {
-                Ok(rows) => {
-                    let n: i64 = rows.first().map(|row| row.get(0)).unwrap_or(0);
-                    (vec![], Some((table.clone(), n.max(0) as u64)))
-                }
-                Err(e) => (
-                    vec![CheckResult {
+                Ok(rows) => Outcome {
+                    row_count: Some((table, count_of(&rows, 0))),
+                    outside: dense
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| (r, Some(count_of(&rows, i + 1)), elapsed()))
+                        .collect(),
+                    ..Outcome::default()
+                },
+                Err(e) => Outcome {
+                    checks: vec![CheckResult {
                         name: format!("row_count_{table}"),
                         kind: "row_count".to_owned(),
                         status: CheckStatus::Error,
                         count: None,
                         samples: vec![],
                         detail: Some(e.to_string()),
-                        duration_ms: started.elapsed().as_millis() as u64,
+                        duration_ms: elapsed(),
                     }],
-                    None,
-                ),
+                    outside: dense.into_iter().map(|r| (r, None, 0)).collect(),
+                    ..Outcome::default()
+                },
             }
         }
         Work::Custom(check) => {
             let body = check.sql.trim().trim_end_matches(';');
-            let result = read_only(
+            let result = checked_query(
                 client,
                 &check.name,
+                &[],
                 &format!("SELECT count(*) FROM ({body}) AS violations"),
             )
             .await;
-            let elapsed = started.elapsed().as_millis() as u64;
             let (status, count, detail) = match result {
                 Ok(rows) => {
-                    let n: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+                    let n = count_of(&rows, 0);
                     (
                         if n == 0 {
                             CheckStatus::Passed
                         } else {
                             CheckStatus::Failed
                         },
-                        Some(n.max(0) as u64),
+                        Some(n),
                         None,
                     )
                 }
                 Err(e) => (CheckStatus::Error, None, Some(e.to_string())),
             };
-            (
-                vec![CheckResult {
+            Outcome {
+                checks: vec![CheckResult {
                     name: check.name.clone(),
                     kind: "custom".to_owned(),
                     status,
                     count,
                     samples: vec![],
                     detail,
-                    duration_ms: elapsed,
+                    duration_ms: elapsed(),
                 }],
-                None,
-            )
+                ..Outcome::default()
+            }
         }
         Work::Amcheck { index } => {
             let sql = format!(
                 "SELECT bt_index_check('{}'::regclass)",
-                qualified(index).replace('\'', "''")
+                qualified(&index).replace('\'', "''")
             );
-            let result = read_only(client, &format!("amcheck {index}"), &sql).await;
-            let elapsed = started.elapsed().as_millis() as u64;
+            let result = checked_query(client, &format!("amcheck {index}"), &[], &sql).await;
             let (status, detail) = match result {
                 Ok(_) => (CheckStatus::Passed, None),
                 Err(DrError::Internal(m)) if m.contains("XX002") || m.contains("XX001") => {
@@ -433,19 +593,108 @@ async fn run_work(
                 }
                 Err(e) => (CheckStatus::Error, Some(e.to_string())),
             };
-            (
-                vec![CheckResult {
+            Outcome {
+                checks: vec![CheckResult {
                     name: format!("btree_{index}"),
                     kind: "amcheck".to_owned(),
                     status,
                     count: None,
                     samples: vec![],
                     detail,
-                    duration_ms: elapsed,
+                    duration_ms: elapsed(),
                 }],
-                None,
-            )
+                ..Outcome::default()
+            }
         }
+    }
+}
+
+/// `jobs` sessions pulling work from one queue until it is empty.
+async fn run_pool(
+    target: &DatabaseTarget,
+    options: &VerifyOptions,
+    snapshot: Option<&str>,
+    work: Vec<Work>,
+) -> DrResult<Vec<Outcome>> {
+    let workers = options.jobs.min(work.len());
+    let queue = Arc::new(Mutex::new(VecDeque::from(work)));
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let queue = Arc::clone(&queue);
+        let target = target.clone();
+        let options = options.clone();
+        let snapshot = snapshot.map(str::to_owned);
+        handles.push(tokio::spawn(async move {
+            let client = worker_session(&target, &options, snapshot.as_deref()).await?;
+            let mut outcomes = Vec::new();
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some(work) = next else { break };
+                outcomes.push(run_work(&client, work, &options).await);
+            }
+            let _ = client.batch_execute("COMMIT").await;
+            Ok::<_, DrError>(outcomes)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.extend(
+            handle
+                .await
+                .map_err(|e| DrError::Internal(format!("integrity worker: {e}")))??,
+        );
+    }
+    Ok(outcomes)
+}
+
+/// Opens the catalog session's transaction and exports its snapshot for the
+/// workers. A server that cannot export one (some standbys, poolers in
+/// transaction mode) still gets every check, each worker on its own snapshot.
+async fn begin_catalog(client: &Client) -> DrResult<Option<String>> {
+    client
+        .batch_execute(BEGIN_SNAPSHOT)
+        .await
+        .map_err(|e| dr_postgres::map_pg_error("starting the verification transaction", &e))?;
+    match client.query_one("SELECT pg_export_snapshot()", &[]).await {
+        Ok(row) => {
+            let id: String = row.get(0);
+            // Interpolated into SET TRANSACTION SNAPSHOT: accept only its format.
+            if id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                return Ok(Some(id));
+            }
+            Err(DrError::Internal(format!("unexpected snapshot id {id:?}")))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no shared snapshot: each worker checks on its own");
+            client
+                .batch_execute(&format!("ROLLBACK; {BEGIN_SNAPSHOT}"))
+                .await
+                .map_err(|e| {
+                    dr_postgres::map_pg_error("restarting the verification transaction", &e)
+                })?;
+            Ok(None)
+        }
+    }
+}
+
+fn catalog_check(
+    name: &str,
+    objects: Vec<serde_json::Value>,
+    detail: &str,
+    started: Instant,
+) -> CheckResult {
+    CheckResult {
+        name: name.to_owned(),
+        kind: "catalog".to_owned(),
+        status: if objects.is_empty() {
+            CheckStatus::Passed
+        } else {
+            CheckStatus::Failed
+        },
+        count: Some(objects.len() as u64),
+        samples: objects,
+        detail: Some(detail.to_owned()),
+        duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -456,11 +705,12 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     }
     let started = Instant::now();
     let catalog = session(target, options).await?;
+    let snapshot = begin_catalog(&catalog).await?;
     let mut checks = Vec::new();
 
     // Constraints not validated and indexes not valid: from the catalog.
     let timer = Instant::now();
-    let rows = read_only(
+    let unvalidated = catalog_query(
         &catalog,
         "reading unvalidated constraints",
         "SELECT format('%s.%s', conrelid::regclass, conname) FROM pg_constraint c
@@ -468,28 +718,17 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
           WHERE NOT convalidated AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
     )
     .await?;
-    let unvalidated: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::Value::String(r.get(0)))
-        .collect();
-    checks.push(CheckResult {
-        name: "constraints_validated".to_owned(),
-        kind: "catalog".to_owned(),
-        status: if unvalidated.is_empty() {
-            CheckStatus::Passed
-        } else {
-            CheckStatus::Failed
-        },
-        count: Some(unvalidated.len() as u64),
-        samples: unvalidated,
-        detail: Some(
-            "constraints with convalidated = false (added NOT VALID and never validated)"
-                .to_owned(),
-        ),
-        duration_ms: timer.elapsed().as_millis() as u64,
-    });
+    checks.push(catalog_check(
+        "constraints_validated",
+        unvalidated
+            .iter()
+            .map(|r| serde_json::Value::String(r.get(0)))
+            .collect(),
+        "constraints with convalidated = false (added NOT VALID and never validated)",
+        timer,
+    ));
     let timer = Instant::now();
-    let rows = read_only(
+    let invalid = catalog_query(
         &catalog,
         "reading invalid indexes",
         "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -497,25 +736,21 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
           WHERE NOT (indisvalid AND indisready) AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
     )
     .await?;
-    let invalid: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::Value::String(r.get(0)))
-        .collect();
-    checks.push(CheckResult {
-        name: "indexes_valid".to_owned(),
-        kind: "catalog".to_owned(),
-        status: if invalid.is_empty() { CheckStatus::Passed } else { CheckStatus::Failed },
-        count: Some(invalid.len() as u64),
-        samples: invalid,
-        detail: Some("indexes with indisvalid = false (a failed CREATE INDEX CONCURRENTLY, a broken reindex)".to_owned()),
-        duration_ms: timer.elapsed().as_millis() as u64,
-    });
+    checks.push(catalog_check(
+        "indexes_valid",
+        invalid
+            .iter()
+            .map(|r| serde_json::Value::String(r.get(0)))
+            .collect(),
+        "indexes with indisvalid = false (a failed CREATE INDEX CONCURRENTLY, a broken reindex)",
+        timer,
+    ));
 
-    // Every user table, and every foreign key (NOT VALID ones included).
-    let tables: Vec<String> = read_only(
+    // Every user table with its size, and every foreign key (NOT VALID ones included).
+    let tables: Vec<(String, i32)> = catalog_query(
         &catalog,
         "listing tables",
-        "SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END
+        "SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END, c.relpages
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
             AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dr_probe') AND n.nspname NOT LIKE 'pg_toast%'
@@ -523,9 +758,15 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     )
     .await?
     .iter()
-    .map(|r| r.get(0))
+    .map(|r| (r.get(0), r.get(1)))
     .collect();
-    let fk_rows = read_only(
+    let pages = |table: &str| {
+        tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, p)| i64::from(*p))
+    };
+    let fk_rows = catalog_query(
         &catalog,
         "listing foreign keys",
         "SELECT c.conname,
@@ -535,14 +776,20 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
                 CASE WHEN pn.nspname = 'public' THEN pc.relname ELSE pn.nspname || '.' || pc.relname END,
                 ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
                         JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i),
-                c.convalidated
+                c.convalidated,
+                cardinality(c.conkey) = 1
+                  AND (SELECT a.atttypid::regtype::text IN ('smallint', 'integer', 'bigint') AND a.attnotnull
+                         FROM pg_attribute a WHERE a.attrelid = c.confrelid AND a.attnum = c.confkey[1])
+                  AND (SELECT a.atttypid::regtype::text IN ('smallint', 'integer', 'bigint')
+                         FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = c.conkey[1]),
+                pc.reltuples::float8
            FROM pg_constraint c
            JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
            JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
           WHERE c.contype = 'f' ORDER BY 2, 1",
     )
     .await?;
-    let index_rows = read_only(
+    let index_rows = catalog_query(
         &catalog,
         "listing indexes",
         "SELECT CASE WHEN n.nspname = 'public' THEN t.relname ELSE n.nspname || '.' || t.relname END,
@@ -559,11 +806,39 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             t == table && cols.len() >= columns.len() && cols[..columns.len()] == *columns
         })
     };
+    // The dense-key shortcut combines counts from several sessions: only sound
+    // when they all read the same snapshot.
+    let mut key_ranges: BTreeMap<(String, String), (Option<i64>, Option<i64>)> = BTreeMap::new();
     let mut relations: Vec<Relation> = Vec::new();
     for row in &fk_rows {
         let validated: bool = row.get(5);
+        let integer_key: Option<bool> = row.get(6);
+        let estimated_parent_rows: f64 = row.get(7);
         let child: String = row.get(1);
         let child_columns: Vec<String> = row.get(2);
+        let parent: String = row.get(3);
+        let parent_columns: Vec<String> = row.get(4);
+        let dense = match (&snapshot, integer_key, parent_columns.as_slice()) {
+            (Some(_), Some(true), [column]) => {
+                let key = (parent.clone(), column.clone());
+                let range = match key_ranges.get(&key) {
+                    Some(range) => *range,
+                    None => {
+                        let sql = format!(
+                            "SELECT min({c})::int8, max({c})::int8 FROM {p}",
+                            c = quote_ident(column),
+                            p = qualified(&parent)
+                        );
+                        let found = catalog_query(&catalog, "reading a key range", &sql).await?;
+                        let range = found.first().map_or((None, None), |r| (r.get(0), r.get(1)));
+                        key_ranges.insert(key, range);
+                        range
+                    }
+                };
+                DenseKeys::expected(estimated_parent_rows, range.0, range.1)
+            }
+            _ => None,
+        };
         relations.push(Relation {
             name: format!("fk_{}", row.get::<_, String>(0)),
             kind: if validated {
@@ -574,9 +849,10 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             child_indexed: leads_an_index(&child, &child_columns),
             child,
             child_columns,
-            parent: row.get(3),
-            parent_columns: row.get(4),
+            parent,
+            parent_columns,
             parent_unique: true,
+            dense,
         });
     }
     for logical in &options.logical_relations {
@@ -585,9 +861,10 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             logical.child_table,
             logical.child_columns.join("_")
         );
-        let missing: Vec<&String> = [&logical.child_table, &logical.parent_table]
+        let missing: Vec<&str> = [&logical.child_table, &logical.parent_table]
             .into_iter()
-            .filter(|t| !tables.contains(t))
+            .filter(|t| !tables.iter().any(|(name, _)| name == *t))
+            .map(String::as_str)
             .collect();
         if !missing.is_empty() {
             checks.push(CheckResult {
@@ -596,14 +873,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
                 status: CheckStatus::Failed,
                 count: None,
                 samples: vec![],
-                detail: Some(format!(
-                    "table {} does not exist",
-                    missing
-                        .iter()
-                        .map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
+                detail: Some(format!("table {} does not exist", missing.join(", "))),
                 duration_ms: 0,
             });
             continue;
@@ -617,18 +887,41 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             parent: logical.parent_table.clone(),
             parent_columns: logical.parent_columns.clone(),
             parent_unique: false,
+            dense: None,
         });
     }
 
-    // Largest tables first, so the pool's last job is a short one.
-    let order: BTreeMap<&String, usize> = tables.iter().enumerate().map(|(i, t)| (t, i)).collect();
-    let rank = |t: &String| order.get(t).copied().unwrap_or(usize::MAX);
-    relations.sort_by_key(|r| rank(&r.child));
-    let mut queue: VecDeque<Work> = relations.into_iter().map(Work::Relation).collect();
-    queue.extend(tables.iter().cloned().map(Work::RowCount));
-    queue.extend(options.custom_checks.iter().cloned().map(Work::Custom));
+    // Each table scanned once (its rows and its dense relations); the other
+    // relations joined. Largest first, so the pool's last job is a short one.
+    let (dense, joined): (Vec<Relation>, Vec<Relation>) =
+        relations.into_iter().partition(|r| r.dense.is_some());
+    let mut work: Vec<(i64, Work)> = tables
+        .iter()
+        .map(|(table, table_pages)| {
+            let dense = dense
+                .iter()
+                .filter(|r| &r.child == table)
+                .cloned()
+                .collect();
+            (
+                i64::from(*table_pages),
+                Work::Table {
+                    table: table.clone(),
+                    dense,
+                },
+            )
+        })
+        .collect();
+    work.extend(
+        joined
+            .into_iter()
+            .map(|r| (pages(&r.child), Work::Relation(r))),
+    );
+    work.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+    let mut work: Vec<Work> = work.into_iter().map(|(_, w)| w).collect();
+    work.extend(options.custom_checks.iter().cloned().map(Work::Custom));
 
-    let amcheck_installed = read_only(
+    let amcheck_installed = catalog_query(
         &catalog,
         "looking for amcheck",
         "SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'",
@@ -638,7 +931,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     .map(|r| r.get::<_, i64>(0) > 0)
     .unwrap_or(false);
     if options.amcheck && amcheck_installed {
-        let indexes = read_only(
+        let indexes = catalog_query(
             &catalog,
             "listing B-tree indexes",
             "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -648,7 +941,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
               ORDER BY c.relpages DESC",
         )
         .await?;
-        queue.extend(indexes.iter().map(|r| Work::Amcheck { index: r.get(0) }));
+        work.extend(indexes.iter().map(|r| Work::Amcheck { index: r.get(0) }));
     } else {
         checks.push(CheckResult {
             name: "btree_indexes".to_owned(),
@@ -665,37 +958,44 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             duration_ms: 0,
         });
     }
-    drop(catalog);
 
-    // The pool: `jobs` sessions pulling work until the queue is empty.
-    let queue = Arc::new(Mutex::new(queue));
-    let mut workers = Vec::new();
-    for _ in 0..options.jobs {
-        let queue = Arc::clone(&queue);
-        let target = target.clone();
-        let options = options.clone();
-        workers.push(tokio::spawn(async move {
-            let client = session(&target, &options).await?;
-            let mut results = Vec::new();
-            let mut counts = Vec::new();
-            loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                let Some(work) = next else { break };
-                let (checks, count) = run_work(&client, &work, &options).await;
-                results.extend(checks);
-                counts.extend(count);
-            }
-            Ok::<_, DrError>((results, counts))
-        }));
-    }
     let mut row_counts = BTreeMap::new();
-    for worker in workers {
-        let (results, counts) = worker
-            .await
-            .map_err(|e| DrError::Internal(format!("integrity worker: {e}")))??;
-        checks.extend(results);
-        row_counts.extend(counts);
+    let mut scanned = Vec::new();
+    for outcome in run_pool(target, options, snapshot.as_deref(), work).await? {
+        checks.extend(outcome.checks);
+        row_counts.extend(outcome.row_count);
+        scanned.extend(outcome.outside);
     }
+
+    // A dense relation passes when the parent, counted in the same snapshot,
+    // has exactly as many rows as its key range has values, and no child key
+    // fell outside the range. Anything else is settled by a join, which also
+    // gives the exact count and the samples.
+    let mut joins = Vec::new();
+    for (relation, outside, scan_ms) in scanned {
+        let Some(keys) = relation.dense else { continue };
+        let parent_rows = row_counts.get(&relation.parent).map(|n| u128::from(*n));
+        if outside == Some(0) && parent_rows == Some(keys.rows()) {
+            checks.push(CheckResult {
+                name: relation.name.clone(),
+                kind: relation.kind.to_owned(),
+                status: CheckStatus::Passed,
+                count: Some(0),
+                samples: vec![],
+                detail: Some(format!("{}: {}", relation.detail(), keys.describe())),
+                duration_ms: scan_ms,
+            });
+        } else {
+            joins.push(Work::Relation(relation));
+        }
+    }
+    if !joins.is_empty() {
+        for outcome in run_pool(target, options, snapshot.as_deref(), joins).await? {
+            checks.extend(outcome.checks);
+        }
+    }
+    let _ = catalog.batch_execute("COMMIT").await;
+    drop(catalog);
 
     // Row counts against the baseline, and expected tables.
     if let Some(baseline) = &options.baseline {
@@ -763,6 +1063,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     Ok(IntegrityReport {
         status,
         database: target.database.clone(),
+        consistent_snapshot: snapshot.is_some(),
         checks,
         row_counts,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -835,6 +1136,77 @@ mod tests {
     }
 
     #[test]
+    fn dense_keys_are_expected_only_when_the_estimate_fills_the_range() {
+        let keys = DenseKeys::Interval {
+            min: 1,
+            max: 80_000,
+        };
+        assert_eq!(
+            DenseKeys::expected(80_000.0, Some(1), Some(80_000)),
+            Some(keys)
+        );
+        assert_eq!(
+            DenseKeys::expected(79_500.0, Some(1), Some(80_000)),
+            Some(keys),
+            "estimates are rough"
+        );
+        assert_eq!(
+            DenseKeys::expected(-1.0, Some(1), Some(80_000)),
+            Some(keys),
+            "never analyzed: try"
+        );
+        assert_eq!(
+            DenseKeys::expected(40_000.0, Some(1), Some(80_000)),
+            None,
+            "half the keys are gone"
+        );
+        assert_eq!(DenseKeys::expected(5.0, None, None), Some(DenseKeys::Empty));
+        assert_eq!(
+            DenseKeys::Interval {
+                min: i64::MIN,
+                max: i64::MAX
+            }
+            .rows(),
+            1u128 << 64
+        );
+        assert_eq!(DenseKeys::Interval { min: -2, max: 2 }.rows(), 5);
+    }
+
+    #[test]
+    fn a_table_scan_counts_rows_and_keys_outside_each_dense_parent() {
+        let relation = |column: &str, dense| Relation {
+            name: "fk".into(),
+            kind: "foreign_key",
+            child: "comments".into(),
+            child_columns: vec![column.into()],
+            parent: "users".into(),
+            parent_columns: vec!["id".into()],
+            parent_unique: true,
+            child_indexed: true,
+            dense: Some(dense),
+        };
+        let sql = table_scan_sql(
+            "comments",
+            &[
+                relation(
+                    "user_id",
+                    DenseKeys::Interval {
+                        min: -5,
+                        max: 80_000,
+                    },
+                ),
+                relation("parent_id", DenseKeys::Empty),
+            ],
+        );
+        assert_eq!(
+            sql,
+            "SELECT count(*), \
+             count(*) FILTER (WHERE c.\"user_id\" IS NOT NULL AND (c.\"user_id\" < -5 OR c.\"user_id\" > 80000)), \
+             count(*) FILTER (WHERE c.\"parent_id\" IS NOT NULL) FROM \"comments\" c"
+        );
+    }
+
+    #[test]
     fn orphans_are_counted_with_match_simple_nulls_exempt() {
         let relation = Relation {
             name: "fk".into(),
@@ -845,6 +1217,7 @@ mod tests {
             parent_columns: vec!["id".into()],
             parent_unique: true,
             child_indexed: true,
+            dense: None,
         };
         let sql = relation_sql(&relation);
         assert_eq!(

@@ -72,6 +72,61 @@ async fn a_clean_database_has_no_finding() {
         CheckStatus::Skipped,
         "amcheck is not installed here"
     );
+    assert!(report.consistent_snapshot, "all checks read one snapshot");
+    let by_range = find(&report, "fk_comments_chapter_id_fkey");
+    assert!(
+        by_range
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("gap-free key range 1..=2000")),
+        "generated keys have no gaps, so no join is needed: {by_range:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_row_deleted_inside_the_key_range_is_found_by_a_join() {
+    let (_lab, target, client) = lab_with_data().await;
+    // Keys above the range would be caught by the range itself; a hole in
+    // the middle is what only a join can find.
+    let referencing: i64 = client
+        .query_one("SELECT count(*) FROM comments WHERE chapter_id = 1000", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(referencing > 0, "chapter 1000 has comments");
+    client
+        .batch_execute(
+            "SET session_replication_role = replica;
+             DELETE FROM chapters WHERE id = 1000;
+             SET session_replication_role = origin;",
+        )
+        .await
+        .expect("delete the parent without its children");
+
+    let report = verify(
+        &target,
+        &VerifyOptions {
+            jobs: 1,
+            ..VerifyOptions::default()
+        },
+    )
+    .await
+    .expect("verify");
+    let comments = find(&report, "fk_comments_chapter_id_fkey");
+    assert_eq!(
+        (comments.status, comments.count),
+        (CheckStatus::Failed, Some(referencing as u64))
+    );
+    assert_eq!(comments.samples, vec![serde_json::json!(1000)]);
+    assert_eq!(
+        failed(&report),
+        vec![(
+            "fk_comments_chapter_id_fkey".to_owned(),
+            Some(referencing as u64)
+        )],
+        "nothing else is wrong"
+    );
+    assert_eq!(report.row_counts.get("chapters"), Some(&1999));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,8 +133,16 @@ pub async fn run(args: VerifyArgs) -> DrResult<ExitCode> {
         ),
         OutputFormat::Text => {
             println!(
-                "database {} on {}: {:?} in {} ms",
-                report.database, target.endpoint, report.status, report.duration_ms
+                "database {} on {}: {:?} in {} ms ({})",
+                report.database,
+                target.endpoint,
+                report.status,
+                report.duration_ms,
+                if report.consistent_snapshot {
+                    "every check read one snapshot"
+                } else {
+                    "no shared snapshot: each connection read its own"
+                }
             );
             for check in &report.checks {
                 println!(
