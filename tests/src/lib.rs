@@ -52,9 +52,27 @@ pub fn allowed_actions(properties: &Yaml) -> Result<BTreeMap<String, Vec<String>
                     if statement.get("Effect").and_then(Yaml::as_str) != Some("Allow") {
                         continue;
                     }
+                    // A condition (e.g. cloudwatch:namespace for PutMetricData,
+                    // which has no resource type) scopes a `*` resource.
+                    let condition =
+                        statement
+                            .get("Condition")
+                            .and_then(Yaml::as_mapping)
+                            .map(|operators| {
+                                operators
+                                    .values()
+                                    .filter_map(Yaml::as_mapping)
+                                    .flat_map(|keys| keys.keys().filter_map(text))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            });
                     let resources: Vec<String> = list(statement.get("Resource"))
                         .iter()
                         .filter_map(text)
+                        .map(|r| match &condition {
+                            Some(keys) => format!("{r} when {keys}"),
+                            None => r,
+                        })
                         .collect();
                     for action in list(statement.get("Action")).iter().filter_map(text) {
                         allowed.entry(action).or_default().extend(resources.clone());
@@ -78,6 +96,28 @@ pub fn allowed_actions(properties: &Yaml) -> Result<BTreeMap<String, Vec<String>
         }
     }
     Ok(allowed)
+}
+
+/// Every JSON file under `dir`, recursively, with its parsed content.
+fn documented_events(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(documented_events(&path));
+        } else if path.extension().is_some_and(|e| e == "json") {
+            if let Some(value) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                found.push((path.display().to_string(), value));
+            }
+        }
+    }
+    found
 }
 
 /// Every offline check except cfn-lint; each problem is one line.
@@ -228,8 +268,37 @@ pub fn check(root: &Path) -> Vec<String> {
         }
     }
     for id in &known {
-        if !invoked_anywhere.contains(id) {
-            problems.push(format!("{id} is declared but no state machine invokes it"));
+        if !invoked_anywhere.contains(id) && !sam.has_events(id) {
+            problems.push(format!(
+                "{id} is declared but neither a state machine nor an event invokes it"
+            ));
+        }
+    }
+
+    // What a schedule sends is a documented event (events/), which the
+    // sample-event tests feed to the handlers.
+    let documented: Vec<(String, serde_json::Value)> = documented_events(&root.join("events"));
+    for id in resources.keys().filter_map(text) {
+        let inputs = match sam.scheduled_inputs(&id) {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        for (event, input) in inputs {
+            match serde_json::from_str::<serde_json::Value>(&input) {
+                Err(e) => problems.push(format!(
+                    "{id} event {event} sends input that is not JSON: {e}"
+                )),
+                Ok(value) => {
+                    if !documented.iter().any(|(_, d)| *d == value) {
+                        problems.push(format!(
+                            "{id} event {event} sends {value}, which no file under events/ documents"
+                        ));
+                    }
+                }
+            }
         }
     }
 

@@ -14,6 +14,7 @@ fn copy_of_repo() -> tempfile::TempDir {
         dir.path().join("template.yaml"),
     )
     .expect("template");
+    copy_tree(&repo().join("events"), &dir.path().join("events"));
     for sub in ["statemachines", "functions"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
         for entry in std::fs::read_dir(repo().join(sub)).expect("read").flatten() {
@@ -28,6 +29,18 @@ fn copy_of_repo() -> tempfile::TempDir {
         }
     }
     dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("read").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("file");
+        }
+    }
 }
 
 fn edit(path: &Path, from: &str, to: &str) {
@@ -132,6 +145,59 @@ fn a_wildcard_mutating_action_or_a_missing_action_is_caught() {
         problems
             .iter()
             .any(|p| p.contains("allowed rds:RebootDBInstance, which its code never calls")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn put_metric_data_on_every_resource_needs_its_namespace_condition() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "              Resource: '*'\n              Condition:\n                StringEquals:\n                  cloudwatch:namespace: !Ref MetricNamespace\n",
+        "              Resource: '*'\n",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems.iter().any(|p| p
+            .contains("ProbeDatabaseFunction may cloudwatch:PutMetricData on every resource (*)")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_schedule_that_sends_an_undocumented_input_is_caught() {
+    let copy = copy_of_repo();
+    assert_eq!(
+        deploy_checks::check(copy.path()),
+        Vec::<String>::new(),
+        "the copy is clean"
+    );
+    edit(
+        &copy.path().join("template.yaml"),
+        "\"write_probe\": false\n              }",
+        "\"write_probe\": true\n              }",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems.iter().any(|p| p
+            .contains("ProbeDatabaseFunction event Probe sends {\"credentials_secret_id\"")
+            && p.contains("which no file under events/ documents")),
+        "{problems:#?}"
+    );
+
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "\"row_count_tolerance\": 0.0,",
+        "\"row_count_tolerance\": 0.0",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("DrDrillStateMachine event QuarterlyDrill sends input that is not JSON")),
         "{problems:#?}"
     );
 }

@@ -312,6 +312,14 @@ impl IntegrityVerifier for Fake {
     }
 }
 
+#[async_trait]
+impl Metrics for Fake {
+    async fn put(&self, _namespace: &str, _data: &[MetricDatum]) -> DrResult<()> {
+        self.0.record(PortOperation::MetricsPut);
+        Ok(())
+    }
+}
+
 fn ports(recorder: &Arc<Recorder>) -> Ports {
     Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
@@ -322,6 +330,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         reports: Arc::new(Fake(Arc::clone(recorder))),
         lock: Arc::new(Fake(Arc::clone(recorder))),
         integrity: Arc::new(Fake(Arc::clone(recorder))),
+        metrics: Arc::new(Fake(Arc::clone(recorder))),
     }
 }
 
@@ -376,6 +385,9 @@ fn payloads(function: Function) -> Vec<Value> {
         }
         Function::DrillReport => vec![
             json!({"drill_id": "d1", "execution": execution, "results": [], "finished_at": "2026-11-26T02:10:00Z", "topic_arn": "t"}),
+        ],
+        Function::ProbeDatabase => vec![
+            json!({"endpoint": {"address": "db.muejam.internal", "port": 5432}, "credentials_secret_id": "s", "database_label": "db.muejam.internal"}),
         ],
     }
 }

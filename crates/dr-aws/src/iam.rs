@@ -74,6 +74,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         LockHolder => &["dynamodb:GetItem"],
         // The verifier speaks PostgreSQL only.
         IntegrityVerify => &[],
+        MetricsPut => &["cloudwatch:PutMetricData"],
     }
 }
 

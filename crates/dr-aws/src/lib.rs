@@ -6,6 +6,7 @@
 pub mod errors;
 pub mod iam;
 pub mod lock;
+pub mod metrics;
 pub mod notifier;
 pub mod rds;
 pub mod reports;
@@ -17,6 +18,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_sdk_dynamodb::types as dynamodb_types;
 pub use lock::DynamoDbLock;
+pub use metrics::CloudWatchMetrics;
 pub use notifier::SnsNotifier;
 pub use rds::RdsControlPlane;
 pub use reports::S3ReportStore;

@@ -204,6 +204,23 @@ pub trait Notifier: Send + Sync {
     async fn subscriptions(&self, topic: &str) -> DrResult<SubscriptionCounts>;
 }
 
+/// One datapoint of a custom metric (a CloudWatch metric in AWS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDatum {
+    pub name: String,
+    pub value: f64,
+    /// CloudWatch unit name: `Count`, `Milliseconds`, `None`, ...
+    pub unit: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Where symptom metrics go; alarms on them start the recoveries.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> DrResult<()>;
+}
+
 /// Reference to a WAF IP set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpSetRef {
@@ -371,4 +388,5 @@ pub enum PortOperation {
     LockRelease,
     LockHolder,
     IntegrityVerify,
+    MetricsPut,
 }

@@ -82,6 +82,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         reports,
         lock,
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
+        metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
     }
 }
 

@@ -225,6 +225,46 @@ impl SamTemplate {
         }
     }
 
+    /// The fixed inputs of a resource's scheduled `Events` (`Schedule`,
+    /// `ScheduleV2`), by event name, resolved to local values.
+    pub fn scheduled_inputs(&self, resource: &str) -> Result<Vec<(String, String)>, LoadError> {
+        let events = self
+            .resources
+            .get(resource)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("Events"))
+            .and_then(Yaml::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        let mut inputs = Vec::new();
+        for (name, event) in &events {
+            if !matches!(
+                event.get("Type").and_then(Yaml::as_str),
+                Some("Schedule" | "ScheduleV2")
+            ) {
+                continue;
+            }
+            let name = text(name).unwrap_or_default();
+            if let Some(input) = event.get("Properties").and_then(|p| p.get("Input")) {
+                let resolved = self
+                    .resolve(input)
+                    .map_err(|e| LoadError::new(format!("resource {resource} event {name}"), e))?;
+                inputs.push((name, resolved));
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Whether a resource has any `Events` (a trigger other than a state machine).
+    pub fn has_events(&self, resource: &str) -> bool {
+        self.resources
+            .get(resource)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("Events"))
+            .and_then(Yaml::as_mapping)
+            .is_some_and(|m| !m.is_empty())
+    }
+
     /// The EventBridge rules of a state machine's `Events`, with their input
     /// transformers resolved to local values.
     pub fn event_rules(&self, state_machine: &str) -> Result<Vec<EventRule>, LoadError> {

@@ -7,6 +7,7 @@ pub mod drill_report;
 pub mod failover;
 pub mod lock;
 pub mod notify;
+pub mod probe;
 pub mod report;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub struct Ports {
     pub reports: Arc<dyn ReportStore>,
     pub lock: Arc<dyn RecoveryLock>,
     pub integrity: Arc<dyn IntegrityVerifier>,
+    pub metrics: Arc<dyn Metrics>,
 }
 
 /// The functions of the project, by the logical id they have in template.yaml.
@@ -50,10 +52,11 @@ pub enum Function {
     DrillCleanup,
     RunbookReview,
     DrillReport,
+    ProbeDatabase,
 }
 
 impl Function {
-    pub const ALL: [Function; 18] = [
+    pub const ALL: [Function; 19] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -72,6 +75,7 @@ impl Function {
         Function::DrillCleanup,
         Function::RunbookReview,
         Function::DrillReport,
+        Function::ProbeDatabase,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -95,6 +99,7 @@ impl Function {
             Function::DrillCleanup => "DrillCleanupFunction",
             Function::RunbookReview => "RunbookReviewFunction",
             Function::DrillReport => "DrillReportFunction",
+            Function::ProbeDatabase => "ProbeDatabaseFunction",
         }
     }
 
@@ -133,6 +138,7 @@ impl Function {
             Function::DrillCleanup => &[ListInstances, DeleteInstance],
             Function::RunbookReview => &[NotifierSubscriptions],
             Function::DrillReport => &[ReportGet, ReportPut, NotifierPublish],
+            Function::ProbeDatabase => &[SecretsGet, SqlProbe, MetricsPut],
         }
     }
 
@@ -157,6 +163,7 @@ impl Function {
             Function::DrillCleanup => "drill-cleanup",
             Function::RunbookReview => "runbook-review",
             Function::DrillReport => "drill-report",
+            Function::ProbeDatabase => "probe-database",
         }
     }
 }
@@ -222,6 +229,9 @@ pub async fn dispatch(function: Function, ports: &Ports, payload: Value) -> DrRe
         }
         Function::DrillReport => {
             to_value(drill_report::drill_report(ports, parse(function, payload)?).await?)
+        }
+        Function::ProbeDatabase => {
+            to_value(probe::probe_database(ports, parse(function, payload)?).await?)
         }
     }
 }

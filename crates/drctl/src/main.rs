@@ -1,5 +1,6 @@
 //! `drctl`, the operator CLI of MueJam disaster recovery.
 
+mod invoke;
 mod local;
 mod output;
 mod run;
@@ -40,6 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Answer a task waiting for a token (approve or reject).
     Task(run::TaskArgs),
+    /// Invoke one function on a payload, as a schedule or a Task state would.
+    Invoke(invoke::InvokeArgs),
     /// Is this database consistent? Orphans per foreign key, unvalidated
     /// constraints, invalid indexes, amcheck, row counts, custom checks.
     VerifyIntegrity(verify::VerifyArgs),
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             Command::Local(args) => local::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Task(args) => run::task(args),
+            Command::Invoke(args) => invoke::run(args).await,
             Command::VerifyIntegrity(args) => verify::run(args).await,
         }
     });

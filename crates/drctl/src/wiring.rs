@@ -150,6 +150,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             LOCK_TABLE,
         )),
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
+        metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
     })
 }
 
