@@ -302,6 +302,35 @@ pub fn check(root: &Path) -> Vec<String> {
         }
     }
 
+    // Functions that speak SQL reach the database's network when one is given.
+    for function in Function::ALL {
+        let speaks_sql = function.port_calls().iter().any(|op| {
+            use dr_core::PortOperation::*;
+            matches!(
+                op,
+                SqlProbe
+                    | SqlRowCounts
+                    | SqlRunChecks
+                    | SqlWriteMarker
+                    | SqlMarkerPresent
+                    | IntegrityVerify
+            )
+        });
+        let in_vpc = resource(function.logical_id())
+            .and_then(|r| {
+                r.get("Properties")
+                    .and_then(|p| p.get("VpcConfig"))
+                    .cloned()
+            })
+            .is_some();
+        if speaks_sql && !in_vpc {
+            problems.push(format!(
+                "{} speaks SQL but has no VpcConfig: it cannot reach a database in the VPC",
+                function.logical_id()
+            ));
+        }
+    }
+
     // IAM: exactly what the code calls; nothing mutating on *.
     for function in Function::ALL {
         let Some(properties) =

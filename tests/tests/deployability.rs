@@ -201,3 +201,18 @@ fn a_schedule_that_sends_an_undocumented_input_is_caught() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_function_that_speaks_sql_outside_the_vpc_is_caught() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "      Timeout: 30\n      VpcConfig: !If\n        - InVpc\n        - SubnetIds: !Ref SubnetIds\n          SecurityGroupIds: !Ref SecurityGroupIds\n        - !Ref AWS::NoValue\n",
+        "      Timeout: 30\n",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert_eq!(
+        problems,
+        vec!["ProbeDatabaseFunction speaks SQL but has no VpcConfig: it cannot reach a database in the VPC".to_owned()]
+    );
+}
