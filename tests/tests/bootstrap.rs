@@ -13,7 +13,13 @@ use std::time::Duration;
 use dr_scenarios::Function;
 use serde_json::Value;
 
+/// The binary of a function: by default the debug build next to this test;
+/// with `DEPLOY_CHECKS_BOOTSTRAPS=target/lambda` (scripts/build), the packaged
+/// `<dir>/<name>/bootstrap`.
 fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("DEPLOY_CHECKS_BOOTSTRAPS") {
+        return PathBuf::from(dir).join(name).join("bootstrap");
+    }
     // tests run from target/debug/deps; the function binaries sit in target/debug.
     let exe = std::env::current_exe().expect("test binary");
     let debug = exe
@@ -111,7 +117,7 @@ fn every_function_binary_answers_an_invocation_through_the_runtime_api() {
         let path = binary(function.crate_dir());
         assert!(
             path.exists(),
-            "{} is not built: run `cargo build --workspace --bins` (./scripts/test does)",
+            "{} is not built: run `cargo build --workspace --bins` (./scripts/test does) or scripts/build",
             path.display()
         );
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
@@ -120,7 +126,20 @@ fn every_function_binary_answers_an_invocation_through_the_runtime_api() {
         std::thread::spawn(move || {
             fake_runtime_api(listener, br#"{"unexpected_field": true}"#.to_vec(), sender)
         });
-        let mut child = Command::new(&path)
+        // DEPLOY_CHECKS_EMULATOR runs foreign binaries, e.g. arm64 ones with
+        // "qemu-aarch64-static -L /usr/aarch64-linux-gnu" (scripts/build arm64).
+        let emulator: Vec<String> = std::env::var("DEPLOY_CHECKS_EMULATOR")
+            .map(|e| e.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut command = match emulator.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&path);
+                command
+            }
+            None => Command::new(&path),
+        };
+        let mut child = command
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", function.logical_id())
