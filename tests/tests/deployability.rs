@@ -180,9 +180,11 @@ fn a_schedule_that_sends_an_undocumented_input_is_caught() {
     );
     let problems = deploy_checks::check(copy.path());
     assert!(
-        problems.iter().any(|p| p
-            .contains("ProbeDatabaseFunction event Probe sends {\"credentials_secret_id\"")
-            && p.contains("which no file under events/ documents")),
+        problems.iter().any(
+            |p| p.starts_with("ProbeDatabaseFunction event Probe sends {")
+                && p.contains("\"write_probe\":true")
+                && p.ends_with("which no file under events/ documents")
+        ),
         "{problems:#?}"
     );
 
