@@ -228,14 +228,7 @@ impl SamTemplate {
     /// The fixed inputs of a resource's scheduled `Events` (`Schedule`,
     /// `ScheduleV2`), by event name, resolved to local values.
     pub fn scheduled_inputs(&self, resource: &str) -> Result<Vec<(String, String)>, LoadError> {
-        let events = self
-            .resources
-            .get(resource)
-            .and_then(|r| r.get("Properties"))
-            .and_then(|p| p.get("Events"))
-            .and_then(Yaml::as_mapping)
-            .cloned()
-            .unwrap_or_default();
+        let events = self.events(resource);
         let mut inputs = Vec::new();
         for (name, event) in &events {
             if !matches!(
@@ -257,26 +250,25 @@ impl SamTemplate {
 
     /// Whether a resource has any `Events` (a trigger other than a state machine).
     pub fn has_events(&self, resource: &str) -> bool {
+        !self.events(resource).is_empty()
+    }
+
+    /// A resource's `Properties.Events` (empty when it has none).
+    fn events(&self, resource: &str) -> serde_norway::Mapping {
         self.resources
             .get(resource)
             .and_then(|r| r.get("Properties"))
             .and_then(|p| p.get("Events"))
             .and_then(Yaml::as_mapping)
-            .is_some_and(|m| !m.is_empty())
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The EventBridge rules of a state machine's `Events`, with their input
     /// transformers resolved to local values.
     pub fn event_rules(&self, state_machine: &str) -> Result<Vec<EventRule>, LoadError> {
         let location = format!("resource {state_machine}");
-        let events = self
-            .resources
-            .get(state_machine)
-            .and_then(|r| r.get("Properties"))
-            .and_then(|p| p.get("Events"))
-            .and_then(Yaml::as_mapping)
-            .cloned()
-            .unwrap_or_default();
+        let events = self.events(state_machine);
         let mut rules = Vec::new();
         for (name, event) in &events {
             if event.get("Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {

@@ -11,7 +11,7 @@ use crate::Ports;
 /// The RPO: a replica further behind than this is not promoted by default.
 pub const DEFAULT_MAX_LAG_SECONDS: f64 = 6.0 * 3600.0;
 
-fn default_database() -> String {
+pub(crate) fn default_database() -> String {
     "muejam".to_owned()
 }
 
@@ -60,6 +60,34 @@ pub(crate) async fn target_for(
         connect_timeout_seconds,
         statement_timeout_ms,
     })
+}
+
+/// A SQL probe of the database at `endpoint` with the credentials of a secret:
+/// a read, or a read and a write. Unreachable is a report, not an error.
+pub(crate) async fn probe_with_secret(
+    ports: &Ports,
+    endpoint: &Endpoint,
+    database: &str,
+    secret_id: &str,
+    write_probe: bool,
+    connect_timeout_seconds: u64,
+    statement_timeout_ms: u64,
+) -> DrResult<ProbeReport> {
+    let target = target_for(
+        ports,
+        endpoint,
+        database,
+        secret_id,
+        connect_timeout_seconds,
+        statement_timeout_ms,
+    )
+    .await?;
+    let kind = if write_probe {
+        ProbeKind::ReadWrite
+    } else {
+        ProbeKind::Read
+    };
+    ports.sql.probe(&target, kind).await
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,21 +163,16 @@ pub async fn check_database(
             format!("the control plane reports the instance {status}"),
         ));
     }
-    let target = target_for(
+    let probe = probe_with_secret(
         ports,
         &endpoint,
         &input.database,
         &input.credentials_secret_id,
+        input.write_probe,
         input.connect_timeout_seconds,
         input.statement_timeout_ms,
     )
     .await?;
-    let kind = if input.write_probe {
-        ProbeKind::ReadWrite
-    } else {
-        ProbeKind::Read
-    };
-    let probe = ports.sql.probe(&target, kind).await?;
     Ok(CheckDatabaseOutput {
         instance_id: input.instance_id,
         healthy: probe.healthy,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
-use crate::failover::target_for;
+use crate::failover::{default_database, probe_with_secret};
 use crate::Ports;
 
 pub const DEFAULT_NAMESPACE: &str = "MueJam/DR";
@@ -23,10 +23,6 @@ pub const DATABASE_DIMENSION: &str = "Database";
 
 fn default_namespace() -> String {
     DEFAULT_NAMESPACE.to_owned()
-}
-
-fn default_database() -> String {
-    "muejam".to_owned()
 }
 
 fn default_connect_timeout() -> u64 {
@@ -107,21 +103,16 @@ pub async fn probe_database(
     input: ProbeDatabaseInput,
 ) -> DrResult<ProbeDatabaseOutput> {
     validate(&input)?;
-    let target = target_for(
+    let probe = probe_with_secret(
         ports,
         &input.endpoint,
         &input.database,
         &input.credentials_secret_id,
+        input.write_probe,
         input.connect_timeout_seconds,
         input.statement_timeout_ms,
     )
     .await?;
-    let kind = if input.write_probe {
-        ProbeKind::ReadWrite
-    } else {
-        ProbeKind::Read
-    };
-    let probe = ports.sql.probe(&target, kind).await?;
     let checked_at = Utc::now();
     let dimensions =
         BTreeMap::from([(DATABASE_DIMENSION.to_owned(), input.database_label.clone())]);
