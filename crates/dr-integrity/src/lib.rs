@@ -231,6 +231,8 @@ struct Relation {
     child_indexed: bool,
     /// Checked by the child's table scan instead of a join.
     dense: Option<DenseKeys>,
+    /// The join also counts the child's rows (its table has no scan of its own).
+    counts_child_rows: bool,
 }
 
 impl Relation {
@@ -270,6 +272,8 @@ struct Outcome {
     /// Dense relations with their keys outside the parent's range (None when
     /// the scan failed), and how long the scan took.
     outside: Vec<(Relation, Option<u64>, u64)>,
+    /// A table whose rows a failed join was to count.
+    uncounted: Option<String>,
 }
 
 async fn session(target: &DatabaseTarget, options: &VerifyOptions) -> DrResult<Client> {
@@ -379,8 +383,33 @@ fn orphan_condition(r: &Relation) -> String {
     )
 }
 
-/// How many orphans a relation has.
+/// How many orphans a relation has; with `counts_child_rows`, first how
+/// many rows the child has, from the same merge of the two indexes (a left
+/// join to a unique parent key yields each child row once).
 fn relation_sql(r: &Relation) -> String {
+    if r.counts_child_rows && r.parent_unique {
+        let not_null: Vec<String> = r
+            .child_columns
+            .iter()
+            .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
+            .collect();
+        let matches: Vec<String> = r
+            .child_columns
+            .iter()
+            .zip(&r.parent_columns)
+            .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
+            .collect();
+        // A matched parent row has its key equal to a non-null child key, so
+        // a NULL first key column means "no parent".
+        let unmatched = format!("p.{} IS NULL", quote_ident(&r.parent_columns[0]));
+        return format!(
+            "SELECT count(*), count(*) FILTER (WHERE {} AND {unmatched}) FROM {} c LEFT JOIN {} p ON {}",
+            not_null.join(" AND "),
+            qualified(&r.child),
+            qualified(&r.parent),
+            matches.join(" AND ")
+        );
+    }
     format!(
         "SELECT count(*) FROM {} c WHERE {}",
         qualified(&r.child),
@@ -464,9 +493,16 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
             )
             .await;
             tracing::info!(relation = %r.name, child = %r.child, ms = elapsed(), "relation checked");
+            let counts_rows = r.counts_child_rows && r.parent_unique;
+            let mut row_count = None;
             let check = match result {
                 Ok(rows) => {
-                    let orphans = count_of(&rows, 0);
+                    let orphans = if counts_rows {
+                        row_count = Some((r.child.clone(), count_of(&rows, 0)));
+                        count_of(&rows, 1)
+                    } else {
+                        count_of(&rows, 0)
+                    };
                     let mut samples = Vec::new();
                     if orphans > 0 && options.sample_limit > 0 {
                         if let Ok(rows) = checked_query(
@@ -504,8 +540,12 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
                     duration_ms: elapsed(),
                 },
             };
+            // A failed join leaves its table uncounted: count it on its own.
+            let uncounted = (counts_rows && row_count.is_none()).then(|| r.child.clone());
             Outcome {
                 checks: vec![check],
+                row_count,
+                uncounted,
                 ..Outcome::default()
             }
         }
@@ -853,6 +893,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             parent_columns,
             parent_unique: true,
             dense,
+            counts_child_rows: false,
         });
     }
     for logical in &options.logical_relations {
@@ -888,30 +929,40 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
             parent_columns: logical.parent_columns.clone(),
             parent_unique: false,
             dense: None,
+            counts_child_rows: false,
         });
     }
 
     // Each table scanned once (its rows and its dense relations); the other
     // relations joined. Largest first, so the pool's last job is a short one.
-    let (dense, joined): (Vec<Relation>, Vec<Relation>) =
+    let (dense, mut joined): (Vec<Relation>, Vec<Relation>) =
         relations.into_iter().partition(|r| r.dense.is_some());
-    let mut work: Vec<(i64, Work)> = tables
-        .iter()
-        .map(|(table, table_pages)| {
-            let dense = dense
-                .iter()
-                .filter(|r| &r.child == table)
-                .cloned()
-                .collect();
-            (
-                i64::from(*table_pages),
-                Work::Table {
-                    table: table.clone(),
-                    dense,
-                },
-            )
-        })
-        .collect();
+    // A table with a dense relation is scanned for it and counted there;
+    // otherwise one of its merge joins counts its rows; else it is counted alone.
+    let mut work: Vec<(i64, Work)> = Vec::new();
+    for (table, table_pages) in &tables {
+        let table_dense: Vec<Relation> = dense
+            .iter()
+            .filter(|r| &r.child == table)
+            .cloned()
+            .collect();
+        if table_dense.is_empty() {
+            if let Some(counter) = joined
+                .iter_mut()
+                .find(|r| &r.child == table && r.parent_unique && r.child_indexed)
+            {
+                counter.counts_child_rows = true;
+                continue;
+            }
+        }
+        work.push((
+            i64::from(*table_pages),
+            Work::Table {
+                table: table.clone(),
+                dense: table_dense,
+            },
+        ));
+    }
     work.extend(
         joined
             .into_iter()
@@ -961,17 +1012,21 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
 
     let mut row_counts = BTreeMap::new();
     let mut scanned = Vec::new();
+    let mut second_pass = Vec::new();
     for outcome in run_pool(target, options, snapshot.as_deref(), work).await? {
         checks.extend(outcome.checks);
         row_counts.extend(outcome.row_count);
         scanned.extend(outcome.outside);
+        second_pass.extend(outcome.uncounted.map(|table| Work::Table {
+            table,
+            dense: vec![],
+        }));
     }
 
     // A dense relation passes when the parent, counted in the same snapshot,
     // has exactly as many rows as its key range has values, and no child key
     // fell outside the range. Anything else is settled by a join, which also
     // gives the exact count and the samples.
-    let mut joins = Vec::new();
     for (relation, outside, scan_ms) in scanned {
         let Some(keys) = relation.dense else { continue };
         let parent_rows = row_counts.get(&relation.parent).map(|n| u128::from(*n));
@@ -986,12 +1041,13 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
                 duration_ms: scan_ms,
             });
         } else {
-            joins.push(Work::Relation(relation));
+            second_pass.push(Work::Relation(relation));
         }
     }
-    if !joins.is_empty() {
-        for outcome in run_pool(target, options, snapshot.as_deref(), joins).await? {
+    if !second_pass.is_empty() {
+        for outcome in run_pool(target, options, snapshot.as_deref(), second_pass).await? {
             checks.extend(outcome.checks);
+            row_counts.extend(outcome.row_count);
         }
     }
     let _ = catalog.batch_execute("COMMIT").await;
@@ -1184,6 +1240,7 @@ mod tests {
             parent_unique: true,
             child_indexed: true,
             dense: Some(dense),
+            counts_child_rows: false,
         };
         let sql = table_scan_sql(
             "comments",
@@ -1207,6 +1264,27 @@ mod tests {
     }
 
     #[test]
+    fn a_counting_join_counts_child_rows_and_unmatched_non_null_keys() {
+        let relation = Relation {
+            name: "fk".into(),
+            kind: "foreign_key",
+            child: "comments".into(),
+            child_columns: vec!["parent_id".into()],
+            parent: "comments".into(),
+            parent_columns: vec!["id".into()],
+            parent_unique: true,
+            child_indexed: true,
+            dense: None,
+            counts_child_rows: true,
+        };
+        assert_eq!(
+            relation_sql(&relation),
+            "SELECT count(*), count(*) FILTER (WHERE c.\"parent_id\" IS NOT NULL AND p.\"id\" IS NULL) \
+             FROM \"comments\" c LEFT JOIN \"comments\" p ON p.\"id\" = c.\"parent_id\""
+        );
+    }
+
+    #[test]
     fn orphans_are_counted_with_match_simple_nulls_exempt() {
         let relation = Relation {
             name: "fk".into(),
@@ -1218,6 +1296,7 @@ mod tests {
             parent_unique: true,
             child_indexed: true,
             dense: None,
+            counts_child_rows: false,
         };
         let sql = relation_sql(&relation);
         assert_eq!(

@@ -130,6 +130,56 @@ async fn a_parent_row_deleted_inside_the_key_range_is_found_by_a_join() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gaps_in_every_parent_the_joins_count_every_table_exactly() {
+    let (_lab, target, client) = lab_with_data().await;
+    // A far key in every referenced table: no parent is gap-free, so every
+    // foreign key is a join and the joins count the child tables.
+    client
+        .batch_execute(
+            "INSERT INTO users (id, username, email, display_name) VALUES (1000000, 'gap', 'gap@example.com', 'Gap');
+             INSERT INTO stories (id, author_id, title) VALUES (1000000, 1, 'gap');
+             INSERT INTO chapters (id, story_id, number, title, body, word_count) VALUES (1000000, 1, 100000, 'gap', '', 0);
+             INSERT INTO comments (id, chapter_id, user_id, body) VALUES (1000000, 1, 1, 'gap');
+             INSERT INTO reading_lists (id, user_id, name) VALUES (1000000, 1, 'gap');
+             INSERT INTO comments (chapter_id, user_id, parent_id, body) VALUES (1, 1, NULL, 'no parent comment');
+             SET session_replication_role = replica;
+             INSERT INTO follows (follower_id, followee_id) VALUES (999999, 1), (999998, 2);
+             SET session_replication_role = origin;
+             ANALYZE",
+        )
+        .await
+        .expect("gaps");
+    let report = verify(&target, &VerifyOptions::default())
+        .await
+        .expect("verify");
+    assert_eq!(
+        failed(&report),
+        vec![("fk_follows_follower_id_fkey".to_owned(), Some(2))],
+        "the orphans inserted behind the constraint's back, nothing else"
+    );
+    assert_eq!(
+        find(&report, "fk_follows_follower_id_fkey").samples.len(),
+        2
+    );
+    let joined = report
+        .checks
+        .iter()
+        .filter(|c| c.kind == "foreign_key")
+        .filter(|c| !c.detail.as_deref().unwrap_or("").contains("gap-free"))
+        .count();
+    assert_eq!(joined, 12, "no parent is gap-free");
+    for (table, counted) in &report.row_counts {
+        let exact: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(*counted, exact as u64, "{table}");
+    }
+    assert_eq!(report.row_counts.len(), 9, "every table is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_injected_corruption_is_found_with_its_exact_count() {
     let (_lab, target, client) = lab_with_data().await;
     let clean = verify(&target, &VerifyOptions::default())
