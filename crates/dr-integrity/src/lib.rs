@@ -15,10 +15,12 @@
 //! Whether the keys really have no gaps is proved after the scans from the
 //! parent's row count in the same snapshot; like PostgreSQL's own foreign-key
 //! checks, this trusts the parent's unique index (amcheck checks that index).
-//! Every other relation is one anti-join; where the child's key columns lead
-//! an index and the parent's key is unique, it is steered to a merge anti-join
-//! of two index-only scans (no hash table, no sort, no heap read), about 3x
-//! faster than a hash join on warm data. Work runs over a bounded pool of
+//! Every other relation is one join; where the child's key columns lead an
+//! index and the parent's key is unique, it is steered to a merge join of two
+//! index-only scans (no hash table, no sort, no heap read), about 3x faster
+//! than a hash join on warm data. A table with no gap-free parent is counted
+//! by one of those joins (a left join to a unique key yields each child row
+//! once) instead of a scan of its own. Work runs over a bounded pool of
 //! connections, largest first.
 
 use std::collections::{BTreeMap, VecDeque};
