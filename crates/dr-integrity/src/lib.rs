@@ -740,6 +740,115 @@ fn catalog_check(
     }
 }
 
+/// Row counts against the baseline (within the tolerance), and the tables
+/// that must exist and not be empty.
+fn row_count_checks(
+    row_counts: &BTreeMap<String, u64>,
+    options: &VerifyOptions,
+) -> Vec<CheckResult> {
+    let mut checks = Vec::new();
+    if let Some(baseline) = &options.baseline {
+        for (table, expected) in baseline {
+            let actual = row_counts.get(table).copied();
+            let allowed = (*expected as f64 * options.tolerance).floor() as u64;
+            let (status, detail) = match actual {
+                None => (
+                    CheckStatus::Failed,
+                    format!("table {table} is missing (baseline {expected} rows)"),
+                ),
+                Some(n) if n.abs_diff(*expected) > allowed => (
+                    CheckStatus::Failed,
+                    format!(
+                        "{n} rows, baseline {expected} (tolerance {:.1} %)",
+                        options.tolerance * 100.0
+                    ),
+                ),
+                Some(n) => (
+                    CheckStatus::Passed,
+                    format!("{n} rows, baseline {expected}"),
+                ),
+            };
+            checks.push(CheckResult {
+                name: format!("row_count_{table}"),
+                kind: "row_count".to_owned(),
+                status,
+                count: actual,
+                samples: vec![],
+                detail: Some(detail),
+                duration_ms: 0,
+            });
+        }
+    }
+    for table in &options.expected_tables {
+        let (status, detail) = match row_counts.get(table) {
+            None => (
+                CheckStatus::Failed,
+                format!("expected table {table} is missing"),
+            ),
+            Some(0) => (
+                CheckStatus::Failed,
+                format!("expected table {table} is empty"),
+            ),
+            Some(n) => (CheckStatus::Passed, format!("{n} rows")),
+        };
+        checks.push(CheckResult {
+            name: format!("expected_{table}"),
+            kind: "expected_table".to_owned(),
+            status,
+            count: row_counts.get(table).copied(),
+            samples: vec![],
+            detail: Some(detail),
+            duration_ms: 0,
+        });
+    }
+    checks
+}
+
+/// The pool's work, largest first: a table with a dense relation is scanned
+/// for it and counted there; otherwise one of its merge joins counts its rows;
+/// else it is counted alone. `tables` holds each table with its size in pages.
+fn plan(tables: &[(String, i32)], relations: Vec<Relation>) -> Vec<Work> {
+    let pages = |table: &str| {
+        tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, p)| i64::from(*p))
+    };
+    let (dense, mut joined): (Vec<Relation>, Vec<Relation>) =
+        relations.into_iter().partition(|r| r.dense.is_some());
+    let mut work: Vec<(i64, Work)> = Vec::new();
+    for (table, table_pages) in tables {
+        let table_dense: Vec<Relation> = dense
+            .iter()
+            .filter(|r| &r.child == table)
+            .cloned()
+            .collect();
+        if table_dense.is_empty() {
+            if let Some(counter) = joined
+                .iter_mut()
+                .find(|r| &r.child == table && r.parent_unique && r.child_indexed)
+            {
+                counter.counts_child_rows = true;
+                continue;
+            }
+        }
+        work.push((
+            i64::from(*table_pages),
+            Work::Table {
+                table: table.clone(),
+                dense: table_dense,
+            },
+        ));
+    }
+    work.extend(
+        joined
+            .into_iter()
+            .map(|r| (pages(&r.child), Work::Relation(r))),
+    );
+    work.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+    work.into_iter().map(|(_, w)| w).collect()
+}
+
 /// Verifies the database behind `target`.
 pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResult<IntegrityReport> {
     if options.jobs == 0 {
@@ -802,12 +911,6 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect();
-    let pages = |table: &str| {
-        tables
-            .iter()
-            .find(|(t, _)| t == table)
-            .map_or(0, |(_, p)| i64::from(*p))
-    };
     let fk_rows = catalog_query(
         &catalog,
         "listing foreign keys",
@@ -937,41 +1040,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
 
     // Each table scanned once (its rows and its dense relations); the other
     // relations joined. Largest first, so the pool's last job is a short one.
-    let (dense, mut joined): (Vec<Relation>, Vec<Relation>) =
-        relations.into_iter().partition(|r| r.dense.is_some());
-    // A table with a dense relation is scanned for it and counted there;
-    // otherwise one of its merge joins counts its rows; else it is counted alone.
-    let mut work: Vec<(i64, Work)> = Vec::new();
-    for (table, table_pages) in &tables {
-        let table_dense: Vec<Relation> = dense
-            .iter()
-            .filter(|r| &r.child == table)
-            .cloned()
-            .collect();
-        if table_dense.is_empty() {
-            if let Some(counter) = joined
-                .iter_mut()
-                .find(|r| &r.child == table && r.parent_unique && r.child_indexed)
-            {
-                counter.counts_child_rows = true;
-                continue;
-            }
-        }
-        work.push((
-            i64::from(*table_pages),
-            Work::Table {
-                table: table.clone(),
-                dense: table_dense,
-            },
-        ));
-    }
-    work.extend(
-        joined
-            .into_iter()
-            .map(|r| (pages(&r.child), Work::Relation(r))),
-    );
-    work.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
-    let mut work: Vec<Work> = work.into_iter().map(|(_, w)| w).collect();
+    let mut work = plan(&tables, relations);
     work.extend(options.custom_checks.iter().cloned().map(Work::Custom));
 
     let amcheck_installed = catalog_query(
@@ -1055,61 +1124,7 @@ pub async fn verify(target: &DatabaseTarget, options: &VerifyOptions) -> DrResul
     let _ = catalog.batch_execute("COMMIT").await;
     drop(catalog);
 
-    // Row counts against the baseline, and expected tables.
-    if let Some(baseline) = &options.baseline {
-        for (table, expected) in baseline {
-            let actual = row_counts.get(table).copied();
-            let allowed = (*expected as f64 * options.tolerance).floor() as u64;
-            let (status, detail) = match actual {
-                None => (
-                    CheckStatus::Failed,
-                    format!("table {table} is missing (baseline {expected} rows)"),
-                ),
-                Some(n) if n.abs_diff(*expected) > allowed => (
-                    CheckStatus::Failed,
-                    format!(
-                        "{n} rows, baseline {expected} (tolerance {:.1} %)",
-                        options.tolerance * 100.0
-                    ),
-                ),
-                Some(n) => (
-                    CheckStatus::Passed,
-                    format!("{n} rows, baseline {expected}"),
-                ),
-            };
-            checks.push(CheckResult {
-                name: format!("row_count_{table}"),
-                kind: "row_count".to_owned(),
-                status,
-                count: actual,
-                samples: vec![],
-                detail: Some(detail),
-                duration_ms: 0,
-            });
-        }
-    }
-    for table in &options.expected_tables {
-        let (status, detail) = match row_counts.get(table) {
-            None => (
-                CheckStatus::Failed,
-                format!("expected table {table} is missing"),
-            ),
-            Some(0) => (
-                CheckStatus::Failed,
-                format!("expected table {table} is empty"),
-            ),
-            Some(n) => (CheckStatus::Passed, format!("{n} rows")),
-        };
-        checks.push(CheckResult {
-            name: format!("expected_{table}"),
-            kind: "expected_table".to_owned(),
-            status,
-            count: row_counts.get(table).copied(),
-            samples: vec![],
-            detail: Some(detail),
-            duration_ms: 0,
-        });
-    }
+    checks.extend(row_count_checks(&row_counts, options));
 
     let status = if checks.iter().any(|c| c.status == CheckStatus::Failed) {
         CheckStatus::Failed
@@ -1283,6 +1298,85 @@ mod tests {
             relation_sql(&relation),
             "SELECT count(*), count(*) FILTER (WHERE c.\"parent_id\" IS NOT NULL AND p.\"id\" IS NULL) \
              FROM \"comments\" c LEFT JOIN \"comments\" p ON p.\"id\" = c.\"parent_id\""
+        );
+    }
+
+    fn fk(child: &str, column: &str, parent: &str, dense: Option<DenseKeys>) -> Relation {
+        Relation {
+            name: format!("fk_{child}_{column}"),
+            kind: "foreign_key",
+            child: child.into(),
+            child_columns: vec![column.into()],
+            parent: parent.into(),
+            parent_columns: vec!["id".into()],
+            parent_unique: true,
+            child_indexed: true,
+            dense,
+            counts_child_rows: false,
+        }
+    }
+
+    #[test]
+    fn each_table_is_counted_exactly_once_by_its_scan_or_one_of_its_joins() {
+        let interval = Some(DenseKeys::Interval { min: 1, max: 10 });
+        let tables = [
+            ("comments".to_owned(), 300),
+            ("stories".to_owned(), 200),
+            ("users".to_owned(), 100),
+        ];
+        let work = plan(
+            &tables,
+            vec![
+                fk("comments", "user_id", "users", None),
+                fk("comments", "parent_id", "comments", None),
+                fk("stories", "author_id", "users", interval),
+            ],
+        );
+        let described: Vec<String> = work
+            .iter()
+            .map(|w| match w {
+                Work::Table { table, dense } => format!("scan {table} ({} dense)", dense.len()),
+                Work::Relation(r) => format!("join {} counting={}", r.name, r.counts_child_rows),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                "join fk_comments_user_id counting=true",
+                "join fk_comments_parent_id counting=false",
+                "scan stories (1 dense)",
+                "scan users (0 dense)",
+            ],
+            "largest first; comments counted by its first join, stories by its scan, users alone"
+        );
+    }
+
+    #[test]
+    fn row_counts_are_held_to_the_baseline_within_the_tolerance() {
+        let counts = BTreeMap::from([("users".to_owned(), 95), ("audit_logs".to_owned(), 0)]);
+        let options = VerifyOptions {
+            baseline: Some(BTreeMap::from([
+                ("users".to_owned(), 100),
+                ("stories".to_owned(), 10),
+            ])),
+            tolerance: 0.05,
+            expected_tables: vec!["audit_logs".into(), "users".into()],
+            ..VerifyOptions::default()
+        };
+        let checks: Vec<(String, CheckStatus)> = row_count_checks(&counts, &options)
+            .into_iter()
+            .map(|c| (c.name, c.status))
+            .collect();
+        assert_eq!(
+            checks,
+            vec![
+                ("row_count_stories".to_owned(), CheckStatus::Failed),
+                ("row_count_users".to_owned(), CheckStatus::Passed),
+                ("expected_audit_logs".to_owned(), CheckStatus::Failed),
+                ("expected_users".to_owned(), CheckStatus::Passed),
+            ],
+            "5 % of 100 allows 95; a missing table fails; an empty expected table fails"
         );
     }
 
