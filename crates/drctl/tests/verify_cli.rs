@@ -1,6 +1,8 @@
 //! `drctl verify-integrity` as a user runs it; the password in the DSN never
 //! shows in its output or logs.
 
+mod common;
+
 use std::process::Command;
 
 use dr_local::lab::Lab;
@@ -71,4 +73,47 @@ async fn verify_integrity_exits_by_its_findings_and_never_prints_the_password() 
         String::from_utf8_lossy(&wrong.stderr)
     );
     assert!(!String::from_utf8_lossy(&wrong.stderr).contains("wrong-password-123"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_standby_is_verified_on_one_shared_snapshot() {
+    let stack = common::Stack::up();
+    let replica = stack
+        .platform()
+        .database_target(&common::id(common::REPLICA), None)
+        .expect("replica target");
+    let dsn = format!(
+        "postgresql://{}:{}@{}:{}/{}",
+        replica.username,
+        replica.password.expose_secret(),
+        replica.endpoint.address,
+        replica.endpoint.port,
+        replica.database
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args(["verify-integrity", "--dsn", &dsn, "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["status"], "passed");
+    assert_eq!(
+        report["consistent_snapshot"], true,
+        "a standby exports and imports snapshots too"
+    );
+    let primary = stack.sql(common::PRIMARY).await;
+    let chapters: i64 = primary
+        .query_one("SELECT count(*) FROM chapters", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        report["row_counts"]["chapters"], chapters,
+        "the replica has caught up"
+    );
 }
