@@ -238,6 +238,11 @@ struct Relation {
 }
 
 impl Relation {
+    /// Whether its join also counts the child's rows.
+    fn counts_rows(&self) -> bool {
+        self.counts_child_rows && self.parent_unique && !self.parent_columns.is_empty()
+    }
+
     fn detail(&self) -> String {
         format!(
             "{}({}) -> {}({})",
@@ -363,25 +368,33 @@ fn qualified(table: &str) -> String {
     }
 }
 
-/// The WHERE clause that selects a relation's orphans from `c` (MATCH SIMPLE:
-/// a NULL anywhere in the key exempts the row).
-fn orphan_condition(r: &Relation) -> String {
-    let not_null: Vec<String> = r
-        .child_columns
+/// The child row `c` has every key column set (MATCH SIMPLE: a NULL anywhere
+/// in the key exempts the row).
+fn key_present(r: &Relation) -> String {
+    r.child_columns
         .iter()
         .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
-        .collect();
-    let matches: Vec<String> = r
-        .child_columns
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The parent row `p` is the one the child row `c` refers to.
+fn key_matches(r: &Relation) -> String {
+    r.child_columns
         .iter()
         .zip(&r.parent_columns)
         .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The WHERE clause that selects a relation's orphans from `c`.
+fn orphan_condition(r: &Relation) -> String {
     format!(
         "{} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})",
-        not_null.join(" AND "),
+        key_present(r),
         qualified(&r.parent),
-        matches.join(" AND ")
+        key_matches(r)
     )
 }
 
@@ -389,27 +402,16 @@ fn orphan_condition(r: &Relation) -> String {
 /// many rows the child has, from the same merge of the two indexes (a left
 /// join to a unique parent key yields each child row once).
 fn relation_sql(r: &Relation) -> String {
-    if r.counts_child_rows && r.parent_unique {
-        let not_null: Vec<String> = r
-            .child_columns
-            .iter()
-            .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
-            .collect();
-        let matches: Vec<String> = r
-            .child_columns
-            .iter()
-            .zip(&r.parent_columns)
-            .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
-            .collect();
+    if let (true, Some(first)) = (r.counts_rows(), r.parent_columns.first()) {
         // A matched parent row has its key equal to a non-null child key, so
         // a NULL first key column means "no parent".
-        let unmatched = format!("p.{} IS NULL", quote_ident(&r.parent_columns[0]));
         return format!(
-            "SELECT count(*), count(*) FILTER (WHERE {} AND {unmatched}) FROM {} c LEFT JOIN {} p ON {}",
-            not_null.join(" AND "),
+            "SELECT count(*), count(*) FILTER (WHERE {} AND p.{} IS NULL) FROM {} c LEFT JOIN {} p ON {}",
+            key_present(r),
+            quote_ident(first),
             qualified(&r.child),
             qualified(&r.parent),
-            matches.join(" AND ")
+            key_matches(r)
         );
     }
     format!(
@@ -495,7 +497,7 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
             )
             .await;
             tracing::info!(relation = %r.name, child = %r.child, ms = elapsed(), "relation checked");
-            let counts_rows = r.counts_child_rows && r.parent_unique;
+            let counts_rows = r.counts_rows();
             let mut row_count = None;
             let check = match result {
                 Ok(rows) => {
