@@ -290,11 +290,7 @@ impl DatabaseControlPlane for RdsControlPlane {
                 out.push(Self::describe_snapshot(snapshot)?);
             }
         }
-        out.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.snapshot_id.cmp(&b.snapshot_id))
-        });
+        SnapshotDescription::sort_newest_first(&mut out);
         Ok(out)
     }
 

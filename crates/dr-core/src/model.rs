@@ -246,6 +246,18 @@ pub struct SnapshotDescription {
     pub row_counts: Option<std::collections::BTreeMap<String, u64>>,
 }
 
+impl SnapshotDescription {
+    /// The order every control plane lists snapshots in: newest first, ties
+    /// by id, so "the latest snapshot" is the first one everywhere.
+    pub fn sort_newest_first(snapshots: &mut [SnapshotDescription]) {
+        snapshots.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.snapshot_id.cmp(&b.snapshot_id))
+        });
+    }
+}
+
 /// What can be said about a snapshot's integrity without restoring it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -33,11 +33,7 @@ impl DatabaseControlPlane for LocalControlPlane {
             .filter(|(_, s)| instance.is_none_or(|i| &s.source_instance_id == i))
             .map(|(id, s)| describe_snapshot(id, s))
             .collect();
-        snapshots.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.snapshot_id.cmp(&b.snapshot_id))
-        });
+        SnapshotDescription::sort_newest_first(&mut snapshots);
         Ok(snapshots)
     }
 

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Args;
 use dr_core::{DrError, DrResult};
 use dr_scenarios::{dispatch, Function};
-use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
@@ -40,23 +39,11 @@ pub async fn run(args: InvokeArgs) -> DrResult<ExitCode> {
         ));
     }
     let function = function_named(&args.function)?;
-    let text = if args.payload.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| DrError::InvalidInput(format!("reading standard input: {e}")))?
-    } else {
-        std::fs::read_to_string(&args.payload).map_err(|e| {
-            DrError::InvalidInput(format!("reading {}: {e}", args.payload.display()))
-        })?
-    };
-    let payload: Value = serde_json::from_str(&text)
-        .map_err(|e| DrError::InvalidInput(format!("payload is not JSON: {e}")))?;
+    let payload = crate::output::read_json(&args.payload, "payload")?;
     let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
     let platform = dr_local::LocalControlPlane::open(&home, None)?;
     let ports = crate::wiring::local_ports(&platform).await?;
     let output = dispatch(function, &ports, payload).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&output).map_err(|e| DrError::Internal(e.to_string()))?
-    );
+    crate::output::print_json(&output)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,11 +13,24 @@ pub enum OutputFormat {
     Json,
 }
 
-fn print_json(value: &impl Serialize) -> DrResult<()> {
+pub fn print_json(value: &impl Serialize) -> DrResult<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| DrError::Internal(format!("rendering JSON: {e}")))?;
     println!("{text}");
     Ok(())
+}
+
+/// A JSON document from a file, or from standard input for "-".
+pub fn read_json(path: &Path, what: &str) -> DrResult<serde_json::Value> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| DrError::InvalidInput(format!("reading standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| DrError::InvalidInput(format!("{what} is not JSON: {e}")))
 }
 
 /// Environment a user (or the AWS SDK) needs to talk to the local stack.

@@ -191,15 +191,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
             "starting executions on AWS Step Functions from drctl is not built yet; pass --local to run on this machine".to_owned(),
         ));
     }
-    let input_text = if args.input.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| DrError::InvalidInput(format!("reading standard input: {e}")))?
-    } else {
-        std::fs::read_to_string(&args.input)
-            .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", args.input.display())))?
-    };
-    let input: Value = serde_json::from_str(&input_text)
-        .map_err(|e| DrError::InvalidInput(format!("input is not JSON: {e}")))?;
+    let input = crate::output::read_json(&args.input, "input")?;
     let faults = args
         .faults
         .iter()

@@ -127,10 +127,7 @@ pub async fn run(args: VerifyArgs) -> DrResult<ExitCode> {
     };
     let report = dr_integrity::verify(&target, &options).await?;
     match args.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| DrError::Internal(e.to_string()))?
-        ),
+        OutputFormat::Json => crate::output::print_json(&report)?,
         OutputFormat::Text => {
             println!(
                 "database {} on {}: {:?} in {} ms ({})",

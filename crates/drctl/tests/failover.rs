@@ -15,12 +15,7 @@ use common::*;
 async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_replica_messages_and_a_report(
 ) {
     let stack = Stack::up();
-    let primary_address = stack
-        .describe(PRIMARY)
-        .await
-        .endpoint
-        .expect("endpoint")
-        .address;
+    let primary_address = stack.address(PRIMARY).await;
     assert_eq!(
         stack.dns_value().await,
         primary_address,
@@ -312,27 +307,14 @@ async fn one_throttle_at_every_task_is_retried_and_the_failover_still_succeeds()
         "each task failed once and was retried"
     );
     assert!(stack.describe(REPLICA).await.is_standalone_and_available());
-    assert_eq!(
-        stack.dns_value().await,
-        stack
-            .describe(REPLICA)
-            .await
-            .endpoint
-            .expect("endpoint")
-            .address
-    );
+    assert_eq!(stack.dns_value().await, stack.address(REPLICA).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_ever_points_at_a_promoted_primary(
 ) {
     let stack = Stack::up();
-    let primary_address = stack
-        .describe(PRIMARY)
-        .await
-        .endpoint
-        .expect("endpoint")
-        .address;
+    let primary_address = stack.address(PRIMARY).await;
     stack.crash(PRIMARY);
     // Tasks whose failure stops the failover, in the order they run: each run
     // resumes from what the previous one left, as an operator's re-run would.
@@ -377,15 +359,7 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
     }
     let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
     assert_eq!(code, 0, "{result:#}");
-    assert_eq!(
-        stack.dns_value().await,
-        stack
-            .describe(REPLICA)
-            .await
-            .endpoint
-            .expect("endpoint")
-            .address
-    );
+    assert_eq!(stack.dns_value().await, stack.address(REPLICA).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

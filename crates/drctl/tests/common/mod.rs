@@ -165,6 +165,15 @@ impl Stack {
         lock
     }
 
+    /// The address of an instance's endpoint (what the DNS record should name).
+    pub async fn address(&self, instance: &str) -> String {
+        self.describe(instance)
+            .await
+            .endpoint
+            .expect("the instance has an endpoint")
+            .address
+    }
+
     pub async fn dns_value(&self) -> String {
         dr_aws::Route53Dns::new(self.moto_clients().await.route53)
             .get_record("muejam.internal", "db.muejam.internal", "CNAME")
