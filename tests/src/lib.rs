@@ -120,6 +120,9 @@ fn documented_events(dir: &Path) -> Vec<(String, serde_json::Value)> {
     found
 }
 
+/// The layer that ships AWS's RDS CA bundle to the functions that speak SQL.
+const CA_LAYER: &str = "RdsCaBundleLayer";
+
 /// Every offline check except cfn-lint; each problem is one line.
 pub fn check(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
@@ -329,6 +332,43 @@ pub fn check(root: &Path) -> Vec<String> {
                 function.logical_id()
             ));
         }
+        let layers: Vec<String> = resource(function.logical_id())
+            .and_then(|r| r.get("Properties").and_then(|p| p.get("Layers")).cloned())
+            .map(|l| list(Some(&l)).iter().filter_map(text).collect())
+            .unwrap_or_default();
+        if speaks_sql && !layers.iter().any(|l| l == &format!("!Ref {CA_LAYER}")) {
+            problems.push(format!(
+                "{} speaks SQL but does not ship {CA_LAYER}: RDS certificates chain to AWS's RDS CAs, which no public trust store holds, so every verified connection fails",
+                function.logical_id()
+            ));
+        }
+    }
+
+    // SQL over TLS: every function is told the mode and where the CA bundle
+    // is, and the bundle's layer is the directory it is read from.
+    let global_env = doc
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .cloned();
+    for variable in ["DB_TLS_MODE", "DB_TLS_CA_FILE"] {
+        if global_env.as_ref().and_then(|v| v.get(variable)).is_none() {
+            problems.push(format!(
+                "Globals.Function.Environment has no {variable}: SQL connections would use defaults nobody configured"
+            ));
+        }
+    }
+    match resource(CA_LAYER).and_then(|r| {
+        r.get("Properties")
+            .and_then(|p| p.get("ContentUri"))
+            .and_then(text)
+    }) {
+        Some(dir) if root.join(&dir).is_dir() => {}
+        Some(dir) => problems.push(format!("{CA_LAYER} ships {dir}, which does not exist")),
+        None => problems.push(format!(
+            "{CA_LAYER} is missing: the functions that speak SQL need AWS's RDS CA bundle"
+        )),
     }
 
     // IAM: exactly what the code calls; nothing mutating on *.

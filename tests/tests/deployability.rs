@@ -15,6 +15,7 @@ fn copy_of_repo() -> tempfile::TempDir {
     )
     .expect("template");
     copy_tree(&repo().join("events"), &dir.path().join("events"));
+    copy_tree(&repo().join("layers"), &dir.path().join("layers"));
     for sub in ["statemachines", "functions"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
         for entry in std::fs::read_dir(repo().join(sub)).expect("read").flatten() {
@@ -175,8 +176,8 @@ fn a_schedule_that_sends_an_undocumented_input_is_caught() {
     );
     edit(
         &copy.path().join("template.yaml"),
-        "\"write_probe\": false\n              }",
-        "\"write_probe\": true\n              }",
+        "\"write_probe\": false,\n",
+        "\"write_probe\": true,\n",
     );
     let problems = deploy_checks::check(copy.path());
     assert!(
@@ -205,12 +206,29 @@ fn a_schedule_that_sends_an_undocumented_input_is_caught() {
 }
 
 #[test]
+fn a_function_that_speaks_sql_without_the_rds_ca_bundle_is_caught() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "      Timeout: 30\n      Layers: [!Ref RdsCaBundleLayer]\n",
+        "      Timeout: 30\n",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .starts_with("ProbeDatabaseFunction speaks SQL but does not ship RdsCaBundleLayer"),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn a_function_that_speaks_sql_outside_the_vpc_is_caught() {
     let copy = copy_of_repo();
     edit(
         &copy.path().join("template.yaml"),
-        "      Timeout: 30\n      VpcConfig: !If\n        - InVpc\n        - SubnetIds: !Ref SubnetIds\n          SecurityGroupIds: !Ref SecurityGroupIds\n        - !Ref AWS::NoValue\n",
-        "      Timeout: 30\n",
+        "      Layers: [!Ref RdsCaBundleLayer]\n      VpcConfig: !If\n        - InVpc\n        - SubnetIds: !Ref SubnetIds\n          SecurityGroupIds: !Ref SecurityGroupIds\n        - !Ref AWS::NoValue\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${DatabaseSecretName}-*\n            # PutMetricData",
+        "      Layers: [!Ref RdsCaBundleLayer]\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${DatabaseSecretName}-*\n            # PutMetricData",
     );
     let problems = deploy_checks::check(copy.path());
     assert_eq!(

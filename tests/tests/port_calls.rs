@@ -182,6 +182,7 @@ impl SqlTarget for Fake {
         Ok(ProbeReport {
             healthy: true,
             reason: None,
+            failure: None,
             in_recovery: Some(false),
             server_version: None,
             latency_ms: 1,
@@ -331,6 +332,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         lock: Arc::new(Fake(Arc::clone(recorder))),
         integrity: Arc::new(Fake(Arc::clone(recorder))),
         metrics: Arc::new(Fake(Arc::clone(recorder))),
+        database_tls: DatabaseTls::default(),
     }
 }
 

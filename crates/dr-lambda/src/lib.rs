@@ -83,6 +83,13 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         lock,
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
         metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
+        // A bad mode falls back to the strictest policy without a bundle:
+        // every connection then fails as our own misconfiguration, which
+        // pages, instead of connecting less safely than configured.
+        database_tls: DatabaseTls::from_env().unwrap_or_else(|error| {
+            tracing::error!(%error, "bad SQL TLS configuration");
+            DatabaseTls::default()
+        }),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod reports;
 pub mod sealed;
 pub mod stack;
 pub mod state;
+pub mod tls;
 
 pub use platform::{
     CreateInstanceRequest, LocalControlPlane, SnapshotVerification, AVAILABILITY_ZONES,

@@ -31,6 +31,7 @@ use tokio_postgres::types::PgLsn;
 use crate::pg::{tail, PgRuntime};
 use crate::sealed::{SnapshotKey, SNAPSHOT_KEY_ENV};
 use crate::state::*;
+use crate::tls::LocalCa;
 
 pub const DEFAULT_DATABASE: &str = "muejam";
 pub const MASTER_USERNAME: &str = "muejam_admin";
@@ -39,6 +40,17 @@ pub const REPLICATION_USERNAME: &str = "rdsrepladmin";
 /// Named like the moto region's zones, so one failover input serves both.
 pub const AVAILABILITY_ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 const ENGINE_VERSION: &str = "15";
+/// Who may connect, and how: TCP only (there is no socket directory), only
+/// over TLS, from loopback, with SCRAM. Plain TCP is refused outright, as
+/// RDS does with `rds.force_ssl=1`. Rewritten with every configuration, so
+/// a replica or a restore never inherits its source's file.
+const HBA_CONF: &str = "\
+# Written by drctl: TCP only over TLS; plain TCP is refused (rds.force_ssl=1).
+hostssl   replication  all  127.0.0.0/8  scram-sha-256
+hostssl   all          all  127.0.0.0/8  scram-sha-256
+hostnossl all          all  0.0.0.0/0    reject
+hostnossl replication  all  0.0.0.0/0    reject
+";
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -84,6 +96,7 @@ pub struct LocalControlPlane {
     store: StateStore,
     pg: PgRuntime,
     key: Arc<SnapshotKey>,
+    ca: Arc<LocalCa>,
 }
 
 impl LocalControlPlane {
@@ -104,11 +117,13 @@ impl LocalControlPlane {
         for dir in ["instances", "wal-archive", "snapshots", "staging"] {
             make_dir(&home.join(dir), 0o711)?;
         }
+        let ca = LocalCa::load_or_create(&home.join("tls"))?;
         Ok(LocalControlPlane {
             store: StateStore::new(&home),
             home,
             pg,
             key: Arc::new(key),
+            ca: Arc::new(ca),
         })
     }
 
@@ -122,6 +137,25 @@ impl LocalControlPlane {
 
     pub fn pg(&self) -> &PgRuntime {
         &self.pg
+    }
+
+    /// How local callers protect SQL connections: verify-full against the
+    /// home's CA (every cluster refuses plain TCP).
+    pub fn tls_policy(&self) -> DatabaseTls {
+        self.ca.policy()
+    }
+
+    /// The home's CA certificate (`PGSSLROOTCERT` for psql).
+    pub fn ca_file(&self) -> PathBuf {
+        self.ca.ca_file()
+    }
+
+    /// libpq's TLS settings for a PostgreSQL client binary run as the
+    /// postgres user (pg_basebackup): verify-full against the home's CA.
+    pub(crate) fn libpq_tls(&self, command: &mut tokio::process::Command) {
+        command
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", self.ca.ca_file());
     }
 
     fn instance_dir(&self, id: &InstanceId) -> PathBuf {
@@ -201,6 +235,7 @@ impl LocalControlPlane {
             password: SecretString::from(credentials.master_password),
             connect_timeout_seconds: 3,
             statement_timeout_ms: 0,
+            tls: self.tls_policy(),
         })
     }
 
@@ -293,6 +328,7 @@ impl LocalControlPlane {
             .unwrap_or_else(|| "127.0.0.1".to_owned());
         let archive = self.archive_dir(id);
         let archive = archive.display();
+        let tls_dir = self.instance_dir(id).join("tls");
         let mut conf = format!(
             "# Written by drctl for instance {id}; rewritten on every restore.\n\
              cluster_name = '{id}'\n\
@@ -309,14 +345,27 @@ impl LocalControlPlane {
              hot_standby_feedback = on\n\
              archive_mode = on\n\
              archive_command = 'test ! -f \"{archive}/%f\" && cp \"%p\" \"{archive}/%f\"'\n\
-             archive_timeout = 60\n"
+             archive_timeout = 60\n\
+             ssl = on\n\
+             ssl_cert_file = '{cert}'\n\
+             ssl_key_file = '{key}'\n\
+             ssl_min_protocol_version = 'TLSv1.2'\n",
+            cert = tls_dir.join("server.crt").display(),
+            key = tls_dir.join("server.key").display(),
         );
         for (key, value) in extra {
             conf.push_str(&format!("{key} = '{}'\n", value.replace('\'', "''")));
         }
         let data = self.data_dir(id);
+        make_dir(&tls_dir, 0o700)?;
+        let issued =
+            self.ca
+                .issue_server(&[address.clone(), "localhost".to_owned(), id.to_string()])?;
+        crate::tls::write_file(&tls_dir.join("server.crt"), &issued.certificate_pem, 0o644)?;
+        crate::tls::write_file(&tls_dir.join("server.key"), &issued.key_pem, 0o600)?;
         let write = || -> std::io::Result<()> {
             fs::write(data.join("dr-local.conf"), conf.as_bytes())?;
+            fs::write(data.join("pg_hba.conf"), HBA_CONF.as_bytes())?;
             // Settings of the source (ALTER SYSTEM, primary_conninfo written by
             // pg_basebackup -R) must not leak into a copy.
             fs::write(
@@ -705,11 +754,6 @@ impl LocalControlPlane {
             .await;
         let _ = fs::remove_file(&pwfile);
         result?;
-        // Clients reach each instance on its own loopback address.
-        let hba = data.join("pg_hba.conf");
-        fs::read_to_string(&hba)
-            .and_then(|text| fs::write(&hba, text.replace("127.0.0.1/32", "127.0.0.0/8")))
-            .map_err(|e| DrError::Internal(format!("configuring pg_hba.conf: {e}")))?;
         self.write_instance_config(id, record.port, &[])?;
         self.start_server(id).await?;
         let client = self.connect_master(id, "postgres").await?;
@@ -851,10 +895,15 @@ impl LocalControlPlane {
             .arg(self.data_dir(replica))
             .args(["-X", "stream", "-c", "fast", "--no-manifest"])
             .env("PGPASSWORD", &credentials.replication_password);
+        self.libpq_tls(&mut command);
         crate::pg::run_checked("pg_basebackup", command).await?;
         let conninfo = format!(
-            "host={} port={} user={REPLICATION_USERNAME} password={} application_name={replica}",
-            source_endpoint.address, source_endpoint.port, credentials.replication_password
+            "host={} port={} user={REPLICATION_USERNAME} password={} application_name={replica} \
+             sslmode=verify-full sslrootcert={}",
+            source_endpoint.address,
+            source_endpoint.port,
+            credentials.replication_password,
+            self.ca.ca_file().display()
         );
         self.write_instance_config(
             replica,
@@ -1003,6 +1052,7 @@ impl LocalControlPlane {
                 ])
                 .args(["-l", &format!("drctl snapshot {snapshot_id}")])
                 .env("PGPASSWORD", &credentials.replication_password);
+            self.libpq_tls(&mut command);
             crate::pg::run_checked("pg_basebackup", command).await?;
             let mut target = self.database_target(id, None)?;
             target.statement_timeout_ms = 0;

@@ -38,6 +38,8 @@ pub struct StackStatus {
     pub snapshots: Vec<SnapshotDescription>,
     pub moto: Option<MotoStatus>,
     pub pgpass_file: PathBuf,
+    /// The CA every cluster's certificate chains to (`PGSSLROOTCERT`).
+    pub ca_file: PathBuf,
 }
 
 /// What `down` did.
@@ -154,6 +156,7 @@ impl LocalControlPlane {
             snapshots: self.list_snapshots(None).await?,
             moto: state.moto.as_ref().map(moto::status),
             pgpass_file: self.home().join(PGPASS_FILE),
+            ca_file: self.ca_file(),
         })
     }
 

@@ -739,3 +739,81 @@ async fn probes_checks_tags_and_crashes_are_reported_as_a_user_sees_them() {
     assert_eq!(replica_now.role, InstanceRole::Replica);
     assert_eq!(replica_now.status, InstanceStatus::Available);
 }
+
+/// Every cluster accepts TCP only over TLS, its certificate names its own
+/// address and chains to the home's CA; what goes wrong is classified by
+/// what it says about the database (down) or about us (broken probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_goes_over_verified_tls_only_and_failures_say_whose_they_are() {
+    let lab = lab();
+    lab.primary("muejam-db-prod").await;
+    let good = lab
+        .platform
+        .database_target(&id("muejam-db-prod"), None)
+        .expect("target");
+    assert_eq!(good.tls.mode, TlsMode::VerifyFull);
+    let client = dr_postgres::connect(&good)
+        .await
+        .expect("verify-full works");
+    let row = client
+        .query_one(
+            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    assert!(row.get::<_, bool>(0), "the session is encrypted");
+    let failure = |target: DatabaseTarget| async move {
+        dr_postgres::connect_classified(&target)
+            .await
+            .map(drop)
+            .expect_err("must be refused")
+    };
+
+    let mut plain = good.clone();
+    plain.tls.mode = TlsMode::Disable;
+    let refused = failure(plain).await;
+    assert_eq!(refused.failure, ProbeFailure::AccessDenied, "{refused:?}");
+    assert!(
+        refused.error.to_string().contains("no encryption"),
+        "{}",
+        refused.error
+    );
+
+    let other_home = tempfile::tempdir().expect("tmp");
+    let stranger =
+        dr_local::tls::LocalCa::load_or_create(&other_home.path().join("tls")).expect("another CA");
+    let mut wrong_ca = good.clone();
+    wrong_ca.tls = stranger.policy();
+    let tls = failure(wrong_ca.clone()).await;
+    assert_eq!(tls.failure, ProbeFailure::Tls, "{tls:?}");
+    assert_eq!(tls.failure.class(), ProbeClass::ProbeBroken);
+    assert!(!tls.error.is_transient(), "{}", tls.error);
+
+    let mut wrong_password = good.clone();
+    wrong_password.password = SecretString::from("not-the-password");
+    assert_eq!(
+        failure(wrong_password).await.failure,
+        ProbeFailure::Authentication
+    );
+    let mut no_database = good.clone();
+    no_database.database = "muejm".to_owned();
+    assert_eq!(
+        failure(no_database).await.failure,
+        ProbeFailure::Misconfigured
+    );
+    let mut unresolvable = good.clone();
+    unresolvable.endpoint.address = "db.nowhere.invalid".to_owned();
+    assert_eq!(
+        failure(unresolvable).await.failure,
+        ProbeFailure::DnsUnresolvable
+    );
+
+    lab.platform
+        .crash_instance(&id("muejam-db-prod"))
+        .await
+        .expect("crash");
+    let down = failure(good).await;
+    assert_eq!(down.failure, ProbeFailure::Refused, "{down:?}");
+    assert_eq!(down.failure.class(), ProbeClass::DatabaseDown);
+}

@@ -4,6 +4,9 @@
 pub mod connect;
 pub mod sample;
 pub mod target;
+pub mod tls;
 
-pub use connect::{connect, map_pg_error};
+pub use connect::{
+    classify, classify_sqlstate, connect, connect_classified, map_pg_error, ConnectFailure,
+};
 pub use target::PostgresSqlTarget;

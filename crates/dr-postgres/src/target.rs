@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use dr_core::{
-    CheckOutcome, DatabaseTarget, DrResult, NamedCheck, ProbeKind, ProbeReport, SqlTarget,
+    CheckOutcome, DatabaseTarget, DrResult, NamedCheck, ProbeFailure, ProbeKind, ProbeReport,
+    SqlTarget,
 };
 
-use crate::connect::{connect, map_pg_error};
+use crate::connect::{classify, connect, connect_classified, map_pg_error, ConnectFailure};
 
 /// Schema and table of the write probe, kept out of `public` so that row
 /// counts and integrity checks of application tables never see it.
@@ -18,22 +19,34 @@ pub const PROBE_SCHEMA: &str = "dr_probe";
 pub struct PostgresSqlTarget;
 
 impl PostgresSqlTarget {
-    async fn probe_inner(target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport> {
+    async fn probe_inner(
+        target: &DatabaseTarget,
+        kind: ProbeKind,
+    ) -> Result<ProbeReport, ConnectFailure> {
         let started = Instant::now();
-        let client = connect(target).await?;
+        let client = connect_classified(target).await?;
+        let failed = |what: &str, e: tokio_postgres::Error| ConnectFailure {
+            failure: classify(&e, false),
+            error: map_pg_error(what, &e),
+        };
         let row = client
             .query_one(
                 "SELECT 1::int AS one, pg_is_in_recovery(), current_setting('server_version')",
                 &[],
             )
             .await
-            .map_err(|e| map_pg_error("read probe", &e))?;
+            .map_err(|e| failed("read probe", e))?;
         let in_recovery: bool = row.get(1);
         let server_version: String = row.get(2);
-        let mut reason = None;
+        let mut failure = None;
         if kind == ProbeKind::ReadWrite {
             if in_recovery {
-                reason = Some("database is read-only: it is a replica in recovery".to_owned());
+                failure = Some(ConnectFailure {
+                    failure: ProbeFailure::ReadOnly,
+                    error: dr_core::DrError::NotReady(
+                        "database is read-only: it is a replica in recovery".to_owned(),
+                    ),
+                });
             } else {
                 client
                     .batch_execute(&format!(
@@ -46,12 +59,15 @@ impl PostgresSqlTarget {
                           WHERE probed_at < clock_timestamp() - interval '1 day';"
                     ))
                     .await
-                    .map_err(|e| map_pg_error("write probe", &e))?;
+                    .map_err(|e| failed("write probe", e))?;
             }
         }
         Ok(ProbeReport {
-            healthy: reason.is_none(),
-            reason,
+            healthy: failure.is_none(),
+            reason: failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.error.name(), f.error)),
+            failure: failure.map(|f| f.failure),
             in_recovery: Some(in_recovery),
             server_version: Some(server_version),
             latency_ms: started.elapsed().as_millis() as u64,
@@ -119,9 +135,10 @@ impl SqlTarget for PostgresSqlTarget {
         let started = Instant::now();
         match Self::probe_inner(target, kind).await {
             Ok(report) => Ok(report),
-            Err(error) => Ok(ProbeReport {
+            Err(ConnectFailure { failure, error }) => Ok(ProbeReport {
                 healthy: false,
                 reason: Some(format!("{}: {error}", error.name())),
+                failure: Some(failure),
                 in_recovery: None,
                 server_version: None,
                 latency_ms: started.elapsed().as_millis() as u64,

@@ -10,7 +10,7 @@ use dr_core::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::failover::target_for;
+use crate::failover::{target_for, SqlAccess};
 use crate::Ports;
 
 pub const DRILL_TAG: &str = "dr:drill";
@@ -320,11 +320,14 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
     })?;
     let target = target_for(
         ports,
-        &endpoint,
-        &input.database,
-        &input.credentials_secret_id,
-        5,
-        60_000,
+        &SqlAccess {
+            endpoint: &endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: 5,
+            statement_timeout_ms: 60_000,
+            tls_mode: None,
+        },
     )
     .await?;
     let mut problems = Vec::new();
@@ -466,11 +469,14 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
         .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint", input.instance_id)))?;
     let target = target_for(
         ports,
-        &endpoint,
-        &input.database,
-        &input.credentials_secret_id,
-        5,
-        10_000,
+        &SqlAccess {
+            endpoint: &endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: 5,
+            statement_timeout_ms: 10_000,
+            tls_mode: None,
+        },
     )
     .await?;
     let marker = format!("drill:{}", input.drill_id);

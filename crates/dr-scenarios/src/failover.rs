@@ -35,15 +35,21 @@ struct DatabaseCredentials {
     password: String,
 }
 
-/// How to reach an instance's database with the credentials of a secret.
-pub(crate) async fn target_for(
-    ports: &Ports,
-    endpoint: &Endpoint,
-    database: &str,
-    secret_id: &str,
-    connect_timeout_seconds: u64,
-    statement_timeout_ms: u64,
-) -> DrResult<DatabaseTarget> {
+/// Where and how to speak SQL to a database, as the credentials of a
+/// secret allow.
+pub(crate) struct SqlAccess<'a> {
+    pub endpoint: &'a Endpoint,
+    pub database: &'a str,
+    pub secret_id: &'a str,
+    pub connect_timeout_seconds: u64,
+    pub statement_timeout_ms: u64,
+    /// Overrides the function's TLS mode (`DB_TLS_MODE`).
+    pub tls_mode: Option<TlsMode>,
+}
+
+/// How to reach a database with the credentials of a secret.
+pub(crate) async fn target_for(ports: &Ports, access: &SqlAccess<'_>) -> DrResult<DatabaseTarget> {
+    let secret_id = access.secret_id;
     let secret = ports.secrets.get_secret(secret_id).await?;
     let credentials: DatabaseCredentials =
         serde_json::from_str(secret.expose_secret()).map_err(|_| {
@@ -53,35 +59,46 @@ pub(crate) async fn target_for(
             ))
         })?;
     Ok(DatabaseTarget {
-        endpoint: endpoint.clone(),
-        database: database.to_owned(),
+        endpoint: access.endpoint.clone(),
+        database: access.database.to_owned(),
         username: credentials.username,
         password: SecretString::from(credentials.password),
-        connect_timeout_seconds,
-        statement_timeout_ms,
+        connect_timeout_seconds: access.connect_timeout_seconds,
+        statement_timeout_ms: access.statement_timeout_ms,
+        tls: match access.tls_mode {
+            Some(mode) => ports.database_tls.with_mode(mode),
+            None => ports.database_tls.clone(),
+        },
     })
 }
 
-/// A SQL probe of the database at `endpoint` with the credentials of a secret:
-/// a read, or a read and a write. Unreachable is a report, not an error.
+/// A SQL probe with the credentials of a secret: a read, or a read and a
+/// write. A database that does not serve is a report, not an error; so is a
+/// secret we cannot use (our probe is broken: never evidence against the
+/// database). Only transient failures (throttling) are errors, for retries.
 pub(crate) async fn probe_with_secret(
     ports: &Ports,
-    endpoint: &Endpoint,
-    database: &str,
-    secret_id: &str,
+    access: &SqlAccess<'_>,
     write_probe: bool,
-    connect_timeout_seconds: u64,
-    statement_timeout_ms: u64,
 ) -> DrResult<ProbeReport> {
-    let target = target_for(
-        ports,
-        endpoint,
-        database,
-        secret_id,
-        connect_timeout_seconds,
-        statement_timeout_ms,
-    )
-    .await?;
+    let target = match target_for(ports, access).await {
+        Ok(target) => target,
+        Err(error) if error.is_transient() => return Err(error),
+        Err(error) => {
+            return Ok(ProbeReport {
+                healthy: false,
+                reason: Some(format!(
+                    "{}: cannot use secret {}: {error}",
+                    error.name(),
+                    access.secret_id
+                )),
+                failure: Some(ProbeFailure::SecretUnavailable),
+                in_recovery: None,
+                server_version: None,
+                latency_ms: 0,
+            })
+        }
+    };
     let kind = if write_probe {
         ProbeKind::ReadWrite
     } else {
@@ -104,6 +121,9 @@ pub struct CheckDatabaseInput {
     pub connect_timeout_seconds: u64,
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_ms: u64,
+    /// TLS mode of this check; default: the function's (`DB_TLS_MODE`).
+    #[serde(default)]
+    pub tls_mode: Option<TlsMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,12 +185,15 @@ pub async fn check_database(
     }
     let probe = probe_with_secret(
         ports,
-        &endpoint,
-        &input.database,
-        &input.credentials_secret_id,
+        &SqlAccess {
+            endpoint: &endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: input.connect_timeout_seconds,
+            statement_timeout_ms: input.statement_timeout_ms,
+            tls_mode: input.tls_mode,
+        },
         input.write_probe,
-        input.connect_timeout_seconds,
-        input.statement_timeout_ms,
     )
     .await?;
     Ok(CheckDatabaseOutput {

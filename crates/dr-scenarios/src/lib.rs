@@ -29,6 +29,8 @@ pub struct Ports {
     pub lock: Arc<dyn RecoveryLock>,
     pub integrity: Arc<dyn IntegrityVerifier>,
     pub metrics: Arc<dyn Metrics>,
+    /// How SQL connections are protected (mode and CA bundle).
+    pub database_tls: DatabaseTls,
 }
 
 /// The functions of the project, by the logical id they have in template.yaml.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
-use crate::failover::{default_database, probe_with_secret};
+use crate::failover::{default_database, probe_with_secret, SqlAccess};
 use crate::Ports;
 
 pub const DEFAULT_NAMESPACE: &str = "MueJam/DR";
@@ -54,6 +54,10 @@ pub struct ProbeDatabaseInput {
     pub connect_timeout_seconds: u64,
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_ms: u64,
+    /// TLS mode of the probe; default: the function's (`DB_TLS_MODE`).
+    /// Through a CNAME that the certificate cannot name, `verify-ca`.
+    #[serde(default)]
+    pub tls_mode: Option<TlsMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,12 +109,15 @@ pub async fn probe_database(
     validate(&input)?;
     let probe = probe_with_secret(
         ports,
-        &input.endpoint,
-        &input.database,
-        &input.credentials_secret_id,
+        &SqlAccess {
+            endpoint: &input.endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: input.connect_timeout_seconds,
+            statement_timeout_ms: input.statement_timeout_ms,
+            tls_mode: input.tls_mode,
+        },
         input.write_probe,
-        input.connect_timeout_seconds,
-        input.statement_timeout_ms,
     )
     .await?;
     let checked_at = Utc::now();

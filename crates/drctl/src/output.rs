@@ -50,6 +50,13 @@ pub fn environment(status: &StackStatus) -> Vec<(String, String)> {
         "PGPASSFILE".to_owned(),
         status.pgpass_file.display().to_string(),
     ));
+    // Every cluster accepts TCP only over TLS, with a certificate from the
+    // home's CA: psql verifies it as production callers verify RDS's.
+    env.push(("PGSSLMODE".to_owned(), "verify-full".to_owned()));
+    env.push((
+        "PGSSLROOTCERT".to_owned(),
+        status.ca_file.display().to_string(),
+    ));
     env
 }
 

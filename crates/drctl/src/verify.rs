@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::Args;
-use dr_core::{DatabaseTarget, DrError, DrResult, Endpoint, NamedCheck};
+use dr_core::{DatabaseTarget, DatabaseTls, DrError, DrResult, Endpoint, NamedCheck, TlsMode};
 use dr_integrity::{CheckStatus, IntegrityReport, LogicalRelation, VerifyOptions};
 use secrecy::SecretString;
 
@@ -42,9 +42,69 @@ pub struct VerifyArgs {
     output: OutputFormat,
 }
 
+/// Takes libpq's TLS options out of a DSN (tokio-postgres knows neither
+/// `verify-ca`/`verify-full` nor `sslrootcert`): the DSN without them, the
+/// mode and the CA file when given.
+fn split_tls_options(dsn: &str) -> (String, Option<String>, Option<String>) {
+    let mut mode = None;
+    let mut root = None;
+    let mut take = |key: &str, value: &str| match key {
+        "sslmode" => {
+            mode = Some(value.to_owned());
+            true
+        }
+        "sslrootcert" => {
+            root = Some(value.to_owned());
+            true
+        }
+        _ => false,
+    };
+    let rest = if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        match dsn.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        !take(k, v)
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => dsn.to_owned(),
+        }
+    } else {
+        dsn.split_whitespace()
+            .filter(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                !take(k.trim(), v.trim_matches('\''))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (rest, mode, root)
+}
+
 /// A DSN as a target; errors never echo the DSN (it may hold a password).
+/// TLS as libpq reads it: `sslmode` and `sslrootcert` in the DSN, else
+/// `PGSSLMODE` and `PGSSLROOTCERT`; the default is verify-full, and the CA
+/// bundle may also come from `DB_TLS_CA_FILE`.
 fn target_from_dsn(dsn: &str) -> DrResult<DatabaseTarget> {
-    let config = tokio_postgres::Config::from_str(dsn).map_err(|_| {
+    let (dsn, mode, root) = split_tls_options(dsn);
+    let mode = match mode.or_else(|| std::env::var("PGSSLMODE").ok()) {
+        Some(m) => TlsMode::parse(&m)?,
+        None => TlsMode::VerifyFull,
+    };
+    let ca_file = root
+        .or_else(|| std::env::var("PGSSLROOTCERT").ok())
+        .or_else(|| std::env::var(DatabaseTls::CA_FILE_ENV).ok())
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let config = tokio_postgres::Config::from_str(&dsn).map_err(|_| {
         DrError::InvalidInput("--dsn is not a valid PostgreSQL connection string".to_owned())
     })?;
     let host = config
@@ -71,6 +131,7 @@ fn target_from_dsn(dsn: &str) -> DrResult<DatabaseTarget> {
         password: SecretString::from(password),
         connect_timeout_seconds: 5,
         statement_timeout_ms: 0,
+        tls: DatabaseTls { mode, ca_file },
     })
 }
 
@@ -184,5 +245,22 @@ mod tests {
         assert!(!format!("{t:?}").contains("s3cr3t-pw"));
         let err = target_from_dsn("postgresql://u:s3cr3t-pw@host:notaport/db").expect_err("bad");
         assert!(!err.to_string().contains("s3cr3t-pw"));
+    }
+
+    #[test]
+    fn libpq_tls_options_are_read_from_either_dsn_form() {
+        let t = target_from_dsn(
+            "postgresql://u:p@db.example:5432/muejam?sslmode=verify-ca&sslrootcert=/etc/rds.pem&connect_timeout=3",
+        )
+        .expect("url");
+        assert_eq!(t.tls.mode, TlsMode::VerifyCa);
+        assert_eq!(t.tls.ca_file, Some(PathBuf::from("/etc/rds.pem")));
+        let t = target_from_dsn("host=db.example user=u sslmode=disable dbname=muejam")
+            .expect("key=value");
+        assert_eq!(t.tls.mode, TlsMode::Disable);
+        assert_eq!(t.database, "muejam");
+        let err = target_from_dsn("postgresql://u:p@db.example/muejam?sslmode=sometimes")
+            .expect_err("bad mode");
+        assert_eq!(err.name(), "InvalidInput");
     }
 }

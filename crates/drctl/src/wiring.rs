@@ -151,6 +151,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         )),
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
         metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
+        database_tls: platform.tls_policy(),
     })
 }
 

@@ -19,8 +19,13 @@ async fn verify_integrity_exits_by_its_findings_and_never_prints_the_password() 
         .expect("data");
     let password = target.password.expose_secret().to_owned();
     let dsn = format!(
-        "postgresql://{}:{}@{}:{}/{}",
-        target.username, password, target.endpoint.address, target.endpoint.port, target.database
+        "postgresql://{}:{}@{}:{}/{}?sslmode=verify-full&sslrootcert={}",
+        target.username,
+        password,
+        target.endpoint.address,
+        target.endpoint.port,
+        target.database,
+        target.tls.ca_file.as_ref().expect("CA").display()
     );
     let run = |extra: &[&str]| {
         let mut args = vec!["verify-integrity", "--dsn", dsn.as_str()];
@@ -83,12 +88,13 @@ async fn a_hot_standby_is_verified_on_one_shared_snapshot() {
         .database_target(&common::id(common::REPLICA), None)
         .expect("replica target");
     let dsn = format!(
-        "postgresql://{}:{}@{}:{}/{}",
+        "postgresql://{}:{}@{}:{}/{}?sslrootcert={}",
         replica.username,
         replica.password.expose_secret(),
         replica.endpoint.address,
         replica.endpoint.port,
-        replica.database
+        replica.database,
+        replica.tls.ca_file.as_ref().expect("CA").display()
     );
     let out = Command::new(env!("CARGO_BIN_EXE_drctl"))
         .args(["verify-integrity", "--dsn", &dsn, "--output", "json"])
