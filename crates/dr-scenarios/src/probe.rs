@@ -19,6 +19,11 @@ pub const DEFAULT_NAMESPACE: &str = "MueJam/DR";
 pub const SUCCESS_METRIC: &str = "DatabaseProbeSuccess";
 /// Round trip of the probe, published only when it succeeded.
 pub const LATENCY_METRIC: &str = "DatabaseProbeLatency";
+/// 1 when our own probe could not probe (credentials, TLS, DNS, secret,
+/// configuration), 0 when it could. Its alarm pages; it never starts a
+/// failover, and a broken probe publishes no `DatabaseProbeSuccess`, so the
+/// database alarm keeps its state instead of seeing a false "down".
+pub const ERROR_METRIC: &str = "DatabaseProbeError";
 pub const DATABASE_DIMENSION: &str = "Database";
 
 fn default_namespace() -> String {
@@ -64,6 +69,12 @@ pub struct ProbeDatabaseInput {
 pub struct ProbeDatabaseOutput {
     pub database_label: String,
     pub success: bool,
+    /// What went wrong, classified; `None` when it succeeded.
+    pub failure: Option<ProbeFailure>,
+    /// `database_down` or `probe_broken`; `None` when it succeeded.
+    pub class: Option<ProbeClass>,
+    /// For a broken probe: what to fix.
+    pub remedy: Option<String>,
     /// Why the probe failed; `None` when it succeeded.
     pub reason: Option<String>,
     pub latency_ms: Option<u64>,
@@ -99,9 +110,47 @@ fn validate(input: &ProbeDatabaseInput) -> DrResult<()> {
     Ok(())
 }
 
-/// Probes and publishes. Fails only when the input is bad, the credentials
-/// cannot be read or the metric cannot be published: then the alarm sees no
-/// datapoint, never a wrong one.
+/// The datapoints of one probe: success (1/0) and latency when the probe
+/// could judge the database, the probe's own error metric always.
+pub fn probe_datapoints(
+    probe: &ProbeReport,
+    database_label: &str,
+    at: DateTime<Utc>,
+) -> Vec<MetricDatum> {
+    let dimensions = BTreeMap::from([(DATABASE_DIMENSION.to_owned(), database_label.to_owned())]);
+    let datum = |name: &str, value: f64, unit: &str| MetricDatum {
+        name: name.to_owned(),
+        value,
+        unit: unit.to_owned(),
+        dimensions: dimensions.clone(),
+        timestamp: at,
+    };
+    let broken = probe
+        .failure
+        .is_some_and(|f| f.class() == ProbeClass::ProbeBroken);
+    let mut data = Vec::new();
+    if !broken {
+        data.push(datum(
+            SUCCESS_METRIC,
+            if probe.healthy { 1.0 } else { 0.0 },
+            "Count",
+        ));
+    }
+    if probe.healthy {
+        data.push(datum(
+            LATENCY_METRIC,
+            probe.latency_ms as f64,
+            "Milliseconds",
+        ));
+    }
+    data.push(datum(ERROR_METRIC, if broken { 1.0 } else { 0.0 }, "Count"));
+    data
+}
+
+/// Probes and publishes. Fails only when the input is bad, a dependency is
+/// throttled or the metrics cannot be published: then the alarm sees no
+/// datapoint, never a wrong one. A probe that cannot probe (our secret, CA,
+/// DNS, configuration) publishes `DatabaseProbeError`, not "database down".
 pub async fn probe_database(
     ports: &Ports,
     input: ProbeDatabaseInput,
@@ -121,33 +170,29 @@ pub async fn probe_database(
     )
     .await?;
     let checked_at = Utc::now();
-    let dimensions =
-        BTreeMap::from([(DATABASE_DIMENSION.to_owned(), input.database_label.clone())]);
-    let mut data = vec![MetricDatum {
-        name: SUCCESS_METRIC.to_owned(),
-        value: if probe.healthy { 1.0 } else { 0.0 },
-        unit: "Count".to_owned(),
-        dimensions: dimensions.clone(),
-        timestamp: checked_at,
-    }];
-    if probe.healthy {
-        data.push(MetricDatum {
-            name: LATENCY_METRIC.to_owned(),
-            value: probe.latency_ms as f64,
-            unit: "Milliseconds".to_owned(),
-            dimensions,
-            timestamp: checked_at,
-        });
-    }
+    let data = probe_datapoints(&probe, &input.database_label, checked_at);
     ports.metrics.put(&input.namespace, &data).await?;
-    if probe.healthy {
-        tracing::info!(database = %input.database_label, latency_ms = probe.latency_ms, "database probe succeeded");
-    } else {
-        tracing::warn!(database = %input.database_label, reason = probe.reason.as_deref().unwrap_or(""), "database probe failed");
+    let class = probe.failure.map(ProbeFailure::class);
+    match (probe.healthy, class) {
+        (true, _) => {
+            tracing::info!(database = %input.database_label, latency_ms = probe.latency_ms, "database probe succeeded")
+        }
+        (false, Some(ProbeClass::ProbeBroken)) => {
+            tracing::error!(database = %input.database_label, failure = probe.failure.map(ProbeFailure::as_str).unwrap_or(""), reason = probe.reason.as_deref().unwrap_or(""), "the probe cannot probe: fix it (this is not evidence against the database)")
+        }
+        (false, _) => {
+            tracing::warn!(database = %input.database_label, reason = probe.reason.as_deref().unwrap_or(""), "database probe failed")
+        }
     }
     Ok(ProbeDatabaseOutput {
         database_label: input.database_label,
         success: probe.healthy,
+        failure: probe.failure,
+        class,
+        remedy: probe
+            .failure
+            .filter(|f| f.class() == ProbeClass::ProbeBroken)
+            .map(|f| f.remedy().to_owned()),
         reason: probe.reason,
         latency_ms: probe.healthy.then_some(probe.latency_ms),
         in_recovery: probe.in_recovery,
@@ -155,4 +200,74 @@ pub async fn probe_database(
         published: data.into_iter().map(|d| d.name).collect(),
         checked_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(healthy: bool, failure: Option<ProbeFailure>) -> ProbeReport {
+        ProbeReport {
+            healthy,
+            reason: failure.map(|f| f.as_str().to_owned()),
+            failure,
+            in_recovery: None,
+            server_version: None,
+            latency_ms: 7,
+        }
+    }
+
+    #[test]
+    fn a_broken_probe_never_publishes_a_database_failure() {
+        let at = Utc::now();
+        let published = |r: ProbeReport| -> Vec<(String, f64)> {
+            probe_datapoints(&r, "db.muejam.internal", at)
+                .into_iter()
+                .map(|d| (d.name, d.value))
+                .collect()
+        };
+        let table: [(ProbeReport, Vec<(&str, f64)>); 4] = [
+            (
+                report(true, None),
+                vec![
+                    (SUCCESS_METRIC, 1.0),
+                    (LATENCY_METRIC, 7.0),
+                    (ERROR_METRIC, 0.0),
+                ],
+            ),
+            (
+                report(false, Some(ProbeFailure::Refused)),
+                vec![(SUCCESS_METRIC, 0.0), (ERROR_METRIC, 0.0)],
+            ),
+            (
+                report(false, Some(ProbeFailure::TimedOut)),
+                vec![(SUCCESS_METRIC, 0.0), (ERROR_METRIC, 0.0)],
+            ),
+            (
+                report(false, Some(ProbeFailure::Authentication)),
+                vec![(ERROR_METRIC, 1.0)],
+            ),
+        ];
+        for (probe, expected) in table {
+            let expected: Vec<(String, f64)> = expected
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect();
+            assert_eq!(published(probe.clone()), expected, "{probe:?}");
+        }
+        for broken in [
+            ProbeFailure::AccessDenied,
+            ProbeFailure::Tls,
+            ProbeFailure::DnsUnresolvable,
+            ProbeFailure::SecretUnavailable,
+            ProbeFailure::Misconfigured,
+        ] {
+            assert!(
+                !published(report(false, Some(broken)))
+                    .iter()
+                    .any(|(n, _)| n == SUCCESS_METRIC),
+                "{broken:?}"
+            );
+        }
+    }
 }

@@ -136,6 +136,24 @@ pub async fn read_alerts(platform: &LocalControlPlane) -> DrResult<Vec<Delivered
     Ok(messages)
 }
 
+/// verify-full against the home's CA, unless `DB_TLS_MODE` / `DB_TLS_CA_FILE`
+/// say otherwise (as they configure a Lambda): how a rehearsal points the
+/// handlers at a CA bundle that does not match.
+fn local_tls(platform: &LocalControlPlane) -> DrResult<dr_core::DatabaseTls> {
+    let mut tls = platform.tls_policy();
+    if let Some(mode) = std::env::var(dr_core::DatabaseTls::MODE_ENV)
+        .ok()
+        .filter(|m| !m.trim().is_empty())
+    {
+        tls.mode = dr_core::TlsMode::parse(mode.trim())?;
+    }
+    if let Some(ca) = std::env::var_os(dr_core::DatabaseTls::CA_FILE_ENV).filter(|c| !c.is_empty())
+    {
+        tls.ca_file = Some(ca.into());
+    }
+    Ok(tls)
+}
+
 pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
     let clients = moto_clients(platform).await?;
     Ok(Ports {
@@ -151,7 +169,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         )),
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
         metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
-        database_tls: platform.tls_policy(),
+        database_tls: local_tls(platform)?,
     })
 }
 
