@@ -417,10 +417,36 @@ pub fn check(root: &Path) -> Vec<String> {
                     function.logical_id()
                 ));
             }
+            // The instances a failover acts on change with every failover:
+            // their policy follows the dr:managed tag, never a fixed id
+            // (after one failover, a fixed id would forbid the fail-back).
+            if FOLLOWS_TOPOLOGY.contains(&function) && ROLE_ACTIONS.contains(&action.as_str()) {
+                for r in resources {
+                    if !(r.contains(":db:* when ") && r.contains("dr:managed")) {
+                        problems.push(format!(
+                            "{} may {action} only on {r}: scope it to db:* by the dr:managed tag, as the registry names other instances after a failover",
+                            function.logical_id()
+                        ));
+                    }
+                }
+            }
         }
     }
     problems
 }
+
+/// Functions acting on the instances the topology registry names.
+const FOLLOWS_TOPOLOGY: [Function; 3] = [
+    Function::PromoteReplica,
+    Function::CreateReplica,
+    Function::FenceInstance,
+];
+/// What they do to those instances.
+const ROLE_ACTIONS: [&str; 3] = [
+    "rds:PromoteReadReplica",
+    "rds:CreateDBInstanceReadReplica",
+    "rds:ModifyDBInstance",
+];
 
 /// cfn-lint on the template, and on each state machine wrapped in an
 /// `AWS::StepFunctions::StateMachine` (cfn-lint does not look inside SAM's

@@ -117,8 +117,8 @@ fn a_wildcard_mutating_action_or_a_missing_action_is_caught() {
     let copy = copy_of_repo();
     edit(
         &copy.path().join("template.yaml"),
-        "              Action: rds:PromoteReadReplica\n              Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${ReplicaInstanceId}",
-        "              Action: rds:PromoteReadReplica\n              Resource: '*'",
+        "              Action: rds:PromoteReadReplica\n              Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*\n              Condition:\n                StringEquals:\n                  aws:ResourceTag/dr:managed: 'true'\n",
+        "              Action: rds:PromoteReadReplica\n              Resource: '*'\n",
     );
     let problems = deploy_checks::check(copy.path());
     assert!(
@@ -146,6 +146,22 @@ fn a_wildcard_mutating_action_or_a_missing_action_is_caught() {
         problems
             .iter()
             .any(|p| p.contains("allowed rds:RebootDBInstance, which its code never calls")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_promotion_policy_frozen_on_one_instance_id_is_caught() {
+    let copy = copy_of_repo();
+    edit(
+        &copy.path().join("template.yaml"),
+        "              Action: rds:PromoteReadReplica\n              Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*\n              Condition:\n                StringEquals:\n                  aws:ResourceTag/dr:managed: 'true'\n",
+        "              Action: rds:PromoteReadReplica\n              Resource: !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${ReplicaInstanceId}\n",
+    );
+    let problems = deploy_checks::check(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("PromoteReplicaFunction may rds:PromoteReadReplica only on !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${ReplicaInstanceId}: scope it to db:* by the dr:managed tag"),
         "{problems:#?}"
     );
 }

@@ -159,6 +159,13 @@ impl DatabaseControlPlane for Fake {
         self.0.record(PortOperation::AddTags);
         Ok(())
     }
+    async fn fence_instance(&self, _i: &InstanceId, _r: &FenceRequest) -> DrResult<FenceOutcome> {
+        self.0.record(PortOperation::FenceInstance);
+        Ok(FenceOutcome {
+            already_fenced: false,
+            method: "quarantined".into(),
+        })
+    }
     async fn verify_snapshot(&self, _i: &SnapshotId) -> DrResult<SnapshotIntegrity> {
         self.0.record(PortOperation::VerifySnapshot);
         Ok(SnapshotIntegrity::Verified {
@@ -227,9 +234,15 @@ impl Dns for Fake {
             status: DnsChangeStatus::Insync,
         })
     }
-    async fn get_record(&self, _z: &str, _n: &str, _t: &str) -> DrResult<Option<DnsRecord>> {
+    async fn get_record(&self, z: &str, n: &str, t: &str) -> DrResult<Option<DnsRecord>> {
         self.0.record(PortOperation::DnsGetRecord);
-        Ok(None)
+        Ok((n == "db.muejam.internal").then(|| DnsRecord {
+            hosted_zone_id: z.into(),
+            name: n.into(),
+            record_type: t.into(),
+            ttl: 60,
+            value: "muejam-db-prod.example".into(),
+        }))
     }
 }
 
@@ -313,6 +326,96 @@ impl IntegrityVerifier for Fake {
     }
 }
 
+fn topology(database: &str) -> Topology {
+    serde_json::from_value(json!({
+        "database": database,
+        "primary": "muejam-db-prod",
+        "replicas": ["muejam-db-prod-replica"],
+        "db_name": "muejam",
+        "credentials_secret_id": "muejam/db/master",
+        "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+        "instance_prefix": "muejam-db-prod",
+        "version": 1
+    }))
+    .expect("topology")
+}
+
+#[async_trait]
+impl TopologyRegistry for Fake {
+    async fn get(&self, database: &str) -> DrResult<Option<Topology>> {
+        self.0.record(PortOperation::TopologyGet);
+        Ok((database == "muejam").then(|| topology(database)))
+    }
+    async fn put(&self, t: &Topology, expected: Option<u64>) -> DrResult<Topology> {
+        self.0.record(PortOperation::TopologyPut);
+        let mut stored = t.clone();
+        stored.version = expected.unwrap_or(0) + 1;
+        Ok(stored)
+    }
+    async fn list(&self) -> DrResult<Vec<Topology>> {
+        self.0.record(PortOperation::TopologyList);
+        Ok(vec![topology("muejam")])
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for Fake {
+    async fn open(&self, _r: &ApprovalRequest, _t: &SecretString) -> DrResult<()> {
+        self.0.record(PortOperation::ApprovalOpen);
+        Ok(())
+    }
+    async fn get(&self, name: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>> {
+        self.0.record(PortOperation::ApprovalGet);
+        Ok(Some((
+            approval_request(name),
+            SecretString::from("token".to_owned()),
+        )))
+    }
+    async fn close(
+        &self,
+        name: &str,
+        status: ApprovalStatus,
+        _a: Option<ApprovalAnswer>,
+    ) -> DrResult<ApprovalRequest> {
+        self.0.record(PortOperation::ApprovalClose);
+        if name == "answered" {
+            return Err(DrError::Conflict("already approved".into()));
+        }
+        let mut r = approval_request(name);
+        r.status = status;
+        Ok(r)
+    }
+}
+
+fn approval_request(name: &str) -> ApprovalRequest {
+    ApprovalRequest {
+        execution_name: name.into(),
+        execution_arn: "arn:x".into(),
+        scenario: "database-failover".into(),
+        resource: "muejam".into(),
+        question: "?".into(),
+        facts: vec![],
+        proposed_action: "p".into(),
+        default_action: "d".into(),
+        requested_at: Utc::now(),
+        deadline: Utc::now(),
+        status: ApprovalStatus::Pending,
+        answer: None,
+    }
+}
+
+#[async_trait]
+impl RecoveryJournal for Fake {
+    async fn record(&self, _e: &JournalEntry) -> DrResult<()> {
+        self.0.record(PortOperation::JournalRecord);
+        Ok(())
+    }
+    async fn entries(&self, _r: &str) -> DrResult<Vec<JournalEntry>> {
+        self.0.record(PortOperation::JournalEntries);
+        Ok(vec![])
+    }
+}
+
 #[async_trait]
 impl Metrics for Fake {
     async fn put(&self, _namespace: &str, _data: &[MetricDatum]) -> DrResult<()> {
@@ -333,7 +436,39 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         integrity: Arc::new(Fake(Arc::clone(recorder))),
         metrics: Arc::new(Fake(Arc::clone(recorder))),
         database_tls: DatabaseTls::default(),
+        topology: Arc::new(Fake(Arc::clone(recorder))),
+        approvals: Arc::new(Fake(Arc::clone(recorder))),
+        journal: Arc::new(Fake(Arc::clone(recorder))),
+        initial_topologies: vec![topology("fresh")],
     }
+}
+
+/// A confirmation that asks a person.
+fn confirm_ask() -> Value {
+    json!({
+        "primary": "muejam-db-prod", "control_plane": {"kind": "status", "status": "available"},
+        "probe": {"kind": "silent", "failure": "timed_out"}, "probe_reason": "timed out",
+        "dns_value": "muejam-db-prod.example",
+        "replica": {"instance_id": "muejam-db-prod-replica", "status": "available", "lag_seconds": 0.5, "lag_bytes": 0, "problem": null},
+        "decision": "ask", "reasons": ["hung?"], "control_plane_confirms_down": false,
+        "approval": {"timeout_seconds": 600, "deadline": "2026-11-26T02:15:00Z", "rto_budget_left_seconds": 14000.0, "rto_still_reachable": true},
+        "error": null, "checked_at": "2026-11-26T02:05:00Z"
+    })
+}
+
+/// A failover plan as validate-input makes it.
+fn plan() -> Value {
+    json!({
+        "database": "muejam", "primary": "muejam-db-prod", "replica": "muejam-db-prod-replica",
+        "new_replica": "muejam-db-prod-r1", "db_name": "muejam", "credentials_secret_id": "s",
+        "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+        "availability_zones": ["us-east-1a", "us-east-1b"], "allow_data_loss": false,
+        "max_lag_seconds": 21600.0, "poll_interval_seconds": 15,
+        "approval": {"timeout_cap_seconds": 1800, "timeout_floor_seconds": 60, "expected_remaining_seconds": 900},
+        "rto_objective_seconds": 14400.0, "rpo_objective_seconds": 21600.0, "recovery_id": "r1",
+        "topology_version": 1, "trigger": {"source": "manual"},
+        "execution_start": "2026-11-26T02:00:00Z"
+    })
 }
 
 fn payloads(function: Function) -> Vec<Value> {
@@ -342,20 +477,22 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::CheckDatabase => vec![
             json!({"instance_id": "muejam-db-prod", "credentials_secret_id": "s", "write_probe": true}),
         ],
-        Function::PromoteReplica => vec![json!({"replica_instance_id": "muejam-db-prod-replica"})],
+        Function::PromoteReplica => vec![
+            json!({"replica_instance_id": "muejam-db-prod-replica", "journal": {"recovery_id": "r1", "execution": "d1"}}),
+        ],
         Function::DescribeInstance => vec![json!({"instance_id": "muejam-db-prod"})],
         Function::UpdateDns => vec![
-            json!({"action": "upsert", "hosted_zone": "z", "record_name": "db.z", "target_instance_id": "muejam-db-prod"}),
+            json!({"action": "upsert", "hosted_zone": "z", "record_name": "db.z", "target_instance_id": "muejam-db-prod", "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "status", "hosted_zone": "z", "record_name": "db.z", "change_id": "c1"}),
         ],
         Function::CreateReplica => vec![
-            json!({"source_instance_id": "muejam-db-prod", "replica_instance_id": "muejam-db-prod-replica-2", "availability_zones": ["us-east-1b"]}),
+            json!({"source_instance_id": "muejam-db-prod", "replica_instance_id": "muejam-db-prod-replica-2", "availability_zones": ["us-east-1b"], "journal": {"recovery_id": "r1", "execution": "d1"}}),
         ],
         Function::Notify => vec![
             json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}}),
         ],
         Function::Report => vec![
-            json!({"scenario": "database-failover", "resource": "muejam-db-prod", "execution": execution, "outcome": "succeeded", "details": {}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"}),
+            json!({"scenario": "database-failover", "resource": "muejam", "execution": execution, "outcome": "succeeded", "details": {"plan": plan()}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"}),
         ],
         Function::RecoveryLock => vec![
             json!({"action": "acquire", "resource": "r", "owner": "o"}),
@@ -390,6 +527,25 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::ProbeDatabase => vec![
             json!({"endpoint": {"address": "db.muejam.internal", "port": 5432}, "credentials_secret_id": "s", "database_label": "db.muejam.internal"}),
+        ],
+        Function::ValidateInput => vec![
+            json!({"request": {"database": "muejam", "trigger": {"source": "manual"}}, "execution": execution}),
+            json!({"request": {"database": "fresh", "trigger": {"source": "cloudwatch-alarm"}}, "execution": execution}),
+        ],
+        Function::ConfirmFailure => {
+            vec![json!({"plan": plan(), "journal": {"recovery_id": "r1", "execution": "d1"}})]
+        }
+        Function::FenceInstance => vec![
+            json!({"instance_id": "muejam-db-prod", "by": "arn:x", "quarantine_security_group": "sg-1", "journal": {"recovery_id": "r1", "execution": "d1"}}),
+        ],
+        Function::RequestApproval => vec![
+            json!({"action": "request", "token": "tok", "topic_arn": "t", "execution": execution, "plan": plan(), "confirm": confirm_ask()}),
+            json!({"action": "expire", "execution": execution}),
+            json!({"action": "expire", "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}}),
+        ],
+        Function::UpdateTopology => vec![
+            json!({"action": "switch", "database": "muejam", "new_primary": "muejam-db-prod-replica", "by": "arn:x", "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "add_replica", "database": "muejam", "replica": "muejam-db-prod-r1", "by": "arn:x"}),
         ],
     }
 }

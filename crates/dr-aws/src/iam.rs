@@ -75,6 +75,19 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         // The verifier speaks PostgreSQL only.
         IntegrityVerify => &[],
         MetricsPut => &["cloudwatch:PutMetricData"],
+        FenceInstance => &[
+            "rds:DescribeDBInstances",
+            "rds:ModifyDBInstance",
+            "rds:AddTagsToResource",
+        ],
+        TopologyGet => &["dynamodb:GetItem"],
+        TopologyPut => &["dynamodb:PutItem"],
+        TopologyList => &["dynamodb:Scan"],
+        ApprovalOpen => &["dynamodb:PutItem"],
+        ApprovalGet => &["dynamodb:GetItem"],
+        ApprovalClose => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        JournalRecord => &["dynamodb:PutItem"],
+        JournalEntries => &["dynamodb:Query"],
     }
 }
 

@@ -3,8 +3,10 @@
 //! The same adapters talk to AWS and, with an endpoint override, to the moto
 //! server of the local stack: the same code path over the real wire protocol.
 
+pub mod approvals;
 pub mod errors;
 pub mod iam;
+pub mod journal;
 pub mod lock;
 pub mod metrics;
 pub mod notifier;
@@ -12,11 +14,14 @@ pub mod rds;
 pub mod reports;
 pub mod route53;
 pub mod secrets;
+pub mod topology;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_sdk_dynamodb::types as dynamodb_types;
+pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
 pub use metrics::CloudWatchMetrics;
 pub use notifier::SnsNotifier;
@@ -24,6 +29,7 @@ pub use rds::RdsControlPlane;
 pub use reports::S3ReportStore;
 pub use route53::Route53Dns;
 pub use secrets::SecretsManagerSecrets;
+pub use topology::DynamoDbTopology;
 
 /// Where the SDK sends requests.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +75,7 @@ pub struct AwsClients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 impl AwsClients {
@@ -85,6 +92,7 @@ impl AwsClients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
         }
     }
 

@@ -516,6 +516,71 @@ impl DatabaseControlPlane for RdsControlPlane {
         Ok(())
     }
 
+    /// Moves the instance into the quarantine security group (and only that
+    /// one), applied immediately, then tags it. RDS keeps the instance and
+    /// its storage: the writes that never replicated stay for forensics.
+    /// RDS refuses the change for an instance that is not in a modifiable
+    /// state (`failed`, `incompatible-network`, …): that is `NotReady`, and
+    /// the state machine decides whether it may go on without fencing.
+    async fn fence_instance(
+        &self,
+        id: &InstanceId,
+        request: &FenceRequest,
+    ) -> DrResult<FenceOutcome> {
+        let group = request
+            .quarantine_security_group
+            .as_deref()
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| {
+                DrError::InvalidInput(
+                    "no quarantine security group is configured (QuarantineSecurityGroupId): \
+                     the old primary cannot be fenced"
+                        .to_owned(),
+                )
+            })?;
+        let db = self.fetch(id).await?;
+        let groups: Vec<&str> = db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id())
+            .collect();
+        let tagged = tags_of(db.tag_list()).contains_key(FENCED_TAG);
+        if groups == [group] && tagged {
+            return Ok(FenceOutcome {
+                already_fenced: true,
+                method: format!("already in quarantine security group {group}"),
+            });
+        }
+        if groups != [group] {
+            self.rds
+                .modify_db_instance()
+                .db_instance_identifier(id.as_str())
+                .vpc_security_group_ids(group)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&format!("fencing {id}"), e))?;
+        }
+        let arn = db
+            .db_instance_arn()
+            .map(str::to_owned)
+            .ok_or_else(|| DrError::Internal(format!("{id} has no ARN")))?;
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(Tag::builder().key(FENCED_TAG).value(&request.by).build())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("tagging {id} as fenced"), e))?;
+        Ok(FenceOutcome {
+            already_fenced: false,
+            method: format!(
+                "moved from security groups [{}] to quarantine security group {group}",
+                groups.join(", ")
+            ),
+        })
+    }
+
     async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()> {
         let arn = self.arn_of(resource).await?;
         self.rds

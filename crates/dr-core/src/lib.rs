@@ -4,7 +4,11 @@
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod topology;
 
 pub use error::{DrError, DrResult, ErrorPayload, ERROR_NAMES};
 pub use model::*;
 pub use ports::*;
+/// Secrets (passwords, task tokens) never print: their Debug is redacted.
+pub use secrecy::SecretString;
+pub use topology::*;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DrError, DrResult};
 use crate::model::*;
+use crate::topology::Topology;
 
 /// Options for deleting an instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +65,16 @@ pub trait DatabaseControlPlane: Send + Sync {
     ) -> DrResult<()>;
     /// Adds or overwrites tags on an instance or a snapshot.
     async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()>;
+    /// Makes an instance refuse application connections and ends the
+    /// existing ones, without deleting it (it may hold writes that never
+    /// replicated): RDS moves it to a quarantine security group; the local
+    /// platform rejects every client but its own control plane. Tags it
+    /// `dr:fenced=<by>`. Idempotent.
+    async fn fence_instance(
+        &self,
+        id: &InstanceId,
+        request: &FenceRequest,
+    ) -> DrResult<FenceOutcome>;
     /// Checks a snapshot in place where the platform can; a snapshot that
     /// fails the check is `Corrupt`.
     async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
@@ -172,6 +183,141 @@ impl DatabaseTls {
             ca_file: self.ca_file.clone(),
         }
     }
+}
+
+/// Tag an instance carries once fenced: the execution that fenced it.
+pub const FENCED_TAG: &str = "dr:fenced";
+
+/// How to fence an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRequest {
+    /// Who fences it (the execution), recorded in the `dr:fenced` tag.
+    pub by: String,
+    /// The security group that admits nothing (RDS); unused locally.
+    pub quarantine_security_group: Option<String>,
+}
+
+/// What fencing did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceOutcome {
+    pub already_fenced: bool,
+    /// How the instance was fenced, for the report.
+    pub method: String,
+}
+
+/// The registry of database topologies (a DynamoDB table).
+#[async_trait]
+pub trait TopologyRegistry: Send + Sync {
+    async fn get(&self, database: &str) -> DrResult<Option<Topology>>;
+    /// Stores `topology` as version `expected_version + 1` (1 when
+    /// `expected_version` is `None`, which requires that none exists) and
+    /// returns what was stored; a stored version other than the expected
+    /// one is a `Conflict` (someone else changed the roles meanwhile).
+    async fn put(&self, topology: &Topology, expected_version: Option<u64>) -> DrResult<Topology>;
+    /// Every registered database.
+    async fn list(&self) -> DrResult<Vec<Topology>>;
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    /// Nobody answered before the deadline; the safe default applied.
+    Expired,
+}
+
+/// Who answered an approval, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A question to a person, waiting for an answer by execution name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub execution_name: String,
+    pub execution_arn: String,
+    pub scenario: String,
+    pub resource: String,
+    pub question: String,
+    pub facts: Vec<String>,
+    pub proposed_action: String,
+    pub default_action: String,
+    pub requested_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub status: ApprovalStatus,
+    #[serde(default)]
+    pub answer: Option<ApprovalAnswer>,
+}
+
+/// Where pending approvals wait (a DynamoDB table): what `drctl approve`
+/// finds by execution name, with the task token it answers. The token is a
+/// capability (whoever holds it decides), so it is kept apart and secret.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Records a pending approval (again, on a retry of the same request).
+    async fn open(&self, request: &ApprovalRequest, token: &SecretString) -> DrResult<()>;
+    async fn get(&self, execution_name: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>>;
+    /// Closes a pending approval with its outcome; one that is no longer
+    /// pending is a `Conflict` naming how it was closed.
+    async fn close(
+        &self,
+        execution_name: &str,
+        status: ApprovalStatus,
+        answer: Option<ApprovalAnswer>,
+    ) -> DrResult<ApprovalRequest>;
+}
+
+/// Answers a task waiting for a token: Step Functions' SendTaskSuccess and
+/// SendTaskFailure on AWS, the local runner's token inbox locally.
+#[async_trait]
+pub trait TaskTokens: Send + Sync {
+    async fn send_success(&self, token: &SecretString, output: &serde_json::Value) -> DrResult<()>;
+    async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()>;
+}
+
+/// How a journaled step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalStatus {
+    /// Begun and not known to have ended (the run may have died).
+    Started,
+    Done,
+    Failed,
+}
+
+/// What one step of a recovery did, kept across the executions that work
+/// on the same recovery (a rerun resumes it), so the report tells the truth
+/// about every attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub recovery_id: String,
+    /// The step (`plan`, `confirm`, `fence`, `promote`, `dns`, ...).
+    pub key: String,
+    /// The execution that wrote it.
+    pub execution: String,
+    pub at: DateTime<Utc>,
+    pub status: JournalStatus,
+    pub summary: String,
+    #[serde(default)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The journal of recoveries (a DynamoDB table keyed by recovery and step).
+#[async_trait]
+pub trait RecoveryJournal: Send + Sync {
+    /// Writes the entry of `(recovery_id, key)`, replacing an earlier one.
+    async fn record(&self, entry: &JournalEntry) -> DrResult<()>;
+    /// Every entry of a recovery, oldest first.
+    async fn entries(&self, recovery_id: &str) -> DrResult<Vec<JournalEntry>>;
 }
 
 /// Where and as whom to connect to a database.
@@ -593,4 +739,13 @@ pub enum PortOperation {
     LockHolder,
     IntegrityVerify,
     MetricsPut,
+    FenceInstance,
+    TopologyGet,
+    TopologyPut,
+    TopologyList,
+    ApprovalOpen,
+    ApprovalGet,
+    ApprovalClose,
+    JournalRecord,
+    JournalEntries,
 }

@@ -14,6 +14,12 @@ use serde_json::Value;
 /// The environment variables the functions read.
 pub const REPORTS_BUCKET_ENV: &str = "REPORTS_BUCKET";
 pub const LOCK_TABLE_ENV: &str = "LOCK_TABLE";
+pub const TOPOLOGY_TABLE_ENV: &str = "TOPOLOGY_TABLE";
+pub const APPROVALS_TABLE_ENV: &str = "APPROVALS_TABLE";
+pub const JOURNAL_TABLE_ENV: &str = "JOURNAL_TABLE";
+/// The deployment's initial topology (JSON), registered by the first run
+/// that finds none: the stack parameters are only ever the starting point.
+pub const INITIAL_TOPOLOGY_ENV: &str = "INITIAL_TOPOLOGY";
 
 /// Stands in for an adapter whose configuration is missing, so that only the
 /// function that needs it fails, with a message naming the variable.
@@ -56,6 +62,69 @@ impl RecoveryLock for Unconfigured {
     }
 }
 
+#[async_trait]
+impl TopologyRegistry for Unconfigured {
+    async fn get(&self, _database: &str) -> DrResult<Option<Topology>> {
+        Err(self.error())
+    }
+    async fn put(&self, _topology: &Topology, _expected: Option<u64>) -> DrResult<Topology> {
+        Err(self.error())
+    }
+    async fn list(&self) -> DrResult<Vec<Topology>> {
+        Err(self.error())
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for Unconfigured {
+    async fn open(&self, _request: &ApprovalRequest, _token: &SecretString) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn get(
+        &self,
+        _execution_name: &str,
+    ) -> DrResult<Option<(ApprovalRequest, SecretString)>> {
+        Err(self.error())
+    }
+    async fn close(
+        &self,
+        _execution_name: &str,
+        _status: ApprovalStatus,
+        _answer: Option<ApprovalAnswer>,
+    ) -> DrResult<ApprovalRequest> {
+        Err(self.error())
+    }
+}
+
+#[async_trait]
+impl RecoveryJournal for Unconfigured {
+    async fn record(&self, _entry: &JournalEntry) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn entries(&self, _recovery_id: &str) -> DrResult<Vec<JournalEntry>> {
+        Err(self.error())
+    }
+}
+
+/// The initial topology from the environment. A malformed one is logged
+/// and ignored: a run then finds the database unregistered and pages,
+/// rather than registering a guess.
+fn initial_topologies() -> Vec<Topology> {
+    let Ok(text) = std::env::var(INITIAL_TOPOLOGY_ENV) else {
+        return Vec::new();
+    };
+    let parsed = serde_json::from_str::<Topology>(&text)
+        .map_err(|e| DrError::InvalidInput(e.to_string()))
+        .and_then(|t| t.validate().map(|()| t));
+    match parsed {
+        Ok(topology) => vec![topology],
+        Err(error) => {
+            tracing::error!(%error, "{INITIAL_TOPOLOGY_ENV} is not a valid topology; ignored");
+            Vec::new()
+        }
+    }
+}
+
 /// The AWS adapters behind every port.
 pub fn aws_ports(clients: &AwsClients) -> Ports {
     let reports: Arc<dyn ReportStore> = match std::env::var(REPORTS_BUCKET_ENV) {
@@ -69,6 +138,27 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
     let lock: Arc<dyn RecoveryLock> = match std::env::var(LOCK_TABLE_ENV) {
         Ok(table) => Arc::new(dr_aws::DynamoDbLock::new(clients.dynamodb.clone(), table)),
         Err(_) => Arc::new(Unconfigured(LOCK_TABLE_ENV)),
+    };
+    let topology: Arc<dyn TopologyRegistry> = match std::env::var(TOPOLOGY_TABLE_ENV) {
+        Ok(table) => Arc::new(dr_aws::DynamoDbTopology::new(
+            clients.dynamodb.clone(),
+            table,
+        )),
+        Err(_) => Arc::new(Unconfigured(TOPOLOGY_TABLE_ENV)),
+    };
+    let approvals: Arc<dyn ApprovalStore> = match std::env::var(APPROVALS_TABLE_ENV) {
+        Ok(table) => Arc::new(dr_aws::DynamoDbApprovals::new(
+            clients.dynamodb.clone(),
+            table,
+        )),
+        Err(_) => Arc::new(Unconfigured(APPROVALS_TABLE_ENV)),
+    };
+    let journal: Arc<dyn RecoveryJournal> = match std::env::var(JOURNAL_TABLE_ENV) {
+        Ok(table) => Arc::new(dr_aws::DynamoDbJournal::new(
+            clients.dynamodb.clone(),
+            table,
+        )),
+        Err(_) => Arc::new(Unconfigured(JOURNAL_TABLE_ENV)),
     };
     Ports {
         control_plane: Arc::new(dr_aws::RdsControlPlane::new(
@@ -90,6 +180,10 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
             tracing::error!(%error, "bad SQL TLS configuration");
             DatabaseTls::default()
         }),
+        topology,
+        approvals,
+        journal,
+        initial_topologies: initial_topologies(),
     }
 }
 

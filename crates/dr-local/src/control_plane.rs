@@ -280,6 +280,14 @@ impl DatabaseControlPlane for LocalControlPlane {
         self.update_master_password(id, new_password)
     }
 
+    async fn fence_instance(
+        &self,
+        id: &InstanceId,
+        request: &FenceRequest,
+    ) -> DrResult<FenceOutcome> {
+        self.fence(id, request).await
+    }
+
     async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
         let verification = LocalControlPlane::verify_snapshot(self, id).await?;
         Ok(SnapshotIntegrity::Verified {

@@ -7,6 +7,7 @@ pub mod lab;
 pub mod moto;
 pub mod pg;
 pub mod platform;
+pub mod processes;
 pub mod reports;
 pub mod sealed;
 pub mod stack;

@@ -37,6 +37,10 @@ pub const DEFAULT_DATABASE: &str = "muejam";
 pub const MASTER_USERNAME: &str = "muejam_admin";
 /// The replication role, named as RDS names its own.
 pub const REPLICATION_USERNAME: &str = "rdsrepladmin";
+/// The control plane's own superuser (RDS has `rdsadmin`): what `describe`,
+/// `promote` and fencing connect as, so that a fenced instance, which
+/// refuses every application role, is still described.
+pub const ADMIN_USERNAME: &str = "rdsadmin";
 /// Named like the moto region's zones, so one failover input serves both.
 pub const AVAILABILITY_ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 const ENGINE_VERSION: &str = "15";
@@ -51,6 +55,17 @@ hostssl   all          all  127.0.0.0/8  scram-sha-256
 hostnossl all          all  0.0.0.0/0    reject
 hostnossl replication  all  0.0.0.0/0    reject
 ";
+/// A fenced instance admits only the control plane's own superuser, as a
+/// quarantine security group admits nothing the applications send.
+const FENCED_HBA_CONF: &str = "\
+# Written by drctl: FENCED. Only the control plane (rdsadmin) may connect;
+# every application role and replication is refused.
+hostssl   all          rdsadmin  127.0.0.0/8  scram-sha-256
+hostssl   all          all       0.0.0.0/0    reject
+hostssl   replication  all       0.0.0.0/0    reject
+hostnossl all          all       0.0.0.0/0    reject
+hostnossl replication  all       0.0.0.0/0    reject
+";
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -60,6 +75,10 @@ pub(crate) struct Credentials {
     pub master_username: String,
     pub master_password: String,
     pub replication_password: String,
+    /// The control plane's superuser; instances made before it existed
+    /// have none, and the control plane connects as the master user.
+    #[serde(default)]
+    pub admin_password: Option<String>,
 }
 
 /// Request to create a new, empty instance (RDS CreateDBInstance).
@@ -242,14 +261,12 @@ impl LocalControlPlane {
     // ----- server lifecycle ------------------------------------------------
 
     fn postmaster_running(&self, id: &InstanceId) -> bool {
-        fs::read_to_string(self.data_dir(id).join("postmaster.pid"))
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .next()
-                    .and_then(|l| l.trim().parse::<u32>().ok())
-            })
-            .is_some_and(process_alive)
+        self.postmaster_pid(id).is_some()
+    }
+
+    /// The pid of the instance's live postmaster, if any.
+    fn postmaster_pid(&self, id: &InstanceId) -> Option<u32> {
+        postmaster_pid_in(&self.data_dir(id))
     }
 
     async fn start_server(&self, id: &InstanceId) -> DrResult<()> {
@@ -284,9 +301,11 @@ impl LocalControlPlane {
     }
 
     async fn stop_server(&self, id: &InstanceId, immediate: bool) -> DrResult<()> {
-        if !self.postmaster_running(id) {
+        let Some(pid) = self.postmaster_pid(id) else {
             return Ok(());
-        }
+        };
+        // A frozen server would never see the shutdown request.
+        crate::processes::thaw(pid);
         let data = self.data_dir(id);
         let mode = if immediate { "immediate" } else { "fast" };
         let attempt = self
@@ -319,13 +338,14 @@ impl LocalControlPlane {
         port: u16,
         extra: &[(&str, String)],
     ) -> DrResult<()> {
-        let address = self
+        let (address, fenced) = self
             .store
             .read()?
             .instances
             .get(id)
-            .map(|r| r.address.clone())
-            .unwrap_or_else(|| "127.0.0.1".to_owned());
+            .map(|r| (r.address.clone(), r.fenced.is_some()))
+            .unwrap_or_else(|| ("127.0.0.1".to_owned(), false));
+        let hba = if fenced { FENCED_HBA_CONF } else { HBA_CONF };
         let archive = self.archive_dir(id);
         let archive = archive.display();
         let tls_dir = self.instance_dir(id).join("tls");
@@ -365,7 +385,7 @@ impl LocalControlPlane {
         crate::tls::write_file(&tls_dir.join("server.key"), &issued.key_pem, 0o600)?;
         let write = || -> std::io::Result<()> {
             fs::write(data.join("dr-local.conf"), conf.as_bytes())?;
-            fs::write(data.join("pg_hba.conf"), HBA_CONF.as_bytes())?;
+            fs::write(data.join("pg_hba.conf"), hba.as_bytes())?;
             // Settings of the source (ALTER SYSTEM, primary_conninfo written by
             // pg_basebackup -R) must not leak into a copy.
             fs::write(
@@ -398,12 +418,17 @@ impl LocalControlPlane {
         self.pg.give(&path)
     }
 
+    /// Connects as the control plane's own superuser.
     async fn connect_master(
         &self,
         id: &InstanceId,
         database: &str,
     ) -> DrResult<tokio_postgres::Client> {
         let mut target = self.database_target(id, Some(database))?;
+        if let Some(password) = self.read_credentials(id.as_str())?.admin_password {
+            target.username = ADMIN_USERNAME.to_owned();
+            target.password = SecretString::from(password);
+        }
         target.connect_timeout_seconds = 2;
         dr_postgres::connect(&target).await
     }
@@ -479,13 +504,20 @@ impl LocalControlPlane {
         state: &LocalState,
     ) -> DrResult<InstanceDescription> {
         let running = self.postmaster_running(id);
-        let live = if running && record.live_busy_status() != Some(InstanceStatus::Creating) {
-            self.live_info(id).await.ok()
-        } else {
-            None
-        };
+        // A hung server (its processes stopped) looks alive to a control
+        // plane that sees the process, as RDS sees a host that stopped
+        // answering on the network: `available`, with nothing measured.
+        let hung = record.hung && running;
+        let live =
+            if running && !hung && record.live_busy_status() != Some(InstanceStatus::Creating) {
+                self.live_info(id).await.ok()
+            } else {
+                None
+            };
         let status = if let Some(busy) = record.live_busy_status() {
             busy
+        } else if hung {
+            InstanceStatus::Available
         } else if record.failed.is_some() {
             InstanceStatus::Failed
         } else if !record.should_run {
@@ -651,6 +683,8 @@ impl LocalControlPlane {
                 }),
                 archived_until: None,
                 tags: tags.clone(),
+                fenced: None,
+                hung: false,
             };
             guard.state.instances.insert(id.clone(), record.clone());
             guard.save()?;
@@ -712,6 +746,7 @@ impl LocalControlPlane {
             master_username: MASTER_USERNAME.to_owned(),
             master_password: random_password(),
             replication_password: random_password(),
+            admin_password: Some(random_password()),
         };
         self.write_credentials(id.as_str(), &credentials)?;
         let dir = self.instance_dir(id);
@@ -724,7 +759,14 @@ impl LocalControlPlane {
             .mode(0o600)
             .open(&pwfile)
             .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, credentials.master_password.as_bytes())
+                std::io::Write::write_all(
+                    &mut f,
+                    credentials
+                        .admin_password
+                        .as_deref()
+                        .unwrap_or_default()
+                        .as_bytes(),
+                )
             })
             .map_err(|e| DrError::Internal(format!("writing initdb password file: {e}")))?;
         self.pg.give(&dir)?;
@@ -738,7 +780,7 @@ impl LocalControlPlane {
                     data.as_os_str(),
                     "--data-checksums".as_ref(),
                     "-U".as_ref(),
-                    MASTER_USERNAME.as_ref(),
+                    ADMIN_USERNAME.as_ref(),
                     format!("--pwfile={}", pwfile.display()).as_ref(),
                     "--auth=scram-sha-256".as_ref(),
                     "-E".as_ref(),
@@ -759,11 +801,17 @@ impl LocalControlPlane {
         let client = self.connect_master(id, "postgres").await?;
         let verifier =
             postgres_protocol::password::scram_sha_256(credentials.replication_password.as_bytes());
+        let master_verifier =
+            postgres_protocol::password::scram_sha_256(credentials.master_password.as_bytes());
         for statement in [
             format!(
                 "CREATE ROLE {REPLICATION_USERNAME} WITH REPLICATION LOGIN PASSWORD '{verifier}'"
             ),
-            format!("CREATE DATABASE {DEFAULT_DATABASE}"),
+            // The master user keeps the powers it had as the bootstrap user.
+            format!(
+                "CREATE ROLE {MASTER_USERNAME} WITH SUPERUSER CREATEDB CREATEROLE LOGIN PASSWORD '{master_verifier}'"
+            ),
+            format!("CREATE DATABASE {DEFAULT_DATABASE} OWNER {MASTER_USERNAME}"),
         ] {
             client
                 .batch_execute(&statement)
@@ -796,8 +844,84 @@ impl LocalControlPlane {
     /// Kills an instance as a crash would (immediate shutdown, no record of a
     /// deliberate stop): `describe` then reports `failed`. For drills and tests.
     pub async fn crash_instance(&self, id: &InstanceId) -> DrResult<()> {
-        self.with_state(|guard| guard.instance(id).map(drop))?;
+        self.with_state(|guard| {
+            guard.instance_mut(id)?.hung = false;
+            guard.save()
+        })?;
         self.stop_server(id, true).await
+    }
+
+    /// Freezes an instance's server (SIGSTOP of the postmaster and every
+    /// child): connections time out, existing sessions stall, and the
+    /// control plane still says `available`, as for a hung host or a network
+    /// partition. For drills and tests; `resume_instance` undoes it.
+    pub async fn hang_instance(&self, id: &InstanceId) -> DrResult<()> {
+        let pid = self.postmaster_pid(id).ok_or_else(|| {
+            DrError::NotReady(format!(
+                "DB instance {id} is not running; there is nothing to hang"
+            ))
+        })?;
+        self.with_state(|guard| {
+            guard.instance_mut(id)?.hung = true;
+            guard.save()
+        })?;
+        crate::processes::freeze(pid);
+        Ok(())
+    }
+
+    /// Lets a hung instance run again.
+    pub async fn resume_instance(&self, id: &InstanceId) -> DrResult<()> {
+        self.with_state(|guard| {
+            guard.instance_mut(id)?.hung = false;
+            guard.save()
+        })?;
+        if let Some(pid) = self.postmaster_pid(id) {
+            crate::processes::thaw(pid);
+        }
+        Ok(())
+    }
+
+    /// Fencing, locally: `pg_hba.conf` admits only the control plane's
+    /// superuser, the postmaster reloads it and every client session ends.
+    /// Works on a hung server too: the signals wait until it runs again, and
+    /// the reload comes before any new connection. The instance, its data
+    /// and its WAL are kept.
+    pub(crate) async fn fence(
+        &self,
+        id: &InstanceId,
+        request: &FenceRequest,
+    ) -> DrResult<FenceOutcome> {
+        let already = self.with_state(|guard| {
+            let record = guard.instance_mut(id)?;
+            let already = record.fenced.is_some();
+            if !already {
+                record.fenced = Some(request.by.clone());
+                record
+                    .tags
+                    .insert(FENCED_TAG.to_owned(), request.by.clone());
+                guard.save()?;
+            }
+            Ok(already)
+        })?;
+        let hba = self.data_dir(id).join("pg_hba.conf");
+        fs::write(&hba, FENCED_HBA_CONF.as_bytes())
+            .map_err(|e| DrError::Internal(format!("fencing {id}: {e}")))?;
+        self.pg.give(&hba)?;
+        let ended = self
+            .postmaster_pid(id)
+            .map(crate::processes::reload_and_end_sessions);
+        tracing::info!(instance = %id, by = %request.by, ?ended, "fenced");
+        Ok(FenceOutcome {
+            already_fenced: already,
+            method: match ended {
+                Some(n) => format!(
+                    "pg_hba.conf admits only the control plane ({ADMIN_USERNAME}); reloaded; {n} client or replication session(s) ended"
+                ),
+                None => format!(
+                    "pg_hba.conf admits only the control plane ({ADMIN_USERNAME}); the server is not running, and will refuse applications when started"
+                ),
+            },
+        })
     }
 
     /// Stops every running instance (for `drctl local down`).
@@ -821,6 +945,9 @@ impl LocalControlPlane {
         };
         for entry in entries.flatten() {
             let data = entry.path().join("data");
+            if let Some(pid) = postmaster_pid_in(&data) {
+                crate::processes::thaw(pid);
+            }
             if data.join("postmaster.pid").exists() {
                 let _ = self
                     .pg
@@ -1299,6 +1426,18 @@ impl LocalControlPlane {
         // The recovery settings did their job; a later restart must not see them.
         self.write_instance_config(target, port, &[])
     }
+}
+
+/// The pid of the live postmaster of a data directory, if any.
+fn postmaster_pid_in(data: &Path) -> Option<u32> {
+    fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|l| l.trim().parse::<u32>().ok())
+        })
+        .filter(|pid| process_alive(*pid))
 }
 
 /// The lowest loopback address (127.0.0.2 up) no instance uses.

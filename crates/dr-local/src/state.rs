@@ -65,6 +65,13 @@ pub struct InstanceRecord {
     /// The newest moment whose commits are known to be in the WAL archive.
     pub archived_until: Option<DateTime<Utc>>,
     pub tags: Tags,
+    /// Who fenced it: it then admits only the control plane.
+    #[serde(default)]
+    pub fenced: Option<String>,
+    /// Its processes are stopped (`drctl local hang`): the control plane
+    /// still says available, connections time out.
+    #[serde(default)]
+    pub hung: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,11 @@ use dr_core::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::{
+    approval_window, evidence_policy, ApprovalWindow, ControlPlaneView, Decision, ProbeView,
+};
+use crate::journal::{journaled, JournalRef, Journaled};
+use crate::plan::FailoverPlan;
 use crate::Ports;
 
 /// The RPO: a replica further behind than this is not promoted by default.
@@ -126,7 +131,8 @@ pub struct CheckDatabaseInput {
     pub tls_mode: Option<TlsMode>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckDatabaseOutput {
     pub instance_id: InstanceId,
     pub healthy: bool,
@@ -216,9 +222,12 @@ pub struct PromoteReplicaInput {
     pub max_lag_seconds: f64,
     #[serde(default)]
     pub allow_data_loss: bool,
+    #[serde(default)]
+    pub journal: Option<JournalRef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PromoteReplicaOutput {
     pub instance_id: InstanceId,
     pub already_standalone: bool,
@@ -254,8 +263,34 @@ pub fn lag_guard(
     }
 }
 
+impl Journaled for PromoteReplicaOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+    fn detail(&self) -> Option<serde_json::Value> {
+        self.lag_at_promotion_seconds
+            .map(|lag| serde_json::json!({"lag_at_promotion_seconds": lag}))
+    }
+}
+
 /// Lag guard first, then promotion; idempotent for a standalone instance.
 pub async fn promote_replica(
+    ports: &Ports,
+    input: PromoteReplicaInput,
+) -> DrResult<PromoteReplicaOutput> {
+    let what = format!("promoting {}", input.replica_instance_id);
+    let journal = input.journal.clone();
+    journaled(
+        ports,
+        journal.as_ref(),
+        "promote",
+        &what,
+        promote_replica_now(ports, input),
+    )
+    .await
+}
+
+async fn promote_replica_now(
     ports: &Ports,
     input: PromoteReplicaInput,
 ) -> DrResult<PromoteReplicaOutput> {
@@ -312,7 +347,8 @@ pub struct DescribeInstanceInput {
     pub instance_id: InstanceId,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DescribeInstanceOutput {
     pub instance_id: InstanceId,
     pub status: String,
@@ -363,13 +399,16 @@ pub struct UpdateDnsInput {
     pub target_instance_id: Option<InstanceId>,
     /// For `status`: the change to look at.
     pub change_id: Option<String>,
+    #[serde(default)]
+    pub journal: Option<JournalRef>,
 }
 
 fn default_ttl() -> u32 {
     60
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateDnsOutput {
     pub change_id: String,
     pub status: DnsChangeStatus,
@@ -382,9 +421,38 @@ pub struct UpdateDnsOutput {
     pub mutation: Option<String>,
 }
 
+impl Journaled for UpdateDnsOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+}
+
 /// Switches the database record, but only to a promoted, available instance:
 /// DNS never points at a replica or at an instance that is not up.
 pub async fn update_dns(ports: &Ports, input: UpdateDnsInput) -> DrResult<UpdateDnsOutput> {
+    if input.action == DnsAction::Status {
+        return update_dns_now(ports, input).await;
+    }
+    let what = format!(
+        "pointing {} at {}",
+        crate::truncate_message(&input.record_name),
+        input
+            .target_instance_id
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), ToString::to_string)
+    );
+    let journal = input.journal.clone();
+    journaled(
+        ports,
+        journal.as_ref(),
+        "dns",
+        &what,
+        update_dns_now(ports, input),
+    )
+    .await
+}
+
+async fn update_dns_now(ports: &Ports, input: UpdateDnsInput) -> DrResult<UpdateDnsOutput> {
     match input.action {
         DnsAction::Status => {
             let change_id = input
@@ -475,9 +543,12 @@ pub struct CreateReplicaInput {
     pub availability_zones: Vec<String>,
     #[serde(default)]
     pub tags: Tags,
+    #[serde(default)]
+    pub journal: Option<JournalRef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateReplicaOutput {
     pub replica_instance_id: InstanceId,
     pub source_instance_id: InstanceId,
@@ -495,7 +566,35 @@ pub fn other_zone(source_zone: Option<&str>, candidates: &[String]) -> Option<St
         .cloned()
 }
 
+impl Journaled for CreateReplicaOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+}
+
+/// A new replica of the new primary in another zone. Idempotent: an
+/// existing replica of the same source is the result; one that exists but
+/// failed is an error (never reported as done).
 pub async fn create_replica(
+    ports: &Ports,
+    input: CreateReplicaInput,
+) -> DrResult<CreateReplicaOutput> {
+    let what = format!(
+        "creating the replica {} of {}",
+        input.replica_instance_id, input.source_instance_id
+    );
+    let journal = input.journal.clone();
+    journaled(
+        ports,
+        journal.as_ref(),
+        "replica",
+        &what,
+        create_replica_now(ports, input),
+    )
+    .await
+}
+
+async fn create_replica_now(
     ports: &Ports,
     input: CreateReplicaInput,
 ) -> DrResult<CreateReplicaOutput> {
@@ -537,6 +636,17 @@ pub async fn create_replica(
             tags: input.tags,
         })
         .await?;
+    if replica.status == InstanceStatus::Failed {
+        return Err(DrError::Internal(format!(
+            "the replica {} exists but is failed ({}): it never served; delete it and run again to build a new one",
+            replica.instance_id,
+            if existed {
+                "left by an earlier attempt"
+            } else {
+                "its creation failed"
+            }
+        )));
+    }
     let mutation = (!existed).then(|| {
         format!(
             "created read replica {} of {} in {}",
@@ -555,6 +665,452 @@ pub async fn create_replica(
         availability_zone: replica.availability_zone,
         status: replica.status.to_string(),
     })
+}
+
+/// Whether the replica can take over now: available, still a replica, and
+/// within the RPO unless data loss is accepted. Pure.
+pub fn replica_readiness(
+    replica: &InstanceDescription,
+    max_lag_seconds: f64,
+    allow_data_loss: bool,
+) -> DrResult<()> {
+    if replica.promotion_readiness()? == PromotionReadiness::Promotable {
+        lag_guard(replica.replica_lag, max_lag_seconds, allow_data_loss)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmFailureInput {
+    pub plan: FailoverPlan,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    #[serde(default)]
+    pub journal: Option<JournalRef>,
+}
+
+/// The replica as the confirmation saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaCheck {
+    pub instance_id: InstanceId,
+    pub status: String,
+    pub lag_seconds: Option<f64>,
+    pub lag_bytes: Option<u64>,
+    /// Why it cannot take over now; `None` when it can.
+    pub problem: Option<String>,
+}
+
+/// The error a refused run ends with, as Step Functions names errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause")]
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmFailureOutput {
+    pub primary: InstanceId,
+    pub control_plane: ControlPlaneView,
+    pub probe: ProbeView,
+    pub probe_reason: Option<String>,
+    /// What the database record points at (`None`: the record does not exist).
+    pub dns_value: Option<String>,
+    pub replica: ReplicaCheck,
+    pub decision: Decision,
+    pub reasons: Vec<String>,
+    pub control_plane_confirms_down: bool,
+    /// For `ask`: how long a person has, and until when.
+    pub approval: Option<ApprovalWindow>,
+    /// For `cannot_confirm` and `blocked`: the error the run ends with.
+    pub error: Option<StepError>,
+    pub checked_at: DateTime<Utc>,
+}
+
+/// Runbook "verify failure": the control plane's view of the primary, a
+/// classified SQL probe of its endpoint, the database record, and whether
+/// the replica can take over, judged by the evidence policy. Only reads.
+pub async fn confirm_failure(
+    ports: &Ports,
+    input: ConfirmFailureInput,
+) -> DrResult<ConfirmFailureOutput> {
+    let plan = &input.plan;
+    let (control, endpoint) = match ports.control_plane.describe_instance(&plan.primary).await {
+        Ok(d) => (ControlPlaneView::Status { status: d.status }, d.endpoint),
+        Err(DrError::NotFound(_)) => (ControlPlaneView::Gone, None),
+        Err(e) => return Err(e),
+    };
+    let record = ports
+        .dns
+        .get_record(&plan.dns.hosted_zone, &plan.dns.record_name, "CNAME")
+        .await?;
+    let report = match (&record, &endpoint) {
+        (None, _) => ProbeReport {
+            healthy: false,
+            reason: Some(format!(
+                "the database record {} does not exist in {}",
+                plan.dns.record_name, plan.dns.hosted_zone
+            )),
+            failure: Some(ProbeFailure::DnsUnresolvable),
+            in_recovery: None,
+            server_version: None,
+            latency_ms: 0,
+        },
+        (Some(_), None) => ProbeReport {
+            healthy: false,
+            reason: Some(format!("{} has no endpoint to connect to", plan.primary)),
+            failure: Some(ProbeFailure::Refused),
+            in_recovery: None,
+            server_version: None,
+            latency_ms: 0,
+        },
+        (Some(_), Some(endpoint)) => {
+            probe_with_secret(
+                ports,
+                &SqlAccess {
+                    endpoint,
+                    database: &plan.db_name,
+                    secret_id: &plan.credentials_secret_id,
+                    connect_timeout_seconds: input.connect_timeout_seconds,
+                    statement_timeout_ms: default_statement_timeout(),
+                    tls_mode: None,
+                },
+                false,
+            )
+            .await?
+        }
+    };
+    let probe = ProbeView::of(&report);
+    let mut verdict = evidence_policy(&plan.primary, &control, probe);
+    if let (Some(record), Some(endpoint)) = (&record, &endpoint) {
+        if record.value != endpoint.address {
+            verdict.reasons.push(format!(
+                "{} points at {}, not at {}'s endpoint {}",
+                plan.dns.record_name, record.value, plan.primary, endpoint.address
+            ));
+        }
+    }
+    let replica = ports.control_plane.describe_instance(&plan.replica).await?;
+    let readiness = replica_readiness(&replica, plan.max_lag_seconds, plan.allow_data_loss);
+    let replica_check = ReplicaCheck {
+        instance_id: plan.replica.clone(),
+        status: replica.status.to_string(),
+        lag_seconds: replica.replica_lag.map(|l| l.seconds),
+        lag_bytes: replica.replica_lag.and_then(|l| l.bytes),
+        problem: readiness.as_ref().err().map(ToString::to_string),
+    };
+    let mut error = None;
+    match (verdict.decision, readiness) {
+        (Decision::Automatic | Decision::Ask, Err(problem)) => {
+            verdict.reasons.push(format!(
+                "the replica {} cannot take over: {problem}",
+                plan.replica
+            ));
+            error = Some(StepError {
+                error: match problem {
+                    DrError::ReplicaLagTooHigh { .. } => "ReplicaLagTooHigh".to_owned(),
+                    other => other.name().to_owned(),
+                },
+                cause: verdict.reasons.join("; "),
+            });
+            verdict.decision = Decision::Blocked;
+        }
+        (Decision::CannotConfirm, _) => {
+            error = Some(StepError {
+                error: "CannotConfirmFailure".to_owned(),
+                cause: verdict.reasons.join("; "),
+            });
+        }
+        _ => {}
+    }
+    if let Some(resume) = &plan.resume {
+        // The recovery was decided (and, if it had to be, approved) by the
+        // execution that began it; what is observed now is recorded, and
+        // the rest is finished.
+        verdict.reasons.insert(
+            0,
+            format!(
+                "resuming recovery {} begun by execution {}: {}",
+                plan.recovery_id,
+                resume.first_execution,
+                resume.began.join("; ")
+            ),
+        );
+        verdict.decision = Decision::Resume;
+        verdict.control_plane_confirms_down |= resume.control_plane_confirmed_down;
+        error = None;
+    } else if let Some(journal) = &input.journal {
+        crate::journal::note(
+            ports,
+            journal,
+            "confirm",
+            verdict.reasons.join("; "),
+            serde_json::json!({
+                "decision": verdict.decision,
+                "control_plane_confirms_down": verdict.control_plane_confirms_down,
+            }),
+        )
+        .await?;
+    }
+    let now = Utc::now();
+    let approval = (verdict.decision == Decision::Ask).then(|| {
+        approval_window(
+            plan.execution_start,
+            now,
+            plan.rto_objective_seconds,
+            &plan.approval,
+        )
+    });
+    Ok(ConfirmFailureOutput {
+        primary: plan.primary.clone(),
+        control_plane: control,
+        probe,
+        probe_reason: report.reason,
+        dns_value: record.map(|r| r.value),
+        replica: replica_check,
+        decision: verdict.decision,
+        reasons: verdict.reasons,
+        control_plane_confirms_down: verdict.control_plane_confirms_down,
+        approval,
+        error,
+        checked_at: now,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceInstanceInput {
+    pub instance_id: InstanceId,
+    /// Who fences (the execution id), recorded in the `dr:fenced` tag.
+    pub by: String,
+    /// RDS: the security group that admits nothing.
+    #[serde(default)]
+    pub quarantine_security_group: Option<String>,
+    #[serde(default)]
+    pub journal: Option<JournalRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceInstanceOutput {
+    pub instance_id: InstanceId,
+    pub fenced: bool,
+    pub already_fenced: bool,
+    pub method: String,
+    pub mutation: Option<String>,
+}
+
+impl Journaled for FenceInstanceOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+}
+
+/// Runbook: make sure the old primary cannot take application writes any
+/// more before DNS moves away from it. Never deletes it. Idempotent.
+pub async fn fence_instance(
+    ports: &Ports,
+    input: FenceInstanceInput,
+) -> DrResult<FenceInstanceOutput> {
+    let what = format!("fencing {}", input.instance_id);
+    let journal = input.journal.clone();
+    journaled(
+        ports,
+        journal.as_ref(),
+        "fence",
+        &what,
+        fence_instance_now(ports, input),
+    )
+    .await
+}
+
+async fn fence_instance_now(
+    ports: &Ports,
+    input: FenceInstanceInput,
+) -> DrResult<FenceInstanceOutput> {
+    if input.by.trim().is_empty() || input.by.len() > 2048 {
+        return Err(DrError::InvalidInput(
+            "by must be 1 to 2048 characters (the execution id)".to_owned(),
+        ));
+    }
+    let outcome = match ports
+        .control_plane
+        .fence_instance(
+            &input.instance_id,
+            &FenceRequest {
+                by: input.by.clone(),
+                quarantine_security_group: input
+                    .quarantine_security_group
+                    .clone()
+                    .filter(|g| !g.is_empty()),
+            },
+        )
+        .await
+    {
+        Ok(outcome) => outcome,
+        // Nothing left to fence: it cannot take writes.
+        Err(DrError::NotFound(_)) => {
+            return Ok(FenceInstanceOutput {
+                instance_id: input.instance_id,
+                fenced: true,
+                already_fenced: true,
+                method: "the instance no longer exists".to_owned(),
+                mutation: None,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let mutation = (!outcome.already_fenced).then(|| {
+        format!(
+            "fenced old primary {} ({})",
+            input.instance_id, outcome.method
+        )
+    });
+    Ok(FenceInstanceOutput {
+        instance_id: input.instance_id,
+        fenced: true,
+        already_fenced: outcome.already_fenced,
+        method: outcome.method,
+        mutation,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UpdateTopologyInput {
+    /// `new_primary` took over: the old primary is fenced.
+    Switch {
+        database: String,
+        new_primary: InstanceId,
+        by: String,
+        #[serde(default)]
+        journal: Option<JournalRef>,
+    },
+    /// `replica` now follows the primary.
+    AddReplica {
+        database: String,
+        replica: InstanceId,
+        by: String,
+        #[serde(default)]
+        journal: Option<JournalRef>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTopologyOutput {
+    pub database: String,
+    pub version: u64,
+    pub primary: InstanceId,
+    pub replicas: Vec<InstanceId>,
+    pub fenced: Vec<InstanceId>,
+    pub mutation: Option<String>,
+}
+
+impl Journaled for UpdateTopologyOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+}
+
+/// Records a switch or a new replica in the topology registry, so the next
+/// trigger finds the roles as they are. Idempotent; a concurrent change is
+/// read again and the same change applied to it.
+pub async fn update_topology(
+    ports: &Ports,
+    input: UpdateTopologyInput,
+) -> DrResult<UpdateTopologyOutput> {
+    let (key, what, journal) = match &input {
+        UpdateTopologyInput::Switch {
+            database,
+            new_primary,
+            journal,
+            ..
+        } => (
+            "topology",
+            format!("recording {new_primary} as the primary of {database}"),
+            journal.clone(),
+        ),
+        UpdateTopologyInput::AddReplica {
+            database,
+            replica,
+            journal,
+            ..
+        } => (
+            "replica_topology",
+            format!("recording {replica} as a replica of {database}"),
+            journal.clone(),
+        ),
+    };
+    journaled(
+        ports,
+        journal.as_ref(),
+        key,
+        &what,
+        update_topology_now(ports, input),
+    )
+    .await
+}
+
+async fn update_topology_now(
+    ports: &Ports,
+    input: UpdateTopologyInput,
+) -> DrResult<UpdateTopologyOutput> {
+    let database = match &input {
+        UpdateTopologyInput::Switch { database, .. }
+        | UpdateTopologyInput::AddReplica { database, .. } => database.clone(),
+    };
+    validate_database_name(&database)?;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let current = ports.topology.get(&database).await?.ok_or_else(|| {
+            DrError::InvalidInput(format!("database {database} is not registered"))
+        })?;
+        let (next, what) = match &input {
+            UpdateTopologyInput::Switch {
+                new_primary, by, ..
+            } => (
+                current.after_switch(new_primary, by)?,
+                format!(
+                    "topology of {database}: {new_primary} is the primary, {} is fenced",
+                    current.primary
+                ),
+            ),
+            UpdateTopologyInput::AddReplica { replica, by, .. } => (
+                current.with_replica(replica, by)?,
+                format!(
+                    "topology of {database}: {replica} replicates from {}",
+                    current.primary
+                ),
+            ),
+        };
+        let unchanged = next.primary == current.primary
+            && next.replicas == current.replicas
+            && next.fenced == current.fenced;
+        let stored = if unchanged {
+            current
+        } else {
+            match ports.topology.put(&next, Some(current.version)).await {
+                Ok(stored) => stored,
+                Err(DrError::Conflict(_)) if attempts < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        return Ok(UpdateTopologyOutput {
+            database,
+            version: stored.version,
+            primary: stored.primary,
+            replicas: stored.replicas,
+            fenced: stored.fenced,
+            mutation: (!unchanged).then_some(what),
+        });
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,16 @@
 //! every local Task dispatches here: one [`Function`] per function, one
 //! [`dispatch`] for all of them.
 
+pub mod approval;
+pub mod details;
 pub mod drill;
 pub mod drill_report;
+pub mod evidence;
 pub mod failover;
+pub mod journal;
 pub mod lock;
 pub mod notify;
+pub mod plan;
 pub mod probe;
 pub mod report;
 
@@ -29,8 +34,14 @@ pub struct Ports {
     pub lock: Arc<dyn RecoveryLock>,
     pub integrity: Arc<dyn IntegrityVerifier>,
     pub metrics: Arc<dyn Metrics>,
+    pub topology: Arc<dyn TopologyRegistry>,
+    pub approvals: Arc<dyn ApprovalStore>,
+    pub journal: Arc<dyn RecoveryJournal>,
     /// How SQL connections are protected (mode and CA bundle).
     pub database_tls: DatabaseTls,
+    /// The deployment's initial topologies: registered by the first run
+    /// that finds the registry without one, never over an existing record.
+    pub initial_topologies: Vec<Topology>,
 }
 
 /// The functions of the project, by the logical id they have in template.yaml.
@@ -55,10 +66,15 @@ pub enum Function {
     RunbookReview,
     DrillReport,
     ProbeDatabase,
+    ValidateInput,
+    ConfirmFailure,
+    FenceInstance,
+    UpdateTopology,
+    RequestApproval,
 }
 
 impl Function {
-    pub const ALL: [Function; 19] = [
+    pub const ALL: [Function; 24] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -78,6 +94,11 @@ impl Function {
         Function::RunbookReview,
         Function::DrillReport,
         Function::ProbeDatabase,
+        Function::ValidateInput,
+        Function::ConfirmFailure,
+        Function::FenceInstance,
+        Function::UpdateTopology,
+        Function::RequestApproval,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -102,6 +123,11 @@ impl Function {
             Function::RunbookReview => "RunbookReviewFunction",
             Function::DrillReport => "DrillReportFunction",
             Function::ProbeDatabase => "ProbeDatabaseFunction",
+            Function::ValidateInput => "ValidateInputFunction",
+            Function::ConfirmFailure => "ConfirmFailureFunction",
+            Function::FenceInstance => "FenceInstanceFunction",
+            Function::UpdateTopology => "UpdateTopologyFunction",
+            Function::RequestApproval => "RequestApprovalFunction",
         }
     }
 
@@ -112,13 +138,30 @@ impl Function {
         use PortOperation::*;
         match self {
             Function::CheckDatabase => &[DescribeInstance, SecretsGet, SqlProbe],
-            Function::PromoteReplica => &[DescribeInstance, PromoteReadReplica],
+            Function::PromoteReplica => &[
+                DescribeInstance,
+                PromoteReadReplica,
+                JournalEntries,
+                JournalRecord,
+            ],
             Function::DescribeInstance => &[DescribeInstance],
-            Function::UpdateDns => &[DescribeInstance, DnsGetRecord, DnsUpsert, DnsChangeStatus],
-            Function::CreateReplica => &[DescribeInstance, CreateReadReplica],
+            Function::UpdateDns => &[
+                DescribeInstance,
+                DnsGetRecord,
+                DnsUpsert,
+                DnsChangeStatus,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::CreateReplica => &[
+                DescribeInstance,
+                CreateReadReplica,
+                JournalEntries,
+                JournalRecord,
+            ],
             Function::Notify => &[NotifierPublish],
-            Function::Report => &[ReportPut, NotifierPublish],
-            Function::RecoveryLock => &[LockAcquire, LockRelease, LockHolder],
+            Function::Report => &[ReportPut, NotifierPublish, JournalEntries],
+            Function::RecoveryLock => &[LockAcquire, LockRelease, LockHolder, TopologyList],
             Function::DrillScope => &[ListInstances],
             Function::VerifyBackup => &[ListSnapshots, VerifySnapshot],
             Function::StartRestore => &[RestoreFromSnapshot],
@@ -141,6 +184,25 @@ impl Function {
             Function::RunbookReview => &[NotifierSubscriptions],
             Function::DrillReport => &[ReportGet, ReportPut, NotifierPublish],
             Function::ProbeDatabase => &[SecretsGet, SqlProbe, MetricsPut],
+            Function::ValidateInput => &[
+                TopologyGet,
+                TopologyPut,
+                DescribeInstance,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::ConfirmFailure => &[
+                DescribeInstance,
+                DnsGetRecord,
+                SecretsGet,
+                SqlProbe,
+                JournalRecord,
+            ],
+            Function::FenceInstance => &[FenceInstance, JournalEntries, JournalRecord],
+            Function::UpdateTopology => &[TopologyGet, TopologyPut, JournalEntries, JournalRecord],
+            Function::RequestApproval => {
+                &[ApprovalOpen, NotifierPublish, ApprovalClose, ApprovalGet]
+            }
         }
     }
 
@@ -166,15 +228,36 @@ impl Function {
             Function::RunbookReview => "runbook-review",
             Function::DrillReport => "drill-report",
             Function::ProbeDatabase => "probe-database",
+            Function::ValidateInput => "validate-input",
+            Function::ConfirmFailure => "confirm-failure",
+            Function::FenceInstance => "fence-instance",
+            Function::UpdateTopology => "update-topology",
+            Function::RequestApproval => "request-approval",
         }
+    }
+}
+
+/// At most 500 characters of a message that may quote an input (a serde
+/// error names the unknown field, which may be huge).
+pub(crate) fn truncate_message(message: &str) -> String {
+    if message.chars().count() <= 500 {
+        message.to_owned()
+    } else {
+        let head: String = message.chars().take(480).collect();
+        format!("{head}… (truncated)")
     }
 }
 
 /// Parses a payload strictly: unknown or missing fields are `InvalidInput`,
 /// before anything is touched.
 pub fn parse<T: DeserializeOwned>(function: Function, payload: Value) -> DrResult<T> {
-    serde_json::from_value(payload)
-        .map_err(|e| DrError::InvalidInput(format!("{} input: {e}", function.logical_id())))
+    serde_json::from_value(payload).map_err(|e| {
+        DrError::InvalidInput(format!(
+            "{} input: {}",
+            function.logical_id(),
+            truncate_message(&e.to_string())
+        ))
+    })
 }
 
 fn to_value(output: impl serde::Serialize) -> DrResult<Value> {
@@ -234,6 +317,21 @@ pub async fn dispatch(function: Function, ports: &Ports, payload: Value) -> DrRe
         }
         Function::ProbeDatabase => {
             to_value(probe::probe_database(ports, parse(function, payload)?).await?)
+        }
+        Function::ValidateInput => {
+            to_value(plan::validate_input(ports, parse(function, payload)?).await?)
+        }
+        Function::ConfirmFailure => {
+            to_value(failover::confirm_failure(ports, parse(function, payload)?).await?)
+        }
+        Function::FenceInstance => {
+            to_value(failover::fence_instance(ports, parse(function, payload)?).await?)
+        }
+        Function::UpdateTopology => {
+            to_value(failover::update_topology(ports, parse(function, payload)?).await?)
+        }
+        Function::RequestApproval => {
+            to_value(approval::approval(ports, parse(function, payload)?).await?)
         }
     }
 }

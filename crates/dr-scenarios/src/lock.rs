@@ -74,7 +74,25 @@ pub async fn recovery_lock(
             })
         }
         LockAction::Check => {
-            let holder = ports.lock.holder(&input.resource).await?.map(|h| h.owner);
+            // A recovery locks its database by name; an instance (the drill
+            // asks by instance) is busy when the database it belongs to is.
+            let mut resources = vec![input.resource.clone()];
+            resources.extend(
+                ports
+                    .topology
+                    .list()
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.members().any(|m| m.as_str() == input.resource))
+                    .map(|t| t.database),
+            );
+            let mut holder = None;
+            for resource in &resources {
+                if let Some(h) = ports.lock.holder(resource).await? {
+                    holder = Some(h.owner);
+                    break;
+                }
+            }
             Ok(RecoveryLockOutput {
                 resource: input.resource,
                 owner: input.owner,

@@ -7,7 +7,9 @@ use dr_core::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::notify::{mutations, text};
+use crate::details::{
+    journal_changes, journal_lag, short_cause, Change, ChangeOutcome, FailoverDetails,
+};
 use crate::Ports;
 
 pub const RTO_OBJECTIVE_SECONDS: f64 = 4.0 * 3600.0;
@@ -28,6 +30,29 @@ pub enum Outcome {
     Failed,
     FalseAlarm,
     AlreadyRunning,
+    /// A person answered no: nothing was changed.
+    Rejected,
+    /// Nobody answered before the deadline: nothing was changed.
+    NotApproved,
+    /// Our own probe could not judge, or the views contradicted each other.
+    CannotConfirm,
+    /// The replica could not take over (not available, past the RPO).
+    Blocked,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::FalseAlarm => "false_alarm",
+            Outcome::AlreadyRunning => "already_running",
+            Outcome::Rejected => "rejected",
+            Outcome::NotApproved => "not_approved",
+            Outcome::CannotConfirm => "cannot_confirm",
+            Outcome::Blocked => "blocked",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -70,8 +95,31 @@ pub struct TimelineEntry {
 pub struct Objective {
     pub objective_seconds: f64,
     pub achieved_seconds: Option<f64>,
-    /// `None` when nothing was measured (no recovery, no promotion).
+    /// `None` when nothing was measured: never counted as met.
     pub met: Option<bool>,
+}
+
+impl Objective {
+    pub fn measure(objective_seconds: f64, achieved_seconds: Option<f64>) -> Self {
+        Objective {
+            objective_seconds,
+            achieved_seconds,
+            met: achieved_seconds.map(|s| s <= objective_seconds),
+        }
+    }
+
+    /// Met only when measured and within the objective.
+    pub fn is_met(&self) -> bool {
+        self.met == Some(true)
+    }
+}
+
+/// The evidence policy's decision and its reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceSummary {
+    pub decision: String,
+    pub reasons: Vec<String>,
+    pub control_plane_confirms_down: bool,
 }
 
 /// The report document (also what is stored as JSON).
@@ -87,7 +135,13 @@ pub struct Report {
     pub finished_at: DateTime<Utc>,
     pub rto: Objective,
     pub rpo: Objective,
+    pub evidence: Option<EvidenceSummary>,
+    /// Who answered the approval, when and why (or that nobody did).
+    pub approval: Option<String>,
     pub timeline: Vec<TimelineEntry>,
+    /// Every change made or tried, with how it ended.
+    pub changes: Vec<Change>,
+    /// The changes that were made (done ones only).
     pub mutations: Vec<String>,
     pub error: Option<String>,
     pub cause: Option<String>,
@@ -104,91 +158,73 @@ pub struct ReportOutput {
     pub message_id: Option<String>,
 }
 
-fn summarize(result: &Value) -> String {
-    if let Some(m) = result.get("mutation").and_then(Value::as_str) {
-        return m.to_owned();
-    }
-    if let Some(healthy) = result.get("healthy").and_then(Value::as_bool) {
-        return match (healthy, result.get("reason").and_then(Value::as_str)) {
-            (true, _) => format!(
-                "{} is healthy",
-                result
-                    .get("instance_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("instance")
-            ),
-            (false, Some(reason)) => format!("unhealthy: {reason}"),
-            (false, None) => "unhealthy".to_owned(),
-        };
-    }
-    if let Some(status) = result.get("status").and_then(Value::as_str) {
-        return format!("status {status}");
-    }
-    if let Some(subject) = result.get("subject").and_then(Value::as_str) {
-        return format!("notified: {subject}");
-    }
-    "done".to_owned()
-}
-
-/// Builds the report from the execution's data.
-pub fn build(input: &ReportInput) -> Report {
-    let mut timeline: Vec<TimelineEntry> = input
-        .details
-        .get("steps")
-        .and_then(Value::as_object)
-        .map(|steps| {
-            steps
-                .iter()
-                .filter_map(|(name, step)| {
-                    Some(TimelineEntry {
-                        step: name.clone(),
-                        started_at: step.get("started_at")?.as_str()?.to_owned(),
-                        summary: step
-                            .get("result")
-                            .map(summarize)
-                            .unwrap_or_else(|| "done".to_owned()),
-                    })
-                })
-                .collect()
+/// Builds the report from the execution's data, read through the steps'
+/// own types (data of another shape is an error, never "n/a"), and from the
+/// recovery's journal: the changes of every execution that worked on it.
+pub fn build(input: &ReportInput, journal: &[JournalEntry]) -> DrResult<Report> {
+    let details = FailoverDetails::parse(&input.details)?;
+    let timeline = details
+        .timeline()
+        .into_iter()
+        .map(|(started_at, step, summary)| TimelineEntry {
+            step,
+            started_at,
+            summary,
         })
-        .unwrap_or_default();
-    timeline.sort_by(|a, b| {
-        a.started_at
-            .cmp(&b.started_at)
-            .then_with(|| a.step.cmp(&b.step))
-    });
+        .collect();
     let rto_seconds = match (input.outcome, input.recovery_verified_at) {
         (Outcome::Succeeded, Some(at)) => {
             Some((at - input.execution.start_time).num_milliseconds() as f64 / 1000.0)
         }
         _ => None,
     };
-    let rpo_seconds = input
-        .details
-        .get("steps")
-        .and_then(Value::as_object)
-        .and_then(|steps| {
-            steps.values().find_map(|s| {
-                s.pointer("/result/lag_at_promotion_seconds")
-                    .and_then(Value::as_f64)
-            })
-        });
-    let rto = Objective {
-        objective_seconds: input.rto_objective_seconds,
-        achieved_seconds: rto_seconds,
-        met: rto_seconds.map(|s| s <= input.rto_objective_seconds),
+    let rpo_seconds = match input.outcome {
+        Outcome::Succeeded | Outcome::Failed => details
+            .lag_at_promotion_seconds()
+            .or_else(|| journal_lag(journal)),
+        _ => None,
     };
-    let rpo = Objective {
-        objective_seconds: input.rpo_objective_seconds,
-        achieved_seconds: rpo_seconds,
-        met: rpo_seconds.map(|s| s <= input.rpo_objective_seconds),
-    };
+    let rto = Objective::measure(input.rto_objective_seconds, rto_seconds);
+    let rpo = Objective::measure(input.rpo_objective_seconds, rpo_seconds);
     let passed = match input.outcome {
-        Outcome::Succeeded => rto.met != Some(false) && rpo.met != Some(false),
+        // Not measured never counts as met.
+        Outcome::Succeeded => rto.is_met() && rpo.is_met(),
         Outcome::FalseAlarm | Outcome::AlreadyRunning => true,
-        Outcome::Failed => false,
+        Outcome::Failed
+        | Outcome::Rejected
+        | Outcome::NotApproved
+        | Outcome::CannotConfirm
+        | Outcome::Blocked => false,
     };
-    Report {
+    let confirm = details
+        .steps
+        .confirm
+        .as_ref()
+        .and_then(|c| c.result.as_ref());
+    let evidence = confirm.map(|c| EvidenceSummary {
+        decision: serde_json::to_value(c.decision)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        reasons: c.reasons.clone(),
+        control_plane_confirms_down: c.control_plane_confirms_down,
+    });
+    let approval = details
+        .timeline()
+        .into_iter()
+        .find(|(_, step, _)| step == "approval" || step == "approval_expiry")
+        .map(|(_, _, summary)| summary);
+    let changes = if journal.is_empty() {
+        details.changes()
+    } else {
+        journal_changes(journal, &input.execution.name)
+    };
+    let mutations = changes
+        .iter()
+        .filter(|c| c.outcome == ChangeOutcome::Done)
+        .map(|c| c.what.clone())
+        .collect();
+    Ok(Report {
         scenario: input.scenario.clone(),
         resource: input.resource.clone(),
         execution_id: input.execution.id.clone(),
@@ -199,11 +235,14 @@ pub fn build(input: &ReportInput) -> Report {
         finished_at: input.finished_at,
         rto,
         rpo,
+        evidence,
+        approval,
         timeline,
-        mutations: mutations(&input.details),
-        error: text(&input.details, "/error/Error"),
-        cause: text(&input.details, "/error/Cause"),
-    }
+        changes,
+        mutations,
+        error: details.error.as_ref().map(|e| e.error.clone()),
+        cause: details.error.as_ref().map(|e| short_cause(&e.cause)),
+    })
 }
 
 pub(crate) fn seconds(s: Option<f64>) -> String {
@@ -219,22 +258,19 @@ pub(crate) fn verdict(met: Option<bool>) -> &'static str {
     match met {
         Some(true) => "MET",
         Some(false) => "MISSED",
-        None => "n/a",
+        None => "NOT MEASURED (not met)",
     }
 }
 
 pub fn markdown(report: &Report) -> String {
-    let outcome = serde_json::to_value(report.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     let mut md = format!(
-        "# {} report: {}\n\n**Result: {}** (outcome: {outcome})\n\n\
+        "# {} report: {}\n\n**Result: {}** (outcome: {})\n\n\
          | | |\n|---|---|\n| Execution | `{}` |\n| Started | {} |\n| Finished | {} |\n\
          | RTO | {} (objective {}) — {} |\n| RPO (data loss window) | {} (objective {}) — {} |\n",
         report.scenario,
         report.resource,
         if report.passed { "PASSED" } else { "FAILED" },
+        report.outcome.as_str(),
         report.execution_name,
         report.started_at.to_rfc3339(),
         report.finished_at.to_rfc3339(),
@@ -251,12 +287,24 @@ pub fn markdown(report: &Report) -> String {
             report.cause.as_deref().unwrap_or("")
         ));
     }
+    if let Some(evidence) = &report.evidence {
+        md.push_str(&format!(
+            "\n## Decision: {}\n\n",
+            evidence.decision.replace('_', " ")
+        ));
+        for reason in &evidence.reasons {
+            md.push_str(&format!("- {reason}\n"));
+        }
+    }
+    if let Some(approval) = &report.approval {
+        md.push_str(&format!("\n## Approval\n\n{approval}\n"));
+    }
     md.push_str("\n## Changes made\n\n");
-    if report.mutations.is_empty() {
+    if report.changes.is_empty() {
         md.push_str("- none\n");
     }
-    for m in &report.mutations {
-        md.push_str(&format!("- {m}\n"));
+    for change in &report.changes {
+        md.push_str(&format!("- {}\n", change.what));
     }
     md.push_str("\n## Timeline\n\n| Started | Step | What happened |\n|---|---|---|\n");
     for entry in &report.timeline {
@@ -359,7 +407,16 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
             "scenario must be letters, digits and hyphens".to_owned(),
         ));
     }
-    let report = build(&input);
+    let recovery_id = input
+        .details
+        .pointer("/plan/recovery_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let journal = match recovery_id {
+        Some(id) => ports.journal.entries(&id).await?,
+        None => Vec::new(),
+    };
+    let report = build(&input, &journal)?;
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("rendering the report: {e}")))?;
     let subject = format!(
@@ -400,25 +457,78 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn input(outcome: Outcome, verified: Option<&str>) -> ReportInput {
+    pub(crate) fn plan() -> Value {
+        json!({
+            "database": "muejam", "primary": "muejam-db-prod", "replica": "muejam-db-prod-replica",
+            "new_replica": "muejam-db-prod-r1", "db_name": "muejam", "credentials_secret_id": "muejam/db/master",
+            "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+            "availability_zones": ["us-east-1a", "us-east-1b"], "allow_data_loss": false,
+            "max_lag_seconds": 21600.0, "poll_interval_seconds": 15,
+            "approval": {"timeout_cap_seconds": 1800, "timeout_floor_seconds": 60, "expected_remaining_seconds": 900},
+            "rto_objective_seconds": 14400.0, "rpo_objective_seconds": 21600.0, "recovery_id": "run-1",
+            "topology_version": 1, "trigger": {"source": "cloudwatch-alarm", "alarm": "muejam-db-prod-unreachable"},
+            "execution_start": "2026-11-26T03:00:00Z"
+        })
+    }
+
+    pub(crate) fn confirm(decision: &str) -> Value {
+        json!({
+            "primary": "muejam-db-prod", "control_plane": {"kind": "status", "status": "failed"},
+            "probe": {"kind": "silent", "failure": "refused"}, "probe_reason": "Unavailable: connection refused",
+            "dns_value": "127.0.0.2",
+            "replica": {"instance_id": "muejam-db-prod-replica", "status": "available", "lag_seconds": 2.5, "lag_bytes": 0, "problem": null},
+            "decision": decision, "reasons": ["muejam-db-prod does not serve SQL (refused)", "the control plane reports it failed"],
+            "control_plane_confirms_down": true, "approval": null, "error": null,
+            "checked_at": "2026-11-26T03:00:00.200Z"
+        })
+    }
+
+    /// The data of a failover that got as far as `last` ("promote", "dns",
+    /// "replica"), with `replica_failed` making the replica step fail.
+    pub(crate) fn details(lag: Option<f64>, replica_failed: bool) -> Value {
+        let mut replica = json!({"started_at": "2026-11-26T03:01:00.000Z", "result": {
+            "replica_instance_id": "muejam-db-prod-r1", "source_instance_id": "muejam-db-prod-replica",
+            "availability_zone": "us-east-1a", "status": "available",
+            "mutation": "created read replica muejam-db-prod-r1 of muejam-db-prod-replica in us-east-1a"}});
+        if replica_failed {
+            replica = json!({"started_at": "2026-11-26T03:01:00.000Z", "error": {"Error": "Internal",
+                "Cause": "{\"errorMessage\":\"replica muejam-db-prod-r1 exists but is failed\",\"errorType\":\"Internal\"}"}});
+        }
+        json!({
+            "request": {"database": "muejam"},
+            "plan": plan(),
+            "lock": {"held": true},
+            "steps": {
+                "confirm": {"started_at": "2026-11-26T03:00:00.100Z", "result": confirm("automatic")},
+                "fence": {"started_at": "2026-11-26T03:00:00.500Z", "result": {"instance_id": "muejam-db-prod", "fenced": true, "already_fenced": false,
+                    "method": "pg_hba.conf admits only the control plane", "mutation": "fenced old primary muejam-db-prod (pg_hba.conf admits only the control plane)"}},
+                "promote": {"started_at": "2026-11-26T03:00:01.000Z", "result": {"instance_id": "muejam-db-prod-replica", "already_standalone": false,
+                    "lag_at_promotion_seconds": lag, "lag_at_promotion_bytes": 0, "data_loss_accepted": false, "status": "available",
+                    "mutation": "promoted read replica muejam-db-prod-replica to a standalone primary"}},
+                "dns": {"started_at": "2026-11-26T03:00:40.000Z", "result": {"change_id": "c1", "status": "INSYNC", "insync": true,
+                    "record_name": "db.muejam.internal", "value": "127.0.0.3", "previous_value": "127.0.0.2",
+                    "mutation": "pointed db.muejam.internal at muejam-db-prod-replica"}},
+                "replica": replica
+            },
+            "recovery_verified": {"at": "2026-11-26T03:00:50Z"}
+        })
+    }
+
+    fn input(outcome: Outcome, verified: Option<&str>, details: Value) -> ReportInput {
         ReportInput {
             scenario: "database-failover".to_owned(),
-            resource: "muejam-db-prod".to_owned(),
+            resource: "muejam".to_owned(),
             execution: ExecutionInfo {
                 id: "arn:x".to_owned(),
                 name: "run-1".to_owned(),
                 start_time: "2026-11-26T03:00:00Z".parse().expect("ts"),
             },
             outcome,
-            details: json!({"steps": {
-                "confirm": {"started_at": "2026-11-26T03:00:00.100Z", "result": {"healthy": false, "reason": "Unavailable: refused"}},
-                "promote": {"started_at": "2026-11-26T03:00:01.000Z", "result": {"lag_at_promotion_seconds": 2.5, "mutation": "promoted X"}},
-                "dns": {"started_at": "2026-11-26T03:00:40.000Z", "result": {"mutation": "pointed db at X"}}
-            }}),
+            details,
             recovery_verified_at: verified.map(|v| v.parse().expect("ts")),
             finished_at: "2026-11-26T03:02:00Z".parse().expect("ts"),
             topic_arn: None,
@@ -429,30 +539,128 @@ mod tests {
 
     #[test]
     fn rto_is_start_to_verified_and_rpo_the_lag_at_promotion() {
-        let report = build(&input(Outcome::Succeeded, Some("2026-11-26T03:01:30Z")));
+        let report = build(
+            &input(
+                Outcome::Succeeded,
+                Some("2026-11-26T03:01:30Z"),
+                details(Some(2.5), false),
+            ),
+            &[],
+        )
+        .expect("report");
         assert_eq!(report.rto.achieved_seconds, Some(90.0));
         assert_eq!(report.rto.met, Some(true));
         assert_eq!(report.rpo.achieved_seconds, Some(2.5));
         assert!(report.passed);
-        assert_eq!(report.mutations, vec!["promoted X", "pointed db at X"]);
-        let steps: Vec<&str> = report.timeline.iter().map(|t| t.step.as_str()).collect();
-        assert_eq!(steps, vec!["confirm", "promote", "dns"]);
+        assert_eq!(report.mutations.len(), 4, "{:?}", report.mutations);
+        assert!(report.mutations[0].starts_with("fenced old primary muejam-db-prod"));
+        assert!(report.mutations[3].starts_with("created read replica muejam-db-prod-r1"));
+        let evidence = report.evidence.as_ref().expect("evidence");
+        assert_eq!(evidence.decision, "automatic");
         let md = markdown(&report);
         assert!(md.contains("**Result: PASSED**"));
         assert!(
             md.contains("| RTO | 1.5 min (objective 4.00 h) — MET |"),
             "{md}"
         );
+        assert!(md.contains("## Decision: automatic"), "{md}");
+    }
+
+    #[test]
+    fn an_unmeasured_objective_is_not_measured_and_never_passes() {
+        let report = build(
+            &input(
+                Outcome::Succeeded,
+                Some("2026-11-26T03:01:30Z"),
+                details(None, false),
+            ),
+            &[],
+        )
+        .expect("report");
+        assert_eq!(report.rpo.achieved_seconds, None);
+        assert_eq!(report.rpo.met, None);
+        assert!(!report.passed, "an unmeasured RPO must not pass");
+        let md = markdown(&report);
+        assert!(md.contains("**Result: FAILED**"), "{md}");
+        assert!(
+            md.contains("not measured (objective 6.00 h) — NOT MEASURED (not met)"),
+            "{md}"
+        );
+        let no_verification = build(
+            &input(Outcome::Succeeded, None, details(Some(1.0), false)),
+            &[],
+        )
+        .expect("report");
+        assert!(!no_verification.passed, "an unmeasured RTO must not pass");
+    }
+
+    #[test]
+    fn a_failed_step_is_reported_as_failed_never_as_done() {
+        let report = build(
+            &input(
+                Outcome::Succeeded,
+                Some("2026-11-26T03:01:30Z"),
+                details(Some(1.0), true),
+            ),
+            &[],
+        )
+        .expect("report");
+        let replica = report
+            .changes
+            .iter()
+            .find(|c| c.step == "replica")
+            .expect("replica change");
+        assert_eq!(replica.outcome, ChangeOutcome::Failed);
+        assert!(
+            replica.what.contains("creating the replica muejam-db-prod-r1 FAILED: Internal: replica muejam-db-prod-r1 exists but is failed"),
+            "{}",
+            replica.what
+        );
+        assert!(!report
+            .mutations
+            .iter()
+            .any(|m| m.contains("muejam-db-prod-r1")));
+    }
+
+    #[test]
+    fn data_of_another_shape_is_an_error_not_a_silent_na() {
+        let mut renamed = details(Some(2.5), false);
+        let promote = &mut renamed["steps"]["promote"]["result"];
+        if let Some(p) = promote.as_object_mut() {
+            let lag = p.remove("lag_at_promotion_seconds").expect("field");
+            p.insert("lag_seconds_at_promotion".to_owned(), lag);
+        }
+        let err = build(
+            &input(Outcome::Succeeded, Some("2026-11-26T03:01:30Z"), renamed),
+            &[],
+        )
+        .expect_err("renamed field");
+        assert_eq!(err.name(), "Internal");
+        assert!(
+            err.to_string().contains("lag_seconds_at_promotion"),
+            "{err}"
+        );
+        let mut unknown_step = details(Some(2.5), false);
+        unknown_step["steps"]["promotion"] = json!({"started_at": "x"});
+        assert!(build(&input(Outcome::Failed, None, unknown_step), &[]).is_err());
     }
 
     #[test]
     fn an_objective_missed_fails_the_report_and_a_failure_has_no_rto() {
-        let mut late = input(Outcome::Succeeded, Some("2026-11-26T08:00:00Z"));
+        let mut late = input(
+            Outcome::Succeeded,
+            Some("2026-11-26T08:00:00Z"),
+            details(Some(1.0), false),
+        );
         late.rto_objective_seconds = 4.0 * 3600.0;
-        let report = build(&late);
+        let report = build(&late, &[]).expect("report");
         assert_eq!(report.rto.met, Some(false));
         assert!(!report.passed);
-        let failed = build(&input(Outcome::Failed, None));
+        let failed = build(
+            &input(Outcome::Failed, None, details(Some(1.0), false)),
+            &[],
+        )
+        .expect("report");
         assert_eq!(failed.rto.achieved_seconds, None);
         assert!(!failed.passed);
     }

@@ -1,5 +1,6 @@
 //! `drctl`, the operator CLI of MueJam disaster recovery.
 
+mod approve;
 mod invoke;
 mod local;
 mod output;
@@ -41,6 +42,10 @@ enum Command {
     Run(run::RunArgs),
     /// Answer a task waiting for a token (approve or reject).
     Task(run::TaskArgs),
+    /// Approve what an execution asks (by execution name): it goes on.
+    Approve(approve::AnswerArgs),
+    /// Reject what an execution asks (by execution name): nothing is changed.
+    Reject(approve::AnswerArgs),
     /// Invoke one function on a payload, as a schedule or a Task state would.
     Invoke(invoke::InvokeArgs),
     /// Is this database consistent? Orphans per foreign key, unvalidated
@@ -86,6 +91,8 @@ fn main() -> ExitCode {
             Command::Local(args) => local::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Task(args) => run::task(args),
+            Command::Approve(args) => approve::run(args, true).await,
+            Command::Reject(args) => approve::run(args, false).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::VerifyIntegrity(args) => verify::run(args).await,
         }

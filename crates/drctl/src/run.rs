@@ -260,11 +260,20 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     let result = runner.execute(&machine, input, args.name.as_deref()).await;
     announcer.abort();
     print_result(&result, args.output)?;
-    Ok(if result.succeeded() {
+    Ok(exit_code(&result))
+}
+
+/// 0 when the execution succeeded; 2 when it refused its input before
+/// touching anything (`InvalidInput`), as every drctl command does for a
+/// request that can never succeed as given; 1 for any other failure.
+fn exit_code(result: &ExecutionResult) -> ExitCode {
+    if result.succeeded() {
         ExitCode::SUCCESS
+    } else if result.error.as_deref() == Some("InvalidInput") {
+        ExitCode::from(2)
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 fn print_result(result: &ExecutionResult, format: OutputFormat) -> DrResult<()> {

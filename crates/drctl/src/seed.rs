@@ -15,6 +15,12 @@ pub const ALERTS_TOPIC: &str = "muejam-dr-alerts";
 pub const ALERTS_INBOX_QUEUE: &str = "muejam-dr-alerts-inbox";
 pub const DATABASE_SECRET: &str = "muejam/db/master";
 pub const LOCK_TABLE: &str = "muejam-dr-locks";
+pub const TOPOLOGY_TABLE: &str = "muejam-dr-topology";
+pub const APPROVALS_TABLE: &str = "muejam-dr-approvals";
+pub const APPROVALS_TOPIC: &str = "muejam-dr-approvals";
+pub const JOURNAL_TABLE: &str = "muejam-dr-journal";
+/// The name triggers use for the MueJam database.
+pub const DATABASE: &str = "muejam";
 
 fn sdk(what: &str) -> impl Fn(String) -> DrError + '_ {
     move |e| DrError::Unavailable(format!("seeding moto ({what}): {e}"))
@@ -74,16 +80,6 @@ pub async fn seed(
         )
         .await?;
     }
-    let topic_arn = clients
-        .sns
-        .create_topic()
-        .name(ALERTS_TOPIC)
-        .send()
-        .await
-        .map_err(|e| sdk("topic")(e.to_string()))?
-        .topic_arn()
-        .unwrap_or_default()
-        .to_owned();
     let queue_url = sqs
         .create_queue()
         .queue_name(ALERTS_INBOX_QUEUE)
@@ -98,27 +94,45 @@ pub async fn seed(
         dr_runner::sam::LOCAL_REGION,
         dr_runner::sam::LOCAL_ACCOUNT
     );
-    let subscriptions = clients
-        .sns
-        .list_subscriptions_by_topic()
-        .topic_arn(&topic_arn)
-        .send()
-        .await
-        .map_err(|e| sdk("subscriptions")(e.to_string()))?;
-    if !subscriptions
-        .subscriptions()
-        .iter()
-        .any(|s| s.endpoint() == Some(queue_arn.as_str()))
-    {
-        clients
+    // The inbox queue hears both topics: `drctl local messages` shows pages
+    // and approval requests in the order they were sent.
+    let mut topic_arn = String::new();
+    for topic in [ALERTS_TOPIC, APPROVALS_TOPIC] {
+        let arn = clients
             .sns
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue_arn)
+            .create_topic()
+            .name(topic)
             .send()
             .await
-            .map_err(|e| sdk("subscription")(e.to_string()))?;
+            .map_err(|e| sdk("topic")(e.to_string()))?
+            .topic_arn()
+            .unwrap_or_default()
+            .to_owned();
+        let subscriptions = clients
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| sdk("subscriptions")(e.to_string()))?;
+        if !subscriptions
+            .subscriptions()
+            .iter()
+            .any(|s| s.endpoint() == Some(queue_arn.as_str()))
+        {
+            clients
+                .sns
+                .subscribe()
+                .topic_arn(&arn)
+                .protocol("sqs")
+                .endpoint(&queue_arn)
+                .send()
+                .await
+                .map_err(|e| sdk("subscription")(e.to_string()))?;
+        }
+        if topic == ALERTS_TOPIC {
+            topic_arn = arn;
+        }
     }
     let secret_exists = clients
         .secrets
@@ -144,36 +158,16 @@ pub async fn seed(
             .await
             .map_err(|e| sdk("secret")(e.to_string()))?;
     }
-    let tables = clients
-        .dynamodb
-        .list_tables()
-        .send()
-        .await
-        .map_err(|e| sdk("tables")(e.to_string()))?;
-    if !tables.table_names().iter().any(|t| t == LOCK_TABLE) {
-        use dr_aws::dynamodb_types::*;
-        clients
-            .dynamodb
-            .create_table()
-            .table_name(LOCK_TABLE)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("resource")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| DrError::Internal(e.to_string()))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("resource")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| DrError::Internal(e.to_string()))?,
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .map_err(|e| sdk("lock table")(e.to_string()))?;
+    ensure_table(clients, LOCK_TABLE, "resource", None).await?;
+    ensure_table(clients, TOPOLOGY_TABLE, "database", None).await?;
+    ensure_table(clients, APPROVALS_TABLE, "execution", None).await?;
+    ensure_table(clients, JOURNAL_TABLE, "recovery_id", Some("key")).await?;
+    let registry = dr_aws::DynamoDbTopology::new(clients.dynamodb.clone(), TOPOLOGY_TABLE);
+    if dr_core::TopologyRegistry::get(&registry, DATABASE)
+        .await?
+        .is_none()
+    {
+        dr_core::TopologyRegistry::put(&registry, &initial_topology()?, None).await?;
     }
     Ok(Seeded {
         alerts_topic_arn: topic_arn,
@@ -184,4 +178,79 @@ pub async fn seed(
 
 fn primary_endpoint(platform: &LocalControlPlane, primary: &InstanceId) -> DrResult<String> {
     Ok(platform.database_target(primary, None)?.endpoint.address)
+}
+
+/// The MueJam database as `up` creates it; registered once, never over a
+/// record a failover has changed.
+pub fn initial_topology() -> DrResult<dr_core::Topology> {
+    Ok(dr_core::Topology {
+        database: DATABASE.to_owned(),
+        primary: dr_core::ResourceId::parse_instance(dr_local::stack::PRIMARY_ID)?,
+        replicas: vec![dr_core::ResourceId::parse_instance(
+            dr_local::stack::REPLICA_ID,
+        )?],
+        fenced: Vec::new(),
+        db_name: dr_local::DEFAULT_DATABASE.to_owned(),
+        credentials_secret_id: DATABASE_SECRET.to_owned(),
+        dns: dr_core::DnsBinding {
+            hosted_zone: HOSTED_ZONE.to_owned(),
+            record_name: DATABASE_RECORD.to_owned(),
+            ttl: 60,
+        },
+        availability_zones: dr_local::AVAILABILITY_ZONES
+            .iter()
+            .map(|z| (*z).to_owned())
+            .collect(),
+        region: Some(dr_runner::sam::LOCAL_REGION.to_owned()),
+        instance_prefix: dr_local::stack::PRIMARY_ID.to_owned(),
+        generation: 0,
+        version: 0,
+        updated_at: None,
+        updated_by: Some("drctl local up".to_owned()),
+    })
+}
+
+/// Creates a DynamoDB table with a string partition key (and sort key), if
+/// missing.
+async fn ensure_table(
+    clients: &AwsClients,
+    table: &str,
+    key: &str,
+    sort_key: Option<&str>,
+) -> DrResult<()> {
+    use dr_aws::dynamodb_types::*;
+    let tables = clients
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| sdk("tables")(e.to_string()))?;
+    if tables.table_names().iter().any(|t| t == table) {
+        return Ok(());
+    }
+    let mut create = clients
+        .dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (name, key_type) in [(Some(key), KeyType::Hash), (sort_key, KeyType::Range)] {
+        let Some(name) = name else { continue };
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| DrError::Internal(e.to_string()))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(key_type)
+                    .build()
+                    .map_err(|e| DrError::Internal(e.to_string()))?,
+            );
+    }
+    create.send().await.map_err(|e| sdk(table)(e.to_string()))?;
+    Ok(())
 }

@@ -170,6 +170,19 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         integrity: Arc::new(dr_integrity::PostgresIntegrityVerifier { jobs: 2 }),
         metrics: Arc::new(dr_aws::CloudWatchMetrics::new(clients.cloudwatch.clone())),
         database_tls: local_tls(platform)?,
+        topology: Arc::new(dr_aws::DynamoDbTopology::new(
+            clients.dynamodb.clone(),
+            crate::seed::TOPOLOGY_TABLE,
+        )),
+        approvals: Arc::new(dr_aws::DynamoDbApprovals::new(
+            clients.dynamodb.clone(),
+            crate::seed::APPROVALS_TABLE,
+        )),
+        journal: Arc::new(dr_aws::DynamoDbJournal::new(
+            clients.dynamodb.clone(),
+            crate::seed::JOURNAL_TABLE,
+        )),
+        initial_topologies: Vec::new(),
     })
 }
 

@@ -77,9 +77,18 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
     assert!(
         subjects
             .iter()
-            .any(|s| s.contains("Report: database-failover of muejam-db-prod PASSED")),
+            .any(|s| s.contains("Report: database-failover of muejam PASSED")),
         "{subjects:?}"
     );
+
+    // The old primary is fenced (kept, never deleted) and the registry
+    // follows: the next trigger finds the new roles.
+    let old = stack.describe(PRIMARY).await;
+    assert!(old.tags.contains_key(FENCED_TAG), "{old:?}");
+    let topology = stack.topology().await;
+    assert_eq!(topology.primary, id(REPLICA));
+    assert_eq!(topology.replicas, vec![id(NEW_REPLICA)]);
+    assert_eq!(topology.fenced, vec![id(PRIMARY)]);
 
     let report_path = result["output"]["report"]["result"]["json_location"]
         .as_str()
@@ -104,10 +113,14 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(mutations.len(), 3, "{mutations:?}");
-    assert!(mutations[0].starts_with("promoted read replica muejam-db-prod-replica"));
-    assert!(mutations[1].starts_with("pointed db.muejam.internal"));
-    assert!(mutations[2].starts_with("created read replica muejam-db-prod-replica-2"));
+    assert_eq!(mutations.len(), 6, "{mutations:?}");
+    assert!(mutations[0].starts_with("fenced old primary muejam-db-prod"));
+    assert!(mutations[1].starts_with("promoted read replica muejam-db-prod-replica"));
+    assert!(mutations[2].starts_with("pointed db.muejam.internal"));
+    assert!(mutations[3].starts_with("topology of muejam: muejam-db-prod-replica is the primary"));
+    assert!(mutations[4].starts_with("created read replica muejam-db-prod-r1"));
+    assert!(mutations[5].starts_with("topology of muejam: muejam-db-prod-r1 replicates"));
+    assert_eq!(report["evidence"]["decision"], "automatic");
     let markdown = std::fs::read_to_string(report_path.replace(".json", ".md")).expect("markdown");
     assert!(
         markdown.contains("**Result: PASSED**") && markdown.contains("| RTO |"),
@@ -123,8 +136,13 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         .into_iter()
         .map(|i| i.instance_id)
         .collect();
-    let (code, again) = stack.failover(json!({}), &[]);
+    // The alarm firing again finds the new primary healthy: nothing changes.
+    let (code, again) = stack.alarm_failover(json!({}), &[]);
     assert_eq!(code, 0, "{again:#}");
+    assert_eq!(
+        again["output"]["report"]["result"]["outcome"],
+        "false_alarm"
+    );
     let instances_after: Vec<InstanceId> = stack
         .platform()
         .list_instances()
@@ -159,7 +177,7 @@ async fn a_healthy_primary_is_a_false_alarm_with_no_mutation() {
     assert_eq!(code, 0, "{result:#}");
     let states = state_names(&result);
     assert!(
-        states.contains(&"NotifyFalseAlarm".to_owned()),
+        states.contains(&"ConcludeFalseAlarm".to_owned()),
         "{states:?}"
     );
     assert!(!states.contains(&"PromoteReplica".to_owned()), "{states:?}");
@@ -225,6 +243,10 @@ async fn a_lagging_replica_is_not_promoted_unless_data_loss_is_accepted() {
     let (code, result) = stack.failover(json!({"max_lag_seconds": 1}), &["--virtual-time"]);
     assert_eq!(code, 1, "{result:#}");
     assert_eq!(result["error"], "ReplicaLagTooHigh");
+    assert!(
+        !state_names(&result).contains(&"FenceOldPrimary".to_owned()),
+        "nothing is touched when the replica cannot take over"
+    );
     assert_eq!(
         stack.describe(REPLICA).await.role,
         InstanceRole::Replica,
@@ -237,7 +259,7 @@ async fn a_lagging_replica_is_not_promoted_unless_data_loss_is_accepted() {
         .find(|m| {
             m["subject"]
                 .as_str()
-                .is_some_and(|s| s.contains("FAILED: ReplicaLagTooHigh"))
+                .is_some_and(|s| s.contains("BLOCKED: ReplicaLagTooHigh"))
         })
         .expect("a failure notification");
     assert!(
@@ -267,14 +289,18 @@ async fn a_lagging_replica_is_not_promoted_unless_data_loss_is_accepted() {
 }
 
 const SUCCESS_PATH_TASKS: &[&str] = &[
+    "ValidateInput",
     "AcquireLock",
     "ConfirmFailure",
+    "FenceOldPrimary",
     "PromoteReplica",
     "DescribePromoted",
     "SwitchDns",
     "DnsStatus",
+    "RecordSwitch",
     "VerifyNewPrimary",
     "CreateReplica",
+    "RecordReplica",
     "NotifySuccess",
     "ReleaseLock",
     "Report",
@@ -310,6 +336,10 @@ async fn one_throttle_at_every_task_is_retried_and_the_failover_still_succeeds()
     assert_eq!(stack.dns_value().await, stack.address(REPLICA).await);
 }
 
+/// A permanent error at any task: the run ends with a notification, DNS
+/// only ever points at a promoted primary, and a rerun under the same name
+/// resumes the same recovery from the journal (even after the registry has
+/// moved on) until it is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_ever_points_at_a_promoted_primary(
 ) {
@@ -318,27 +348,33 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
     stack.crash(PRIMARY);
     // Tasks whose failure stops the failover, in the order they run: each run
     // resumes from what the previous one left, as an operator's re-run would.
-    for task in [
-        "AcquireLock",
-        "ConfirmFailure",
-        "PromoteReplica",
-        "DescribePromoted",
-        "SwitchDns",
-        "DnsStatus",
-        "VerifyNewPrimary",
-        "Report",
+    for (task, subject) in [
+        (
+            "ValidateInput",
+            "NOT started: its input was refused (Unsafe)",
+        ),
+        ("AcquireLock", "FAILED: Unsafe"),
+        ("ConfirmFailure", "FAILED: Unsafe"),
+        ("PromoteReplica", "FAILED: Unsafe"),
+        ("DescribePromoted", "FAILED: Unsafe"),
+        ("SwitchDns", "FAILED: Unsafe"),
+        ("DnsStatus", "FAILED: Unsafe"),
+        ("RecordSwitch", "FAILED: Unsafe"),
+        ("VerifyNewPrimary", "FAILED: Unsafe"),
+        ("Report", "FAILED: Unsafe"),
     ] {
         let fault = format!("{task}:1:Unsafe");
         let before = stack.subjects().len();
-        let (code, result) = stack.failover(json!({}), &["--virtual-time", "--fault", &fault]);
+        let (code, result) = stack.failover(
+            json!({}),
+            &["--virtual-time", "--name", "incident-1", "--fault", &fault],
+        );
         assert_eq!(code, 1, "{task}: {result:#}");
         assert_eq!(result["status"], "FAILED", "{task}");
         assert_eq!(result["error"], "Unsafe", "{task}");
         let subjects = stack.subjects();
         assert!(
-            subjects[before..]
-                .iter()
-                .any(|s| s.contains("FAILED: Unsafe")),
+            subjects[before..].iter().any(|s| s.contains(subject)),
             "{task}: no failure notification in {:?}",
             &subjects[before..]
         );
@@ -352,21 +388,67 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
         );
     }
     // Failures that do not undo a finished failover: it succeeds and says so.
-    for task in ["CreateReplica", "NotifySuccess", "ReleaseLock"] {
+    // (A fence that fails is passed over because the control plane itself
+    // reports the old primary failed.)
+    for task in [
+        "FenceOldPrimary",
+        "CreateReplica",
+        "RecordReplica",
+        "NotifySuccess",
+        "ReleaseLock",
+    ] {
         let fault = format!("{task}:1:Unsafe");
-        let (code, result) = stack.failover(json!({}), &["--virtual-time", "--fault", &fault]);
+        let (code, result) = stack.failover(
+            json!({}),
+            &["--virtual-time", "--name", "incident-1", "--fault", &fault],
+        );
         assert_eq!(code, 0, "{task}: {result:#}");
+        assert_eq!(
+            result["output"]["steps"]["confirm"]["result"]["decision"], "resume",
+            "{task}: the rerun resumes the recovery"
+        );
     }
-    let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
+    let (code, result) = stack.failover(json!({}), &["--virtual-time", "--name", "incident-1"]);
     assert_eq!(code, 0, "{result:#}");
     assert_eq!(stack.dns_value().await, stack.address(REPLICA).await);
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(
+            result["output"]["report"]["result"]["json_location"]
+                .as_str()
+                .expect("location"),
+        )
+        .expect("report"),
+    )
+    .expect("json");
+    let changes: Vec<&str> = report["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["what"].as_str())
+        .collect();
+    assert!(
+        changes[0].starts_with("fenced old primary muejam-db-prod"),
+        "the fence of the first attempts is in the journal: {changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("promoted read replica muejam-db-prod-replica")),
+        "{changes:?}"
+    );
+    assert!(report["passed"].as_bool().is_some(), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_trigger_while_a_recovery_runs_does_nothing() {
     let stack = Stack::up();
+    // A live holder: this very test process stands in for the running
+    // execution of the first trigger.
     let lock = stack
-        .hold_recovery_lock(PRIMARY, "arn:aws:states:local:000000000000:execution:first")
+        .hold_recovery_lock(
+            DATABASE,
+            "arn:aws:states:local:000000000000:execution:first",
+        )
         .await;
     let dns_before = stack.dns_value().await;
     stack.crash(PRIMARY);
@@ -387,7 +469,7 @@ async fn a_second_trigger_while_a_recovery_runs_does_nothing() {
         .iter()
         .any(|s| s.contains("already in progress")));
     assert_eq!(
-        lock.holder(PRIMARY)
+        lock.holder(DATABASE)
             .await
             .expect("holder")
             .map(|h| h.owner)
@@ -412,8 +494,8 @@ fn the_alarm_event_maps_to_the_failover_input() {
         &std::fs::read(repo().join("events/alarm-state-change.json")).expect("event"),
     )
     .expect("json");
-    let mut mapped = rule.transform(&event).expect("transforms");
-    let mut manual: Value = serde_json::from_slice(
+    let mapped = rule.transform(&event).expect("transforms");
+    let manual: Value = serde_json::from_slice(
         &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
     )
     .expect("json");
@@ -423,10 +505,42 @@ fn the_alarm_event_maps_to_the_failover_input() {
     assert!(mapped["trigger"]["reason"]
         .as_str()
         .is_some_and(|r| r.starts_with("Threshold Crossed")));
-    mapped.as_object_mut().map(|m| m.remove("trigger"));
-    manual.as_object_mut().map(|m| m.remove("trigger"));
+    assert!(
+        mapped.get("primary_instance_id").is_none(),
+        "the alarm names the database, never instance ids: {mapped:#}"
+    );
+    // Against the same registry, an alarm plans exactly the failover a
+    // person would start.
+    let topology: Topology = serde_json::from_value(json!({
+        "database": "muejam", "primary": "muejam-db-prod", "replicas": ["muejam-db-prod-replica"],
+        "db_name": "muejam", "credentials_secret_id": "muejam/db/master",
+        "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+        "instance_prefix": "muejam-db-prod", "version": 1
+    }))
+    .expect("topology");
+    let execution = dr_scenarios::report::ExecutionInfo {
+        id: "arn:x".to_owned(),
+        name: "x".to_owned(),
+        start_time: chrono::Utc::now(),
+    };
+    let plan = |input: Value| {
+        let request: dr_scenarios::plan::FailoverRequest =
+            serde_json::from_value(input).expect("a valid request");
+        dr_scenarios::plan::check_request(&request).expect("checks");
+        let mut plan =
+            dr_scenarios::plan::resolve(&request, &topology, &execution).expect("resolves");
+        plan.trigger = dr_scenarios::plan::Trigger {
+            source: dr_scenarios::plan::TriggerSource::Manual,
+            reason: None,
+            alarm: None,
+            time: None,
+        };
+        plan.approval = Default::default();
+        plan
+    };
     assert_eq!(
-        mapped, manual,
+        plan(mapped),
+        plan(manual),
         "an alarm starts exactly the failover a person would start"
     );
 }

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 pub const PRIMARY: &str = "muejam-db-prod";
 pub const REPLICA: &str = "muejam-db-prod-replica";
-pub const NEW_REPLICA: &str = "muejam-db-prod-replica-2";
+/// The replica a first failover builds: the registry names it `<prefix>-r1`.
+pub const NEW_REPLICA: &str = "muejam-db-prod-r1";
+/// The database's name in the topology registry.
+pub const DATABASE: &str = "muejam";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -110,6 +113,36 @@ impl Stack {
             )
         });
         (out.status.code().unwrap_or(-1), result)
+    }
+
+    /// The input the alarm sends: the database's name only.
+    pub fn alarm_request(&self, changes: Value) -> Value {
+        let mut input = serde_json::json!({
+            "database": DATABASE,
+            "trigger": {"source": "cloudwatch-alarm", "alarm": "muejam-db-prod-unreachable"}
+        });
+        if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
+            i.extend(c.clone());
+        }
+        input
+    }
+
+    /// Runs the failover as the alarm starts it; returns the exit code and `--output json`.
+    pub fn alarm_failover(&self, changes: Value, extra: &[&str]) -> (i32, Value) {
+        self.run(
+            "statemachines/database-failover.asl.json",
+            &self.alarm_request(changes),
+            extra,
+        )
+    }
+
+    /// The topology registry's record of the MueJam database.
+    pub async fn topology(&self) -> Topology {
+        dr_aws::DynamoDbTopology::new(self.moto_clients().await.dynamodb, "muejam-dr-topology")
+            .get(DATABASE)
+            .await
+            .expect("registry")
+            .expect("registered")
     }
 
     /// Runs the failover; returns the exit code and `--output json`.

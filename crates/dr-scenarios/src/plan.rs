@@ -1,0 +1,632 @@
+//! The first step of the database failover: the whole execution input,
+//! parsed into its typed form and resolved against the topology registry
+//! before anything is touched. Every later step reads the resulting plan,
+//! never the raw input.
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{note, JournalRef};
+use crate::report::{RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
+use crate::Ports;
+
+/// Longest free text accepted from a trigger (CloudWatch alarm reasons are
+/// at most 1023 characters).
+pub const MAX_REASON: usize = 4096;
+
+/// What started the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerSource {
+    Manual,
+    CloudwatchAlarm,
+    Drill,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub source: TriggerSource,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub alarm: Option<String>,
+    #[serde(default)]
+    pub time: Option<String>,
+}
+
+/// How long a person may take to answer, and what is known of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// The longest an approval may wait, whatever the RTO budget says.
+    #[serde(default = "default_approval_cap")]
+    pub timeout_cap_seconds: u64,
+    /// The shortest wait worth asking a person for.
+    #[serde(default = "default_approval_floor")]
+    pub timeout_floor_seconds: u64,
+    /// What the steps after an approval are expected to take (promotion,
+    /// DNS, verification), subtracted from the RTO budget left.
+    #[serde(default = "default_expected_remaining")]
+    pub expected_remaining_seconds: u64,
+}
+
+fn default_approval_cap() -> u64 {
+    1800
+}
+fn default_approval_floor() -> u64 {
+    60
+}
+fn default_expected_remaining() -> u64 {
+    900
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            timeout_cap_seconds: default_approval_cap(),
+            timeout_floor_seconds: default_approval_floor(),
+            expected_remaining_seconds: default_expected_remaining(),
+        }
+    }
+}
+
+fn default_max_lag() -> f64 {
+    crate::failover::DEFAULT_MAX_LAG_SECONDS
+}
+fn default_poll() -> u64 {
+    15
+}
+fn default_rto() -> f64 {
+    RTO_OBJECTIVE_SECONDS
+}
+fn default_rpo() -> f64 {
+    RPO_OBJECTIVE_SECONDS
+}
+
+/// The execution input of the database failover. It names the database;
+/// instance ids, if given, are assertions checked against the registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// The database's name in the topology registry.
+    pub database: String,
+    /// If given, must be the registered primary.
+    #[serde(default)]
+    pub primary_instance_id: Option<String>,
+    /// If given, must be a registered replica: the one to promote.
+    #[serde(default)]
+    pub replica_instance_id: Option<String>,
+    /// The replica to create afterwards (default: the registry's next name).
+    #[serde(default)]
+    pub new_replica_instance_id: Option<String>,
+    #[serde(default)]
+    pub allow_data_loss: bool,
+    #[serde(default = "default_max_lag")]
+    pub max_lag_seconds: f64,
+    #[serde(default = "default_poll")]
+    pub poll_interval_seconds: u64,
+    #[serde(default)]
+    pub approval: ApprovalSettings,
+    #[serde(default = "default_rto")]
+    pub rto_objective_seconds: f64,
+    #[serde(default = "default_rpo")]
+    pub rpo_objective_seconds: f64,
+    /// Ties a rerun to the run it resumes (default: the execution name).
+    #[serde(default)]
+    pub recovery_id: Option<String>,
+    pub trigger: Trigger,
+}
+
+/// What every later step of the failover works from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverPlan {
+    pub database: String,
+    pub primary: InstanceId,
+    pub replica: InstanceId,
+    pub new_replica: InstanceId,
+    pub db_name: String,
+    pub credentials_secret_id: String,
+    pub dns: DnsBinding,
+    pub availability_zones: Vec<String>,
+    pub allow_data_loss: bool,
+    pub max_lag_seconds: f64,
+    pub poll_interval_seconds: u64,
+    pub approval: ApprovalSettings,
+    pub rto_objective_seconds: f64,
+    pub rpo_objective_seconds: f64,
+    pub recovery_id: String,
+    pub topology_version: u64,
+    pub trigger: Trigger,
+    pub execution_start: DateTime<Utc>,
+    /// Set when this execution resumes a recovery an earlier one began: it
+    /// then works from that one's plan, not from the registry as it is now.
+    #[serde(default)]
+    pub resume: Option<ResumeInfo>,
+}
+
+/// What an earlier execution of the same recovery began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeInfo {
+    pub first_execution: String,
+    /// The mutating steps it began, as the journal has them.
+    pub began: Vec<String>,
+    /// Whether the control plane confirmed the old primary down when the
+    /// recovery decided to fail over.
+    pub control_plane_confirmed_down: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateInputInput {
+    /// The execution input, exactly as the execution received it.
+    pub request: serde_json::Value,
+    pub execution: crate::report::ExecutionInfo,
+}
+
+fn invalid(message: String) -> DrError {
+    DrError::InvalidInput(message)
+}
+
+fn check_text(field: &str, value: &Option<String>, max: usize) -> DrResult<()> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(invalid(format!(
+            "{field} has {} characters, at most {max}",
+            v.chars().count()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn instance_field(field: &str, value: &Option<String>) -> DrResult<Option<InstanceId>> {
+    value
+        .as_deref()
+        .map(|v| {
+            ResourceId::parse_instance(v).map_err(|e| {
+                invalid(format!(
+                    "{field}: {}",
+                    e.to_string().trim_start_matches("invalid input: ")
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The request's own rules, before the registry is read: ranges, lengths,
+/// identifiers. Pure.
+pub fn check_request(request: &FailoverRequest) -> DrResult<()> {
+    validate_database_name(&request.database).map_err(|e| {
+        invalid(format!(
+            "database: {}",
+            e.to_string().trim_start_matches("invalid input: ")
+        ))
+    })?;
+    instance_field("primary_instance_id", &request.primary_instance_id)?;
+    instance_field("replica_instance_id", &request.replica_instance_id)?;
+    instance_field("new_replica_instance_id", &request.new_replica_instance_id)?;
+    if !request.max_lag_seconds.is_finite()
+        || !(0.0..=7.0 * 86_400.0).contains(&request.max_lag_seconds)
+    {
+        return Err(invalid(
+            "max_lag_seconds must be between 0 and 604800".to_owned(),
+        ));
+    }
+    if !(1..=300).contains(&request.poll_interval_seconds) {
+        return Err(invalid(
+            "poll_interval_seconds must be between 1 and 300".to_owned(),
+        ));
+    }
+    for (field, value) in [
+        ("rto_objective_seconds", request.rto_objective_seconds),
+        ("rpo_objective_seconds", request.rpo_objective_seconds),
+    ] {
+        if !value.is_finite() || value <= 0.0 || value > 30.0 * 86_400.0 {
+            return Err(invalid(format!(
+                "{field} must be a positive number of seconds, at most 30 days"
+            )));
+        }
+    }
+    let a = &request.approval;
+    if a.timeout_cap_seconds == 0
+        || a.timeout_cap_seconds > 86_400
+        || a.timeout_floor_seconds == 0
+        || a.timeout_floor_seconds > a.timeout_cap_seconds
+        || a.expected_remaining_seconds > 86_400
+    {
+        return Err(invalid(
+            "approval: 0 < timeout_floor_seconds <= timeout_cap_seconds <= 86400 and expected_remaining_seconds <= 86400".to_owned(),
+        ));
+    }
+    check_text("trigger.reason", &request.trigger.reason, MAX_REASON)?;
+    check_text("trigger.alarm", &request.trigger.alarm, 255)?;
+    check_text("trigger.time", &request.trigger.time, 64)?;
+    if let Some(id) = &request.recovery_id {
+        if id.is_empty()
+            || id.len() > 80
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "recovery_id must be 1 to 80 letters, digits, hyphens or underscores".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The plan from a checked request and the registered topology. Pure: every
+/// instance id the request names must hold that role in the registry, and
+/// no instance may hold two roles.
+pub fn resolve(
+    request: &FailoverRequest,
+    topology: &Topology,
+    execution: &crate::report::ExecutionInfo,
+) -> DrResult<FailoverPlan> {
+    if topology.database != request.database {
+        return Err(DrError::Internal(format!(
+            "asked for the topology of {}, got that of {}",
+            request.database, topology.database
+        )));
+    }
+    topology.validate().map_err(|e| {
+        invalid(format!(
+            "the registered topology of {} is inconsistent: {}",
+            topology.database,
+            e.to_string().trim_start_matches("invalid input: ")
+        ))
+    })?;
+    if let Some(primary) = instance_field("primary_instance_id", &request.primary_instance_id)? {
+        if primary != topology.primary {
+            return Err(invalid(format!(
+                "primary_instance_id {primary} is not the primary of {}: the registry says {} (replicas: {})",
+                topology.database,
+                topology.primary,
+                list(&topology.replicas)
+            )));
+        }
+    }
+    let replica = match instance_field("replica_instance_id", &request.replica_instance_id)? {
+        Some(replica) if topology.replicas.contains(&replica) => replica,
+        Some(replica) => return Err(invalid(format!(
+            "replica_instance_id {replica} is not a replica of {} in the registry (replicas: {})",
+            topology.database,
+            list(&topology.replicas)
+        ))),
+        None => topology.replicas.first().cloned().ok_or_else(|| {
+            invalid(format!(
+                "{} has no registered replica to fail over to",
+                topology.database
+            ))
+        })?,
+    };
+    let new_replica =
+        match instance_field("new_replica_instance_id", &request.new_replica_instance_id)? {
+            Some(id) if topology.knows(&id) => {
+                return Err(invalid(format!(
+                    "new_replica_instance_id {id} already has a role in the topology of {}",
+                    topology.database
+                )))
+            }
+            Some(id) => id,
+            None => topology.next_instance_id()?,
+        };
+    Ok(FailoverPlan {
+        database: topology.database.clone(),
+        primary: topology.primary.clone(),
+        replica,
+        new_replica,
+        db_name: topology.db_name.clone(),
+        credentials_secret_id: topology.credentials_secret_id.clone(),
+        dns: topology.dns.clone(),
+        availability_zones: topology.availability_zones.clone(),
+        allow_data_loss: request.allow_data_loss,
+        max_lag_seconds: request.max_lag_seconds,
+        poll_interval_seconds: request.poll_interval_seconds,
+        approval: request.approval,
+        rto_objective_seconds: request.rto_objective_seconds,
+        rpo_objective_seconds: request.rpo_objective_seconds,
+        recovery_id: request
+            .recovery_id
+            .clone()
+            .unwrap_or_else(|| recovery_id_of(&execution.name)),
+        topology_version: topology.version,
+        trigger: request.trigger.clone(),
+        execution_start: execution.start_time,
+        resume: None,
+    })
+}
+
+/// An execution name as a recovery id (names allow more characters).
+pub fn recovery_id_of(execution_name: &str) -> String {
+    execution_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect()
+}
+
+fn list(ids: &[InstanceId]) -> String {
+    if ids.is_empty() {
+        "none".to_owned()
+    } else {
+        ids.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The registered topology of a database; registered first from the
+/// deployment's initial topology if the registry has none (a conditional
+/// write: an existing record, which a failover may have changed, is never
+/// replaced).
+pub async fn registered_topology(ports: &Ports, database: &str) -> DrResult<Topology> {
+    if let Some(topology) = ports.topology.get(database).await? {
+        return Ok(topology);
+    }
+    let Some(initial) = ports
+        .initial_topologies
+        .iter()
+        .find(|t| t.database == database)
+    else {
+        return Err(invalid(format!(
+            "database {database:?} is not registered in the topology registry"
+        )));
+    };
+    match ports.topology.put(initial, None).await {
+        Ok(stored) => {
+            tracing::info!(database, "registered the initial topology");
+            Ok(stored)
+        }
+        Err(DrError::Conflict(_)) => ports
+            .topology
+            .get(database)
+            .await?
+            .ok_or_else(|| DrError::Internal(format!("the topology of {database} vanished"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses the whole input, checks it, and resolves it against the registry
+/// and the control plane: `InvalidInput` naming the field before anything
+/// is touched. Only reads.
+pub async fn validate_input(ports: &Ports, input: ValidateInputInput) -> DrResult<FailoverPlan> {
+    let request: FailoverRequest = serde_json::from_value(input.request).map_err(|e| {
+        invalid(format!(
+            "database-failover input: {}",
+            crate::truncate_message(&e.to_string())
+        ))
+    })?;
+    check_request(&request)?;
+    let topology = registered_topology(ports, &request.database).await?;
+    let recovery_id = request
+        .recovery_id
+        .clone()
+        .unwrap_or_else(|| recovery_id_of(&input.execution.name));
+    let journal = JournalRef {
+        recovery_id: recovery_id.clone(),
+        execution: input.execution.name.clone(),
+    };
+    let entries = ports.journal.entries(&recovery_id).await?;
+    if let Some(plan) = resumed_plan(&request, &entries)? {
+        tracing::warn!(recovery = %recovery_id, "resuming a recovery an earlier execution began");
+        return Ok(plan);
+    }
+    let plan = resolve(&request, &topology, &input.execution)?;
+    // The replica must exist and follow the primary; the primary may be gone
+    // (that is evidence, judged later).
+    let replica = match ports.control_plane.describe_instance(&plan.replica).await {
+        Ok(d) => d,
+        Err(DrError::NotFound(_)) => {
+            return Err(invalid(format!(
+                "the registered replica {} of {} does not exist",
+                plan.replica, plan.database
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(source) = &replica.replication_source {
+        if source != &plan.primary {
+            return Err(invalid(format!(
+                "the registered replica {} replicates from {source}, not from the primary {}",
+                plan.replica, plan.primary
+            )));
+        }
+    }
+    let detail = serde_json::to_value(&plan)
+        .map_err(|e| DrError::Internal(format!("serializing the plan: {e}")))?;
+    note(
+        ports,
+        &journal,
+        "plan",
+        format!(
+            "fail over {} from {} to {}",
+            plan.database, plan.primary, plan.replica
+        ),
+        detail,
+    )
+    .await?;
+    Ok(plan)
+}
+
+/// The plan of a recovery that an earlier execution began to change: the
+/// same roles, so every step repeats idempotently and finishes what it
+/// began. `None` when nothing was changed yet (the request is planned anew).
+pub fn resumed_plan(
+    request: &FailoverRequest,
+    entries: &[JournalEntry],
+) -> DrResult<Option<FailoverPlan>> {
+    let began = crate::journal::mutations(entries);
+    if began.is_empty() {
+        return Ok(None);
+    }
+    let stored = entries
+        .iter()
+        .find(|e| e.key == "plan")
+        .and_then(|e| e.detail.clone())
+        .ok_or_else(|| {
+            DrError::Internal(format!(
+                "recovery {} changed things but its plan is not in the journal",
+                began[0].recovery_id
+            ))
+        })?;
+    let mut plan: FailoverPlan = serde_json::from_value(stored)
+        .map_err(|e| DrError::Internal(format!("the journal's plan is unreadable: {e}")))?;
+    if plan.database != request.database {
+        return Err(invalid(format!(
+            "recovery_id {} belongs to a recovery of {}, not of {}",
+            plan.recovery_id, plan.database, request.database
+        )));
+    }
+    let confirmed_down = entries
+        .iter()
+        .find(|e| e.key == "confirm")
+        .and_then(|e| e.detail.as_ref())
+        .and_then(|d| d.get("control_plane_confirms_down"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let first_execution = entries
+        .iter()
+        .find(|e| e.key == "plan")
+        .map(|e| e.execution.clone())
+        .unwrap_or_default();
+    plan.resume = Some(ResumeInfo {
+        first_execution,
+        began: began
+            .iter()
+            .map(|e| {
+                let status = match e.status {
+                    JournalStatus::Started => "begun, not finished",
+                    JournalStatus::Done => "done",
+                    JournalStatus::Failed => "failed",
+                };
+                format!("{} ({status})", e.summary)
+            })
+            .collect(),
+        control_plane_confirmed_down: confirmed_down,
+    });
+    Ok(Some(plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn topology() -> Topology {
+        serde_json::from_value(json!({
+            "database": "muejam",
+            "primary": "muejam-db-prod",
+            "replicas": ["muejam-db-prod-replica"],
+            "db_name": "muejam",
+            "credentials_secret_id": "muejam/db/master",
+            "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+            "availability_zones": ["us-east-1a", "us-east-1b"],
+            "instance_prefix": "muejam-db-prod",
+            "version": 3
+        }))
+        .expect("topology")
+    }
+
+    fn execution() -> crate::report::ExecutionInfo {
+        crate::report::ExecutionInfo {
+            id: "arn:aws:states:us-east-1:1:execution:f:run-1".to_owned(),
+            name: "run-1".to_owned(),
+            start_time: "2026-11-27T03:00:00Z".parse().expect("time"),
+        }
+    }
+
+    fn plan_of(request: serde_json::Value) -> DrResult<FailoverPlan> {
+        let request: FailoverRequest =
+            serde_json::from_value(request).map_err(|e| DrError::InvalidInput(e.to_string()))?;
+        check_request(&request)?;
+        resolve(&request, &topology(), &execution())
+    }
+
+    #[test]
+    fn a_database_name_resolves_to_the_registered_roles() {
+        let plan = plan_of(
+            json!({"database": "muejam", "trigger": {"source": "cloudwatch-alarm", "alarm": "a"}}),
+        )
+        .expect("plan");
+        assert_eq!(plan.primary.as_str(), "muejam-db-prod");
+        assert_eq!(plan.replica.as_str(), "muejam-db-prod-replica");
+        assert_eq!(plan.new_replica.as_str(), "muejam-db-prod-r1");
+        assert_eq!(plan.recovery_id, "run-1");
+        assert_eq!(plan.topology_version, 3);
+        assert_eq!(plan.dns.record_name, "db.muejam.internal");
+    }
+
+    #[test]
+    fn every_bad_input_is_refused_naming_the_field() {
+        let base = json!({"database": "muejam", "trigger": {"source": "manual"}});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut r = base.clone();
+            r[k] = v;
+            r
+        };
+        let cases = [
+            (
+                with("primary_instance_id", json!("muejam-db-prdo")),
+                "primary_instance_id muejam-db-prdo is not the primary",
+            ),
+            (
+                with("replica_instance_id", json!("muejam-db-prod")),
+                "replica_instance_id muejam-db-prod is not a replica",
+            ),
+            (
+                with("new_replica_instance_id", json!("muejam-db-prod")),
+                "already has a role",
+            ),
+            (
+                with("allow_data_los", json!(true)),
+                "unknown field `allow_data_los`",
+            ),
+            (
+                with("poll_interval_seconds", json!(0)),
+                "poll_interval_seconds",
+            ),
+            (with("max_lag_seconds", json!(-1.0)), "max_lag_seconds"),
+            (with("database", json!("x".repeat(1 << 20))), "database"),
+            (
+                with("primary_instance_id", json!("bad id")),
+                "primary_instance_id",
+            ),
+            (with("dns", json!({"ttl": 0})), "unknown field `dns`"),
+            (
+                with(
+                    "trigger",
+                    json!({"source": "manual", "reason": "r".repeat(5000)}),
+                ),
+                "trigger.reason has 5000 characters",
+            ),
+            (with("recovery_id", json!("a/b")), "recovery_id"),
+        ];
+        for (request, expected) in cases {
+            let err = match plan_of(request.clone()) {
+                Err(e) => e,
+                Ok(plan) => panic!("accepted {request}: {plan:?}"),
+            };
+            assert_eq!(err.name(), "InvalidInput", "{err}");
+            assert!(
+                err.to_string().contains(expected),
+                "{expected:?} not in {err}"
+            );
+            assert!(
+                err.to_string().len() < 600,
+                "no huge echo: {}",
+                err.to_string().len()
+            );
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `drctl approve|reject <execution>`: answer the question an execution is
+//! waiting on, by the execution's name (no task token to copy), recording
+//! who answered, when and why. Locally the answer goes to the running
+//! `drctl run` through the home's token inbox; on AWS through Step
+//! Functions' SendTaskSuccess / SendTaskFailure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use clap::Args;
+use dr_core::*;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::output::OutputFormat;
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The execution's name, as the approval message shows it.
+    execution: String,
+    /// Why (kept in the approval record and the report). Required to reject.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Who answers (default: $DRCTL_OPERATOR, else $USER).
+    #[arg(long, env = "DRCTL_OPERATOR")]
+    by: Option<String>,
+    /// Answer an execution of the local stack (`drctl run --local`).
+    #[arg(long)]
+    local: bool,
+    /// The approvals table on AWS (the stack's ApprovalsTableName output).
+    #[arg(long, env = "DRCTL_APPROVALS_TABLE", default_value = crate::seed::APPROVALS_TABLE)]
+    approvals_table: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+/// The local runner's token inbox: `drctl run` picks answers up from it.
+struct InboxTaskTokens(PathBuf);
+
+#[async_trait]
+impl TaskTokens for InboxTaskTokens {
+    async fn send_success(&self, token: &SecretString, output: &serde_json::Value) -> DrResult<()> {
+        self.post(
+            token,
+            dr_runner::TokenOutcome::Success {
+                output: output.clone(),
+            },
+        )
+    }
+    async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()> {
+        self.post(
+            token,
+            dr_runner::TokenOutcome::Failure {
+                error: error.to_owned(),
+                cause: cause.to_owned(),
+            },
+        )
+    }
+}
+
+impl InboxTaskTokens {
+    fn post(&self, token: &SecretString, outcome: dr_runner::TokenOutcome) -> DrResult<()> {
+        dr_runner::control::post_to_inbox(&self.0, token.expose_secret(), &outcome)
+            .map(drop)
+            .map_err(|e| DrError::Internal(format!("answering through {}: {e}", self.0.display())))
+    }
+}
+
+fn operator(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "unknown operator".to_owned())
+}
+
+/// Checks the answer's own fields before anything is read or written.
+fn check(args: &AnswerArgs, approve: bool) -> DrResult<()> {
+    if args.execution.is_empty() || args.execution.len() > 80 {
+        return Err(DrError::InvalidInput(
+            "the execution name has 1 to 80 characters".to_owned(),
+        ));
+    }
+    if !approve && args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(DrError::InvalidInput(
+            "a rejection needs --reason: the report and the people on call will read it".to_owned(),
+        ));
+    }
+    if args
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > 2000)
+    {
+        return Err(DrError::InvalidInput(
+            "--reason has at most 2000 characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
+    check(&args, approve)?;
+    let (store, tokens): (Box<dyn ApprovalStore>, Box<dyn TaskTokens>) = if args.local {
+        let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
+        let platform = dr_local::LocalControlPlane::open(&home, None)?;
+        let clients = crate::wiring::moto_clients(&platform).await?;
+        (
+            Box::new(dr_aws::DynamoDbApprovals::new(
+                clients.dynamodb,
+                crate::seed::APPROVALS_TABLE,
+            )),
+            Box::new(InboxTaskTokens(home.join("task-tokens"))),
+        )
+    } else {
+        let clients = dr_aws::AwsClients::connect(&dr_aws::AwsTarget::default()).await;
+        (
+            Box::new(dr_aws::DynamoDbApprovals::new(
+                clients.dynamodb.clone(),
+                args.approvals_table.clone(),
+            )),
+            Box::new(dr_aws::SfnTaskTokens::new(clients.sfn)),
+        )
+    };
+    let (request, token) = store.get(&args.execution).await?.ok_or_else(|| {
+        DrError::NotFound(format!(
+            "no approval was requested by an execution named {}",
+            args.execution
+        ))
+    })?;
+    let now = Utc::now();
+    if request.status == ApprovalStatus::Pending && now > request.deadline {
+        return Err(DrError::Conflict(format!(
+            "the approval of {} expired at {}: the safe default applies ({})",
+            args.execution,
+            request.deadline.to_rfc3339(),
+            request.default_action
+        )));
+    }
+    let answer = ApprovalAnswer {
+        approved: approve,
+        by: operator(args.by.clone()),
+        at: now,
+        reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
+    };
+    let status = if approve {
+        ApprovalStatus::Approved
+    } else {
+        ApprovalStatus::Rejected
+    };
+    // Claim the answer first (exactly once), then wake the execution.
+    let closed = store
+        .close(&args.execution, status, Some(answer.clone()))
+        .await?;
+    let delivered = if approve {
+        tokens.send_success(&token, &json!(answer)).await
+    } else {
+        let cause = serde_json::to_string(&answer)
+            .map_err(|e| DrError::Internal(format!("serializing the answer: {e}")))?;
+        tokens.send_failure(&token, "Rejected", &cause).await
+    };
+    if let Err(error) = delivered {
+        return Err(DrError::Unavailable(format!(
+            "the answer is recorded but the execution did not take it ({error}): it may have timed out; check it with the Step Functions console or drctl run's output"
+        )));
+    }
+    match args.output {
+        OutputFormat::Json => crate::output::print_json(&closed)?,
+        OutputFormat::Text => println!(
+            "{} {}: {}\n  by {} at {}{}",
+            if approve { "approved" } else { "rejected" },
+            closed.execution_name,
+            closed.question,
+            answer.by,
+            answer.at.to_rfc3339(),
+            answer
+                .reason
+                .as_deref()
+                .map(|r| format!("\n  reason: {r}"))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
