@@ -291,6 +291,23 @@ impl ReportStore for Fake {
 impl RecoveryLock for Fake {
     async fn acquire(&self, resource: &str, owner: &str, _t: u64) -> DrResult<LockHolder> {
         self.0.record(PortOperation::LockAcquire);
+        if resource == "held" {
+            return Err(DrError::Conflict("held by arn:dead".into()));
+        }
+        Ok(LockHolder {
+            resource: resource.into(),
+            owner: owner.into(),
+            acquired_at: Utc::now(),
+        })
+    }
+    async fn take_over(
+        &self,
+        resource: &str,
+        owner: &str,
+        _s: &str,
+        _t: u64,
+    ) -> DrResult<LockHolder> {
+        self.0.record(PortOperation::LockTakeOver);
         Ok(LockHolder {
             resource: resource.into(),
             owner: owner.into(),
@@ -301,9 +318,21 @@ impl RecoveryLock for Fake {
         self.0.record(PortOperation::LockRelease);
         Ok(())
     }
-    async fn holder(&self, _r: &str) -> DrResult<Option<LockHolder>> {
+    async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>> {
         self.0.record(PortOperation::LockHolder);
-        Ok(None)
+        Ok((resource == "held").then(|| LockHolder {
+            resource: resource.into(),
+            owner: "arn:dead".into(),
+            acquired_at: Utc::now(),
+        }))
+    }
+    async fn holders(&self) -> DrResult<Vec<LockHolder>> {
+        self.0.record(PortOperation::LockHolders);
+        Ok(vec![LockHolder {
+            resource: "muejam".into(),
+            owner: "arn:dead".into(),
+            acquired_at: Utc::now(),
+        }])
     }
 }
 
@@ -405,6 +434,14 @@ fn approval_request(name: &str) -> ApprovalRequest {
 }
 
 #[async_trait]
+impl Executions for Fake {
+    async fn state(&self, _arn: &str) -> DrResult<Option<ExecutionState>> {
+        self.0.record(PortOperation::ExecutionState);
+        Ok(Some(ExecutionState::Aborted))
+    }
+}
+
+#[async_trait]
 impl RecoveryJournal for Fake {
     async fn record(&self, _e: &JournalEntry) -> DrResult<()> {
         self.0.record(PortOperation::JournalRecord);
@@ -439,6 +476,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         topology: Arc::new(Fake(Arc::clone(recorder))),
         approvals: Arc::new(Fake(Arc::clone(recorder))),
         journal: Arc::new(Fake(Arc::clone(recorder))),
+        executions: Arc::new(Fake(Arc::clone(recorder))),
         initial_topologies: vec![topology("fresh")],
     }
 }
@@ -498,6 +536,8 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "acquire", "resource": "r", "owner": "o"}),
             json!({"action": "check", "resource": "r", "owner": "o"}),
             json!({"action": "release", "resource": "r", "owner": "o"}),
+            json!({"action": "acquire", "resource": "held", "owner": "o", "topic_arn": "t"}),
+            json!({"action": "sweep", "resource": "*", "owner": "arn:dead", "ended": "ABORTED", "topic_arn": "t"}),
         ],
         Function::DrillScope => vec![json!({}), json!({"databases": ["muejam-db-prod"]})],
         Function::VerifyBackup => vec![json!({"instance_id": "muejam-db-prod"})],
@@ -626,4 +666,38 @@ async fn bad_input_is_refused_before_any_port_is_touched() {
             function.logical_id()
         );
     }
+}
+
+/// A notifier that panics, as an SDK does on a request it cannot build.
+struct Panicking;
+
+#[async_trait]
+impl Notifier for Panicking {
+    async fn publish(&self, _n: &Notification) -> DrResult<String> {
+        panic!("valid request: http::Error(InvalidUri(TooLong))")
+    }
+    async fn subscriptions(&self, _t: &str) -> DrResult<SubscriptionCounts> {
+        panic!("never")
+    }
+}
+
+#[tokio::test]
+async fn a_panic_below_a_handler_is_an_internal_error_not_a_crash() {
+    let recorder = Arc::new(Recorder::default());
+    let mut ports = ports(&recorder);
+    ports.notifier = Arc::new(Panicking);
+    let error = dispatch(
+        Function::Notify,
+        &ports,
+        json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}}),
+    )
+    .await
+    .expect_err("caught");
+    assert_eq!(error.name(), "Internal");
+    assert!(
+        error
+            .to_string()
+            .contains("NotifyFunction panicked: valid request"),
+        "{error}"
+    );
 }

@@ -28,6 +28,8 @@ const NOT_FOUND: &[&str] = &[
     "ResourceNotFoundException",
     "NoSuchKey",
     "NoSuchBucket",
+    "ExecutionDoesNotExist",
+    "TaskDoesNotExist",
 ];
 const ALREADY_EXISTS: &[&str] = &[
     "DBInstanceAlreadyExists",

@@ -88,6 +88,9 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         ApprovalClose => &["dynamodb:GetItem", "dynamodb:PutItem"],
         JournalRecord => &["dynamodb:PutItem"],
         JournalEntries => &["dynamodb:Query"],
+        LockTakeOver => &["dynamodb:PutItem", "dynamodb:GetItem"],
+        LockHolders => &["dynamodb:Scan"],
+        ExecutionState => &["states:DescribeExecution"],
     }
 }
 

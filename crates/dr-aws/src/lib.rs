@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod errors;
+pub mod executions;
 pub mod iam;
 pub mod journal;
 pub mod lock;
@@ -21,6 +22,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_sdk_dynamodb::types as dynamodb_types;
+pub use executions::SfnExecutions;
 pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
 pub use metrics::CloudWatchMetrics;

@@ -79,6 +79,68 @@ impl RecoveryLock for DynamoDbLock {
         }
     }
 
+    async fn take_over(
+        &self,
+        resource: &str,
+        owner: &str,
+        stale_owner: &str,
+        ttl_seconds: u64,
+    ) -> DrResult<LockHolder> {
+        let now = Utc::now();
+        let expires = now.timestamp() + i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("resource", AttributeValue::S(resource.to_owned()))
+            .item("owner", AttributeValue::S(owner.to_owned()))
+            .item("acquired_at", AttributeValue::S(now.to_rfc3339()))
+            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .condition_expression("attribute_not_exists(#r) OR #o = :stale OR #o = :owner")
+            .expression_attribute_names("#r", "resource")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":stale", AttributeValue::S(stale_owner.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(LockHolder {
+                resource: resource.to_owned(),
+                owner: owner.to_owned(),
+                acquired_at: now,
+            }),
+            Err(e) => match map_sdk_error(&format!("taking over the lock of {resource}"), e) {
+                DrError::Conflict(_) => Err(DrError::Conflict(format!(
+                    "the lock of {resource} changed hands meanwhile"
+                ))),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn holders(&self) -> DrResult<Vec<LockHolder>> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("listing recovery locks", e))?;
+            all.extend(output.items().iter().filter_map(holder_from));
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        all.sort_by(|a, b| a.resource.cmp(&b.resource));
+        Ok(all)
+    }
+
     async fn release(&self, resource: &str, owner: &str) -> DrResult<()> {
         let deleted = self
             .client

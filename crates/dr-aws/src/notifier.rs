@@ -6,8 +6,10 @@ use dr_core::*;
 
 use crate::errors::map_sdk_error;
 
-/// SNS email subjects are at most 100 characters.
-const SUBJECT_LIMIT: usize = 100;
+/// SNS subjects must be "less than 100 characters long", with no line
+/// breaks or control characters (Publish API reference); moto accepts
+/// anything, AWS answers InvalidParameter.
+const SUBJECT_LIMIT: usize = 99;
 
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {
@@ -21,7 +23,10 @@ impl SnsNotifier {
 }
 
 pub fn clip_subject(subject: &str) -> String {
-    let single_line = subject.replace(['\n', '\r'], " ");
+    let single_line: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if single_line.chars().count() <= SUBJECT_LIMIT {
         single_line
     } else {
@@ -79,5 +84,28 @@ impl Notifier for SnsNotifier {
             }
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_what_sns_accepts_less_than_100_characters_on_one_line() {
+        let long = format!(
+            "[MueJam DR] APPROVAL NEEDED by 03:14 UTC: {}",
+            "x".repeat(200)
+        );
+        let clipped = clip_subject(&long);
+        assert_eq!(clipped.chars().count(), 99);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip_subject(&"y".repeat(99)), "y".repeat(99));
+        assert_eq!(clip_subject(&"y".repeat(100)).chars().count(), 99);
+        let with_controls = clip_subject("line one\nline\ttwo\r\u{7}");
+        assert!(
+            !with_controls.chars().any(char::is_control),
+            "{with_controls:?}"
+        );
     }
 }

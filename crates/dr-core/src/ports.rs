@@ -675,9 +675,53 @@ pub trait RecoveryLock: Send + Sync {
     /// Takes the lock for `owner`; taking it again as the same owner succeeds
     /// (retries are idempotent); another owner gets `Conflict` naming the holder.
     async fn acquire(&self, resource: &str, owner: &str, ttl_seconds: u64) -> DrResult<LockHolder>;
+    /// Takes the lock from `stale_owner` (whose execution has ended) for
+    /// `owner`; `Conflict` when someone else holds it by now.
+    async fn take_over(
+        &self,
+        resource: &str,
+        owner: &str,
+        stale_owner: &str,
+        ttl_seconds: u64,
+    ) -> DrResult<LockHolder>;
     /// Releases the lock if `owner` holds it; releasing a free lock is a no-op.
     async fn release(&self, resource: &str, owner: &str) -> DrResult<()>;
     async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>>;
+    /// Every lock held, by resource.
+    async fn holders(&self) -> DrResult<Vec<LockHolder>>;
+}
+
+/// Where an execution stands, as Step Functions names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionState::Running => "RUNNING",
+            ExecutionState::Succeeded => "SUCCEEDED",
+            ExecutionState::Failed => "FAILED",
+            ExecutionState::TimedOut => "TIMED_OUT",
+            ExecutionState::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// The executions of the state machines: Step Functions on AWS, the local
+/// runner's registry locally. Used to tell a running holder of a lock from
+/// one that died.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// The state of an execution by its ARN; `None` when it is not known
+    /// here (then nothing can be concluded about it).
+    async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>>;
 }
 
 /// What the integrity verifier found, in the terms a drill or a recovery needs.
@@ -748,4 +792,7 @@ pub enum PortOperation {
     ApprovalClose,
     JournalRecord,
     JournalEntries,
+    LockTakeOver,
+    LockHolders,
+    ExecutionState,
 }

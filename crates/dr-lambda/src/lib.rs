@@ -54,6 +54,18 @@ impl RecoveryLock for Unconfigured {
     ) -> DrResult<LockHolder> {
         Err(self.error())
     }
+    async fn take_over(
+        &self,
+        _resource: &str,
+        _owner: &str,
+        _stale_owner: &str,
+        _ttl_seconds: u64,
+    ) -> DrResult<LockHolder> {
+        Err(self.error())
+    }
+    async fn holders(&self) -> DrResult<Vec<LockHolder>> {
+        Err(self.error())
+    }
     async fn release(&self, _resource: &str, _owner: &str) -> DrResult<()> {
         Err(self.error())
     }
@@ -183,6 +195,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         topology,
         approvals,
         journal,
+        executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
         initial_topologies: initial_topologies(),
     }
 }

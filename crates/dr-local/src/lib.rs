@@ -3,6 +3,7 @@
 //! restore from archived WAL, and a moto server for the other AWS APIs.
 
 mod control_plane;
+pub mod executions;
 pub mod lab;
 pub mod moto;
 pub mod pg;

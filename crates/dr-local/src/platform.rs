@@ -541,20 +541,23 @@ impl LocalControlPlane {
         // and unknown must not read as zero.
         let replica_lag = match (&live, &replication_source) {
             (Some(info), Some(source)) if info.in_recovery && info.lag_seconds.is_some() => {
-                let source_lsn = if self.postmaster_running(source) {
+                let source_hung = state.instances.get(source).is_some_and(|r| r.hung);
+                let source_lsn = if self.postmaster_running(source) && !source_hung {
                     self.current_lsn(source).await.ok()
                 } else {
                     None
                 };
+                // The source's position unknown (down or hung): the bytes
+                // behind are unknown, never zero.
                 let bytes = match (source_lsn, info.replay_lsn) {
                     (Some(source), Some(replayed)) => {
-                        u64::from(source).saturating_sub(u64::from(replayed))
+                        Some(u64::from(source).saturating_sub(u64::from(replayed)))
                     }
-                    _ => 0,
+                    _ => None,
                 };
                 Some(ReplicaLag {
                     seconds: info.lag_seconds.unwrap_or_default().max(0.0),
-                    bytes: Some(bytes),
+                    bytes,
                 })
             }
             _ => None,

@@ -22,6 +22,11 @@ pub const HISTORY_LIMIT: usize = 25_000;
 const REGION: &str = "local";
 const ACCOUNT: &str = "000000000000";
 
+/// The ARN the runner gives an execution (as Step Functions shapes them).
+pub fn execution_arn(state_machine_name: &str, name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine_name}:{name}")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeMode {
     /// Waits and retry intervals take real time.
@@ -147,10 +152,7 @@ impl Runner {
             "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
             self.state_machine_name
         );
-        let execution_arn = format!(
-            "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}:{name}",
-            self.state_machine_name
-        );
+        let execution_arn = execution_arn(&self.state_machine_name, &name);
         let clock = Clock {
             mode: self.time,
             started_real: Instant::now(),

@@ -453,6 +453,21 @@ pub async fn update_dns(ports: &Ports, input: UpdateDnsInput) -> DrResult<Update
 }
 
 async fn update_dns_now(ports: &Ports, input: UpdateDnsInput) -> DrResult<UpdateDnsOutput> {
+    // Names are checked before any call: the Route 53 client panics on a
+    // request URI it cannot build (a record name of a megabyte).
+    validate_dns_name("record_name", &input.record_name)?;
+    if input.hosted_zone.is_empty() || input.hosted_zone.len() > MAX_DNS_NAME {
+        return Err(DrError::InvalidInput(format!(
+            "hosted_zone must be 1 to {MAX_DNS_NAME} characters"
+        )));
+    }
+    if let Some(change) = &input.change_id {
+        if change.is_empty() || change.len() > 128 {
+            return Err(DrError::InvalidInput(
+                "change_id must be 1 to 128 characters".to_owned(),
+            ));
+        }
+    }
     match input.action {
         DnsAction::Status => {
             let change_id = input

@@ -37,6 +37,7 @@ pub struct Ports {
     pub topology: Arc<dyn TopologyRegistry>,
     pub approvals: Arc<dyn ApprovalStore>,
     pub journal: Arc<dyn RecoveryJournal>,
+    pub executions: Arc<dyn Executions>,
     /// How SQL connections are protected (mode and CA bundle).
     pub database_tls: DatabaseTls,
     /// The deployment's initial topologies: registered by the first run
@@ -161,7 +162,16 @@ impl Function {
             ],
             Function::Notify => &[NotifierPublish],
             Function::Report => &[ReportPut, NotifierPublish, JournalEntries],
-            Function::RecoveryLock => &[LockAcquire, LockRelease, LockHolder, TopologyList],
+            Function::RecoveryLock => &[
+                LockAcquire,
+                LockRelease,
+                LockHolder,
+                TopologyList,
+                LockTakeOver,
+                LockHolders,
+                ExecutionState,
+                NotifierPublish,
+            ],
             Function::DrillScope => &[ListInstances],
             Function::VerifyBackup => &[ListSnapshots, VerifySnapshot],
             Function::StartRestore => &[RestoreFromSnapshot],
@@ -264,8 +274,38 @@ fn to_value(output: impl serde::Serialize) -> DrResult<Value> {
     serde_json::to_value(output).map_err(|e| DrError::Internal(format!("serializing output: {e}")))
 }
 
-/// Runs one function on its payload.
+/// Runs one function on its payload. A panic anywhere below (a handler, an
+/// adapter, an SDK that `expect`s a request to serialize) is caught and
+/// becomes an `Internal` error naming the function, so no input can crash a
+/// Lambda or a local run: the state machine catches it and notifies.
 pub async fn dispatch(function: Function, ports: &Ports, payload: Value) -> DrResult<Value> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(dispatch_unguarded(function, ports, payload))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            tracing::error!(
+                function = function.logical_id(),
+                panic = truncate_message(what),
+                "handler panicked"
+            );
+            Err(DrError::Internal(format!(
+                "{} panicked: {}",
+                function.logical_id(),
+                truncate_message(what)
+            )))
+        }
+    }
+}
+
+async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -> DrResult<Value> {
     match function {
         Function::CheckDatabase => {
             to_value(failover::check_database(ports, parse(function, payload)?).await?)

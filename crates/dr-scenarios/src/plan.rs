@@ -291,11 +291,13 @@ pub fn resolve(
     }
     let replica = match instance_field("replica_instance_id", &request.replica_instance_id)? {
         Some(replica) if topology.replicas.contains(&replica) => replica,
-        Some(replica) => return Err(invalid(format!(
+        Some(replica) => {
+            return Err(invalid(format!(
             "replica_instance_id {replica} is not a replica of {} in the registry (replicas: {})",
             topology.database,
             list(&topology.replicas)
-        ))),
+        )))
+        }
         None => topology.replicas.first().cloned().ok_or_else(|| {
             invalid(format!(
                 "{} has no registered replica to fail over to",

@@ -186,9 +186,16 @@ pub fn build(input: &ReportInput, journal: &[JournalEntry]) -> DrResult<Report> 
     };
     let rto = Objective::measure(input.rto_objective_seconds, rto_seconds);
     let rpo = Objective::measure(input.rpo_objective_seconds, rpo_seconds);
+    let changes = if journal.is_empty() {
+        details.changes()
+    } else {
+        journal_changes(journal, &input.execution.name)
+    };
+    let all_done = changes.iter().all(|c| c.outcome == ChangeOutcome::Done);
     let passed = match input.outcome {
-        // Not measured never counts as met.
-        Outcome::Succeeded => rto.is_met() && rpo.is_met(),
+        // Not measured never counts as met; a change that failed or never
+        // finished (the new replica) fails the report too.
+        Outcome::Succeeded => rto.is_met() && rpo.is_met() && all_done,
         Outcome::FalseAlarm | Outcome::AlreadyRunning => true,
         Outcome::Failed
         | Outcome::Rejected
@@ -214,11 +221,6 @@ pub fn build(input: &ReportInput, journal: &[JournalEntry]) -> DrResult<Report> 
         .into_iter()
         .find(|(_, step, _)| step == "approval" || step == "approval_expiry")
         .map(|(_, _, summary)| summary);
-    let changes = if journal.is_empty() {
-        details.changes()
-    } else {
-        journal_changes(journal, &input.execution.name)
-    };
     let mutations = changes
         .iter()
         .filter(|c| c.outcome == ChangeOutcome::Done)

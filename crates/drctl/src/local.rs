@@ -61,6 +61,12 @@ enum LocalCommand {
     Crash { instance: String },
     /// Start a stopped or crashed instance again.
     Start { instance: String },
+    /// Freeze an instance (SIGSTOP of its server): connections time out while
+    /// the control plane still says available, as for a hung host or a
+    /// network partition.
+    Hang { instance: String },
+    /// Let a hung instance run again.
+    Resume { instance: String },
     /// Take a manual, encrypted snapshot of an instance.
     Snapshot {
         instance: String,
@@ -172,7 +178,12 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
         }
         LocalCommand::Status { output } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            output::print_status(&platform.status().await?, output)?;
+            let status = platform.status().await?;
+            let locks = match crate::wiring::moto_clients(&platform).await {
+                Ok(clients) => locks(&platform, clients).await?,
+                Err(_) => Vec::new(),
+            };
+            output::print_status(&status, &locks, output)?;
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Down {
@@ -198,6 +209,20 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             let id = ResourceId::parse_instance(&instance)?;
             platform.crash_instance(&id).await?;
             eprintln!("crashed {id}: its server was killed (immediate shutdown)");
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Hang { instance } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let id = ResourceId::parse_instance(&instance)?;
+            platform.hang_instance(&id).await?;
+            eprintln!("hung {id}: its server is frozen; connections time out, the control plane still says available");
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Resume { instance } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let id = ResourceId::parse_instance(&instance)?;
+            platform.resume_instance(&id).await?;
+            eprintln!("resumed {id}");
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Start { instance } => {
@@ -236,6 +261,26 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The recovery locks held in the stack's moto, with their holders' states.
+async fn locks(
+    platform: &LocalControlPlane,
+    clients: dr_aws::AwsClients,
+) -> DrResult<Vec<output::LockView>> {
+    use dr_core::{Executions, RecoveryLock};
+    let lock = dr_aws::DynamoDbLock::new(clients.dynamodb, crate::seed::LOCK_TABLE);
+    let executions = dr_local::executions::LocalExecutions::new(platform.home());
+    let mut views = Vec::new();
+    for holder in lock.holders().await? {
+        views.push(output::LockView {
+            holder_state: executions.state(&holder.owner).await?,
+            resource: holder.resource,
+            owner: holder.owner,
+            acquired_at: holder.acquired_at,
+        });
+    }
+    Ok(views)
 }
 
 fn chrono_stamp() -> String {

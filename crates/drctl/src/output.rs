@@ -117,6 +117,7 @@ fn instance_table(instances: &[InstanceDescription]) -> String {
     );
     for i in instances {
         let role = match i.role {
+            _ if i.tags.contains_key(dr_core::FENCED_TAG) => "fenced",
             dr_core::InstanceRole::Primary => "primary",
             dr_core::InstanceRole::Replica => "replica",
         };
@@ -182,9 +183,29 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-pub fn print_status(status: &StackStatus, format: OutputFormat) -> DrResult<()> {
+/// A recovery lock and whether its holder still runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockView {
+    pub resource: String,
+    pub owner: String,
+    pub acquired_at: chrono::DateTime<chrono::Utc>,
+    /// The holder's execution state; `None` when it is not a local execution.
+    pub holder_state: Option<dr_core::ExecutionState>,
+}
+
+pub fn print_status(
+    status: &StackStatus,
+    locks: &[LockView],
+    format: OutputFormat,
+) -> DrResult<()> {
     if format == OutputFormat::Json {
-        return print_json(status);
+        #[derive(Serialize)]
+        struct Status<'a> {
+            #[serde(flatten)]
+            status: &'a StackStatus,
+            locks: &'a [LockView],
+        }
+        return print_json(&Status { status, locks });
     }
     println!(
         "home: {}{}",
@@ -213,6 +234,26 @@ pub fn print_status(status: &StackStatus, format: OutputFormat) -> DrResult<()> 
             m.region
         ),
         None => println!("moto: not started"),
+    }
+    println!();
+    if locks.is_empty() {
+        println!("no recovery lock is held");
+    }
+    for lock in locks {
+        println!(
+            "LOCK {} held by {} since {} ({})",
+            lock.resource,
+            lock.owner,
+            lock.acquired_at.to_rfc3339(),
+            match lock.holder_state {
+                Some(dr_core::ExecutionState::Running) => "running".to_owned(),
+                Some(state) => format!(
+                    "{}: stale, the next run of that database takes it over",
+                    state.as_str()
+                ),
+                None => "not a local execution".to_owned(),
+            }
+        );
     }
     Ok(())
 }

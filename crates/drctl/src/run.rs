@@ -74,6 +74,11 @@ enum TaskCommand {
     },
 }
 
+/// A fresh execution name, as Step Functions makes one.
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 fn default_inbox() -> Option<PathBuf> {
     std::env::var_os("DRCTL_HOME").map(|home| PathBuf::from(home).join("task-tokens"))
 }
@@ -210,7 +215,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     )
     .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))?;
 
-    let home_inbox = home.map(|h| h.join("task-tokens"));
+    let home_inbox = home.as_ref().map(|h| h.join("task-tokens"));
     let (inbox, _temporary_inbox) = match args
         .token_inbox
         .clone()
@@ -229,6 +234,23 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     std::fs::create_dir_all(&inbox)
         .map_err(|e| DrError::InvalidInput(format!("token inbox {}: {e}", inbox.display())))?;
 
+    let execution_name = args.name.clone().unwrap_or_else(uuid_v4);
+    // The registry of local executions: what tells a lock held by this run
+    // from one held by a run that died.
+    let registry = home
+        .as_deref()
+        .map(dr_local::executions::LocalExecutions::new);
+    if let Some(registry) = &registry {
+        registry.start(&dr_local::executions::ExecutionRecord {
+            name: execution_name.clone(),
+            arn: dr_runner::engine::execution_arn(&name, &execution_name),
+            state_machine: name.clone(),
+            pid: std::process::id(),
+            started_at: chrono::Utc::now(),
+            state: dr_core::ExecutionState::Running,
+            stopped_at: None,
+        })?;
+    }
     let started = chrono::Utc::now();
     let mut runner = Runner::new(handlers)
         .state_machine_name(&name)
@@ -241,24 +263,36 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .token_inbox(inbox.clone());
     runner = runner.observer(Arc::new(move |event| print_event(event, started)));
     let tokens = runner.tokens();
-    let inbox_for_hint = inbox.clone();
+    let name_for_hint = execution_name.clone();
+    // The task token is a capability: it is not printed. People answer by
+    // execution name; `drctl task` remains for tokens read from the history.
     let announcer = tokio::spawn(async move {
         let mut announced = BTreeSet::new();
         loop {
             for token in tokens.pending() {
-                if announced.insert(token.clone()) {
+                if announced.insert(token) {
                     eprintln!(
-                        "   waiting for task token {token}\n   approve: drctl task success {token} --token-inbox {}\n   reject:  drctl task failure {token} --error Rejected --cause '...' --token-inbox {}",
-                        inbox_for_hint.display(),
-                        inbox_for_hint.display()
+                        "   waiting for an answer:\n   approve: drctl approve {name_for_hint} --local --reason '...'\n   reject:  drctl reject {name_for_hint} --local --reason '...'"
                     );
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let result = runner.execute(&machine, input, args.name.as_deref()).await;
+    let result = runner
+        .execute(&machine, input, Some(execution_name.as_str()))
+        .await;
     announcer.abort();
+    if let Some(registry) = &registry {
+        registry.finish(
+            &execution_name,
+            match result.status {
+                dr_runner::ExecutionStatus::Succeeded => dr_core::ExecutionState::Succeeded,
+                dr_runner::ExecutionStatus::Failed => dr_core::ExecutionState::Failed,
+                dr_runner::ExecutionStatus::TimedOut => dr_core::ExecutionState::TimedOut,
+            },
+        )?;
+    }
     print_result(&result, args.output)?;
     Ok(exit_code(&result))
 }

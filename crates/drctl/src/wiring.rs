@@ -182,6 +182,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             clients.dynamodb.clone(),
             crate::seed::JOURNAL_TABLE,
         )),
+        executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
         initial_topologies: Vec::new(),
     })
 }

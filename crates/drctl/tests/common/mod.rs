@@ -136,6 +136,34 @@ impl Stack {
         )
     }
 
+    /// Every recovery lock held.
+    pub async fn locks(&self) -> Vec<LockHolder> {
+        dr_aws::DynamoDbLock::new(self.moto_clients().await.dynamodb, "muejam-dr-locks")
+            .holders()
+            .await
+            .expect("locks")
+    }
+
+    /// Writes a topology record as it is, bypassing the registry's checks
+    /// (as a hand edit of the table would).
+    pub async fn write_raw_topology(&self, topology: &Value) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.moto_clients()
+            .await
+            .dynamodb
+            .put_item()
+            .table_name("muejam-dr-topology")
+            .item("database", AttributeValue::S(DATABASE.to_owned()))
+            .item(
+                "version",
+                AttributeValue::N(topology["version"].as_u64().unwrap_or(1).to_string()),
+            )
+            .item("document", AttributeValue::S(topology.to_string()))
+            .send()
+            .await
+            .expect("raw put");
+    }
+
     /// The topology registry's record of the MueJam database.
     pub async fn topology(&self) -> Topology {
         dr_aws::DynamoDbTopology::new(self.moto_clients().await.dynamodb, "muejam-dr-topology")
@@ -205,6 +233,52 @@ impl Stack {
             .endpoint
             .expect("the instance has an endpoint")
             .address
+    }
+
+    /// The database record's value, if the record exists.
+    pub async fn dns_value_or_none(&self) -> Option<String> {
+        dr_aws::Route53Dns::new(self.moto_clients().await.route53)
+            .get_record("muejam.internal", "db.muejam.internal", "CNAME")
+            .await
+            .expect("read record")
+            .map(|r| r.value)
+    }
+
+    /// Deletes the database record, as a bad DNS change would.
+    pub async fn delete_dns_record(&self) {
+        use aws_sdk_route53::types::*;
+        let route53 = self.moto_clients().await.route53;
+        let zone = dr_aws::Route53Dns::new(route53.clone())
+            .zone_id("muejam.internal")
+            .await
+            .expect("zone");
+        let value = self.dns_value().await;
+        let record = ResourceRecordSet::builder()
+            .name("db.muejam.internal.")
+            .r#type(RrType::Cname)
+            .ttl(60)
+            .resource_records(ResourceRecord::builder().value(value).build().expect("rr"))
+            .build()
+            .expect("record");
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(
+                ChangeBatch::builder()
+                    .changes(
+                        Change::builder()
+                            .action(ChangeAction::Delete)
+                            .resource_record_set(record)
+                            .build()
+                            .expect("change"),
+                    )
+                    .build()
+                    .expect("batch"),
+            )
+            .send()
+            .await
+            .expect("delete record");
+        assert_eq!(self.dns_value_or_none().await, None);
     }
 
     pub async fn dns_value(&self) -> String {
