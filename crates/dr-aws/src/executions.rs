@@ -44,6 +44,13 @@ impl Executions for SfnExecutions {
             .await
         {
             Ok(output) => Ok(Some(state_of(output.status()))),
+            // The modeled error, whatever its wire code.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Ok(None)
+            }
             Err(e) => match map_sdk_error(&format!("describing execution {execution_arn}"), e) {
                 DrError::NotFound(_) => Ok(None),
                 other => Err(other),

@@ -326,3 +326,218 @@ async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_delet
         .expect_err("missing");
     assert_eq!(missing.name(), "NotFound", "{missing}");
 }
+
+/// A DynamoDB table with a string partition key (and sort key) in moto.
+async fn table(moto: &Moto, name: &str, key: &str, sort: Option<&str>) {
+    use aws_sdk_dynamodb::types::*;
+    let mut create = moto
+        .clients
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (k, kind) in [(Some(key), KeyType::Hash), (sort, KeyType::Range)] {
+        let Some(k) = k else { continue };
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(k)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attr"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(k)
+                    .key_type(kind)
+                    .build()
+                    .expect("key"),
+            );
+    }
+    create.send().await.expect("table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_registry_writes_only_on_the_version_it_read() {
+    let moto = moto().await;
+    table(&moto, "muejam-dr-topology", "database", None).await;
+    let registry = DynamoDbTopology::new(moto.clients.dynamodb.clone(), "muejam-dr-topology");
+    let topology: Topology = serde_json::from_value(serde_json::json!({
+        "database": "muejam", "primary": "muejam-db-prod", "replicas": ["muejam-db-prod-replica"],
+        "db_name": "muejam", "credentials_secret_id": "muejam/db/master",
+        "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+        "instance_prefix": "muejam-db-prod"
+    }))
+    .expect("topology");
+    let stored = registry.put(&topology, None).await.expect("register");
+    assert_eq!(stored.version, 1);
+    let again = registry
+        .put(&topology, None)
+        .await
+        .expect_err("registered once");
+    assert_eq!(again.name(), "Conflict");
+    let switched = stored
+        .after_switch(
+            &ResourceId::parse("muejam-db-prod-replica").expect("id"),
+            "e1",
+        )
+        .expect("switch");
+    let v2 = registry.put(&switched, Some(1)).await.expect("switch");
+    assert_eq!(v2.version, 2);
+    let stale = registry
+        .put(&switched, Some(1))
+        .await
+        .expect_err("a writer that read version 1 lost the race");
+    assert_eq!(stale.name(), "Conflict");
+    let read = registry.get("muejam").await.expect("get").expect("exists");
+    assert_eq!(read.primary.as_str(), "muejam-db-prod-replica");
+    assert_eq!(read.version, 2);
+    let mut bad = read.clone();
+    bad.dns.ttl = 0;
+    assert_eq!(
+        registry
+            .put(&bad, Some(2))
+            .await
+            .expect_err("invalid")
+            .name(),
+        "InvalidInput"
+    );
+    assert_eq!(registry.list().await.expect("list").len(), 1);
+    assert!(registry.get("other").await.expect("get").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_answered_exactly_once_and_its_token_stays_secret() {
+    let moto = moto().await;
+    table(&moto, "muejam-dr-approvals", "execution", None).await;
+    let store = DynamoDbApprovals::new(moto.clients.dynamodb.clone(), "muejam-dr-approvals");
+    let request = ApprovalRequest {
+        execution_name: "incident-1".to_owned(),
+        execution_arn: "arn:x".to_owned(),
+        scenario: "database-failover".to_owned(),
+        resource: "muejam".to_owned(),
+        question: "Fail over?".to_owned(),
+        facts: vec!["hung".to_owned()],
+        proposed_action: "promote".to_owned(),
+        default_action: "nothing".to_owned(),
+        requested_at: chrono::Utc::now(),
+        deadline: chrono::Utc::now() + chrono::Duration::minutes(10),
+        status: ApprovalStatus::Pending,
+        answer: None,
+    };
+    let token = SecretString::from("AQB4-secret-token".to_owned());
+    store.open(&request, &token).await.expect("open");
+    store
+        .open(&request, &token)
+        .await
+        .expect("a retried request");
+    let (read, read_token) = store.get("incident-1").await.expect("get").expect("exists");
+    assert_eq!(read.status, ApprovalStatus::Pending);
+    assert_eq!(read_token.expose_secret(), "AQB4-secret-token");
+    assert!(
+        !format!("{read:?} {read_token:?}").contains("AQB4"),
+        "never in Debug output"
+    );
+    let answer = ApprovalAnswer {
+        approved: true,
+        by: "alice".to_owned(),
+        at: chrono::Utc::now(),
+        reason: Some("gone".to_owned()),
+    };
+    let closed = store
+        .close("incident-1", ApprovalStatus::Approved, Some(answer.clone()))
+        .await
+        .expect("approve");
+    assert_eq!(closed.answer, Some(answer));
+    let second = store
+        .close("incident-1", ApprovalStatus::Expired, None)
+        .await
+        .expect_err("answered already");
+    assert_eq!(second.name(), "Conflict");
+    assert!(
+        second.to_string().contains("already approved: by alice"),
+        "{second}"
+    );
+    assert_eq!(
+        store
+            .open(&request, &token)
+            .await
+            .expect_err("no reopening")
+            .name(),
+        "Conflict"
+    );
+    assert_eq!(
+        store
+            .close("never-asked", ApprovalStatus::Approved, None)
+            .await
+            .expect_err("unknown")
+            .name(),
+        "NotFound"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_one_entry_per_step_of_a_recovery_in_time_order() {
+    let moto = moto().await;
+    table(&moto, "muejam-dr-journal", "recovery_id", Some("key")).await;
+    let journal = DynamoDbJournal::new(moto.clients.dynamodb.clone(), "muejam-dr-journal");
+    let entry = |key: &str, status: JournalStatus, seconds: i64| JournalEntry {
+        recovery_id: "incident-1".to_owned(),
+        key: key.to_owned(),
+        execution: "run-1".to_owned(),
+        at: chrono::DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("time"),
+        status,
+        summary: format!("{key} {status:?}"),
+        detail: None,
+    };
+    journal
+        .record(&entry("promote", JournalStatus::Started, 2))
+        .await
+        .expect("record");
+    journal
+        .record(&entry("fence", JournalStatus::Done, 1))
+        .await
+        .expect("record");
+    journal
+        .record(&entry("promote", JournalStatus::Done, 3))
+        .await
+        .expect("record");
+    let mut other = entry("fence", JournalStatus::Failed, 9);
+    other.recovery_id = "incident-2".to_owned();
+    journal.record(&other).await.expect("record");
+    let entries = journal.entries("incident-1").await.expect("entries");
+    let seen: Vec<(String, JournalStatus)> =
+        entries.iter().map(|e| (e.key.clone(), e.status)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("fence".to_owned(), JournalStatus::Done),
+            ("promote".to_owned(), JournalStatus::Done)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_lock_is_taken_over_only_from_the_holder_named() {
+    let moto = moto().await;
+    table(&moto, "muejam-dr-locks", "resource", None).await;
+    let lock = DynamoDbLock::new(moto.clients.dynamodb.clone(), "muejam-dr-locks");
+    lock.acquire("muejam", "dead", 3600).await.expect("first");
+    let wrong = lock
+        .take_over("muejam", "new", "someone-else", 3600)
+        .await
+        .expect_err("the stale holder is not the one named");
+    assert_eq!(wrong.name(), "Conflict");
+    lock.take_over("muejam", "new", "dead", 3600)
+        .await
+        .expect("take over");
+    assert_eq!(
+        lock.holders()
+            .await
+            .expect("holders")
+            .iter()
+            .map(|h| h.owner.as_str())
+            .collect::<Vec<_>>(),
+        vec!["new"]
+    );
+}

@@ -146,3 +146,117 @@ async fn throttling_and_not_found_keep_their_stable_names() {
         .expect_err("missing");
     assert_eq!(error.name(), "NotFound", "{error}");
 }
+
+fn fenced_or_not(groups: &[&str], tagged: bool) -> DescribeDbInstancesOutput {
+    use aws_sdk_rds::types::{Tag, VpcSecurityGroupMembership};
+    let mut db = DbInstance::builder()
+        .db_instance_identifier("muejam-db-prod")
+        .db_instance_arn("arn:aws:rds:us-east-1:123456789012:db:muejam-db-prod")
+        .db_instance_status("available")
+        .engine("postgres");
+    for g in groups {
+        db = db.vpc_security_groups(
+            VpcSecurityGroupMembership::builder()
+                .vpc_security_group_id(*g)
+                .status("active")
+                .build(),
+        );
+    }
+    if tagged {
+        db = db.tag_list(Tag::builder().key(FENCED_TAG).value("exec-1").build());
+    }
+    DescribeDbInstancesOutput::builder()
+        .db_instances(db.build())
+        .build()
+}
+
+fn fence_request() -> FenceRequest {
+    FenceRequest {
+        by: "exec-1".to_owned(),
+        quarantine_security_group: Some("sg-quarantine".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn fencing_moves_the_instance_to_the_quarantine_group_alone_and_tags_it_once() {
+    use aws_sdk_rds::operation::add_tags_to_resource::AddTagsToResourceOutput;
+    use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
+    let describe = mock!(Client::describe_db_instances)
+        .then_output(|| fenced_or_not(&["sg-app", "sg-admin"], false));
+    let modify = mock!(Client::modify_db_instance)
+        .match_requests(|r| {
+            r.vpc_security_group_ids() == ["sg-quarantine".to_owned()]
+                && r.apply_immediately() == Some(true)
+                && r.db_instance_identifier() == Some("muejam-db-prod")
+        })
+        .then_output(|| ModifyDbInstanceOutput::builder().build());
+    let tag = mock!(Client::add_tags_to_resource)
+        .match_requests(|r| {
+            r.tags()
+                .iter()
+                .any(|t| t.key() == Some(FENCED_TAG) && t.value() == Some("exec-1"))
+        })
+        .then_output(|| AddTagsToResourceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify, &tag]);
+    let outcome = RdsControlPlane::new(rds, None)
+        .fence_instance(&id("muejam-db-prod"), &fence_request())
+        .await
+        .expect("fenced");
+    assert!(!outcome.already_fenced);
+    assert!(
+        outcome.method.contains("[sg-app, sg-admin]"),
+        "{}",
+        outcome.method
+    );
+    assert_eq!((modify.num_calls(), tag.num_calls()), (1, 1));
+
+    // Already quarantined and tagged: nothing to do (a retry).
+    let describe = mock!(Client::describe_db_instances)
+        .then_output(|| fenced_or_not(&["sg-quarantine"], true));
+    let modify =
+        mock!(Client::modify_db_instance).then_output(|| ModifyDbInstanceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify]);
+    let again = RdsControlPlane::new(rds, None)
+        .fence_instance(&id("muejam-db-prod"), &fence_request())
+        .await
+        .expect("already");
+    assert!(again.already_fenced);
+    assert_eq!(modify.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn fencing_an_instance_rds_cannot_modify_is_not_ready_and_without_a_group_is_refused() {
+    use aws_sdk_rds::operation::modify_db_instance::ModifyDBInstanceError;
+    // RDS refuses ModifyDBInstance on a failed or incompatible instance.
+    let describe =
+        mock!(Client::describe_db_instances).then_output(|| fenced_or_not(&["sg-app"], false));
+    let modify = mock!(Client::modify_db_instance).then_error(|| {
+        ModifyDBInstanceError::generic(
+            ErrorMetadata::builder()
+                .code("InvalidDBInstanceState")
+                .message("Database instance is not in available state.")
+                .build(),
+        )
+    });
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify]);
+    let err = RdsControlPlane::new(rds.clone(), None)
+        .fence_instance(&id("muejam-db-prod"), &fence_request())
+        .await
+        .expect_err("not modifiable");
+    assert_eq!(err.name(), "NotReady", "{err}");
+    let err = RdsControlPlane::new(rds, None)
+        .fence_instance(
+            &id("muejam-db-prod"),
+            &FenceRequest {
+                by: "exec-1".to_owned(),
+                quarantine_security_group: None,
+            },
+        )
+        .await
+        .expect_err("no group configured");
+    assert_eq!(err.name(), "InvalidInput");
+    assert!(
+        err.to_string().contains("QuarantineSecurityGroupId"),
+        "{err}"
+    );
+}

@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use dr_core::{DatabaseTarget, DrError, DrResult, NamedCheck};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 /// A relation that must hold although no constraint enforces it.
@@ -349,6 +350,23 @@ async fn checked_query(
     rows.map_err(|e| dr_postgres::map_pg_error(what, &e))
 }
 
+/// [`checked_query`] keeping the server's SQLSTATE of a failure.
+async fn coded_query(
+    client: &Client,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<tokio_postgres::Row>, (Option<SqlState>, DrError)> {
+    client
+        .batch_execute("SAVEPOINT integrity_check")
+        .await
+        .map_err(|e| (e.code().cloned(), dr_postgres::map_pg_error(what, &e)))?;
+    let rows = client.query(sql, &[]).await;
+    let _ = client
+        .batch_execute("ROLLBACK TO SAVEPOINT integrity_check; RELEASE SAVEPOINT integrity_check")
+        .await;
+    rows.map_err(|e| (e.code().cloned(), dr_postgres::map_pg_error(what, &e)))
+}
+
 /// A catalog query in the catalog session's transaction.
 async fn catalog_query(
     client: &Client,
@@ -471,11 +489,35 @@ fn row_to_json(row: &tokio_postgres::Row) -> serde_json::Value {
     }
 }
 
-fn count_of(rows: &[tokio_postgres::Row], column: usize) -> u64 {
-    rows.first()
-        .and_then(|row| row.try_get::<_, i64>(column).ok())
-        .unwrap_or(0)
-        .max(0) as u64
+/// The count in `column` of a query's single row. Anything else (no row,
+/// NULL, another type, a negative number) is an error: an unexpected result
+/// must never read as "0 orphans".
+fn count_of(rows: &[tokio_postgres::Row], column: usize) -> DrResult<u64> {
+    let value = rows.first().map(|row| {
+        row.try_get::<_, Option<i64>>(column)
+            .map_err(|e| e.to_string())
+    });
+    count_in(value, column)
+}
+
+/// [`count_of`]'s decision, on what the row held: no row, a column that
+/// was not a count, NULL, or a number.
+fn count_in(value: Option<Result<Option<i64>, String>>, column: usize) -> DrResult<u64> {
+    match value {
+        None => Err(DrError::Internal(
+            "a counting query returned no row".to_owned(),
+        )),
+        Some(Err(e)) => Err(DrError::Internal(format!(
+            "a counting query returned no count in column {column}: {e}"
+        ))),
+        Some(Ok(None)) => Err(DrError::Internal(format!(
+            "a counting query returned NULL in column {column}"
+        ))),
+        Some(Ok(Some(n))) if n < 0 => Err(DrError::Internal(format!(
+            "a counting query returned {n} in column {column}"
+        ))),
+        Some(Ok(Some(n))) => Ok(n as u64),
+    }
 }
 
 async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outcome {
@@ -499,14 +541,16 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
             tracing::info!(relation = %r.name, child = %r.child, ms = elapsed(), "relation checked");
             let counts_rows = r.counts_rows();
             let mut row_count = None;
-            let check = match result {
-                Ok(rows) => {
-                    let orphans = if counts_rows {
-                        row_count = Some((r.child.clone(), count_of(&rows, 0)));
-                        count_of(&rows, 1)
-                    } else {
-                        count_of(&rows, 0)
-                    };
+            let counted = result.and_then(|rows| {
+                if counts_rows {
+                    Ok((Some(count_of(&rows, 0)?), count_of(&rows, 1)?))
+                } else {
+                    Ok((None, count_of(&rows, 0)?))
+                }
+            });
+            let check = match counted {
+                Ok((rows_counted, orphans)) => {
+                    row_count = rows_counted.map(|n| (r.child.clone(), n));
                     let mut samples = Vec::new();
                     if orphans > 0 && options.sample_limit > 0 {
                         if let Ok(rows) = checked_query(
@@ -562,13 +606,20 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
             )
             .await;
             tracing::info!(table = %table, relations = dense.len(), ms = elapsed(), "table scanned");
-            match result {
-                Ok(rows) => Outcome {
-                    row_count: Some((table, count_of(&rows, 0))),
+            let counted = result.and_then(|rows| {
+                let total = count_of(&rows, 0)?;
+                let outside = (0..dense.len())
+                    .map(|i| count_of(&rows, i + 1))
+                    .collect::<DrResult<Vec<u64>>>()?;
+                Ok((total, outside))
+            });
+            match counted {
+                Ok((total, outside)) => Outcome {
+                    row_count: Some((table, total)),
                     outside: dense
                         .into_iter()
-                        .enumerate()
-                        .map(|(i, r)| (r, Some(count_of(&rows, i + 1)), elapsed()))
+                        .zip(outside)
+                        .map(|(r, n)| (r, Some(n), elapsed()))
                         .collect(),
                     ..Outcome::default()
                 },
@@ -596,19 +647,16 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
                 &format!("SELECT count(*) FROM ({body}) AS violations"),
             )
             .await;
-            let (status, count, detail) = match result {
-                Ok(rows) => {
-                    let n = count_of(&rows, 0);
-                    (
-                        if n == 0 {
-                            CheckStatus::Passed
-                        } else {
-                            CheckStatus::Failed
-                        },
-                        Some(n),
-                        None,
-                    )
-                }
+            let (status, count, detail) = match result.and_then(|rows| count_of(&rows, 0)) {
+                Ok(n) => (
+                    if n == 0 {
+                        CheckStatus::Passed
+                    } else {
+                        CheckStatus::Failed
+                    },
+                    Some(n),
+                    None,
+                ),
                 Err(e) => (CheckStatus::Error, None, Some(e.to_string())),
             };
             Outcome {
@@ -629,13 +677,16 @@ async fn run_work(client: &Client, work: Work, options: &VerifyOptions) -> Outco
                 "SELECT bt_index_check('{}'::regclass)",
                 qualified(&index).replace('\'', "''")
             );
-            let result = checked_query(client, &format!("amcheck {index}"), &[], &sql).await;
+            let result = coded_query(client, &format!("amcheck {index}"), &sql).await;
             let (status, detail) = match result {
                 Ok(_) => (CheckStatus::Passed, None),
-                Err(DrError::Internal(m)) if m.contains("XX002") || m.contains("XX001") => {
-                    (CheckStatus::Failed, Some(m))
+                // Corruption is what the server says it is: its SQLSTATE.
+                Err((Some(code), e))
+                    if code == SqlState::INDEX_CORRUPTED || code == SqlState::DATA_CORRUPTED =>
+                {
+                    (CheckStatus::Failed, Some(e.to_string()))
                 }
-                Err(e) => (CheckStatus::Error, Some(e.to_string())),
+                Err((_, e)) => (CheckStatus::Error, Some(e.to_string())),
             };
             Outcome {
                 checks: vec![CheckResult {
@@ -1191,6 +1242,23 @@ impl dr_core::IntegrityVerifier for PostgresIntegrityVerifier {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unexpected_count_is_an_error_never_zero_orphans() {
+        use super::count_in;
+        assert_eq!(count_in(Some(Ok(Some(0))), 1).expect("zero"), 0);
+        assert_eq!(count_in(Some(Ok(Some(42))), 1).expect("n"), 42);
+        for (value, says) in [
+            (None, "no row"),
+            (Some(Ok(None)), "NULL in column 1"),
+            (Some(Ok(Some(-1))), "returned -1"),
+            (Some(Err("invalid type".to_owned())), "no count in column 1"),
+        ] {
+            let err = super::count_in(value, 1).expect_err(says);
+            assert_eq!(err.name(), "Internal");
+            assert!(err.to_string().contains(says), "{says}: {err}");
+        }
+    }
+
     use super::*;
 
     #[test]

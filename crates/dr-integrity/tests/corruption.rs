@@ -275,3 +275,50 @@ async fn each_injected_corruption_is_found_with_its_exact_count() {
         failed(&report)
     );
 }
+
+/// A damaged index page: the server reports it with SQLSTATE XX001 (a
+/// data checksum failure), and amcheck's check of that index is a failure,
+/// recognised by the SQLSTATE and not by the wording of the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_index_page_fails_its_amcheck_by_sqlstate() {
+    let (lab, target, client) = lab_with_data().await;
+    client
+        .batch_execute("CREATE EXTENSION amcheck")
+        .await
+        .expect("amcheck");
+    let path: String = client
+        .query_one(
+            "SELECT current_setting('data_directory') || '/' || pg_relation_filepath('users_username_key')",
+            &[],
+        )
+        .await
+        .expect("index file")
+        .get(0);
+    drop(client);
+    let id = ResourceId::parse_instance("muejam-db-prod").expect("id");
+    lab.platform.stop_instance(&id).await.expect("stop");
+    let mut bytes = std::fs::read(&path).expect("read index");
+    assert!(bytes.len() >= 2 * 8192, "the index has a second page");
+    // Past the page header of block 1: the page checksum no longer matches.
+    for b in &mut bytes[8192 + 200..8192 + 216] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).expect("damage the index");
+    lab.platform.start_instance(&id).await.expect("start");
+
+    let report = verify(&target, &VerifyOptions::default())
+        .await
+        .expect("verify");
+    let check = find(&report, "btree_users_username_key");
+    assert_eq!(check.status, CheckStatus::Failed, "{check:#?}");
+    assert!(
+        check.detail.as_deref().is_some_and(|d| d.contains("XX001")),
+        "{check:#?}"
+    );
+    assert!(!report.passed());
+    assert_eq!(
+        find(&report, "btree_users_pkey").status,
+        CheckStatus::Passed,
+        "the other indexes are intact"
+    );
+}

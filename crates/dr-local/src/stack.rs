@@ -82,6 +82,8 @@ impl LocalControlPlane {
                     ("Application".to_owned(), "muejam".to_owned()),
                     ("Environment".to_owned(), "production".to_owned()),
                     ("DrDrill".to_owned(), "in-scope".to_owned()),
+                    // What the failover's IAM policies select on (as on AWS).
+                    ("dr:managed".to_owned(), "true".to_owned()),
                 ]
                 .into(),
             })
@@ -122,7 +124,11 @@ impl LocalControlPlane {
                 replica_id: replica.clone(),
                 source_id: primary.clone(),
                 availability_zone: Some(crate::AVAILABILITY_ZONES[1].to_owned()),
-                tags: [("Application".to_owned(), "muejam".to_owned())].into(),
+                tags: [
+                    ("Application".to_owned(), "muejam".to_owned()),
+                    ("dr:managed".to_owned(), "true".to_owned()),
+                ]
+                .into(),
             })
             .await?;
         }
