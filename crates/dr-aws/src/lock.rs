@@ -35,12 +35,49 @@ fn holder_from(item: &std::collections::HashMap<String, AttributeValue>) -> Opti
     })
 }
 
-#[async_trait]
-impl RecoveryLock for DynamoDbLock {
-    async fn acquire(&self, resource: &str, owner: &str, ttl_seconds: u64) -> DrResult<LockHolder> {
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Every item of a table, page after page (consistent reads).
+pub(crate) async fn scan_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    what: &str,
+) -> DrResult<Vec<Item>> {
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let output = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(what, e))?;
+        all.extend(output.items().iter().cloned());
+        match output.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+impl DynamoDbLock {
+    /// Writes the lock item of `owner`; `condition` (over `#r` resource, `#o`
+    /// owner, `#e` expires_at, `:owner`, `:now` and `extra` values) decides
+    /// whether it may replace what is there.
+    async fn put_lock(
+        &self,
+        resource: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        condition: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<DateTime<Utc>, DrError> {
         let now = Utc::now();
         let expires = now.timestamp() + i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
-        let put = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -48,34 +85,58 @@ impl RecoveryLock for DynamoDbLock {
             .item("owner", AttributeValue::S(owner.to_owned()))
             .item("acquired_at", AttributeValue::S(now.to_rfc3339()))
             .item("expires_at", AttributeValue::N(expires.to_string()))
-            .condition_expression("attribute_not_exists(#r) OR #o = :owner OR #e < :now")
+            .condition_expression(condition)
             .expression_attribute_names("#r", "resource")
             .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "expires_at")
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
-            .send()
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()));
+        if condition.contains("#e") {
+            put = put
+                .expression_attribute_names("#e", "expires_at")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(now.timestamp().to_string()),
+                );
+        }
+        for (name, value) in extra {
+            put = put.expression_attribute_values(*name, AttributeValue::S((*value).to_owned()));
+        }
+        put.send()
+            .await
+            .map(|_| now)
+            .map_err(|e| map_sdk_error(&format!("locking {resource}"), e))
+    }
+}
+
+#[async_trait]
+impl RecoveryLock for DynamoDbLock {
+    async fn acquire(&self, resource: &str, owner: &str, ttl_seconds: u64) -> DrResult<LockHolder> {
+        let put = self
+            .put_lock(
+                resource,
+                owner,
+                ttl_seconds,
+                "attribute_not_exists(#r) OR #o = :owner OR #e < :now",
+                &[],
+            )
             .await;
         match put {
-            Ok(_) => Ok(LockHolder {
+            Ok(now) => Ok(LockHolder {
                 resource: resource.to_owned(),
                 owner: owner.to_owned(),
                 acquired_at: now,
             }),
-            Err(e) => match map_sdk_error(&format!("locking {resource}"), e) {
-                DrError::Conflict(_) => {
-                    let holder = self.holder(resource).await?;
-                    Err(DrError::Conflict(match holder {
-                        Some(h) => format!(
-                            "a recovery of {resource} is already running: {} since {}",
-                            h.owner,
-                            h.acquired_at.to_rfc3339()
-                        ),
-                        None => format!("a recovery of {resource} is already running"),
-                    }))
-                }
-                other => Err(other),
-            },
+            Err(DrError::Conflict(_)) => {
+                let holder = self.holder(resource).await?;
+                Err(DrError::Conflict(match holder {
+                    Some(h) => format!(
+                        "a recovery of {resource} is already running: {} since {}",
+                        h.owner,
+                        h.acquired_at.to_rfc3339()
+                    ),
+                    None => format!("a recovery of {resource} is already running"),
+                }))
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -86,57 +147,35 @@ impl RecoveryLock for DynamoDbLock {
         stale_owner: &str,
         ttl_seconds: u64,
     ) -> DrResult<LockHolder> {
-        let now = Utc::now();
-        let expires = now.timestamp() + i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
         let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("resource", AttributeValue::S(resource.to_owned()))
-            .item("owner", AttributeValue::S(owner.to_owned()))
-            .item("acquired_at", AttributeValue::S(now.to_rfc3339()))
-            .item("expires_at", AttributeValue::N(expires.to_string()))
-            .condition_expression("attribute_not_exists(#r) OR #o = :stale OR #o = :owner")
-            .expression_attribute_names("#r", "resource")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_values(":stale", AttributeValue::S(stale_owner.to_owned()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-            .send()
+            .put_lock(
+                resource,
+                owner,
+                ttl_seconds,
+                "attribute_not_exists(#r) OR #o = :stale OR #o = :owner",
+                &[(":stale", stale_owner)],
+            )
             .await;
         match put {
-            Ok(_) => Ok(LockHolder {
+            Ok(now) => Ok(LockHolder {
                 resource: resource.to_owned(),
                 owner: owner.to_owned(),
                 acquired_at: now,
             }),
-            Err(e) => match map_sdk_error(&format!("taking over the lock of {resource}"), e) {
-                DrError::Conflict(_) => Err(DrError::Conflict(format!(
-                    "the lock of {resource} changed hands meanwhile"
-                ))),
-                other => Err(other),
-            },
+            Err(DrError::Conflict(_)) => Err(DrError::Conflict(format!(
+                "the lock of {resource} changed hands meanwhile"
+            ))),
+            Err(other) => Err(other),
         }
     }
 
     async fn holders(&self) -> DrResult<Vec<LockHolder>> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("listing recovery locks", e))?;
-            all.extend(output.items().iter().filter_map(holder_from));
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let mut all: Vec<LockHolder> =
+            scan_all(&self.client, &self.table, "listing recovery locks")
+                .await?
+                .iter()
+                .filter_map(holder_from)
+                .collect();
         all.sort_by(|a, b| a.resource.cmp(&b.resource));
         Ok(all)
     }

@@ -103,26 +103,11 @@ impl TopologyRegistry for DynamoDbTopology {
     }
 
     async fn list(&self) -> DrResult<Vec<Topology>> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("listing topologies", e))?;
-            for item in output.items() {
-                all.push(decode(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let mut all = crate::lock::scan_all(&self.client, &self.table, "listing topologies")
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<DrResult<Vec<_>>>()?;
         all.sort_by(|a, b| a.database.cmp(&b.database));
         Ok(all)
     }

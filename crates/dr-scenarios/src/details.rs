@@ -30,6 +30,23 @@ pub struct Step<T> {
 /// A step's start, its summary when it succeeded, and its error.
 type StepLine<'a> = Option<(&'a str, Option<String>, &'a Option<StepError>)>;
 
+impl<T> Step<T> {
+    /// When it started, what it did (summarised from its output) and its error.
+    fn line(&self, summary: impl Fn(&T) -> String) -> (&str, Option<String>, &Option<StepError>) {
+        (
+            self.started_at.as_str(),
+            self.result.as_ref().map(summary),
+            &self.error,
+        )
+    }
+}
+
+fn topology_line(r: &UpdateTopologyOutput) -> String {
+    r.mutation
+        .clone()
+        .unwrap_or_else(|| "topology already current".to_owned())
+}
+
 fn none<T>() -> Option<T> {
     None
 }
@@ -317,83 +334,45 @@ impl FailoverDetails {
         let mutation_steps: [(&str, StepLine<'_>); 6] = [
             (
                 "fence",
-                s.fence.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| r.method.clone()),
-                        &st.error,
-                    )
-                }),
+                s.fence.as_ref().map(|st| st.line(|r| r.method.clone())),
             ),
             (
                 "promote",
                 s.promote.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| {
-                            r.mutation
-                                .clone()
-                                .unwrap_or_else(|| format!("{} already standalone", r.instance_id))
-                        }),
-                        &st.error,
-                    )
+                    st.line(|r| {
+                        r.mutation
+                            .clone()
+                            .unwrap_or_else(|| format!("{} already standalone", r.instance_id))
+                    })
                 }),
             ),
             (
                 "dns",
                 s.dns.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| {
-                            r.mutation.clone().unwrap_or_else(|| {
-                                format!("{} already points there", r.record_name)
-                            })
-                        }),
-                        &st.error,
-                    )
+                    st.line(|r| {
+                        r.mutation
+                            .clone()
+                            .unwrap_or_else(|| format!("{} already points there", r.record_name))
+                    })
                 }),
             ),
             (
                 "topology",
-                s.topology.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| {
-                            r.mutation
-                                .clone()
-                                .unwrap_or_else(|| "topology already current".to_owned())
-                        }),
-                        &st.error,
-                    )
-                }),
+                s.topology.as_ref().map(|st| st.line(topology_line)),
             ),
             (
                 "replica",
                 s.replica.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| {
-                            r.mutation.clone().unwrap_or_else(|| {
-                                format!("{} is {}", r.replica_instance_id, r.status)
-                            })
-                        }),
-                        &st.error,
-                    )
+                    st.line(|r| {
+                        r.mutation
+                            .clone()
+                            .unwrap_or_else(|| format!("{} is {}", r.replica_instance_id, r.status))
+                    })
                 }),
             ),
             (
                 "replica_topology",
-                s.replica_topology.as_ref().map(|st| {
-                    (
-                        st.started_at.as_str(),
-                        st.result.as_ref().map(|r| {
-                            r.mutation
-                                .clone()
-                                .unwrap_or_else(|| "topology already current".to_owned())
-                        }),
-                        &st.error,
-                    )
-                }),
+                s.replica_topology.as_ref().map(|st| st.line(topology_line)),
             ),
         ];
         for (step, entry) in mutation_steps {

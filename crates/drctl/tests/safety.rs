@@ -20,6 +20,16 @@ struct Background {
 
 impl Background {
     fn start(stack: &Stack, input: &Value, name: &str, extra: &[&str]) -> Background {
+        Self::start_with_env(stack, input, name, extra, &[])
+    }
+
+    fn start_with_env(
+        stack: &Stack,
+        input: &Value,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Background {
         let path = stack.home.join(format!("input-{name}.json"));
         std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("input");
         let child = Command::new(env!("CARGO_BIN_EXE_drctl"))
@@ -36,6 +46,7 @@ impl Background {
             ])
             .args(extra)
             .env("DRCTL_HOME", &stack.home)
+            .envs(env.iter().copied())
             .current_dir(repo())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -290,25 +301,15 @@ async fn no_answer_before_the_deadline_changes_nothing_and_pages() {
 /// "cannot confirm the failure" naming the cause, and nothing is promoted.
 async fn refuses_to_fail_over(stack: &Stack, env: &[(&str, &str)], cause: &str) {
     let dns_before = stack.dns_value_or_none().await;
-    let path = stack.home.join("input-misconfigured.json");
-    std::fs::write(&path, stack.alarm_request(json!({})).to_string()).expect("input");
-    let out = Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .args([
-            "run",
-            "statemachines/database-failover.asl.json",
-            "--input",
-            path.to_str().expect("path"),
-            "--local",
-            "--output",
-            "json",
-        ])
-        .env("DRCTL_HOME", &stack.home)
-        .envs(env.iter().copied())
-        .current_dir(repo())
-        .output()
-        .expect("run");
-    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(out.status.code(), Some(1), "{result:#}");
+    let (code, result) = Background::start_with_env(
+        stack,
+        &stack.alarm_request(json!({})),
+        "misconfigured",
+        &[],
+        env,
+    )
+    .finish();
+    assert_eq!(code, 1, "{result:#}");
     assert_eq!(result["error"], "CannotConfirmFailure", "{result:#}");
     assert!(
         !state_names(&result).contains(&"FenceOldPrimary".to_owned()),
