@@ -31,6 +31,22 @@ pub struct Step<T> {
 type StepLine<'a> = Option<(&'a str, Option<String>, &'a Option<StepError>)>;
 
 impl<T> Step<T> {
+    /// The change the step made (`None` when it changed nothing), or its
+    /// failure, described as `what` (empty: failures of this step stop the
+    /// run and are its error, not a change).
+    fn change(
+        &self,
+        step: &str,
+        what: String,
+        mutation: impl Fn(&T) -> Option<String>,
+    ) -> Option<Change> {
+        match (&self.result, &self.error) {
+            (Some(r), _) => done(step, &mutation(r)),
+            (None, Some(e)) if !what.is_empty() => Some(failed(step, what, e)),
+            _ => None,
+        }
+    }
+
     /// When it started, what it did (summarised from its output) and its error.
     fn line(&self, summary: impl Fn(&T) -> String) -> (&str, Option<String>, &Option<StepError>) {
         (
@@ -202,56 +218,47 @@ impl FailoverDetails {
         let name = |f: fn(&FailoverPlan) -> String, fallback: &str| {
             plan.map(f).unwrap_or_else(|| fallback.to_owned())
         };
-        let mut changes = Vec::new();
-        if let Some(step) = &s.fence {
-            match (&step.result, &step.error) {
-                (Some(r), _) => changes.extend(done("fence", &r.mutation)),
-                (None, Some(e)) => changes.push(failed(
+        [
+            s.fence.as_ref().and_then(|st| {
+                st.change(
                     "fence",
                     format!(
                         "fencing {}",
                         name(|p| p.primary.to_string(), "the old primary")
                     ),
-                    e,
-                )),
-                (None, None) => {}
-            }
-        }
-        if let Some(r) = s.promote.as_ref().and_then(|p| p.result.as_ref()) {
-            changes.extend(done("promote", &r.mutation));
-        }
-        if let Some(r) = s.dns.as_ref().and_then(|p| p.result.as_ref()) {
-            changes.extend(done("dns", &r.mutation));
-        }
-        if let Some(r) = s.topology.as_ref().and_then(|p| p.result.as_ref()) {
-            changes.extend(done("topology", &r.mutation));
-        }
-        if let Some(step) = &s.replica {
-            match (&step.result, &step.error) {
-                (Some(r), _) => changes.extend(done("replica", &r.mutation)),
-                (None, Some(e)) => changes.push(failed(
+                    |r| r.mutation.clone(),
+                )
+            }),
+            s.promote
+                .as_ref()
+                .and_then(|st| st.change("promote", String::new(), |r| r.mutation.clone())),
+            s.dns
+                .as_ref()
+                .and_then(|st| st.change("dns", String::new(), |r| r.mutation.clone())),
+            s.topology
+                .as_ref()
+                .and_then(|st| st.change("topology", String::new(), |r| r.mutation.clone())),
+            s.replica.as_ref().and_then(|st| {
+                st.change(
                     "replica",
                     format!(
                         "creating the replica {}",
                         name(|p| p.new_replica.to_string(), "")
                     ),
-                    e,
-                )),
-                (None, None) => {}
-            }
-        }
-        if let Some(step) = &s.replica_topology {
-            match (&step.result, &step.error) {
-                (Some(r), _) => changes.extend(done("replica_topology", &r.mutation)),
-                (None, Some(e)) => changes.push(failed(
+                    |r| r.mutation.clone(),
+                )
+            }),
+            s.replica_topology.as_ref().and_then(|st| {
+                st.change(
                     "replica_topology",
                     "recording the new replica in the topology".to_owned(),
-                    e,
-                )),
-                (None, None) => {}
-            }
-        }
-        changes
+                    |r| r.mutation.clone(),
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The data loss window a promotion in this run accepted.

@@ -481,20 +481,7 @@ async fn a_second_trigger_while_a_recovery_runs_does_nothing() {
 
 #[test]
 fn the_alarm_event_maps_to_the_failover_input() {
-    let template =
-        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
-    let rules = template
-        .event_rules("DatabaseFailoverStateMachine")
-        .expect("rules");
-    let rule = rules
-        .iter()
-        .find(|r| r.name == "DatabaseAlarm")
-        .expect("the alarm rule");
-    let event: Value = serde_json::from_slice(
-        &std::fs::read(repo().join("events/alarm-state-change.json")).expect("event"),
-    )
-    .expect("json");
-    let mapped = rule.transform(&event).expect("transforms");
+    let mapped = alarm_event_input();
     let manual: Value = serde_json::from_slice(
         &std::fs::read(repo().join("events/database-failover.json")).expect("event"),
     )

@@ -382,29 +382,10 @@ async fn a_database_record_that_does_not_resolve_pages_and_never_fails_over() {
     refuses_to_fail_over(&stack, &[], "(dns_unresolvable)").await;
 }
 
-/// The failover input the alarm's EventBridge rule sends for the documented
-/// alarm event.
-fn from_the_alarm() -> Value {
-    let template =
-        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
-    let rules = template
-        .event_rules("DatabaseFailoverStateMachine")
-        .expect("rules");
-    let rule = rules
-        .iter()
-        .find(|r| r.name == "DatabaseAlarm")
-        .expect("the alarm rule");
-    let event: Value = serde_json::from_slice(
-        &std::fs::read(repo().join("events/alarm-state-change.json")).expect("event"),
-    )
-    .expect("json");
-    rule.transform(&event).expect("transforms")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_alarm_fails_over_and_then_fails_back_with_nothing_edited() {
     let stack = Stack::up();
-    let alarm = from_the_alarm();
+    let alarm = alarm_event_input();
     stack.crash(PRIMARY);
     let (code, result) = stack.run("database-failover", &alarm, &["--virtual-time"]);
     assert_eq!(code, 0, "{result:#}");

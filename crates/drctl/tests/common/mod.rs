@@ -330,6 +330,25 @@ impl Stack {
     }
 }
 
+/// The failover input the alarm's EventBridge rule sends for the documented
+/// alarm event (events/alarm-state-change.json).
+pub fn alarm_event_input() -> Value {
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let rules = template
+        .event_rules("DatabaseFailoverStateMachine")
+        .expect("rules");
+    let rule = rules
+        .iter()
+        .find(|r| r.name == "DatabaseAlarm")
+        .expect("the alarm rule");
+    let event: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/alarm-state-change.json")).expect("event"),
+    )
+    .expect("json");
+    rule.transform(&event).expect("transforms")
+}
+
 pub fn uuid_like() -> String {
     format!(
         "{}",
