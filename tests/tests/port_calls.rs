@@ -539,7 +539,11 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "acquire", "resource": "held", "owner": "o", "topic_arn": "t"}),
             json!({"action": "sweep", "resource": "*", "owner": "arn:dead", "ended": "ABORTED", "topic_arn": "t"}),
         ],
-        Function::DrillScope => vec![json!({}), json!({"databases": ["muejam-db-prod"]})],
+        Function::DrillScope => vec![
+            json!({}),
+            json!({"databases": ["muejam-db-prod"]}),
+            json!({"request": serde_json::from_slice::<Value>(&std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/dr-drill.json")).expect("event")).expect("json")}),
+        ],
         Function::VerifyBackup => vec![json!({"instance_id": "muejam-db-prod"})],
         Function::StartRestore => {
             vec![json!({"database": "muejam-db-prod", "snapshot_id": "s1", "drill_id": "d1"})]

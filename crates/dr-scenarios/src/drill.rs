@@ -135,6 +135,88 @@ pub struct DrillScopeInput {
     /// Databases to drill; when absent, every instance tagged DrDrill=in-scope.
     #[serde(default)]
     pub databases: Option<Vec<InstanceId>>,
+    /// The drill's whole execution input, checked before anything is
+    /// created (its `databases` is the scope).
+    #[serde(default)]
+    pub request: Option<DrillRequest>,
+}
+
+/// The drill's execution input (`events/dr-drill.json`); every later step
+/// reads it, so all of it is checked by the first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    #[serde(default)]
+    pub databases: Option<Vec<InstanceId>>,
+    pub credentials_secret_id: String,
+    pub database: String,
+    pub max_backup_age_seconds: Option<f64>,
+    pub restore_instance_class: Option<String>,
+    pub availability_zones: Vec<String>,
+    pub row_count_tolerance: f64,
+    pub poll_interval_seconds: u64,
+    pub runbook_last_updated: Option<String>,
+}
+
+impl DrillRequest {
+    /// Ranges and lengths, before anything is created. Pure.
+    pub fn check(&self) -> DrResult<()> {
+        let bad = |what: String| Err(DrError::InvalidInput(format!("dr-drill input: {what}")));
+        if self.credentials_secret_id.is_empty() || self.credentials_secret_id.len() > 2048 {
+            return bad("credentials_secret_id must be 1 to 2048 characters".to_owned());
+        }
+        if self.database.is_empty()
+            || self.database.len() > 63
+            || !self
+                .database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return bad("database must be 1 to 63 letters, digits or underscores".to_owned());
+        }
+        if let Some(age) = self.max_backup_age_seconds {
+            if !age.is_finite() || age <= 0.0 || age > 30.0 * 86_400.0 {
+                return bad("max_backup_age_seconds must be positive, at most 30 days".to_owned());
+            }
+        }
+        if let Some(class) = &self.restore_instance_class {
+            if !class.starts_with("db.") || class.len() > 64 {
+                return bad(format!(
+                    "restore_instance_class {:?} is not an instance class (db.…)",
+                    shorten(class)
+                ));
+            }
+        }
+        if self.availability_zones.len() > 16
+            || self
+                .availability_zones
+                .iter()
+                .any(|z| z.is_empty() || z.len() > 64)
+        {
+            return bad(
+                "availability_zones: at most 16 zone names of 1 to 64 characters".to_owned(),
+            );
+        }
+        if !self.row_count_tolerance.is_finite() || !(0.0..=1.0).contains(&self.row_count_tolerance)
+        {
+            return bad("row_count_tolerance must be between 0 and 1".to_owned());
+        }
+        if !(1..=300).contains(&self.poll_interval_seconds) {
+            return bad("poll_interval_seconds must be between 1 and 300".to_owned());
+        }
+        if let Some(date) = &self.runbook_last_updated {
+            if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+                return bad(format!(
+                    "runbook_last_updated {:?} is not a date (YYYY-MM-DD)",
+                    shorten(date)
+                ));
+            }
+        }
+        if self.databases.as_ref().is_some_and(|d| d.len() > 100) {
+            return bad("databases: at most 100".to_owned());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,7 +225,11 @@ pub struct DrillScopeOutput {
 }
 
 pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<DrillScopeOutput> {
-    let databases = match input.databases {
+    if let Some(request) = &input.request {
+        request.check()?;
+    }
+    let listed = input.request.and_then(|r| r.databases).or(input.databases);
+    let databases = match listed {
         Some(list) => list,
         None => ports
             .control_plane

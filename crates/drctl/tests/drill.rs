@@ -268,16 +268,21 @@ async fn a_drill_never_touches_an_instance_it_did_not_create() {
 
     let mut input = drill_input();
     input["databases"] = json!(["drill-muejam-db-prod-x"]);
-    let (code, _) = stack.run("dr-drill", &input, &[]);
-    assert_eq!(code, 1, "a drill instance is not a database to drill");
+    let (code, result) = stack.run("dr-drill", &input, &[]);
+    assert_eq!(
+        code, 2,
+        "a drill instance is not a database to drill: refused as input, before anything: {result:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
     let stack = Stack::up();
     let lock = stack
+        // A failover locks the database by its registry name; the drill asks
+        // by instance and finds it through the registry.
         .hold_recovery_lock(
-            PRIMARY,
+            DATABASE,
             "arn:aws:states:local:000000000000:execution:real-failover",
         )
         .await;
@@ -294,7 +299,7 @@ async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
     );
     assert!(drill_instances(&stack).await.is_empty());
     assert_eq!(
-        lock.holder(PRIMARY)
+        lock.holder(DATABASE)
             .await
             .expect("holder")
             .map(|h| h.owner)
@@ -302,4 +307,56 @@ async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
         Some("arn:aws:states:local:000000000000:execution:real-failover"),
         "the drill leaves the incident's lock alone"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_created() {
+    let stack = Stack::up();
+    let before: Vec<InstanceId> = stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    for (change, says) in [
+        (
+            json!({"poll_intervall_seconds": 15}),
+            "unknown field `poll_intervall_seconds`",
+        ),
+        (
+            json!({"poll_interval_seconds": 0}),
+            "poll_interval_seconds must be between 1 and 300",
+        ),
+        (
+            json!({"row_count_tolerance": 2.0}),
+            "row_count_tolerance must be between 0 and 1",
+        ),
+        (
+            json!({"runbook_last_updated": "last week"}),
+            "is not a date",
+        ),
+    ] {
+        let mut input = drill_input();
+        if let (Some(i), Some(c)) = (input.as_object_mut(), change.as_object()) {
+            i.extend(c.clone());
+        }
+        let (code, result) = stack.run("dr-drill", &input, &[]);
+        assert_eq!(code, 2, "{change}: {result:#}");
+        assert_eq!(result["error"], "InvalidInput");
+        assert!(
+            result["cause"].as_str().is_some_and(|c| c.contains(says)),
+            "{says:?}: {result:#}"
+        );
+    }
+    let after: Vec<InstanceId> = stack
+        .platform()
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    assert_eq!(after, before, "nothing was created");
 }
