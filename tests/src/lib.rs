@@ -371,6 +371,42 @@ pub fn check(root: &Path) -> Vec<String> {
         )),
     }
 
+    // What AWS implies that no port operation names: the keys of encrypted
+    // topics (SNS encrypts each message with a data key of the topic's
+    // key, as the publisher), and ListBucket on a bucket read by keys that
+    // may not exist (without it S3 answers 403, not 404).
+    let encrypted_topic_keys: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::SNS::Topic"))
+        .filter_map(|(_, r)| r.get("Properties")?.get("KmsMasterKeyId").and_then(text))
+        .map(|key| match key.strip_prefix("!Ref ") {
+            Some(id) => format!("!GetAtt {id}.Arn"),
+            None => key,
+        })
+        .collect();
+    let buckets_read: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::S3::Bucket"))
+        .filter_map(|(id, _)| id.as_str().map(|id| format!("!GetAtt {id}.Arn")))
+        .collect();
+
+    // Stateful resources outlive the stack (a deleted stack must not take
+    // the reports, the registry, the journal or the key with it).
+    for (id, r) in &resources {
+        let kind = r.get("Type").and_then(Yaml::as_str).unwrap_or_default();
+        if !STATEFUL.contains(&kind) {
+            continue;
+        }
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if r.get(policy).and_then(Yaml::as_str) != Some("Retain") {
+                problems.push(format!(
+                    "{} ({kind}) has no {policy}: Retain: deleting or replacing the stack would destroy what it holds",
+                    id.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+
     // IAM: exactly what the code calls; nothing mutating on *.
     for function in Function::ALL {
         let Some(properties) =
@@ -385,17 +421,38 @@ pub fn check(root: &Path) -> Vec<String> {
                 continue;
             }
         };
-        let required: BTreeSet<&str> = function
+        let implied = implied_permissions(function, &encrypted_topic_keys, &buckets_read);
+        let mut required: BTreeSet<&str> = function
             .port_calls()
             .iter()
             .flat_map(|op| dr_aws::iam::iam_actions(*op).iter().copied())
             .collect();
+        required.extend(implied.iter().map(|(action, _, _)| *action));
         for action in &required {
             if !allowed.contains_key(*action) {
-                problems.push(format!(
-                    "{} calls {action} but its policy does not allow it",
-                    function.logical_id()
-                ));
+                match implied.iter().find(|(a, _, _)| a == action) {
+                    Some((_, resource, why)) => problems.push(format!(
+                        "{} may not {action} on {resource}: {why}",
+                        function.logical_id()
+                    )),
+                    None => problems.push(format!(
+                        "{} calls {action} but its policy does not allow it",
+                        function.logical_id()
+                    )),
+                }
+            }
+        }
+        for (action, resource, why) in &implied {
+            if let Some(resources) = allowed.get(*action) {
+                if !resources
+                    .iter()
+                    .any(|r| r.starts_with(resource.as_str()) || r == "*")
+                {
+                    problems.push(format!(
+                        "{} may {action} only on {resources:?}, not on {resource}: {why}",
+                        function.logical_id()
+                    ));
+                }
             }
         }
         for (action, resources) in &allowed {
@@ -421,7 +478,9 @@ pub fn check(root: &Path) -> Vec<String> {
             // their policy follows the dr:managed tag, never a fixed id
             // (after one failover, a fixed id would forbid the fail-back).
             if FOLLOWS_TOPOLOGY.contains(&function) && ROLE_ACTIONS.contains(&action.as_str()) {
-                for r in resources {
+                // The instances (db:) follow the tag; the groups they are
+                // placed in (og:, pg:, subgrp:) are not the registry's.
+                for r in resources.iter().filter(|r| r.contains(":db:")) {
                     if !(r.contains(":db:* when ") && r.contains("dr:managed")) {
                         problems.push(format!(
                             "{} may {action} only on {r}: scope it to db:* by the dr:managed tag, as the registry names other instances after a failover",
@@ -433,6 +492,47 @@ pub fn check(root: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Resource types whose contents must survive the stack.
+const STATEFUL: [&str; 4] = [
+    "AWS::S3::Bucket",
+    "AWS::DynamoDB::Table",
+    "AWS::KMS::Key",
+    "AWS::SecretsManager::Secret",
+];
+
+/// The permissions AWS requires that no port operation names: (action, the
+/// resource it must be allowed on, why).
+fn implied_permissions(
+    function: Function,
+    encrypted_topic_keys: &BTreeSet<String>,
+    buckets_read: &BTreeSet<String>,
+) -> Vec<(&'static str, String, &'static str)> {
+    use dr_core::PortOperation::*;
+    let calls = function.port_calls();
+    let mut implied = Vec::new();
+    if calls.contains(&NotifierPublish) {
+        for key in encrypted_topic_keys {
+            for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+                implied.push((
+                    action,
+                    key.clone(),
+                    "publishing to a topic encrypted with a customer-managed key needs it (else every Publish is AccessDenied)",
+                ));
+            }
+        }
+    }
+    if calls.contains(&ReportGet) {
+        for bucket in buckets_read {
+            implied.push((
+                "s3:ListBucket",
+                bucket.clone(),
+                "reading a key that may not exist needs it (else S3 answers 403 AccessDenied, not 404)",
+            ));
+        }
+    }
+    implied
 }
 
 /// Functions acting on the instances the topology registry names.

@@ -252,3 +252,72 @@ fn a_function_that_speaks_sql_outside_the_vpc_is_caught() {
         vec!["ProbeDatabaseFunction speaks SQL but has no VpcConfig: it cannot reach a database in the VPC".to_owned()]
     );
 }
+
+/// The text of one resource of the template, for edits confined to it.
+fn resource_block(template: &str, id: &str) -> String {
+    let start = template
+        .find(&format!("\n  {id}:\n"))
+        .unwrap_or_else(|| panic!("{id} in the template"))
+        + 1;
+    let rest = &template[start + 3..];
+    let end = rest
+        .match_indices("\n  ")
+        .find(|(i, _)| rest[i + 3..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .map_or(template.len(), |(i, _)| start + 3 + i + 1);
+    template[start..end].to_owned()
+}
+
+/// Applies `change` to one resource's text in a copy of the repository.
+fn edit_resource(root: &Path, id: &str, change: impl Fn(&str) -> String) {
+    let path = root.join("template.yaml");
+    let template = std::fs::read_to_string(&path).expect("template");
+    let block = resource_block(&template, id);
+    let changed = change(&block);
+    assert_ne!(changed, block, "the edit of {id} changed nothing");
+    std::fs::write(&path, template.replacen(&block, &changed, 1)).expect("write");
+}
+
+#[test]
+fn a_publisher_without_the_topics_key_is_caught() {
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "NotifyFunction", |b| {
+        b.replace("                - kms:GenerateDataKey\n", "")
+    });
+    let problems = deploy_checks::check(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("NotifyFunction may not kms:GenerateDataKey on !GetAtt TopicsKey.Arn: publishing to a topic encrypted"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn reading_an_optional_report_without_list_bucket_is_caught() {
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "DrillReportFunction", |b| {
+        b.replace(
+            "              Action: s3:ListBucket\n",
+            "              Action: s3:GetObjectVersion\n",
+        )
+    });
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "DrillReportFunction may not s3:ListBucket on !GetAtt ReportsBucket.Arn: reading a key that may not exist needs it (else S3 answers 403"
+        )),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_stateful_resource_the_stack_would_delete_is_caught() {
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "JournalTable", |b| {
+        b.replace("    DeletionPolicy: Retain\n", "")
+    });
+    let problems = deploy_checks::check(copy.path());
+    assert_eq!(
+        problems,
+        vec!["JournalTable (AWS::DynamoDB::Table) has no DeletionPolicy: Retain: deleting or replacing the stack would destroy what it holds".to_owned()]
+    );
+}

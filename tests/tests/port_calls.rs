@@ -51,6 +51,13 @@ fn instance(name: &str) -> InstanceDescription {
         tags.insert("dr:drill-source".into(), "muejam-db-prod".into());
     }
     InstanceDescription {
+        // Where RDS placed it: a replica or a restore made from it must go
+        // there too (the fake refuses one placed nowhere).
+        network: Some(NetworkPlacement {
+            subnet_group: Some("muejam-private".into()),
+            security_groups: vec!["sg-db".into()],
+            parameter_group: None,
+        }),
         instance_id: id(name),
         status: InstanceStatus::Available,
         role: if replica_of.is_some() {
@@ -123,6 +130,12 @@ impl DatabaseControlPlane for Fake {
     }
     async fn create_read_replica(&self, r: &CreateReplicaRequest) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::CreateReadReplica);
+        if r.network.is_none() {
+            return Err(DrError::Unsafe(format!(
+                "replica {} placed nowhere: RDS would put it in the default VPC",
+                r.replica_id
+            )));
+        }
         Ok(instance(r.replica_id.as_str()))
     }
     async fn create_snapshot(&self, _r: &CreateSnapshotRequest) -> DrResult<SnapshotDescription> {
@@ -134,6 +147,12 @@ impl DatabaseControlPlane for Fake {
         r: &RestoreSnapshotRequest,
     ) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::RestoreFromSnapshot);
+        if r.network.is_none() {
+            return Err(DrError::Unsafe(format!(
+                "restore {} placed nowhere: RDS would put it in the default VPC",
+                r.target_id
+            )));
+        }
         Ok(instance(r.target_id.as_str()))
     }
     async fn restore_to_point_in_time(

@@ -64,6 +64,23 @@ pub fn status_from_rds(status: &str) -> InstanceStatus {
     }
 }
 
+/// The placement a new instance takes from the request: without it RDS uses
+/// the default VPC's default security group, where nothing of ours reaches.
+fn subnet_group(network: &Option<NetworkPlacement>) -> Option<String> {
+    network.as_ref().and_then(|n| n.subnet_group.clone())
+}
+
+fn security_groups(network: &Option<NetworkPlacement>) -> Option<Vec<String>> {
+    network
+        .as_ref()
+        .map(|n| n.security_groups.clone())
+        .filter(|g| !g.is_empty())
+}
+
+fn parameter_group(network: &Option<NetworkPlacement>) -> Option<String> {
+    network.as_ref().and_then(|n| n.parameter_group.clone())
+}
+
 fn instance_id(value: &str) -> DrResult<InstanceId> {
     ResourceId::parse(value)
 }
@@ -137,6 +154,23 @@ impl RdsControlPlane {
             None
         };
         Ok(InstanceDescription {
+            network: Some(NetworkPlacement {
+                subnet_group: db
+                    .db_subnet_group()
+                    .and_then(|g| g.db_subnet_group_name())
+                    .map(str::to_owned),
+                security_groups: db
+                    .vpc_security_groups()
+                    .iter()
+                    .filter_map(|g| g.vpc_security_group_id())
+                    .map(str::to_owned)
+                    .collect(),
+                parameter_group: db
+                    .db_parameter_groups()
+                    .first()
+                    .and_then(|g| g.db_parameter_group_name())
+                    .map(str::to_owned),
+            }),
             status: status_from_rds(db.db_instance_status().unwrap_or("unknown")),
             role: if source.is_some() {
                 InstanceRole::Replica
@@ -340,6 +374,9 @@ impl DatabaseControlPlane for RdsControlPlane {
             .db_instance_identifier(request.replica_id.as_str())
             .source_db_instance_identifier(request.source_id.as_str())
             .set_availability_zone(request.availability_zone.clone())
+            .set_db_subnet_group_name(subnet_group(&request.network))
+            .set_vpc_security_group_ids(security_groups(&request.network))
+            .set_db_parameter_group_name(parameter_group(&request.network))
             .set_tags(Some(to_rds_tags(&request.tags)))
             .send()
             .await
@@ -400,6 +437,9 @@ impl DatabaseControlPlane for RdsControlPlane {
             .db_instance_identifier(request.target_id.as_str())
             .db_snapshot_identifier(request.snapshot_id.as_str())
             .set_db_instance_class(request.instance_class.clone())
+            .set_db_subnet_group_name(subnet_group(&request.network))
+            .set_vpc_security_group_ids(security_groups(&request.network))
+            .set_db_parameter_group_name(parameter_group(&request.network))
             .set_tags(Some(to_rds_tags(&tags)))
             .send()
             .await
@@ -444,6 +484,9 @@ impl DatabaseControlPlane for RdsControlPlane {
             .source_db_instance_identifier(request.source_id.as_str())
             .target_db_instance_identifier(request.target_id.as_str())
             .restore_time(to_smithy(request.restore_time))
+            .set_db_subnet_group_name(subnet_group(&request.network))
+            .set_vpc_security_group_ids(security_groups(&request.network))
+            .set_db_parameter_group_name(parameter_group(&request.network))
             .set_tags(Some(to_rds_tags(&tags)))
             .send()
             .await

@@ -287,6 +287,7 @@ async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_delet
     let primary = ResourceId::parse("muejam-db-prod").expect("id");
     let replica_id = ResourceId::parse("muejam-db-prod-replica").expect("id");
     let request = CreateReplicaRequest {
+        network: None,
         replica_id: replica_id.clone(),
         source_id: primary.clone(),
         availability_zone: Some("us-east-1b".to_owned()),

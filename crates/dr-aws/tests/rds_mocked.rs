@@ -260,3 +260,133 @@ async fn fencing_an_instance_rds_cannot_modify_is_not_ready_and_without_a_group_
         "{err}"
     );
 }
+
+fn placed(id: &str) -> DescribeDbInstancesOutput {
+    use aws_sdk_rds::types::{DbParameterGroupStatus, DbSubnetGroup, VpcSecurityGroupMembership};
+    DescribeDbInstancesOutput::builder()
+        .db_instances(
+            DbInstance::builder()
+                .db_instance_identifier(id)
+                .db_instance_status("available")
+                .engine("postgres")
+                .db_subnet_group(
+                    DbSubnetGroup::builder()
+                        .db_subnet_group_name("muejam-private")
+                        .build(),
+                )
+                .vpc_security_groups(
+                    VpcSecurityGroupMembership::builder()
+                        .vpc_security_group_id("sg-db")
+                        .build(),
+                )
+                .db_parameter_groups(
+                    DbParameterGroupStatus::builder()
+                        .db_parameter_group_name("muejam-pg15")
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn placement() -> NetworkPlacement {
+    NetworkPlacement {
+        subnet_group: Some("muejam-private".to_owned()),
+        security_groups: vec!["sg-db".to_owned()],
+        parameter_group: Some("muejam-pg15".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn replicas_and_restores_are_placed_where_the_database_is_not_in_the_default_vpc() {
+    use aws_sdk_rds::operation::create_db_instance_read_replica::CreateDbInstanceReadReplicaOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDBInstancesError;
+    use aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDbInstanceFromDbSnapshotOutput;
+    // What RDS says of the source: its subnet group, groups and parameters.
+    let source = mock!(Client::describe_db_instances)
+        .match_requests(|r| r.db_instance_identifier() == Some("muejam-db-prod"))
+        .then_output(|| placed("muejam-db-prod"));
+    let absent = mock!(Client::describe_db_instances)
+        .match_requests(|r| r.db_instance_identifier() != Some("muejam-db-prod"))
+        .then_error(|| {
+            DescribeDBInstancesError::generic(
+                ErrorMetadata::builder().code("DBInstanceNotFound").build(),
+            )
+        });
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&source, &absent]);
+    let described = RdsControlPlane::new(rds, None)
+        .describe_instance(&id("muejam-db-prod"))
+        .await
+        .expect("describe");
+    assert_eq!(described.network, Some(placement()));
+
+    let placed_request = |groups: &[String], subnet: Option<&str>, params: Option<&str>| {
+        groups == ["sg-db".to_owned()]
+            && subnet == Some("muejam-private")
+            && params == Some("muejam-pg15")
+    };
+    let create = mock!(Client::create_db_instance_read_replica)
+        .match_requests(move |r| {
+            placed_request(
+                r.vpc_security_group_ids(),
+                r.db_subnet_group_name(),
+                r.db_parameter_group_name(),
+            )
+        })
+        .then_output(|| {
+            CreateDbInstanceReadReplicaOutput::builder()
+                .db_instance(
+                    DbInstance::builder()
+                        .db_instance_identifier("muejam-db-prod-r1")
+                        .db_instance_status("creating")
+                        .read_replica_source_db_instance_identifier("muejam-db-prod")
+                        .build(),
+                )
+                .build()
+        });
+    let restore = mock!(Client::restore_db_instance_from_db_snapshot)
+        .match_requests(move |r| {
+            placed_request(
+                r.vpc_security_group_ids(),
+                r.db_subnet_group_name(),
+                r.db_parameter_group_name(),
+            )
+        })
+        .then_output(|| {
+            RestoreDbInstanceFromDbSnapshotOutput::builder()
+                .db_instance(
+                    DbInstance::builder()
+                        .db_instance_identifier("drill-muejam-db-prod-d1")
+                        .db_instance_status("creating")
+                        .build(),
+                )
+                .build()
+        });
+    let rds = mock_client!(
+        aws_sdk_rds,
+        RuleMode::MatchAny,
+        [&absent, &create, &restore]
+    );
+    let control_plane = RdsControlPlane::new(rds, None);
+    control_plane
+        .create_read_replica(&CreateReplicaRequest {
+            replica_id: id("muejam-db-prod-r1"),
+            source_id: id("muejam-db-prod"),
+            availability_zone: None,
+            tags: Tags::new(),
+            network: Some(placement()),
+        })
+        .await
+        .expect("replica placed");
+    control_plane
+        .restore_from_snapshot(&RestoreSnapshotRequest {
+            snapshot_id: id("rds:muejam-db-prod-2026-11-26-06-00"),
+            target_id: id("drill-muejam-db-prod-d1"),
+            instance_class: None,
+            tags: Tags::new(),
+            network: Some(placement()),
+        })
+        .await
+        .expect("restore placed");
+    assert_eq!((create.num_calls(), restore.num_calls()), (1, 1));
+}

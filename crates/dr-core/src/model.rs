@@ -175,6 +175,20 @@ pub struct InstanceDescription {
     pub latest_restorable_time: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub tags: Tags,
+    /// Where RDS placed it (subnet group, security groups, parameter
+    /// group); `None` where the platform has no network (the local one).
+    #[serde(default)]
+    pub network: Option<NetworkPlacement>,
+}
+
+/// Where an instance sits in the network, as RDS places it. A restore or a
+/// replica made without it lands in the default VPC and security group,
+/// where nothing of ours can reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetworkPlacement {
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
 }
 
 impl InstanceDescription {
@@ -276,6 +290,9 @@ pub struct CreateReplicaRequest {
     pub availability_zone: Option<String>,
     #[serde(default)]
     pub tags: Tags,
+    /// Where to place it (default: where the platform puts it).
+    #[serde(default)]
+    pub network: Option<NetworkPlacement>,
 }
 
 /// Request to restore a snapshot into a new instance.
@@ -286,6 +303,9 @@ pub struct RestoreSnapshotRequest {
     pub instance_class: Option<String>,
     #[serde(default)]
     pub tags: Tags,
+    /// Where to place it (default: where the platform puts it).
+    #[serde(default)]
+    pub network: Option<NetworkPlacement>,
 }
 
 /// Request to restore an instance to a point in time into a new instance.
@@ -296,6 +316,9 @@ pub struct PointInTimeRestoreRequest {
     pub restore_time: DateTime<Utc>,
     #[serde(default)]
     pub tags: Tags,
+    /// Where to place it (default: where the platform puts it).
+    #[serde(default)]
+    pub network: Option<NetworkPlacement>,
 }
 
 /// Request to take a manual snapshot.

@@ -585,6 +585,7 @@ impl LocalControlPlane {
             (earliest, latest)
         };
         Ok(InstanceDescription {
+            network: None,
             instance_id: id.clone(),
             status,
             role: if in_recovery {

@@ -121,6 +121,7 @@ impl LocalControlPlane {
         } else {
             progress(&format!("creating streaming replica {REPLICA_ID}"));
             self.create_read_replica(&CreateReplicaRequest {
+                network: None,
                 replica_id: replica.clone(),
                 source_id: primary.clone(),
                 availability_zone: Some(crate::AVAILABILITY_ZONES[1].to_owned()),

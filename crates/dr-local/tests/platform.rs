@@ -104,6 +104,7 @@ async fn a_write_on_the_primary_reaches_the_replica_and_promotion_is_idempotent(
     let replica = lab
         .platform
         .create_read_replica(&CreateReplicaRequest {
+            network: None,
             replica_id: id("muejam-db-prod-replica"),
             source_id: id("muejam-db-prod"),
             availability_zone: None,
@@ -119,6 +120,7 @@ async fn a_write_on_the_primary_reaches_the_replica_and_promotion_is_idempotent(
     let again = lab
         .platform
         .create_read_replica(&CreateReplicaRequest {
+            network: None,
             replica_id: id("muejam-db-prod-replica"),
             source_id: id("muejam-db-prod"),
             availability_zone: None,
@@ -253,6 +255,7 @@ async fn snapshot_then_restore_gives_identical_row_counts_and_the_file_is_sealed
     let restored = lab
         .platform
         .restore_from_snapshot(&RestoreSnapshotRequest {
+            network: None,
             snapshot_id: first.snapshot_id.clone(),
             target_id: id("muejam-db-restored"),
             instance_class: None,
@@ -280,6 +283,7 @@ async fn snapshot_then_restore_gives_identical_row_counts_and_the_file_is_sealed
     let again = lab
         .platform
         .restore_from_snapshot(&RestoreSnapshotRequest {
+            network: None,
             snapshot_id: first.snapshot_id.clone(),
             target_id: id("muejam-db-restored"),
             instance_class: None,
@@ -291,6 +295,7 @@ async fn snapshot_then_restore_gives_identical_row_counts_and_the_file_is_sealed
     let clash = lab
         .platform
         .restore_from_snapshot(&RestoreSnapshotRequest {
+            network: None,
             snapshot_id: second.snapshot_id.clone(),
             target_id: id("muejam-db-restored"),
             instance_class: None,
@@ -341,6 +346,7 @@ async fn point_in_time_restore_lands_between_two_writes() {
     let error = lab
         .platform
         .restore_to_point_in_time(&PointInTimeRestoreRequest {
+            network: None,
             source_id: id("muejam-db-prod"),
             target_id: id("muejam-db-pitr"),
             restore_time: too_early,
@@ -359,6 +365,7 @@ async fn point_in_time_restore_lands_between_two_writes() {
     let restored = lab
         .platform
         .restore_to_point_in_time(&PointInTimeRestoreRequest {
+            network: None,
             source_id: id("muejam-db-prod"),
             target_id: id("muejam-db-pitr"),
             restore_time: between,
@@ -465,6 +472,7 @@ async fn bad_input_is_refused_clearly_and_leaves_the_state_file_unchanged() {
             .expect_err("snapshot"),
         lab.platform
             .restore_from_snapshot(&RestoreSnapshotRequest {
+                network: None,
                 snapshot_id: id("no-such-snapshot"),
                 target_id: id("x1"),
                 instance_class: None,
@@ -503,6 +511,7 @@ async fn bad_input_is_refused_clearly_and_leaves_the_state_file_unchanged() {
     let no_backup = lab
         .platform
         .restore_to_point_in_time(&PointInTimeRestoreRequest {
+            network: None,
             source_id: id("muejam-db-prod"),
             target_id: id("pitr-x"),
             restore_time: chrono::Utc::now(),
@@ -561,6 +570,7 @@ async fn probes_checks_tags_and_crashes_are_reported_as_a_user_sees_them() {
     lab.primary("muejam-db-prod").await;
     lab.platform
         .create_read_replica(&CreateReplicaRequest {
+            network: None,
             replica_id: id("muejam-db-prod-replica"),
             source_id: id("muejam-db-prod"),
             availability_zone: Some("us-east-1c".to_owned()),

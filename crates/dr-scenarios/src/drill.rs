@@ -352,9 +352,17 @@ pub async fn start_restore(
 ) -> DrResult<StartRestoreOutput> {
     let (restore, replica) = drill_names(&input.database, &input.drill_id)?;
     let started_at = Utc::now();
+    // The restore goes where the database is (its subnet group, security
+    // groups, parameters), so the drill's SQL checks can reach it.
+    let network = ports
+        .control_plane
+        .describe_instance(&input.database)
+        .await?
+        .network;
     let restored = ports
         .control_plane
         .restore_from_snapshot(&RestoreSnapshotRequest {
+            network,
             snapshot_id: input.snapshot_id.clone(),
             target_id: restore.clone(),
             instance_class: input.instance_class,
@@ -497,6 +505,7 @@ pub async fn drill_replica(
     let replica = ports
         .control_plane
         .create_read_replica(&CreateReplicaRequest {
+            network: source.network.clone(),
             replica_id: input.replica_instance_id.clone(),
             source_id: input.restore_instance_id.clone(),
             availability_zone: zone,

@@ -645,6 +645,9 @@ async fn create_replica_now(
     let replica = ports
         .control_plane
         .create_read_replica(&CreateReplicaRequest {
+            // The new primary's subnet group, security groups and
+            // parameters: where the applications reach it.
+            network: source.network.clone(),
             replica_id: input.replica_instance_id.clone(),
             source_id: input.source_instance_id.clone(),
             availability_zone: zone,

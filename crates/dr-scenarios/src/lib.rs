@@ -174,7 +174,7 @@ impl Function {
             ],
             Function::DrillScope => &[ListInstances],
             Function::VerifyBackup => &[ListSnapshots, VerifySnapshot],
-            Function::StartRestore => &[RestoreFromSnapshot],
+            Function::StartRestore => &[DescribeInstance, RestoreFromSnapshot],
             Function::RestoreCheck => &[
                 DescribeInstance,
                 ListSnapshots,
