@@ -312,14 +312,7 @@ async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_created() {
     let stack = Stack::up();
-    let before: Vec<InstanceId> = stack
-        .platform()
-        .list_instances()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|i| i.instance_id)
-        .collect();
+    let before: Vec<InstanceId> = stack.instance_ids().await;
     for (change, says) in [
         (
             json!({"poll_intervall_seconds": 15}),
@@ -350,13 +343,6 @@ async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_
             "{says:?}: {result:#}"
         );
     }
-    let after: Vec<InstanceId> = stack
-        .platform()
-        .list_instances()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|i| i.instance_id)
-        .collect();
+    let after: Vec<InstanceId> = stack.instance_ids().await;
     assert_eq!(after, before, "nothing was created");
 }

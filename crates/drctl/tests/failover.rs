@@ -128,14 +128,7 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
     );
 
     // A second run after success changes nothing and still succeeds.
-    let instances_before: Vec<InstanceId> = stack
-        .platform()
-        .list_instances()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|i| i.instance_id)
-        .collect();
+    let instances_before: Vec<InstanceId> = stack.instance_ids().await;
     // The alarm firing again finds the new primary healthy: nothing changes.
     let (code, again) = stack.alarm_failover(json!({}), &[]);
     assert_eq!(code, 0, "{again:#}");
@@ -143,14 +136,7 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         again["output"]["report"]["result"]["outcome"],
         "false_alarm"
     );
-    let instances_after: Vec<InstanceId> = stack
-        .platform()
-        .list_instances()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|i| i.instance_id)
-        .collect();
+    let instances_after: Vec<InstanceId> = stack.instance_ids().await;
     assert_eq!(instances_after, instances_before);
     assert_eq!(stack.dns_value().await, replica_address);
     let second_report: Value = serde_json::from_slice(

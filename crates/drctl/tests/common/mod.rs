@@ -136,6 +136,17 @@ impl Stack {
         )
     }
 
+    /// The identifiers of every instance of the stack, sorted.
+    pub async fn instance_ids(&self) -> Vec<InstanceId> {
+        self.platform()
+            .list_instances()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|i| i.instance_id)
+            .collect()
+    }
+
     /// Every recovery lock held.
     pub async fn locks(&self) -> Vec<LockHolder> {
         dr_aws::DynamoDbLock::new(self.moto_clients().await.dynamodb, "muejam-dr-locks")
