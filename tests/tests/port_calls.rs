@@ -581,7 +581,10 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::DrillPromote => {
             vec![json!({"drill_id": "d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})]
         }
-        Function::DrillCleanup => vec![json!({"drill_id": "d1"})],
+        Function::DrillCleanup => vec![
+            json!({"drill_id": "d1"}),
+            json!({"drill_id": "d2", "sweep_earlier": true, "execution_arn": "arn:aws:states:us-east-1:1:execution:muejam-dr-drill:d2"}),
+        ],
         Function::RunbookReview => {
             vec![json!({"topic_arn": "t", "runbook_last_updated": "2026-11-01"})]
         }

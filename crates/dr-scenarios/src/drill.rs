@@ -671,6 +671,14 @@ pub struct DrillCleanupInput {
     /// Only this database's drill resources; all of the drill's when absent.
     #[serde(default)]
     pub database: Option<InstanceId>,
+    /// Instead: remove what earlier drills left behind (a drill whose
+    /// execution was killed, timed out or failed before its own cleanup).
+    /// `execution_arn` is this drill's: an earlier drill's is the same with
+    /// its own name.
+    #[serde(default)]
+    pub sweep_earlier: bool,
+    #[serde(default)]
+    pub execution_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -687,6 +695,73 @@ pub async fn drill_cleanup(
     ports: &Ports,
     input: DrillCleanupInput,
 ) -> DrResult<DrillCleanupOutput> {
+    if input.sweep_earlier {
+        return sweep_earlier_drills(ports, &input).await;
+    }
+    cleanup_drill(ports, &input.drill_id, input.database.as_ref()).await
+}
+
+/// The ARN of another execution of the same state machine.
+fn sibling_execution(execution_arn: &str, name: &str) -> Option<String> {
+    let (machine, _) = execution_arn.rsplit_once(':')?;
+    machine
+        .contains(":execution:")
+        .then(|| format!("{machine}:{name}"))
+}
+
+/// Removes the leftovers of earlier drills whose executions are no longer
+/// running (killed, timed out, failed before their cleanup): only drill
+/// instances those drills made themselves, each with the same care as the
+/// drill's own cleanup. A drill that still runs is left alone.
+async fn sweep_earlier_drills(
+    ports: &Ports,
+    input: &DrillCleanupInput,
+) -> DrResult<DrillCleanupOutput> {
+    let execution_arn = input
+        .execution_arn
+        .as_deref()
+        .ok_or_else(|| DrError::InvalidInput("sweep_earlier needs execution_arn".to_owned()))?;
+    let earlier: std::collections::BTreeSet<String> = ports
+        .control_plane
+        .list_instances()
+        .await?
+        .into_iter()
+        .filter_map(|i| i.tags.get(DRILL_TAG).cloned())
+        .filter(|id| id != &input.drill_id)
+        .collect();
+    let mut deleted = Vec::new();
+    let mut remaining = Vec::new();
+    for drill in earlier {
+        let running = match sibling_execution(execution_arn, &drill) {
+            Some(arn) => ports.executions.state(&arn).await? == Some(ExecutionState::Running),
+            None => false,
+        };
+        if running {
+            tracing::info!(drill = %drill, "an earlier drill still runs: its instances are left alone");
+            continue;
+        }
+        let cleaned = cleanup_drill(ports, &drill, None).await?;
+        deleted.extend(cleaned.deleted);
+        remaining.extend(cleaned.remaining);
+    }
+    Ok(DrillCleanupOutput {
+        clean: remaining.is_empty(),
+        deleted,
+        remaining,
+    })
+}
+
+async fn cleanup_drill(
+    ports: &Ports,
+    drill_id: &str,
+    database: Option<&InstanceId>,
+) -> DrResult<DrillCleanupOutput> {
+    let input = DrillCleanupInput {
+        drill_id: drill_id.to_owned(),
+        database: database.cloned(),
+        sweep_earlier: false,
+        execution_arn: None,
+    };
     let ours = |i: &InstanceDescription| {
         i.tags.get(DRILL_TAG).map(String::as_str) == Some(input.drill_id.as_str())
             && input.database.as_ref().is_none_or(|d| {

@@ -38,6 +38,9 @@ pub struct DrillReportInput {
     /// The drill-wide cleanup: whether anything tagged for this drill is left.
     #[serde(default)]
     pub final_cleanup: Value,
+    /// What earlier drills had left behind, removed before this one began.
+    #[serde(default)]
+    pub earlier_leftovers: Value,
     pub finished_at: DateTime<Utc>,
     #[serde(default)]
     pub topic_arn: Option<String>,
@@ -66,6 +69,14 @@ pub struct DrillReport {
     pub cleanup_verified: bool,
     /// What is still tagged for this drill, if anything.
     pub leftovers: Vec<String>,
+    /// Instances earlier drills left behind (killed before their cleanup),
+    /// removed before this drill began.
+    #[serde(default)]
+    pub earlier_leftovers_removed: Vec<String>,
+    /// Instances tagged by earlier drills that could not be removed (not
+    /// made by a drill): for a person to look at.
+    #[serde(default)]
+    pub earlier_leftovers_remaining: Vec<String>,
     pub changes_since_previous: Vec<String>,
 }
 
@@ -159,14 +170,18 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
     let restore_time = evidence(input.rto_objective_seconds, restore_seconds);
     let backup_age = evidence(input.rpo_objective_seconds, backup_age);
     let cleanup_verified = input.final_cleanup["clean"].as_bool().unwrap_or(false);
-    let leftovers: Vec<String> = input.final_cleanup["remaining"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let leftovers = names(&input.final_cleanup["remaining"]);
+    let earlier_leftovers_removed = names(&input.earlier_leftovers["deleted"]);
+    let earlier_leftovers_remaining = names(&input.earlier_leftovers["remaining"]);
     let passed = !databases.is_empty()
         && cleanup_verified
         && databases
@@ -175,8 +190,9 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
         && runbook_items
             .iter()
             .all(|t| t.status != TestStatus::Failed && t.status != TestStatus::TimedOut)
-        && restore_time.met != Some(false)
-        && backup_age.met != Some(false);
+        // Not measured never counts as met.
+        && restore_time.met == Some(true)
+        && backup_age.met == Some(true);
     let mut changes = Vec::new();
     if let Some(previous) = previous {
         if previous.passed != passed {
@@ -232,6 +248,8 @@ pub fn build(input: &DrillReportInput, previous: Option<&DrillReport>) -> DrillR
         backup_age,
         cleanup_verified,
         leftovers,
+        earlier_leftovers_removed,
+        earlier_leftovers_remaining,
         changes_since_previous: changes,
     }
 }
@@ -305,6 +323,23 @@ pub fn markdown(report: &DrillReport) -> String {
         md.push_str(&format!(
             "- FAILED: still tagged for this drill and not removed (the drill deletes only the drill-… instances it made): {}\n",
             report.leftovers.join(", ")
+        ));
+    }
+    md.push_str("\n## Leftovers of earlier drills\n\n");
+    if report.earlier_leftovers_removed.is_empty() && report.earlier_leftovers_remaining.is_empty()
+    {
+        md.push_str("- none\n");
+    }
+    if !report.earlier_leftovers_removed.is_empty() {
+        md.push_str(&format!(
+            "- removed before this drill began (an earlier drill ended before its cleanup): {}\n",
+            report.earlier_leftovers_removed.join(", ")
+        ));
+    }
+    if !report.earlier_leftovers_remaining.is_empty() {
+        md.push_str(&format!(
+            "- tagged by an earlier drill but not made by one, left for a person: {}\n",
+            report.earlier_leftovers_remaining.join(", ")
         ));
     }
     md.push_str("\n## Runbook review\n\n");
@@ -435,6 +470,7 @@ mod tests {
             })],
             runbook: json!({"items": [test("alerts_topic_has_a_confirmed_subscriber", "SUCCESSFUL", json!({}))], "manual": ["check contacts"]}),
             final_cleanup: json!({"clean": true, "deleted": [], "remaining": []}),
+            earlier_leftovers: json!({"clean": true, "deleted": [], "remaining": []}),
             finished_at: "2026-11-26T02:10:00Z".parse().expect("ts"),
             topic_arn: None,
             rto_objective_seconds: RTO_OBJECTIVE_SECONDS,

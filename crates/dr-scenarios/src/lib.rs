@@ -190,7 +190,7 @@ impl Function {
                 SqlMarkerPresent,
             ],
             Function::DrillPromote => &[DescribeInstance, PromoteReadReplica],
-            Function::DrillCleanup => &[ListInstances, DeleteInstance],
+            Function::DrillCleanup => &[ListInstances, DeleteInstance, ExecutionState],
             Function::RunbookReview => &[NotifierSubscriptions],
             Function::DrillReport => &[ReportGet, ReportPut, NotifierPublish],
             Function::ProbeDatabase => &[SecretsGet, SqlProbe, MetricsPut],

@@ -346,3 +346,113 @@ async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_
     let after: Vec<InstanceId> = stack.instance_ids().await;
     assert_eq!(after, before, "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_killed_mid_restore_leaves_instances_the_next_drill_removes_first() {
+    use std::io::BufRead;
+    let stack = Stack::up();
+    let snapshot = drctl(
+        &stack.home,
+        &["local", "snapshot", PRIMARY, "--home", stack.home_str()],
+    );
+    assert!(snapshot.status.success());
+    let input = stack.home.join("drill-input.json");
+    std::fs::write(&input, drill_input().to_string()).expect("input");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_drctl"))
+        .args(["run", "dr-drill", "--input"])
+        .arg(&input)
+        .args(["--local", "--name", "killed-drill"])
+        .env("DRCTL_HOME", &stack.home)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("drill");
+    let stderr = run.stderr.take().expect("stderr");
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line.expect("line").contains("✔ StartRestore") {
+            break;
+        }
+    }
+    run.kill().expect("kill -9");
+    let _ = run.wait();
+    let left = drill_instances(&stack).await;
+    assert!(!left.is_empty(), "the killed drill left its restore behind");
+
+    // While its execution still counts as running (here: this test process
+    // stands in for it), its instances are not another drill's to remove.
+    let registry = dr_local::executions::LocalExecutions::new(&stack.home);
+    let mut record = registry
+        .get("killed-drill")
+        .expect("registry")
+        .expect("recorded");
+    record.pid = std::process::id();
+    registry.start(&record).expect("alive again");
+    let (code, result) = stack.run("dr-drill", &drill_input(), &["--name", "second-drill"]);
+    assert_eq!(code, 0, "{result:#}");
+    for instance in &left {
+        assert!(
+            drill_instances(&stack).await.contains(instance),
+            "{instance} of a running drill was removed"
+        );
+    }
+    registry
+        .finish("killed-drill", ExecutionState::Aborted)
+        .expect("ended");
+
+    let (code, result) = stack.run("dr-drill", &drill_input(), &["--name", "next-drill"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert!(drill_instances(&stack).await.is_empty(), "nothing is left");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "PASSED");
+    let removed: Vec<String> = report["earlier_leftovers_removed"]
+        .as_array()
+        .expect("removed")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    for instance in &left {
+        assert!(
+            removed.contains(&instance.to_string()),
+            "{instance} not in {removed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_sweeper_rule_hands_the_dead_drill_to_its_cleanup() {
+    let stack = Stack::up();
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let rule = template
+        .event_rules("DrillCleanupFunction")
+        .expect("rules")
+        .into_iter()
+        .find(|r| r.name == "DrillEnded")
+        .expect("the drill sweeper rule");
+    let event: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/execution-status-change.json")).expect("event"),
+    )
+    .expect("json");
+    let payload = rule.transform(&event).expect("transforms");
+    assert_eq!(payload, json!({"drill_id": "incident-2026-11-26"}));
+    let file = stack.home.join("drill-sweep.json");
+    std::fs::write(&file, payload.to_string()).expect("payload");
+    let out = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            "drill-cleanup",
+            "--local",
+            "--payload",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(output["clean"], true, "{output}");
+}
