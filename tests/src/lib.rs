@@ -319,18 +319,27 @@ pub fn check(root: &Path) -> Vec<String> {
                     | IntegrityVerify
             )
         });
-        let in_vpc = resource(function.logical_id())
-            .and_then(|r| {
-                r.get("Properties")
-                    .and_then(|p| p.get("VpcConfig"))
-                    .cloned()
-            })
-            .is_some();
-        if speaks_sql && !in_vpc {
-            problems.push(format!(
+        let vpc_config = resource(function.logical_id()).and_then(|r| {
+            r.get("Properties")
+                .and_then(|p| p.get("VpcConfig"))
+                .cloned()
+        });
+        match &vpc_config {
+            _ if !speaks_sql => {}
+            None => problems.push(format!(
                 "{} speaks SQL but has no VpcConfig: it cannot reach a database in the VPC",
                 function.logical_id()
-            ));
+            )),
+            Some(config)
+                if config.get("SubnetIds").and_then(text).as_deref()
+                    != Some("!Ref SubnetIds") =>
+            {
+                problems.push(format!(
+                    "{} speaks SQL but its VpcConfig is not always SubnetIds (a condition or another value could deploy it outside the VPC)",
+                    function.logical_id()
+                ))
+            }
+            Some(_) => {}
         }
         let layers: Vec<String> = resource(function.logical_id())
             .and_then(|r| r.get("Properties").and_then(|p| p.get("Layers")).cloned())
@@ -342,6 +351,18 @@ pub fn check(root: &Path) -> Vec<String> {
                 function.logical_id()
             ));
         }
+    }
+
+    // The subnets are required: a deploy without them must fail, not put
+    // the functions that speak SQL outside the VPC.
+    let parameters = doc.get("Parameters").cloned().unwrap_or(Yaml::Null);
+    if parameters
+        .get("SubnetIds")
+        .is_some_and(|p| p.get("Default").is_some())
+    {
+        problems.push(
+            "parameter SubnetIds has a Default: a deploy that does not name the subnets must fail, not run the functions that speak SQL outside the VPC".to_owned(),
+        );
     }
 
     // SQL over TLS: every function is told the mode and where the CA bundle
@@ -390,6 +411,18 @@ pub fn check(root: &Path) -> Vec<String> {
         .filter_map(|(id, _)| id.as_str().map(|id| format!("!GetAtt {id}.Arn")))
         .collect();
 
+    // The VPC endpoints the template offers (VpcEndpoints=create), by service.
+    let endpoints: BTreeMap<String, String> = resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some("AWS::EC2::VPCEndpoint"))
+        .filter_map(|(id, r)| {
+            let name = r.get("Properties")?.get("ServiceName").and_then(text)?;
+            let service = name.rsplit("}.").next()?.to_owned();
+            Some((service, id.as_str()?.to_owned()))
+        })
+        .collect();
+    let mut endpoints_used = BTreeSet::new();
+
     // Stateful resources outlive the stack (a deleted stack must not take
     // the reports, the registry, the journal or the key with it).
     for (id, r) in &resources {
@@ -428,6 +461,37 @@ pub fn check(root: &Path) -> Vec<String> {
             .flat_map(|op| dr_aws::iam::iam_actions(*op).iter().copied())
             .collect();
         required.extend(implied.iter().map(|(action, _, _)| *action));
+        // A function in the VPC reaches every API it calls through the VPC:
+        // an endpoint the template offers, or NAT; an API without any VPC
+        // endpoint (Route 53) would need NAT, so it is called from outside.
+        if resource(function.logical_id())
+            .and_then(|r| r.get("Properties")?.get("VpcConfig").cloned())
+            .is_some()
+        {
+            let services: BTreeSet<&str> = required
+                .iter()
+                .filter(|a| !a.starts_with("kms:"))
+                .filter_map(|a| a.split(':').next())
+                .collect();
+            for service in services {
+                match vpc_endpoint_service(service) {
+                    None => problems.push(format!(
+                        "{} calls {service} from the VPC, whose API has no VPC endpoint: without NAT the call never connects; make it from a function outside the VPC",
+                        function.logical_id()
+                    )),
+                    Some(endpoint) => {
+                        if endpoints.contains_key(endpoint) {
+                            endpoints_used.insert(endpoint);
+                        } else {
+                            problems.push(format!(
+                                "{} calls {service} from the VPC, but the template offers no VPC endpoint com.amazonaws.<region>.{endpoint}: with VpcEndpoints=create and no NAT the call never connects",
+                                function.logical_id()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         for action in &required {
             if !allowed.contains_key(*action) {
                 match implied.iter().find(|(a, _, _)| a == action) {
@@ -491,7 +555,34 @@ pub fn check(root: &Path) -> Vec<String> {
             }
         }
     }
+    for (service, id) in &endpoints {
+        if !endpoints_used.contains(service.as_str()) {
+            problems.push(format!(
+                "{id} ({service}) serves no function in the VPC: an interface endpoint costs by the hour in every zone"
+            ));
+        }
+    }
     problems
+}
+
+/// The VPC endpoint (`com.amazonaws.<region>.<name>`) through which a
+/// function in a VPC without NAT reaches an IAM service's API; `None`:
+/// the API has none (Route 53's API is global, and AWS PrivateLink does
+/// not serve it).
+fn vpc_endpoint_service(iam_service: &str) -> Option<&'static str> {
+    Some(match iam_service {
+        "rds" => "rds",
+        "cloudwatch" => "monitoring",
+        "secretsmanager" => "secretsmanager",
+        "dynamodb" => "dynamodb",
+        "s3" => "s3",
+        "sns" => "sns",
+        "sqs" => "sqs",
+        "states" => "states",
+        "kms" => "kms",
+        "lambda" => "lambda",
+        _ => return None,
+    })
 }
 
 /// Resource types whose contents must survive the stack.

@@ -240,16 +240,88 @@ fn a_function_that_speaks_sql_without_the_rds_ca_bundle_is_caught() {
 
 #[test]
 fn a_function_that_speaks_sql_outside_the_vpc_is_caught() {
+    let vpc = "      VpcConfig:\n        SubnetIds: !Ref SubnetIds\n        SecurityGroupIds: !If\n          - CreateVpcEndpoints\n          - !Split [',', !Join [',', [!Ref EndpointClientSecurityGroup, !Join [',', !Ref SecurityGroupIds]]]]\n          - !Ref SecurityGroupIds\n";
     let copy = copy_of_repo();
+    edit_resource(copy.path(), "ProbeDatabaseFunction", |b| b.replace(vpc, ""));
+    assert_eq!(
+        deploy_checks::check(copy.path()),
+        vec!["ProbeDatabaseFunction speaks SQL but has no VpcConfig: it cannot reach a database in the VPC".to_owned()]
+    );
+
+    // The VPC as an option (the template before issue 12): a deploy without
+    // subnets put the probe outside the VPC.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "ProbeDatabaseFunction", |b| {
+        b.replace(
+            vpc,
+            "      VpcConfig: !If\n        - CreateVpcEndpoints\n        - SubnetIds: !Ref SubnetIds\n          SecurityGroupIds: !Ref SecurityGroupIds\n        - !Ref AWS::NoValue\n",
+        )
+    });
     edit(
         &copy.path().join("template.yaml"),
-        "      Layers: [!Ref RdsCaBundleLayer]\n      VpcConfig: !If\n        - InVpc\n        - SubnetIds: !Ref SubnetIds\n          SecurityGroupIds: !Ref SecurityGroupIds\n        - !Ref AWS::NoValue\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${DatabaseSecretName}-*\n            # PutMetricData",
-        "      Layers: [!Ref RdsCaBundleLayer]\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: secretsmanager:GetSecretValue\n              Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${DatabaseSecretName}-*\n            # PutMetricData",
+        "  SubnetIds:\n    Type: List<AWS::EC2::Subnet::Id>\n",
+        "  SubnetIds:\n    Type: CommaDelimitedList\n    Default: ''\n",
     );
+    assert_eq!(
+        deploy_checks::check(copy.path()),
+        vec![
+            "ProbeDatabaseFunction speaks SQL but its VpcConfig is not always SubnetIds (a condition or another value could deploy it outside the VPC)".to_owned(),
+            "parameter SubnetIds has a Default: a deploy that does not name the subnets must fail, not run the functions that speak SQL outside the VPC".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn a_function_in_the_vpc_calling_an_api_it_has_no_route_to_is_caught() {
+    // Route 53's API has no VPC endpoint: the DNS switch in the VPC would
+    // never connect without NAT.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "UpdateDnsFunction", |b| {
+        b.replace(
+            "      CodeUri: ./\n",
+            "      CodeUri: ./\n      VpcConfig:\n        SubnetIds: !Ref SubnetIds\n        SecurityGroupIds: !Ref SecurityGroupIds\n",
+        )
+    });
     let problems = deploy_checks::check(copy.path());
     assert_eq!(
         problems,
-        vec!["ProbeDatabaseFunction speaks SQL but has no VpcConfig: it cannot reach a database in the VPC".to_owned()]
+        vec!["UpdateDnsFunction calls route53 from the VPC, whose API has no VPC endpoint: without NAT the call never connects; make it from a function outside the VPC".to_owned()],
+    );
+
+    // Without the Secrets Manager endpoint, every function in the VPC that
+    // reads the database's credentials is cut off.
+    let copy = copy_of_repo();
+    let template = std::fs::read_to_string(copy.path().join("template.yaml")).expect("template");
+    let block = resource_block(&template, "SecretsManagerEndpoint");
+    std::fs::write(
+        copy.path().join("template.yaml"),
+        template.replacen(&block, "", 1),
+    )
+    .expect("write");
+    let problems = deploy_checks::check(copy.path());
+    assert!(!problems.is_empty());
+    for problem in &problems {
+        assert!(
+            problem.ends_with("calls secretsmanager from the VPC, but the template offers no VPC endpoint com.amazonaws.<region>.secretsmanager: with VpcEndpoints=create and no NAT the call never connects"),
+            "{problems:#?}"
+        );
+    }
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("ConfirmFailureFunction ")),
+        "{problems:#?}"
+    );
+
+    // An endpoint nothing in the VPC calls only costs.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "CloudWatchEndpoint", |b| {
+        b.replace(".monitoring", ".sqs")
+    });
+    let problems = deploy_checks::check(copy.path());
+    assert!(
+        problems.contains(&"CloudWatchEndpoint (sqs) serves no function in the VPC: an interface endpoint costs by the hour in every zone".to_owned()),
+        "{problems:#?}"
     );
 }
 

@@ -599,7 +599,10 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"request": {"database": "fresh", "trigger": {"source": "cloudwatch-alarm"}}, "execution": execution}),
         ],
         Function::ConfirmFailure => {
-            vec![json!({"plan": plan(), "journal": {"recovery_id": "r1", "execution": "d1"}})]
+            vec![
+                json!({"plan": plan(), "database_record": {"value": "db.local", "read_at": "2026-11-26T02:00:01Z"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+                json!({"plan": plan(), "database_record": {"value": null, "read_at": "2026-11-26T02:00:01Z"}}),
+            ]
         }
         Function::FenceInstance => vec![
             json!({"instance_id": "muejam-db-prod", "by": "arn:x", "quarantine_security_group": "sg-1", "journal": {"recovery_id": "r1", "execution": "d1"}}),

@@ -702,6 +702,9 @@ pub fn replica_readiness(
 #[serde(deny_unknown_fields)]
 pub struct ConfirmFailureInput {
     pub plan: FailoverPlan,
+    /// The record as the input's validation read it (Route 53's API is not
+    /// reachable from a VPC without NAT, where this step runs).
+    pub database_record: crate::plan::ObservedRecord,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: u64,
     #[serde(default)]
@@ -751,8 +754,9 @@ pub struct ConfirmFailureOutput {
 }
 
 /// Runbook "verify failure": the control plane's view of the primary, a
-/// classified SQL probe of its endpoint, the database record, and whether
-/// the replica can take over, judged by the evidence policy. Only reads.
+/// classified SQL probe of its endpoint, the database record (read by the
+/// input's validation), and whether the replica can take over, judged by
+/// the evidence policy. Only reads.
 pub async fn confirm_failure(
     ports: &Ports,
     input: ConfirmFailureInput,
@@ -763,10 +767,7 @@ pub async fn confirm_failure(
         Err(DrError::NotFound(_)) => (ControlPlaneView::Gone, None),
         Err(e) => return Err(e),
     };
-    let record = ports
-        .dns
-        .get_record(&plan.dns.hosted_zone, &plan.dns.record_name, "CNAME")
-        .await?;
+    let record = input.database_record.value.clone();
     let report = match (&record, &endpoint) {
         (None, _) => ProbeReport {
             healthy: false,
@@ -806,10 +807,10 @@ pub async fn confirm_failure(
     let probe = ProbeView::of(&report);
     let mut verdict = evidence_policy(&plan.primary, &control, probe);
     if let (Some(record), Some(endpoint)) = (&record, &endpoint) {
-        if record.value != endpoint.address {
+        if *record != endpoint.address {
             verdict.reasons.push(format!(
-                "{} points at {}, not at {}'s endpoint {}",
-                plan.dns.record_name, record.value, plan.primary, endpoint.address
+                "{} points at {record}, not at {}'s endpoint {}",
+                plan.dns.record_name, plan.primary, endpoint.address
             ));
         }
     }
@@ -889,7 +890,7 @@ pub async fn confirm_failure(
         control_plane: control,
         probe,
         probe_reason: report.reason,
-        dns_value: record.map(|r| r.value),
+        dns_value: record,
         replica: replica_check,
         decision: verdict.decision,
         reasons: verdict.reasons,

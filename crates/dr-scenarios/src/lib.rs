@@ -198,16 +198,11 @@ impl Function {
                 TopologyGet,
                 TopologyPut,
                 DescribeInstance,
+                DnsGetRecord,
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::ConfirmFailure => &[
-                DescribeInstance,
-                DnsGetRecord,
-                SecretsGet,
-                SqlProbe,
-                JournalRecord,
-            ],
+            Function::ConfirmFailure => &[DescribeInstance, SecretsGet, SqlProbe, JournalRecord],
             Function::FenceInstance => &[FenceInstance, JournalEntries, JournalRecord],
             Function::UpdateTopology => &[TopologyGet, TopologyPut, JournalEntries, JournalRecord],
             Function::RequestApproval => {

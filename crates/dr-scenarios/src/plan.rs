@@ -399,10 +399,48 @@ pub async fn registered_topology(ports: &Ports, database: &str) -> DrResult<Topo
     }
 }
 
+/// The database record as a step outside the VPC read it.
+///
+/// The functions that speak SQL run in the database's VPC, and Route 53's
+/// API has no VPC endpoint: a VPC without NAT could not reach it from
+/// there. So the record is read here, outside the VPC, and handed to the
+/// confirmation, which compares it with the primary's endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedRecord {
+    /// What the record points at; `None`: it does not exist.
+    pub value: Option<String>,
+    pub read_at: DateTime<Utc>,
+}
+
+/// The validated input: the plan every later step reads, and the record
+/// as it was when the run began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatedInput {
+    pub plan: FailoverPlan,
+    pub database_record: ObservedRecord,
+}
+
 /// Parses the whole input, checks it, and resolves it against the registry
 /// and the control plane: `InvalidInput` naming the field before anything
 /// is touched. Only reads.
-pub async fn validate_input(ports: &Ports, input: ValidateInputInput) -> DrResult<FailoverPlan> {
+pub async fn validate_input(ports: &Ports, input: ValidateInputInput) -> DrResult<ValidatedInput> {
+    let plan = validated_plan(ports, input).await?;
+    let record = ports
+        .dns
+        .get_record(&plan.dns.hosted_zone, &plan.dns.record_name, "CNAME")
+        .await?;
+    Ok(ValidatedInput {
+        plan,
+        database_record: ObservedRecord {
+            value: record.map(|r| r.value),
+            read_at: Utc::now(),
+        },
+    })
+}
+
+async fn validated_plan(ports: &Ports, input: ValidateInputInput) -> DrResult<FailoverPlan> {
     let request: FailoverRequest = serde_json::from_value(input.request).map_err(|e| {
         invalid(format!(
             "database-failover input: {}",
