@@ -393,3 +393,88 @@ fn a_stateful_resource_the_stack_would_delete_is_caught() {
         vec!["JournalTable (AWS::DynamoDB::Table) has no DeletionPolicy: Retain: deleting or replacing the stack would destroy what it holds".to_owned()]
     );
 }
+
+#[test]
+fn sam_accepts_the_template() {
+    let problems = deploy_checks::sam_validate(&repo());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_template_sam_cannot_transform_is_caught() {
+    // A SAM policy template given the wrong parameter: `sam validate --lint`
+    // alone passes it, `sam deploy` would refuse it.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "NotifyFunction", |b| {
+        b.replace(
+            "            TopicName: !GetAtt AlertsTopic.TopicName",
+            "            TopicArn: !GetAtt AlertsTopic.TopicName",
+        )
+    });
+    let problems = deploy_checks::sam_validate(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("sam validate:")
+            && problems[0].contains("required parameters of template 'SNSPublishMessagePolicy' don't have values: ['TopicName']"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn every_policy_names_resources_of_the_types_its_actions_authorise() {
+    let problems = deploy_checks::iam_resource_types(&repo());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_restore_without_the_groups_it_is_placed_in_is_caught() {
+    // Before issue 12: restores allowed on db: and snapshot: only.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "StartRestoreFunction", |b| {
+        b.replace(
+            "                - !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:og:*\n",
+            "",
+        )
+    });
+    assert_eq!(
+        deploy_checks::iam_resource_types(copy.path()),
+        vec![
+            "StartRestoreFunctionRole: rds:RestoreDBInstanceFromDBSnapshot also authorises the og resource (arn:${Partition}:rds:${Region}:${Account}:og:${OptionGroupName}), which no statement allows: the call is AccessDenied".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn a_resource_of_a_type_the_action_does_not_authorise_is_caught() {
+    // ListBucket is authorised on the bucket, never on its objects: scoped
+    // to the objects it never matches, and S3 answers 403 for a missing key.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "DrillReportFunction", |b| {
+        b.replace(
+            "              Action: s3:ListBucket\n              Resource: !GetAtt ReportsBucket.Arn\n",
+            "              Action: s3:ListBucket\n              Resource: !Sub ${ReportsBucket.Arn}/reports/*\n",
+        )
+    });
+    let problems = deploy_checks::iam_resource_types(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("DrillReportFunctionRole: s3:ListBucket on arn:aws:s3:::")
+            && problems[0].ends_with("/reports/*: the action authorises no resource of that form (it authorises accesspoint, bucket): the statement never matches and the call is AccessDenied"),
+        "{problems:#?}"
+    );
+
+    // An action that has no resource type is granted on * only.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "ProbeDatabaseFunction", |b| {
+        b.replacen(
+            "              Resource: '*'\n",
+            "              Resource: !Sub arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:metric/*\n",
+            1,
+        )
+    });
+    let problems = deploy_checks::iam_resource_types(copy.path());
+    assert!(
+        problems.contains(&"ProbeDatabaseFunctionRole: cloudwatch:PutMetricData has no resource types, so only Resource '*' grants it, not arn:aws:cloudwatch:us-east-1:123456789012:metric/*".to_owned()),
+        "{problems:#?}"
+    );
+}
