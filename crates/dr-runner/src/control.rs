@@ -172,11 +172,12 @@ pub struct FaultRule {
     pub fault: Fault,
 }
 
-/// Faults to inject, and how often each task has been called.
+/// Faults to inject, and how often each task has been called (counted per
+/// execution: a child execution's calls start from 1 again).
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     rules: Vec<FaultRule>,
-    calls: Mutex<HashMap<String, u32>>,
+    calls: Mutex<HashMap<(String, String), u32>>,
 }
 
 impl FaultPlan {
@@ -189,11 +190,13 @@ impl FaultPlan {
 
     /// Counts a call of the task (by state and by function) and returns the
     /// fault planned for it, if any.
-    pub(crate) fn on_call(&self, state: &str, function: &str) -> Option<Fault> {
+    pub(crate) fn on_call(&self, execution: &str, state: &str, function: &str) -> Option<Fault> {
         let mut calls = self.calls.lock().ok()?;
         let mut planned = None;
         for key in [state, function] {
-            let count = calls.entry(key.to_owned()).or_insert(0);
+            let count = calls
+                .entry((execution.to_owned(), key.to_owned()))
+                .or_insert(0);
             *count += 1;
             let n = *count;
             if planned.is_none() {
@@ -210,11 +213,16 @@ impl FaultPlan {
         planned
     }
 
+    /// Calls of a task (state or function name), every execution together.
     pub fn calls(&self, task: &str) -> u32 {
         self.calls
             .lock()
-            .ok()
-            .and_then(|c| c.get(task).copied())
+            .map(|c| {
+                c.iter()
+                    .filter(|((_, key), _)| key == task)
+                    .map(|(_, n)| *n)
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }

@@ -12,6 +12,9 @@ use crate::path::JsonPath;
 use crate::template::Template;
 
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+/// A child execution, waited for (`.sync`: its output as a string;
+/// `.sync:2`: as JSON).
+pub const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 const WAIT_FOR_TOKEN: &str = ".waitForTaskToken";
 
 /// `InputPath`, `OutputPath`, `ResultPath`: absent, explicitly null, or a path.
@@ -71,6 +74,15 @@ pub enum Resource {
     /// A bare Lambda ARN: the effective input is the payload, the result is
     /// the function's output.
     LambdaArn { function: String },
+    /// `arn:aws:states:::states:startExecution.sync[:2]`: StateMachineArn,
+    /// Input and Name come from Parameters; the task waits for the child
+    /// execution and fails with `States.TaskFailed` when it does not succeed.
+    StartExecution {
+        /// `.sync:2`: the child's input and output as JSON, not as strings.
+        json_output: bool,
+        /// The state machine when StateMachineArn is static.
+        state_machine: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +268,33 @@ impl StateMachine {
     pub fn functions(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         collect_functions(&self.flow, &mut out);
+        out
+    }
+
+    /// Every state machine it starts as a child execution, with the state
+    /// starting it.
+    pub fn children(&self) -> Vec<(String, String)> {
+        fn collect(flow: &Flow, out: &mut Vec<(String, String)>) {
+            for state in flow.states.values() {
+                match &state.kind {
+                    StateKind::Task {
+                        resource:
+                            Resource::StartExecution {
+                                state_machine: Some(arn),
+                                ..
+                            },
+                        ..
+                    } => out.push((state.name.clone(), arn.clone())),
+                    StateKind::Parallel { branches, .. } => {
+                        branches.iter().for_each(|b| collect(b, out))
+                    }
+                    StateKind::Map { processor, .. } => collect(processor, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.flow, &mut out);
         out
     }
 }
@@ -790,6 +829,60 @@ impl Loader<'_> {
                 wait_for_token,
                 function,
             }
+        } else if let Some(suffix) = resource_text.strip_prefix(START_EXECUTION) {
+            let json_output = match suffix {
+                ".sync" => false,
+                ".sync:2" => true,
+                other => {
+                    return Err(LoadError::new(
+                        loc,
+                        format!(
+                            "field Resource: the integration pattern {other:?} of startExecution is not supported (only .sync and .sync:2)"
+                        ),
+                    ))
+                }
+            };
+            let Some(Template::Object(entries)) = &parameters else {
+                return Err(LoadError::new(
+                    loc,
+                    "startExecution needs Parameters with StateMachineArn",
+                ));
+            };
+            let mut state_machine = None;
+            let mut named = false;
+            for (key, value) in entries {
+                match key.as_str() {
+                    "StateMachineArn" => {
+                        named = true;
+                        if let Template::Literal(Value::String(arn)) = value {
+                            if !arn.starts_with("arn:") || !arn.contains(":stateMachine:") {
+                                return Err(LoadError::new(
+                                    loc,
+                                    format!("field Parameters.StateMachineArn {arn:?} is not a state machine ARN"),
+                                ));
+                            }
+                            state_machine = Some(arn.clone());
+                        }
+                    }
+                    "Input" | "Name" => {}
+                    other => {
+                        return Err(LoadError::new(
+                            loc,
+                            format!("field Parameters.{other} is not a startExecution parameter supported by the local runner"),
+                        ))
+                    }
+                }
+            }
+            if !named {
+                return Err(LoadError::new(
+                    loc,
+                    "startExecution needs Parameters.StateMachineArn",
+                ));
+            }
+            Resource::StartExecution {
+                json_output,
+                state_machine,
+            }
         } else if resource_text.starts_with("arn:aws:lambda:") {
             let function = function_name(resource_text).ok_or_else(|| {
                 LoadError::new(
@@ -801,7 +894,7 @@ impl Loader<'_> {
         } else {
             return Err(LoadError::new(
                 loc,
-                format!("field Resource {resource_text:?} is not supported by the local runner (Lambda functions only)"),
+                format!("field Resource {resource_text:?} is not supported by the local runner (Lambda functions and child executions only)"),
             ));
         };
         if let (

@@ -1,6 +1,6 @@
 //! Executes a loaded state machine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +19,10 @@ use crate::intrinsics::Scope;
 
 /// AWS fails an execution whose history passes this many events.
 pub const HISTORY_LIMIT: usize = 25_000;
+/// The largest input, output or task result a state may have (256 KiB of
+/// UTF-8 JSON); beyond it AWS fails the state with `States.DataLimitExceeded`,
+/// which `States.ALL` does not catch.
+pub const PAYLOAD_LIMIT: usize = 256 * 1024;
 const REGION: &str = "local";
 const ACCOUNT: &str = "000000000000";
 
@@ -39,9 +43,13 @@ pub enum TimeMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
+    /// Only for a child execution under way.
+    Running,
     Succeeded,
     Failed,
     TimedOut,
+    /// A child stopped because the task waiting for it ended first.
+    Aborted,
 }
 
 /// The end of an execution.
@@ -56,6 +64,8 @@ pub struct ExecutionResult {
     pub start_date: DateTime<Utc>,
     pub stop_date: DateTime<Utc>,
     pub history: Vec<HistoryEvent>,
+    /// The largest state input, output or task result it carried, in bytes.
+    pub max_payload_bytes: usize,
 }
 
 impl ExecutionResult {
@@ -75,6 +85,13 @@ impl ExecutionResult {
 
 pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
 
+/// A state machine tasks may start as a child execution.
+#[derive(Clone)]
+struct ChildMachine {
+    name: String,
+    machine: Arc<StateMachine>,
+}
+
 /// Runs state machines with a set of handlers.
 #[derive(Clone)]
 pub struct Runner {
@@ -85,6 +102,9 @@ pub struct Runner {
     observer: Option<Observer>,
     token_inbox: Option<PathBuf>,
     state_machine_name: String,
+    children: Arc<BTreeMap<String, ChildMachine>>,
+    /// Every child execution started, by ARN (names are never reused).
+    started: Arc<Mutex<BTreeMap<String, ExecutionStatus>>>,
 }
 
 impl Runner {
@@ -97,7 +117,32 @@ impl Runner {
             observer: None,
             token_inbox: None,
             state_machine_name: "local".to_owned(),
+            children: Arc::new(BTreeMap::new()),
+            started: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// A state machine that `states:startExecution.sync` tasks may start,
+    /// under the ARN the definitions name it by.
+    pub fn child_machine(
+        mut self,
+        arn: impl Into<String>,
+        name: impl Into<String>,
+        machine: StateMachine,
+    ) -> Self {
+        Arc::make_mut(&mut self.children).insert(
+            arn.into(),
+            ChildMachine {
+                name: name.into(),
+                machine: Arc::new(machine),
+            },
+        );
+        self
+    }
+
+    /// The child executions this runner started, by ARN, with how they ended.
+    pub fn child_executions(&self) -> BTreeMap<String, ExecutionStatus> {
+        self.started.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn time_mode(mut self, time: TimeMode) -> Self {
@@ -148,15 +193,38 @@ impl Runner {
         let name = name
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let state_machine_arn = format!(
-            "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
-            self.state_machine_name
-        );
-        let execution_arn = execution_arn(&self.state_machine_name, &name);
+        self.execute_as(&self.state_machine_name, machine, input, name, Utc::now())
+            .await
+    }
+
+    /// Runs one execution of the machine named `machine_name`, its clock
+    /// starting at `start` (a child starts at its parent's simulated time).
+    fn execute_as<'s>(
+        &'s self,
+        machine_name: &'s str,
+        machine: &'s StateMachine,
+        input: Value,
+        name: String,
+        start: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'s, ExecutionResult> {
+        Box::pin(self.execute_inner(machine_name, machine, input, name, start))
+    }
+
+    async fn execute_inner(
+        &self,
+        machine_name: &str,
+        machine: &StateMachine,
+        input: Value,
+        name: String,
+        start: DateTime<Utc>,
+    ) -> ExecutionResult {
+        let state_machine_arn =
+            format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine_name}");
+        let execution_arn = execution_arn(machine_name, &name);
         let clock = Clock {
             mode: self.time,
             started_real: Instant::now(),
-            started_wall: Utc::now(),
+            started_wall: start,
         };
         let start_date = clock.started_wall;
         let exec = Exec {
@@ -174,9 +242,10 @@ impl Runner {
                     "StartTime": stamp(start_date),
                     "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/local-runner"),
                 },
-                "StateMachine": {"Id": state_machine_arn, "Name": self.state_machine_name},
+                "StateMachine": {"Id": state_machine_arn, "Name": machine_name},
             }),
             sequence: Mutex::new(HashMap::new()),
+            max_payload: Mutex::new(size_of_json(&input)),
         };
         let mut branch = Branch::default();
         exec.emit(
@@ -242,6 +311,7 @@ impl Runner {
             }
         };
         let stop_date = exec.clock.now(&branch);
+        let max_payload_bytes = exec.max_payload.into_inner().unwrap_or_default();
         let history = exec.history.into_inner().unwrap_or_default();
         ExecutionResult {
             execution_arn,
@@ -253,6 +323,7 @@ impl Runner {
             start_date,
             stop_date,
             history,
+            max_payload_bytes,
         }
     }
 }
@@ -309,6 +380,12 @@ struct Exec<'a> {
     history: Mutex<Vec<HistoryEvent>>,
     context: Value,
     sequence: Mutex<HashMap<String, u64>>,
+    max_payload: Mutex<usize>,
+}
+
+/// The size of a payload as Step Functions measures it: UTF-8 JSON.
+fn size_of_json(value: &Value) -> usize {
+    serde_json::to_string(value).map(|s| s.len()).unwrap_or(0)
 }
 
 /// What a state hands to the next one.
@@ -338,6 +415,24 @@ impl Exec<'_> {
             observer(&event);
         }
         history.push(event);
+    }
+
+    /// Fails with `States.DataLimitExceeded` when a payload is over the
+    /// limit, and keeps the largest size seen.
+    fn within_limit(&self, state: &str, what: &str, value: &Value) -> Result<(), StateError> {
+        let size = size_of_json(value);
+        if let Ok(mut max) = self.max_payload.lock() {
+            *max = (*max).max(size);
+        }
+        if size > PAYLOAD_LIMIT {
+            return Err(StateError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The {what} of state {state:?} has {size} bytes, more than the {PAYLOAD_LIMIT} bytes a payload may have"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn history_len(&self) -> usize {
@@ -399,6 +494,8 @@ impl Exec<'_> {
                 );
                 let entered = self.clock.now(branch);
                 let step = self.run_state(state, input, entered, branch).await?;
+                // An output over the limit ends the execution: no Catch sees it.
+                self.within_limit(&state.name, "output", &step.output)?;
                 self.emit(
                     branch,
                     &format!("{type_name}StateExited"),
@@ -689,6 +786,7 @@ impl Exec<'_> {
                     Some(t) => t.render(&scope)?,
                     None => effective.clone(),
                 };
+                self.within_limit(&state.name, "input after Parameters", &rendered)?;
                 let timeout = match (timeout_seconds, timeout_seconds_path) {
                     (Some(s), _) => Some(*s),
                     (None, Some(p)) => Some(
@@ -865,6 +963,11 @@ impl Exec<'_> {
         heartbeat: Option<u64>,
         branch: &mut Branch,
     ) -> Result<Value, Stop> {
+        if let Resource::StartExecution { json_output, .. } = resource {
+            return self
+                .run_child(state, *json_output, rendered, timeout, branch)
+                .await;
+        }
         let (function, payload, invoke) = match resource {
             Resource::LambdaInvoke { .. } => {
                 let function = rendered
@@ -884,6 +987,9 @@ impl Exec<'_> {
                 (function, payload, true)
             }
             Resource::LambdaArn { function } => (function.clone(), rendered, false),
+            Resource::StartExecution { .. } => {
+                return Err(Stop::Failed(StateError::runtime("not a Lambda task")))
+            }
         };
         let resource_name = match resource {
             Resource::LambdaInvoke {
@@ -891,7 +997,7 @@ impl Exec<'_> {
                 ..
             } => "invoke.waitForTaskToken",
             Resource::LambdaInvoke { .. } => "invoke",
-            Resource::LambdaArn { .. } => "function",
+            Resource::LambdaArn { .. } | Resource::StartExecution { .. } => "function",
         };
         let scheduled = json!({
             "resourceType": "lambda",
@@ -917,6 +1023,10 @@ impl Exec<'_> {
                 invoke,
             )
             .await;
+        let result = result.and_then(|output| {
+            self.within_limit(&state.name, "task result", &output)?;
+            Ok(output)
+        });
         match result {
             Ok(output) => {
                 self.emit(branch, "TaskSucceeded", json!({"resourceType": "lambda", "resource": resource_name, "output": output.to_string()}));
@@ -933,6 +1043,196 @@ impl Exec<'_> {
         }
     }
 
+    /// `states:startExecution.sync[:2]`: starts a child execution of a
+    /// loaded state machine and waits for it. Its history is its own (the
+    /// parent records only the task), which is what keeps a long workflow
+    /// under the history limit. A child that does not succeed fails the
+    /// task with `States.TaskFailed`, its description as the Cause.
+    async fn run_child(
+        &self,
+        state: &State,
+        json_output: bool,
+        rendered: Value,
+        timeout: Option<u64>,
+        branch: &mut Branch,
+    ) -> Result<Value, Stop> {
+        let arn = rendered
+            .get("StateMachineArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.emit(
+            branch,
+            "TaskScheduled",
+            json!({"resourceType": "states", "resource": "startExecution.sync", "region": REGION, "parameters": rendered.to_string(), "timeoutInSeconds": timeout}),
+        );
+        self.emit(
+            branch,
+            "TaskStarted",
+            json!({"resourceType": "states", "resource": "startExecution.sync"}),
+        );
+        let failed = |this: &Self, branch: &mut Branch, e: StateError| {
+            this.emit(branch, "TaskFailed", json!({"resourceType": "states", "resource": "startExecution.sync", "error": e.error, "cause": e.cause}));
+            Err(Stop::Failed(e))
+        };
+        let Some(child) = self.runner.children.get(&arn).cloned() else {
+            return failed(
+                self,
+                branch,
+                StateError::new(
+                    "StepFunctions.StateMachineDoesNotExistException",
+                    format!(
+                        "State Machine Does Not Exist: '{arn}' (not loaded by the local runner)"
+                    ),
+                ),
+            );
+        };
+        let name = match rendered.get("Name") {
+            None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+            Some(Value::String(n))
+                if !n.is_empty()
+                    && n.chars().count() <= 80
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                n.clone()
+            }
+            Some(other) => {
+                return failed(
+                    self,
+                    branch,
+                    StateError::new(
+                        "StepFunctions.InvalidNameException",
+                        format!("Invalid Name: {other} (1 to 80 letters, digits, - or _)"),
+                    ),
+                )
+            }
+        };
+        let input = match rendered.get("Input") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    return failed(
+                        self,
+                        branch,
+                        StateError::new(
+                            "StepFunctions.InvalidExecutionInputException",
+                            format!("Invalid Input: {e}"),
+                        ),
+                    )
+                }
+            },
+            Some(v) => v.clone(),
+        };
+        let child_arn = execution_arn(&child.name, &name);
+        {
+            let Ok(mut started) = self.runner.started.lock() else {
+                return Err(Stop::Failed(StateError::runtime("poisoned")));
+            };
+            if started.contains_key(&child_arn) {
+                drop(started);
+                return failed(
+                    self,
+                    branch,
+                    StateError::new(
+                        "StepFunctions.ExecutionAlreadyExistsException",
+                        format!("Execution Already Exists: '{child_arn}'"),
+                    ),
+                );
+            }
+            started.insert(child_arn.clone(), ExecutionStatus::Running);
+        }
+        let start = self.clock.now(branch);
+        self.emit(
+            branch,
+            "TaskSubmitted",
+            json!({"resourceType": "states", "resource": "startExecution.sync", "output": json!({"ExecutionArn": child_arn, "StartDate": start.timestamp_millis()}).to_string()}),
+        );
+        let run = self.runner.execute_as(
+            &child.name,
+            &child.machine,
+            input.clone(),
+            name.clone(),
+            start,
+        );
+        let result = match (self.runner.time, timeout) {
+            (TimeMode::Real, Some(seconds)) => {
+                match tokio::time::timeout(Duration::from_secs(seconds), run).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // As AWS does when the task ends first: the child is stopped.
+                        if let Ok(mut started) = self.runner.started.lock() {
+                            started.insert(child_arn.clone(), ExecutionStatus::Aborted);
+                        }
+                        return failed(
+                            self,
+                            branch,
+                            StateError::new(
+                                names::TIMEOUT,
+                                format!(
+                                    "Task {:?} did not finish within TimeoutSeconds ({seconds} s)",
+                                    state.name
+                                ),
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => run.await,
+        };
+        if let Ok(mut started) = self.runner.started.lock() {
+            started.insert(child_arn.clone(), result.status);
+        }
+        // The parent's clock moves on to the child's end.
+        self.sleep_until(branch, result.stop_date).await;
+        let status = serde_json::to_value(result.status).unwrap_or(Value::Null);
+        let text = |v: &Value| {
+            if json_output {
+                v.clone()
+            } else {
+                Value::String(v.to_string())
+            }
+        };
+        let mut description = json!({
+            "ExecutionArn": child_arn,
+            "Input": text(&input),
+            "InputDetails": {"Included": true},
+            "Name": name,
+            "StartDate": result.start_date.timestamp_millis(),
+            "StateMachineArn": arn,
+            "Status": status,
+            "StopDate": result.stop_date.timestamp_millis(),
+        });
+        if !result.succeeded() {
+            if let Some(map) = description.as_object_mut() {
+                map.insert("Error".to_owned(), json!(result.error));
+                map.insert("Cause".to_owned(), json!(result.cause));
+            }
+            return failed(
+                self,
+                branch,
+                StateError::new(names::TASK_FAILED, description.to_string()),
+            );
+        }
+        if let Some(map) = description.as_object_mut() {
+            map.insert(
+                "Output".to_owned(),
+                text(result.output.as_ref().unwrap_or(&Value::Null)),
+            );
+            map.insert("OutputDetails".to_owned(), json!({"Included": true}));
+        }
+        if let Err(e) = self.within_limit(&state.name, "task result", &description) {
+            return failed(self, branch, e);
+        }
+        self.emit(
+            branch,
+            "TaskSucceeded",
+            json!({"resourceType": "states", "resource": "startExecution.sync", "output": description.to_string()}),
+        );
+        Ok(description)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
@@ -944,7 +1244,8 @@ impl Exec<'_> {
         heartbeat: Option<u64>,
         wrap_invoke_result: bool,
     ) -> Result<Value, StateError> {
-        if let Some(fault) = self.runner.faults.on_call(&state.name, function) {
+        let execution = self.context["Execution"]["Id"].as_str().unwrap_or_default();
+        if let Some(fault) = self.runner.faults.on_call(execution, &state.name, function) {
             return Err(match fault {
                 Fault::Fail { error, cause } => function_error(&error, &cause),
                 Fault::Timeout => StateError::new(

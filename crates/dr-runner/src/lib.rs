@@ -4,8 +4,10 @@
 //! language) strictly, resolves `${Name}` substitutions as SAM's
 //! DefinitionSubstitutions would, and executes Task states by calling
 //! in-process handlers registered by Lambda function name: the same handler
-//! code that runs inside the deployed Lambda.
+//! code that runs inside the deployed Lambda; `states:startExecution.sync`
+//! tasks run child executions of other loaded state machines.
 
+pub mod budget;
 pub mod choice;
 pub mod control;
 pub mod definition;

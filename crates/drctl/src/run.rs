@@ -290,6 +290,8 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
                 dr_runner::ExecutionStatus::Succeeded => dr_core::ExecutionState::Succeeded,
                 dr_runner::ExecutionStatus::Failed => dr_core::ExecutionState::Failed,
                 dr_runner::ExecutionStatus::TimedOut => dr_core::ExecutionState::TimedOut,
+                dr_runner::ExecutionStatus::Running => dr_core::ExecutionState::Running,
+                dr_runner::ExecutionStatus::Aborted => dr_core::ExecutionState::Aborted,
             },
         )?;
     }
