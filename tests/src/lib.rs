@@ -210,6 +210,7 @@ pub fn check(root: &Path) -> Vec<String> {
     match sam.state_machines() {
         Err(e) => problems.push(e.to_string()),
         Ok(machines) => {
+            let declared_machines = machines.clone();
             for machine in machines {
                 let path = sam.dir().join(&machine.definition_uri);
                 let text_source = match std::fs::read_to_string(&path) {
@@ -250,6 +251,54 @@ pub fn check(root: &Path) -> Vec<String> {
                             .collect()
                     })
                     .unwrap_or_default();
+                // A child execution started with .sync: starting it,
+                // following it (through the managed rule Step Functions
+                // puts on EventBridge) and stopping it with the parent.
+                let machine_allowed = resource(&machine.logical_id)
+                    .and_then(|r| r.get("Properties").cloned())
+                    .map(|p| allowed_actions(&p))
+                    .unwrap_or_else(|| Ok(BTreeMap::new()));
+                let machine_allowed = match machine_allowed {
+                    Ok(a) => a,
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", machine.logical_id));
+                        BTreeMap::new()
+                    }
+                };
+                let children = loaded.children();
+                for (state, arn) in &children {
+                    let Some(child) = declared_machines.iter().find(|d| &d.arn == arn) else {
+                        problems.push(format!(
+                            "{} state {state:?} starts {arn}, which is not a state machine of the template",
+                            machine.logical_id
+                        ));
+                        continue;
+                    };
+                    let reference = format!("!Ref {}", child.logical_id);
+                    if !machine_allowed
+                        .get("states:StartExecution")
+                        .is_some_and(|r| r.contains(&reference))
+                    {
+                        problems.push(format!(
+                            "{} state {state:?} starts {} but may not states:StartExecution on {reference}",
+                            machine.logical_id, child.logical_id
+                        ));
+                    }
+                    for action in SYNC_ACTIONS {
+                        if !machine_allowed.contains_key(action) {
+                            problems.push(format!(
+                                "{} state {state:?} waits for {} (.sync) but may not {action}: the task fails with AccessDenied",
+                                machine.logical_id, child.logical_id
+                            ));
+                        }
+                    }
+                }
+                if children.is_empty() && machine_allowed.contains_key("states:StartExecution") {
+                    problems.push(format!(
+                        "{} may states:StartExecution but starts no child execution: remove the policy",
+                        machine.logical_id
+                    ));
+                }
                 for (state, function) in loaded.functions() {
                     invoked_anywhere.insert(function.clone());
                     if !invokable.contains(&function) {
@@ -585,6 +634,16 @@ fn vpc_endpoint_service(iam_service: &str) -> Option<&'static str> {
     })
 }
 
+/// What a state machine needs besides states:StartExecution to wait for a
+/// child execution (`.sync`).
+const SYNC_ACTIONS: [&str; 5] = [
+    "states:DescribeExecution",
+    "states:StopExecution",
+    "events:PutTargets",
+    "events:PutRule",
+    "events:DescribeRule",
+];
+
 /// Resource types whose contents must survive the stack.
 const STATEFUL: [&str; 4] = [
     "AWS::S3::Bucket",
@@ -773,5 +832,166 @@ pub fn iam_resource_types(root: &Path) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         )],
         Err(e) => vec![e],
+    }
+}
+
+/// The worst case of one state machine, from its definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorstCase {
+    pub logical_id: String,
+    pub events: u64,
+    pub seconds: f64,
+    pub timeout_seconds: Option<u64>,
+    /// Where the time goes at the worst input, costliest state first.
+    pub costliest: Vec<(String, dr_runner::budget::Budget)>,
+}
+
+/// History events one execution may have before AWS's 25,000 fail it,
+/// with a margin.
+pub const HISTORY_BUDGET: u64 = 20_000;
+
+/// Admissible inputs (the paths' values) and the widest Map of each.
+type InputDomain = (Vec<BTreeMap<String, f64>>, BTreeMap<String, usize>);
+
+/// What each state machine's input may hold at worst: the values its
+/// wait loops and waits read, for every interval the input's validation
+/// admits, and the widest Map. Each set is one admissible input.
+fn input_domain(stem: &str) -> Option<InputDomain> {
+    use dr_scenarios::{drill, plan};
+    let intervals = 1..=300u64;
+    match stem {
+        "database-failover" => Some((
+            intervals
+                .map(|i| {
+                    BTreeMap::from([
+                        ("$.plan.poll_interval_seconds".to_owned(), i as f64),
+                        (
+                            "$.plan.limits.promotion_polls".to_owned(),
+                            plan::failover_limits(i).promotion_polls as f64,
+                        ),
+                        (
+                            "$.steps.confirm.result.approval.timeout_seconds".to_owned(),
+                            plan::MAX_APPROVAL_SECONDS as f64,
+                        ),
+                    ])
+                })
+                .collect(),
+            BTreeMap::new(),
+        )),
+        "dr-drill-database" => Some((
+            intervals
+                .map(|i| {
+                    let l = drill::poll_limits(i);
+                    BTreeMap::from([
+                        ("$.request.poll_interval_seconds".to_owned(), i as f64),
+                        ("$.limits.restore_polls".to_owned(), l.restore_polls as f64),
+                        ("$.limits.replica_polls".to_owned(), l.replica_polls as f64),
+                        (
+                            "$.limits.promotion_polls".to_owned(),
+                            l.promotion_polls as f64,
+                        ),
+                        ("$.limits.marker_polls".to_owned(), l.marker_polls as f64),
+                    ])
+                })
+                .collect(),
+            BTreeMap::new(),
+        )),
+        "dr-drill" => Some((
+            vec![BTreeMap::new()],
+            BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
+        )),
+        _ => None,
+    }
+}
+
+/// Every state machine's worst case (history events and duration), loops
+/// at their caps, retries at MaxAttempts, each Lambda attempt at its
+/// function's timeout, each child at its own TimeoutSeconds.
+pub fn worst_cases(root: &Path) -> Result<Vec<WorstCase>, Vec<String>> {
+    use dr_runner::budget::{worst_case, Assumptions, Budget};
+    let sam = SamTemplate::load(&root.join("template.yaml")).map_err(|e| vec![e.to_string()])?;
+    let declared = sam.state_machines().map_err(|e| vec![e.to_string()])?;
+    let mut loaded = Vec::new();
+    for machine in &declared {
+        let path = root.join(&machine.definition_uri);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let definition = StateMachine::load(
+            &text,
+            &LoadOptions {
+                substitutions: machine.substitutions.clone(),
+                known_functions: None,
+            },
+        )
+        .map_err(|e| vec![format!("{}: {e}", machine.logical_id)])?;
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.trim_end_matches(".asl.json").to_owned())
+            .unwrap_or_default();
+        loaded.push((machine, stem, definition));
+    }
+    // Children before the machines that start them.
+    loaded.sort_by_key(|(_, _, d)| !d.children().is_empty());
+    let mut children: BTreeMap<String, Budget> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (machine, stem, definition) in loaded {
+        let Some((inputs, map_items)) = input_domain(&stem) else {
+            problems.push(format!(
+                "{}: no input domain for its worst case (add {stem} to input_domain)",
+                machine.logical_id
+            ));
+            continue;
+        };
+        let mut worst = Budget::default();
+        let mut costliest = Vec::new();
+        for paths in inputs {
+            let assumptions = Assumptions {
+                paths,
+                map_items: map_items.clone(),
+                function_seconds: sam.function_timeouts(),
+                task_seconds: 3.0,
+                children: children.clone(),
+            };
+            match worst_case(&definition, &assumptions) {
+                Ok(b) => {
+                    if b.seconds > worst.seconds {
+                        costliest = dr_runner::budget::costliest_states(&definition, &assumptions);
+                    }
+                    worst.events = worst.events.max(b.events);
+                    worst.seconds = worst.seconds.max(b.seconds);
+                }
+                Err(e) => {
+                    problems.extend(
+                        e.into_iter()
+                            .map(|p| format!("{}: {p}", machine.logical_id)),
+                    );
+                    break;
+                }
+            }
+        }
+        // A parent waits for a child no longer than the child's own timeout.
+        children.insert(
+            machine.arn.clone(),
+            Budget {
+                events: worst.events,
+                seconds: definition
+                    .timeout_seconds
+                    .map_or(worst.seconds, |t| t as f64),
+            },
+        );
+        out.push(WorstCase {
+            logical_id: machine.logical_id.clone(),
+            events: worst.events,
+            seconds: worst.seconds,
+            timeout_seconds: definition.timeout_seconds,
+            costliest,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
     }
 }

@@ -478,3 +478,15 @@ fn a_resource_of_a_type_the_action_does_not_authorise_is_caught() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_drill_that_may_not_follow_its_child_executions_is_caught() {
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "DrDrillStateMachine", |b| {
+        b.replace("                - states:StopExecution\n", "")
+    });
+    assert_eq!(
+        deploy_checks::check(copy.path()),
+        vec!["DrDrillStateMachine state \"DrillDatabase\" waits for DrDrillDatabaseStateMachine (.sync) but may not states:StopExecution: the task fails with AccessDenied".to_owned()]
+    );
+}

@@ -32,7 +32,9 @@ pub struct Assumptions {
     pub paths: BTreeMap<String, f64>,
     /// The most items a Map state iterates over, by state name.
     pub map_items: BTreeMap<String, usize>,
-    /// The longest one Lambda invocation may take (the function timeout).
+    /// The longest one Lambda invocation may take, by function name (its
+    /// timeout), and for functions not listed.
+    pub function_seconds: BTreeMap<String, f64>,
     pub task_seconds: f64,
     /// The worst case of each child state machine a Task starts with
     /// `states:startExecution.sync`, by state machine ARN.
@@ -87,6 +89,34 @@ pub fn worst_case(
     } else {
         Err(problems)
     }
+}
+
+/// Each state's own worst cost (a loop's states times the loop's
+/// iterations), costliest first: where a budget goes.
+pub fn costliest_states(
+    machine: &crate::StateMachine,
+    assumptions: &Assumptions,
+) -> Vec<(String, Budget)> {
+    let mut problems = Vec::new();
+    let flow = &machine.flow;
+    let mut out = Vec::new();
+    for component in components(flow) {
+        let times = if is_cycle(&component, flow) {
+            loop_cap(&component, flow, assumptions).map_or(1, |c| c + 1)
+        } else {
+            1
+        };
+        for name in &component {
+            if let Some(state) = flow.states.get(name) {
+                out.push((
+                    name.clone(),
+                    state_budget(state, assumptions, &mut problems).times(times),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| b.1.seconds.total_cmp(&a.1.seconds));
+    out
 }
 
 fn successors(state: &State) -> Vec<&str> {
@@ -319,6 +349,17 @@ fn state_budget(state: &State, assumptions: &Assumptions, problems: &mut Vec<Str
             timeout_seconds_path,
             ..
         } => {
+            // A callback task (`.waitForTaskToken`) waits once: a retried
+            // attempt failed at its invocation, before any wait (the answers
+            // sent with a token are never errors its Retry names; the deploy
+            // checks hold the answers we send to that).
+            let callback = matches!(
+                resource,
+                Resource::LambdaInvoke {
+                    wait_for_token: true,
+                    ..
+                }
+            );
             let (events_per_attempt, attempt_seconds) = match resource {
                 Resource::StartExecution { state_machine, .. } => {
                     let child = state_machine
@@ -338,17 +379,41 @@ fn state_budget(state: &State, assumptions: &Assumptions, problems: &mut Vec<Str
                         }
                     }
                 }
-                _ => (3, assumptions.task_seconds),
+                Resource::LambdaInvoke {
+                    function: Some(f), ..
+                }
+                | Resource::LambdaArn { function: f } => (
+                    3,
+                    assumptions
+                        .function_seconds
+                        .get(f)
+                        .copied()
+                        .unwrap_or(assumptions.task_seconds),
+                ),
+                Resource::LambdaInvoke { function: None, .. } => (3, assumptions.task_seconds),
             };
-            let attempt_seconds = match (timeout_seconds, timeout_seconds_path) {
-                (Some(s), _) => *s as f64,
-                (None, Some(p)) => assumed(assumptions, &state.name, p.as_str(), problems),
-                (None, None) => attempt_seconds,
+            let timeout = match (timeout_seconds, timeout_seconds_path) {
+                (Some(s), _) => Some(*s as f64),
+                (None, Some(p)) => Some(assumed(assumptions, &state.name, p.as_str(), problems)),
+                (None, None) => None,
             };
             let (extra, delay) = retries(retry);
+            let seconds = match (callback, timeout) {
+                (true, Some(wait)) => wait + attempt_seconds * extra as f64,
+                (true, None) => {
+                    problems.push(format!(
+                        "callback state {:?} has no TimeoutSeconds: it may wait a year",
+                        state.name
+                    ));
+                    0.0
+                }
+                // The function's own timeout ends an attempt first when shorter.
+                (false, Some(t)) => t.min(attempt_seconds) * (1 + extra) as f64,
+                (false, None) => attempt_seconds * (1 + extra) as f64,
+            };
             Budget {
                 events: 2 + events_per_attempt * (1 + extra),
-                seconds: attempt_seconds * (1 + extra) as f64 + delay,
+                seconds: seconds + delay,
             }
         }
         StateKind::Parallel {

@@ -154,22 +154,34 @@ pub fn post_to_inbox(dir: &Path, token: &str, outcome: &TokenOutcome) -> std::io
 }
 
 /// A fault to inject into a task call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// The call fails with this error name (as a function's errorType would).
     Fail { error: String, cause: String },
     /// The call times out (States.Timeout), without waiting.
     Timeout,
+    /// The function answers this, without being called (e.g. "still
+    /// creating", to keep a wait loop waiting).
+    Return { output: serde_json::Value },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
     /// A Task state name or a function name.
     pub task: String,
     /// Which call, counting from 1, retries included.
     pub call: u32,
+    /// With it, every call from `call` to `until_call`.
+    #[serde(default)]
+    pub until_call: Option<u32>,
     pub fault: Fault,
+}
+
+impl FaultRule {
+    fn covers(&self, task: &str, n: u32) -> bool {
+        self.task == task && (self.call..=self.until_call.unwrap_or(self.call)).contains(&n)
+    }
 }
 
 /// Faults to inject, and how often each task has been called (counted per
@@ -203,7 +215,7 @@ impl FaultPlan {
                 planned = self
                     .rules
                     .iter()
-                    .find(|r| r.task == key && r.call == n)
+                    .find(|r| r.covers(key, n))
                     .map(|r| r.fault.clone());
             }
             if state == function {

@@ -104,7 +104,27 @@ pub struct Runner {
     state_machine_name: String,
     children: Arc<BTreeMap<String, ChildMachine>>,
     /// Every child execution started, by ARN (names are never reused).
-    started: Arc<Mutex<BTreeMap<String, ExecutionStatus>>>,
+    started: Arc<Mutex<BTreeMap<String, ChildRecord>>>,
+}
+
+/// How a child execution went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildRecord {
+    pub status: ExecutionStatus,
+    pub history_events: usize,
+    pub max_payload_bytes: usize,
+    pub seconds: f64,
+}
+
+impl ChildRecord {
+    fn running() -> Self {
+        ChildRecord {
+            status: ExecutionStatus::Running,
+            history_events: 0,
+            max_payload_bytes: 0,
+            seconds: 0.0,
+        }
+    }
 }
 
 impl Runner {
@@ -141,7 +161,7 @@ impl Runner {
     }
 
     /// The child executions this runner started, by ARN, with how they ended.
-    pub fn child_executions(&self) -> BTreeMap<String, ExecutionStatus> {
+    pub fn child_executions(&self) -> BTreeMap<String, ChildRecord> {
         self.started.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
@@ -1141,7 +1161,7 @@ impl Exec<'_> {
                     ),
                 );
             }
-            started.insert(child_arn.clone(), ExecutionStatus::Running);
+            started.insert(child_arn.clone(), ChildRecord::running());
         }
         let start = self.clock.now(branch);
         self.emit(
@@ -1163,7 +1183,9 @@ impl Exec<'_> {
                     Err(_) => {
                         // As AWS does when the task ends first: the child is stopped.
                         if let Ok(mut started) = self.runner.started.lock() {
-                            started.insert(child_arn.clone(), ExecutionStatus::Aborted);
+                            if let Some(record) = started.get_mut(&child_arn) {
+                                record.status = ExecutionStatus::Aborted;
+                            }
                         }
                         return failed(
                             self,
@@ -1182,7 +1204,16 @@ impl Exec<'_> {
             _ => run.await,
         };
         if let Ok(mut started) = self.runner.started.lock() {
-            started.insert(child_arn.clone(), result.status);
+            started.insert(
+                child_arn.clone(),
+                ChildRecord {
+                    status: result.status,
+                    history_events: result.history.len(),
+                    max_payload_bytes: result.max_payload_bytes,
+                    seconds: (result.stop_date - result.start_date).num_milliseconds() as f64
+                        / 1000.0,
+                },
+            );
         }
         // The parent's clock moves on to the child's end.
         self.sleep_until(branch, result.stop_date).await;
@@ -1246,13 +1277,18 @@ impl Exec<'_> {
     ) -> Result<Value, StateError> {
         let execution = self.context["Execution"]["Id"].as_str().unwrap_or_default();
         if let Some(fault) = self.runner.faults.on_call(execution, &state.name, function) {
-            return Err(match fault {
-                Fault::Fail { error, cause } => function_error(&error, &cause),
-                Fault::Timeout => StateError::new(
+            return match fault {
+                Fault::Fail { error, cause } => Err(function_error(&error, &cause)),
+                Fault::Timeout => Err(StateError::new(
                     names::TIMEOUT,
                     format!("Task {:?} timed out (injected fault)", state.name),
-                ),
-            });
+                )),
+                Fault::Return { output } => Ok(if wrap_invoke_result {
+                    json!({"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200})
+                } else {
+                    output
+                }),
+            };
         }
         let handler = self.runner.handlers.get(function).ok_or_else(|| {
             StateError::new(

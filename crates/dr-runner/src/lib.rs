@@ -22,7 +22,7 @@ pub mod template;
 
 pub use control::{Fault, FaultPlan, FaultRule, TaskTokens, TokenOutcome};
 pub use definition::{LoadOptions, StateMachine};
-pub use engine::{ExecutionResult, ExecutionStatus, Observer, Runner, TimeMode};
+pub use engine::{ChildRecord, ExecutionResult, ExecutionStatus, Observer, Runner, TimeMode};
 pub use error::{LoadError, StateError};
 pub use handler::{HandlerError, Handlers, InvocationContext, TaskHandler};
 pub use history::HistoryEvent;

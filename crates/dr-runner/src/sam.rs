@@ -23,6 +23,8 @@ pub const LOCAL_REGION: &str = "us-east-1";
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredStateMachine {
     pub logical_id: String,
+    /// What `!Ref` of it gives locally: the ARN other definitions start it by.
+    pub arn: String,
     /// Relative to the template's directory.
     pub definition_uri: PathBuf,
     pub substitutions: BTreeMap<String, String>,
@@ -32,6 +34,7 @@ pub struct DeclaredStateMachine {
 pub struct SamTemplate {
     resources: BTreeMap<String, Yaml>,
     parameters: BTreeMap<String, Yaml>,
+    globals: BTreeMap<String, Yaml>,
     dir: PathBuf,
 }
 
@@ -64,6 +67,7 @@ impl SamTemplate {
         Ok(SamTemplate {
             resources: section("Resources"),
             parameters: section("Parameters"),
+            globals: section("Globals"),
             dir: path.parent().map(Path::to_owned).unwrap_or_default(),
         })
     }
@@ -74,6 +78,26 @@ impl SamTemplate {
 
     fn resource_type(&self, id: &str) -> Option<&str> {
         self.resources.get(id)?.get("Type")?.as_str()
+    }
+
+    /// Each function's timeout in seconds (its own `Timeout`, else the
+    /// `Globals.Function.Timeout`, else Lambda's default of 3 s).
+    pub fn function_timeouts(&self) -> BTreeMap<String, f64> {
+        self.functions()
+            .into_iter()
+            .map(|id| {
+                let own = self.resources[&id]
+                    .get("Properties")
+                    .and_then(|p| p.get("Timeout"))
+                    .and_then(Yaml::as_f64);
+                let global = self
+                    .globals
+                    .get("Function")
+                    .and_then(|f| f.get("Timeout"))
+                    .and_then(Yaml::as_f64);
+                (id, own.or(global).unwrap_or(3.0))
+            })
+            .collect()
     }
 
     /// Logical ids of every `AWS::Serverless::Function`.
@@ -116,6 +140,9 @@ impl SamTemplate {
             }
             out.push(DeclaredStateMachine {
                 logical_id: id.clone(),
+                arn: self
+                    .reference(id)
+                    .map_err(|e| LoadError::new(format!("resource {id}"), e))?,
                 definition_uri: PathBuf::from(uri),
                 substitutions,
             });
@@ -323,6 +350,11 @@ impl SamTemplate {
                     .unwrap_or_else(|| name.to_owned())
             )),
             Some("AWS::Serverless::Function") => Ok(name.to_owned()),
+            Some("AWS::Serverless::StateMachine") => Ok(format!(
+                "arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:{}",
+                self.property(name, "Name")
+                    .unwrap_or_else(|| name.to_owned())
+            )),
             Some(_) => Ok(name.to_owned()),
             None => Err(format!(
                 "{name} is neither a parameter nor a resource of the template"
@@ -343,6 +375,9 @@ impl SamTemplate {
             (Some("AWS::SNS::Topic"), "TopicName") => Ok(self
                 .property(id, "TopicName")
                 .unwrap_or_else(|| id.to_owned())),
+            (Some("AWS::Serverless::StateMachine"), "Name") => {
+                Ok(self.property(id, "Name").unwrap_or_else(|| id.to_owned()))
+            }
             (Some("AWS::S3::Bucket"), "Arn") => Ok(format!("arn:aws:s3:::{}", id.to_lowercase())),
             (Some(t), _) => Err(format!(
                 "!GetAtt {id}.{attribute} ({t}) is not supported locally"

@@ -454,6 +454,7 @@ async fn injected_faults_are_retried_then_caught() {
             FaultRule {
                 task: "Promote".into(),
                 call: 1,
+                until_call: None,
                 fault: Fault::Fail {
                     error: "Throttled".into(),
                     cause: "slow down".into(),
@@ -462,11 +463,13 @@ async fn injected_faults_are_retried_then_caught() {
             FaultRule {
                 task: "Promote".into(),
                 call: 2,
+                until_call: None,
                 fault: Fault::Timeout,
             },
             FaultRule {
                 task: "Promote".into(),
                 call: 3,
+                until_call: None,
                 fault: Fault::Fail {
                     error: "Unsafe".into(),
                     cause: "split brain risk".into(),
@@ -823,13 +826,12 @@ async fn a_child_execution_runs_to_its_end_on_the_parents_clock_with_its_own_his
             "ExecutionSucceeded"
         ]
     );
-    assert_eq!(
-        runner.child_executions().into_iter().collect::<Vec<_>>(),
-        vec![(
-            "arn:aws:states:local:000000000000:execution:child:child-1".to_owned(),
-            ExecutionStatus::Succeeded
-        )]
-    );
+    let children = runner.child_executions();
+    let child = &children["arn:aws:states:local:000000000000:execution:child:child-1"];
+    assert_eq!(child.status, ExecutionStatus::Succeeded);
+    // Started, Wait, Fail?, Double (entered, exited), Succeeded.
+    assert_eq!(child.history_events, 8);
+    assert!(child.seconds >= 7200.0);
 }
 
 #[tokio::test]
@@ -929,4 +931,31 @@ async fn a_child_history_overflow_fails_the_child_not_the_parent() {
     let cause: Value = serde_json::from_str(error["Cause"].as_str().expect("cause")).expect("json");
     assert_eq!(cause["Status"], "FAILED");
     assert_eq!(cause["Error"], "States.Runtime");
+}
+
+#[tokio::test]
+async fn a_range_of_calls_can_answer_without_running_the_function() {
+    let (handlers, calls) = flaky_handlers(0, "unused");
+    let runner = Runner::new(handlers)
+        .time_mode(TimeMode::Virtual)
+        .faults(FaultPlan::new(vec![FaultRule {
+            task: "Poll".into(),
+            call: 1,
+            until_call: Some(3),
+            fault: Fault::Return {
+                output: json!({"echo": {"done": false}}),
+            },
+        }]));
+    let definition = json!({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Result": {"n": 0}, "ResultPath": "$.c", "Next": "Poll"},
+        "Poll": task(json!({"ResultSelector": {"done.$": "$.Payload.echo.done"}, "ResultPath": "$.poll", "End": null, "Next": "Done?"})),
+        "Done?": {"Type": "Choice", "Choices": [{"Variable": "$.poll.done", "BooleanEquals": false, "Next": "Count"}], "Default": "Finished"},
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.c.n, 1)"}, "ResultPath": "$.c", "Next": "Poll"},
+        "Finished": {"Type": "Succeed"}
+    }});
+    let result = run_with(&runner, definition, json!({"done": true})).await;
+    assert!(result.succeeded(), "{:?}", result.cause);
+    // Three answers were injected; the fourth call ran the function.
+    assert_eq!(result.output.expect("output")["c"]["n"], 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

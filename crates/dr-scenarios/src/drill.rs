@@ -212,22 +212,77 @@ impl DrillRequest {
                 ));
             }
         }
-        if self.databases.as_ref().is_some_and(|d| d.len() > 100) {
-            return bad("databases: at most 100".to_owned());
+        if self
+            .databases
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_DATABASES)
+        {
+            return bad(format!(
+                "databases: at most {MAX_DATABASES} per drill (run several drills for more)"
+            ));
         }
         Ok(())
+    }
+}
+
+/// The most databases one drill takes: with two at a time, the drill's
+/// worst case stays within its TimeoutSeconds (see `scripts/test`'s
+/// worst-case table).
+pub const MAX_DATABASES: usize = 4;
+/// The most polls of any wait loop: with the rest of a database's drill,
+/// its history stays under 20,000 events whatever the interval.
+pub const MAX_POLLS: u64 = 240;
+/// How long a restore from a snapshot may take before the drill calls it
+/// timed out.
+pub const RESTORE_WAIT_SECONDS: u64 = 3 * 3600;
+/// How long the drill replica may take to become available.
+pub const REPLICA_WAIT_SECONDS: u64 = 3600;
+/// How long the drill replica's promotion may take.
+pub const PROMOTION_WAIT_SECONDS: u64 = 1800;
+/// How many times (once a second) the marker's replication is checked.
+pub const MARKER_POLLS: u64 = 120;
+/// The interval when the scope is asked without a request.
+const DEFAULT_POLL_INTERVAL_SECONDS: u64 = 15;
+
+/// How many polls each wait of a database's drill may take: the wait's
+/// time budget at the request's interval, never more than `MAX_POLLS`.
+/// The wait loops compare their counters with these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollLimits {
+    pub restore_polls: u64,
+    pub replica_polls: u64,
+    pub promotion_polls: u64,
+    pub marker_polls: u64,
+}
+
+/// Pure: the poll limits at an interval (seconds, at least 1).
+pub fn poll_limits(interval_seconds: u64) -> PollLimits {
+    let polls = |budget: u64| budget.div_ceil(interval_seconds.max(1)).min(MAX_POLLS);
+    PollLimits {
+        restore_polls: polls(RESTORE_WAIT_SECONDS),
+        replica_polls: polls(REPLICA_WAIT_SECONDS),
+        promotion_polls: polls(PROMOTION_WAIT_SECONDS),
+        marker_polls: MARKER_POLLS,
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DrillScopeOutput {
     pub databases: Vec<InstanceId>,
+    pub limits: PollLimits,
 }
 
 pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<DrillScopeOutput> {
     if let Some(request) = &input.request {
         request.check()?;
     }
+    let limits = poll_limits(
+        input
+            .request
+            .as_ref()
+            .map_or(DEFAULT_POLL_INTERVAL_SECONDS, |r| r.poll_interval_seconds),
+    );
     let listed = input.request.and_then(|r| r.databases).or(input.databases);
     let databases = match listed {
         Some(list) => list,
@@ -254,7 +309,13 @@ pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<Dril
             "{drill_instance} is a drill instance, not a database to drill"
         )));
     }
-    Ok(DrillScopeOutput { databases })
+    if databases.len() > MAX_DATABASES {
+        return Err(DrError::InvalidInput(format!(
+            "{} databases are in scope, at most {MAX_DATABASES} per drill: list some in \"databases\" and run several drills",
+            databases.len()
+        )));
+    }
+    Ok(DrillScopeOutput { databases, limits })
 }
 
 // ----- backup verification --------------------------------------------------
@@ -912,5 +973,35 @@ mod tests {
         let (restore, replica) = drill_names(&long, "run").expect("names");
         assert!(restore.as_str().len() <= 63 && replica.as_str().len() <= 63);
         assert!(drill_names(&db, "---").is_err());
+    }
+
+    #[test]
+    fn poll_limits_follow_the_time_budgets_and_never_pass_the_cap() {
+        // (interval, restore, replica, promotion)
+        let cases = [
+            (1, 240, 240, 240),
+            (15, 240, 240, 120),
+            (30, 240, 120, 60),
+            (45, 240, 80, 40),
+            (60, 180, 60, 30),
+            (301 - 1, 36, 12, 6),
+            (7, 240, 240, 240),
+            (3600, 3, 1, 1),
+        ];
+        for (interval, restore, replica, promotion) in cases {
+            let limits = poll_limits(interval);
+            assert_eq!(
+                (
+                    limits.restore_polls,
+                    limits.replica_polls,
+                    limits.promotion_polls,
+                    limits.marker_polls
+                ),
+                (restore, replica, promotion, MARKER_POLLS),
+                "interval {interval}"
+            );
+        }
+        // No interval is zero; a zero would be read as one second.
+        assert_eq!(poll_limits(0), poll_limits(1));
     }
 }

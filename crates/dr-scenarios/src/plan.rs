@@ -14,6 +14,39 @@ use crate::Ports;
 /// Longest free text accepted from a trigger (CloudWatch alarm reasons are
 /// at most 1023 characters).
 pub const MAX_REASON: usize = 4096;
+/// The longest a failover waits for a person's answer: with every other
+/// step at its worst, the run still ends (and reports, and releases its
+/// lock) before the state machine's TimeoutSeconds.
+pub const MAX_APPROVAL_SECONDS: u64 = 3600;
+/// The most polls of the promotion wait, and its time budget.
+pub const MAX_PROMOTION_POLLS: u64 = 120;
+pub const PROMOTION_WAIT_SECONDS: u64 = 1800;
+
+/// How many polls the failover's waits may take at the plan's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverLimits {
+    pub promotion_polls: u64,
+}
+
+impl Default for FailoverLimits {
+    /// What a plan journaled before the limits existed waited for.
+    fn default() -> Self {
+        FailoverLimits {
+            promotion_polls: MAX_PROMOTION_POLLS,
+        }
+    }
+}
+
+/// Pure: the promotion wait's time budget at an interval, never more than
+/// `MAX_PROMOTION_POLLS` polls.
+pub fn failover_limits(interval_seconds: u64) -> FailoverLimits {
+    FailoverLimits {
+        promotion_polls: PROMOTION_WAIT_SECONDS
+            .div_ceil(interval_seconds.max(1))
+            .min(MAX_PROMOTION_POLLS),
+    }
+}
 
 /// What started the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +167,9 @@ pub struct FailoverPlan {
     pub allow_data_loss: bool,
     pub max_lag_seconds: f64,
     pub poll_interval_seconds: u64,
+    /// The caps of the wait loops, from the interval.
+    #[serde(default)]
+    pub limits: FailoverLimits,
     pub approval: ApprovalSettings,
     pub rto_objective_seconds: f64,
     pub rpo_objective_seconds: f64,
@@ -231,14 +267,14 @@ pub fn check_request(request: &FailoverRequest) -> DrResult<()> {
     }
     let a = &request.approval;
     if a.timeout_cap_seconds == 0
-        || a.timeout_cap_seconds > 86_400
+        || a.timeout_cap_seconds > MAX_APPROVAL_SECONDS
         || a.timeout_floor_seconds == 0
         || a.timeout_floor_seconds > a.timeout_cap_seconds
         || a.expected_remaining_seconds > 86_400
     {
-        return Err(invalid(
-            "approval: 0 < timeout_floor_seconds <= timeout_cap_seconds <= 86400 and expected_remaining_seconds <= 86400".to_owned(),
-        ));
+        return Err(invalid(format!(
+            "approval: 0 < timeout_floor_seconds <= timeout_cap_seconds <= {MAX_APPROVAL_SECONDS} and expected_remaining_seconds <= 86400"
+        )));
     }
     check_text("trigger.reason", &request.trigger.reason, MAX_REASON)?;
     check_text("trigger.alarm", &request.trigger.alarm, 255)?;
@@ -328,6 +364,7 @@ pub fn resolve(
         allow_data_loss: request.allow_data_loss,
         max_lag_seconds: request.max_lag_seconds,
         poll_interval_seconds: request.poll_interval_seconds,
+        limits: failover_limits(request.poll_interval_seconds),
         approval: request.approval,
         rto_objective_seconds: request.rto_objective_seconds,
         rpo_objective_seconds: request.rpo_objective_seconds,
@@ -562,6 +599,27 @@ pub fn resumed_plan(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_promotion_wait_follows_its_time_budget_and_never_passes_the_cap() {
+        for (interval, polls) in [
+            (0, 120),
+            (1, 120),
+            (15, 120),
+            (20, 90),
+            (30, 60),
+            (300, 6),
+            (7, 120),
+        ] {
+            assert_eq!(
+                failover_limits(interval).promotion_polls,
+                polls,
+                "interval {interval}"
+            );
+        }
+        // A plan journaled before the limits existed keeps the old cap.
+        assert_eq!(FailoverLimits::default().promotion_polls, 120);
+    }
 
     fn topology() -> Topology {
         serde_json::from_value(json!({

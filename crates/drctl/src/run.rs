@@ -37,7 +37,9 @@ pub struct RunArgs {
     /// Execution name (default: a UUID).
     #[arg(long)]
     name: Option<String>,
-    /// Inject a fault: TASK:CALL:ERROR (fail the CALL-th call of TASK with ERROR) or TASK:CALL:timeout.
+    /// Inject a fault: TASK:CALL:ERROR (fail the CALL-th call of TASK with ERROR), TASK:CALL:timeout,
+    /// or TASK:CALL:return=<json> (the function answers that without running); CALL may be a range
+    /// N-M. Calls count retries, in each execution (a child's from 1 again).
     #[arg(long = "fault", value_name = "TASK:CALL:ERROR")]
     faults: Vec<String>,
     /// Where other processes drop task-token answers (default: task-tokens/ in DRCTL_HOME, else a temporary directory).
@@ -83,18 +85,37 @@ fn default_inbox() -> Option<PathBuf> {
     std::env::var_os("DRCTL_HOME").map(|home| PathBuf::from(home).join("task-tokens"))
 }
 
+/// `TASK:CALLS:WHAT`: CALLS is N or N-M (retries counted, per execution);
+/// WHAT is `timeout`, `return=<json>` (the function answers that, without
+/// running) or an error name.
 fn parse_fault(text: &str) -> DrResult<FaultRule> {
-    let mut parts = text.splitn(3, ':');
-    let (Some(task), Some(call), Some(what)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(DrError::InvalidInput(format!(
-            "fault {text:?} must look like TASK:CALL:ERROR or TASK:CALL:timeout"
-        )));
+    let bad = |why: &str| {
+        DrError::InvalidInput(format!(
+            "fault {text:?}: {why} (TASK:CALL[-LAST]:ERROR, TASK:CALL[-LAST]:timeout or TASK:CALL[-LAST]:return=<json>)"
+        ))
     };
-    let call: u32 = call.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        DrError::InvalidInput(format!("fault {text:?}: CALL must be a positive number"))
-    })?;
+    let mut parts = text.splitn(3, ':');
+    let (Some(task), Some(calls), Some(what)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("three parts are needed"));
+    };
+    let number = |n: &str| n.parse::<u32>().ok().filter(|n| *n > 0);
+    let (call, until_call) = match calls.split_once('-') {
+        Some((first, last)) => match (number(first), number(last)) {
+            (Some(f), Some(l)) if f <= l => (f, Some(l)),
+            _ => return Err(bad("CALL-LAST must be positive numbers, in order")),
+        },
+        None => (
+            number(calls).ok_or_else(|| bad("CALL must be a positive number"))?,
+            None,
+        ),
+    };
     let fault = if what.eq_ignore_ascii_case("timeout") {
         Fault::Timeout
+    } else if let Some(json) = what.strip_prefix("return=") {
+        Fault::Return {
+            output: serde_json::from_str(json)
+                .map_err(|e| bad(&format!("return= needs JSON: {e}")))?,
+        }
     } else {
         Fault::Fail {
             error: what.to_owned(),
@@ -104,12 +125,34 @@ fn parse_fault(text: &str) -> DrResult<FaultRule> {
     Ok(FaultRule {
         task: task.to_owned(),
         call,
+        until_call,
         fault,
     })
 }
 
-/// Finds the definition and the substitutions SAM would apply to it.
-fn locate(args: &RunArgs) -> DrResult<(PathBuf, String, BTreeMap<String, String>)> {
+/// A state machine of the template that tasks may start as a child.
+struct Child {
+    arn: String,
+    name: String,
+    path: PathBuf,
+    substitutions: BTreeMap<String, String>,
+}
+
+/// The name the runner gives a definition: its file name without `.asl.json`.
+fn stem(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| {
+            n.trim_end_matches(".json")
+                .trim_end_matches(".asl")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+type Located = (PathBuf, String, BTreeMap<String, String>, Vec<Child>);
+
+fn locate(args: &RunArgs) -> DrResult<Located> {
     let direct = PathBuf::from(&args.state_machine);
     let path = if direct.is_file() {
         direct
@@ -123,20 +166,13 @@ fn locate(args: &RunArgs) -> DrResult<(PathBuf, String, BTreeMap<String, String>
         }
         candidate
     };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(|n| {
-            n.trim_end_matches(".json")
-                .trim_end_matches(".asl")
-                .to_owned()
-        })
-        .unwrap_or_else(|| "local".to_owned());
+    let name = stem(&path);
     let template = match &args.template {
         Some(t) => Some(t.clone()),
         None => Some(PathBuf::from("template.yaml")).filter(|p| p.is_file()),
     };
     let mut substitutions = BTreeMap::new();
+    let mut children = Vec::new();
     if let Some(template) = template {
         let sam = SamTemplate::load(&template).map_err(|e| DrError::InvalidInput(e.to_string()))?;
         let wanted = path.canonicalize().ok();
@@ -144,12 +180,20 @@ fn locate(args: &RunArgs) -> DrResult<(PathBuf, String, BTreeMap<String, String>
             .state_machines()
             .map_err(|e| DrError::InvalidInput(e.to_string()))?
         {
-            if sam.dir().join(&declared.definition_uri).canonicalize().ok() == wanted {
+            let declared_path = sam.dir().join(&declared.definition_uri);
+            if declared_path.canonicalize().ok() == wanted {
                 substitutions = declared.substitutions;
+            } else {
+                children.push(Child {
+                    arn: declared.arn,
+                    name: stem(&declared_path),
+                    path: declared_path,
+                    substitutions: declared.substitutions,
+                });
             }
         }
     }
-    Ok((path, name, substitutions))
+    Ok((path, name, substitutions, children))
 }
 
 /// The handlers the local runner dispatches to: every function, over the
@@ -197,23 +241,48 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         ));
     }
     let input = crate::output::read_json(&args.input, "input")?;
+    // As StartExecution does: no execution starts with an input past the
+    // payload limit.
+    let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
+    if size > dr_runner::engine::PAYLOAD_LIMIT {
+        return Err(DrError::InvalidInput(format!(
+            "the input has {size} bytes; Step Functions starts no execution with an input over {} bytes",
+            dr_runner::engine::PAYLOAD_LIMIT
+        )));
+    }
     let faults = args
         .faults
         .iter()
         .map(|f| parse_fault(f))
         .collect::<DrResult<Vec<_>>>()?;
-    let (path, name, substitutions) = locate(&args)?;
+    let (path, name, substitutions, children) = locate(&args)?;
     let (handlers, home) = local_handlers().await?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
-    let machine = StateMachine::load(
-        &text,
-        &LoadOptions {
-            substitutions,
-            known_functions: Some(handlers.names().into_iter().collect::<BTreeSet<_>>()),
-        },
-    )
-    .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))?;
+    let known: BTreeSet<String> = handlers.names().into_iter().collect();
+    let load = |path: &Path, substitutions: BTreeMap<String, String>| {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
+        StateMachine::load(
+            &text,
+            &LoadOptions {
+                substitutions,
+                known_functions: Some(known.clone()),
+            },
+        )
+        .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))
+    };
+    let machine = load(&path, substitutions)?;
+    // The template's other state machines, which tasks may start as child
+    // executions (loaded only when this one starts any).
+    let mut child_machines = Vec::new();
+    if !machine.children().is_empty() {
+        for child in children {
+            child_machines.push((
+                child.arn,
+                child.name,
+                load(&child.path, child.substitutions)?,
+            ));
+        }
+    }
 
     let home_inbox = home.as_ref().map(|h| h.join("task-tokens"));
     let (inbox, _temporary_inbox) = match args
@@ -261,6 +330,9 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         })
         .faults(FaultPlan::new(faults))
         .token_inbox(inbox.clone());
+    for (arn, child_name, child) in child_machines {
+        runner = runner.child_machine(arn, child_name, child);
+    }
     runner = runner.observer(Arc::new(move |event| print_event(event, started)));
     let tokens = runner.tokens();
     let name_for_hint = execution_name.clone();
@@ -295,7 +367,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
             },
         )?;
     }
-    print_result(&result, args.output)?;
+    print_result(&result, &runner.child_executions(), args.output)?;
     Ok(exit_code(&result))
 }
 
@@ -312,7 +384,11 @@ fn exit_code(result: &ExecutionResult) -> ExitCode {
     }
 }
 
-fn print_result(result: &ExecutionResult, format: OutputFormat) -> DrResult<()> {
+fn print_result(
+    result: &ExecutionResult,
+    children: &BTreeMap<String, dr_runner::ChildRecord>,
+    format: OutputFormat,
+) -> DrResult<()> {
     let text = match format {
         OutputFormat::Json => serde_json::to_string_pretty(&json!({
             "status": result.status,
@@ -320,6 +396,9 @@ fn print_result(result: &ExecutionResult, format: OutputFormat) -> DrResult<()> 
             "error": result.error,
             "cause": result.cause,
             "history": result.history,
+            "max_payload_bytes": result.max_payload_bytes,
+            "seconds": (result.stop_date - result.start_date).num_milliseconds() as f64 / 1000.0,
+            "children": children,
         })),
         OutputFormat::Text => {
             eprintln!(
@@ -333,6 +412,22 @@ fn print_result(result: &ExecutionResult, format: OutputFormat) -> DrResult<()> 
                 eprintln!(
                     "error: {error}\ncause: {}",
                     result.cause.as_deref().unwrap_or("")
+                );
+            }
+            eprintln!(
+                "history: {} events, largest payload {} bytes",
+                result.history.len(),
+                result.max_payload_bytes
+            );
+            for (arn, child) in children {
+                eprintln!(
+                    "child {arn}: {}, {} events, largest payload {} bytes",
+                    serde_json::to_value(child.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    child.history_events,
+                    child.max_payload_bytes
                 );
             }
             serde_json::to_string_pretty(&result.output)

@@ -456,3 +456,140 @@ async fn the_drill_sweeper_rule_hands_the_dead_drill_to_its_cleanup() {
     let output: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(output["clean"], true, "{output}");
 }
+
+/// Faults that make the drill take its worst path: every poll loop waits
+/// until its last poll, and every task with a Retry fails with Throttled as
+/// many times as it retries.
+fn worst_case_faults(interval: u64) -> Vec<String> {
+    let limits = dr_scenarios::drill::poll_limits(interval);
+    let mut faults = vec![
+        format!(
+            "DescribeRestore:1-{}:return={}",
+            limits.restore_polls - 1,
+            json!({"status": "creating"})
+        ),
+        format!(
+            "DescribeReplica:1-{}:return={}",
+            limits.replica_polls - 1,
+            json!({"status": "creating"})
+        ),
+        format!(
+            "CheckMarkerReplicated:1-{}:return={}",
+            limits.marker_polls - 1,
+            json!({"present": false})
+        ),
+        format!(
+            "DescribePromoted:1-{}:return={}",
+            limits.promotion_polls - 1,
+            json!({"status": "modifying", "standalone_and_available": false})
+        ),
+    ];
+    for file in ["dr-drill", "dr-drill-database"] {
+        let definition: Value = serde_json::from_slice(
+            &std::fs::read(repo().join(format!("statemachines/{file}.asl.json"))).expect("asl"),
+        )
+        .expect("json");
+        let mut states: Vec<(String, Value)> = Vec::new();
+        let mut pending = vec![definition];
+        while let Some(flow) = pending.pop() {
+            for (name, state) in flow["States"].as_object().into_iter().flatten() {
+                if let Some(processor) = state.get("ItemProcessor") {
+                    pending.push(processor.clone());
+                }
+                states.push((name.clone(), state.clone()));
+            }
+        }
+        for (name, state) in states {
+            let retried = state["Retry"].as_array().into_iter().flatten().find(|r| {
+                r["ErrorEquals"]
+                    .as_array()
+                    .is_some_and(|e| e.contains(&json!("Throttled")))
+            });
+            if let Some(retrier) = retried {
+                let attempts = retrier["MaxAttempts"].as_u64().expect("MaxAttempts");
+                faults.push(format!("{name}:1-{attempts}:Throttled"));
+            }
+        }
+    }
+    faults
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worst_case_drill_still_cleans_up_and_reports() {
+    use dr_runner::budget::{worst_case, Assumptions};
+    let stack = Stack::up();
+    let input = drill_input();
+    let interval = input["poll_interval_seconds"].as_u64().expect("interval");
+    let faults = worst_case_faults(interval);
+    let mut args = vec!["--virtual-time", "--name", "worst-case-drill"];
+    for fault in &faults {
+        args.push("--fault");
+        args.push(fault);
+    }
+    let (code, result) = stack.run("dr-drill", &input, &args);
+    assert_eq!(code, 0, "{}", result["cause"]);
+    // Cleanup and the report ran, and the drill still passed.
+    assert!(drill_instances(&stack).await.is_empty(), "nothing is left");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "PASSED", "{report:#}");
+
+    // What the run measured, beside what the definition's worst case says
+    // for the same input and one database.
+    let children = result["children"].as_object().expect("children");
+    assert_eq!(children.len(), 1, "one child per database");
+    let child = children.values().next().expect("child");
+    let sam = dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let declared = sam.state_machines().expect("machines");
+    let child_machine = declared
+        .iter()
+        .find(|m| m.logical_id == "DrDrillDatabaseStateMachine")
+        .expect("child machine");
+    let definition = dr_runner::StateMachine::load(
+        &std::fs::read_to_string(repo().join(&child_machine.definition_uri)).expect("asl"),
+        &dr_runner::LoadOptions {
+            substitutions: child_machine.substitutions.clone(),
+            known_functions: None,
+        },
+    )
+    .expect("loads");
+    let limits = dr_scenarios::drill::poll_limits(interval);
+    let assumptions = Assumptions {
+        paths: [
+            ("$.request.poll_interval_seconds", interval as f64),
+            ("$.limits.restore_polls", limits.restore_polls as f64),
+            ("$.limits.replica_polls", limits.replica_polls as f64),
+            ("$.limits.promotion_polls", limits.promotion_polls as f64),
+            ("$.limits.marker_polls", limits.marker_polls as f64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+        function_seconds: sam.function_timeouts(),
+        task_seconds: 3.0,
+        ..Assumptions::default()
+    };
+    let model = worst_case(&definition, &assumptions).expect("bounded");
+    let child_events = child["history_events"].as_u64().expect("events");
+    let parent_events = result["history"].as_array().expect("history").len() as u64;
+    println!(
+        "worst-case drill run (virtual time, interval {interval} s, {} faults): parent {parent_events} events, largest payload {} bytes; child {child_events} events (model: {}), {:.2} h simulated, largest payload {} bytes",
+        faults.len(),
+        result["max_payload_bytes"],
+        model.events,
+        child["seconds"].as_f64().unwrap_or_default() / 3600.0,
+        child["max_payload_bytes"],
+    );
+    // The model bounds what really happens.
+    assert!(
+        child_events <= model.events,
+        "{child_events} > {}",
+        model.events
+    );
+    assert!(child_events < 20_000 && parent_events < 20_000);
+    for payload in [&result["max_payload_bytes"], &child["max_payload_bytes"]] {
+        assert!(
+            payload.as_u64().expect("bytes") < 64 * 1024,
+            "payloads stay small: {payload}"
+        );
+    }
+}

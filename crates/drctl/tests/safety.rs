@@ -437,7 +437,7 @@ async fn a_misspelt_primary_or_database_changes_nothing_and_exits_2() {
             "unknown field `dns`",
         ),
         (
-            json!({"database": "m".repeat(1 << 20)}),
+            json!({"database": "m".repeat(200 * 1024)}),
             "must be 1 to 63 lower-case letters",
         ),
     ] {
@@ -450,6 +450,28 @@ async fn a_misspelt_primary_or_database_changes_nothing_and_exits_2() {
         let states = state_names(&result);
         assert!(!states.contains(&"AcquireLock".to_owned()), "{states:?}");
     }
+    // Past 256 KiB, no execution starts at all (as StartExecution refuses it).
+    let path = stack.home.join("huge-input.json");
+    std::fs::write(
+        &path,
+        stack
+            .request(json!({"database": "m".repeat(1 << 20)}))
+            .to_string(),
+    )
+    .expect("input");
+    let out = drctl(
+        &stack.home,
+        &[
+            "run",
+            "statemachines/database-failover.asl.json",
+            "--input",
+            path.to_str().expect("path"),
+            "--local",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("Step Functions starts no execution with an input over 262144 bytes"));
     assert_eq!(stack.describe(REPLICA).await.role, InstanceRole::Replica);
     assert_eq!(stack.dns_value().await, dns_before);
     assert!(stack.locks().await.is_empty(), "no lock was taken");
