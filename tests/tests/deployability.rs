@@ -15,19 +15,8 @@ fn copy_of_repo() -> tempfile::TempDir {
     )
     .expect("template");
     copy_tree(&repo().join("events"), &dir.path().join("events"));
-    copy_tree(&repo().join("layers"), &dir.path().join("layers"));
-    for sub in ["statemachines", "functions"] {
-        std::fs::create_dir_all(dir.path().join(sub)).expect("dir");
-        for entry in std::fs::read_dir(repo().join(sub)).expect("read").flatten() {
-            let target = dir.path().join(sub).join(entry.file_name());
-            if entry.path().is_dir() {
-                std::fs::create_dir_all(&target).expect("dir");
-                std::fs::copy(entry.path().join("Cargo.toml"), target.join("Cargo.toml"))
-                    .expect("crate");
-            } else {
-                std::fs::copy(entry.path(), &target).expect("file");
-            }
-        }
+    for sub in ["layers", "statemachines", "functions"] {
+        copy_tree(&repo().join(sub), &dir.path().join(sub));
     }
     dir
 }
@@ -80,23 +69,78 @@ fn a_broken_substitution_is_caught() {
     );
 }
 
-#[test]
-fn an_unreferenced_or_undeployed_function_is_caught() {
-    let copy = copy_of_repo();
-    std::fs::create_dir_all(copy.path().join("functions/orphan")).expect("dir");
-    std::fs::write(
-        copy.path().join("functions/orphan/Cargo.toml"),
-        "[package]\nname = \"orphan\"\n",
-    )
-    .expect("crate");
-    let problems = deploy_checks::check(copy.path());
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("functions/orphan is not deployed")),
-        "{problems:#?}"
-    );
+/// Each mutation of `file` (from, to) gives a problem containing `expected`.
+fn caught(file: &str, mutations: &[(&str, &str, &str)]) {
+    for (from, to, expected) in mutations {
+        let copy = copy_of_repo();
+        edit(&copy.path().join(file), from, to);
+        let problems = deploy_checks::check(copy.path());
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{from:?} -> {to:?}: expected {expected:?} in {problems:#?}"
+        );
+    }
+}
 
+#[test]
+fn a_function_built_apart_wired_to_another_step_or_undocumented_is_caught() {
+    caught(
+        "template.yaml",
+        &[
+            (
+                "        Binary: muejam-dr\n    Properties:\n      CodeUri: ./\n      Environment:\n        Variables:\n          DR_FUNCTION: check-database",
+                "        Binary: check-database\n    Properties:\n      CodeUri: ./\n      Environment:\n        Variables:\n          DR_FUNCTION: check-database",
+                "CheckDatabaseFunction is built differently from the other functions",
+            ),
+            (
+                "DR_FUNCTION: promote-replica",
+                "DR_FUNCTION: drill-promote",
+                "PromoteReplicaFunction sets DR_FUNCTION \"drill-promote\", the step of DrillPromoteFunction",
+            ),
+            (
+                "DR_FUNCTION: notify",
+                "DR_FUNCTION: notfy",
+                "NotifyFunction sets DR_FUNCTION \"notfy\", which is no function",
+            ),
+            (
+                "          DR_FUNCTION: describe-instance\n",
+                "",
+                "DescribeInstanceFunction does not set Environment.Variables.DR_FUNCTION",
+            ),
+            (
+                "      CodeUri: ./\n      Environment:\n        Variables:\n          DR_FUNCTION: describe-instance",
+                "      CodeUri: ./\n      Runtime: provided.al2\n      Environment:\n        Variables:\n          DR_FUNCTION: describe-instance",
+                "DescribeInstanceFunction sets Runtime",
+            ),
+        ],
+    );
+    caught(
+        "functions/README.md",
+        &[
+            (
+                "| `notify` |",
+                "| `notifier` |",
+                "does not list notify (NotifyFunction)",
+            ),
+            (
+                "| `notify` |",
+                "| `notifier` |",
+                "lists notifier (NotifyFunction), which is no function",
+            ),
+        ],
+    );
+    caught(
+        "functions/Cargo.toml",
+        &[(
+            "[[bin]]\nname = \"muejam-dr\"",
+            "[[bin]]\nname = \"bootstrap\"",
+            "is built differently",
+        )],
+    );
+}
+
+#[test]
+fn an_unreferenced_function_is_caught() {
     let copy = copy_of_repo();
     edit(
         &copy.path().join("template.yaml"),

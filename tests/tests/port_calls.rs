@@ -32,7 +32,7 @@ impl Recorder {
 }
 
 fn id(s: &str) -> InstanceId {
-    ResourceId::parse(s).expect("id")
+    InstanceId::parse(s).expect("id")
 }
 
 fn instance(name: &str) -> InstanceDescription {
@@ -107,7 +107,7 @@ impl DatabaseControlPlane for Fake {
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
         self.0.record(PortOperation::ListSnapshots);
         Ok(vec![SnapshotDescription {
-            snapshot_id: id("s1"),
+            snapshot_id: SnapshotId::parse("s1").expect("id"),
             source_instance_id: id("muejam-db-prod"),
             snapshot_type: SnapshotType::Manual,
             status: SnapshotStatus::Available,
@@ -174,7 +174,7 @@ impl DatabaseControlPlane for Fake {
         self.0.record(PortOperation::ChangeMasterCredentials);
         Ok(())
     }
-    async fn add_tags(&self, _r: &ResourceId, _t: &Tags) -> DrResult<()> {
+    async fn add_tags(&self, _r: &InstanceId, _t: &Tags) -> DrResult<()> {
         self.0.record(PortOperation::AddTags);
         Ok(())
     }
@@ -213,27 +213,6 @@ impl SqlTarget for Fake {
             server_version: None,
             latency_ms: 1,
         })
-    }
-    async fn row_counts(&self, _t: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
-        self.0.record(PortOperation::SqlRowCounts);
-        Ok(BTreeMap::from([("users".to_owned(), 10)]))
-    }
-    async fn run_checks(
-        &self,
-        _t: &DatabaseTarget,
-        checks: &[NamedCheck],
-    ) -> DrResult<Vec<CheckOutcome>> {
-        self.0.record(PortOperation::SqlRunChecks);
-        Ok(checks
-            .iter()
-            .map(|c| CheckOutcome {
-                name: c.name.clone(),
-                passed: true,
-                violating_rows: 0,
-                error: None,
-                duration_ms: 1,
-            })
-            .collect())
     }
 }
 
@@ -623,7 +602,7 @@ fn payloads(function: Function) -> Vec<Value> {
 fn sample_event(function: Function) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../events/functions")
-        .join(format!("{}.json", function.crate_dir()));
+        .join(format!("{}.json", function.name()));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -639,7 +618,7 @@ async fn every_function_accepts_its_documented_sample_event() {
             !matches!(&result, Err(DrError::InvalidInput(_))),
             "{} rejects events/functions/{}.json: {result:?}",
             function.logical_id(),
-            function.crate_dir()
+            function.name()
         );
     }
 }

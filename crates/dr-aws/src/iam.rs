@@ -53,7 +53,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "rds:AddTagsToResource",
         ],
         VerifySnapshot => &[],
-        SqlProbe | SqlRowCounts | SqlRunChecks | SqlWriteMarker | SqlMarkerPresent => &[],
+        SqlProbe | SqlWriteMarker | SqlMarkerPresent => &[],
         DnsUpsert => &[
             "route53:ListHostedZonesByName",
             "route53:ChangeResourceRecordSets",

@@ -82,7 +82,7 @@ fn parameter_group(network: &Option<NetworkPlacement>) -> Option<String> {
 }
 
 fn instance_id(value: &str) -> DrResult<InstanceId> {
-    ResourceId::parse(value)
+    InstanceId::parse(value)
 }
 
 impl RdsControlPlane {
@@ -207,7 +207,7 @@ impl RdsControlPlane {
 
     fn describe_snapshot(snapshot: &DbSnapshot) -> DrResult<SnapshotDescription> {
         Ok(SnapshotDescription {
-            snapshot_id: ResourceId::parse(snapshot.db_snapshot_identifier().unwrap_or_default())?,
+            snapshot_id: SnapshotId::parse(snapshot.db_snapshot_identifier().unwrap_or_default())?,
             source_instance_id: instance_id(snapshot.db_instance_identifier().unwrap_or_default())?,
             snapshot_type: if snapshot.snapshot_type() == Some("automated") {
                 SnapshotType::Automated
@@ -257,34 +257,6 @@ impl RdsControlPlane {
             Err(DrError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    async fn arn_of(&self, resource: &ResourceId) -> DrResult<String> {
-        match self.fetch(resource).await {
-            Ok(db) => {
-                return db
-                    .db_instance_arn()
-                    .map(str::to_owned)
-                    .ok_or_else(|| DrError::Internal("instance without ARN".into()))
-            }
-            Err(DrError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-        let output = self
-            .rds
-            .describe_db_snapshots()
-            .db_snapshot_identifier(resource.as_str())
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&format!("describing {resource}"), e))?;
-        output
-            .db_snapshots()
-            .first()
-            .and_then(|s| s.db_snapshot_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                DrError::NotFound(format!("no DB instance or snapshot named {resource}"))
-            })
     }
 }
 
@@ -504,18 +476,13 @@ impl DatabaseControlPlane for RdsControlPlane {
 
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
         let described = self.describe_instance(id).await?;
-        let ephemeral = described.is_ephemeral();
-        if !ephemeral && !options.force {
-            return Err(DrError::Unsafe(format!(
-                "DB instance {id} is not tagged {EPHEMERAL_TAG}=true; refusing to delete it without force"
-            )));
-        }
+        let deletion = dr_core::guard::deletion(id, &described.tags, options)?;
         let mut request = self
             .rds
             .delete_db_instance()
             .db_instance_identifier(id.as_str())
-            .skip_final_snapshot(ephemeral);
-        if !ephemeral {
+            .skip_final_snapshot(!deletion.final_snapshot);
+        if deletion.final_snapshot {
             request = request.final_db_snapshot_identifier(format!(
                 "{id}-final-{}",
                 Utc::now().format("%Y%m%d%H%M%S")
@@ -543,11 +510,7 @@ impl DatabaseControlPlane for RdsControlPlane {
         id: &InstanceId,
         new_password: &SecretString,
     ) -> DrResult<()> {
-        if new_password.expose_secret().len() < 8 {
-            return Err(DrError::InvalidInput(
-                "the new master password must have at least 8 characters".to_owned(),
-            ));
-        }
+        dr_core::guard::master_password(new_password)?;
         self.rds
             .modify_db_instance()
             .db_instance_identifier(id.as_str())
@@ -624,15 +587,20 @@ impl DatabaseControlPlane for RdsControlPlane {
         })
     }
 
-    async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()> {
-        let arn = self.arn_of(resource).await?;
+    async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
+        let arn = self
+            .fetch(instance)
+            .await?
+            .db_instance_arn()
+            .map(str::to_owned)
+            .ok_or_else(|| DrError::Internal(format!("DB instance {instance} has no ARN")))?;
         self.rds
             .add_tags_to_resource()
             .resource_name(arn)
             .set_tags(Some(to_rds_tags(tags)))
             .send()
             .await
-            .map_err(|e| map_sdk_error(&format!("tagging {resource}"), e))?;
+            .map_err(|e| map_sdk_error(&format!("tagging {instance}"), e))?;
         Ok(())
     }
 }

@@ -284,8 +284,8 @@ async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_delet
         .await
         .expect("primary");
     let rds = RdsControlPlane::new(moto.clients.rds.clone(), None);
-    let primary = ResourceId::parse("muejam-db-prod").expect("id");
-    let replica_id = ResourceId::parse("muejam-db-prod-replica").expect("id");
+    let primary = InstanceId::parse("muejam-db-prod").expect("id");
+    let replica_id = InstanceId::parse("muejam-db-prod-replica").expect("id");
     let request = CreateReplicaRequest {
         network: None,
         replica_id: replica_id.clone(),
@@ -322,7 +322,7 @@ async fn rds_on_moto_creates_a_replica_promotes_it_once_and_refuses_unsafe_delet
     assert_eq!(refused.name(), "Unsafe");
     assert!(rds.describe_instance(&primary).await.is_ok());
     let missing = rds
-        .describe_instance(&ResourceId::parse("no-such-db").expect("id"))
+        .describe_instance(&InstanceId::parse("no-such-db").expect("id"))
         .await
         .expect_err("missing");
     assert_eq!(missing.name(), "NotFound", "{missing}");
@@ -379,7 +379,7 @@ async fn the_topology_registry_writes_only_on_the_version_it_read() {
     assert_eq!(again.name(), "Conflict");
     let switched = stored
         .after_switch(
-            &ResourceId::parse("muejam-db-prod-replica").expect("id"),
+            &InstanceId::parse("muejam-db-prod-replica").expect("id"),
             "e1",
         )
         .expect("switch");

@@ -33,7 +33,7 @@ fn replica(status: &str, source: Option<&str>) -> DescribeDbInstancesOutput {
 }
 
 fn id(s: &str) -> InstanceId {
-    ResourceId::parse(s).expect("id")
+    InstanceId::parse(s).expect("id")
 }
 
 #[tokio::test]
@@ -380,7 +380,7 @@ async fn replicas_and_restores_are_placed_where_the_database_is_not_in_the_defau
         .expect("replica placed");
     control_plane
         .restore_from_snapshot(&RestoreSnapshotRequest {
-            snapshot_id: id("rds:muejam-db-prod-2026-11-26-06-00"),
+            snapshot_id: SnapshotId::parse("rds:muejam-db-prod-2026-11-26-06-00").expect("id"),
             target_id: id("drill-muejam-db-prod-d1"),
             instance_class: None,
             tags: Tags::new(),

@@ -4,8 +4,6 @@
 //! `errorType`, so state machines Retry/Catch on it. Names are part of the
 //! public contract: never rename one, only add.
 
-use serde::Serialize;
-
 /// An error with a stable, machine-matchable name and a message a person can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DrError {
@@ -103,14 +101,6 @@ impl DrError {
         )
     }
 
-    /// The shape a Lambda failure takes (`errorType` + `errorMessage`).
-    pub fn to_payload(&self) -> ErrorPayload {
-        ErrorPayload {
-            error_type: self.name(),
-            error_message: self.to_string(),
-        }
-    }
-
     pub fn invalid_input(message: impl Into<String>) -> Self {
         DrError::InvalidInput(message.into())
     }
@@ -118,14 +108,6 @@ impl DrError {
     pub fn internal(message: impl Into<String>) -> Self {
         DrError::Internal(message.into())
     }
-}
-
-/// Serialized form of an error as AWS Lambda reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorPayload {
-    pub error_type: &'static str,
-    pub error_message: String,
 }
 
 pub type DrResult<T> = Result<T, DrError>;
@@ -158,20 +140,6 @@ mod tests {
     fn every_variant_has_its_listed_stable_name() {
         let names: Vec<&str> = one_of_each().iter().map(DrError::name).collect();
         assert_eq!(names, ERROR_NAMES);
-    }
-
-    #[test]
-    fn payload_carries_name_and_message() {
-        let payload = DrError::ReplicaLagTooHigh {
-            lag_seconds: 30000.0,
-            max_lag_seconds: 21600.0,
-        }
-        .to_payload();
-        let json = serde_json::to_value(&payload).expect("serializable");
-        assert_eq!(json["errorType"], "ReplicaLagTooHigh");
-        assert!(json["errorMessage"]
-            .as_str()
-            .is_some_and(|m| m.contains("30000.0 s behind") && m.contains("allow_data_loss")));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! resource types and the ports (traits) that adapters implement.
 
 pub mod error;
+pub mod guard;
 pub mod model;
 pub mod ports;
 pub mod topology;
 
-pub use error::{DrError, DrResult, ErrorPayload, ERROR_NAMES};
+pub use error::{DrError, DrResult, ERROR_NAMES};
 pub use model::*;
 pub use ports::*;
 /// Secrets (passwords, task tokens) never print: their Debug is redacted.

@@ -14,78 +14,94 @@ pub const EPHEMERAL_TAG: &str = "ephemeral";
 
 pub type Tags = BTreeMap<String, String>;
 
-/// An RDS-style identifier: 1 to 63 letters, digits or hyphens, starting with a
-/// letter, no two hyphens in a row and no trailing hyphen. The same rules apply
-/// to DB instance and DB snapshot identifiers (snapshot ids may also contain a
-/// colon, as in RDS's automated `rds:` snapshots).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ResourceId(String);
-
-/// Identifier of a database instance.
-pub type InstanceId = ResourceId;
-/// Identifier of a snapshot.
-pub type SnapshotId = ResourceId;
-
-impl ResourceId {
-    pub fn parse(value: &str) -> DrResult<Self> {
-        let problem = if value.is_empty() {
-            Some("must not be empty")
-        } else if value.len() > 255 {
-            Some("must be at most 255 characters")
-        } else if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            Some("must start with a letter")
-        } else if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':')
-        {
-            Some("may contain only letters, digits, hyphens and colons")
-        } else if value.contains("--") || value.ends_with('-') {
-            Some("must not contain two consecutive hyphens or end with a hyphen")
+/// Why `value` is no RDS identifier: 1 to `max` letters, digits or hyphens
+/// (and colons where `colon`), starting with a letter, no two hyphens in a
+/// row and no trailing hyphen.
+fn identifier_problem(value: &str, max: usize, colon: bool) -> Option<String> {
+    if value.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if value.len() > max {
+        Some(format!("must be at most {max} characters"))
+    } else if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some("must start with a letter".to_owned())
+    } else if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || (colon && c == ':'))
+    {
+        Some(if colon {
+            "may contain only letters, digits, hyphens and colons".to_owned()
         } else {
-            None
-        };
-        match problem {
-            Some(why) => Err(DrError::InvalidInput(format!("identifier {value:?} {why}"))),
-            None => Ok(ResourceId(value.to_owned())),
+            "may contain only letters, digits and hyphens".to_owned()
+        })
+    } else if value.contains("--") || value.ends_with('-') {
+        Some("must not contain two consecutive hyphens or end with a hyphen".to_owned())
+    } else {
+        None
+    }
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal, $colon:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> DrResult<Self> {
+                match identifier_problem(value, $max, $colon) {
+                    Some(why) => Err(DrError::InvalidInput(format!(
+                        concat!($what, " identifier {:?} {}"),
+                        value, why
+                    ))),
+                    None => Ok($name(value.to_owned())),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// Instance identifiers are stricter than snapshot ones: at most 63
-    /// characters and no colon.
-    pub fn parse_instance(value: &str) -> DrResult<Self> {
-        let id = Self::parse(value)?;
-        if value.len() > 63 || value.contains(':') {
-            return Err(DrError::InvalidInput(format!(
-                "instance identifier {value:?} must be at most 63 letters, digits or hyphens"
-            )));
+        impl TryFrom<String> for $name {
+            type Error = DrError;
+            fn try_from(value: String) -> DrResult<Self> {
+                $name::parse(&value)
+            }
         }
-        Ok(id)
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for ResourceId {
-    type Error = DrError;
-    fn try_from(value: String) -> DrResult<Self> {
-        ResourceId::parse(&value)
-    }
-}
+identifier!(
+    /// Identifier of a DB instance: 1 to 63 letters, digits or hyphens,
+    /// starting with a letter (RDS's rule), checked whenever one is parsed or
+    /// deserialised.
+    InstanceId,
+    "instance",
+    63,
+    false
+);
 
-impl From<ResourceId> for String {
-    fn from(id: ResourceId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for ResourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+identifier!(
+    /// Identifier of a DB snapshot: as an instance's, up to 255 characters,
+    /// and colons are allowed (RDS's automated snapshots are `rds:…`).
+    SnapshotId,
+    "snapshot",
+    255,
+    true
+);
 
 /// Where a database listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,9 +209,7 @@ pub struct NetworkPlacement {
 
 impl InstanceDescription {
     pub fn is_ephemeral(&self) -> bool {
-        self.tags
-            .get(EPHEMERAL_TAG)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        crate::guard::is_ephemeral(&self.tags)
     }
 
     /// What a promotion request meets, decided the same way on every
@@ -354,25 +368,30 @@ mod tests {
     #[test]
     fn accepts_rds_style_identifiers() {
         for ok in ["muejam-db-prod", "muejam-db-prod-replica", "a", "db1"] {
-            assert!(ResourceId::parse_instance(ok).is_ok(), "{ok}");
+            assert!(InstanceId::parse(ok).is_ok(), "{ok}");
         }
-        assert!(ResourceId::parse("rds:muejam-db-prod-2026-11-26-06-00").is_ok());
+        assert!(SnapshotId::parse("rds:muejam-db-prod-2026-11-26-06-00").is_ok());
+        assert!(SnapshotId::parse(&"a".repeat(255)).is_ok());
     }
 
     #[test]
     fn rejects_identifiers_rds_would_reject() {
         for bad in ["", "1db", "db--x", "db-", "db_x", "db x", "../etc"] {
-            let err = ResourceId::parse_instance(bad).expect_err(bad);
+            let err = InstanceId::parse(bad).expect_err(bad);
             assert_eq!(err.name(), "InvalidInput");
         }
-        assert!(ResourceId::parse_instance(&"a".repeat(64)).is_err());
-        assert!(ResourceId::parse_instance("rds:x").is_err());
+        assert!(InstanceId::parse(&"a".repeat(64)).is_err());
+        assert!(InstanceId::parse("rds:x").is_err());
+        assert!(SnapshotId::parse(&"a".repeat(256)).is_err());
+        for bad in ["", "1snap", "s--x", "s-", "s_x", "../etc"] {
+            assert!(SnapshotId::parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest! {
         #[test]
         fn a_parsed_identifier_is_always_a_safe_file_name(s in "\\PC{0,80}") {
-            if let Ok(id) = ResourceId::parse(&s) {
+            if let Ok(id) = SnapshotId::parse(&s) {
                 prop_assert!(!id.as_str().contains('/'));
                 prop_assert!(!id.as_str().contains(".."));
                 prop_assert!(!id.as_str().starts_with('-'));
@@ -382,12 +401,19 @@ mod tests {
 
     #[test]
     fn identifiers_round_trip_through_json_and_reject_bad_input() {
-        let id: ResourceId = serde_json::from_str("\"muejam-db-prod\"").expect("valid");
+        let id: InstanceId = serde_json::from_str("\"muejam-db-prod\"").expect("valid");
         assert_eq!(
             serde_json::to_string(&id).expect("ser"),
             "\"muejam-db-prod\""
         );
-        let err = serde_json::from_str::<ResourceId>("\"bad id\"").expect_err("invalid");
+        let err = serde_json::from_str::<InstanceId>("\"bad id\"").expect_err("invalid");
         assert!(err.to_string().contains("may contain only"));
+        // deserialising applies each kind's own rule, not the laxer one
+        let err = serde_json::from_str::<InstanceId>("\"rds:snap\"").expect_err("colon");
+        assert!(err.to_string().contains("instance identifier"), "{err}");
+        let long = format!("\"{}\"", "a".repeat(64));
+        assert!(serde_json::from_str::<InstanceId>(&long).is_err());
+        assert!(serde_json::from_str::<SnapshotId>(&long).is_ok());
+        assert!(serde_json::from_str::<SnapshotId>("\"rds:snap\"").is_ok());
     }
 }

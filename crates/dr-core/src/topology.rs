@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DrError, DrResult};
-use crate::model::{InstanceId, ResourceId};
+use crate::model::InstanceId;
 
 /// The longest DNS name (RFC 1035: 253 characters in text form).
 pub const MAX_DNS_NAME: usize = 253;
@@ -209,7 +209,7 @@ impl Topology {
                 "credentials_secret_id must be 1 to 2048 characters".to_owned(),
             ));
         }
-        ResourceId::parse_instance(&self.instance_prefix).map_err(|_| {
+        InstanceId::parse(&self.instance_prefix).map_err(|_| {
             DrError::InvalidInput(format!(
                 "instance_prefix {:?} must be a valid instance identifier",
                 shorten(&self.instance_prefix)
@@ -239,7 +239,7 @@ impl Topology {
     pub fn next_instance_id(&self) -> DrResult<InstanceId> {
         let mut n = self.generation.saturating_add(1);
         loop {
-            let id = ResourceId::parse_instance(&format!("{}-r{n}", self.instance_prefix))?;
+            let id = InstanceId::parse(&format!("{}-r{n}", self.instance_prefix))?;
             if !self.knows(&id) {
                 return Ok(id);
             }
@@ -296,7 +296,7 @@ mod tests {
     use super::*;
 
     fn id(s: &str) -> InstanceId {
-        ResourceId::parse_instance(s).expect("id")
+        InstanceId::parse(s).expect("id")
     }
 
     pub(crate) fn muejam() -> Topology {

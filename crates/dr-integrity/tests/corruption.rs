@@ -295,7 +295,7 @@ async fn a_damaged_index_page_fails_its_amcheck_by_sqlstate() {
         .expect("index file")
         .get(0);
     drop(client);
-    let id = ResourceId::parse_instance("muejam-db-prod").expect("id");
+    let id = InstanceId::parse("muejam-db-prod").expect("id");
     lab.platform.stop_instance(&id).await.expect("stop");
     let mut bytes = std::fs::read(&path).expect("read index");
     assert!(bytes.len() >= 2 * 8192, "the index has a second page");

@@ -1,6 +1,7 @@
-//! What every Lambda `main` does: load the AWS configuration once, build the
-//! adapters, and serve one handler, with each error's stable name as the
-//! Lambda `errorType` so state machines can Retry/Catch on it.
+//! What the Lambda `bootstrap` does: find which function it is (`DR_FUNCTION`,
+//! set per function in template.yaml), load the AWS configuration once, build
+//! the adapters, and serve that one handler, with each error's stable name as
+//! the Lambda `errorType` so state machines can Retry/Catch on it.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 /// The environment variables the functions read.
+/// Which function this process serves, by [`Function::name`].
+pub const FUNCTION_ENV: &str = "DR_FUNCTION";
 pub const REPORTS_BUCKET_ENV: &str = "REPORTS_BUCKET";
 pub const LOCK_TABLE_ENV: &str = "LOCK_TABLE";
 pub const TOPOLOGY_TABLE_ENV: &str = "TOPOLOGY_TABLE";
@@ -200,17 +203,47 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
     }
 }
 
-/// The Lambda failure for an error: its stable name and its message.
-pub fn diagnostic(error: &DrError) -> Diagnostic {
+/// The Lambda failure of a function for an error: its stable name, and its
+/// message after the function's name (which step failed, in the Cause that
+/// Step Functions shows and in the bootstrap's reply).
+pub fn diagnostic(function: Function, error: &DrError) -> Diagnostic {
     Diagnostic {
         error_type: error.name().to_owned(),
-        error_message: error.to_string(),
+        error_message: format!("{}: {error}", function.name()),
     }
 }
 
-/// Serves one function until the Lambda runtime stops it.
-pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
+/// The function named by `DR_FUNCTION`: a missing or unknown name is a
+/// deployment mistake, refused before the runtime takes any invocation.
+pub fn configured_function(value: Option<&str>) -> Result<Function, String> {
+    let known = || Function::ALL.map(Function::name).join(", ");
+    match value {
+        None => Err(format!(
+            "{FUNCTION_ENV} is not set: the template names each function's step (one of {})",
+            known()
+        )),
+        Some(name) => Function::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| format!("{FUNCTION_ENV}={name:?} is no function; known: {}", known())),
+    }
+}
+
+/// Serves the function `DR_FUNCTION` names until the Lambda runtime stops
+/// it; exits with an error (Lambda's `Runtime.ExitError`, logged) when the
+/// variable names none.
+pub async fn serve_configured() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let value = std::env::var(FUNCTION_ENV).ok();
+    let function = configured_function(value.as_deref()).map_err(|message| {
+        tracing::error!(%message, "no function to serve");
+        message
+    })?;
+    serve(function).await
+}
+
+/// Serves one function until the Lambda runtime stops it.
+async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     let clients = AwsClients::connect(&AwsTarget::default()).await;
     let ports = aws_ports(&clients);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -220,7 +253,7 @@ pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
             tracing::info!(function = function.logical_id(), %request_id, "invoked");
             dispatch(function, &ports, event.payload).await.map_err(|error| {
                 tracing::warn!(function = function.logical_id(), %request_id, error_type = error.name(), %error, "failed");
-                diagnostic(&error)
+                diagnostic(function, &error)
             })
         }
     }))
@@ -233,11 +266,34 @@ mod tests {
 
     #[test]
     fn the_error_type_is_the_stable_name() {
-        let d = diagnostic(&DrError::ReplicaLagTooHigh {
-            lag_seconds: 30000.0,
-            max_lag_seconds: 21600.0,
-        });
+        let d = diagnostic(
+            Function::PromoteReplica,
+            &DrError::ReplicaLagTooHigh {
+                lag_seconds: 30000.0,
+                max_lag_seconds: 21600.0,
+            },
+        );
         assert_eq!(d.error_type, "ReplicaLagTooHigh");
+        assert!(d.error_message.starts_with("promote-replica: "));
         assert!(d.error_message.contains("30000.0 s behind"));
+    }
+
+    #[test]
+    fn the_function_is_the_one_dr_function_names_and_nothing_else() {
+        for function in Function::ALL {
+            assert_eq!(configured_function(Some(function.name())), Ok(function));
+        }
+        let cases = [
+            (None, "DR_FUNCTION is not set"),
+            (Some(""), "DR_FUNCTION=\"\" is no function"),
+            (Some("Notify"), "is no function"),
+            (Some("NotifyFunction"), "is no function"),
+            (Some("notify "), "is no function"),
+        ];
+        for (value, expected) in cases {
+            let error = configured_function(value).expect_err("refused");
+            assert!(error.contains(expected), "{value:?}: {error}");
+            assert!(error.contains("check-database"), "lists the names: {error}");
+        }
     }
 }

@@ -104,7 +104,7 @@ impl DatabaseControlPlane for LocalControlPlane {
     ) -> DrResult<InstanceDescription> {
         let replica = &request.replica_id;
         let source = &request.source_id;
-        ResourceId::parse_instance(replica.as_str())?;
+        InstanceId::parse(replica.as_str())?;
         let source_description = self.describe(source).await?;
         if source_description.status != InstanceStatus::Available {
             return Err(DrError::NotReady(format!(
@@ -144,7 +144,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         request: &RestoreSnapshotRequest,
     ) -> DrResult<InstanceDescription> {
         let target = &request.target_id;
-        ResourceId::parse_instance(target.as_str())?;
+        InstanceId::parse(target.as_str())?;
         let snapshot = self
             .list_snapshots(None)
             .await?
@@ -169,7 +169,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         request: &PointInTimeRestoreRequest,
     ) -> DrResult<InstanceDescription> {
-        ResourceId::parse_instance(request.target_id.as_str())?;
+        InstanceId::parse(request.target_id.as_str())?;
         let origin = Origin::PointInTime {
             source: request.source_id.clone(),
             restore_time: request.restore_time,
@@ -209,15 +209,7 @@ impl DatabaseControlPlane for LocalControlPlane {
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
         self.with_state(|guard| {
             let record = guard.instance_mut(id)?;
-            let ephemeral = record
-                .tags
-                .get(EPHEMERAL_TAG)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            if !ephemeral && !options.force {
-                return Err(DrError::Unsafe(format!(
-                    "DB instance {id} is not tagged {EPHEMERAL_TAG}=true; refusing to delete it without force"
-                )));
-            }
+            dr_core::guard::deletion(id, &record.tags, options)?;
             if let Some(status) = record.live_busy_status() {
                 if status != InstanceStatus::Deleting {
                     return Err(DrError::NotReady(format!("DB instance {id} is {status}")));
@@ -253,11 +245,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         id: &InstanceId,
         new_password: &SecretString,
     ) -> DrResult<()> {
-        if new_password.expose_secret().len() < 8 {
-            return Err(DrError::InvalidInput(
-                "the new master password must have at least 8 characters".to_owned(),
-            ));
-        }
+        dr_core::guard::master_password(new_password)?;
         let description = self.describe(id).await?;
         if description.role == InstanceRole::Replica {
             return Err(DrError::InvalidInput(format!(
@@ -298,17 +286,9 @@ impl DatabaseControlPlane for LocalControlPlane {
         })
     }
 
-    async fn add_tags(&self, resource: &ResourceId, tags: &Tags) -> DrResult<()> {
+    async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
         self.with_state(|guard| {
-            if let Some(record) = guard.state.instances.get_mut(resource) {
-                record.tags.extend(tags.clone());
-            } else if let Some(record) = guard.state.snapshots.get_mut(resource) {
-                record.tags.extend(tags.clone());
-            } else {
-                return Err(DrError::NotFound(format!(
-                    "no DB instance or snapshot named {resource}"
-                )));
-            }
+            guard.instance_mut(instance)?.tags.extend(tags.clone());
             guard.save()
         })
     }

@@ -1,7 +1,7 @@
 //! A local platform in a throw-away home whose servers are stopped on drop,
 //! even when a test fails half-way: for tests, benchmarks and demos.
 
-use dr_core::{DatabaseTarget, DrError, DrResult, ResourceId, Tags};
+use dr_core::{DatabaseTarget, DrError, DrResult, InstanceId, Tags};
 
 use crate::platform::{CreateInstanceRequest, LocalControlPlane};
 
@@ -25,7 +25,7 @@ impl Lab {
 
     /// Creates an empty instance and returns how to reach its database.
     pub async fn instance(&self, name: &str) -> DrResult<DatabaseTarget> {
-        let id = ResourceId::parse_instance(name)?;
+        let id = InstanceId::parse(name)?;
         self.platform
             .create_instance(&CreateInstanceRequest {
                 instance_id: id.clone(),

@@ -51,7 +51,7 @@ pub struct DownReport {
 }
 
 fn fixed_id(s: &str) -> DrResult<InstanceId> {
-    ResourceId::parse_instance(s)
+    InstanceId::parse(s)
 }
 
 impl LocalControlPlane {
@@ -100,7 +100,7 @@ impl LocalControlPlane {
             Err(e) => return Err(e),
         }
         if self.list_snapshots(Some(&primary)).await?.is_empty() {
-            let snapshot_id = ResourceId::parse(&format!(
+            let snapshot_id = SnapshotId::parse(&format!(
                 "rds:{PRIMARY_ID}-{}",
                 Utc::now().format("%Y-%m-%d-%H-%M")
             ))?;

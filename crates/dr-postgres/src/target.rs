@@ -4,10 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use dr_core::{
-    CheckOutcome, DatabaseTarget, DrResult, NamedCheck, ProbeFailure, ProbeKind, ProbeReport,
-    SqlTarget,
-};
+use dr_core::{DatabaseTarget, DrResult, ProbeFailure, ProbeKind, ProbeReport, SqlTarget};
 
 use crate::connect::{classify, connect, connect_classified, map_pg_error, ConnectFailure};
 
@@ -144,57 +141,6 @@ impl SqlTarget for PostgresSqlTarget {
                 latency_ms: started.elapsed().as_millis() as u64,
             }),
         }
-    }
-
-    async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
-        let client = connect(target).await?;
-        table_row_counts(&client).await
-    }
-
-    async fn run_checks(
-        &self,
-        target: &DatabaseTarget,
-        checks: &[NamedCheck],
-    ) -> DrResult<Vec<CheckOutcome>> {
-        let client = connect(target).await?;
-        let mut outcomes = Vec::with_capacity(checks.len());
-        for check in checks {
-            let started = Instant::now();
-            // Wrapping keeps the check read-only and counts without fetching rows.
-            let body = check.sql.trim().trim_end_matches(';');
-            let sql = format!("SELECT count(*) FROM ({body}) AS violations");
-            let result = async {
-                client
-                    .batch_execute("BEGIN READ ONLY")
-                    .await
-                    .map_err(|e| map_pg_error(&check.name, &e))?;
-                let row = client.query_one(&sql, &[]).await;
-                let _ = client.batch_execute("ROLLBACK").await;
-                row.map_err(|e| map_pg_error(&check.name, &e))
-            }
-            .await;
-            let duration_ms = started.elapsed().as_millis() as u64;
-            outcomes.push(match result {
-                Ok(row) => {
-                    let violating: i64 = row.get(0);
-                    CheckOutcome {
-                        name: check.name.clone(),
-                        passed: violating == 0,
-                        violating_rows: violating.max(0) as u64,
-                        error: None,
-                        duration_ms,
-                    }
-                }
-                Err(error) => CheckOutcome {
-                    name: check.name.clone(),
-                    passed: false,
-                    violating_rows: 0,
-                    error: Some(error.to_string()),
-                    duration_ms,
-                },
-            });
-        }
-        Ok(outcomes)
     }
 }
 

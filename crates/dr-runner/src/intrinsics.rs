@@ -26,7 +26,37 @@ const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("States.MathAdd", 2, 2),
     ("States.StringSplit", 2, 2),
     ("States.UUID", 0, 0),
+    ("States.Hash", 2, 2),
 ];
+
+/// The longest string `States.Hash` takes (AWS: 10,000 characters or fewer).
+const HASH_INPUT_LIMIT: usize = 10_000;
+
+/// `States.Hash(data, algorithm)`: the lower-case hex digest of a string.
+fn hash(data: &str, algorithm: &str) -> Result<Value, String> {
+    use sha2::Digest as _;
+    if data.chars().count() > HASH_INPUT_LIMIT {
+        return Err(format!(
+            "the data to hash has more than {HASH_INPUT_LIMIT} characters"
+        ));
+    }
+    let bytes = data.as_bytes();
+    let digest: Vec<u8> = match algorithm {
+        "MD5" => md5::Md5::digest(bytes).to_vec(),
+        "SHA-1" => sha1::Sha1::digest(bytes).to_vec(),
+        "SHA-256" => sha2::Sha256::digest(bytes).to_vec(),
+        "SHA-384" => sha2::Sha384::digest(bytes).to_vec(),
+        "SHA-512" => sha2::Sha512::digest(bytes).to_vec(),
+        other => {
+            return Err(format!(
+                "algorithm {other:?} is none of MD5, SHA-1, SHA-256, SHA-384, SHA-512"
+            ))
+        }
+    };
+    Ok(Value::String(
+        digest.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
@@ -387,6 +417,10 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             ))
         }
         "States.UUID" => Ok(Value::String(uuid::Uuid::new_v4().to_string())),
+        "States.Hash" => hash(
+            as_str(&args[0], "the data")?,
+            as_str(&args[1], "the algorithm")?,
+        ),
         other => Err(format!("{other} is not supported")),
     }
 }
@@ -536,12 +570,62 @@ mod tests {
     }
 
     #[test]
+    fn hashes_are_the_documented_lower_case_hex_digests() {
+        // AWS's example is SHA-1 of "input data"; the others are that
+        // string's digests by Python's hashlib.
+        let cases = [
+            ("MD5", "812f45842bc6d66ee14572ce20db8e86"),
+            ("SHA-1", "aaff4a450a104cd177d28d18d74485e8cae074b7"),
+            (
+                "SHA-256",
+                "b4a697a057313163aee33cd8d40c66e9f0f177e00cac2de32475ffff6169c3e3",
+            ),
+        ];
+        for (algorithm, digest) in cases {
+            assert_eq!(
+                eval(
+                    "States.Hash($.Data, $.Algorithm)",
+                    json!({"Data": "input data", "Algorithm": algorithm})
+                )
+                .expect(algorithm),
+                json!(digest),
+                "{algorithm}"
+            );
+        }
+        for (algorithm, hex_len) in [("SHA-384", 96), ("SHA-512", 128)] {
+            let value = eval(
+                &format!("States.Hash('input data', '{algorithm}')"),
+                json!({}),
+            )
+            .expect(algorithm);
+            assert_eq!(value.as_str().map(str::len), Some(hex_len), "{algorithm}");
+        }
+        for (input, why) in [
+            (json!({"Data": "x", "Algorithm": "SHA1"}), "none of MD5"),
+            (json!({"Data": "x", "Algorithm": "sha-256"}), "none of MD5"),
+            (json!({"Data": 7, "Algorithm": "MD5"}), "the data"),
+            (
+                json!({"Data": "x".repeat(10_001), "Algorithm": "MD5"}),
+                "10000 characters",
+            ),
+        ] {
+            let err = eval("States.Hash($.Data, $.Algorithm)", input).expect_err(why);
+            assert_eq!(err.error, "States.IntrinsicFailure");
+            assert!(err.cause.contains(why), "{why}: {}", err.cause);
+        }
+        assert!(eval(
+            "States.Hash($.Data, 'MD5')",
+            json!({"Data": "x".repeat(10_000)})
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn failures_are_intrinsic_failures_and_unknown_functions_fail_to_parse() {
         let err = eval("States.ArrayGetItem($.a, 7)", json!({"a": [1]})).expect_err("range");
         assert_eq!(err.error, "States.IntrinsicFailure");
         let err = eval("States.Format('{} {}', $.a)", json!({"a": 1})).expect_err("count");
         assert_eq!(err.error, "States.IntrinsicFailure");
-        assert!(Intrinsic::parse("States.Hash($.a, 'SHA-256')").is_err());
         assert!(Intrinsic::parse("States.Nope()").is_err());
         assert!(Intrinsic::parse("States.MathAdd(1)").is_err());
     }

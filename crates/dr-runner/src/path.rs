@@ -1,9 +1,15 @@
-//! The JSONPath subset Amazon States Language uses.
+//! The JSONPath Amazon States Language uses.
 //!
-//! Supported: `$` and `$$` (context object) roots, `.name`, `['name']`,
-//! `[index]` (negative counts from the end), `[*]` / `.*`, `[start:end]`
-//! slices and `..name` recursive descent. Filter expressions (`[?(...)]`) and
-//! unions are rejected when a definition is loaded, never ignored.
+//! Two kinds of path: a *reference path* (`$` or `$$`, then `.name`,
+//! `['name']` and `[index]` only; negative indices count from the end)
+//! selects at most one node and is the only kind a ResultPath may use or a
+//! value may be written at; it is read here, with the names Jayway's dot
+//! notation allows (`$.db-record`). Every other path (wildcards, slices,
+//! recursive descent, unions, filter expressions such as
+//! `$.orders[?(@.total > 100)].id`) is an RFC 9535 query evaluated by
+//! `serde_json_path`, and selects an array of its matches, as AWS does for an
+//! indefinite path. What neither accepts (a Jayway-only operator such as
+//! `=~` or `.length()`) is refused when a definition is loaded, never ignored.
 
 use std::fmt;
 
@@ -13,9 +19,6 @@ use serde_json::{Map, Value};
 enum Segment {
     Field(String),
     Index(i64),
-    Wildcard,
-    Slice(Option<i64>, Option<i64>),
-    Descend(String),
 }
 
 /// Which document a path reads.
@@ -27,18 +30,77 @@ pub enum Root {
     Context,
 }
 
+#[derive(Debug, Clone)]
+enum Query {
+    /// A reference path: names and indices.
+    Reference(Vec<Segment>),
+    /// Anything else, as an RFC 9535 query over the root document.
+    Rfc9535(serde_json_path::JsonPath),
+}
+
 /// A parsed path.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct JsonPath {
     text: String,
     root: Root,
-    segments: Vec<Segment>,
+    query: Query,
+}
+
+impl PartialEq for JsonPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
 }
 
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// The segments of a reference path, or None when `rest` is anything else.
+fn reference_segments(rest: &str) -> Option<Vec<Segment>> {
+    let chars: Vec<char> = rest.chars().collect();
+    let mut segments = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '.' => {
+                i += 1;
+                let start = i;
+                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
+                    i += 1;
+                }
+                let name: String = chars[start..i].iter().collect();
+                if name.is_empty()
+                    || name == "*"
+                    || name.contains(|c: char| "()?,'\"*@$ =<>!&|".contains(c))
+                {
+                    return None;
+                }
+                segments.push(Segment::Field(name));
+            }
+            '[' => {
+                let close = chars[i..].iter().position(|&c| c == ']')? + i;
+                let inner: String = chars[i + 1..close].iter().collect();
+                let inner = inner.trim();
+                let quoted = inner
+                    .strip_prefix('\'')
+                    .and_then(|s| s.strip_suffix('\''))
+                    .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
+                match quoted {
+                    Some(name) if !name.contains(|c: char| "'\"\\".contains(c)) => {
+                        segments.push(Segment::Field(name.to_owned()))
+                    }
+                    Some(_) => return None,
+                    None => segments.push(Segment::Index(inner.parse().ok()?)),
+                }
+                i = close + 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(segments)
 }
 
 impl JsonPath {
@@ -50,51 +112,17 @@ impl JsonPath {
         } else {
             return Err(format!("path {text:?} must start with $ or $$"));
         };
-        let chars: Vec<char> = rest.chars().collect();
-        let mut segments = Vec::new();
-        let mut i = 0;
-        let bad = |why: &str| format!("path {text:?}: {why}");
-        while i < chars.len() {
-            match chars[i] {
-                '.' => {
-                    let descend = chars.get(i + 1) == Some(&'.');
-                    i += if descend { 2 } else { 1 };
-                    let start = i;
-                    while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
-                        i += 1;
-                    }
-                    let name: String = chars[start..i].iter().collect();
-                    if name.is_empty() {
-                        return Err(bad("empty field name"));
-                    }
-                    if name.contains(|c: char| "()?,'\" ".contains(c)) {
-                        return Err(bad(&format!("unsupported characters in field {name:?}")));
-                    }
-                    segments.push(match (descend, name.as_str()) {
-                        (true, "*") => return Err(bad("`..*` is not supported")),
-                        (true, _) => Segment::Descend(name),
-                        (false, "*") => Segment::Wildcard,
-                        (false, _) => Segment::Field(name),
-                    });
-                }
-                '[' => {
-                    let close = chars[i..]
-                        .iter()
-                        .position(|&c| c == ']')
-                        .map(|p| p + i)
-                        .ok_or_else(|| bad("unclosed ["))?;
-                    let inner: String = chars[i + 1..close].iter().collect();
-                    let inner = inner.trim();
-                    segments.push(parse_bracket(inner).map_err(|e| bad(&e))?);
-                    i = close + 1;
-                }
-                c => return Err(bad(&format!("unexpected character {c:?}"))),
-            }
-        }
+        let query = match reference_segments(rest) {
+            Some(segments) => Query::Reference(segments),
+            None => Query::Rfc9535(
+                serde_json_path::JsonPath::parse(&format!("${rest}"))
+                    .map_err(|e| format!("path {text:?} is no JSONPath this runner reads: {e}"))?,
+            ),
+        };
         Ok(JsonPath {
             text: text.to_owned(),
             root,
-            segments,
+            query,
         })
     }
 
@@ -106,11 +134,9 @@ impl JsonPath {
         &self.text
     }
 
-    /// A definite path selects at most one node (no wildcard, slice or descent).
+    /// A definite path selects at most one node: a reference path.
     pub fn is_definite(&self) -> bool {
-        self.segments
-            .iter()
-            .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)))
+        matches!(self.query, Query::Reference(_))
     }
 
     /// A reference path (ResultPath, Choice Variable targets) is definite and
@@ -122,18 +148,28 @@ impl JsonPath {
     /// Selects from `doc`: `Some(value)` for a definite path that matches,
     /// an array of all matches otherwise, `None` when a definite path misses.
     pub fn select(&self, doc: &Value) -> Option<Value> {
-        let mut current: Vec<&Value> = vec![doc];
-        for segment in &self.segments {
-            let mut next = Vec::new();
-            for node in current {
-                apply(segment, node, &mut next);
+        match &self.query {
+            Query::Reference(segments) => {
+                let mut node = doc;
+                for segment in segments {
+                    node = match segment {
+                        Segment::Field(name) => node.as_object()?.get(name)?,
+                        Segment::Index(index) => {
+                            let items = node.as_array()?;
+                            let at = if *index < 0 {
+                                items.len() as i64 + index
+                            } else {
+                                *index
+                            };
+                            items.get(usize::try_from(at).ok()?)?
+                        }
+                    };
+                }
+                Some(node.clone())
             }
-            current = next;
-        }
-        if self.is_definite() {
-            current.first().map(|v| (*v).clone())
-        } else {
-            Some(Value::Array(current.into_iter().cloned().collect()))
+            Query::Rfc9535(query) => Some(Value::Array(
+                query.query(doc).all().into_iter().cloned().collect(),
+            )),
         }
     }
 
@@ -141,9 +177,12 @@ impl JsonPath {
     /// objects on the way. Fails when a step meets something that is not an
     /// object or array of the right shape.
     pub fn set(&self, doc: &mut Value, value: Value) -> Result<(), String> {
+        let Query::Reference(segments) = &self.query else {
+            return Err(format!("{} is not a reference path", self.text));
+        };
         let mut node = doc;
-        for (n, segment) in self.segments.iter().enumerate() {
-            let last = n + 1 == self.segments.len();
+        for (n, segment) in segments.iter().enumerate() {
+            let last = n + 1 == segments.len();
             node = match segment {
                 Segment::Field(name) => {
                     let Value::Object(map) = node else {
@@ -175,110 +214,10 @@ impl JsonPath {
                     }
                     slot
                 }
-                _ => return Err(format!("{} is not a reference path", self.text)),
             };
         }
         *node = value;
         Ok(())
-    }
-}
-
-fn parse_bracket(inner: &str) -> Result<Segment, String> {
-    if inner == "*" {
-        return Ok(Segment::Wildcard);
-    }
-    if let Some(quoted) = inner
-        .strip_prefix('\'')
-        .and_then(|s| s.strip_suffix('\''))
-        .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
-    {
-        return Ok(Segment::Field(quoted.to_owned()));
-    }
-    if inner.starts_with('?') || inner.starts_with('(') {
-        return Err(format!(
-            "filter and script expressions [{inner}] are not supported"
-        ));
-    }
-    if inner.contains(',') {
-        return Err(format!("unions [{inner}] are not supported"));
-    }
-    if let Some((start, end)) = inner.split_once(':') {
-        if end.contains(':') {
-            return Err(format!("slice steps [{inner}] are not supported"));
-        }
-        let bound = |s: &str| -> Result<Option<i64>, String> {
-            let s = s.trim();
-            if s.is_empty() {
-                Ok(None)
-            } else {
-                s.parse()
-                    .map(Some)
-                    .map_err(|_| format!("bad slice bound {s:?}"))
-            }
-        };
-        return Ok(Segment::Slice(bound(start)?, bound(end)?));
-    }
-    inner
-        .parse::<i64>()
-        .map(Segment::Index)
-        .map_err(|_| format!("unsupported bracket expression [{inner}]"))
-}
-
-fn apply<'a>(segment: &Segment, node: &'a Value, out: &mut Vec<&'a Value>) {
-    match segment {
-        Segment::Field(name) => {
-            if let Some(v) = node.as_object().and_then(|m| m.get(name)) {
-                out.push(v);
-            }
-        }
-        Segment::Index(index) => {
-            if let Some(items) = node.as_array() {
-                let len = items.len() as i64;
-                let at = if *index < 0 { len + index } else { *index };
-                if let Some(v) = usize::try_from(at).ok().and_then(|at| items.get(at)) {
-                    out.push(v);
-                }
-            }
-        }
-        Segment::Wildcard => match node {
-            Value::Array(items) => out.extend(items.iter()),
-            Value::Object(map) => out.extend(map.values()),
-            _ => {}
-        },
-        Segment::Slice(start, end) => {
-            if let Some(items) = node.as_array() {
-                let len = items.len() as i64;
-                let clamp = |i: i64| -> usize {
-                    let i = if i < 0 { len + i } else { i };
-                    i.clamp(0, len) as usize
-                };
-                let from = clamp(start.unwrap_or(0));
-                let to = clamp(end.unwrap_or(len));
-                if from < to {
-                    out.extend(items[from..to].iter());
-                }
-            }
-        }
-        Segment::Descend(name) => descend(name, node, out),
-    }
-}
-
-fn descend<'a>(name: &str, node: &'a Value, out: &mut Vec<&'a Value>) {
-    match node {
-        Value::Object(map) => {
-            if let Some(v) = map.get(name) {
-                out.push(v);
-            }
-            for v in map.values() {
-                descend(name, v, out);
-            }
-        }
-        Value::Array(items) => {
-            for v in items {
-                descend(name, v, out);
-            }
-        }
-        _ => {}
     }
 }
 
@@ -314,9 +253,73 @@ mod tests {
     }
 
     #[test]
-    fn rejects_what_it_does_not_implement() {
-        for bad in ["$.a[?(@.b == 1)]", "$.a[0,1]", "a.b", "$.a[0:4:2]", "$..*"] {
-            assert!(JsonPath::parse(bad).is_err(), "{bad}");
+    fn filters_unions_steps_and_descent_select_like_aws() {
+        let doc = json!({
+            "orders": [
+                {"id": "a", "total": 50, "lines": [{"sku": "x"}]},
+                {"id": "b", "total": 150, "lines": [{"sku": "y"}, {"sku": "z"}]},
+                {"id": "c", "total": 101}
+            ],
+            "bar": ["a", "b", "c", "d"]
+        });
+        // the issue's example, in Jayway's and in RFC 9535's spelling
+        assert_eq!(
+            sel("$.orders[?(@.total > 100)].id", &doc),
+            Some(json!(["b", "c"]))
+        );
+        assert_eq!(
+            sel("$.orders[?@.total > 100].id", &doc),
+            Some(json!(["b", "c"]))
+        );
+        assert_eq!(
+            sel("$.orders[?(@.total == 50)].id", &doc),
+            Some(json!(["a"]))
+        );
+        assert_eq!(
+            sel("$.orders[?(@.lines)].id", &doc),
+            Some(json!(["a", "b"]))
+        );
+        assert_eq!(sel("$.orders[?(@.total > 1000)].id", &doc), Some(json!([])));
+        assert_eq!(sel("$.bar[0,2]", &doc), Some(json!(["a", "c"])));
+        assert_eq!(sel("$.bar[0:4:2]", &doc), Some(json!(["a", "c"])));
+        assert_eq!(sel("$..sku", &doc), Some(json!(["x", "y", "z"])));
+        assert_eq!(sel("$.orders[*].id", &doc), Some(json!(["a", "b", "c"])));
+        // a filter is indefinite: its one match is still an array
+        assert_eq!(
+            sel("$.orders[?(@.id == 'a')].total", &doc),
+            Some(json!([50]))
+        );
+        let path = JsonPath::parse("$.orders[?(@.total > 100)]").expect("filter");
+        assert!(!path.is_definite() && !path.is_reference());
+        assert!(path.set(&mut doc.clone(), json!(1)).is_err());
+        // the context object takes them too
+        let context = JsonPath::parse("$$.Map.Item.Value[?(@.ok)]").expect("context");
+        assert_eq!(context.root(), Root::Context);
+    }
+
+    #[test]
+    fn a_reference_path_reads_names_jayway_allows_and_stays_definite() {
+        let doc = json!({"db-record": {"value": "x"}, "a b": 1, "list": [1, 2]});
+        assert_eq!(sel("$.db-record.value", &doc), Some(json!("x")));
+        assert_eq!(sel("$['a b']", &doc), Some(json!(1)));
+        assert_eq!(sel("$[\"db-record\"]['value']", &doc), Some(json!("x")));
+        assert_eq!(sel("$.list[-1]", &doc), Some(json!(2)));
+        assert_eq!(sel("$.list[5]", &doc), None);
+        assert!(JsonPath::parse("$.list[0]").expect("path").is_reference());
+    }
+
+    #[test]
+    fn rejects_what_neither_reads() {
+        for bad in [
+            "a.b",
+            "$.a[?(@.b =~ /x/)]",
+            "$.a.length()",
+            "$.a[",
+            "$.a[?(@.b == )]",
+            "$.a[(@.length-1)]",
+        ] {
+            let err = JsonPath::parse(bad).expect_err(bad);
+            assert!(err.contains(bad), "{bad}: {err}");
         }
     }
 

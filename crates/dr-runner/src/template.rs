@@ -140,6 +140,7 @@ mod tests {
         assert!(err.cause.contains("'a.$'"));
         assert!(Template::compile(&json!({"a.$": 3})).is_err());
         assert!(Template::compile(&json!({"a.$": "nope"})).is_err());
-        assert!(Template::compile(&json!({"a.$": "States.Hash($.x, 'MD5')"})).is_err());
+        assert!(Template::compile(&json!({"a.$": "States.Hash($.x)"})).is_err());
+        assert!(Template::compile(&json!({"a.$": "$.items[?(@.name =~ /x/)]"})).is_err());
     }
 }

@@ -69,6 +69,38 @@ async fn input_path_parameters_result_path_output_path_as_in_the_aws_example() {
 }
 
 #[tokio::test]
+async fn a_filter_expression_and_states_hash_work_as_on_aws() {
+    // AWS accepts JSONPath filters (Jayway's `[?(...)]`) in InputPath and
+    // Parameters, and States.Hash; an indefinite path selects an array.
+    let out = output(
+        single(json!({
+            "Type": "Pass",
+            "InputPath": "$.orders[?(@.total > 100)]",
+            "Parameters": {
+                "ids.$": "$[*].id",
+                "first.$": "$[0].id",
+                "digest.$": "States.Hash($[0].id, 'SHA-1')"
+            },
+            "End": true
+        })),
+        json!({"orders": [
+            {"id": "a", "total": 50},
+            {"id": "input data", "total": 150},
+            {"id": "c", "total": 101}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        out,
+        json!({
+            "ids": ["input data", "c"],
+            "first": "input data",
+            "digest": "aaff4a450a104cd177d28d18d74485e8cae074b7"
+        })
+    );
+}
+
+#[tokio::test]
 async fn result_path_merges_discards_and_replaces() {
     let input = json!({"master": {"detail": [1, 2, 3]}});
     let merged = output(

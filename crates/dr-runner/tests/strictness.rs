@@ -62,7 +62,7 @@ fn unsupported_fields_and_features_name_the_state_and_the_field() {
         (
             one(
                 "Filter",
-                json!({"Type": "Pass", "InputPath": "$.items[?(@.x)]", "End": true}),
+                json!({"Type": "Pass", "InputPath": "$.items[?(@.x =~ /a.*/)]", "End": true}),
             ),
             "Filter",
             "InputPath",
@@ -70,7 +70,7 @@ fn unsupported_fields_and_features_name_the_state_and_the_field() {
         (
             one(
                 "Hash",
-                json!({"Type": "Pass", "Parameters": {"h.$": "States.Hash($.x, 'SHA-256')"}, "End": true}),
+                json!({"Type": "Pass", "Parameters": {"h.$": "States.Hash($.x)"}, "End": true}),
             ),
             "Hash",
             "Parameters",

@@ -214,7 +214,7 @@ mod tests {
     use InstanceStatus::*;
 
     fn primary() -> InstanceId {
-        ResourceId::parse_instance("muejam-db-prod").expect("id")
+        InstanceId::parse("muejam-db-prod").expect("id")
     }
 
     #[test]

@@ -211,8 +211,9 @@ impl Function {
         }
     }
 
-    /// The crate under functions/.
-    pub fn crate_dir(self) -> &'static str {
+    /// The function's name: what the template sets in `DR_FUNCTION` for it,
+    /// what `drctl invoke` takes, and its sample event's file name.
+    pub fn name(self) -> &'static str {
         match self {
             Function::CheckDatabase => "check-database",
             Function::PromoteReplica => "promote-replica",
@@ -239,6 +240,13 @@ impl Function {
             Function::UpdateTopology => "update-topology",
             Function::RequestApproval => "request-approval",
         }
+    }
+
+    /// The function of a name (see [`Function::name`]) or logical id.
+    pub fn named(name: &str) -> Option<Function> {
+        Function::ALL
+            .into_iter()
+            .find(|f| f.name() == name || f.logical_id() == name)
     }
 }
 

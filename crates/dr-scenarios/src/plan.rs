@@ -221,7 +221,7 @@ fn instance_field(field: &str, value: &Option<String>) -> DrResult<Option<Instan
     value
         .as_deref()
         .map(|v| {
-            ResourceId::parse_instance(v).map_err(|e| {
+            InstanceId::parse(v).map_err(|e| {
                 invalid(format!(
                     "{field}: {}",
                     e.to_string().trim_start_matches("invalid input: ")

@@ -21,15 +21,12 @@ pub struct InvokeArgs {
 }
 
 pub fn function_named(name: &str) -> DrResult<Function> {
-    Function::ALL
-        .into_iter()
-        .find(|f| f.crate_dir() == name || f.logical_id() == name)
-        .ok_or_else(|| {
-            DrError::InvalidInput(format!(
-                "no function {name:?}; known: {}",
-                Function::ALL.map(Function::crate_dir).join(", ")
-            ))
-        })
+    Function::named(name).ok_or_else(|| {
+        DrError::InvalidInput(format!(
+            "no function {name:?}; known: {}",
+            Function::ALL.map(Function::name).join(", ")
+        ))
+    })
 }
 
 pub async fn run(args: InvokeArgs) -> DrResult<ExitCode> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use dr_core::{CreateSnapshotRequest, DrError, DrResult, ResourceId};
+use dr_core::{CreateSnapshotRequest, DrError, DrResult, InstanceId, SnapshotId};
 use dr_local::stack::UpOptions;
 use dr_local::LocalControlPlane;
 
@@ -206,28 +206,28 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
         }
         LocalCommand::Crash { instance } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let id = ResourceId::parse_instance(&instance)?;
+            let id = InstanceId::parse(&instance)?;
             platform.crash_instance(&id).await?;
             eprintln!("crashed {id}: its server was killed (immediate shutdown)");
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Hang { instance } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let id = ResourceId::parse_instance(&instance)?;
+            let id = InstanceId::parse(&instance)?;
             platform.hang_instance(&id).await?;
             eprintln!("hung {id}: its server is frozen; connections time out, the control plane still says available");
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Resume { instance } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let id = ResourceId::parse_instance(&instance)?;
+            let id = InstanceId::parse(&instance)?;
             platform.resume_instance(&id).await?;
             eprintln!("resumed {id}");
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Start { instance } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let id = ResourceId::parse_instance(&instance)?;
+            let id = InstanceId::parse(&instance)?;
             let described = platform.start_instance(&id).await?;
             eprintln!("{id} is {}", described.status);
             Ok(ExitCode::SUCCESS)
@@ -244,8 +244,8 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             output,
         } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let instance_id = ResourceId::parse_instance(&instance)?;
-            let snapshot_id = ResourceId::parse(
+            let instance_id = InstanceId::parse(&instance)?;
+            let snapshot_id = SnapshotId::parse(
                 &snapshot_id.unwrap_or_else(|| format!("{instance}-{}", chrono_stamp())),
             )?;
             let snapshot = dr_core::DatabaseControlPlane::create_snapshot(

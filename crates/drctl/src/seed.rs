@@ -40,7 +40,7 @@ pub async fn seed(
     clients: &AwsClients,
     sqs: &aws_sdk_sqs::Client,
 ) -> DrResult<Seeded> {
-    let primary = dr_core::ResourceId::parse_instance(dr_local::stack::PRIMARY_ID)?;
+    let primary = dr_core::InstanceId::parse(dr_local::stack::PRIMARY_ID)?;
     let zone_id = match dr_aws::Route53Dns::new(clients.route53.clone())
         .zone_id(HOSTED_ZONE)
         .await
@@ -185,10 +185,8 @@ fn primary_endpoint(platform: &LocalControlPlane, primary: &InstanceId) -> DrRes
 pub fn initial_topology() -> DrResult<dr_core::Topology> {
     Ok(dr_core::Topology {
         database: DATABASE.to_owned(),
-        primary: dr_core::ResourceId::parse_instance(dr_local::stack::PRIMARY_ID)?,
-        replicas: vec![dr_core::ResourceId::parse_instance(
-            dr_local::stack::REPLICA_ID,
-        )?],
+        primary: dr_core::InstanceId::parse(dr_local::stack::PRIMARY_ID)?,
+        replicas: vec![dr_core::InstanceId::parse(dr_local::stack::REPLICA_ID)?],
         fenced: Vec::new(),
         db_name: dr_local::DEFAULT_DATABASE.to_owned(),
         credentials_secret_id: DATABASE_SECRET.to_owned(),

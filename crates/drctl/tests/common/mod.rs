@@ -31,7 +31,7 @@ pub fn drctl(home: &Path, args: &[&str]) -> Output {
 }
 
 pub fn id(s: &str) -> InstanceId {
-    ResourceId::parse(s).expect("id")
+    InstanceId::parse(s).expect("id")
 }
 
 /// A local stack for one test; taken down on drop, even after a failure.

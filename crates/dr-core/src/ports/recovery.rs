@@ -1,0 +1,182 @@
+//! What a recovery keeps: the topology registry, approvals and task tokens,
+//! the journal, the lock, and what Step Functions says of an execution.
+
+use super::*;
+
+/// The registry of database topologies (a DynamoDB table).
+#[async_trait]
+pub trait TopologyRegistry: Send + Sync {
+    async fn get(&self, database: &str) -> DrResult<Option<Topology>>;
+    /// Stores `topology` as version `expected_version + 1` (1 when
+    /// `expected_version` is `None`, which requires that none exists) and
+    /// returns what was stored; a stored version other than the expected
+    /// one is a `Conflict` (someone else changed the roles meanwhile).
+    async fn put(&self, topology: &Topology, expected_version: Option<u64>) -> DrResult<Topology>;
+    /// Every registered database.
+    async fn list(&self) -> DrResult<Vec<Topology>>;
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    /// Nobody answered before the deadline; the safe default applied.
+    Expired,
+}
+
+/// Who answered an approval, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    pub approved: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A question to a person, waiting for an answer by execution name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub execution_name: String,
+    pub execution_arn: String,
+    pub scenario: String,
+    pub resource: String,
+    pub question: String,
+    pub facts: Vec<String>,
+    pub proposed_action: String,
+    pub default_action: String,
+    pub requested_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub status: ApprovalStatus,
+    #[serde(default)]
+    pub answer: Option<ApprovalAnswer>,
+}
+
+/// Where pending approvals wait (a DynamoDB table): what `drctl approve`
+/// finds by execution name, with the task token it answers. The token is a
+/// capability (whoever holds it decides), so it is kept apart and secret.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Records a pending approval (again, on a retry of the same request).
+    async fn open(&self, request: &ApprovalRequest, token: &SecretString) -> DrResult<()>;
+    async fn get(&self, execution_name: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>>;
+    /// Closes a pending approval with its outcome; one that is no longer
+    /// pending is a `Conflict` naming how it was closed.
+    async fn close(
+        &self,
+        execution_name: &str,
+        status: ApprovalStatus,
+        answer: Option<ApprovalAnswer>,
+    ) -> DrResult<ApprovalRequest>;
+}
+
+/// Answers a task waiting for a token: Step Functions' SendTaskSuccess and
+/// SendTaskFailure on AWS, the local runner's token inbox locally.
+#[async_trait]
+pub trait TaskTokens: Send + Sync {
+    async fn send_success(&self, token: &SecretString, output: &serde_json::Value) -> DrResult<()>;
+    async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()>;
+}
+
+/// How a journaled step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalStatus {
+    /// Begun and not known to have ended (the run may have died).
+    Started,
+    Done,
+    Failed,
+}
+
+/// What one step of a recovery did, kept across the executions that work
+/// on the same recovery (a rerun resumes it), so the report tells the truth
+/// about every attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub recovery_id: String,
+    /// The step (`plan`, `confirm`, `fence`, `promote`, `dns`, ...).
+    pub key: String,
+    /// The execution that wrote it.
+    pub execution: String,
+    pub at: DateTime<Utc>,
+    pub status: JournalStatus,
+    pub summary: String,
+    #[serde(default)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// The journal of recoveries (a DynamoDB table keyed by recovery and step).
+#[async_trait]
+pub trait RecoveryJournal: Send + Sync {
+    /// Writes the entry of `(recovery_id, key)`, replacing an earlier one.
+    async fn record(&self, entry: &JournalEntry) -> DrResult<()>;
+    /// Every entry of a recovery, oldest first.
+    async fn entries(&self, recovery_id: &str) -> DrResult<Vec<JournalEntry>>;
+}
+
+/// Who holds the recovery of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub resource: String,
+    pub owner: String,
+    pub acquired_at: DateTime<Utc>,
+}
+
+/// One recovery per database at a time: a second trigger sees who holds it.
+#[async_trait]
+pub trait RecoveryLock: Send + Sync {
+    /// Takes the lock for `owner`; taking it again as the same owner succeeds
+    /// (retries are idempotent); another owner gets `Conflict` naming the holder.
+    async fn acquire(&self, resource: &str, owner: &str, ttl_seconds: u64) -> DrResult<LockHolder>;
+    /// Takes the lock from `stale_owner` (whose execution has ended) for
+    /// `owner`; `Conflict` when someone else holds it by now.
+    async fn take_over(
+        &self,
+        resource: &str,
+        owner: &str,
+        stale_owner: &str,
+        ttl_seconds: u64,
+    ) -> DrResult<LockHolder>;
+    /// Releases the lock if `owner` holds it; releasing a free lock is a no-op.
+    async fn release(&self, resource: &str, owner: &str) -> DrResult<()>;
+    async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>>;
+    /// Every lock held, by resource.
+    async fn holders(&self) -> DrResult<Vec<LockHolder>>;
+}
+
+/// Where an execution stands, as Step Functions names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionState::Running => "RUNNING",
+            ExecutionState::Succeeded => "SUCCEEDED",
+            ExecutionState::Failed => "FAILED",
+            ExecutionState::TimedOut => "TIMED_OUT",
+            ExecutionState::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// The executions of the state machines: Step Functions on AWS, the local
+/// runner's registry locally. Used to tell a running holder of a lock from
+/// one that died.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// The state of an execution by its ARN; `None` when it is not known
+    /// here (then nothing can be concluded about it).
+    async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>>;
+}

@@ -1,0 +1,200 @@
+//! The other services a runbook step calls: DNS, notifications, metrics,
+//! the firewall, secrets, the app fleet, the report store and the integrity
+//! verifier.
+
+use super::*;
+
+/// A DNS record as the platform points it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub hosted_zone_id: String,
+    pub name: String,
+    /// `CNAME` for database endpoints.
+    pub record_type: String,
+    pub ttl: u32,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DnsChangeStatus {
+    Pending,
+    Insync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsChange {
+    pub change_id: String,
+    pub status: DnsChangeStatus,
+}
+
+#[async_trait]
+pub trait Dns: Send + Sync {
+    /// Creates or replaces the record (idempotent).
+    async fn upsert_record(&self, record: &DnsRecord) -> DrResult<DnsChange>;
+    async fn change_status(&self, change_id: &str) -> DrResult<DnsChange>;
+    async fn get_record(
+        &self,
+        hosted_zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> DrResult<Option<DnsRecord>>;
+}
+
+/// A message a person can act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Topic ARN (or local topic name).
+    pub topic: String,
+    pub subject: String,
+    pub body: String,
+    /// Machine-readable attributes (scenario, instance, outcome, ...).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Who listens on a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCounts {
+    pub confirmed: u32,
+    pub pending: u32,
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publishes and returns the message id.
+    async fn publish(&self, notification: &Notification) -> DrResult<String>;
+    /// Confirmed and pending subscriptions of a topic (a topic nobody
+    /// listens to is an alert nobody gets).
+    async fn subscriptions(&self, topic: &str) -> DrResult<SubscriptionCounts>;
+}
+
+/// One datapoint of a custom metric (a CloudWatch metric in AWS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDatum {
+    pub name: String,
+    pub value: f64,
+    /// CloudWatch unit name: `Count`, `Milliseconds`, `None`, ...
+    pub unit: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Where symptom metrics go; alarms on them start the recoveries.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> DrResult<()>;
+}
+
+/// Reference to a WAF IP set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSetRef {
+    pub name: String,
+    pub id: String,
+    /// `REGIONAL` or `CLOUDFRONT`.
+    pub scope: String,
+}
+
+/// The addresses of an IP set and the optimistic-lock token to update it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSetContents {
+    pub addresses: Vec<String>,
+    pub lock_token: String,
+}
+
+#[async_trait]
+pub trait Firewall: Send + Sync {
+    async fn get_ip_set(&self, ip_set: &IpSetRef) -> DrResult<IpSetContents>;
+    /// Replaces the addresses; fails with `Conflict` when `lock_token` is stale.
+    async fn update_ip_set(
+        &self,
+        ip_set: &IpSetRef,
+        addresses: &[String],
+        lock_token: &str,
+    ) -> DrResult<()>;
+}
+
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn get_secret(&self, secret_id: &str) -> DrResult<SecretString>;
+    /// Stores a new current version and returns its version id.
+    async fn put_secret(&self, secret_id: &str, value: &SecretString) -> DrResult<String>;
+}
+
+/// Reference to the application fleet (Auto Scaling group + target group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRef {
+    pub auto_scaling_group: String,
+    pub target_group_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetInstance {
+    pub instance_id: String,
+    pub lifecycle_state: String,
+    pub health_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    pub desired_capacity: u32,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub instances: Vec<FleetInstance>,
+    pub healthy_targets: u32,
+    pub unhealthy_targets: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRefresh {
+    pub refresh_id: String,
+    /// As Auto Scaling reports it: Pending, InProgress, Successful, Failed, ...
+    pub status: String,
+    pub percentage_complete: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait AppFleet: Send + Sync {
+    async fn describe_fleet(&self, fleet: &FleetRef) -> DrResult<FleetStatus>;
+    async fn set_desired_capacity(&self, fleet: &FleetRef, desired: u32) -> DrResult<()>;
+    /// Starts a refresh, or returns the one already in progress.
+    async fn start_instance_refresh(&self, fleet: &FleetRef) -> DrResult<InstanceRefresh>;
+    async fn describe_instance_refresh(
+        &self,
+        fleet: &FleetRef,
+        refresh_id: &str,
+    ) -> DrResult<InstanceRefresh>;
+}
+
+/// Where reports are kept: S3 on AWS, a directory locally.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Stores `body` under `key` and returns where it is (s3://… or a path).
+    async fn put(&self, key: &str, content_type: &str, body: &[u8]) -> DrResult<String>;
+    /// The body under `key`, if any.
+    async fn get(&self, key: &str) -> DrResult<Option<Vec<u8>>>;
+}
+
+/// What the integrity verifier found, in the terms a drill or a recovery needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegritySummary {
+    pub passed: bool,
+    /// One line per failed or broken check (name, count, detail).
+    pub findings: Vec<String>,
+    pub row_counts: BTreeMap<String, u64>,
+    pub checks_run: usize,
+    pub duration_ms: u64,
+}
+
+/// Is this database consistent (orphans, unvalidated constraints, invalid or
+/// corrupt indexes, row counts against a baseline)?
+#[async_trait]
+pub trait IntegrityVerifier: Send + Sync {
+    async fn verify(
+        &self,
+        target: &DatabaseTarget,
+        baseline: Option<&BTreeMap<String, u64>>,
+        tolerance: f64,
+    ) -> DrResult<IntegritySummary>;
+}

@@ -1,0 +1,256 @@
+//! SQL access: how to connect (TLS policy, target), the probe and its
+//! classified failures, and the SQL port.
+
+use super::*;
+
+/// How a SQL connection is protected, named as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain TCP: only when asked for explicitly (RDS for PostgreSQL 15 and
+    /// later refuses it by default, `rds.force_ssl=1`).
+    Disable,
+    /// Encrypted, but the server's certificate is not checked: protects
+    /// against eavesdropping, not against impersonation.
+    Require,
+    /// Encrypted, and the certificate chains to the configured CA bundle;
+    /// the host name is not checked (for a name the certificate cannot carry,
+    /// such as our own CNAME in front of an RDS endpoint).
+    VerifyCa,
+    /// Encrypted, the chain checked and the host name matched. The default.
+    #[default]
+    VerifyFull,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
+
+    pub fn parse(value: &str) -> DrResult<Self> {
+        match value {
+            "disable" => Ok(TlsMode::Disable),
+            "require" => Ok(TlsMode::Require),
+            "verify-ca" => Ok(TlsMode::VerifyCa),
+            "verify-full" => Ok(TlsMode::VerifyFull),
+            other => Err(DrError::InvalidInput(format!(
+                "TLS mode {other:?} is not one of disable, require, verify-ca, verify-full"
+            ))),
+        }
+    }
+
+    /// Whether the server's certificate must chain to a CA we trust.
+    pub fn verifies_certificate(self) -> bool {
+        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyFull)
+    }
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The TLS policy of SQL connections: a mode and the CA bundle that signs
+/// the servers' certificates (AWS's RDS bundle, which no public trust store
+/// holds; the local stack's own CA).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseTls {
+    pub mode: TlsMode,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl DatabaseTls {
+    /// Environment variable naming the mode (default `verify-full`).
+    pub const MODE_ENV: &'static str = "DB_TLS_MODE";
+    /// Environment variable naming the PEM CA bundle.
+    pub const CA_FILE_ENV: &'static str = "DB_TLS_CA_FILE";
+
+    pub fn verify_full(ca_file: impl Into<PathBuf>) -> Self {
+        DatabaseTls {
+            mode: TlsMode::VerifyFull,
+            ca_file: Some(ca_file.into()),
+        }
+    }
+
+    /// The policy a function is configured with. A bad mode is an error; a
+    /// missing bundle is found at the first connection, where it is reported
+    /// as our own misconfiguration rather than the database's failure.
+    pub fn from_env() -> DrResult<Self> {
+        let mode = match std::env::var(Self::MODE_ENV) {
+            Ok(v) if !v.trim().is_empty() => TlsMode::parse(v.trim())?,
+            _ => TlsMode::default(),
+        };
+        let ca_file = std::env::var_os(Self::CA_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Ok(DatabaseTls { mode, ca_file })
+    }
+
+    /// The same bundle with another mode (an input may lower verify-full
+    /// to verify-ca for a CNAME the certificate cannot name).
+    pub fn with_mode(&self, mode: TlsMode) -> Self {
+        DatabaseTls {
+            mode,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+}
+
+/// Where and as whom to connect to a database.
+#[derive(Debug, Clone)]
+pub struct DatabaseTarget {
+    pub endpoint: Endpoint,
+    pub database: String,
+    pub username: String,
+    /// Never logged: `SecretString`'s Debug prints a redaction marker.
+    pub password: SecretString,
+    pub connect_timeout_seconds: u64,
+    pub statement_timeout_ms: u64,
+    pub tls: DatabaseTls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// `SELECT 1`.
+    Read,
+    /// `SELECT 1` plus an insert into a dedicated probe table.
+    ReadWrite,
+}
+
+/// Why a SQL probe failed, classified by what it says about the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeFailure {
+    // The database does not serve: evidence for a failover.
+    /// Nothing listens at the endpoint (TCP connection refused).
+    Refused,
+    /// No answer in time (a hung server, a partition, or a firewall that
+    /// drops packets: only the control plane can tell which).
+    TimedOut,
+    /// The connection broke during the probe.
+    ConnectionLost,
+    /// The server answers but does not take sessions (starting, shutting
+    /// down, in crash recovery).
+    NotAccepting,
+    /// The server has no connection slot left.
+    TooManyConnections,
+    /// A write probe met a read-only database.
+    ReadOnly,
+    /// The probe's query failed on the server.
+    QueryFailed,
+    // Our probe cannot probe: never evidence for a failover.
+    /// The server rejected our credentials (SQLSTATE class 28, password).
+    Authentication,
+    /// The server rejected our address or user (SQLSTATE class 28, pg_hba).
+    AccessDenied,
+    /// The TLS handshake or the certificate check failed.
+    Tls,
+    /// The endpoint's name does not resolve.
+    DnsUnresolvable,
+    /// The credentials secret is missing, unreadable or malformed.
+    SecretUnavailable,
+    /// Our own configuration is wrong (no CA bundle, a bad TLS mode, ...).
+    Misconfigured,
+}
+
+/// What a probe failure says: the database is down, or our probe is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeClass {
+    DatabaseDown,
+    ProbeBroken,
+}
+
+impl ProbeFailure {
+    pub fn class(self) -> ProbeClass {
+        use ProbeFailure::*;
+        match self {
+            Refused | TimedOut | ConnectionLost | NotAccepting | TooManyConnections | ReadOnly
+            | QueryFailed => ProbeClass::DatabaseDown,
+            Authentication | AccessDenied | Tls | DnsUnresolvable | SecretUnavailable
+            | Misconfigured => ProbeClass::ProbeBroken,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ProbeFailure::*;
+        match self {
+            Refused => "refused",
+            TimedOut => "timed_out",
+            ConnectionLost => "connection_lost",
+            NotAccepting => "not_accepting",
+            TooManyConnections => "too_many_connections",
+            ReadOnly => "read_only",
+            QueryFailed => "query_failed",
+            Authentication => "authentication",
+            AccessDenied => "access_denied",
+            Tls => "tls",
+            DnsUnresolvable => "dns_unresolvable",
+            SecretUnavailable => "secret_unavailable",
+            Misconfigured => "misconfigured",
+        }
+    }
+
+    /// What a person should fix when our probe is broken.
+    pub fn remedy(self) -> &'static str {
+        use ProbeFailure::*;
+        match self {
+            Authentication => {
+                "the credentials in the secret are not the database's: check the secret's username and password"
+            }
+            AccessDenied => {
+                "the database refuses our address or user: check pg_hba / security groups and the function's VPC"
+            }
+            Tls => {
+                "the TLS handshake failed: check the CA bundle (DB_TLS_CA_FILE) and the TLS mode against the server's certificate"
+            }
+            DnsUnresolvable => {
+                "the endpoint's name does not resolve: check the DNS record and the function's VPC resolver"
+            }
+            SecretUnavailable => {
+                "the credentials secret cannot be read: check that it exists, holds {username, password} and that the function may read it"
+            }
+            Misconfigured => "the probe's configuration is wrong: see the reason",
+            _ => "the database does not serve: see the reason",
+        }
+    }
+}
+
+/// Answer of a SQL probe. `healthy == false` always comes with a reason and
+/// a classified failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub healthy: bool,
+    pub reason: Option<String>,
+    /// `None` exactly when healthy.
+    #[serde(default)]
+    pub failure: Option<ProbeFailure>,
+    pub in_recovery: Option<bool>,
+    pub server_version: Option<String>,
+    pub latency_ms: u64,
+}
+
+/// A named query that must return no rows (dbt-test style).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedCheck {
+    pub name: String,
+    pub sql: String,
+}
+
+/// SQL access to a database for probes, counts and checks.
+#[async_trait]
+pub trait SqlTarget: Send + Sync {
+    /// Writes a drill marker row (in a dedicated schema) and returns when.
+    async fn write_marker(&self, target: &DatabaseTarget, marker: &str) -> DrResult<DateTime<Utc>>;
+    /// Whether the marker row is there (on a replica: whether it replicated).
+    async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool>;
+    /// Never fails for an unreachable database: that is an unhealthy report.
+    async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport>;
+}

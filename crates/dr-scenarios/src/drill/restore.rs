@@ -1,0 +1,205 @@
+//! Backup verification and the restore test: the newest snapshot, restored
+//! into a throw-away instance and checked.
+
+use super::*;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBackupInput {
+    pub instance_id: InstanceId,
+    #[serde(default = "default_rpo")]
+    pub max_age_seconds: f64,
+}
+
+pub(crate) fn default_rpo() -> f64 {
+    crate::report::RPO_OBJECTIVE_SECONDS
+}
+
+/// Newest snapshot: exists, encrypted, younger than the RPO, intact.
+/// Findings are a FAILED result, not an error; errors are for outages.
+pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<TestResult> {
+    let started = Instant::now();
+    let name = "backup_verification";
+    let snapshots = ports
+        .control_plane
+        .list_snapshots(Some(&input.instance_id))
+        .await?;
+    let Some(newest) = snapshots
+        .into_iter()
+        .find(|s| s.status == SnapshotStatus::Available)
+    else {
+        return Ok(TestResult::new(
+            name,
+            TestStatus::Failed,
+            Some(format!("{} has no available snapshot", input.instance_id)),
+            started,
+            json!({}),
+        ));
+    };
+    let age_seconds = (Utc::now() - newest.created_at).num_milliseconds() as f64 / 1000.0;
+    let mut details = json!({
+        "snapshot_id": newest.snapshot_id,
+        "created_at": newest.created_at,
+        "age_seconds": age_seconds,
+        "encrypted": newest.encrypted,
+        "size_bytes": newest.size_bytes,
+    });
+    let mut problems = Vec::new();
+    if !newest.encrypted {
+        problems.push(format!("snapshot {} is not encrypted", newest.snapshot_id));
+    }
+    if age_seconds > input.max_age_seconds {
+        problems.push(format!(
+            "the newest snapshot is {:.1} h old, older than the RPO of {:.1} h",
+            age_seconds / 3600.0,
+            input.max_age_seconds / 3600.0
+        ));
+    }
+    match ports
+        .control_plane
+        .verify_snapshot(&newest.snapshot_id)
+        .await
+    {
+        Ok(SnapshotIntegrity::Verified { detail }) => details["integrity"] = json!(detail),
+        Ok(SnapshotIntegrity::Deferred { reason }) => details["integrity"] = json!(reason),
+        Err(DrError::Corrupt(why)) => problems.push(why),
+        Err(e) => return Err(e),
+    }
+    Ok(TestResult::from_problems(name, &problems, started, details))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRestoreInput {
+    pub database: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub drill_id: String,
+    #[serde(default)]
+    pub instance_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StartRestoreOutput {
+    pub restore_instance_id: InstanceId,
+    pub replica_instance_id: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Restores the snapshot into the drill's throw-away instance (idempotent).
+pub async fn start_restore(
+    ports: &Ports,
+    input: StartRestoreInput,
+) -> DrResult<StartRestoreOutput> {
+    let (restore, replica) = drill_names(&input.database, &input.drill_id)?;
+    let started_at = Utc::now();
+    // The restore goes where the database is (its subnet group, security
+    // groups, parameters), so the drill's SQL checks can reach it.
+    let network = ports
+        .control_plane
+        .describe_instance(&input.database)
+        .await?
+        .network;
+    let restored = ports
+        .control_plane
+        .restore_from_snapshot(&RestoreSnapshotRequest {
+            network,
+            snapshot_id: input.snapshot_id.clone(),
+            target_id: restore.clone(),
+            instance_class: input.instance_class,
+            tags: drill_tags(&input.drill_id, &input.database),
+        })
+        .await?;
+    Ok(StartRestoreOutput {
+        restore_instance_id: restore,
+        replica_instance_id: replica,
+        snapshot_id: input.snapshot_id,
+        status: restored.status.to_string(),
+        started_at,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreCheckInput {
+    pub drill_id: String,
+    pub restore_instance_id: InstanceId,
+    pub snapshot_id: SnapshotId,
+    pub credentials_secret_id: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// When the restore started (the restore time runs from here).
+    pub started_at: DateTime<Utc>,
+    /// Allowed relative difference of row counts (0 = exact).
+    #[serde(default)]
+    pub row_count_tolerance: f64,
+}
+
+pub(crate) fn default_database() -> String {
+    "muejam".to_owned()
+}
+
+/// Connects to the restored instance, runs the integrity checks and compares
+/// row counts with the source at snapshot time.
+pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<TestResult> {
+    let started = Instant::now();
+    let name = "restore_test";
+    let described = ports
+        .control_plane
+        .describe_instance(&input.restore_instance_id)
+        .await?;
+    ensure_drill_resource(&described, &input.drill_id)?;
+    let restore_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    let endpoint = described.endpoint.clone().ok_or_else(|| {
+        DrError::NotReady(format!("{} has no endpoint", input.restore_instance_id))
+    })?;
+    let target = target_for(
+        ports,
+        &SqlAccess {
+            endpoint: &endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: 5,
+            statement_timeout_ms: 60_000,
+            tls_mode: None,
+        },
+    )
+    .await?;
+    let mut problems = Vec::new();
+    let probe = ports.sql.probe(&target, ProbeKind::ReadWrite).await?;
+    if !probe.healthy {
+        problems.push(format!(
+            "cannot use the restored database: {}",
+            probe.reason.unwrap_or_default()
+        ));
+    }
+    let mut details = json!({"restore_seconds": restore_seconds, "restore_instance_id": input.restore_instance_id});
+    if probe.healthy {
+        // The source's row counts when the snapshot was taken, where the
+        // platform records them: the restore must hold exactly those rows.
+        let expected = ports
+            .control_plane
+            .list_snapshots(None)
+            .await?
+            .into_iter()
+            .find(|s| s.snapshot_id == input.snapshot_id)
+            .and_then(|s| s.row_counts);
+        let summary = ports
+            .integrity
+            .verify(&target, expected.as_ref(), input.row_count_tolerance)
+            .await?;
+        problems.extend(summary.findings.iter().cloned());
+        details["integrity_checks_run"] = json!(summary.checks_run);
+        details["integrity_ms"] = json!(summary.duration_ms);
+        details["row_counts_compared"] = match &expected {
+            Some(e) => json!(e.len()),
+            None => json!("the platform records no counts at snapshot time"),
+        };
+        details["row_counts"] = json!(summary.row_counts);
+    }
+    let mut result = TestResult::from_problems(name, &problems, started, details);
+    // The restore test takes from the restore's start to the end of its checks.
+    result.duration_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    Ok(result)
+}

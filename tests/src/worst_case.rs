@@ -1,0 +1,165 @@
+//! Every state machine's worst case (history events, duration) against its
+//! TimeoutSeconds and AWS's history limit.
+
+use crate::*;
+
+/// The worst case of one state machine, from its definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorstCase {
+    pub logical_id: String,
+    pub events: u64,
+    pub seconds: f64,
+    pub timeout_seconds: Option<u64>,
+    /// Where the time goes at the worst input, costliest state first.
+    pub costliest: Vec<(String, dr_runner::budget::Budget)>,
+}
+
+/// History events one execution may have before AWS's 25,000 fail it,
+/// with a margin.
+pub const HISTORY_BUDGET: u64 = 20_000;
+
+/// Admissible inputs (the paths' values) and the widest Map of each.
+pub(crate) type InputDomain = (Vec<BTreeMap<String, f64>>, BTreeMap<String, usize>);
+
+/// What each state machine's input may hold at worst: the values its
+/// wait loops and waits read, for every interval the input's validation
+/// admits, and the widest Map. Each set is one admissible input.
+pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
+    use dr_scenarios::{drill, plan};
+    let intervals = 1..=300u64;
+    match stem {
+        "database-failover" => Some((
+            intervals
+                .map(|i| {
+                    BTreeMap::from([
+                        ("$.plan.poll_interval_seconds".to_owned(), i as f64),
+                        (
+                            "$.plan.limits.promotion_polls".to_owned(),
+                            plan::failover_limits(i).promotion_polls as f64,
+                        ),
+                        (
+                            "$.steps.confirm.result.approval.timeout_seconds".to_owned(),
+                            plan::MAX_APPROVAL_SECONDS as f64,
+                        ),
+                    ])
+                })
+                .collect(),
+            BTreeMap::new(),
+        )),
+        "dr-drill-database" => Some((
+            intervals
+                .map(|i| {
+                    let l = drill::poll_limits(i);
+                    BTreeMap::from([
+                        ("$.request.poll_interval_seconds".to_owned(), i as f64),
+                        ("$.limits.restore_polls".to_owned(), l.restore_polls as f64),
+                        ("$.limits.replica_polls".to_owned(), l.replica_polls as f64),
+                        (
+                            "$.limits.promotion_polls".to_owned(),
+                            l.promotion_polls as f64,
+                        ),
+                        ("$.limits.marker_polls".to_owned(), l.marker_polls as f64),
+                    ])
+                })
+                .collect(),
+            BTreeMap::new(),
+        )),
+        "dr-drill" => Some((
+            vec![BTreeMap::new()],
+            BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
+        )),
+        _ => None,
+    }
+}
+
+/// Every state machine's worst case (history events and duration), loops
+/// at their caps, retries at MaxAttempts, each Lambda attempt at its
+/// function's timeout, each child at its own TimeoutSeconds.
+pub fn worst_cases(root: &Path) -> Result<Vec<WorstCase>, Vec<String>> {
+    use dr_runner::budget::{worst_case, Assumptions, Budget};
+    let sam = SamTemplate::load(&root.join("template.yaml")).map_err(|e| vec![e.to_string()])?;
+    let declared = sam.state_machines().map_err(|e| vec![e.to_string()])?;
+    let mut loaded = Vec::new();
+    for machine in &declared {
+        let path = root.join(&machine.definition_uri);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let definition = StateMachine::load(
+            &text,
+            &LoadOptions {
+                substitutions: machine.substitutions.clone(),
+                known_functions: None,
+            },
+        )
+        .map_err(|e| vec![format!("{}: {e}", machine.logical_id)])?;
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.trim_end_matches(".asl.json").to_owned())
+            .unwrap_or_default();
+        loaded.push((machine, stem, definition));
+    }
+    // Children before the machines that start them.
+    loaded.sort_by_key(|(_, _, d)| !d.children().is_empty());
+    let mut children: BTreeMap<String, Budget> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (machine, stem, definition) in loaded {
+        let Some((inputs, map_items)) = input_domain(&stem) else {
+            problems.push(format!(
+                "{}: no input domain for its worst case (add {stem} to input_domain)",
+                machine.logical_id
+            ));
+            continue;
+        };
+        let mut worst = Budget::default();
+        let mut costliest = Vec::new();
+        for paths in inputs {
+            let assumptions = Assumptions {
+                paths,
+                map_items: map_items.clone(),
+                function_seconds: sam.function_timeouts(),
+                task_seconds: 3.0,
+                children: children.clone(),
+            };
+            match worst_case(&definition, &assumptions) {
+                Ok(b) => {
+                    if b.seconds > worst.seconds {
+                        costliest = dr_runner::budget::costliest_states(&definition, &assumptions);
+                    }
+                    worst.events = worst.events.max(b.events);
+                    worst.seconds = worst.seconds.max(b.seconds);
+                }
+                Err(e) => {
+                    problems.extend(
+                        e.into_iter()
+                            .map(|p| format!("{}: {p}", machine.logical_id)),
+                    );
+                    break;
+                }
+            }
+        }
+        // A parent waits for a child no longer than the child's own timeout.
+        children.insert(
+            machine.arn.clone(),
+            Budget {
+                events: worst.events,
+                seconds: definition
+                    .timeout_seconds
+                    .map_or(worst.seconds, |t| t as f64),
+            },
+        );
+        out.push(WorstCase {
+            logical_id: machine.logical_id.clone(),
+            events: worst.events,
+            seconds: worst.seconds,
+            timeout_seconds: definition.timeout_seconds,
+            costliest,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
