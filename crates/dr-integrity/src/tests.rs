@@ -228,3 +228,37 @@ fn orphans_are_counted_with_match_simple_nulls_exempt() {
         "SELECT count(*) FROM \"comments\" c WHERE c.\"chapter_id\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"chapters\" p WHERE p.\"id\" = c.\"chapter_id\")"
     );
 }
+
+#[test]
+fn a_dense_relation_passes_only_on_an_exact_parent_count_and_no_key_outside() {
+    let interval = Some(DenseKeys::Interval { min: 1, max: 10 });
+    let counts = |n: u64| BTreeMap::from([("users".to_owned(), n)]);
+    // (outside, parent rows, dense) → passed without a join?
+    let cases = [
+        (Some(0), 10, interval, Some(true)),
+        (Some(1), 10, interval, Some(false)),
+        (Some(0), 9, interval, Some(false)),
+        (Some(0), 11, interval, Some(false)),
+        (None, 10, interval, Some(false)),
+        (Some(0), 0, Some(DenseKeys::Empty), Some(true)),
+        (Some(0), 10, None, None),
+    ];
+    for (outside, parent_rows, dense, expected) in cases {
+        let relation = fk("posts", "author_id", "users", dense);
+        let (passed, joins) = settle_dense(vec![(relation, outside, 7)], &counts(parent_rows));
+        match expected {
+            Some(true) => {
+                assert_eq!(passed.len(), 1, "{outside:?} {parent_rows}");
+                assert!(joins.is_empty());
+                assert_eq!(passed[0].status, CheckStatus::Passed);
+                assert_eq!(passed[0].count, Some(0));
+                assert_eq!(passed[0].duration_ms, 7);
+            }
+            Some(false) => {
+                assert!(passed.is_empty(), "{outside:?} {parent_rows}");
+                assert!(matches!(joins.as_slice(), [Work::Relation(r)] if r.child == "posts"));
+            }
+            None => assert!(passed.is_empty() && joins.is_empty()),
+        }
+    }
+}

@@ -244,8 +244,19 @@ pub async fn serve_configured() -> Result<(), lambda_runtime::Error> {
 
 /// Serves one function until the Lambda runtime stops it.
 async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
+    // Init phases, logged once per cold start: `scripts/bench lambda` reads
+    // them to tell what dominates init.
+    let started = std::time::Instant::now();
     let clients = AwsClients::connect(&AwsTarget::default()).await;
+    let aws_config_us = started.elapsed().as_micros() as u64;
     let ports = aws_ports(&clients);
+    let ports_us = started.elapsed().as_micros() as u64 - aws_config_us;
+    tracing::info!(
+        function = function.name(),
+        aws_config_us,
+        ports_us,
+        "initialised"
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let ports = ports.clone();
         async move {

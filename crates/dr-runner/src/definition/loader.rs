@@ -57,90 +57,9 @@ impl Loader<'_> {
             .get("Type")
             .and_then(Value::as_str)
             .ok_or_else(|| LoadError::new(loc, "field Type is missing"))?;
-        let flow_fields = ["Type", "Comment", "InputPath", "OutputPath", "Next", "End"];
-        let with = |extra: &[&'static str]| -> Vec<&'static str> {
-            flow_fields
-                .iter()
-                .copied()
-                .chain(extra.iter().copied())
-                .collect()
-        };
-        let (allowed, terminal): (Vec<&str>, bool) = match type_name {
-            "Pass" => (with(&["Parameters", "Result", "ResultPath"]), false),
-            "Task" => (
-                with(&[
-                    "Resource",
-                    "Parameters",
-                    "ResultSelector",
-                    "ResultPath",
-                    "Retry",
-                    "Catch",
-                    "TimeoutSeconds",
-                    "TimeoutSecondsPath",
-                    "HeartbeatSeconds",
-                ]),
-                false,
-            ),
-            "Choice" => (
-                vec![
-                    "Type",
-                    "Comment",
-                    "InputPath",
-                    "OutputPath",
-                    "Choices",
-                    "Default",
-                ],
-                true,
-            ),
-            "Wait" => (
-                with(&["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]),
-                false,
-            ),
-            "Succeed" => (vec!["Type", "Comment", "InputPath", "OutputPath"], true),
-            "Fail" => (
-                vec![
-                    "Type",
-                    "Comment",
-                    "Error",
-                    "ErrorPath",
-                    "Cause",
-                    "CausePath",
-                ],
-                true,
-            ),
-            "Parallel" => (
-                with(&[
-                    "Branches",
-                    "Parameters",
-                    "ResultSelector",
-                    "ResultPath",
-                    "Retry",
-                    "Catch",
-                ]),
-                false,
-            ),
-            "Map" => (
-                with(&[
-                    "ItemsPath",
-                    "ItemSelector",
-                    "Parameters",
-                    "ItemProcessor",
-                    "Iterator",
-                    "MaxConcurrency",
-                    "ResultSelector",
-                    "ResultPath",
-                    "Retry",
-                    "Catch",
-                ]),
-                false,
-            ),
-            other => {
-                return Err(LoadError::new(
-                    loc,
-                    format!("Type {other:?} is not a state type"),
-                ))
-            }
-        };
+        let (allowed, terminal) = state_fields(type_name).ok_or_else(|| {
+            LoadError::new(loc, format!("Type {type_name:?} is not a state type"))
+        })?;
         check_fields(loc, map, &allowed)?;
         let transition = if terminal {
             Transition::End
@@ -159,116 +78,11 @@ impl Loader<'_> {
                 result_path: path_spec(loc, map, "ResultPath", true)?,
             },
             "Task" => self.task(loc, map)?,
-            "Choice" => {
-                let rules = map
-                    .get("Choices")
-                    .and_then(Value::as_array)
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| {
-                        LoadError::new(loc, "field Choices must be a non-empty array")
-                    })?;
-                let mut choices = Vec::new();
-                for (i, rule) in rules.iter().enumerate() {
-                    let rule_loc = format!("{loc} Choices[{i}]");
-                    let rule_map = rule
-                        .as_object()
-                        .ok_or_else(|| LoadError::new(&rule_loc, "must be an object"))?;
-                    let next = rule_map
-                        .get("Next")
-                        .ok_or_else(|| {
-                            LoadError::new(&rule_loc, "a top-level choice rule needs Next")
-                        })
-                        .and_then(|v| string(&rule_loc, "Next", v))?
-                        .to_owned();
-                    choices.push(ChoiceBranch {
-                        condition: Condition::parse(&rule_loc, rule_map, true)?,
-                        next,
-                    });
-                }
-                StateKind::Choice {
-                    choices,
-                    default: map
-                        .get("Default")
-                        .map(|v| string(loc, "Default", v).map(str::to_owned))
-                        .transpose()?,
-                }
-            }
-            "Wait" => {
-                let given: Vec<&str> = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
-                    .into_iter()
-                    .filter(|f| map.contains_key(*f))
-                    .collect();
-                if given.len() != 1 {
-                    return Err(LoadError::new(
-                        loc,
-                        "needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath",
-                    ));
-                }
-                let v = &map[given[0]];
-                StateKind::Wait(match given[0] {
-                    "Seconds" => WaitFor::Seconds(number(loc, "Seconds", v)?),
-                    "SecondsPath" => WaitFor::SecondsPath(path(loc, "SecondsPath", v)?),
-                    "Timestamp" => WaitFor::Timestamp(
-                        chrono::DateTime::parse_from_rfc3339(string(loc, "Timestamp", v)?)
-                            .map_err(|e| LoadError::new(loc, format!("field Timestamp: {e}")))?
-                            .with_timezone(&chrono::Utc),
-                    ),
-                    _ => WaitFor::TimestampPath(path(loc, "TimestampPath", v)?),
-                })
-            }
+            "Choice" => choice_state(loc, map)?,
+            "Wait" => wait_state(loc, map)?,
             "Succeed" => StateKind::Succeed,
-            "Fail" => {
-                if map.contains_key("Error") && map.contains_key("ErrorPath") {
-                    return Err(LoadError::new(loc, "has both Error and ErrorPath"));
-                }
-                if map.contains_key("Cause") && map.contains_key("CausePath") {
-                    return Err(LoadError::new(loc, "has both Cause and CausePath"));
-                }
-                StateKind::Fail {
-                    error: map
-                        .get("Error")
-                        .map(|v| string(loc, "Error", v).map(str::to_owned))
-                        .transpose()?,
-                    error_dynamic: map
-                        .get("ErrorPath")
-                        .map(|v| dynamic(loc, "ErrorPath", v))
-                        .transpose()?,
-                    cause: map
-                        .get("Cause")
-                        .map(|v| string(loc, "Cause", v).map(str::to_owned))
-                        .transpose()?,
-                    cause_dynamic: map
-                        .get("CausePath")
-                        .map(|v| dynamic(loc, "CausePath", v))
-                        .transpose()?,
-                }
-            }
-            "Parallel" => {
-                let branches = map
-                    .get("Branches")
-                    .and_then(Value::as_array)
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| {
-                        LoadError::new(loc, "field Branches must be a non-empty array")
-                    })?;
-                let mut flows = Vec::new();
-                for (i, branch) in branches.iter().enumerate() {
-                    let branch_loc = format!("{loc} Branches[{i}]");
-                    let branch_map = branch
-                        .as_object()
-                        .ok_or_else(|| LoadError::new(&branch_loc, "must be an object"))?;
-                    check_fields(&branch_loc, branch_map, &["StartAt", "States", "Comment"])?;
-                    flows.push(self.flow(&branch_loc, branch_map)?);
-                }
-                StateKind::Parallel {
-                    branches: flows,
-                    parameters: template(loc, map, "Parameters")?,
-                    result_selector: template(loc, map, "ResultSelector")?,
-                    result_path: path_spec(loc, map, "ResultPath", true)?,
-                    retry: retriers(loc, map)?,
-                    catch: catchers(loc, map)?,
-                }
-            }
+            "Fail" => fail_state(loc, map)?,
+            "Parallel" => self.parallel_state(loc, map)?,
             _ => self.map_state(loc, map)?,
         };
         Ok(State {
@@ -277,6 +91,36 @@ impl Loader<'_> {
             input_path: path_spec(loc, map, "InputPath", false)?,
             output_path: path_spec(loc, map, "OutputPath", false)?,
             transition,
+        })
+    }
+
+    /// A Parallel state: its branches (each a flow) and its data and error fields.
+    pub(crate) fn parallel_state(
+        &self,
+        loc: &str,
+        map: &Map<String, Value>,
+    ) -> Result<StateKind, LoadError> {
+        let branches = map
+            .get("Branches")
+            .and_then(Value::as_array)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| LoadError::new(loc, "field Branches must be a non-empty array"))?;
+        let mut flows = Vec::new();
+        for (i, branch) in branches.iter().enumerate() {
+            let branch_loc = format!("{loc} Branches[{i}]");
+            let branch_map = branch
+                .as_object()
+                .ok_or_else(|| LoadError::new(&branch_loc, "must be an object"))?;
+            check_fields(&branch_loc, branch_map, &["StartAt", "States", "Comment"])?;
+            flows.push(self.flow(&branch_loc, branch_map)?);
+        }
+        Ok(StateKind::Parallel {
+            branches: flows,
+            parameters: template(loc, map, "Parameters")?,
+            result_selector: template(loc, map, "ResultSelector")?,
+            result_path: path_spec(loc, map, "ResultPath", true)?,
+            retry: retriers(loc, map)?,
+            catch: catchers(loc, map)?,
         })
     }
 
@@ -547,4 +391,173 @@ impl Loader<'_> {
             catch: catchers(loc, map)?,
         })
     }
+}
+
+/// The fields a state of this type may have, and whether it is terminal
+/// (no Next/End); None for a type that is no state type.
+pub(crate) fn state_fields(type_name: &str) -> Option<(Vec<&'static str>, bool)> {
+    let flow_fields = ["Type", "Comment", "InputPath", "OutputPath", "Next", "End"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        flow_fields
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
+    };
+    Some(match type_name {
+        "Pass" => (with(&["Parameters", "Result", "ResultPath"]), false),
+        "Task" => (
+            with(&[
+                "Resource",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+                "TimeoutSeconds",
+                "TimeoutSecondsPath",
+                "HeartbeatSeconds",
+            ]),
+            false,
+        ),
+        "Choice" => (
+            vec![
+                "Type",
+                "Comment",
+                "InputPath",
+                "OutputPath",
+                "Choices",
+                "Default",
+            ],
+            true,
+        ),
+        "Wait" => (
+            with(&["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]),
+            false,
+        ),
+        "Succeed" => (vec!["Type", "Comment", "InputPath", "OutputPath"], true),
+        "Fail" => (
+            vec![
+                "Type",
+                "Comment",
+                "Error",
+                "ErrorPath",
+                "Cause",
+                "CausePath",
+            ],
+            true,
+        ),
+        "Parallel" => (
+            with(&[
+                "Branches",
+                "Parameters",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+            ]),
+            false,
+        ),
+        "Map" => (
+            with(&[
+                "ItemsPath",
+                "ItemSelector",
+                "Parameters",
+                "ItemProcessor",
+                "Iterator",
+                "MaxConcurrency",
+                "ResultSelector",
+                "ResultPath",
+                "Retry",
+                "Catch",
+            ]),
+            false,
+        ),
+        _ => return None,
+    })
+}
+
+/// A Choice state: its rules (each with Next) and its Default.
+pub(crate) fn choice_state(loc: &str, map: &Map<String, Value>) -> Result<StateKind, LoadError> {
+    let rules = map
+        .get("Choices")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| LoadError::new(loc, "field Choices must be a non-empty array"))?;
+    let mut choices = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let rule_loc = format!("{loc} Choices[{i}]");
+        let rule_map = rule
+            .as_object()
+            .ok_or_else(|| LoadError::new(&rule_loc, "must be an object"))?;
+        let next = rule_map
+            .get("Next")
+            .ok_or_else(|| LoadError::new(&rule_loc, "a top-level choice rule needs Next"))
+            .and_then(|v| string(&rule_loc, "Next", v))?
+            .to_owned();
+        choices.push(ChoiceBranch {
+            condition: Condition::parse(&rule_loc, rule_map, true)?,
+            next,
+        });
+    }
+    Ok(StateKind::Choice {
+        choices,
+        default: map
+            .get("Default")
+            .map(|v| string(loc, "Default", v).map(str::to_owned))
+            .transpose()?,
+    })
+}
+
+/// A Wait state: exactly one of Seconds, SecondsPath, Timestamp, TimestampPath.
+pub(crate) fn wait_state(loc: &str, map: &Map<String, Value>) -> Result<StateKind, LoadError> {
+    let given: Vec<&str> = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
+        .into_iter()
+        .filter(|f| map.contains_key(*f))
+        .collect();
+    if given.len() != 1 {
+        return Err(LoadError::new(
+            loc,
+            "needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath",
+        ));
+    }
+    let v = &map[given[0]];
+    Ok(StateKind::Wait(match given[0] {
+        "Seconds" => WaitFor::Seconds(number(loc, "Seconds", v)?),
+        "SecondsPath" => WaitFor::SecondsPath(path(loc, "SecondsPath", v)?),
+        "Timestamp" => WaitFor::Timestamp(
+            chrono::DateTime::parse_from_rfc3339(string(loc, "Timestamp", v)?)
+                .map_err(|e| LoadError::new(loc, format!("field Timestamp: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+        _ => WaitFor::TimestampPath(path(loc, "TimestampPath", v)?),
+    }))
+}
+
+/// A Fail state: Error or ErrorPath, Cause or CausePath.
+pub(crate) fn fail_state(loc: &str, map: &Map<String, Value>) -> Result<StateKind, LoadError> {
+    if map.contains_key("Error") && map.contains_key("ErrorPath") {
+        return Err(LoadError::new(loc, "has both Error and ErrorPath"));
+    }
+    if map.contains_key("Cause") && map.contains_key("CausePath") {
+        return Err(LoadError::new(loc, "has both Cause and CausePath"));
+    }
+    Ok(StateKind::Fail {
+        error: map
+            .get("Error")
+            .map(|v| string(loc, "Error", v).map(str::to_owned))
+            .transpose()?,
+        error_dynamic: map
+            .get("ErrorPath")
+            .map(|v| dynamic(loc, "ErrorPath", v))
+            .transpose()?,
+        cause: map
+            .get("Cause")
+            .map(|v| string(loc, "Cause", v).map(str::to_owned))
+            .transpose()?,
+        cause_dynamic: map
+            .get("CausePath")
+            .map(|v| dynamic(loc, "CausePath", v))
+            .transpose()?,
+    })
 }
