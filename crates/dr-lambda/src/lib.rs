@@ -247,13 +247,16 @@ async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     // Init phases, logged once per cold start: `scripts/bench lambda` reads
     // them to tell what dominates init.
     let started = std::time::Instant::now();
-    let clients = AwsClients::connect(&AwsTarget::default()).await;
+    let config = AwsTarget::default().load().await;
     let aws_config_us = started.elapsed().as_micros() as u64;
+    let clients = AwsClients::new(&config);
+    let clients_us = started.elapsed().as_micros() as u64 - aws_config_us;
     let ports = aws_ports(&clients);
-    let ports_us = started.elapsed().as_micros() as u64 - aws_config_us;
+    let ports_us = started.elapsed().as_micros() as u64 - aws_config_us - clients_us;
     tracing::info!(
         function = function.name(),
         aws_config_us,
+        clients_us,
         ports_us,
         "initialised"
     );
