@@ -98,7 +98,7 @@ pub(crate) fn one_build(
             .and_then(|e| e.get("Variables"))
             .and_then(|v| v.get("DR_FUNCTION"))
             .and_then(text);
-        match name.as_deref().map(|n| (n, Function::ALL.into_iter().find(|f| f.name() == n))) {
+        match name.as_deref().map(|n| (n, Function::from_name(n))) {
             None => problems.push(format!(
                 "{id} does not set Environment.Variables.DR_FUNCTION: its bootstrap would serve nothing"
             )),

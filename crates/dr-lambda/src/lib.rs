@@ -222,9 +222,7 @@ pub fn configured_function(value: Option<&str>) -> Result<Function, String> {
             "{FUNCTION_ENV} is not set: the template names each function's step (one of {})",
             known()
         )),
-        Some(name) => Function::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
+        Some(name) => Function::from_name(name)
             .ok_or_else(|| format!("{FUNCTION_ENV}={name:?} is no function; known: {}", known())),
     }
 }

@@ -58,6 +58,13 @@ impl fmt::Display for JsonPath {
     }
 }
 
+/// Where an index points in an array of `len` items (a negative one counts
+/// from the end), if it can point anywhere.
+fn position(index: i64, len: usize) -> Option<usize> {
+    let at = if index < 0 { len as i64 + index } else { index };
+    usize::try_from(at).ok()
+}
+
 /// The segments of a reference path, or None when `rest` is anything else.
 fn reference_segments(rest: &str) -> Option<Vec<Segment>> {
     let chars: Vec<char> = rest.chars().collect();
@@ -156,12 +163,7 @@ impl JsonPath {
                         Segment::Field(name) => node.as_object()?.get(name)?,
                         Segment::Index(index) => {
                             let items = node.as_array()?;
-                            let at = if *index < 0 {
-                                items.len() as i64 + index
-                            } else {
-                                *index
-                            };
-                            items.get(usize::try_from(at).ok()?)?
+                            items.get(position(*index, items.len())?)?
                         }
                     };
                 }
@@ -202,10 +204,7 @@ impl JsonPath {
                     let Value::Array(items) = node else {
                         return Err(format!("cannot set {}: not an array", self.text));
                     };
-                    let len = items.len() as i64;
-                    let at = if *index < 0 { len + index } else { *index };
-                    let slot = usize::try_from(at)
-                        .ok()
+                    let slot = position(*index, items.len())
                         .and_then(|at| items.get_mut(at))
                         .ok_or_else(|| format!("cannot set {}: index out of range", self.text))?;
                     if last {

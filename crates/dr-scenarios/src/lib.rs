@@ -242,11 +242,15 @@ impl Function {
         }
     }
 
-    /// The function of a name (see [`Function::name`]) or logical id.
+    /// The function of a name (see [`Function::name`]), exactly.
+    pub fn from_name(name: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The function of a name or logical id.
     pub fn named(name: &str) -> Option<Function> {
-        Function::ALL
-            .into_iter()
-            .find(|f| f.name() == name || f.logical_id() == name)
+        Function::from_name(name)
+            .or_else(|| Function::ALL.into_iter().find(|f| f.logical_id() == name))
     }
 }
 
