@@ -316,13 +316,7 @@ pub fn check(root: &Path) -> Vec<String> {
 
     // Functions that speak SQL reach the database's network when one is given.
     for function in Function::ALL {
-        let speaks_sql = function.port_calls().iter().any(|op| {
-            use dr_core::PortOperation::*;
-            matches!(
-                op,
-                SqlProbe | SqlWriteMarker | SqlMarkerPresent | IntegrityVerify
-            )
-        });
+        let speaks_sql = function.port_calls().iter().any(|op| op.speaks_sql());
         let vpc_config = resource(function.logical_id()).and_then(|r| {
             r.get("Properties")
                 .and_then(|p| p.get("VpcConfig"))

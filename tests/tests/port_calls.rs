@@ -214,6 +214,56 @@ impl SqlTarget for Fake {
             latency_ms: 1,
         })
     }
+    async fn write_grants(
+        &self,
+        _t: &DatabaseTarget,
+        _r: &str,
+        _s: &str,
+    ) -> DrResult<Vec<TableGrant>> {
+        self.0.record(PortOperation::SqlWriteGrants);
+        Ok(vec![TableGrant {
+            table: "users".into(),
+            privilege: "INSERT".into(),
+        }])
+    }
+    async fn revoke_writes(
+        &self,
+        _t: &DatabaseTarget,
+        _r: &str,
+        _s: &str,
+        _g: &[TableGrant],
+    ) -> DrResult<WritesRevoked> {
+        self.0.record(PortOperation::SqlRevokeWrites);
+        Ok(WritesRevoked { sessions_ended: 1 })
+    }
+    async fn grant_writes(
+        &self,
+        _t: &DatabaseTarget,
+        _r: &str,
+        _s: &str,
+        _g: &[TableGrant],
+    ) -> DrResult<()> {
+        self.0.record(PortOperation::SqlGrantWrites);
+        Ok(())
+    }
+    async fn row_changes(
+        &self,
+        _n: &DatabaseTarget,
+        _o: &DatabaseTarget,
+        _s: &str,
+    ) -> DrResult<Vec<TableChanges>> {
+        self.0.record(PortOperation::SqlRowChanges);
+        Ok(vec![TableChanges {
+            table: "stories".into(),
+            key_columns: vec!["id".into()],
+            inserted: 1,
+            updated: 0,
+            deleted: 0,
+            keys: vec![(RowChange::Inserted, vec!["7".into()])],
+            newer_rows: 2,
+            older_rows: 1,
+        }])
+    }
 }
 
 #[async_trait]
@@ -341,11 +391,13 @@ impl IntegrityVerifier for Fake {
         _t: &DatabaseTarget,
         _b: Option<&BTreeMap<String, u64>>,
         _tol: f64,
+        _checks: &[NamedCheck],
     ) -> DrResult<IntegritySummary> {
         self.0.record(PortOperation::IntegrityVerify);
         Ok(IntegritySummary {
             passed: true,
             findings: vec![],
+            failed_checks: vec![],
             row_counts: BTreeMap::new(),
             checks_run: 1,
             duration_ms: 1,

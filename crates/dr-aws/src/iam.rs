@@ -53,7 +53,8 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "rds:AddTagsToResource",
         ],
         VerifySnapshot => &[],
-        SqlProbe | SqlWriteMarker | SqlMarkerPresent => &[],
+        SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
+        | SqlGrantWrites | SqlRowChanges => &[],
         DnsUpsert => &[
             "route53:ListHostedZonesByName",
             "route53:ChangeResourceRecordSets",

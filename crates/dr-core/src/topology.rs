@@ -38,6 +38,11 @@ pub struct Topology {
     /// Former primaries, fenced and kept for forensics.
     #[serde(default)]
     pub fenced: Vec<InstanceId>,
+    /// Replicas of a primary that a restore replaced: they hold its
+    /// (corrupt) data, so they are never promoted; kept until a person
+    /// deletes them.
+    #[serde(default)]
+    pub retired: Vec<InstanceId>,
     /// The SQL database name.
     pub db_name: String,
     pub credentials_secret_id: String,
@@ -47,6 +52,11 @@ pub struct Topology {
     pub availability_zones: Vec<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// How the application reaches its data: its login role, the secret
+    /// that holds that role's credentials, and the schema of its tables.
+    /// Stopping writes at the database needs it.
+    #[serde(default)]
+    pub application: Option<ApplicationAccess>,
     /// New instances are named `<prefix>-r<generation>`.
     pub instance_prefix: String,
     /// Bumped by every switch.
@@ -59,6 +69,56 @@ pub struct Topology {
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_by: Option<String>,
+}
+
+/// The application's access to the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationAccess {
+    /// The login role the application connects as (not the owner of its
+    /// tables: that one runs migrations).
+    pub role: String,
+    /// The secret with that role's credentials.
+    pub credentials_secret_id: String,
+    #[serde(default = "default_schema")]
+    pub schema: String,
+}
+
+fn default_schema() -> String {
+    "public".to_owned()
+}
+
+/// A PostgreSQL role or schema name as we accept one: 1 to 63 lower-case
+/// letters, digits or underscores, starting with a letter or underscore
+/// (names that never need quoting, so none can smuggle SQL).
+pub fn validate_sql_name(what: &str, name: &str) -> DrResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DrError::InvalidInput(format!(
+            "{what} {:?} must be 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore",
+            shorten(name)
+        )))
+    }
+}
+
+impl ApplicationAccess {
+    pub fn validate(&self) -> DrResult<()> {
+        validate_sql_name("application.role", &self.role)?;
+        validate_sql_name("application.schema", &self.schema)?;
+        if self.credentials_secret_id.is_empty() || self.credentials_secret_id.len() > 2048 {
+            return Err(DrError::InvalidInput(
+                "application.credentials_secret_id must be 1 to 2048 characters".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A database name as triggers spell it: 1 to 63 lower-case letters, digits
@@ -181,6 +241,7 @@ impl Topology {
         std::iter::once(&self.primary)
             .chain(self.replicas.iter())
             .chain(self.fenced.iter())
+            .chain(self.retired.iter())
     }
 
     /// Whether an instance has any role in this database.
@@ -222,6 +283,9 @@ impl Topology {
             ));
         }
         self.dns.validate()?;
+        if let Some(application) = &self.application {
+            application.validate()?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for member in self.members() {
             if !seen.insert(member) {
@@ -272,6 +336,32 @@ impl Topology {
         Ok(next)
     }
 
+    /// The roles after a restore replaced the primary: `restored` (a new
+    /// instance) is the primary, the old primary is fenced, and its
+    /// replicas, which hold the same data, are retired (a failover must
+    /// never promote one). Idempotent.
+    pub fn after_restore(&self, restored: &InstanceId, by: &str) -> DrResult<Topology> {
+        if &self.primary == restored {
+            return Ok(self.clone());
+        }
+        if self.knows(restored) {
+            return Err(DrError::InvalidInput(format!(
+                "{restored} already has a role in the topology of {}: a restore makes a new instance",
+                self.database
+            )));
+        }
+        let mut next = self.clone();
+        next.retired.append(&mut next.replicas);
+        if !next.fenced.contains(&self.primary) {
+            next.fenced.push(self.primary.clone());
+        }
+        next.primary = restored.clone();
+        next.generation = self.generation.saturating_add(1);
+        next.updated_at = Some(Utc::now());
+        next.updated_by = Some(by.to_owned());
+        Ok(next)
+    }
+
     /// The roles with `replica` following the primary. Idempotent.
     pub fn with_replica(&self, replica: &InstanceId, by: &str) -> DrResult<Topology> {
         if self.replicas.contains(replica) {
@@ -305,6 +395,8 @@ mod tests {
             primary: id("muejam-db-prod"),
             replicas: vec![id("muejam-db-prod-replica")],
             fenced: vec![],
+            retired: vec![],
+            application: None,
             db_name: "muejam".to_owned(),
             credentials_secret_id: "muejam/db/master".to_owned(),
             dns: DnsBinding {
@@ -401,5 +493,59 @@ mod tests {
             .expect_err("not a replica");
         assert_eq!(err.name(), "InvalidInput");
         assert!(t.with_replica(&id("muejam-db-prod"), "e").is_err());
+    }
+
+    #[test]
+    fn a_restore_fences_the_old_primary_and_retires_its_replicas() {
+        let t = muejam();
+        let restored = t.next_instance_id().expect("id");
+        let after = t.after_restore(&restored, "exec-1").expect("restore");
+        assert_eq!(after.primary, restored);
+        assert!(
+            after.replicas.is_empty(),
+            "no replica of the corrupt data stays promotable"
+        );
+        assert_eq!(after.retired, vec![id("muejam-db-prod-replica")]);
+        assert_eq!(after.fenced, vec![id("muejam-db-prod")]);
+        assert_eq!(after.generation, 1);
+        assert!(after.validate().is_ok());
+        assert_eq!(
+            after.after_restore(&restored, "exec-1").expect("again"),
+            after
+        );
+        assert_eq!(
+            after.next_instance_id().expect("id"),
+            id("muejam-db-prod-r2")
+        );
+        // A restore makes a new instance: a known one (fenced, retired) is refused.
+        for known in ["muejam-db-prod", "muejam-db-prod-replica"] {
+            assert_eq!(
+                after
+                    .after_restore(&id(known), "e")
+                    .expect_err(known)
+                    .name(),
+                "InvalidInput"
+            );
+        }
+    }
+
+    #[test]
+    fn application_names_never_need_quoting() {
+        for good in ["muejam_app", "_x", "a1"] {
+            assert!(validate_sql_name("role", good).is_ok(), "{good}");
+        }
+        for bad in ["", "App", "a-b", "a;drop", "a\"b", "1a", &"a".repeat(64)] {
+            assert_eq!(
+                validate_sql_name("role", bad).expect_err(bad).name(),
+                "InvalidInput"
+            );
+        }
+        let mut t = muejam();
+        t.application = Some(ApplicationAccess {
+            role: "muejam app".to_owned(),
+            credentials_secret_id: "s".to_owned(),
+            schema: "public".to_owned(),
+        });
+        assert!(t.validate().is_err());
     }
 }

@@ -120,18 +120,38 @@ impl dr_core::IntegrityVerifier for PostgresIntegrityVerifier {
         target: &DatabaseTarget,
         baseline: Option<&BTreeMap<String, u64>>,
         tolerance: f64,
+        checks: &[NamedCheck],
     ) -> DrResult<dr_core::IntegritySummary> {
         let options = VerifyOptions {
             jobs: self.jobs.max(1),
             baseline: baseline.cloned(),
             tolerance,
+            custom_checks: checks.to_vec(),
             ..VerifyOptions::default()
         };
         let report = verify(target, &options).await?;
-        let findings = report
+        let failed: Vec<&CheckResult> = report
             .checks
             .iter()
             .filter(|c| matches!(c.status, CheckStatus::Failed | CheckStatus::Error))
+            .collect();
+        let failed_checks = failed
+            .iter()
+            .map(|c| dr_core::IntegrityFinding {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                status: if c.status == CheckStatus::Failed {
+                    "failed".to_owned()
+                } else {
+                    "error".to_owned()
+                },
+                count: c.count,
+                samples: c.samples.clone(),
+                detail: c.detail.clone(),
+            })
+            .collect();
+        let findings = failed
+            .iter()
             .map(|c| {
                 format!(
                     "{}{}: {}",
@@ -144,6 +164,7 @@ impl dr_core::IntegrityVerifier for PostgresIntegrityVerifier {
         Ok(dr_core::IntegritySummary {
             passed: report.passed(),
             findings,
+            failed_checks,
             checks_run: report.checks.len(),
             row_counts: report.row_counts,
             duration_ms: report.duration_ms,

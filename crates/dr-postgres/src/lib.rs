@@ -2,9 +2,11 @@
 //! [`SqlTarget`](dr_core::SqlTarget) adapter, and the sample schema and data.
 
 pub mod connect;
+pub mod damage;
 pub mod sample;
 pub mod target;
 pub mod tls;
+pub mod writes;
 
 pub use connect::{
     classify, classify_sqlstate, connect, connect_classified, map_pg_error, ConnectFailure,

@@ -199,6 +199,45 @@ CREATE INDEX audit_logs_user_id_idx ON audit_logs (user_id);
 CREATE INDEX audit_logs_ip_address_idx ON audit_logs (ip_address);
 "#;
 
+/// The role that owns the schema's tables and runs the migrations: it
+/// never logs in.
+pub const OWNER_ROLE: &str = "muejam_owner";
+/// The application's login role: reads and writes the tables, owns none.
+pub const APP_ROLE: &str = "muejam_app";
+
+/// The role split a real deployment has: an owner that runs migrations and
+/// an application role that may read and write but owns nothing, so that
+/// revoking its write privileges really stops its writes. The roles are
+/// cluster-wide and made once; the grants are per database.
+pub const ROLES_SQL: &str = r#"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muejam_owner') THEN
+        CREATE ROLE muejam_owner NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muejam_app') THEN
+        CREATE ROLE muejam_app LOGIN;
+    END IF;
+END $$;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO muejam_app;
+ALTER TABLE users OWNER TO muejam_owner;
+ALTER TABLE stories OWNER TO muejam_owner;
+ALTER TABLE chapters OWNER TO muejam_owner;
+ALTER TABLE comments OWNER TO muejam_owner;
+ALTER TABLE follows OWNER TO muejam_owner;
+ALTER TABLE reading_lists OWNER TO muejam_owner;
+ALTER TABLE reading_list_items OWNER TO muejam_owner;
+ALTER TABLE api_keys OWNER TO muejam_owner;
+ALTER TABLE audit_logs OWNER TO muejam_owner;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO muejam_app;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO muejam_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE muejam_owner IN SCHEMA public
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO muejam_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE muejam_owner IN SCHEMA public
+    GRANT USAGE, SELECT ON SEQUENCES TO muejam_app;
+"#;
+
 const IDENTITY_TABLES: &[&str] = &[
     "users",
     "stories",
@@ -324,6 +363,7 @@ pub async fn generate(client: &Client, scale: f64) -> DrResult<SamplePlan> {
          {load}
          {SCHEMA_CONSTRAINTS_SQL}
          {identity_fixups}
+         {ROLES_SQL}
          COMMIT;
          ANALYZE;",
         load = load_sql(&plan)

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use dr_core::{DatabaseTarget, DrResult, ProbeFailure, ProbeKind, ProbeReport, SqlTarget};
+use dr_core::{
+    DatabaseTarget, DrResult, ProbeFailure, ProbeKind, ProbeReport, SqlTarget, TableChanges,
+    TableGrant, WritesRevoked,
+};
 
 use crate::connect::{classify, connect, connect_classified, map_pg_error, ConnectFailure};
 
@@ -141,6 +144,44 @@ impl SqlTarget for PostgresSqlTarget {
                 latency_ms: started.elapsed().as_millis() as u64,
             }),
         }
+    }
+
+    async fn write_grants(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+    ) -> DrResult<Vec<TableGrant>> {
+        crate::writes::write_grants(target, role, schema).await
+    }
+
+    async fn revoke_writes(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+        grants: &[TableGrant],
+    ) -> DrResult<WritesRevoked> {
+        crate::writes::revoke_writes(target, role, schema, grants).await
+    }
+
+    async fn grant_writes(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+        grants: &[TableGrant],
+    ) -> DrResult<()> {
+        crate::writes::grant_writes(target, role, schema, grants).await
+    }
+
+    async fn row_changes(
+        &self,
+        newer: &DatabaseTarget,
+        older: &DatabaseTarget,
+        schema: &str,
+    ) -> DrResult<Vec<TableChanges>> {
+        crate::writes::row_changes(newer, older, schema).await
     }
 }
 

@@ -67,6 +67,20 @@ enum LocalCommand {
     Hang { instance: String },
     /// Let a hung instance run again.
     Resume { instance: String },
+    /// Commit realistic damage to an instance's data (the rehearsal of the
+    /// runbook's "Data Corruption"): `orphans` deletes authors behind the
+    /// foreign keys' back; `overwrite` blanks users' e-mail addresses (found
+    /// only by a named check). Prints when it was committed.
+    Corrupt {
+        instance: String,
+        #[arg(long, value_parser = ["orphans", "overwrite"])]
+        kind: String,
+        /// How many rows to damage.
+        #[arg(long, default_value_t = 5)]
+        rows: u32,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Take a manual, encrypted snapshot of an instance.
     Snapshot {
         instance: String,
@@ -236,6 +250,31 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             let platform = open(&existing_home(args.home)?, key)?;
             let messages = crate::wiring::read_alerts(&platform).await?;
             output::print_messages(&messages, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Corrupt {
+            instance,
+            kind,
+            rows,
+            output,
+        } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let id = InstanceId::parse(&instance)?;
+            let kind = dr_postgres::damage::DamageKind::parse(&kind)?;
+            let client = dr_postgres::connect(&platform.database_target(&id, None)?).await?;
+            let damage = dr_postgres::damage::corrupt(&client, kind, rows).await?;
+            if output == OutputFormat::Json {
+                output::print_json(&damage)?;
+            } else {
+                println!(
+                    "corrupted {id}: {} row(s) of {} ({:?}), committed between {} and {}",
+                    damage.rows,
+                    damage.table,
+                    damage.kind,
+                    damage.before.to_rfc3339(),
+                    damage.at.to_rfc3339()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Snapshot {

@@ -14,6 +14,8 @@ pub const DATABASE_RECORD: &str = "db.muejam.internal";
 pub const ALERTS_TOPIC: &str = "muejam-dr-alerts";
 pub const ALERTS_INBOX_QUEUE: &str = "muejam-dr-alerts-inbox";
 pub const DATABASE_SECRET: &str = "muejam/db/master";
+/// The application role's credentials (what the app connects with).
+pub const APP_SECRET: &str = "muejam/db/app";
 pub const LOCK_TABLE: &str = "muejam-dr-locks";
 pub const TOPOLOGY_TABLE: &str = "muejam-dr-topology";
 pub const APPROVALS_TABLE: &str = "muejam-dr-approvals";
@@ -158,6 +160,33 @@ pub async fn seed(
             .await
             .map_err(|e| sdk("secret")(e.to_string()))?;
     }
+    let app_secret_exists = clients
+        .secrets
+        .describe_secret()
+        .secret_id(APP_SECRET)
+        .send()
+        .await
+        .is_ok();
+    if !app_secret_exists {
+        let target = platform.database_target(&primary, None)?;
+        let password = platform
+            .provision_login(&primary, dr_postgres::sample::APP_ROLE)
+            .await?;
+        let document = serde_json::json!({
+            "engine": "postgres",
+            "username": dr_postgres::sample::APP_ROLE,
+            "password": password.expose_secret(),
+            "dbname": target.database,
+        });
+        clients
+            .secrets
+            .create_secret()
+            .name(APP_SECRET)
+            .secret_string(document.to_string())
+            .send()
+            .await
+            .map_err(|e| sdk("app secret")(e.to_string()))?;
+    }
     ensure_table(clients, LOCK_TABLE, "resource", None).await?;
     ensure_table(clients, TOPOLOGY_TABLE, "database", None).await?;
     ensure_table(clients, APPROVALS_TABLE, "execution", None).await?;
@@ -188,6 +217,12 @@ pub fn initial_topology() -> DrResult<dr_core::Topology> {
         primary: dr_core::InstanceId::parse(dr_local::stack::PRIMARY_ID)?,
         replicas: vec![dr_core::InstanceId::parse(dr_local::stack::REPLICA_ID)?],
         fenced: Vec::new(),
+        retired: Vec::new(),
+        application: Some(dr_core::ApplicationAccess {
+            role: dr_postgres::sample::APP_ROLE.to_owned(),
+            credentials_secret_id: APP_SECRET.to_owned(),
+            schema: "public".to_owned(),
+        }),
         db_name: dr_local::DEFAULT_DATABASE.to_owned(),
         credentials_secret_id: DATABASE_SECRET.to_owned(),
         dns: dr_core::DnsBinding {

@@ -113,6 +113,25 @@ pub struct FenceOutcome {
     pub method: String,
 }
 
+impl PortOperation {
+    /// Whether the operation speaks PostgreSQL (needs the database's
+    /// network, and no IAM action).
+    pub fn speaks_sql(self) -> bool {
+        use PortOperation::*;
+        matches!(
+            self,
+            SqlProbe
+                | SqlWriteMarker
+                | SqlMarkerPresent
+                | SqlWriteGrants
+                | SqlRevokeWrites
+                | SqlGrantWrites
+                | SqlRowChanges
+                | IntegrityVerify
+        )
+    }
+}
+
 /// Every operation of every port, so that what a handler may call can be
 /// listed, recorded in tests, and mapped to the IAM actions an adapter needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -133,6 +152,10 @@ pub enum PortOperation {
     SqlProbe,
     SqlWriteMarker,
     SqlMarkerPresent,
+    SqlWriteGrants,
+    SqlRevokeWrites,
+    SqlGrantWrites,
+    SqlRowChanges,
     DnsUpsert,
     DnsChangeStatus,
     DnsGetRecord,

@@ -176,19 +176,39 @@ pub trait ReportStore: Send + Sync {
     async fn get(&self, key: &str) -> DrResult<Option<Vec<u8>>>;
 }
 
+/// One check that failed (or could not run), as a report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrityFinding {
+    pub name: String,
+    /// `foreign_key`, `custom`, `amcheck`, `row_count`, ...
+    pub kind: String,
+    /// `failed` or `error` (the check could not run).
+    pub status: String,
+    /// Violating rows, when counted.
+    pub count: Option<u64>,
+    /// A few violating keys.
+    #[serde(default)]
+    pub samples: Vec<serde_json::Value>,
+    pub detail: Option<String>,
+}
+
 /// What the integrity verifier found, in the terms a drill or a recovery needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntegritySummary {
     pub passed: bool,
     /// One line per failed or broken check (name, count, detail).
     pub findings: Vec<String>,
+    /// The failed or broken checks in full.
+    #[serde(default)]
+    pub failed_checks: Vec<IntegrityFinding>,
     pub row_counts: BTreeMap<String, u64>,
     pub checks_run: usize,
     pub duration_ms: u64,
 }
 
 /// Is this database consistent (orphans, unvalidated constraints, invalid or
-/// corrupt indexes, row counts against a baseline)?
+/// corrupt indexes, row counts against a baseline, and the named checks:
+/// queries that must return no rows)?
 #[async_trait]
 pub trait IntegrityVerifier: Send + Sync {
     async fn verify(
@@ -196,5 +216,6 @@ pub trait IntegrityVerifier: Send + Sync {
         target: &DatabaseTarget,
         baseline: Option<&BTreeMap<String, u64>>,
         tolerance: f64,
+        checks: &[NamedCheck],
     ) -> DrResult<IntegritySummary>;
 }

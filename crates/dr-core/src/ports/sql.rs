@@ -244,6 +244,57 @@ pub struct NamedCheck {
     pub sql: String,
 }
 
+/// The write privileges that stopping writes takes away: with these gone a
+/// role can still read, and nothing it sets in its session gives them back.
+pub const WRITE_PRIVILEGES: [&str; 4] = ["INSERT", "UPDATE", "DELETE", "TRUNCATE"];
+
+/// One privilege of a role on one table, as granted directly to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableGrant {
+    /// The table's name in its schema (unquoted).
+    pub table: String,
+    /// One of [`WRITE_PRIVILEGES`].
+    pub privilege: String,
+}
+
+/// What revoking a role's write privileges did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WritesRevoked {
+    /// Open sessions of the role that were ended.
+    pub sessions_ended: u64,
+}
+
+/// How one row of a table changed between two copies of a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowChange {
+    /// Only in the newer copy: written after the older one's moment.
+    Inserted,
+    /// In both, with different contents.
+    Updated,
+    /// Only in the older copy: deleted after its moment.
+    Deleted,
+}
+
+/// The rows of one table that differ between a newer and an older copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChanges {
+    pub table: String,
+    /// The primary key's columns; empty when the table has none (then
+    /// only the row counts are compared).
+    pub key_columns: Vec<String>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// The primary keys of the rows that differ (each key's columns as
+    /// text), with how they differ.
+    pub keys: Vec<(RowChange, Vec<String>)>,
+    /// Row counts of the newer and the older copy.
+    pub newer_rows: u64,
+    pub older_rows: u64,
+}
+
 /// SQL access to a database for probes, counts and checks.
 #[async_trait]
 pub trait SqlTarget: Send + Sync {
@@ -253,4 +304,39 @@ pub trait SqlTarget: Send + Sync {
     async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool>;
     /// Never fails for an unreachable database: that is an unhealthy report.
     async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport>;
+    /// The write privileges ([`WRITE_PRIVILEGES`]) granted directly to
+    /// `role` on the tables of `schema`, sorted.
+    async fn write_grants(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+    ) -> DrResult<Vec<TableGrant>>;
+    /// Revokes `grants` from `role`, ends the role's open sessions, and
+    /// proves the role can write no table of `schema` by any path (PUBLIC,
+    /// another role it is a member of): `Unsafe`, naming the path, when it
+    /// still can. Idempotent.
+    async fn revoke_writes(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+        grants: &[TableGrant],
+    ) -> DrResult<WritesRevoked>;
+    /// Grants `grants` to `role` (what an earlier revoke took). Idempotent.
+    async fn grant_writes(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        schema: &str,
+        grants: &[TableGrant],
+    ) -> DrResult<()>;
+    /// The rows of every table of `schema` that differ between `newer` and
+    /// `older` (two copies of one database), by primary key.
+    async fn row_changes(
+        &self,
+        newer: &DatabaseTarget,
+        older: &DatabaseTarget,
+        schema: &str,
+    ) -> DrResult<Vec<TableChanges>>;
 }

@@ -268,6 +268,24 @@ impl LocalControlPlane {
         self.connect_master(id, "postgres").await
     }
 
+    /// Gives the login role `role` a new random password (only its SCRAM
+    /// verifier reaches the server) and returns it: how `drctl local up`
+    /// provisions the application role's secret.
+    pub async fn provision_login(&self, id: &InstanceId, role: &str) -> DrResult<SecretString> {
+        dr_core::validate_sql_name("role", role)?;
+        let password = SecretString::from(super::random_password());
+        let verifier =
+            postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
+        self.connect_admin(id)
+            .await?
+            .batch_execute(&format!("ALTER ROLE {role} PASSWORD '{verifier}'"))
+            .await
+            .map_err(|e| {
+                dr_postgres::map_pg_error(&format!("setting the password of {role}"), &e)
+            })?;
+        Ok(password)
+    }
+
     pub(crate) fn read_credentials_for(&self, id: &InstanceId) -> DrResult<Credentials> {
         self.read_credentials(id.as_str())
     }

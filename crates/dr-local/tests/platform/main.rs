@@ -102,3 +102,4 @@ mod backups;
 mod probes;
 mod replication;
 mod safety;
+mod writes;

@@ -187,7 +187,7 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
             .and_then(|s| s.row_counts);
         let summary = ports
             .integrity
-            .verify(&target, expected.as_ref(), input.row_count_tolerance)
+            .verify(&target, expected.as_ref(), input.row_count_tolerance, &[])
             .await?;
         problems.extend(summary.findings.iter().cloned());
         details["integrity_checks_run"] = json!(summary.checks_run);
