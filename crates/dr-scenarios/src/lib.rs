@@ -3,6 +3,7 @@
 //! [`dispatch`] for all of them.
 
 pub mod approval;
+pub mod corruption;
 pub mod details;
 pub mod drill;
 pub mod drill_report;
