@@ -1,5 +1,501 @@
 //! The runbook's "Data Corruption": find the scope, stop the application's
 //! writes, find the last known good moment, restore it, verify it, tell the
 //! operator what will be lost, and switch.
+//!
+//! This module holds the execution input, its validation into a plan (the
+//! first step, before any mutation), and the search; the steps live in
+//! [`writes`].
 
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Trigger, MAX_REASON};
+use crate::report::{ExecutionInfo, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
+use crate::Ports;
+
+pub mod loss;
 pub mod search;
+pub mod writes;
+
+/// The most candidates restored at once: each is a whole instance.
+pub const MAX_CANDIDATES_PER_ROUND: u32 = 10;
+/// The most named checks an input may add.
+pub const MAX_CHECKS: usize = 50;
+/// The longest a person may take to approve the switch.
+pub const MAX_APPROVAL_SECONDS: u64 = 3600;
+
+fn default_resolution() -> u64 {
+    300
+}
+fn default_candidates() -> u32 {
+    3
+}
+fn default_poll() -> u64 {
+    30
+}
+fn default_approval_timeout() -> u64 {
+    1800
+}
+fn default_rto() -> f64 {
+    RTO_OBJECTIVE_SECONDS
+}
+fn default_rpo() -> f64 {
+    RPO_OBJECTIVE_SECONDS
+}
+
+/// The execution input of the data-corruption recovery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionRequest {
+    /// The database's name in the topology registry.
+    pub database: String,
+    /// Restore to this moment instead of searching for the last good one.
+    #[serde(default)]
+    pub restore_time: Option<DateTime<Utc>>,
+    /// The search's interval (default: the restorable window's start, and
+    /// the moment the scope found the damage).
+    #[serde(default)]
+    pub search_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub search_to: Option<DateTime<Utc>>,
+    /// The search stops when clean and corrupt are this close.
+    #[serde(default = "default_resolution")]
+    pub resolution_seconds: u64,
+    /// Candidate moments restored in parallel per round.
+    #[serde(default = "default_candidates")]
+    pub candidates_per_round: u32,
+    /// Queries that must return no rows, added to the verifier's own
+    /// checks (damage no constraint can see).
+    #[serde(default)]
+    pub checks: Vec<NamedCheck>,
+    /// On a failure or a rejection, leave the application's writes stopped
+    /// on the original primary (default: give them back).
+    #[serde(default)]
+    pub keep_writes_stopped_on_abort: bool,
+    #[serde(default = "default_poll")]
+    pub poll_interval_seconds: u64,
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_seconds: u64,
+    #[serde(default = "default_rto")]
+    pub rto_objective_seconds: f64,
+    #[serde(default = "default_rpo")]
+    pub rpo_objective_seconds: f64,
+    pub trigger: Trigger,
+}
+
+/// What every later step works from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionPlan {
+    pub database: String,
+    pub primary: InstanceId,
+    pub replicas: Vec<InstanceId>,
+    pub db_name: String,
+    pub credentials_secret_id: String,
+    pub application: ApplicationAccess,
+    pub dns: DnsBinding,
+    pub availability_zones: Vec<String>,
+    /// The instance the chosen moment is restored into.
+    pub restored_instance: InstanceId,
+    /// Its replica, made after the switch.
+    pub new_replica: InstanceId,
+    /// Candidates are named `<candidate_prefix><unix seconds>`.
+    pub candidate_prefix: String,
+    pub restore_time: Option<DateTime<Utc>>,
+    pub search_from: DateTime<Utc>,
+    pub search_to: Option<DateTime<Utc>>,
+    pub earliest_restorable: DateTime<Utc>,
+    pub latest_restorable: DateTime<Utc>,
+    pub resolution_seconds: u64,
+    pub candidates_per_round: u32,
+    pub checks: Vec<NamedCheck>,
+    pub keep_writes_stopped_on_abort: bool,
+    pub poll_interval_seconds: u64,
+    /// The cap of every wait loop at the poll interval (two hours of polls).
+    pub max_polls: u64,
+    pub approval_timeout_seconds: u64,
+    pub rto_objective_seconds: f64,
+    pub rpo_objective_seconds: f64,
+    pub recovery_id: String,
+    pub topology_version: u64,
+    pub trigger: Trigger,
+    pub execution_start: DateTime<Utc>,
+}
+
+fn invalid(message: String) -> DrError {
+    DrError::InvalidInput(message)
+}
+
+fn check_name(check: &NamedCheck) -> DrResult<()> {
+    let ok = !check.name.is_empty()
+        && check.name.len() <= 63
+        && check
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(invalid(format!(
+            "checks: name {:?} must be 1 to 63 letters, digits, hyphens or underscores",
+            shorten(&check.name)
+        )));
+    }
+    if check.sql.trim().is_empty() || check.sql.len() > 10_000 {
+        return Err(invalid(format!(
+            "checks: {} must have a query of 1 to 10000 characters",
+            check.name
+        )));
+    }
+    Ok(())
+}
+
+/// The request's own rules, before the registry is read. Pure.
+pub fn check_request(request: &CorruptionRequest) -> DrResult<()> {
+    validate_database_name(&request.database).map_err(|e| {
+        invalid(format!(
+            "database: {}",
+            e.to_string().trim_start_matches("invalid input: ")
+        ))
+    })?;
+    if !(1..=86_400).contains(&request.resolution_seconds) {
+        return Err(invalid(
+            "resolution_seconds must be between 1 and 86400".to_owned(),
+        ));
+    }
+    if !(1..=MAX_CANDIDATES_PER_ROUND).contains(&request.candidates_per_round) {
+        return Err(invalid(format!(
+            "candidates_per_round must be between 1 and {MAX_CANDIDATES_PER_ROUND}"
+        )));
+    }
+    if !(1..=300).contains(&request.poll_interval_seconds) {
+        return Err(invalid(
+            "poll_interval_seconds must be between 1 and 300".to_owned(),
+        ));
+    }
+    if !(60..=MAX_APPROVAL_SECONDS).contains(&request.approval_timeout_seconds) {
+        return Err(invalid(format!(
+            "approval_timeout_seconds must be between 60 and {MAX_APPROVAL_SECONDS}"
+        )));
+    }
+    for (field, value) in [
+        ("rto_objective_seconds", request.rto_objective_seconds),
+        ("rpo_objective_seconds", request.rpo_objective_seconds),
+    ] {
+        if !value.is_finite() || value <= 0.0 || value > 30.0 * 86_400.0 {
+            return Err(invalid(format!(
+                "{field} must be a positive number of seconds, at most 30 days"
+            )));
+        }
+    }
+    if request.checks.len() > MAX_CHECKS {
+        return Err(invalid(format!("at most {MAX_CHECKS} checks")));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for check in &request.checks {
+        check_name(check)?;
+        if !names.insert(&check.name) {
+            return Err(invalid(format!("checks: {} is named twice", check.name)));
+        }
+    }
+    if request.restore_time.is_some()
+        && (request.search_from.is_some() || request.search_to.is_some())
+    {
+        return Err(invalid(
+            "restore_time names the moment: search_from and search_to only bound a search"
+                .to_owned(),
+        ));
+    }
+    if let (Some(from), Some(to)) = (request.search_from, request.search_to) {
+        if from >= to {
+            return Err(invalid(format!(
+                "search_from {} must be before search_to {}",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )));
+        }
+    }
+    if request
+        .trigger
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
+        return Err(invalid(format!(
+            "trigger.reason has more than {MAX_REASON} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The plan from a checked request, the registered topology and the
+/// primary's restorable window. Pure.
+pub fn resolve(
+    request: &CorruptionRequest,
+    topology: &Topology,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    execution: &ExecutionInfo,
+) -> DrResult<CorruptionPlan> {
+    topology.validate().map_err(|e| {
+        invalid(format!(
+            "the registered topology of {} is inconsistent: {}",
+            topology.database,
+            e.to_string().trim_start_matches("invalid input: ")
+        ))
+    })?;
+    let application = topology.application.clone().ok_or_else(|| {
+        invalid(format!(
+            "the topology of {} names no application role: writes cannot be stopped at the database without one (register application.role, credentials_secret_id, schema)",
+            topology.database
+        ))
+    })?;
+    let (earliest, latest) = window;
+    let inside = |field: &str, at: DateTime<Utc>| {
+        if at < earliest || at > latest {
+            Err(invalid(format!(
+                "{field} {} is outside the restorable window of {}: {} to {}",
+                at.to_rfc3339(),
+                topology.primary,
+                earliest.to_rfc3339(),
+                latest.to_rfc3339()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(at) = request.restore_time {
+        inside("restore_time", at)?;
+    }
+    if let Some(at) = request.search_from {
+        inside("search_from", at)?;
+    }
+    if let Some(at) = request.search_to {
+        inside("search_to", at)?;
+    }
+    let restored_instance = topology.next_instance_id()?;
+    let mut after = topology.clone();
+    after.generation = after.generation.saturating_add(1);
+    after.replicas.push(restored_instance.clone());
+    let new_replica = after.next_instance_id()?;
+    let max_polls = (7200 / request.poll_interval_seconds).max(1);
+    Ok(CorruptionPlan {
+        database: topology.database.clone(),
+        primary: topology.primary.clone(),
+        replicas: topology.replicas.clone(),
+        db_name: topology.db_name.clone(),
+        credentials_secret_id: topology.credentials_secret_id.clone(),
+        application,
+        dns: topology.dns.clone(),
+        availability_zones: topology.availability_zones.clone(),
+        restored_instance,
+        new_replica,
+        candidate_prefix: format!("{}-c", topology.instance_prefix),
+        restore_time: request.restore_time,
+        // A second in: the window's very start is where the base backup
+        // ends, which a restore can only just reach.
+        search_from: request
+            .search_from
+            .unwrap_or(earliest + chrono::Duration::seconds(1)),
+        search_to: request.search_to,
+        earliest_restorable: earliest,
+        latest_restorable: latest,
+        resolution_seconds: request.resolution_seconds,
+        candidates_per_round: request.candidates_per_round,
+        checks: request.checks.clone(),
+        keep_writes_stopped_on_abort: request.keep_writes_stopped_on_abort,
+        poll_interval_seconds: request.poll_interval_seconds,
+        max_polls,
+        approval_timeout_seconds: request.approval_timeout_seconds,
+        rto_objective_seconds: request.rto_objective_seconds,
+        rpo_objective_seconds: request.rpo_objective_seconds,
+        recovery_id: execution.name.clone(),
+        topology_version: topology.version,
+        trigger: request.trigger.clone(),
+        execution_start: execution.start_time,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionPlanInput {
+    /// The execution input, exactly as the execution received it.
+    pub request: serde_json::Value,
+    pub execution: ExecutionInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionPlanOutput {
+    pub plan: CorruptionPlan,
+}
+
+/// The first step: the whole input checked and resolved before anything is
+/// touched; `InvalidInput` names the field.
+pub async fn corruption_plan(
+    ports: &Ports,
+    input: CorruptionPlanInput,
+) -> DrResult<CorruptionPlanOutput> {
+    let request: CorruptionRequest = serde_json::from_value(input.request).map_err(|e| {
+        invalid(format!(
+            "data-corruption input: {}",
+            crate::truncate_message(&e.to_string())
+        ))
+    })?;
+    check_request(&request)?;
+    let topology = ports
+        .topology
+        .get(&request.database)
+        .await?
+        .ok_or_else(|| {
+            invalid(format!(
+                "database {} is not in the topology registry",
+                request.database
+            ))
+        })?;
+    let primary = ports
+        .control_plane
+        .describe_instance(&topology.primary)
+        .await?;
+    let window = match (
+        primary.earliest_restorable_time,
+        primary.latest_restorable_time,
+    ) {
+        (Some(earliest), Some(latest)) if earliest < latest => (earliest, latest),
+        _ => {
+            return Err(invalid(format!(
+                "{} has no restorable window (are automated backups on?): a point-in-time restore is impossible",
+                topology.primary
+            )))
+        }
+    };
+    Ok(CorruptionPlanOutput {
+        plan: resolve(&request, &topology, window, &input.execution)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(changes: serde_json::Value) -> CorruptionRequest {
+        let mut base = json!({
+            "database": "muejam",
+            "trigger": {"source": "manual", "reason": "orphaned stories"}
+        });
+        if let (Some(b), Some(c)) = (base.as_object_mut(), changes.as_object()) {
+            b.extend(c.clone());
+        }
+        serde_json::from_value(base).expect("request")
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    fn topology() -> Topology {
+        serde_json::from_value(json!({
+            "database": "muejam",
+            "primary": "muejam-db-prod",
+            "replicas": ["muejam-db-prod-replica"],
+            "db_name": "muejam",
+            "credentials_secret_id": "muejam/db/master",
+            "application": {"role": "muejam_app", "credentials_secret_id": "muejam/db/app"},
+            "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+            "instance_prefix": "muejam-db-prod",
+            "version": 3
+        }))
+        .expect("topology")
+    }
+
+    fn execution() -> ExecutionInfo {
+        ExecutionInfo {
+            id: "arn:aws:states:us-east-1:1:execution:data-corruption:run-1".into(),
+            name: "run-1".into(),
+            start_time: at("2026-11-27T12:00:00Z"),
+        }
+    }
+
+    const WINDOW: (&str, &str) = ("2026-11-20T00:00:00Z", "2026-11-27T11:59:00Z");
+
+    fn window() -> (DateTime<Utc>, DateTime<Utc>) {
+        (at(WINDOW.0), at(WINDOW.1))
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_naming_the_field() {
+        let cases = [
+            (json!({"resolution_seconds": 0}), "resolution_seconds"),
+            (json!({"candidates_per_round": 0}), "candidates_per_round"),
+            (json!({"candidates_per_round": 11}), "candidates_per_round"),
+            (json!({"database": "Mue Jam"}), "database"),
+            (json!({"poll_interval_seconds": 0}), "poll_interval_seconds"),
+            (
+                json!({"approval_timeout_seconds": 5}),
+                "approval_timeout_seconds",
+            ),
+            (
+                json!({"rto_objective_seconds": -1.0}),
+                "rto_objective_seconds",
+            ),
+            (
+                json!({"checks": [{"name": "a b", "sql": "SELECT 1"}]}),
+                "checks: name",
+            ),
+            (
+                json!({"checks": [{"name": "x", "sql": " "}]}),
+                "query of 1 to 10000",
+            ),
+            (
+                json!({"checks": [{"name": "x", "sql": "SELECT 1"}, {"name": "x", "sql": "SELECT 2"}]}),
+                "named twice",
+            ),
+            (
+                json!({"search_from": "2026-11-26T00:00:00Z", "search_to": "2026-11-25T00:00:00Z"}),
+                "must be before",
+            ),
+            (
+                json!({"restore_time": "2026-11-26T00:00:00Z", "search_to": "2026-11-26T01:00:00Z"}),
+                "only bound a search",
+            ),
+        ];
+        for (changes, expected) in cases {
+            let err = check_request(&request(changes.clone())).expect_err(expected);
+            assert_eq!(err.name(), "InvalidInput", "{changes}");
+            assert!(err.to_string().contains(expected), "{changes}: {err}");
+        }
+        assert!(check_request(&request(json!({}))).is_ok());
+    }
+
+    #[test]
+    fn times_outside_the_restorable_window_are_refused() {
+        for (field, value) in [
+            ("restore_time", "2026-11-19T23:59:59Z"),
+            ("restore_time", "2026-11-27T11:59:01Z"),
+            ("search_from", "2026-11-01T00:00:00Z"),
+            ("search_to", "2026-11-28T00:00:00Z"),
+        ] {
+            let r = request(json!({ field: value }));
+            check_request(&r).expect("own rules pass");
+            let err = resolve(&r, &topology(), window(), &execution()).expect_err(field);
+            assert_eq!(err.name(), "InvalidInput");
+            assert!(err.to_string().contains(field), "{err}");
+            assert!(err.to_string().contains("restorable window"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_plan_names_fresh_instances_and_needs_an_application_role() {
+        let plan = resolve(&request(json!({})), &topology(), window(), &execution()).expect("plan");
+        assert_eq!(plan.restored_instance.as_str(), "muejam-db-prod-r1");
+        assert_eq!(plan.new_replica.as_str(), "muejam-db-prod-r2");
+        assert_eq!(plan.application.schema, "public");
+        assert_eq!(plan.search_from, at("2026-11-20T00:00:01Z"));
+        assert_eq!(plan.recovery_id, "run-1");
+        assert_eq!(plan.max_polls, 240);
+        let mut no_app = topology();
+        no_app.application = None;
+        let err =
+            resolve(&request(json!({})), &no_app, window(), &execution()).expect_err("no app");
+        assert!(err.to_string().contains("application role"), "{err}");
+    }
+}

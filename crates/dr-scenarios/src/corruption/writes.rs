@@ -1,0 +1,262 @@
+//! Stopping the application's writes at the database, and giving them back.
+//!
+//! What was revoked is recorded in the recovery's journal *before* the
+//! revoke, as the union of what an earlier attempt recorded and what the
+//! role holds now: a retry after a crash between the revoke and the record
+//! still knows what to give back, and giving back restores exactly those
+//! privileges and nothing else.
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use crate::failover::{target_for, SqlAccess};
+use crate::journal::JournalRef;
+use crate::Ports;
+
+/// The journal key of the record of what was revoked.
+pub const WRITES_STOPPED_KEY: &str = "writes_stopped";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteAction {
+    /// Revoke the role's write privileges and end its sessions.
+    Stop,
+    /// Grant back what the recovery's record says was revoked.
+    Restore,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteAccessInput {
+    pub action: WriteAction,
+    pub instance_id: InstanceId,
+    /// The SQL database.
+    pub database: String,
+    /// The master credentials (they own or administer the tables).
+    pub credentials_secret_id: String,
+    pub application: ApplicationAccess,
+    pub journal: JournalRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteAccessOutput {
+    pub action: WriteAction,
+    pub instance_id: InstanceId,
+    pub role: String,
+    /// The privileges revoked (stop) or granted back (restore).
+    pub grants: Vec<TableGrant>,
+    pub sessions_ended: u64,
+    pub at: DateTime<Utc>,
+    /// What changed, for the report; `None` when there was nothing to do.
+    pub mutation: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StoppedRecord {
+    instance_id: Option<InstanceId>,
+    grants: Vec<TableGrant>,
+}
+
+/// What the recovery recorded as revoked (empty when nothing was).
+pub async fn recorded_grants(ports: &Ports, recovery_id: &str) -> DrResult<Vec<TableGrant>> {
+    Ok(ports
+        .journal
+        .entries(recovery_id)
+        .await?
+        .into_iter()
+        .find(|e| e.key == WRITES_STOPPED_KEY)
+        .and_then(|e| e.detail)
+        .and_then(|d| serde_json::from_value::<StoppedRecord>(d).ok())
+        .map(|r| r.grants)
+        .unwrap_or_default())
+}
+
+/// Pure: what to record as revoked, from an earlier record and what the
+/// role holds now; sorted, each privilege once.
+pub fn merge_grants(earlier: &[TableGrant], now: &[TableGrant]) -> Vec<TableGrant> {
+    let mut all: Vec<TableGrant> = earlier.iter().chain(now.iter()).cloned().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn summary(grants: &[TableGrant]) -> String {
+    let tables: std::collections::BTreeSet<&str> =
+        grants.iter().map(|g| g.table.as_str()).collect();
+    format!("{} privileges on {} tables", grants.len(), tables.len())
+}
+
+pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<WriteAccessOutput> {
+    input.application.validate()?;
+    let role = input.application.role.clone();
+    let schema = input.application.schema.clone();
+    let description = ports
+        .control_plane
+        .describe_instance(&input.instance_id)
+        .await?;
+    let endpoint = description
+        .endpoint
+        .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint yet", input.instance_id)))?;
+    let target = target_for(
+        ports,
+        &SqlAccess {
+            endpoint: &endpoint,
+            database: &input.database,
+            secret_id: &input.credentials_secret_id,
+            connect_timeout_seconds: 5,
+            statement_timeout_ms: 30_000,
+            tls_mode: None,
+        },
+    )
+    .await?;
+    let journal = &input.journal;
+    let earlier = recorded_grants(ports, &journal.recovery_id).await?;
+    let entry = |status: JournalStatus, summary: String, grants: &[TableGrant]| JournalEntry {
+        recovery_id: journal.recovery_id.clone(),
+        key: match input.action {
+            WriteAction::Stop => WRITES_STOPPED_KEY.to_owned(),
+            WriteAction::Restore => format!("writes_restored:{}", input.instance_id),
+        },
+        execution: journal.execution.clone(),
+        at: Utc::now(),
+        status,
+        summary,
+        detail: Some(serde_json::json!({
+            "instance_id": input.instance_id,
+            "grants": grants,
+        })),
+    };
+    match input.action {
+        WriteAction::Stop => {
+            let now = ports.sql.write_grants(&target, &role, &schema).await?;
+            let record = merge_grants(&earlier, &now);
+            let what = format!(
+                "stopping the writes of {role} on {}: revoking {}",
+                input.instance_id,
+                summary(&record)
+            );
+            ports
+                .journal
+                .record(&entry(JournalStatus::Started, what.clone(), &record))
+                .await?;
+            let revoked = match ports
+                .sql
+                .revoke_writes(&target, &role, &schema, &record)
+                .await
+            {
+                Ok(revoked) => revoked,
+                Err(error) => {
+                    // Keep the record: whatever was revoked is given back.
+                    let _ = ports
+                        .journal
+                        .record(&entry(
+                            JournalStatus::Failed,
+                            format!("{what}: {}: {error}", error.name()),
+                            &record,
+                        ))
+                        .await;
+                    return Err(error);
+                }
+            };
+            let mutation = format!(
+                "stopped the writes of {role} on {}: revoked {} ({} granted now), ended {} session(s)",
+                input.instance_id,
+                summary(&record),
+                now.len(),
+                revoked.sessions_ended
+            );
+            ports
+                .journal
+                .record(&entry(JournalStatus::Done, mutation.clone(), &record))
+                .await?;
+            Ok(WriteAccessOutput {
+                action: input.action,
+                instance_id: input.instance_id,
+                role,
+                grants: record,
+                sessions_ended: revoked.sessions_ended,
+                at: Utc::now(),
+                mutation: Some(mutation),
+            })
+        }
+        WriteAction::Restore => {
+            if earlier.is_empty() {
+                return Ok(WriteAccessOutput {
+                    action: input.action,
+                    instance_id: input.instance_id,
+                    role,
+                    grants: Vec::new(),
+                    sessions_ended: 0,
+                    at: Utc::now(),
+                    mutation: None,
+                });
+            }
+            ports
+                .sql
+                .grant_writes(&target, &role, &schema, &earlier)
+                .await?;
+            let mutation = format!(
+                "gave {role} its writes back on {}: granted {}",
+                input.instance_id,
+                summary(&earlier)
+            );
+            ports
+                .journal
+                .record(&entry(JournalStatus::Done, mutation.clone(), &earlier))
+                .await?;
+            Ok(WriteAccessOutput {
+                action: input.action,
+                instance_id: input.instance_id,
+                role,
+                grants: earlier,
+                sessions_ended: 0,
+                at: Utc::now(),
+                mutation: Some(mutation),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(table: &str, privilege: &str) -> TableGrant {
+        TableGrant {
+            table: table.into(),
+            privilege: privilege.into(),
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_what_an_earlier_attempt_revoked() {
+        // (earlier record, granted now) -> recorded
+        let cases = [
+            (
+                vec![],
+                vec![g("users", "INSERT")],
+                vec![g("users", "INSERT")],
+            ),
+            (
+                vec![g("users", "INSERT")],
+                vec![],
+                vec![g("users", "INSERT")],
+            ),
+            (
+                vec![g("users", "INSERT"), g("stories", "DELETE")],
+                vec![g("users", "INSERT"), g("api_keys", "UPDATE")],
+                vec![
+                    g("api_keys", "UPDATE"),
+                    g("stories", "DELETE"),
+                    g("users", "INSERT"),
+                ],
+            ),
+            (vec![], vec![], vec![]),
+        ];
+        for (earlier, now, expected) in cases {
+            assert_eq!(merge_grants(&earlier, &now), expected);
+        }
+    }
+}
