@@ -16,9 +16,10 @@ pub enum DamageKind {
     /// bad bulk job with `session_replication_role = replica` does): their
     /// stories, comments, follows, ... become orphans.
     Orphans,
-    /// Users' e-mail addresses overwritten with an empty string (a bad
-    /// UPDATE without its WHERE clause, stopped early): only a named check
-    /// (`SELECT id FROM users WHERE email = ''`) finds it.
+    /// Users' display names overwritten with an empty string (a bad
+    /// UPDATE without its WHERE clause, stopped early): no constraint sees
+    /// it, only a named check (`SELECT id FROM users WHERE display_name =
+    /// ''`) finds it.
     Overwrite,
 }
 
@@ -72,8 +73,8 @@ pub async fn corrupt(client: &Client, kind: DamageKind, rows: u32) -> DrResult<D
         DamageKind::Overwrite => (
             "users",
             None,
-            "UPDATE users SET email = '' WHERE id IN (
-                 SELECT id FROM users WHERE email <> '' ORDER BY id LIMIT $1)",
+            "UPDATE users SET display_name = '' WHERE id IN (
+                 SELECT id FROM users WHERE display_name <> '' ORDER BY id LIMIT $1)",
         ),
     };
     let failed = |e: tokio_postgres::Error| map_pg_error("committing the damage", &e);

@@ -69,7 +69,7 @@ enum LocalCommand {
     Resume { instance: String },
     /// Commit realistic damage to an instance's data (the rehearsal of the
     /// runbook's "Data Corruption"): `orphans` deletes authors behind the
-    /// foreign keys' back; `overwrite` blanks users' e-mail addresses (found
+    /// foreign keys' back; `overwrite` blanks users' display names (found
     /// only by a named check). Prints when it was committed.
     Corrupt {
         instance: String,
