@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::choice::{Comparison, Condition, Kind, Operand};
-use crate::definition::{Flow, Resource, Retrier, State, StateKind, Transition, WaitFor};
+use crate::definition::{
+    Flow, MaxConcurrency, Resource, Retrier, State, StateKind, Transition, WaitFor,
+};
 use crate::intrinsics::Arg;
 use crate::template::Template;
 
@@ -447,10 +449,12 @@ fn state_budget(state: &State, assumptions: &Assumptions, problems: &mut Vec<Str
                 return entered_exited;
             };
             let iteration = flow_budget(processor, assumptions, problems);
-            let concurrency = if *max_concurrency == 0 {
-                items.max(1)
-            } else {
-                *max_concurrency
+            // A concurrency read at run time may be 1: the worst case is
+            // one iteration after another.
+            let concurrency = match max_concurrency {
+                MaxConcurrency::Fixed(0) => items.max(1),
+                MaxConcurrency::Fixed(n) => *n,
+                MaxConcurrency::Path(_) => 1,
             };
             let waves = items.div_ceil(concurrency) as f64;
             let once = Budget {

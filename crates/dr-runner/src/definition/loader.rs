@@ -365,14 +365,22 @@ impl Loader<'_> {
                 ));
             }
         }
-        let max_concurrency = match map.get("MaxConcurrency") {
-            None => 0,
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| {
-                    LoadError::new(loc, "field MaxConcurrency must be a non-negative integer")
-                })?,
+        let max_concurrency = match (map.get("MaxConcurrency"), map.get("MaxConcurrencyPath")) {
+            (Some(_), Some(_)) => {
+                return Err(LoadError::new(
+                    loc,
+                    "has both MaxConcurrency and MaxConcurrencyPath",
+                ))
+            }
+            (None, None) => MaxConcurrency::Fixed(0),
+            (Some(v), None) => MaxConcurrency::Fixed(
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| {
+                        LoadError::new(loc, "field MaxConcurrency must be a non-negative integer")
+                    })?,
+            ),
+            (None, Some(v)) => MaxConcurrency::Path(path(loc, "MaxConcurrencyPath", v)?),
         };
         Ok(StateKind::Map {
             items_path: map
@@ -466,6 +474,7 @@ pub(crate) fn state_fields(type_name: &str) -> Option<(Vec<&'static str>, bool)>
                 "ItemProcessor",
                 "Iterator",
                 "MaxConcurrency",
+                "MaxConcurrencyPath",
                 "ResultSelector",
                 "ResultPath",
                 "Retry",

@@ -154,7 +154,7 @@ pub enum StateKind {
         items_path: Option<JsonPath>,
         item_selector: Option<Template>,
         processor: Box<Flow>,
-        max_concurrency: usize,
+        max_concurrency: MaxConcurrency,
         result_selector: Option<Template>,
         result_path: PathSpec,
         retry: Vec<Retrier>,
@@ -188,6 +188,16 @@ pub struct State {
 }
 
 /// A set of states with a start: the machine itself, a Parallel branch, or a
+/// How many iterations of a Map run at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MaxConcurrency {
+    /// `MaxConcurrency`: 0 means no limit.
+    Fixed(usize),
+    /// `MaxConcurrencyPath`: read from the state's effective input when it
+    /// runs; a non-negative integer, or the state fails `States.Runtime`.
+    Path(JsonPath),
+}
+
 /// Map item processor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flow {

@@ -144,10 +144,24 @@ impl Exec<'_> {
                         None => item.clone(),
                     });
                 }
-                let limit = if *max_concurrency == 0 {
+                let limit = match max_concurrency {
+                    MaxConcurrency::Fixed(n) => *n,
+                    MaxConcurrency::Path(path) => {
+                        match path.select(effective).as_ref().and_then(Value::as_u64) {
+                            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                            None => {
+                                return Err(Stop::Failed(StateError::runtime(format!(
+                                "MaxConcurrencyPath of {:?} does not select a non-negative integer",
+                                state.name
+                            ))))
+                            }
+                        }
+                    }
+                };
+                let limit = if limit == 0 {
                     inputs.len().max(1)
                 } else {
-                    *max_concurrency
+                    limit
                 };
                 let parent = branch.clone();
                 let results: Result<Vec<(Value, Branch)>, Stop> =
