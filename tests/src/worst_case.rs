@@ -64,6 +64,58 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                 .collect(),
             BTreeMap::new(),
         )),
+        "data-corruption" => {
+            use dr_scenarios::corruption;
+            Some((
+                intervals
+                    .map(|i| {
+                        BTreeMap::from([
+                            ("$.plan.poll_interval_seconds".to_owned(), i as f64),
+                            (
+                                "$.plan.max_polls".to_owned(),
+                                7200_u64.div_ceil(i).clamp(1, corruption::MAX_RESTORE_POLLS) as f64,
+                            ),
+                            (
+                                "$.plan.max_search_rounds".to_owned(),
+                                f64::from(corruption::MAX_SEARCH_ROUNDS),
+                            ),
+                            (
+                                "$.plan.approval_timeout_seconds".to_owned(),
+                                corruption::MAX_APPROVAL_SECONDS as f64,
+                            ),
+                        ])
+                    })
+                    .collect(),
+                BTreeMap::new(),
+            ))
+        }
+        "data-corruption-round" => {
+            use dr_scenarios::corruption;
+            Some((
+                intervals
+                    .map(|i| {
+                        BTreeMap::from([
+                            (
+                                "$.plan.candidate_poll_seconds".to_owned(),
+                                i.max(corruption::CANDIDATE_POLL_SECONDS) as f64,
+                            ),
+                            (
+                                "$.plan.candidate_polls".to_owned(),
+                                corruption::CANDIDATE_POLLS as f64,
+                            ),
+                            (
+                                "$.plan.candidates_per_round".to_owned(),
+                                f64::from(corruption::MAX_CANDIDATES_PER_ROUND),
+                            ),
+                        ])
+                    })
+                    .collect(),
+                BTreeMap::from([(
+                    "Round".to_owned(),
+                    corruption::MAX_CANDIDATES_PER_ROUND as usize,
+                )]),
+            ))
+        }
         "dr-drill" => Some((
             vec![BTreeMap::new()],
             BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),

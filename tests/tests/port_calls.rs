@@ -45,6 +45,11 @@ fn instance(name: &str) -> InstanceDescription {
     if name == "muejam-db-prod" {
         tags.insert("DrDrill".into(), "in-scope".into());
     }
+    if name == CANDIDATE {
+        tags.insert(EPHEMERAL_TAG.into(), "true".into());
+        tags.insert("dr:recovery".into(), "r1".into());
+        tags.insert("dr:candidate".into(), "1800000000".into());
+    }
     if name.starts_with("drill-") {
         tags.insert(EPHEMERAL_TAG.into(), "true".into());
         tags.insert("dr:drill".into(), "d1".into());
@@ -79,12 +84,15 @@ fn instance(name: &str) -> InstanceDescription {
             seconds: 1.0,
             bytes: Some(0),
         }),
-        earliest_restorable_time: None,
-        latest_restorable_time: None,
+        earliest_restorable_time: Some(Utc::now() - chrono::Duration::days(7)),
+        latest_restorable_time: Some(Utc::now()),
         created_at: Utc::now(),
         tags,
     }
 }
+
+/// A candidate of the data-corruption search (recovery r1).
+const CANDIDATE: &str = "muejam-db-prod-c1800000000";
 
 struct Fake(Arc<Recorder>);
 
@@ -102,6 +110,7 @@ impl DatabaseControlPlane for Fake {
         Ok(vec![
             instance("muejam-db-prod"),
             instance("drill-muejam-db-prod-d1"),
+            instance(CANDIDATE),
         ])
     }
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
@@ -414,6 +423,7 @@ fn topology(database: &str) -> Topology {
         "credentials_secret_id": "muejam/db/master",
         "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
         "instance_prefix": "muejam-db-prod",
+        "application": {"role": "muejam_app", "credentials_secret_id": "muejam/db/app"},
         "version": 1
     }))
     .expect("topology")
@@ -497,7 +507,19 @@ impl RecoveryJournal for Fake {
         self.0.record(PortOperation::JournalRecord);
         Ok(())
     }
-    async fn entries(&self, _r: &str) -> DrResult<Vec<JournalEntry>> {
+    async fn entries(&self, r: &str) -> DrResult<Vec<JournalEntry>> {
+        if r == "stopped" {
+            self.0.record(PortOperation::JournalEntries);
+            return Ok(vec![JournalEntry {
+                recovery_id: r.into(),
+                key: "writes_stopped".into(),
+                execution: "d1".into(),
+                at: Utc::now(),
+                status: JournalStatus::Done,
+                summary: "stopped".into(),
+                detail: Some(json!({"grants": [{"table": "users", "privilege": "INSERT"}]})),
+            }]);
+        }
         self.0.record(PortOperation::JournalEntries);
         Ok(vec![])
     }
@@ -557,6 +579,27 @@ fn plan() -> Value {
         "topology_version": 1, "trigger": {"source": "manual"},
         "execution_start": "2026-11-26T02:00:00Z"
     })
+}
+
+/// A data-corruption plan as corruption-plan makes it.
+fn corruption_plan() -> Value {
+    let request =
+        serde_json::from_value(json!({"database": "muejam", "trigger": {"source": "manual"}}))
+            .expect("request");
+    let plan = dr_scenarios::corruption::resolve(
+        &request,
+        &topology("muejam"),
+        (
+            "2026-11-19T00:00:00Z".parse().expect("t"),
+            "2026-11-26T01:59:00Z".parse().expect("t"),
+        ),
+        &serde_json::from_value(
+            json!({"id": "arn:x", "name": "r1", "start_time": "2026-11-26T02:00:00Z"}),
+        )
+        .expect("execution"),
+    )
+    .expect("plan");
+    serde_json::to_value(plan).expect("json")
 }
 
 fn payloads(function: Function) -> Vec<Value> {
@@ -641,9 +684,37 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::RequestApproval => vec![
             json!({"action": "request", "token": "tok", "topic_arn": "t", "execution": execution, "plan": plan(), "confirm": confirm_ask()}),
             json!({"action": "expire", "execution": execution}),
+            json!({"action": "ask", "token": "tok", "topic_arn": "t", "execution": execution, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
+                   "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
             json!({"action": "expire", "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}}),
         ],
+        Function::CorruptionPlan => vec![
+            json!({"request": {"database": "muejam", "trigger": {"source": "manual"}}, "execution": execution}),
+        ],
+        Function::IntegrityCheck => vec![
+            json!({"mode": "scope", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s"}),
+            json!({"mode": "candidate", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "s", "failing": ["fk_x"], "at": "2026-11-26T01:00:00Z"}),
+        ],
+        Function::WriteAccess => vec![
+            json!({"action": "stop", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "restore", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "stopped", "execution": "d1"}}),
+        ],
+        Function::SearchStep => vec![
+            json!({"action": "start", "plan": corruption_plan(), "corrupt_at": "2026-11-26T01:50:00Z"}),
+        ],
+        Function::PitrRestore => vec![
+            json!({"action": "start", "source_id": "muejam-db-prod", "target_id": CANDIDATE, "restore_time": "2027-01-15T08:00:00Z", "purpose": "candidate", "recovery_id": "r1"}),
+            json!({"action": "delete", "instance_id": CANDIDATE, "recovery_id": "r1"}),
+            json!({"action": "sweep", "recovery_id": "r1"}),
+        ],
+        Function::AssessLoss => vec![
+            json!({"plan": corruption_plan(), "chosen_moment": "2026-11-26T01:00:00Z", "writes_stopped_at": "2026-11-26T02:01:00Z", "report_key": "data-corruption/r1"}),
+        ],
+        Function::CorruptionReport => vec![
+            json!({"execution": execution, "outcome": "succeeded", "details": {"plan": corruption_plan()}, "finished_at": "2026-11-26T02:30:00Z", "topic_arn": "t"}),
+        ],
         Function::UpdateTopology => vec![
+            json!({"action": "restore", "database": "muejam", "restored": "muejam-db-prod-r1", "by": "arn:x"}),
             json!({"action": "switch", "database": "muejam", "new_primary": "muejam-db-prod-replica", "by": "arn:x", "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "add_replica", "database": "muejam", "replica": "muejam-db-prod-r1", "by": "arn:x"}),
         ],

@@ -449,12 +449,15 @@ fn state_budget(state: &State, assumptions: &Assumptions, problems: &mut Vec<Str
                 return entered_exited;
             };
             let iteration = flow_budget(processor, assumptions, problems);
-            // A concurrency read at run time may be 1: the worst case is
-            // one iteration after another.
+            // A concurrency read at run time is its assumed value; without
+            // one, it may be 1: one iteration after another.
             let concurrency = match max_concurrency {
                 MaxConcurrency::Fixed(0) => items.max(1),
                 MaxConcurrency::Fixed(n) => *n,
-                MaxConcurrency::Path(_) => 1,
+                MaxConcurrency::Path(path) => assumptions
+                    .paths
+                    .get(&path.to_string())
+                    .map_or(1, |v| (*v as usize).max(1)),
             };
             let waves = items.div_ceil(concurrency) as f64;
             let once = Budget {

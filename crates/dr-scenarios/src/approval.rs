@@ -28,6 +28,18 @@ pub enum ApprovalInput {
         plan: Box<FailoverPlan>,
         confirm: Box<ConfirmFailureOutput>,
     },
+    /// Ask a question a step has drafted (the data-corruption switch, with
+    /// what it will lose); the task then waits for `drctl approve|reject`.
+    Ask {
+        token: SecretString,
+        topic_arn: String,
+        execution: ExecutionInfo,
+        scenario: String,
+        resource: String,
+        draft: crate::corruption::loss::ApprovalDraft,
+        /// The state's TimeoutSeconds: the deadline people are told.
+        timeout_seconds: u64,
+    },
     /// Nobody answered before the deadline: record it, so a late answer is
     /// refused.
     Expire { execution: ExecutionInfo },
@@ -124,8 +136,75 @@ pub fn approval_message(request: &ApprovalRequest) -> (String, String) {
     (subject, body)
 }
 
+/// Records a pending question and publishes it to the people on call.
+async fn ask(
+    ports: &Ports,
+    request: ApprovalRequest,
+    token: &SecretString,
+    topic_arn: String,
+) -> DrResult<ApprovalOutput> {
+    ports.approvals.open(&request, token).await?;
+    let (subject, body) = approval_message(&request);
+    let message_id = ports
+        .notifier
+        .publish(&Notification {
+            topic: topic_arn,
+            subject,
+            body,
+            attributes: [
+                ("scenario".to_owned(), request.scenario.clone()),
+                ("event".to_owned(), "approval_requested".to_owned()),
+                ("execution".to_owned(), request.execution_name.clone()),
+                ("resource".to_owned(), request.resource.clone()),
+                ("severity".to_owned(), "critical".to_owned()),
+            ]
+            .into(),
+        })
+        .await?;
+    tracing::warn!(execution = %request.execution_name, deadline = %request.deadline, "approval requested");
+    Ok(ApprovalOutput {
+        execution_name: request.execution_name,
+        status: ApprovalStatus::Pending,
+        deadline: request.deadline,
+        message_id: Some(message_id),
+        answer: None,
+    })
+}
+
 pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalOutput> {
     match input {
+        ApprovalInput::Ask {
+            token,
+            topic_arn,
+            execution,
+            scenario,
+            resource,
+            draft,
+            timeout_seconds,
+        } => {
+            if !(1..=crate::corruption::MAX_APPROVAL_SECONDS).contains(&timeout_seconds) {
+                return Err(DrError::InvalidInput(format!(
+                    "timeout_seconds must be between 1 and {}",
+                    crate::corruption::MAX_APPROVAL_SECONDS
+                )));
+            }
+            let now = Utc::now();
+            let request = ApprovalRequest {
+                execution_name: execution.name.clone(),
+                execution_arn: execution.id.clone(),
+                scenario,
+                resource,
+                question: draft.question,
+                facts: draft.facts,
+                proposed_action: draft.proposed_action,
+                default_action: draft.default_action,
+                requested_at: now,
+                deadline: now + chrono::Duration::seconds(timeout_seconds as i64),
+                status: ApprovalStatus::Pending,
+                answer: None,
+            };
+            ask(ports, request, &token, topic_arn).await
+        }
         ApprovalInput::Request {
             token,
             topic_arn,
@@ -139,32 +218,7 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
                 )
             })?;
             let request = failover_question(&plan, &confirm, &window, &execution);
-            ports.approvals.open(&request, &token).await?;
-            let (subject, body) = approval_message(&request);
-            let message_id = ports
-                .notifier
-                .publish(&Notification {
-                    topic: topic_arn,
-                    subject,
-                    body,
-                    attributes: [
-                        ("scenario".to_owned(), request.scenario.clone()),
-                        ("event".to_owned(), "approval_requested".to_owned()),
-                        ("execution".to_owned(), request.execution_name.clone()),
-                        ("resource".to_owned(), request.resource.clone()),
-                        ("severity".to_owned(), "critical".to_owned()),
-                    ]
-                    .into(),
-                })
-                .await?;
-            tracing::warn!(execution = %request.execution_name, deadline = %request.deadline, "approval requested");
-            Ok(ApprovalOutput {
-                execution_name: request.execution_name,
-                status: ApprovalStatus::Pending,
-                deadline: request.deadline,
-                message_id: Some(message_id),
-                answer: None,
-            })
+            ask(ports, request, &token, topic_arn).await
         }
         ApprovalInput::Expire { execution } => {
             let closed = match ports

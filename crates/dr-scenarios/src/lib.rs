@@ -73,10 +73,17 @@ pub enum Function {
     FenceInstance,
     UpdateTopology,
     RequestApproval,
+    CorruptionPlan,
+    IntegrityCheck,
+    WriteAccess,
+    SearchStep,
+    PitrRestore,
+    AssessLoss,
+    CorruptionReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 24] = [
+    pub const ALL: [Function; 31] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -101,6 +108,13 @@ impl Function {
         Function::FenceInstance,
         Function::UpdateTopology,
         Function::RequestApproval,
+        Function::CorruptionPlan,
+        Function::IntegrityCheck,
+        Function::WriteAccess,
+        Function::SearchStep,
+        Function::PitrRestore,
+        Function::AssessLoss,
+        Function::CorruptionReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -130,6 +144,13 @@ impl Function {
             Function::FenceInstance => "FenceInstanceFunction",
             Function::UpdateTopology => "UpdateTopologyFunction",
             Function::RequestApproval => "RequestApprovalFunction",
+            Function::CorruptionPlan => "CorruptionPlanFunction",
+            Function::IntegrityCheck => "IntegrityCheckFunction",
+            Function::WriteAccess => "WriteAccessFunction",
+            Function::SearchStep => "SearchStepFunction",
+            Function::PitrRestore => "PitrRestoreFunction",
+            Function::AssessLoss => "AssessLossFunction",
+            Function::CorruptionReport => "CorruptionReportFunction",
         }
     }
 
@@ -209,6 +230,26 @@ impl Function {
             Function::RequestApproval => {
                 &[ApprovalOpen, NotifierPublish, ApprovalClose, ApprovalGet]
             }
+            Function::CorruptionPlan => &[TopologyGet, DescribeInstance],
+            Function::IntegrityCheck => &[DescribeInstance, SecretsGet, IntegrityVerify],
+            Function::WriteAccess => &[
+                DescribeInstance,
+                SecretsGet,
+                SqlWriteGrants,
+                SqlRevokeWrites,
+                SqlGrantWrites,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::SearchStep => &[],
+            Function::PitrRestore => &[
+                DescribeInstance,
+                RestoreToPointInTime,
+                DeleteInstance,
+                ListInstances,
+            ],
+            Function::AssessLoss => &[DescribeInstance, SecretsGet, SqlRowChanges, ReportPut],
+            Function::CorruptionReport => &[JournalEntries, ReportPut, NotifierPublish],
         }
     }
 
@@ -240,6 +281,13 @@ impl Function {
             Function::FenceInstance => "fence-instance",
             Function::UpdateTopology => "update-topology",
             Function::RequestApproval => "request-approval",
+            Function::CorruptionPlan => "corruption-plan",
+            Function::IntegrityCheck => "integrity-check",
+            Function::WriteAccess => "write-access",
+            Function::SearchStep => "search-step",
+            Function::PitrRestore => "pitr-restore",
+            Function::AssessLoss => "assess-loss",
+            Function::CorruptionReport => "corruption-report",
         }
     }
 
@@ -380,6 +428,27 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::RequestApproval => {
             to_value(approval::approval(ports, parse(function, payload)?).await?)
+        }
+        Function::CorruptionPlan => {
+            to_value(corruption::corruption_plan(ports, parse(function, payload)?).await?)
+        }
+        Function::IntegrityCheck => {
+            to_value(corruption::steps::integrity_check(ports, parse(function, payload)?).await?)
+        }
+        Function::WriteAccess => {
+            to_value(corruption::writes::write_access(ports, parse(function, payload)?).await?)
+        }
+        Function::SearchStep => {
+            to_value(corruption::steps::search_step(parse(function, payload)?)?)
+        }
+        Function::PitrRestore => {
+            to_value(corruption::steps::pitr_restore(ports, parse(function, payload)?).await?)
+        }
+        Function::AssessLoss => {
+            to_value(corruption::loss::assess_loss(ports, parse(function, payload)?).await?)
+        }
+        Function::CorruptionReport => {
+            to_value(corruption::report::corruption_report(ports, parse(function, payload)?).await?)
         }
     }
 }

@@ -263,6 +263,9 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
         "database-failover" => {
             database_failover_message(input.event, &FailoverDetails::parse(&input.details)?)
         }
+        crate::corruption::report::SCENARIO => {
+            crate::corruption::notice::message(input.event, &input.details)
+        }
         other => {
             return Err(DrError::InvalidInput(format!(
                 "no notification wording for scenario {other:?}"

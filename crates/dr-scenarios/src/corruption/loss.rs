@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
+use super::CorruptionPlan;
 use crate::failover::{target_for, SqlAccess};
 use crate::Ports;
 
@@ -90,13 +91,9 @@ pub fn keys_csv(changes: &[TableChanges]) -> DrResult<Vec<u8>> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssessLossInput {
-    /// The corrupt primary (writes stopped).
-    pub primary: InstanceId,
-    /// The restored instance at the chosen moment.
-    pub restored: InstanceId,
-    pub database: String,
-    pub credentials_secret_id: String,
-    pub schema: String,
+    /// The plan: the corrupt primary (writes stopped) and the restored
+    /// instance it names.
+    pub plan: Box<CorruptionPlan>,
     pub chosen_moment: DateTime<Utc>,
     /// When the application's writes stopped: the end of the loss window.
     pub writes_stopped_at: DateTime<Utc>,
@@ -113,10 +110,104 @@ pub struct AssessLossOutput {
     /// From the chosen moment to when the writes stopped (the RPO).
     pub data_loss_window_seconds: f64,
     pub keys_location: String,
+    /// The question the operator answers before the switch.
+    pub approval: ApprovalDraft,
+}
+
+/// A question for a person, with what is known and what either answer does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDraft {
+    pub question: String,
+    pub facts: Vec<String>,
+    pub proposed_action: String,
+    pub default_action: String,
+}
+
+/// Pure: what the operator is asked before the switch.
+pub fn switch_question(
+    plan: &CorruptionPlan,
+    chosen_moment: DateTime<Utc>,
+    window_seconds: f64,
+    tables: &[TableLoss],
+    keys_location: &str,
+) -> ApprovalDraft {
+    let mut facts = vec![
+        format!(
+            "{} is restored as of {} and passed the integrity verifier",
+            plan.restored_instance,
+            chosen_moment.to_rfc3339()
+        ),
+        format!(
+            "data-loss window: {} (from that moment until the application's writes were stopped)",
+            crate::report::seconds(Some(window_seconds))
+        ),
+    ];
+    let lost: u64 = tables.iter().map(|t| t.inserted + t.updated).sum();
+    if lost == 0 {
+        facts.push("no row written or changed after that moment is lost".to_owned());
+    }
+    for t in tables {
+        if t.compared_by_count_only {
+            facts.push(format!(
+                "{}: no primary key, compared by count: {} rows now, {} restored",
+                t.table, t.primary_rows, t.restored_rows
+            ));
+        } else if t.inserted + t.updated > 0 {
+            facts.push(format!(
+                "{}: {} new and {} changed rows are lost",
+                t.table, t.inserted, t.updated
+            ));
+        }
+    }
+    let back: u64 = tables.iter().map(|t| t.deleted).sum();
+    if back > 0 {
+        facts.push(format!(
+            "{back} rows deleted since come back (the damage among them): {}",
+            tables
+                .iter()
+                .filter(|t| t.deleted > 0)
+                .map(|t| format!("{} {}", t.table, t.deleted))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    facts.push(format!(
+        "the keys of every row that differs: {keys_location}"
+    ));
+    ApprovalDraft {
+        question: format!(
+            "Switch {} to {} (restored as of {})?",
+            plan.database,
+            plan.restored_instance,
+            chosen_moment.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        facts,
+        proposed_action: format!(
+            "fence {} (kept for forensics, never deleted), point {} at {}, give {} its writes there, record the new roles, then build the replica {}",
+            plan.primary,
+            plan.dns.record_name,
+            plan.restored_instance,
+            plan.application.role,
+            plan.new_replica
+        ),
+        default_action: format!(
+            "nothing is switched: {} stays the primary{}, and {} is kept for inspection (delete it when done)",
+            plan.primary,
+            if plan.keep_writes_stopped_on_abort {
+                " with the application's writes still stopped"
+            } else {
+                " and the application gets its writes back"
+            },
+            plan.restored_instance
+        ),
+    }
 }
 
 pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<AssessLossOutput> {
-    validate_sql_name("schema", &input.schema)?;
+    let plan = &input.plan;
+    let schema = plan.application.schema.as_str();
+    validate_sql_name("schema", schema)?;
     if input.report_key.is_empty()
         || input.report_key.len() > 512
         || input.report_key.contains("..")
@@ -131,7 +222,7 @@ pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<Asse
         ));
     }
     let mut targets = Vec::new();
-    for id in [&input.primary, &input.restored] {
+    for id in [&plan.primary, &plan.restored_instance] {
         let endpoint = ports
             .control_plane
             .describe_instance(id)
@@ -143,8 +234,8 @@ pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<Asse
                 ports,
                 &SqlAccess {
                     endpoint: &endpoint,
-                    database: &input.database,
-                    secret_id: &input.credentials_secret_id,
+                    database: &plan.db_name,
+                    secret_id: &plan.credentials_secret_id,
                     connect_timeout_seconds: 5,
                     // Reading every key of every table takes a while.
                     statement_timeout_ms: 15 * 60 * 1000,
@@ -156,7 +247,7 @@ pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<Asse
     }
     let changes = ports
         .sql
-        .row_changes(&targets[0], &targets[1], &input.schema)
+        .row_changes(&targets[0], &targets[1], schema)
         .await?;
     let tables = summarize(&changes);
     let keys_location = ports
@@ -167,13 +258,14 @@ pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<Asse
             &keys_csv(&changes)?,
         )
         .await?;
+    let window = ((input.writes_stopped_at - input.chosen_moment).num_milliseconds() as f64
+        / 1000.0)
+        .max(0.0);
     Ok(AssessLossOutput {
         rows_lost: tables.iter().map(|t| t.inserted + t.updated).sum(),
         rows_brought_back: tables.iter().map(|t| t.deleted).sum(),
-        data_loss_window_seconds: ((input.writes_stopped_at - input.chosen_moment)
-            .num_milliseconds() as f64
-            / 1000.0)
-            .max(0.0),
+        data_loss_window_seconds: window,
+        approval: switch_question(plan, input.chosen_moment, window, &tables, &keys_location),
         tables,
         keys_location,
     })

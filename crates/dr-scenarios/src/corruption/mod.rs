@@ -15,11 +15,25 @@ use crate::report::{ExecutionInfo, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS}
 use crate::Ports;
 
 pub mod loss;
+pub mod notice;
+pub mod report;
 pub mod search;
+pub mod steps;
 pub mod writes;
 
 /// The most candidates restored at once: each is a whole instance.
-pub const MAX_CANDIDATES_PER_ROUND: u32 = 10;
+pub const MAX_CANDIDATES_PER_ROUND: u32 = 8;
+/// The most rounds a search may take. With the candidates of a round, this
+/// keeps every round's child execution and the parent within Step
+/// Functions' history quota; a window that needs more is refused up front
+/// (raise K or the resolution, or narrow the window).
+pub const MAX_SEARCH_ROUNDS: u32 = 8;
+/// A candidate is polled at least this far apart, at most this many times:
+/// a point-in-time restore on RDS takes tens of minutes.
+pub const CANDIDATE_POLL_SECONDS: u64 = 60;
+pub const CANDIDATE_POLLS: u64 = 60;
+/// The restore of the chosen moment is polled at most this many times.
+pub const MAX_RESTORE_POLLS: u64 = 240;
 /// The most named checks an input may add.
 pub const MAX_CHECKS: usize = 50;
 /// The longest a person may take to approve the switch.
@@ -112,8 +126,14 @@ pub struct CorruptionPlan {
     pub checks: Vec<NamedCheck>,
     pub keep_writes_stopped_on_abort: bool,
     pub poll_interval_seconds: u64,
-    /// The cap of every wait loop at the poll interval (two hours of polls).
+    /// The cap of the restore's wait loop (two hours of polls, at most
+    /// [`MAX_RESTORE_POLLS`]).
     pub max_polls: u64,
+    /// How a candidate is waited for (see [`CANDIDATE_POLL_SECONDS`]).
+    pub candidate_poll_seconds: u64,
+    pub candidate_polls: u64,
+    /// The most rounds the search may take for this window.
+    pub max_search_rounds: u32,
     pub approval_timeout_seconds: u64,
     pub rto_objective_seconds: f64,
     pub rpo_objective_seconds: f64,
@@ -276,7 +296,27 @@ pub fn resolve(
     after.generation = after.generation.saturating_add(1);
     after.replicas.push(restored_instance.clone());
     let new_replica = after.next_instance_id()?;
-    let max_polls = (7200 / request.poll_interval_seconds).max(1);
+    let max_polls = 7200_u64
+        .div_ceil(request.poll_interval_seconds)
+        .clamp(1, MAX_RESTORE_POLLS);
+    let search_from = request
+        .search_from
+        // A second in: the window's very start is where the base backup
+        // ends, which a restore can only just reach.
+        .unwrap_or(earliest + chrono::Duration::seconds(1));
+    let search_to = request.search_to.unwrap_or(latest);
+    let window = (search_to - search_from).num_seconds().max(1) as u64;
+    let max_search_rounds = search::rounds_needed(
+        window,
+        request.candidates_per_round,
+        request.resolution_seconds,
+    );
+    if request.restore_time.is_none() && max_search_rounds > MAX_SEARCH_ROUNDS {
+        return Err(invalid(format!(
+            "searching {} s at a resolution of {} s with {} candidates per round takes up to {max_search_rounds} rounds, more than {MAX_SEARCH_ROUNDS}: raise candidates_per_round or resolution_seconds, or narrow search_from/search_to",
+            window, request.resolution_seconds, request.candidates_per_round
+        )));
+    }
     Ok(CorruptionPlan {
         database: topology.database.clone(),
         primary: topology.primary.clone(),
@@ -290,11 +330,7 @@ pub fn resolve(
         new_replica,
         candidate_prefix: format!("{}-c", topology.instance_prefix),
         restore_time: request.restore_time,
-        // A second in: the window's very start is where the base backup
-        // ends, which a restore can only just reach.
-        search_from: request
-            .search_from
-            .unwrap_or(earliest + chrono::Duration::seconds(1)),
+        search_from,
         search_to: request.search_to,
         earliest_restorable: earliest,
         latest_restorable: latest,
@@ -304,6 +340,9 @@ pub fn resolve(
         keep_writes_stopped_on_abort: request.keep_writes_stopped_on_abort,
         poll_interval_seconds: request.poll_interval_seconds,
         max_polls,
+        candidate_poll_seconds: request.poll_interval_seconds.max(CANDIDATE_POLL_SECONDS),
+        candidate_polls: CANDIDATE_POLLS,
+        max_search_rounds,
         approval_timeout_seconds: request.approval_timeout_seconds,
         rto_objective_seconds: request.rto_objective_seconds,
         rpo_objective_seconds: request.rpo_objective_seconds,
@@ -426,7 +465,7 @@ mod tests {
         let cases = [
             (json!({"resolution_seconds": 0}), "resolution_seconds"),
             (json!({"candidates_per_round": 0}), "candidates_per_round"),
-            (json!({"candidates_per_round": 11}), "candidates_per_round"),
+            (json!({"candidates_per_round": 9}), "candidates_per_round"),
             (json!({"database": "Mue Jam"}), "database"),
             (json!({"poll_interval_seconds": 0}), "poll_interval_seconds"),
             (
@@ -484,6 +523,25 @@ mod tests {
     }
 
     #[test]
+    fn a_search_that_would_take_too_many_rounds_is_refused_up_front() {
+        let r = request(json!({"candidates_per_round": 1, "resolution_seconds": 1}));
+        let err = resolve(&r, &topology(), window(), &execution()).expect_err("too many rounds");
+        assert!(err.to_string().contains("rounds, more than 8"), "{err}");
+        let narrowed = request(json!({
+            "candidates_per_round": 1, "resolution_seconds": 1,
+            "search_from": "2026-11-27T11:58:00Z", "search_to": "2026-11-27T11:59:00Z"
+        }));
+        assert!(resolve(&narrowed, &topology(), window(), &execution()).is_ok());
+        let given = request(
+            json!({"candidates_per_round": 1, "resolution_seconds": 1, "restore_time": "2026-11-27T11:00:00Z"}),
+        );
+        assert!(
+            resolve(&given, &topology(), window(), &execution()).is_ok(),
+            "no search, no bound"
+        );
+    }
+
+    #[test]
     fn the_plan_names_fresh_instances_and_needs_an_application_role() {
         let plan = resolve(&request(json!({})), &topology(), window(), &execution()).expect("plan");
         assert_eq!(plan.restored_instance.as_str(), "muejam-db-prod-r1");
@@ -492,6 +550,9 @@ mod tests {
         assert_eq!(plan.search_from, at("2026-11-20T00:00:01Z"));
         assert_eq!(plan.recovery_id, "run-1");
         assert_eq!(plan.max_polls, 240);
+        assert_eq!(plan.candidate_poll_seconds, 60);
+        // A week at 300 s with 3 candidates: ⌈604740/3⌉ → … ≤ 300.
+        assert_eq!(plan.max_search_rounds, 6);
         let mut no_app = topology();
         no_app.application = None;
         let err =

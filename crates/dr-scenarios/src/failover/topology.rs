@@ -13,6 +13,15 @@ pub enum UpdateTopologyInput {
         #[serde(default)]
         journal: Option<JournalRef>,
     },
+    /// `restored` (a new instance, restored to a clean moment) took over:
+    /// the old primary is fenced and its replicas retired.
+    Restore {
+        database: String,
+        restored: InstanceId,
+        by: String,
+        #[serde(default)]
+        journal: Option<JournalRef>,
+    },
     /// `replica` now follows the primary.
     AddReplica {
         database: String,
@@ -58,6 +67,16 @@ pub async fn update_topology(
             format!("recording {new_primary} as the primary of {database}"),
             journal.clone(),
         ),
+        UpdateTopologyInput::Restore {
+            database,
+            restored,
+            journal,
+            ..
+        } => (
+            "topology",
+            format!("recording {restored} (restored) as the primary of {database}"),
+            journal.clone(),
+        ),
         UpdateTopologyInput::AddReplica {
             database,
             replica,
@@ -85,6 +104,7 @@ pub(crate) async fn update_topology_now(
 ) -> DrResult<UpdateTopologyOutput> {
     let database = match &input {
         UpdateTopologyInput::Switch { database, .. }
+        | UpdateTopologyInput::Restore { database, .. }
         | UpdateTopologyInput::AddReplica { database, .. } => database.clone(),
     };
     validate_database_name(&database)?;
@@ -104,6 +124,13 @@ pub(crate) async fn update_topology_now(
                     current.primary
                 ),
             ),
+            UpdateTopologyInput::Restore { restored, by, .. } => (
+                current.after_restore(restored, by)?,
+                format!(
+                    "topology of {database}: {restored} is the primary, {} is fenced, its replicas retired",
+                    current.primary
+                ),
+            ),
             UpdateTopologyInput::AddReplica { replica, by, .. } => (
                 current.with_replica(replica, by)?,
                 format!(
@@ -114,7 +141,8 @@ pub(crate) async fn update_topology_now(
         };
         let unchanged = next.primary == current.primary
             && next.replicas == current.replicas
-            && next.fenced == current.fenced;
+            && next.fenced == current.fenced
+            && next.retired == current.retired;
         let stored = if unchanged {
             current
         } else {

@@ -1,0 +1,422 @@
+//! The data-corruption report: what was found before and after, the
+//! candidates tried, the moment chosen, what the switch lost (with the
+//! keys), the approval, every change, RTO and RPO against the objectives.
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::loss::AssessLossOutput;
+use super::search::Verdict;
+use super::steps::{IntegrityCheckOutput, SearchStepOutput};
+use super::writes::WriteAccessOutput;
+use super::CorruptionPlan;
+use crate::report::{publish, seconds, verdict, ExecutionInfo, Objective, Outcome, ReportDocument};
+use crate::Ports;
+
+pub const SCENARIO: &str = "data-corruption";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionReportInput {
+    pub execution: ExecutionInfo,
+    pub outcome: Outcome,
+    /// The execution's data: `plan`, `steps` (each `{started_at, result}`),
+    /// `search`, `moment`, `error`.
+    pub details: Value,
+    pub finished_at: DateTime<Utc>,
+    #[serde(default)]
+    pub topic_arn: Option<String>,
+}
+
+/// A step as the state machine keeps it.
+#[derive(Debug, Clone, Deserialize)]
+struct Step<T> {
+    started_at: String,
+    #[serde(default = "Option::default")]
+    result: Option<T>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Steps {
+    scope: Option<Step<IntegrityCheckOutput>>,
+    stop_writes: Option<Step<WriteAccessOutput>>,
+    verify: Option<Step<IntegrityCheckOutput>>,
+    loss: Option<Step<AssessLossOutput>>,
+    approval: Option<Step<Value>>,
+    verified: Option<Step<Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Moment {
+    at: DateTime<Utc>,
+    source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ErrorInfo {
+    #[serde(rename = "Error")]
+    error: String,
+    #[serde(rename = "Cause", default)]
+    cause: String,
+}
+
+/// The search as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSummary {
+    pub rounds: u32,
+    pub rounds_bound: u32,
+    pub candidates: Vec<Verdict>,
+}
+
+/// The report document (also what is stored as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorruptionReport {
+    pub scenario: String,
+    pub resource: String,
+    pub execution_id: String,
+    pub execution_name: String,
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub rto: Objective,
+    /// The data-loss window: from the chosen moment until writes stopped.
+    pub rpo: Objective,
+    pub findings_before: Vec<IntegrityFinding>,
+    /// How the application's writes were stopped, and when.
+    pub writes_stopped: Option<String>,
+    pub findings_after: Option<Vec<IntegrityFinding>>,
+    pub chosen_moment: Option<DateTime<Utc>>,
+    /// `search` or `input`.
+    pub moment_source: Option<String>,
+    pub search: Option<SearchSummary>,
+    pub loss: Option<AssessLossOutput>,
+    pub approval: Option<String>,
+    /// Every change of the recovery, from its journal, with how it ended.
+    pub changes: Vec<String>,
+    pub timeline: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorruptionReportOutput {
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub json_location: String,
+    pub markdown_location: String,
+    pub message_id: Option<String>,
+}
+
+fn field<T: serde::de::DeserializeOwned>(details: &Value, key: &str) -> DrResult<Option<T>> {
+    match details.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            DrError::InvalidInput(format!(
+                "the execution's {key} is not what the steps write: {}",
+                crate::truncate_message(&e.to_string())
+            ))
+        }),
+    }
+}
+
+/// Pure: the report from the execution's data and the recovery's journal.
+pub fn build(
+    input: &CorruptionReportInput,
+    journal: &[JournalEntry],
+) -> DrResult<CorruptionReport> {
+    let details = &input.details;
+    let plan: Option<CorruptionPlan> = field(details, "plan")?;
+    let steps: Steps = field(details, "steps")?.unwrap_or_default();
+    let search: Option<SearchStepOutput> = field(details, "search")?;
+    let moment: Option<Moment> = field(details, "moment")?;
+    let error: Option<ErrorInfo> = field(details, "error")?;
+    let verified_at = steps
+        .verified
+        .as_ref()
+        .and_then(|s| s.started_at.parse::<DateTime<Utc>>().ok());
+    let loss = steps.loss.as_ref().and_then(|s| s.result.clone());
+    let rto_seconds = match (input.outcome, verified_at) {
+        (Outcome::Succeeded, Some(at)) => {
+            Some((at - input.execution.start_time).num_milliseconds() as f64 / 1000.0)
+        }
+        _ => None,
+    };
+    let rpo_seconds = match input.outcome {
+        Outcome::Succeeded => loss.as_ref().map(|l| l.data_loss_window_seconds),
+        _ => None,
+    };
+    let (rto_objective, rpo_objective) = plan
+        .as_ref()
+        .map(|p| (p.rto_objective_seconds, p.rpo_objective_seconds))
+        .unwrap_or((
+            crate::report::RTO_OBJECTIVE_SECONDS,
+            crate::report::RPO_OBJECTIVE_SECONDS,
+        ));
+    let rto = Objective::measure(rto_objective, rto_seconds);
+    let rpo = Objective::measure(rpo_objective, rpo_seconds);
+    let changes: Vec<String> = journal
+        .iter()
+        .map(|e| {
+            let status = match e.status {
+                JournalStatus::Done => "done",
+                JournalStatus::Started => "BEGUN, NOT KNOWN TO HAVE ENDED",
+                JournalStatus::Failed => "FAILED",
+            };
+            format!("{} ({status})", e.summary)
+        })
+        .collect();
+    let all_done = journal.iter().all(|e| e.status == JournalStatus::Done);
+    let passed = match input.outcome {
+        Outcome::Succeeded => rto.is_met() && rpo.is_met() && all_done,
+        Outcome::FalseAlarm | Outcome::AlreadyRunning => true,
+        _ => false,
+    };
+    let approval = steps
+        .approval
+        .as_ref()
+        .and_then(|s| s.result.as_ref())
+        .map(|r| {
+            let status = r
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("answered");
+            match r.get("answer") {
+                Some(a) if !a.is_null() => format!(
+                    "{status} by {} at {}{}",
+                    a.get("by").and_then(Value::as_str).unwrap_or("?"),
+                    a.get("at").and_then(Value::as_str).unwrap_or("?"),
+                    a.get("reason")
+                        .and_then(Value::as_str)
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                _ => status.to_owned(),
+            }
+        });
+    let mut timeline: Vec<(String, String)> = details
+        .get("steps")
+        .and_then(Value::as_object)
+        .map(|steps| {
+            steps
+                .iter()
+                .filter_map(|(name, step)| {
+                    Some((step.get("started_at")?.as_str()?.to_owned(), name.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    timeline.sort();
+    Ok(CorruptionReport {
+        scenario: SCENARIO.to_owned(),
+        resource: plan
+            .as_ref()
+            .map(|p| p.database.clone())
+            .unwrap_or_default(),
+        execution_id: input.execution.id.clone(),
+        execution_name: input.execution.name.clone(),
+        outcome: input.outcome,
+        passed,
+        started_at: input.execution.start_time,
+        finished_at: input.finished_at,
+        rto,
+        rpo,
+        findings_before: steps
+            .scope
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .map(|r| r.findings.clone())
+            .unwrap_or_default(),
+        writes_stopped: steps
+            .stop_writes
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .and_then(|r| {
+                r.mutation
+                    .as_ref()
+                    .map(|m| format!("{m} at {}", r.at.to_rfc3339()))
+            }),
+        findings_after: steps
+            .verify
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .map(|r| r.findings.clone()),
+        chosen_moment: moment.as_ref().map(|m| m.at),
+        moment_source: moment.map(|m| m.source),
+        search: search.map(|s| SearchSummary {
+            rounds: s.state.round,
+            rounds_bound: s.rounds_bound,
+            candidates: s.state.judged,
+        }),
+        loss,
+        approval,
+        changes,
+        timeline,
+        error: error.as_ref().map(|e| e.error.clone()),
+        cause: error.map(|e| crate::truncate_message(&e.cause)),
+    })
+}
+
+fn findings_md(findings: &[IntegrityFinding]) -> String {
+    if findings.is_empty() {
+        return "- none: every check passed\n".to_owned();
+    }
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "- `{}` ({}, {}){}: {}\n",
+                f.name,
+                f.kind,
+                f.status,
+                f.count.map(|n| format!(", {n} rows")).unwrap_or_default(),
+                f.detail.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+pub fn markdown(report: &CorruptionReport) -> String {
+    let mut md = format!(
+        "# {} report: {}\n\n**Result: {}** (outcome: {})\n\n\
+         | | |\n|---|---|\n| Execution | `{}` |\n| Started | {} |\n| Finished | {} |\n\
+         | RTO | {} (objective {}) — {} |\n| RPO (data-loss window) | {} (objective {}) — {} |\n\
+         | Restored to | {} |\n",
+        report.scenario,
+        report.resource,
+        if report.passed { "PASSED" } else { "FAILED" },
+        report.outcome.as_str(),
+        report.execution_name,
+        report.started_at.to_rfc3339(),
+        report.finished_at.to_rfc3339(),
+        seconds(report.rto.achieved_seconds),
+        seconds(Some(report.rto.objective_seconds)),
+        verdict(report.rto.met),
+        seconds(report.rpo.achieved_seconds),
+        seconds(Some(report.rpo.objective_seconds)),
+        verdict(report.rpo.met),
+        report
+            .chosen_moment
+            .map(|m| format!(
+                "{} ({})",
+                m.to_rfc3339(),
+                report.moment_source.as_deref().unwrap_or("?")
+            ))
+            .unwrap_or_else(|| "nothing restored".to_owned()),
+    );
+    if let Some(error) = &report.error {
+        md.push_str(&format!(
+            "\n## Error\n\n`{error}`: {}\n",
+            report.cause.as_deref().unwrap_or("")
+        ));
+    }
+    md.push_str("\n## Found on the primary\n\n");
+    md.push_str(&findings_md(&report.findings_before));
+    if let Some(stopped) = &report.writes_stopped {
+        md.push_str(&format!("\n## Writes stopped\n\n{stopped}\n"));
+    }
+    if let Some(after) = &report.findings_after {
+        md.push_str("\n## Found on the restored instance\n\n");
+        md.push_str(&findings_md(after));
+    }
+    if let Some(search) = &report.search {
+        md.push_str(&format!(
+            "\n## Last-known-good search\n\n{} round(s) of at most {}; candidates:\n\n| Moment | Round | Verdict |\n|---|---|---|\n",
+            search.rounds, search.rounds_bound
+        ));
+        for c in &search.candidates {
+            md.push_str(&format!(
+                "| {} | {} | {} |\n",
+                c.at.to_rfc3339(),
+                c.round,
+                if c.clean { "clean" } else { "corrupt" }
+            ));
+        }
+    }
+    if let Some(loss) = &report.loss {
+        md.push_str(&format!(
+            "\n## What the switch loses\n\n{} row(s) lost, {} row(s) brought back; keys: {}\n\n| Table | New rows lost | Changes lost | Deleted rows back |\n|---|---|---|---|\n",
+            loss.rows_lost, loss.rows_brought_back, loss.keys_location
+        ));
+        for t in &loss.tables {
+            md.push_str(&format!(
+                "| {}{} | {} | {} | {} |\n",
+                t.table,
+                if t.compared_by_count_only {
+                    " (no key: by count)"
+                } else {
+                    ""
+                },
+                t.inserted,
+                t.updated,
+                t.deleted
+            ));
+        }
+    }
+    if let Some(approval) = &report.approval {
+        md.push_str(&format!("\n## Approval\n\n{approval}\n"));
+    }
+    md.push_str("\n## Changes made\n\n");
+    if report.changes.is_empty() {
+        md.push_str("- none\n");
+    }
+    for change in &report.changes {
+        md.push_str(&format!("- {change}\n"));
+    }
+    md.push_str("\n## Timeline\n\n| Started | Step |\n|---|---|\n");
+    for (at, step) in &report.timeline {
+        md.push_str(&format!("| {at} | {step} |\n"));
+    }
+    md
+}
+
+pub async fn corruption_report(
+    ports: &Ports,
+    input: CorruptionReportInput,
+) -> DrResult<CorruptionReportOutput> {
+    let recovery_id = input
+        .details
+        .pointer("/plan/recovery_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let journal = match recovery_id {
+        Some(id) => ports.journal.entries(&id).await?,
+        None => Vec::new(),
+    };
+    let report = build(&input, &journal)?;
+    let json = serde_json::to_vec_pretty(&report)
+        .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
+    let md = markdown(&report);
+    let published = publish(
+        ports,
+        &ReportDocument {
+            scenario: SCENARIO,
+            started_at: report.started_at,
+            execution_name: &report.execution_name,
+            json: &json,
+            markdown: &md,
+            passed: report.passed,
+        },
+        input.topic_arn.as_deref(),
+        format!(
+            "[MueJam DR] data corruption {}: {} ({})",
+            report.resource,
+            report.outcome.as_str(),
+            if report.passed { "passed" } else { "FAILED" }
+        ),
+    )
+    .await?;
+    Ok(CorruptionReportOutput {
+        outcome: report.outcome,
+        passed: report.passed,
+        rto_seconds: report.rto.achieved_seconds,
+        rpo_seconds: report.rpo.achieved_seconds,
+        json_location: published.json_location,
+        markdown_location: published.markdown_location,
+        message_id: published.message_id,
+    })
+}

@@ -1,0 +1,325 @@
+//! The data-corruption recovery end to end on the local stack: real
+//! PostgreSQL, point-in-time restores from archived WAL, moto.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dr_core::*;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+const MACHINE: &str = "statemachines/data-corruption.asl.json";
+
+/// A `drctl run` of the recovery in the background (it waits for a person).
+struct Background {
+    child: Child,
+}
+
+impl Background {
+    fn start(stack: &Stack, input: &Value, name: &str, extra: &[&str]) -> Background {
+        let path = stack.home.join(format!("input-{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("input");
+        let child = Command::new(env!("CARGO_BIN_EXE_drctl"))
+            .args(["run", MACHINE, "--input", path.to_str().expect("path")])
+            .args(["--local", "--output", "json", "--name", name])
+            .args(extra)
+            .env("DRCTL_HOME", &stack.home)
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn drctl run");
+        Background { child }
+    }
+
+    fn finish(self) -> (i32, Value) {
+        let out = self.child.wait_with_output().expect("wait");
+        let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "run printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), result)
+    }
+}
+
+fn wait_for_message(stack: &Stack, text: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(m) = stack
+            .messages()
+            .into_iter()
+            .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(text)))
+        {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no message with {text:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn answer(stack: &Stack, verb: &str, execution: &str, reason: &str) {
+    let out = drctl(
+        &stack.home,
+        &[
+            verb, execution, "--local", "--reason", reason, "--by", "alice",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{verb}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn report_of(result: &Value) -> Value {
+    let path = result["output"]["report"]["json_location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no report: {result:#}"));
+    serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+}
+
+/// The sample input with `changes`: a 1-second resolution, as the local
+/// damage is seconds old.
+fn request(changes: Value) -> Value {
+    let mut input: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/data-corruption.json")).expect("event"),
+    )
+    .expect("json");
+    let base = json!({"resolution_seconds": 1, "poll_interval_seconds": 1, "approval_timeout_seconds": 300});
+    for c in [base, changes] {
+        if let (Some(i), Some(c)) = (input.as_object_mut(), c.as_object()) {
+            i.extend(c.clone());
+        }
+    }
+    input
+}
+
+/// The application's credentials, as the app reads them.
+async fn app_target(stack: &Stack, instance: &str) -> DatabaseTarget {
+    let secret = dr_aws::SecretsManagerSecrets::new(stack.moto_clients().await.secrets)
+        .get_secret("muejam/db/app")
+        .await
+        .expect("app secret");
+    let document: Value = serde_json::from_str(secret.expose_secret()).expect("json");
+    let mut target = stack
+        .platform()
+        .database_target(&id(instance), None)
+        .expect("target");
+    target.username = document["username"].as_str().expect("username").to_owned();
+    target.password =
+        SecretString::from(document["password"].as_str().expect("password").to_owned());
+    target
+}
+
+async fn as_app(stack: &Stack, instance: &str) -> tokio_postgres::Client {
+    dr_postgres::connect(&app_target(stack, instance).await)
+        .await
+        .expect("the app connects")
+}
+
+async fn story_ids(client: &tokio_postgres::Client, title: &str) -> Vec<i64> {
+    client
+        .query(
+            "SELECT id FROM stories WHERE title = $1 ORDER BY id",
+            &[&title],
+        )
+        .await
+        .expect("read")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn corrupt(stack: &Stack, kind: &str, rows: &str) -> Value {
+    let out = drctl(
+        &stack.home,
+        &[
+            "local",
+            "corrupt",
+            PRIMARY,
+            "--kind",
+            kind,
+            "--rows",
+            rows,
+            "--output",
+            "json",
+            "--home",
+            stack.home_str(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("damage")
+}
+
+async fn candidates_left(stack: &Stack) -> Vec<InstanceId> {
+    stack
+        .instance_ids()
+        .await
+        .into_iter()
+        .filter(|i| i.as_str().contains("-c1"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_after_approval() {
+    let stack = Stack::up();
+    let app = as_app(&stack, PRIMARY).await;
+    app.batch_execute("INSERT INTO stories (author_id, title) VALUES (3, 'W1'), (4, 'W1')")
+        .await
+        .expect("W1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let damage = corrupt(&stack, "orphans", "3");
+    std::thread::sleep(Duration::from_millis(1500));
+    app.batch_execute(
+        "INSERT INTO stories (author_id, title) VALUES (5, 'W2'), (6, 'W2'), (7, 'W2');
+         UPDATE chapters SET title = 'W2 edit' WHERE id = 1;",
+    )
+    .await
+    .expect("W2");
+    std::thread::sleep(Duration::from_millis(1500));
+    let w2_ids = story_ids(&app, "W2").await;
+    let dns_before = stack.dns_value().await;
+
+    let run = Background::start(&stack, &request(json!({})), "corrupt-1", &[]);
+    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let body = question["message"].as_str().unwrap_or_default().to_owned();
+    assert!(body.contains("drctl approve corrupt-1"), "{body}");
+    assert!(
+        body.contains("stories: 3 new and 0 changed rows are lost"),
+        "{body}"
+    );
+    assert!(
+        body.contains("chapters: 0 new and 1 changed rows are lost"),
+        "{body}"
+    );
+
+    // While the question waits, the application reads but cannot write,
+    // whatever it sets in its session.
+    let app = as_app(&stack, PRIMARY).await;
+    app.query_one("SELECT count(*) FROM stories", &[])
+        .await
+        .expect("reads work");
+    app.batch_execute("SET default_transaction_read_only = off")
+        .await
+        .expect("set");
+    assert!(app
+        .execute(
+            "INSERT INTO stories (author_id, title) VALUES (2, 'blocked')",
+            &[]
+        )
+        .await
+        .is_err());
+    assert_eq!(
+        stack.dns_value().await,
+        dns_before,
+        "nothing switched before the answer"
+    );
+
+    answer(
+        &stack,
+        "approve",
+        "corrupt-1",
+        "the W2 writes can be replayed",
+    );
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&result);
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+
+    // The chosen moment lies between W1 and the damage, within the resolution.
+    let chosen: chrono::DateTime<chrono::Utc> = report["chosen_moment"]
+        .as_str()
+        .expect("moment")
+        .parse()
+        .expect("time");
+    let before: chrono::DateTime<chrono::Utc> = damage["before"]
+        .as_str()
+        .expect("before")
+        .parse()
+        .expect("time");
+    assert!(chosen < before, "{chosen} is before the damage ({before})");
+    assert!(
+        (before - chosen).num_milliseconds() <= 2000,
+        "{chosen} within ~1 s of {before}"
+    );
+    let search = &report["search"];
+    assert!(
+        search["rounds"].as_u64().expect("rounds")
+            <= search["rounds_bound"].as_u64().expect("bound"),
+        "{search:#}"
+    );
+
+    // DNS points at the restored instance; it holds W1, not the damage, not W2.
+    let restored = "muejam-db-prod-r1";
+    assert_eq!(stack.dns_value().await, stack.address(restored).await);
+    let new_app = as_app(&stack, restored).await;
+    assert_eq!(story_ids(&new_app, "W1").await.len(), 2);
+    assert!(story_ids(&new_app, "W2").await.is_empty());
+    let orphans: i64 = new_app
+        .query_one(
+            "SELECT count(*) FROM stories s WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.author_id)",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(orphans, 0, "the damage is not there");
+    new_app
+        .execute(
+            "INSERT INTO stories (author_id, title) VALUES (2, 'after')",
+            &[],
+        )
+        .await
+        .expect("the application writes on the new primary");
+    assert!(
+        report["findings_after"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{report:#}"
+    );
+
+    // The corrupt primary is fenced and kept; no candidate is left.
+    assert!(stack.describe(PRIMARY).await.tags.contains_key(FENCED_TAG));
+    assert!(candidates_left(&stack).await.is_empty());
+    let topology = stack.topology().await;
+    assert_eq!(topology.primary.as_str(), restored);
+    assert_eq!(topology.retired, vec![id(REPLICA)]);
+    assert!(stack.locks().await.is_empty(), "the lock is released");
+
+    // W2 is reported lost, exactly, with its keys.
+    let tables = report["loss"]["tables"].as_array().expect("tables");
+    let stories = tables
+        .iter()
+        .find(|t| t["table"] == "stories")
+        .expect("stories");
+    assert_eq!(
+        (stories["inserted"].as_u64(), stories["updated"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let users = tables
+        .iter()
+        .find(|t| t["table"] == "users")
+        .expect("users");
+    assert_eq!(
+        users["deleted"].as_u64(),
+        Some(3),
+        "the deleted authors come back"
+    );
+    let csv = std::fs::read_to_string(report["loss"]["keys_location"].as_str().expect("csv"))
+        .expect("csv");
+    for id in w2_ids {
+        assert!(
+            csv.contains(&format!("stories,inserted,\"{{\"\"id\"\":\"\"{id}\"\"}}\"")),
+            "{id} in {csv}"
+        );
+    }
+}
