@@ -100,7 +100,14 @@ struct Fake(Arc<Recorder>);
 impl DatabaseControlPlane for Fake {
     async fn describe_instance(&self, i: &InstanceId) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::DescribeInstance);
-        if i.as_str() == "muejam-db-prod-replica-2" {
+        // Names no instance has yet: a new replica, a restore's target.
+        if [
+            "muejam-db-prod-replica-2",
+            "muejam-db-prod-r7",
+            "muejam-db-prod-r8",
+        ]
+        .contains(&i.as_str())
+        {
             return Err(DrError::NotFound("no".into()));
         }
         Ok(instance(i.as_str()))

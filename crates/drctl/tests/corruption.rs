@@ -323,3 +323,376 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
         );
     }
 }
+
+/// The application can write on `instance` (its writes were given back).
+async fn app_writes(stack: &Stack, instance: &str) -> bool {
+    as_app(stack, instance)
+        .await
+        .execute(
+            "INSERT INTO stories (author_id, title) SELECT max(id), 'probe' FROM users",
+            &[],
+        )
+        .await
+        .is_ok()
+}
+
+/// Damage committed seconds ago, with writes before and after it.
+async fn damaged_stack() -> Stack {
+    damaged_stack_with_time().await.0
+}
+
+/// [`damaged_stack`], and a moment before the damage.
+async fn damaged_stack_with_time() -> (Stack, String) {
+    let stack = Stack::up();
+    let app = as_app(&stack, PRIMARY).await;
+    app.batch_execute("INSERT INTO stories (author_id, title) VALUES (3, 'W1')")
+        .await
+        .expect("W1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let damage = corrupt(&stack, "orphans", "2");
+    std::thread::sleep(Duration::from_millis(1500));
+    app.batch_execute("INSERT INTO stories (author_id, title) VALUES (5, 'W2')")
+        .await
+        .expect("W2");
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: chrono::DateTime<chrono::Utc> = damage["before"]
+        .as_str()
+        .expect("before")
+        .parse()
+        .expect("time");
+    let clean = (before - chrono::Duration::seconds(1)).to_rfc3339();
+    (stack, clean)
+}
+
+/// Nothing was switched: DNS, roles and the primary's writes as before the run.
+async fn nothing_switched(stack: &Stack, dns_before: &str, what: &str) {
+    assert_eq!(stack.dns_value().await, dns_before, "{what}: DNS moved");
+    assert!(
+        !stack.describe(PRIMARY).await.tags.contains_key(FENCED_TAG),
+        "{what}: the primary was fenced"
+    );
+    assert_eq!(stack.topology().await.primary.as_str(), PRIMARY, "{what}");
+    assert!(
+        app_writes(stack, PRIMARY).await,
+        "{what}: the application cannot write"
+    );
+    assert!(
+        candidates_left(stack).await.is_empty(),
+        "{what}: candidates left"
+    );
+    assert!(stack.locks().await.is_empty(), "{what}: the lock is held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
+    let stack = damaged_stack().await;
+    let dns_before = stack.dns_value().await;
+    let run = Background::start(&stack, &request(json!({})), "corrupt-2", &[]);
+    wait_for_message(&stack, "APPROVAL NEEDED");
+    assert!(
+        !app_writes(&stack, PRIMARY).await,
+        "writes are stopped meanwhile"
+    );
+    answer(&stack, "reject", "corrupt-2", "we will repair by hand");
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&result);
+    assert_eq!(report["outcome"], "rejected", "{report:#}");
+    assert_eq!(report["passed"], false);
+    nothing_switched(&stack, &dns_before, "rejected").await;
+    let kept = stack.describe("muejam-db-prod-r1").await;
+    assert!(!kept.is_ephemeral(), "the restore is kept for inspection");
+    let page = wait_for_message(&stack, "not switched (rejected)");
+    let body = page["message"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("gave muejam_app its writes back on muejam-db-prod"),
+        "{body}"
+    );
+    assert!(body.contains("muejam-db-prod-r1"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_database_is_a_false_alarm_and_bad_input_changes_nothing() {
+    let stack = Stack::up();
+    let dns_before = stack.dns_value().await;
+    let instances_before = stack.instance_ids().await;
+    let (code, result) = {
+        let path = stack.home.join("input-healthy.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&request(json!({}))).expect("json"),
+        )
+        .expect("w");
+        let out = drctl(
+            &stack.home,
+            &[
+                "run",
+                MACHINE,
+                "--input",
+                path.to_str().expect("path"),
+                "--local",
+                "--virtual-time",
+                "--output",
+                "json",
+                "--name",
+                "healthy-1",
+            ],
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice::<Value>(&out.stdout).expect("json"),
+        )
+    };
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&result);
+    assert_eq!(report["outcome"], "false_alarm", "{report:#}");
+    assert!(
+        report["changes"].as_array().is_some_and(Vec::is_empty),
+        "{report:#}"
+    );
+    assert!(
+        result["output"]["steps"]["stop_writes"].is_null(),
+        "writes never stopped"
+    );
+    nothing_switched(&stack, &dns_before, "false alarm").await;
+    assert_eq!(stack.instance_ids().await, instances_before);
+
+    for (changes, expected) in [
+        (
+            json!({"restore_time": "2000-01-01T00:00:00Z"}),
+            "outside the restorable window",
+        ),
+        (json!({"resolution_seconds": 0}), "resolution_seconds"),
+        (json!({"candidates_per_round": 0}), "candidates_per_round"),
+        (
+            json!({"database": "muejam-typo"}),
+            "not in the topology registry",
+        ),
+        (json!({"primary": "muejam-db-prod"}), "unknown field"),
+    ] {
+        let path = stack.home.join("input-bad.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&request(changes.clone())).expect("json"),
+        )
+        .expect("w");
+        let out = drctl(
+            &stack.home,
+            &[
+                "run",
+                MACHINE,
+                "--input",
+                path.to_str().expect("path"),
+                "--local",
+                "--virtual-time",
+                "--output",
+                "json",
+            ],
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(out.status.code(), Some(2), "{changes}: {result:#}");
+        assert_eq!(result["error"], "InvalidInput", "{changes}");
+        assert!(
+            result["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains(expected)),
+            "{changes}: {result:#}"
+        );
+        nothing_switched(&stack, &dns_before, &changes.to_string()).await;
+        assert_eq!(stack.instance_ids().await, instances_before, "{changes}");
+    }
+}
+
+/// Every task of the recovery's success path (the round's tasks run in
+/// each round's child execution).
+const SUCCESS_PATH_TASKS: [&str; 24] = [
+    "Plan",
+    "AcquireLock",
+    "Scope",
+    "StopWrites",
+    "StartSearch",
+    "StartCandidate",
+    "DescribeCandidate",
+    "CheckCandidate",
+    "DeleteCandidate",
+    "NarrowSearch",
+    "StartRestore",
+    "DescribeRestore",
+    "VerifyRestore",
+    "AssessLoss",
+    "FenceOldPrimary",
+    "SwitchDns",
+    "DnsStatus",
+    "RestoreGrants",
+    "RecordSwitch",
+    "VerifyNewPrimary",
+    "CreateReplica",
+    "RecordReplica",
+    "NotifyConclusion",
+    "Report",
+];
+
+/// The approval answered yes without a person (the runner answers the task).
+const APPROVED: &str = r#"return={"execution_name":"x","status":"approved","deadline":"2026-11-27T00:00:00Z","message_id":null,"answer":{"approved":true,"by":"test","at":"2026-11-27T00:00:00Z","reason":null}}"#;
+
+fn run_with_faults(stack: &Stack, name: &str, faults: &[String]) -> (i32, Value) {
+    run_with_faults_on(stack, name, faults, json!({}))
+}
+
+fn run_with_faults_on(
+    stack: &Stack,
+    name: &str,
+    faults: &[String],
+    changes: Value,
+) -> (i32, Value) {
+    let path = stack.home.join(format!("input-{name}.json"));
+    std::fs::write(&path, serde_json::to_vec(&request(changes)).expect("json")).expect("w");
+    let mut args = vec![
+        "run".to_owned(),
+        MACHINE.to_owned(),
+        "--input".to_owned(),
+        path.to_str().expect("path").to_owned(),
+        "--local".to_owned(),
+        "--virtual-time".to_owned(),
+        "--output".to_owned(),
+        "json".to_owned(),
+        "--name".to_owned(),
+        name.to_owned(),
+    ];
+    for f in faults {
+        args.push("--fault".to_owned());
+        args.push(f.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = drctl(&stack.home, &args);
+    let result = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_throttle_at_every_task_is_retried_and_the_recovery_still_switches() {
+    let stack = damaged_stack().await;
+    let mut faults: Vec<String> = SUCCESS_PATH_TASKS
+        .iter()
+        .map(|t| format!("{t}:1:Throttled"))
+        .collect();
+    faults.push("RequestApproval:1:Throttled".to_owned());
+    faults.push(format!("RequestApproval:2:{APPROVED}"));
+    let (code, result) = run_with_faults(&stack, "throttled-1", &faults);
+    assert_eq!(code, 0, "{result:#}");
+    let failed = result["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|e| e["type"] == "TaskFailed")
+        .count();
+    // The recovery's own tasks (the candidates' run in the rounds' child
+    // executions, whose histories are their own), and the approval.
+    let own = SUCCESS_PATH_TASKS
+        .iter()
+        .filter(|t| !t.ends_with("Candidate"))
+        .count();
+    assert_eq!(failed, own + 1, "each task failed once and was retried");
+    assert_eq!(
+        stack.dns_value().await,
+        stack.address("muejam-db-prod-r1").await
+    );
+    assert!(candidates_left(&stack).await.is_empty());
+    assert!(stack.locks().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_at_any_task_ends_failed_with_a_page_the_writes_back_and_nothing_left() {
+    let (stack, clean_moment) = damaged_stack_with_time().await;
+    let dns_before = stack.dns_value().await;
+    for task in [
+        "AcquireLock",
+        "Scope",
+        "StopWrites",
+        "StartSearch",
+        "StartCandidate",
+        "DescribeCandidate",
+        "CheckCandidate",
+        "DeleteCandidate",
+        "NarrowSearch",
+        "StartRestore",
+        "DescribeRestore",
+        "VerifyRestore",
+        "AssessLoss",
+        "RequestApproval",
+    ] {
+        let before = stack.messages().len();
+        let name = format!("fault-{}", task.to_lowercase());
+        let faults = [
+            format!("{task}:1:Unsafe"),
+            format!("RequestApproval:2:{APPROVED}"),
+        ];
+        // Past the search, a given moment saves the search's restores.
+        let searches = task.contains("Candidate") || task.contains("Search");
+        let changes = if searches || ["AcquireLock", "Scope", "StopWrites"].contains(&task) {
+            json!({})
+        } else {
+            json!({"restore_time": clean_moment})
+        };
+        let (code, result) = run_with_faults_on(&stack, &name, &faults, changes);
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["status"], "FAILED", "{task}");
+        // A round's task fails its child execution: the recovery sees
+        // States.TaskFailed with the child's error in the cause, as on AWS.
+        let expected = if task.ends_with("Candidate") {
+            "States.TaskFailed"
+        } else {
+            "Unsafe"
+        };
+        assert_eq!(result["error"], expected, "{task}: {result:#}");
+        assert!(
+            result["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("Unsafe")),
+            "{task}: {result:#}"
+        );
+        let pages: Vec<Value> = stack.messages()[before..].to_vec();
+        let subject = format!("Data corruption recovery of muejam FAILED: {expected}");
+        assert!(
+            pages
+                .iter()
+                .any(|m| m["subject"].as_str().is_some_and(|s| s.contains(&subject))),
+            "{task}: no page in {pages:#?}"
+        );
+        nothing_switched(&stack, &dns_before, task).await;
+    }
+    // Once the switch has begun, a failure says so and what to finish.
+    let (code, result) = run_with_faults_on(
+        &stack,
+        "fault-switchdns",
+        &[
+            "SwitchDns:1:Unsafe".to_owned(),
+            format!("RequestApproval:1:{APPROVED}"),
+        ],
+        json!({"restore_time": clean_moment}),
+    );
+    assert_eq!(code, 1, "{result:#}");
+    let body = stack
+        .messages()
+        .into_iter()
+        .rev()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("Data corruption recovery of muejam FAILED: Unsafe"))
+        })
+        .and_then(|m| m["message"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    assert!(
+        body.contains("THE SWITCH WAS BEGUN AND NOT FINISHED"),
+        "{body}"
+    );
+    assert_eq!(
+        stack.dns_value().await,
+        dns_before,
+        "DNS never moved to an unverified instance"
+    );
+    assert!(candidates_left(&stack).await.is_empty());
+    assert!(stack.locks().await.is_empty());
+}

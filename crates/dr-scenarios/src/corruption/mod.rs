@@ -406,9 +406,41 @@ pub async fn corruption_plan(
             )))
         }
     };
-    Ok(CorruptionPlanOutput {
-        plan: resolve(&request, &topology, window, &input.execution)?,
-    })
+    let mut plan = resolve(&request, &topology, window, &input.execution)?;
+    // An earlier attempt's restore is kept for inspection: never restore
+    // over it, take the next free name (and the replica's after it).
+    plan.restored_instance = free_instance(ports, &topology, &plan.restored_instance).await?;
+    let mut after = topology.clone();
+    after.generation = after.generation.saturating_add(1);
+    after.replicas.push(plan.restored_instance.clone());
+    let next = after.next_instance_id()?;
+    plan.new_replica = free_instance(ports, &after, &next).await?;
+    Ok(CorruptionPlanOutput { plan })
+}
+
+/// `first`, or the next `<prefix>-r<n>` after it that no instance has.
+async fn free_instance(
+    ports: &Ports,
+    topology: &Topology,
+    first: &InstanceId,
+) -> DrResult<InstanceId> {
+    let mut taken = topology.clone();
+    let mut candidate = first.clone();
+    for _ in 0..50 {
+        match ports.control_plane.describe_instance(&candidate).await {
+            Err(DrError::NotFound(_)) => return Ok(candidate),
+            Ok(_) => {
+                taken.replicas.push(candidate.clone());
+                taken.generation = taken.generation.saturating_add(1);
+                candidate = taken.next_instance_id()?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DrError::Conflict(format!(
+        "fifty instances named after {} exist already: delete the ones kept from earlier attempts",
+        topology.instance_prefix
+    )))
 }
 
 #[cfg(test)]

@@ -96,14 +96,24 @@ pub fn message(event: Event, details: &Value) -> (String, String) {
             ),
         ),
     };
-    let warning = if writes_still_stopped && event != Event::Succeeded {
+    let fenced = details.pointer("/steps/fence/result").is_some();
+    let half_switched = if fenced && event != Event::Succeeded {
+        format!(
+            "\nTHE SWITCH WAS BEGUN AND NOT FINISHED: {primary} is fenced (it takes no application connection). {restored} passed the integrity verifier: point {} at it, grant the application role there what the journal recorded as revoked, and record it as the primary (or rerun once the cause is fixed).\n",
+            text(details, "/plan/dns/record_name").unwrap_or("the database record")
+        )
+    } else {
+        String::new()
+    };
+    let warning = if writes_still_stopped && !fenced && event != Event::Succeeded {
         format!(
             "\nTHE APPLICATION'S WRITES ARE STILL STOPPED on {primary} (keep_writes_stopped_on_abort, or giving them back failed): grant them back by hand when it is safe.\n"
         )
     } else {
         String::new()
     };
-    let body = format!("What was done:\n{done_text}{warning}\nWhat to do next: {next}\n");
+    let body =
+        format!("What was done:\n{done_text}{half_switched}{warning}\nWhat to do next: {next}\n");
     (subject, body)
 }
 
