@@ -524,7 +524,9 @@ impl RecoveryJournal for Fake {
                 at: Utc::now(),
                 status: JournalStatus::Done,
                 summary: "stopped".into(),
-                detail: Some(json!({"grants": [{"table": "users", "privilege": "INSERT"}]})),
+                detail: Some(
+                    json!({"instance_id": "muejam-db-prod", "grants": [{"table": "users", "privilege": "INSERT"}]}),
+                ),
             }]);
         }
         self.0.record(PortOperation::JournalEntries);
@@ -716,6 +718,10 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::AssessLoss => vec![
             json!({"plan": corruption_plan(), "chosen_moment": "2026-11-26T01:00:00Z", "writes_stopped_at": "2026-11-26T02:01:00Z", "report_key": "data-corruption/r1"}),
+        ],
+        Function::CorruptionCleanup => vec![
+            json!({"execution_name": "stopped", "input": "{\"database\": \"muejam\"}", "status": "TIMED_OUT"}),
+            json!({"execution_name": "r1", "input": "{}", "status": "ABORTED"}),
         ],
         Function::CorruptionReport => vec![
             json!({"execution": execution, "outcome": "succeeded", "details": {"plan": corruption_plan()}, "finished_at": "2026-11-26T02:30:00Z", "topic_arn": "t"}),

@@ -80,10 +80,11 @@ pub enum Function {
     PitrRestore,
     AssessLoss,
     CorruptionReport,
+    CorruptionCleanup,
 }
 
 impl Function {
-    pub const ALL: [Function; 31] = [
+    pub const ALL: [Function; 32] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -115,6 +116,7 @@ impl Function {
         Function::PitrRestore,
         Function::AssessLoss,
         Function::CorruptionReport,
+        Function::CorruptionCleanup,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -151,6 +153,7 @@ impl Function {
             Function::PitrRestore => "PitrRestoreFunction",
             Function::AssessLoss => "AssessLossFunction",
             Function::CorruptionReport => "CorruptionReportFunction",
+            Function::CorruptionCleanup => "CorruptionCleanupFunction",
         }
     }
 
@@ -250,6 +253,16 @@ impl Function {
             ],
             Function::AssessLoss => &[DescribeInstance, SecretsGet, SqlRowChanges, ReportPut],
             Function::CorruptionReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::CorruptionCleanup => &[
+                ListInstances,
+                DescribeInstance,
+                DeleteInstance,
+                JournalEntries,
+                JournalRecord,
+                TopologyGet,
+                SecretsGet,
+                SqlGrantWrites,
+            ],
         }
     }
 
@@ -288,6 +301,7 @@ impl Function {
             Function::PitrRestore => "pitr-restore",
             Function::AssessLoss => "assess-loss",
             Function::CorruptionReport => "corruption-report",
+            Function::CorruptionCleanup => "corruption-cleanup",
         }
     }
 
@@ -450,5 +464,8 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         Function::CorruptionReport => {
             to_value(corruption::report::corruption_report(ports, parse(function, payload)?).await?)
         }
+        Function::CorruptionCleanup => to_value(
+            corruption::cleanup::corruption_cleanup(ports, parse(function, payload)?).await?,
+        ),
     }
 }

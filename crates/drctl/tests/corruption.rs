@@ -696,3 +696,111 @@ async fn a_permanent_error_at_any_task_ends_failed_with_a_page_the_writes_back_a
     assert!(candidates_left(&stack).await.is_empty());
     assert!(stack.locks().await.is_empty());
 }
+
+/// A run killed (SIGKILL) after it stopped the writes: the death rule's
+/// function (what EventBridge calls on FAILED / TIMED_OUT / ABORTED) gives
+/// them back and deletes what the run left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_rule() {
+    let stack = damaged_stack().await;
+    let input = request(json!({}));
+    // Throttled at the first round, the run sleeps in a retry: killed there.
+    let mut run = Background::start(
+        &stack,
+        &input,
+        "dies-1",
+        &["--fault", "StartSearch:1:Throttled"],
+    );
+    let stderr = run.child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("✔ StopWrites") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the run ended before StopWrites"),
+        }
+    }
+    run.child.kill().expect("kill -9");
+    let _ = run.child.wait();
+    assert!(
+        !app_writes(&stack, PRIMARY).await,
+        "the dead run left the writes stopped"
+    );
+
+    let event = json!({
+        "execution_name": "dies-1",
+        "input": input.to_string(),
+        "status": "ABORTED"
+    });
+    let path = stack.home.join("cleanup.json");
+    std::fs::write(&path, event.to_string()).expect("payload");
+    let out = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            "corruption-cleanup",
+            "--local",
+            "--payload",
+            path.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        output["writes"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("gave muejam_app its writes back")),
+        "{output:#}"
+    );
+    assert!(app_writes(&stack, PRIMARY).await, "writes are back");
+    assert!(candidates_left(&stack).await.is_empty());
+
+    // Again (the rule may deliver twice): nothing more to do, no error.
+    let again = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            "corruption-cleanup",
+            "--local",
+            "--payload",
+            path.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(app_writes(&stack, PRIMARY).await);
+}
+
+/// The death rule's transformer turns the documented status-change event
+/// into the cleanup's input (the execution's name, its input as a string).
+#[test]
+fn the_death_rule_sends_the_cleanup_what_it_needs() {
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let rules = template
+        .event_rules("CorruptionCleanupFunction")
+        .expect("rules");
+    let rule = rules
+        .iter()
+        .find(|r| r.name == "CorruptionEnded")
+        .expect("the death rule");
+    let event: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/execution-status-change.json")).expect("event"),
+    )
+    .expect("json");
+    let input = rule.transform(&event).expect("transforms");
+    assert_eq!(
+        input,
+        json!({"execution_name": "incident-2026-11-26", "input": "{\"database\": \"muejam\"}", "status": "ABORTED"})
+    );
+    let parsed: Result<dr_scenarios::corruption::cleanup::CorruptionCleanupInput, _> =
+        serde_json::from_value(input);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}

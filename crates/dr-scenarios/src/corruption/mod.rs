@@ -14,6 +14,7 @@ use crate::plan::{Trigger, MAX_REASON};
 use crate::report::{ExecutionInfo, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
 use crate::Ports;
 
+pub mod cleanup;
 pub mod loss;
 pub mod notice;
 pub mod report;
