@@ -234,6 +234,12 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&result);
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert!(
+        report["approval"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("approved by alice") && a.contains("can be replayed")),
+        "{report:#}"
+    );
 
     // The chosen moment lies between W1 and the damage, within the resolution.
     let chosen: chrono::DateTime<chrono::Utc> = report["chosen_moment"]
@@ -398,6 +404,12 @@ async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&result);
     assert_eq!(report["outcome"], "rejected", "{report:#}");
+    assert!(
+        report["approval"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rejected") && a.contains("repair by hand")),
+        "{report:#}"
+    );
     assert_eq!(report["passed"], false);
     nothing_switched(&stack, &dns_before, "rejected").await;
     let kept = stack.describe("muejam-db-prod-r1").await;

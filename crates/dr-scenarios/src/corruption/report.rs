@@ -44,7 +44,6 @@ struct Steps {
     stop_writes: Option<Step<WriteAccessOutput>>,
     verify: Option<Step<IntegrityCheckOutput>>,
     loss: Option<Step<AssessLossOutput>>,
-    approval: Option<Step<Value>>,
     verified: Option<Step<Value>>,
 }
 
@@ -176,28 +175,7 @@ pub fn build(
         Outcome::FalseAlarm | Outcome::AlreadyRunning => true,
         _ => false,
     };
-    let approval = steps
-        .approval
-        .as_ref()
-        .and_then(|s| s.result.as_ref())
-        .map(|r| {
-            let status = r
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("answered");
-            match r.get("answer") {
-                Some(a) if !a.is_null() => format!(
-                    "{status} by {} at {}{}",
-                    a.get("by").and_then(Value::as_str).unwrap_or("?"),
-                    a.get("at").and_then(Value::as_str).unwrap_or("?"),
-                    a.get("reason")
-                        .and_then(Value::as_str)
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-                _ => status.to_owned(),
-            }
-        });
+    let approval = details.pointer("/steps/approval").map(approval_summary);
     let mut timeline: Vec<(String, String)> = details
         .get("steps")
         .and_then(Value::as_object)
@@ -259,6 +237,37 @@ pub fn build(
         error: error.as_ref().map(|e| e.error.clone()),
         cause: error.map(|e| crate::truncate_message(&e.cause)),
     })
+}
+
+/// Who answered the approval and how, from what the step kept: the answer
+/// (`drctl approve` sends it as the task's output), a rejection's error, or
+/// an expiry's record.
+fn approval_summary(step: &Value) -> String {
+    let result = step.get("result").unwrap_or(&Value::Null);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    if result.get("approved").and_then(Value::as_bool) == Some(true) {
+        return format!(
+            "approved by {} at {}{}",
+            text(result, "by").unwrap_or_else(|| "?".to_owned()),
+            text(result, "at").unwrap_or_else(|| "?".to_owned()),
+            text(result, "reason")
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(error) = step.get("error") {
+        return format!(
+            "rejected: {}",
+            text(error, "Cause").unwrap_or_else(|| "no reason given".to_owned())
+        );
+    }
+    match text(result, "status") {
+        Some(status) if status == "expired" => {
+            "nobody answered before the deadline: nothing was switched".to_owned()
+        }
+        Some(status) => status,
+        None => "no answer recorded".to_owned(),
+    }
 }
 
 fn findings_md(findings: &[IntegrityFinding]) -> String {
@@ -419,4 +428,119 @@ pub async fn corruption_report(
         markdown_location: published.markdown_location,
         message_id: published.message_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input(outcome: Outcome, details: Value) -> CorruptionReportInput {
+        CorruptionReportInput {
+            execution: ExecutionInfo {
+                id: "arn:x".into(),
+                name: "run-1".into(),
+                start_time: "2026-11-27T09:00:00Z".parse().expect("t"),
+            },
+            outcome,
+            details,
+            finished_at: "2026-11-27T09:30:00Z".parse().expect("t"),
+            topic_arn: None,
+        }
+    }
+
+    fn entry(status: JournalStatus) -> JournalEntry {
+        JournalEntry {
+            recovery_id: "run-1".into(),
+            key: "dns".into(),
+            execution: "run-1".into(),
+            at: Utc::now(),
+            status,
+            summary: "pointed the record".into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn passed_needs_measured_objectives_and_every_change_done() {
+        let verified = json!({"steps": {"verified": {"started_at": "2026-11-27T09:20:00Z"},
+            "loss": {"started_at": "2026-11-27T09:10:00Z", "result": {
+                "tables": [], "rows_lost": 0, "rows_brought_back": 0, "data_loss_window_seconds": 600.0,
+                "keys_location": "k", "approval": {"question": "q", "facts": [], "proposed_action": "p", "default_action": "d"}}}}});
+        // (outcome, details, journal) -> passed, rto, rpo
+        let cases = [
+            (
+                Outcome::Succeeded,
+                verified.clone(),
+                vec![entry(JournalStatus::Done)],
+                true,
+                Some(1200.0),
+                Some(600.0),
+            ),
+            (
+                Outcome::Succeeded,
+                verified.clone(),
+                vec![entry(JournalStatus::Started)],
+                false,
+                Some(1200.0),
+                Some(600.0),
+            ),
+            (
+                Outcome::Succeeded,
+                json!({"steps": {}}),
+                vec![],
+                false,
+                None,
+                None,
+            ),
+            (Outcome::FalseAlarm, json!({}), vec![], true, None, None),
+            (
+                Outcome::Rejected,
+                verified.clone(),
+                vec![],
+                false,
+                None,
+                None,
+            ),
+            (Outcome::Failed, verified, vec![], false, None, None),
+        ];
+        for (outcome, details, journal, passed, rto, rpo) in cases {
+            let report = build(&input(outcome, details), &journal).expect("report");
+            assert_eq!(report.passed, passed, "{outcome:?} {journal:?}");
+            assert_eq!(report.rto.achieved_seconds, rto, "{outcome:?}");
+            assert_eq!(report.rpo.achieved_seconds, rpo, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn the_approval_says_who_answered_and_how() {
+        let cases = [
+            (
+                json!({"result": {"approved": true, "by": "alice", "at": "t1", "reason": "ok"}}),
+                "approved by alice at t1: ok",
+            ),
+            (
+                json!({"result": {"status": "rejected"}, "error": {"Error": "Rejected", "Cause": "rejected by bob: no"}}),
+                "rejected: rejected by bob: no",
+            ),
+            (
+                json!({"result": {"status": "expired"}}),
+                "nobody answered before the deadline: nothing was switched",
+            ),
+            (json!({}), "no answer recorded"),
+        ];
+        for (step, expected) in cases {
+            assert_eq!(approval_summary(&step), expected);
+        }
+    }
+
+    #[test]
+    fn data_of_another_shape_is_an_error_not_a_blank() {
+        let err = build(
+            &input(Outcome::Failed, json!({"plan": {"database": 1}})),
+            &[],
+        )
+        .expect_err("not a plan");
+        assert_eq!(err.name(), "InvalidInput");
+    }
 }
