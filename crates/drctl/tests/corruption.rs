@@ -391,7 +391,7 @@ async fn nothing_switched(stack: &Stack, dns_before: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
-    let stack = damaged_stack().await;
+    let (stack, clean_moment) = damaged_stack_with_time().await;
     let dns_before = stack.dns_value().await;
     let run = Background::start(&stack, &request(json!({})), "corrupt-2", &[]);
     wait_for_message(&stack, "APPROVAL NEEDED");
@@ -421,6 +421,33 @@ async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
         "{body}"
     );
     assert!(body.contains("muejam-db-prod-r1"), "{body}");
+
+    // Asked to keep the writes stopped on an abort, it does, and says so; a
+    // rerun restores under a fresh name (the first restore is kept).
+    let (code, result) = run_with_faults_on(
+        &stack,
+        "keep-1",
+        &["AssessLoss:1:Unsafe".to_owned()],
+        json!({"keep_writes_stopped_on_abort": true, "restore_time": clean_moment}),
+    );
+    assert_eq!(code, 1, "{result:#}");
+    let ids = stack.instance_ids().await;
+    assert!(
+        ids.contains(&id("muejam-db-prod-r1")) && ids.contains(&id("muejam-db-prod-r2")),
+        "{ids:?}"
+    );
+    assert!(
+        !app_writes(&stack, PRIMARY).await,
+        "the writes stay stopped"
+    );
+    let page = wait_for_message(&stack, "recovery of muejam FAILED: Unsafe");
+    let body = page["message"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("WRITES ARE STILL STOPPED on muejam-db-prod"),
+        "{body}"
+    );
+    assert!(candidates_left(&stack).await.is_empty());
+    assert!(stack.locks().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
