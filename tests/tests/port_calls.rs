@@ -250,7 +250,10 @@ impl SqlTarget for Fake {
         _g: &[TableGrant],
     ) -> DrResult<WritesRevoked> {
         self.0.record(PortOperation::SqlRevokeWrites);
-        Ok(WritesRevoked { sessions_ended: 1 })
+        Ok(WritesRevoked {
+            sessions_ended: 1,
+            definer_functions: vec![],
+        })
     }
     async fn grant_writes(
         &self,

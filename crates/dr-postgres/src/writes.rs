@@ -153,8 +153,23 @@ pub(crate) async fn revoke_writes(
             paths.join(", ")
         )));
     }
+    let definer_functions = client
+        .query(
+            "SELECT format('%I(%s)', p.proname, pg_get_function_identity_arguments(p.oid))
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = $1 AND p.prosecdef AND p.prokind IN ('f', 'p')
+                AND has_function_privilege($2, p.oid, 'EXECUTE')
+              ORDER BY 1 LIMIT 50",
+            &[&schema, &role],
+        )
+        .await
+        .map_err(|e| map_pg_error("listing SECURITY DEFINER functions", &e))?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
     Ok(WritesRevoked {
         sessions_ended: ended.max(0) as u64,
+        definer_functions,
     })
 }
 

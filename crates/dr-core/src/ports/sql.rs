@@ -263,6 +263,11 @@ pub struct TableGrant {
 pub struct WritesRevoked {
     /// Open sessions of the role that were ended.
     pub sessions_ended: u64,
+    /// SECURITY DEFINER functions of the schema the role may still execute:
+    /// they run with their owner's privileges, so one that writes still
+    /// writes for the role (no privilege check can tell whether it does).
+    #[serde(default)]
+    pub definer_functions: Vec<String>,
 }
 
 /// How one row of a table changed between two copies of a database.

@@ -62,6 +62,7 @@ async fn revoked_writes_cannot_be_taken_back_by_the_app_and_granting_restores_ex
         .await
         .expect("revoke");
     assert_eq!(revoked.sessions_ended, 1, "the open session was ended");
+    assert!(revoked.definer_functions.is_empty(), "{revoked:?}");
     assert!(open_session.simple_query("SELECT 1").await.is_err());
     assert!(sql
         .write_grants(&target, "muejam_app", "public")
@@ -108,6 +109,29 @@ async fn revoked_writes_cannot_be_taken_back_by_the_app_and_granting_restores_ex
     insert_story(&as_app(&lab, "muejam-db-prod").await)
         .await
         .expect("the app writes again");
+
+    // A SECURITY DEFINER function still writes for the role: named, never
+    // silently passed over.
+    master
+        .batch_execute(
+            "CREATE FUNCTION public.add_story(t text) RETURNS void
+               LANGUAGE sql SECURITY DEFINER
+               AS $$ INSERT INTO stories (author_id, title) VALUES (2, t) $$;
+             ALTER FUNCTION public.add_story(text) OWNER TO muejam_owner;",
+        )
+        .await
+        .expect("definer function");
+    let revoked = sql
+        .revoke_writes(&target, "muejam_app", "public", &before)
+        .await
+        .expect("revoke");
+    assert_eq!(
+        revoked.definer_functions,
+        vec!["add_story(t text)".to_owned()]
+    );
+    sql.grant_writes(&target, "muejam_app", "public", &before)
+        .await
+        .expect("grant back");
 
     // A path the revoke cannot close is refused, never reported as stopped.
     master

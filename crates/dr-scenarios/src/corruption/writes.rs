@@ -48,6 +48,10 @@ pub struct WriteAccessOutput {
     /// The privileges revoked (stop) or granted back (restore).
     pub grants: Vec<TableGrant>,
     pub sessions_ended: u64,
+    /// SECURITY DEFINER functions the role may still execute (see
+    /// [`WritesRevoked::definer_functions`]).
+    #[serde(default)]
+    pub definer_functions: Vec<String>,
     pub at: DateTime<Utc>,
     /// What changed, for the report; `None` when there was nothing to do.
     pub mutation: Option<String>,
@@ -160,13 +164,19 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                     return Err(error);
                 }
             };
-            let mutation = format!(
+            let mut mutation = format!(
                 "stopped the writes of {role} on {}: revoked {} ({} granted now), ended {} session(s)",
                 input.instance_id,
                 summary(&record),
                 now.len(),
                 revoked.sessions_ended
             );
+            if !revoked.definer_functions.is_empty() {
+                mutation.push_str(&format!(
+                    "; WARNING: {role} may still execute SECURITY DEFINER function(s) that run with their owner's privileges and may write: {} (revoke EXECUTE by hand if they do)",
+                    revoked.definer_functions.join(", ")
+                ));
+            }
             ports
                 .journal
                 .record(&entry(JournalStatus::Done, mutation.clone(), &record))
@@ -177,6 +187,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 role,
                 grants: record,
                 sessions_ended: revoked.sessions_ended,
+                definer_functions: revoked.definer_functions,
                 at: Utc::now(),
                 mutation: Some(mutation),
             })
@@ -189,6 +200,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                     role,
                     grants: Vec::new(),
                     sessions_ended: 0,
+                    definer_functions: Vec::new(),
                     at: Utc::now(),
                     mutation: None,
                 });
@@ -212,6 +224,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 role,
                 grants: earlier,
                 sessions_ended: 0,
+                definer_functions: Vec::new(),
                 at: Utc::now(),
                 mutation: Some(mutation),
             })
