@@ -111,10 +111,10 @@ fn default_max_lag() -> f64 {
 fn default_poll() -> u64 {
     15
 }
-fn default_rto() -> f64 {
+pub(crate) fn default_rto() -> f64 {
     RTO_OBJECTIVE_SECONDS
 }
-fn default_rpo() -> f64 {
+pub(crate) fn default_rpo() -> f64 {
     RPO_OBJECTIVE_SECONDS
 }
 
@@ -280,16 +280,23 @@ pub fn check_request(request: &FailoverRequest) -> DrResult<()> {
     check_text("trigger.alarm", &request.trigger.alarm, 255)?;
     check_text("trigger.time", &request.trigger.time, 64)?;
     if let Some(id) = &request.recovery_id {
-        if id.is_empty()
-            || id.len() > 80
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(invalid(
-                "recovery_id must be 1 to 80 letters, digits, hyphens or underscores".to_owned(),
-            ));
-        }
+        check_recovery_id(id)?;
+    }
+    Ok(())
+}
+
+/// A recovery's id (an execution name by default): 1 to 80 letters,
+/// digits, hyphens or underscores.
+pub(crate) fn check_recovery_id(id: &str) -> DrResult<()> {
+    if id.is_empty()
+        || id.len() > 80
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            "recovery_id must be 1 to 80 letters, digits, hyphens or underscores".to_owned(),
+        ));
     }
     Ok(())
 }

@@ -264,31 +264,61 @@ pub(crate) fn verdict(met: Option<bool>) -> &'static str {
     }
 }
 
-pub fn markdown(report: &Report) -> String {
+/// What every recovery report opens with: the result, the execution, RTO
+/// and RPO against their objectives, then `extra_rows` of the same table,
+/// then the error if any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn headline_md(
+    scenario: &str,
+    resource: &str,
+    passed: bool,
+    outcome: Outcome,
+    execution_name: &str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    rto: &Objective,
+    rpo: &Objective,
+    extra_rows: &str,
+    error: Option<(&str, &str)>,
+) -> String {
     let mut md = format!(
-        "# {} report: {}\n\n**Result: {}** (outcome: {})\n\n\
-         | | |\n|---|---|\n| Execution | `{}` |\n| Started | {} |\n| Finished | {} |\n\
-         | RTO | {} (objective {}) — {} |\n| RPO (data loss window) | {} (objective {}) — {} |\n",
-        report.scenario,
-        report.resource,
-        if report.passed { "PASSED" } else { "FAILED" },
-        report.outcome.as_str(),
-        report.execution_name,
-        report.started_at.to_rfc3339(),
-        report.finished_at.to_rfc3339(),
-        seconds(report.rto.achieved_seconds),
-        seconds(Some(report.rto.objective_seconds)),
-        verdict(report.rto.met),
-        seconds(report.rpo.achieved_seconds),
-        seconds(Some(report.rpo.objective_seconds)),
-        verdict(report.rpo.met),
+        "# {scenario} report: {resource}\n\n**Result: {}** (outcome: {})\n\n\
+         | | |\n|---|---|\n| Execution | `{execution_name}` |\n| Started | {} |\n| Finished | {} |\n\
+         | RTO | {} (objective {}) — {} |\n| RPO (data loss window) | {} (objective {}) — {} |\n{extra_rows}",
+        if passed { "PASSED" } else { "FAILED" },
+        outcome.as_str(),
+        started_at.to_rfc3339(),
+        finished_at.to_rfc3339(),
+        seconds(rto.achieved_seconds),
+        seconds(Some(rto.objective_seconds)),
+        verdict(rto.met),
+        seconds(rpo.achieved_seconds),
+        seconds(Some(rpo.objective_seconds)),
+        verdict(rpo.met),
     );
-    if let Some(error) = &report.error {
-        md.push_str(&format!(
-            "\n## Error\n\n`{error}`: {}\n",
-            report.cause.as_deref().unwrap_or("")
-        ));
+    if let Some((error, cause)) = error {
+        md.push_str(&format!("\n## Error\n\n`{error}`: {cause}\n"));
     }
+    md
+}
+
+pub fn markdown(report: &Report) -> String {
+    let mut md = headline_md(
+        &report.scenario,
+        &report.resource,
+        report.passed,
+        report.outcome,
+        &report.execution_name,
+        report.started_at,
+        report.finished_at,
+        &report.rto,
+        &report.rpo,
+        "",
+        report
+            .error
+            .as_deref()
+            .map(|e| (e, report.cause.as_deref().unwrap_or(""))),
+    );
     if let Some(evidence) = &report.evidence {
         md.push_str(&format!(
             "\n## Decision: {}\n\n",

@@ -3,72 +3,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use dr_core::*;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-const MACHINE: &str = "statemachines/data-corruption.asl.json";
-
-/// A `drctl run` of the recovery in the background (it waits for a person).
-struct Background {
-    child: Child,
-}
-
-impl Background {
-    fn start(stack: &Stack, input: &Value, name: &str, extra: &[&str]) -> Background {
-        let path = stack.home.join(format!("input-{name}.json"));
-        std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("input");
-        let child = Command::new(env!("CARGO_BIN_EXE_drctl"))
-            .args(["run", MACHINE, "--input", path.to_str().expect("path")])
-            .args(["--local", "--output", "json", "--name", name])
-            .args(extra)
-            .env("DRCTL_HOME", &stack.home)
-            .current_dir(repo())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn drctl run");
-        Background { child }
-    }
-
-    fn finish(self) -> (i32, Value) {
-        let out = self.child.wait_with_output().expect("wait");
-        let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "run printed no JSON: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), result)
-    }
-}
-
-fn wait_for_message(stack: &Stack, text: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(m) = stack
-            .messages()
-            .into_iter()
-            .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(text)))
-        {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "no message with {text:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn answer(stack: &Stack, verb: &str, execution: &str, reason: &str) {
-    let out = drctl(
-        &stack.home,
-        &[
-            verb, execution, "--local", "--reason", reason, "--by", "alice",
-        ],
-    );
+/// `drctl approve|reject`, which must be accepted.
+fn answered(stack: &Stack, verb: &str, execution: &str, reason: &str) {
+    let out = answer(stack, verb, execution, reason);
     assert!(
         out.status.success(),
         "{verb}: {}",
@@ -189,7 +133,13 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
     let w2_ids = story_ids(&app, "W2").await;
     let dns_before = stack.dns_value().await;
 
-    let run = Background::start(&stack, &request(json!({})), "corrupt-1", &[]);
+    let run = Background::start(
+        &stack,
+        DATA_CORRUPTION,
+        &request(json!({})),
+        "corrupt-1",
+        &[],
+    );
     let question = wait_for_message(&stack, "APPROVAL NEEDED");
     let body = question["message"].as_str().unwrap_or_default().to_owned();
     assert!(body.contains("drctl approve corrupt-1"), "{body}");
@@ -224,7 +174,7 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
         "nothing switched before the answer"
     );
 
-    answer(
+    answered(
         &stack,
         "approve",
         "corrupt-1",
@@ -393,13 +343,19 @@ async fn nothing_switched(stack: &Stack, dns_before: &str, what: &str) {
 async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
     let (stack, clean_moment) = damaged_stack_with_time().await;
     let dns_before = stack.dns_value().await;
-    let run = Background::start(&stack, &request(json!({})), "corrupt-2", &[]);
+    let run = Background::start(
+        &stack,
+        DATA_CORRUPTION,
+        &request(json!({})),
+        "corrupt-2",
+        &[],
+    );
     wait_for_message(&stack, "APPROVAL NEEDED");
     assert!(
         !app_writes(&stack, PRIMARY).await,
         "writes are stopped meanwhile"
     );
-    answer(&stack, "reject", "corrupt-2", "we will repair by hand");
+    answered(&stack, "reject", "corrupt-2", "we will repair by hand");
     let (code, result) = run.finish();
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&result);
@@ -455,33 +411,11 @@ async fn a_healthy_database_is_a_false_alarm_and_bad_input_changes_nothing() {
     let stack = Stack::up();
     let dns_before = stack.dns_value().await;
     let instances_before = stack.instance_ids().await;
-    let (code, result) = {
-        let path = stack.home.join("input-healthy.json");
-        std::fs::write(
-            &path,
-            serde_json::to_vec(&request(json!({}))).expect("json"),
-        )
-        .expect("w");
-        let out = drctl(
-            &stack.home,
-            &[
-                "run",
-                MACHINE,
-                "--input",
-                path.to_str().expect("path"),
-                "--local",
-                "--virtual-time",
-                "--output",
-                "json",
-                "--name",
-                "healthy-1",
-            ],
-        );
-        (
-            out.status.code().unwrap_or(-1),
-            serde_json::from_slice::<Value>(&out.stdout).expect("json"),
-        )
-    };
+    let (code, result) = stack.run(
+        DATA_CORRUPTION,
+        &request(json!({})),
+        &["--virtual-time", "--name", "healthy-1"],
+    );
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&result);
     assert_eq!(report["outcome"], "false_alarm", "{report:#}");
@@ -509,27 +443,12 @@ async fn a_healthy_database_is_a_false_alarm_and_bad_input_changes_nothing() {
         ),
         (json!({"primary": "muejam-db-prod"}), "unknown field"),
     ] {
-        let path = stack.home.join("input-bad.json");
-        std::fs::write(
-            &path,
-            serde_json::to_vec(&request(changes.clone())).expect("json"),
-        )
-        .expect("w");
-        let out = drctl(
-            &stack.home,
-            &[
-                "run",
-                MACHINE,
-                "--input",
-                path.to_str().expect("path"),
-                "--local",
-                "--virtual-time",
-                "--output",
-                "json",
-            ],
+        let (code, result) = stack.run(
+            DATA_CORRUPTION,
+            &request(changes.clone()),
+            &["--virtual-time"],
         );
-        let result: Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(out.status.code(), Some(2), "{changes}: {result:#}");
+        assert_eq!(code, 2, "{changes}: {result:#}");
         assert_eq!(result["error"], "InvalidInput", "{changes}");
         assert!(
             result["cause"]
@@ -571,8 +490,10 @@ const SUCCESS_PATH_TASKS: [&str; 24] = [
     "Report",
 ];
 
-/// The approval answered yes without a person (the runner answers the task).
-const APPROVED: &str = r#"return={"execution_name":"x","status":"approved","deadline":"2026-11-27T00:00:00Z","message_id":null,"answer":{"approved":true,"by":"test","at":"2026-11-27T00:00:00Z","reason":null}}"#;
+/// The approval answered yes without a person: the runner answers the task
+/// with what `drctl approve` sends.
+const APPROVED: &str =
+    r#"return={"approved":true,"by":"test","at":"2026-11-27T00:00:00Z","reason":null}"#;
 
 fn run_with_faults(stack: &Stack, name: &str, faults: &[String]) -> (i32, Value) {
     run_with_faults_on(stack, name, faults, json!({}))
@@ -584,29 +505,11 @@ fn run_with_faults_on(
     faults: &[String],
     changes: Value,
 ) -> (i32, Value) {
-    let path = stack.home.join(format!("input-{name}.json"));
-    std::fs::write(&path, serde_json::to_vec(&request(changes)).expect("json")).expect("w");
-    let mut args = vec![
-        "run".to_owned(),
-        MACHINE.to_owned(),
-        "--input".to_owned(),
-        path.to_str().expect("path").to_owned(),
-        "--local".to_owned(),
-        "--virtual-time".to_owned(),
-        "--output".to_owned(),
-        "json".to_owned(),
-        "--name".to_owned(),
-        name.to_owned(),
-    ];
+    let mut extra = vec!["--virtual-time", "--name", name];
     for f in faults {
-        args.push("--fault".to_owned());
-        args.push(f.clone());
+        extra.extend(["--fault", f.as_str()]);
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = drctl(&stack.home, &args);
-    let result = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), result)
+    stack.run(DATA_CORRUPTION, &request(changes), &extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -746,6 +649,7 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
     // Throttled at the first round, the run sleeps in a retry: killed there.
     let mut run = Background::start(
         &stack,
+        DATA_CORRUPTION,
         &input,
         "dies-1",
         &["--fault", "StartSearch:1:Throttled"],

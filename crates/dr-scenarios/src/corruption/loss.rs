@@ -9,7 +9,6 @@ use dr_core::*;
 use serde::{Deserialize, Serialize};
 
 use super::CorruptionPlan;
-use crate::failover::{target_for, SqlAccess};
 use crate::Ports;
 
 /// One table's share of the loss.
@@ -223,27 +222,16 @@ pub async fn assess_loss(ports: &Ports, input: AssessLossInput) -> DrResult<Asse
     }
     let mut targets = Vec::new();
     for id in [&plan.primary, &plan.restored_instance] {
-        let endpoint = ports
-            .control_plane
-            .describe_instance(id)
-            .await?
-            .endpoint
-            .ok_or_else(|| DrError::NotReady(format!("{id} has no endpoint yet")))?;
-        targets.push(
-            target_for(
-                ports,
-                &SqlAccess {
-                    endpoint: &endpoint,
-                    database: &plan.db_name,
-                    secret_id: &plan.credentials_secret_id,
-                    connect_timeout_seconds: 5,
-                    // Reading every key of every table takes a while.
-                    statement_timeout_ms: 15 * 60 * 1000,
-                    tls_mode: None,
-                },
-            )
-            .await?,
-        );
+        // Reading every key of every table takes a while.
+        let (_, target) = super::instance_target(
+            ports,
+            id,
+            &plan.db_name,
+            &plan.credentials_secret_id,
+            15 * 60 * 1000,
+        )
+        .await?;
+        targets.push(target);
     }
     let changes = ports
         .sql

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Trigger, MAX_REASON};
-use crate::report::{ExecutionInfo, RPO_OBJECTIVE_SECONDS, RTO_OBJECTIVE_SECONDS};
+use crate::plan::{default_rpo, default_rto, Trigger, MAX_REASON};
+use crate::report::ExecutionInfo;
 use crate::Ports;
 
 pub mod cleanup;
@@ -51,12 +51,6 @@ fn default_poll() -> u64 {
 }
 fn default_approval_timeout() -> u64 {
     1800
-}
-fn default_rto() -> f64 {
-    RTO_OBJECTIVE_SECONDS
-}
-fn default_rpo() -> f64 {
-    RPO_OBJECTIVE_SECONDS
 }
 
 /// The execution input of the data-corruption recovery.
@@ -142,6 +136,36 @@ pub struct CorruptionPlan {
     pub topology_version: u64,
     pub trigger: Trigger,
     pub execution_start: DateTime<Utc>,
+}
+
+/// An instance's description and how to reach its database as the master
+/// user of `secret_id`: every data-corruption step that speaks SQL starts
+/// here. `NotReady` while the instance has no endpoint.
+pub(crate) async fn instance_target(
+    ports: &Ports,
+    id: &InstanceId,
+    database: &str,
+    secret_id: &str,
+    statement_timeout_ms: u64,
+) -> DrResult<(InstanceDescription, DatabaseTarget)> {
+    let description = ports.control_plane.describe_instance(id).await?;
+    let endpoint = description
+        .endpoint
+        .clone()
+        .ok_or_else(|| DrError::NotReady(format!("{id} has no endpoint yet")))?;
+    let target = crate::failover::target_for(
+        ports,
+        &crate::failover::SqlAccess {
+            endpoint: &endpoint,
+            database,
+            secret_id,
+            connect_timeout_seconds: 5,
+            statement_timeout_ms,
+            tls_mode: None,
+        },
+    )
+    .await?;
+    Ok((description, target))
 }
 
 fn invalid(message: String) -> DrError {

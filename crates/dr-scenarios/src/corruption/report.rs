@@ -12,7 +12,7 @@ use super::search::Verdict;
 use super::steps::{IntegrityCheckOutput, SearchStepOutput};
 use super::writes::WriteAccessOutput;
 use super::CorruptionPlan;
-use crate::report::{publish, seconds, verdict, ExecutionInfo, Objective, Outcome, ReportDocument};
+use crate::report::{headline_md, publish, ExecutionInfo, Objective, Outcome, ReportDocument};
 use crate::Ports;
 
 pub const SCENARIO: &str = "data-corruption";
@@ -290,39 +290,32 @@ fn findings_md(findings: &[IntegrityFinding]) -> String {
 }
 
 pub fn markdown(report: &CorruptionReport) -> String {
-    let mut md = format!(
-        "# {} report: {}\n\n**Result: {}** (outcome: {})\n\n\
-         | | |\n|---|---|\n| Execution | `{}` |\n| Started | {} |\n| Finished | {} |\n\
-         | RTO | {} (objective {}) — {} |\n| RPO (data-loss window) | {} (objective {}) — {} |\n\
-         | Restored to | {} |\n",
-        report.scenario,
-        report.resource,
-        if report.passed { "PASSED" } else { "FAILED" },
-        report.outcome.as_str(),
-        report.execution_name,
-        report.started_at.to_rfc3339(),
-        report.finished_at.to_rfc3339(),
-        seconds(report.rto.achieved_seconds),
-        seconds(Some(report.rto.objective_seconds)),
-        verdict(report.rto.met),
-        seconds(report.rpo.achieved_seconds),
-        seconds(Some(report.rpo.objective_seconds)),
-        verdict(report.rpo.met),
-        report
-            .chosen_moment
-            .map(|m| format!(
+    let restored_to = report
+        .chosen_moment
+        .map(|m| {
+            format!(
                 "{} ({})",
                 m.to_rfc3339(),
                 report.moment_source.as_deref().unwrap_or("?")
-            ))
-            .unwrap_or_else(|| "nothing restored".to_owned()),
+            )
+        })
+        .unwrap_or_else(|| "nothing restored".to_owned());
+    let mut md = headline_md(
+        &report.scenario,
+        &report.resource,
+        report.passed,
+        report.outcome,
+        &report.execution_name,
+        report.started_at,
+        report.finished_at,
+        &report.rto,
+        &report.rpo,
+        &format!("| Restored to | {restored_to} |\n"),
+        report
+            .error
+            .as_deref()
+            .map(|e| (e, report.cause.as_deref().unwrap_or(""))),
     );
-    if let Some(error) = &report.error {
-        md.push_str(&format!(
-            "\n## Error\n\n`{error}`: {}\n",
-            report.cause.as_deref().unwrap_or("")
-        ));
-    }
     md.push_str("\n## Found on the primary\n\n");
     md.push_str(&findings_md(&report.findings_before));
     if let Some(stopped) = &report.writes_stopped {

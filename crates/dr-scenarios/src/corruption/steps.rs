@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::search::{self, SearchState, Verdict};
 use super::CorruptionPlan;
-use crate::failover::{target_for, SqlAccess};
+use crate::plan::check_recovery_id;
 use crate::Ports;
 
 /// Tag naming the recovery a restored instance belongs to.
@@ -97,31 +97,20 @@ pub async fn integrity_check(
                 .to_owned(),
         ));
     }
-    let description = ports
-        .control_plane
-        .describe_instance(&input.instance_id)
-        .await?;
+    let (description, target) = super::instance_target(
+        ports,
+        &input.instance_id,
+        &input.database,
+        &input.credentials_secret_id,
+        15 * 60 * 1000,
+    )
+    .await?;
     if description.status != InstanceStatus::Available {
         return Err(DrError::NotReady(format!(
             "{} is {}",
             input.instance_id, description.status
         )));
     }
-    let endpoint = description
-        .endpoint
-        .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint yet", input.instance_id)))?;
-    let target = target_for(
-        ports,
-        &SqlAccess {
-            endpoint: &endpoint,
-            database: &input.database,
-            secret_id: &input.credentials_secret_id,
-            connect_timeout_seconds: 5,
-            statement_timeout_ms: 15 * 60 * 1000,
-            tls_mode: None,
-        },
-    )
-    .await?;
     let checked_at = Utc::now();
     let summary = ports
         .integrity
@@ -299,20 +288,6 @@ pub struct PitrRestoreOutput {
     pub instances: Vec<InstanceId>,
     pub status: Option<String>,
     pub mutation: Option<String>,
-}
-
-fn check_recovery_id(id: &str) -> DrResult<()> {
-    if id.is_empty()
-        || id.len() > 80
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(DrError::InvalidInput(
-            "recovery_id must be 1 to 80 letters, digits, hyphens or underscores".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether an instance is a candidate of this recovery (and so ours to delete).

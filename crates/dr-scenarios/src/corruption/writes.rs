@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
-use crate::failover::{target_for, SqlAccess};
 use crate::journal::JournalRef;
 use crate::Ports;
 
@@ -96,23 +95,12 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
     input.application.validate()?;
     let role = input.application.role.clone();
     let schema = input.application.schema.clone();
-    let description = ports
-        .control_plane
-        .describe_instance(&input.instance_id)
-        .await?;
-    let endpoint = description
-        .endpoint
-        .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint yet", input.instance_id)))?;
-    let target = target_for(
+    let (_, target) = super::instance_target(
         ports,
-        &SqlAccess {
-            endpoint: &endpoint,
-            database: &input.database,
-            secret_id: &input.credentials_secret_id,
-            connect_timeout_seconds: 5,
-            statement_timeout_ms: 30_000,
-            tls_mode: None,
-        },
+        &input.instance_id,
+        &input.database,
+        &input.credentials_secret_id,
+        30_000,
     )
     .await?;
     let journal = &input.journal;

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use dr_aws::{AwsClients, AwsTarget};
 use dr_core::*;
@@ -16,6 +17,99 @@ pub const REPLICA: &str = "muejam-db-prod-replica";
 pub const NEW_REPLICA: &str = "muejam-db-prod-r1";
 /// The database's name in the topology registry.
 pub const DATABASE: &str = "muejam";
+
+/// The state machines the end-to-end tests run.
+pub const FAILOVER: &str = "statemachines/database-failover.asl.json";
+pub const DATA_CORRUPTION: &str = "statemachines/data-corruption.asl.json";
+
+/// A `drctl run` in the background, as on-call would leave one waiting for
+/// an approval.
+pub struct Background {
+    pub child: Child,
+}
+
+impl Background {
+    pub fn start(
+        stack: &Stack,
+        machine: &str,
+        input: &Value,
+        name: &str,
+        extra: &[&str],
+    ) -> Background {
+        Self::start_with_env(stack, machine, input, name, extra, &[])
+    }
+
+    pub fn start_with_env(
+        stack: &Stack,
+        machine: &str,
+        input: &Value,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Background {
+        let path = stack.home.join(format!("input-{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("input");
+        let child = Command::new(env!("CARGO_BIN_EXE_drctl"))
+            .args([
+                "run",
+                machine,
+                "--input",
+                path.to_str().expect("path"),
+                "--local",
+                "--output",
+                "json",
+                "--name",
+                name,
+            ])
+            .args(extra)
+            .env("DRCTL_HOME", &stack.home)
+            .envs(env.iter().copied())
+            .current_dir(repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn drctl run");
+        Background { child }
+    }
+
+    /// Waits for the run to end: its exit code and `--output json`.
+    pub fn finish(self) -> (i32, Value) {
+        let out = self.child.wait_with_output().expect("wait");
+        let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "run printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), result)
+    }
+}
+
+/// Waits until a message whose subject contains `text` has been delivered.
+pub fn wait_for_message(stack: &Stack, text: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(m) = stack
+            .messages()
+            .into_iter()
+            .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(text)))
+        {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no message with {text:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `drctl approve|reject <execution>` as alice.
+pub fn answer(stack: &Stack, verb: &str, execution: &str, reason: &str) -> Output {
+    drctl(
+        &stack.home,
+        &[
+            verb, execution, "--local", "--reason", reason, "--by", "alice",
+        ],
+    )
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

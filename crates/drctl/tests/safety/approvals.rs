@@ -25,6 +25,7 @@ async fn a_hung_primary_is_failed_over_only_when_a_person_approves_and_then_take
 
     let run = Background::start(
         &stack,
+        FAILOVER,
         &stack.alarm_request(ask_quickly(300)),
         "hung-1",
         &[],
@@ -121,6 +122,7 @@ async fn a_rejected_failover_changes_nothing_and_the_report_says_who_said_no() {
     assert!(hang.status.success());
     let run = Background::start(
         &stack,
+        FAILOVER,
         &stack.alarm_request(ask_quickly(300)),
         "hung-2",
         &[],

@@ -7,7 +7,7 @@ use super::*;
 /// task (a throttle injected into it).
 fn kill_after(stack: &Stack, input: &Value, name: &str, after: &str, next: &str) {
     let fault = format!("{next}:1:Throttled");
-    let mut run = Background::start(stack, input, name, &["--fault", &fault]);
+    let mut run = Background::start(stack, FAILOVER, input, name, &["--fault", &fault]);
     let stderr = run.child.stderr.take().expect("stderr");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let marker = format!("✔ {after}");
@@ -113,7 +113,7 @@ async fn a_rerun_after_a_kill_during_the_new_replica_reports_the_replica_failed(
     stack.crash(PRIMARY);
     let alarm = stack.alarm_request(json!({}));
     // Killed while CreateReplica builds the replica (its base backup).
-    let mut run = Background::start(&stack, &alarm, "replica-kill", &[]);
+    let mut run = Background::start(&stack, FAILOVER, &alarm, "replica-kill", &[]);
     let stderr = run.child.stderr.take().expect("stderr");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     loop {

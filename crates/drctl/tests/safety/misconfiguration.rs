@@ -8,6 +8,7 @@ async fn refuses_to_fail_over(stack: &Stack, env: &[(&str, &str)], cause: &str) 
     let dns_before = stack.dns_value_or_none().await;
     let (code, result) = Background::start_with_env(
         stack,
+        FAILOVER,
         &stack.alarm_request(json!({})),
         "misconfigured",
         &[],
