@@ -91,6 +91,54 @@ fn instance(name: &str) -> InstanceDescription {
     }
 }
 
+/// A snapshot of the primary, or a copy of one in the backup region.
+fn snapshot(name: &str, copy_of: Option<&str>) -> SnapshotDescription {
+    let mut tags = Tags::new();
+    if copy_of.is_some() {
+        tags.insert("dr:copy-of".into(), "muejam".into());
+    }
+    SnapshotDescription {
+        snapshot_id: SnapshotId::parse(name).expect("id"),
+        source_instance_id: id("muejam-db-prod"),
+        snapshot_type: SnapshotType::Manual,
+        status: SnapshotStatus::Available,
+        created_at: Utc::now(),
+        size_bytes: 1,
+        encrypted: true,
+        engine_version: "15".into(),
+        region: Some(
+            if copy_of.is_some() {
+                "us-west-2"
+            } else {
+                "us-east-1"
+            }
+            .into(),
+        ),
+        tags,
+        row_counts: Some(BTreeMap::from([("users".to_owned(), 10)])),
+        original_created_at: copy_of.map(|_| Utc::now()),
+        copied_from: copy_of.map(|s| SnapshotSource {
+            snapshot: s.to_owned(),
+            region: Some("us-east-1".into()),
+        }),
+        kms_key_id: Some("alias/dr".into()),
+        percent_progress: Some(100),
+    }
+}
+
+/// Every region's plane is the same recording fake.
+struct FakeRegions(Arc<Recorder>);
+
+impl RegionalControlPlanes for FakeRegions {
+    fn home_region(&self) -> &str {
+        "us-east-1"
+    }
+    fn control_plane(&self, region: &str) -> DrResult<Arc<dyn DatabaseControlPlane>> {
+        validate_region(region)?;
+        Ok(Arc::new(Fake(Arc::clone(&self.0))))
+    }
+}
+
 /// A candidate of the data-corruption search (recovery r1).
 const CANDIDATE: &str = "muejam-db-prod-c1800000000";
 
@@ -122,19 +170,25 @@ impl DatabaseControlPlane for Fake {
     }
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
         self.0.record(PortOperation::ListSnapshots);
-        Ok(vec![SnapshotDescription {
-            snapshot_id: SnapshotId::parse("s1").expect("id"),
-            source_instance_id: id("muejam-db-prod"),
-            snapshot_type: SnapshotType::Manual,
-            status: SnapshotStatus::Available,
-            created_at: Utc::now(),
-            size_bytes: 1,
-            encrypted: true,
-            engine_version: "15".into(),
-            region: None,
-            tags: Tags::new(),
-            row_counts: Some(BTreeMap::from([("users".to_owned(), 10)])),
-        }])
+        Ok(vec![
+            snapshot("s1", None),
+            snapshot("dr-copy-s1", Some("s1")),
+        ])
+    }
+    async fn describe_snapshot(&self, i: &SnapshotId) -> DrResult<SnapshotDescription> {
+        self.0.record(PortOperation::DescribeSnapshot);
+        Ok(snapshot(i.as_str(), i.as_str().strip_prefix("dr-copy-")))
+    }
+    async fn copy_snapshot(&self, r: &CopySnapshotRequest) -> DrResult<SnapshotDescription> {
+        self.0.record(PortOperation::CopySnapshot);
+        Ok(snapshot(
+            r.target_snapshot_id.as_str(),
+            Some(r.source_snapshot_id.as_str()),
+        ))
+    }
+    async fn tag_snapshot(&self, _i: &SnapshotId, _t: &Tags) -> DrResult<()> {
+        self.0.record(PortOperation::TagSnapshot);
+        Ok(())
     }
     async fn promote_read_replica(&self, i: &InstanceId) -> DrResult<PromotionOutcome> {
         self.0.record(PortOperation::PromoteReadReplica);
@@ -548,6 +602,7 @@ impl Metrics for Fake {
 fn ports(recorder: &Arc<Recorder>) -> Ports {
     Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
+        regions: Arc::new(FakeRegions(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
         dns: Arc::new(Fake(Arc::clone(recorder))),

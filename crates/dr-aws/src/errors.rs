@@ -54,6 +54,10 @@ const INVALID: &[&str] = &[
     "InvalidChangeBatch",
     "ValidationException",
     "ValidationError",
+    // The key a copy names is missing, disabled or not ours to use: a
+    // configuration mistake no retry fixes.
+    "KMSKeyNotAccessibleFault",
+    "KMSKeyNotAccessible",
 ];
 
 /// Maps an SDK error of any service to a stable name, keeping AWS's code and

@@ -46,6 +46,19 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "rds:DeleteDBInstance",
         ],
         DeleteSnapshot => &["rds:DeleteDBSnapshot"],
+        DescribeSnapshot => &["rds:DescribeDBSnapshots"],
+        // Called in the destination region: the source is read (for its
+        // ARN) in its own region; an encrypted copy re-encrypted with the
+        // destination's key needs a grant on the keys (RDS User Guide,
+        // "Copying a DB snapshot": KMS permissions).
+        CopySnapshot => &[
+            "rds:DescribeDBSnapshots",
+            "rds:CopyDBSnapshot",
+            "rds:AddTagsToResource",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
+        TagSnapshot => &["rds:DescribeDBSnapshots", "rds:AddTagsToResource"],
         ChangeMasterCredentials => &["rds:ModifyDBInstance"],
         AddTags => &[
             "rds:DescribeDBInstances",

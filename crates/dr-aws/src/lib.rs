@@ -27,7 +27,7 @@ pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
 pub use metrics::CloudWatchMetrics;
 pub use notifier::SnsNotifier;
-pub use rds::RdsControlPlane;
+pub use rds::{RdsControlPlane, RdsRegions};
 pub use reports::S3ReportStore;
 pub use route53::Route53Dns;
 pub use secrets::SecretsManagerSecrets;

@@ -11,6 +11,10 @@ use crate::errors::map_sdk_error;
 /// Tag recording where a restored instance came from, so that a retried
 /// restore recognises its own result.
 pub const ORIGIN_TAG: &str = "dr:origin";
+/// Tag recording the source ARN on a snapshot copy: RDS reports the source
+/// of a cross-region copy, moto does not, and a retried copy must
+/// recognise its own result on both.
+pub const COPY_SOURCE_TAG: &str = "dr:copy-source";
 
 #[derive(Debug, Clone)]
 pub struct RdsControlPlane {
@@ -205,7 +209,7 @@ impl RdsControlPlane {
         })
     }
 
-    fn describe_snapshot(snapshot: &DbSnapshot) -> DrResult<SnapshotDescription> {
+    fn snapshot_from(snapshot: &DbSnapshot) -> DrResult<SnapshotDescription> {
         Ok(SnapshotDescription {
             snapshot_id: SnapshotId::parse(snapshot.db_snapshot_identifier().unwrap_or_default())?,
             source_instance_id: instance_id(snapshot.db_instance_identifier().unwrap_or_default())?,
@@ -214,9 +218,11 @@ impl RdsControlPlane {
             } else {
                 SnapshotType::Manual
             },
+            // RDS says `pending` before a copy starts moving data.
             status: match snapshot.status() {
                 Some("available") => SnapshotStatus::Available,
-                Some("creating") | Some("copying") => SnapshotStatus::Creating,
+                Some("creating") => SnapshotStatus::Creating,
+                Some("copying") | Some("pending") => SnapshotStatus::Copying,
                 _ => SnapshotStatus::Failed,
             },
             created_at: snapshot
@@ -232,7 +238,61 @@ impl RdsControlPlane {
                 .map(str::to_owned),
             tags: tags_of(snapshot.tag_list()),
             row_counts: None,
+            original_created_at: snapshot.original_snapshot_create_time().and_then(to_chrono),
+            copied_from: snapshot
+                .source_db_snapshot_identifier()
+                .map(str::to_owned)
+                .or_else(|| tags_of(snapshot.tag_list()).remove(COPY_SOURCE_TAG))
+                .map(|source| SnapshotSource {
+                    region: snapshot
+                        .source_region()
+                        .map(str::to_owned)
+                        .or_else(|| source.split(':').nth(3).map(str::to_owned)),
+                    snapshot: source,
+                }),
+            kms_key_id: snapshot.kms_key_id().map(str::to_owned),
+            percent_progress: snapshot.percent_progress().map(|p| p.clamp(0, 100) as u8),
         })
+    }
+
+    async fn fetch_snapshot(&self, id: &SnapshotId) -> DrResult<DbSnapshot> {
+        let output = self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("describing snapshot {id}"), e))?;
+        output
+            .db_snapshots()
+            .first()
+            .cloned()
+            .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))
+    }
+
+    /// The same control plane in another region (same credentials,
+    /// endpoint override and retry settings).
+    pub fn in_region(&self, region: &str) -> RdsControlPlane {
+        let region = aws_sdk_rds::config::Region::new(region.to_owned());
+        RdsControlPlane {
+            rds: aws_sdk_rds::Client::from_conf(
+                self.rds
+                    .config()
+                    .to_builder()
+                    .region(region.clone())
+                    .build(),
+            ),
+            cloudwatch: self.cloudwatch.as_ref().map(|cw| {
+                aws_sdk_cloudwatch::Client::from_conf(
+                    cw.config().to_builder().region(region).build(),
+                )
+            }),
+        }
+    }
+
+    /// The region this plane's client calls.
+    pub fn region(&self) -> Option<&str> {
+        self.rds.config().region().map(|r| r.as_ref())
     }
 
     /// An existing target counts as this request's result when its origin
@@ -293,7 +353,7 @@ impl DatabaseControlPlane for RdsControlPlane {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_sdk_error("listing DB snapshots", e))?;
             for snapshot in page.db_snapshots() {
-                out.push(Self::describe_snapshot(snapshot)?);
+                out.push(Self::snapshot_from(snapshot)?);
             }
         }
         SnapshotDescription::sort_newest_first(&mut out);
@@ -375,7 +435,7 @@ impl DatabaseControlPlane for RdsControlPlane {
             Ok(output) => output
                 .db_snapshot()
                 .ok_or_else(|| DrError::Internal("CreateDBSnapshot returned no snapshot".into()))
-                .and_then(Self::describe_snapshot),
+                .and_then(Self::snapshot_from),
             Err(e) => match map_sdk_error(&format!("snapshotting {}", request.instance_id), e) {
                 DrError::AlreadyExists(message) => {
                     let existing = self
@@ -587,6 +647,81 @@ impl DatabaseControlPlane for RdsControlPlane {
         })
     }
 
+    async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
+        Self::snapshot_from(&self.fetch_snapshot(id).await?)
+    }
+
+    async fn copy_snapshot(&self, request: &CopySnapshotRequest) -> DrResult<SnapshotDescription> {
+        validate_region(&request.source_region)?;
+        if self.region() == Some(request.source_region.as_str()) {
+            return Err(DrError::InvalidInput(format!(
+                "snapshot {} is already in {}; a copy goes to another region",
+                request.source_snapshot_id, request.source_region
+            )));
+        }
+        let source = self
+            .in_region(&request.source_region)
+            .fetch_snapshot(&request.source_snapshot_id)
+            .await?;
+        // Across regions RDS takes the source by ARN; commercial regions
+        // need no presigned URL (only GovCloud reads one).
+        let source_arn = source.db_snapshot_arn().map(str::to_owned).ok_or_else(|| {
+            DrError::Internal(format!(
+                "snapshot {} has no ARN",
+                request.source_snapshot_id
+            ))
+        })?;
+        let target = &request.target_snapshot_id;
+        match self.fetch_snapshot(target).await {
+            Ok(existing) => {
+                let described = Self::snapshot_from(&existing)?;
+                let source = described.copied_from.as_ref().map(|c| c.snapshot.as_str());
+                if source == Some(source_arn.as_str()) {
+                    return Ok(described);
+                }
+                return Err(DrError::AlreadyExists(format!(
+                    "DB snapshot {target} already exists and is not a copy of {source_arn} (it copies {})",
+                    source.unwrap_or("nothing")
+                )));
+            }
+            Err(DrError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tags = request.tags.clone();
+        tags.insert(COPY_SOURCE_TAG.to_owned(), source_arn.clone());
+        let output = self
+            .rds
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(&source_arn)
+            .target_db_snapshot_identifier(target.as_str())
+            .kms_key_id(&request.kms_key_id)
+            .set_tags(Some(to_rds_tags(&tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("copying {source_arn} to {target}"), e))?;
+        output
+            .db_snapshot()
+            .ok_or_else(|| DrError::Internal("CopyDBSnapshot returned no snapshot".into()))
+            .and_then(Self::snapshot_from)
+    }
+
+    async fn tag_snapshot(&self, id: &SnapshotId, tags: &Tags) -> DrResult<()> {
+        let arn = self
+            .fetch_snapshot(id)
+            .await?
+            .db_snapshot_arn()
+            .map(str::to_owned)
+            .ok_or_else(|| DrError::Internal(format!("DB snapshot {id} has no ARN")))?;
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_rds_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("tagging snapshot {id}"), e))?;
+        Ok(())
+    }
+
     async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
         let arn = self
             .fetch(instance)
@@ -602,5 +737,44 @@ impl DatabaseControlPlane for RdsControlPlane {
             .await
             .map_err(|e| map_sdk_error(&format!("tagging {instance}"), e))?;
         Ok(())
+    }
+}
+
+/// RDS in every region a deployment uses: one client per region, made on
+/// first use from the home client's configuration and kept.
+#[derive(Debug)]
+pub struct RdsRegions {
+    home: RdsControlPlane,
+    home_region: String,
+    planes: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<RdsControlPlane>>>,
+}
+
+impl RdsRegions {
+    pub fn new(home: RdsControlPlane) -> Self {
+        let home_region = home.region().unwrap_or("us-east-1").to_owned();
+        RdsRegions {
+            home,
+            home_region,
+            planes: Default::default(),
+        }
+    }
+}
+
+impl RegionalControlPlanes for RdsRegions {
+    fn home_region(&self) -> &str {
+        &self.home_region
+    }
+
+    fn control_plane(&self, region: &str) -> DrResult<std::sync::Arc<dyn DatabaseControlPlane>> {
+        validate_region(region)?;
+        let mut planes = self
+            .planes
+            .lock()
+            .map_err(|_| DrError::Internal("the region client cache is poisoned".into()))?;
+        let plane = planes
+            .entry(region.to_owned())
+            .or_insert_with(|| std::sync::Arc::new(self.home.in_region(region)))
+            .clone();
+        Ok(plane)
     }
 }

@@ -542,3 +542,136 @@ async fn a_stale_lock_is_taken_over_only_from_the_holder_named() {
         vec!["new"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_copied_into_the_backup_region_under_its_key_once() {
+    let moto = moto().await;
+    moto.clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("muejam-db-prod")
+        .engine("postgres")
+        .db_instance_class("db.t3.large")
+        .allocated_storage(20)
+        .storage_encrypted(true)
+        .master_username("muejam_admin")
+        .master_user_password("not-a-real-secret-1")
+        .send()
+        .await
+        .expect("primary");
+    let home = RdsControlPlane::new(moto.clients.rds.clone(), None);
+    let source = home
+        .create_snapshot(&CreateSnapshotRequest {
+            instance_id: InstanceId::parse("muejam-db-prod").expect("id"),
+            snapshot_id: SnapshotId::parse("muejam-db-prod-s1").expect("id"),
+            tags: Tags::new(),
+        })
+        .await
+        .expect("snapshot");
+    let regions = RdsRegions::new(home.clone());
+    assert_eq!(regions.home_region(), "us-east-1");
+    let west = regions.control_plane("us-west-2").expect("west");
+    assert_eq!(
+        regions.control_plane("us-west").err().map(|e| e.name()),
+        Some("InvalidInput")
+    );
+    let endpoint = dr_local::moto::endpoint(&moto.record);
+    let key_in = |region: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            let config = AwsTarget::moto(&endpoint, region).load().await;
+            aws_sdk_kms::Client::new(&config)
+                .create_key()
+                .send()
+                .await
+                .expect("key")
+                .key_metadata()
+                .map(|m| m.arn().unwrap_or_default().to_owned())
+                .expect("arn")
+        }
+    };
+    let west_key = key_in("us-west-2").await;
+    let east_key = key_in("us-east-1").await;
+    let request = |key: &str| CopySnapshotRequest {
+        source_snapshot_id: source.snapshot_id.clone(),
+        source_region: "us-east-1".into(),
+        target_snapshot_id: SnapshotId::parse("dr-copy-muejam-db-prod-s1").expect("id"),
+        kms_key_id: key.to_owned(),
+        tags: BTreeMap::from([("dr:copy-of".to_owned(), "muejam".to_owned())]),
+    };
+
+    // A key of the source region is refused: keys are regional.
+    let refused = west
+        .copy_snapshot(&CopySnapshotRequest {
+            target_snapshot_id: SnapshotId::parse("dr-copy-wrong-key").expect("id"),
+            ..request(&east_key)
+        })
+        .await
+        .expect_err("a us-east-1 key in us-west-2");
+    assert_eq!(refused.name(), "InvalidInput", "{refused}");
+
+    let copy = west.copy_snapshot(&request(&west_key)).await.expect("copy");
+    assert_eq!(copy.region.as_deref(), Some("us-west-2"));
+    assert!(copy.encrypted);
+    assert_eq!(copy.kms_key_id.as_deref(), Some(west_key.as_str()));
+    let source_arn = "arn:aws:rds:us-east-1:123456789012:snapshot:muejam-db-prod-s1";
+    assert_eq!(
+        copy.copied_from,
+        Some(SnapshotSource {
+            snapshot: source_arn.into(),
+            region: Some("us-east-1".into())
+        })
+    );
+    assert_eq!(
+        copy.data_time(),
+        source.created_at,
+        "the data's time survives the copy"
+    );
+
+    // Asked again (a retried step), it is the same copy, not a second one.
+    let again = west
+        .copy_snapshot(&request(&west_key))
+        .await
+        .expect("again");
+    assert_eq!(again.snapshot_id, copy.snapshot_id);
+    assert_eq!(west.list_snapshots(None).await.expect("west").len(), 1);
+    let east: Vec<String> = home
+        .list_snapshots(None)
+        .await
+        .expect("east")
+        .iter()
+        .map(|s| s.snapshot_id.to_string())
+        .collect();
+    // (moto also makes an automated snapshot when an instance is created.)
+    assert!(east.contains(&"muejam-db-prod-s1".to_owned()), "{east:?}");
+    assert!(!east.iter().any(|s| s.starts_with("dr-copy")), "{east:?}");
+
+    west.tag_snapshot(
+        &copy.snapshot_id,
+        &BTreeMap::from([("dr:verified".to_owned(), "2026-11-27T00:00:00Z".to_owned())]),
+    )
+    .await
+    .expect("tag");
+    let tagged = west
+        .describe_snapshot(&copy.snapshot_id)
+        .await
+        .expect("describe");
+    assert_eq!(
+        tagged.tags.get("dr:verified").map(String::as_str),
+        Some("2026-11-27T00:00:00Z")
+    );
+    assert_eq!(
+        tagged.tags.get("dr:copy-of").map(String::as_str),
+        Some("muejam")
+    );
+    west.delete_snapshot(&copy.snapshot_id)
+        .await
+        .expect("delete");
+    assert_eq!(
+        west.describe_snapshot(&copy.snapshot_id)
+            .await
+            .err()
+            .map(|e| e.name()),
+        Some("NotFound")
+    );
+}

@@ -390,3 +390,106 @@ async fn replicas_and_restores_are_placed_where_the_database_is_not_in_the_defau
         .expect("restore placed");
     assert_eq!((create.num_calls(), restore.num_calls()), (1, 1));
 }
+
+fn snapshot_output(
+    id: &str,
+    region: &str,
+    status: &str,
+    progress: i32,
+) -> aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput {
+    aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput::builder()
+        .db_snapshots(snapshot(id, region, status, progress))
+        .build()
+}
+
+fn snapshot(id: &str, region: &str, status: &str, progress: i32) -> aws_sdk_rds::types::DbSnapshot {
+    let created = aws_smithy_types::DateTime::from_secs(1_800_000_000);
+    let mut builder = aws_sdk_rds::types::DbSnapshot::builder()
+        .db_snapshot_identifier(id)
+        .db_instance_identifier("muejam-db-prod")
+        .db_snapshot_arn(format!("arn:aws:rds:{region}:123456789012:snapshot:{id}"))
+        .status(status)
+        .percent_progress(progress)
+        .encrypted(true)
+        .snapshot_create_time(aws_smithy_types::DateTime::from_secs(1_800_003_600))
+        .original_snapshot_create_time(created);
+    if region == "us-west-2" {
+        builder = builder
+            .source_db_snapshot_identifier(
+                "arn:aws:rds:us-east-1:123456789012:snapshot:muejam-db-prod-s1",
+            )
+            .source_region("us-east-1")
+            .kms_key_id("arn:aws:kms:us-west-2:123456789012:key/west");
+    }
+    builder.build()
+}
+
+/// moto copies at once; RDS answers `pending`, then `copying` with a
+/// progress, then `available` — minutes to hours later for a large one.
+#[tokio::test]
+async fn a_cross_region_copy_goes_through_pending_and_copying_before_it_is_available() {
+    use aws_sdk_rds::operation::copy_db_snapshot::CopyDbSnapshotOutput;
+    use aws_sdk_rds::operation::describe_db_snapshots::DescribeDBSnapshotsError;
+    let not_found = || {
+        DescribeDBSnapshotsError::generic(
+            ErrorMetadata::builder()
+                .code("DBSnapshotNotFound")
+                .message("DBSnapshot dr-copy-s1 not found.")
+                .build(),
+        )
+    };
+    let describe = mock!(Client::describe_db_snapshots)
+        .sequence()
+        // The source, read in us-east-1 for its ARN.
+        .output(|| snapshot_output("muejam-db-prod-s1", "us-east-1", "available", 100))
+        // No copy yet in us-west-2.
+        .error(not_found)
+        // Then the copy's progress.
+        .output(|| snapshot_output("dr-copy-s1", "us-west-2", "copying", 40))
+        .output(|| snapshot_output("dr-copy-s1", "us-west-2", "available", 100))
+        .build();
+    let copy = mock!(Client::copy_db_snapshot)
+        .match_requests(|r| {
+            r.source_db_snapshot_identifier()
+                == Some("arn:aws:rds:us-east-1:123456789012:snapshot:muejam-db-prod-s1")
+                && r.kms_key_id() == Some("arn:aws:kms:us-west-2:123456789012:key/west")
+                && r.tags().iter().any(|t| t.key() == Some("dr:copy-source"))
+        })
+        .then_output(|| {
+            CopyDbSnapshotOutput::builder()
+                .db_snapshot(snapshot("dr-copy-s1", "us-west-2", "pending", 0))
+                .build()
+        });
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &copy]);
+    let west = RdsControlPlane::new(rds, None).in_region("us-west-2");
+    let started = west
+        .copy_snapshot(&CopySnapshotRequest {
+            source_snapshot_id: SnapshotId::parse("muejam-db-prod-s1").expect("id"),
+            source_region: "us-east-1".into(),
+            target_snapshot_id: SnapshotId::parse("dr-copy-s1").expect("id"),
+            kms_key_id: "arn:aws:kms:us-west-2:123456789012:key/west".into(),
+            tags: Tags::new(),
+        })
+        .await
+        .expect("copy started");
+    assert_eq!(started.status, SnapshotStatus::Copying);
+    assert_eq!(copy.num_calls(), 1);
+    let target = SnapshotId::parse("dr-copy-s1").expect("id");
+    let copying = west.describe_snapshot(&target).await.expect("copying");
+    assert_eq!(
+        (copying.status, copying.percent_progress),
+        (SnapshotStatus::Copying, Some(40))
+    );
+    let done = west.describe_snapshot(&target).await.expect("available");
+    assert_eq!(done.status, SnapshotStatus::Available);
+    assert_eq!(done.region.as_deref(), Some("us-west-2"));
+    assert_eq!(
+        done.data_time().timestamp(),
+        1_800_000_000,
+        "the data's time is the original snapshot's, not the copy's"
+    );
+    assert_eq!(
+        done.copied_from.and_then(|c| c.region).as_deref(),
+        Some("us-east-1")
+    );
+}

@@ -250,6 +250,8 @@ pub enum SnapshotType {
 #[serde(rename_all = "kebab-case")]
 pub enum SnapshotStatus {
     Creating,
+    /// A copy on its way into another region (RDS `copying`).
+    Copying,
     Available,
     Failed,
 }
@@ -272,6 +274,52 @@ pub struct SnapshotDescription {
     /// records them (the local platform does; RDS does not).
     #[serde(default)]
     pub row_counts: Option<std::collections::BTreeMap<String, u64>>,
+    /// When the data was captured: for a copy, the original snapshot's time
+    /// (RDS `OriginalSnapshotCreateTime`), which copying does not change.
+    /// The data a restore from it loses is measured from here.
+    #[serde(default)]
+    pub original_created_at: Option<DateTime<Utc>>,
+    /// What this snapshot is a copy of, if it is one.
+    #[serde(default)]
+    pub copied_from: Option<SnapshotSource>,
+    /// The key that encrypts it (a KMS key ARN on AWS; the region's key
+    /// name locally).
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// How far a copy or a snapshot has come, when the platform says.
+    #[serde(default)]
+    pub percent_progress: Option<u8>,
+}
+
+/// The snapshot a copy was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSource {
+    /// Its identifier (or ARN, as RDS reports it).
+    pub snapshot: String,
+    /// Its region, when the copy crossed one.
+    pub region: Option<String>,
+}
+
+impl SnapshotDescription {
+    /// The moment the snapshot's data is from: its original time for a
+    /// copy, its creation otherwise.
+    pub fn data_time(&self) -> DateTime<Utc> {
+        self.original_created_at.unwrap_or(self.created_at)
+    }
+}
+
+/// Request to copy a snapshot into the region of the control plane that
+/// receives it (RDS CopyDBSnapshot, called in the destination region).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopySnapshotRequest {
+    pub source_snapshot_id: SnapshotId,
+    pub source_region: String,
+    pub target_snapshot_id: SnapshotId,
+    /// The destination region's key the copy is re-encrypted with.
+    pub kms_key_id: String,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 impl SnapshotDescription {

@@ -175,11 +175,11 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         )),
         Err(_) => Arc::new(Unconfigured(JOURNAL_TABLE_ENV)),
     };
+    let control_plane =
+        dr_aws::RdsControlPlane::new(clients.rds.clone(), Some(clients.cloudwatch.clone()));
     Ports {
-        control_plane: Arc::new(dr_aws::RdsControlPlane::new(
-            clients.rds.clone(),
-            Some(clients.cloudwatch.clone()),
-        )),
+        control_plane: Arc::new(control_plane.clone()),
+        regions: Arc::new(dr_aws::RdsRegions::new(control_plane)),
         sql: Arc::new(dr_postgres::PostgresSqlTarget),
         secrets: Arc::new(dr_aws::SecretsManagerSecrets::new(clients.secrets.clone())),
         dns: Arc::new(dr_aws::Route53Dns::new(clients.route53.clone())),

@@ -10,13 +10,19 @@ use crate::state::{Busy, Origin};
 #[async_trait]
 impl DatabaseControlPlane for LocalControlPlane {
     async fn describe_instance(&self, id: &InstanceId) -> DrResult<InstanceDescription> {
+        self.check_region_up()?;
         self.describe(id).await
     }
 
     async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
+        self.check_region_up()?;
         let state = self.store().read()?;
         let mut all = Vec::with_capacity(state.instances.len());
-        for (id, record) in &state.instances {
+        for (id, record) in state
+            .instances
+            .iter()
+            .filter(|(_, r)| r.region == self.region())
+        {
             all.push(self.describe_record(id, record, &state).await?);
         }
         Ok(all)
@@ -26,10 +32,12 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         instance: Option<&InstanceId>,
     ) -> DrResult<Vec<SnapshotDescription>> {
+        self.check_region_up()?;
         let state = self.store().read()?;
         let mut snapshots: Vec<SnapshotDescription> = state
             .snapshots
             .iter()
+            .filter(|(_, s)| s.region == self.region())
             .filter(|(_, s)| instance.is_none_or(|i| &s.source_instance_id == i))
             .map(|(id, s)| describe_snapshot(id, s))
             .collect();
@@ -38,6 +46,7 @@ impl DatabaseControlPlane for LocalControlPlane {
     }
 
     async fn promote_read_replica(&self, id: &InstanceId) -> DrResult<PromotionOutcome> {
+        self.check_region_up()?;
         let before = self.describe(id).await?;
         if before.promotion_readiness()? == PromotionReadiness::AlreadyStandalone {
             self.with_state(|guard| {
@@ -102,6 +111,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         request: &CreateReplicaRequest,
     ) -> DrResult<InstanceDescription> {
+        self.check_region_up()?;
         let replica = &request.replica_id;
         let source = &request.source_id;
         InstanceId::parse(replica.as_str())?;
@@ -113,10 +123,9 @@ impl DatabaseControlPlane for LocalControlPlane {
             )));
         }
         let zone = request.availability_zone.clone().or_else(|| {
-            crate::platform::AVAILABILITY_ZONES
-                .iter()
-                .find(|z| source_description.availability_zone.as_deref() != Some(**z))
-                .map(|z| (*z).to_owned())
+            crate::platform::availability_zones(self.region())
+                .into_iter()
+                .find(|z| source_description.availability_zone.as_deref() != Some(z.as_str()))
         });
         let origin = Origin::ReplicaOf {
             source: source.clone(),
@@ -136,6 +145,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         request: &CreateSnapshotRequest,
     ) -> DrResult<SnapshotDescription> {
+        self.check_region_up()?;
         self.snapshot(request, SnapshotType::Manual).await
     }
 
@@ -143,6 +153,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         request: &RestoreSnapshotRequest,
     ) -> DrResult<InstanceDescription> {
+        self.check_region_up()?;
         let target = &request.target_id;
         InstanceId::parse(target.as_str())?;
         let snapshot = self
@@ -169,6 +180,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         &self,
         request: &PointInTimeRestoreRequest,
     ) -> DrResult<InstanceDescription> {
+        self.check_region_up()?;
         InstanceId::parse(request.target_id.as_str())?;
         let origin = Origin::PointInTime {
             source: request.source_id.clone(),
@@ -207,8 +219,15 @@ impl DatabaseControlPlane for LocalControlPlane {
     }
 
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
+        self.check_region_up()?;
         self.with_state(|guard| {
+            let region = self.region().to_owned();
             let record = guard.instance_mut(id)?;
+            if record.region != region {
+                return Err(DrError::NotFound(format!(
+                    "DB instance {id} not found in {region}"
+                )));
+            }
             dr_core::guard::deletion(id, &record.tags, options)?;
             if let Some(status) = record.live_busy_status() {
                 if status != InstanceStatus::Deleting {
@@ -231,13 +250,39 @@ impl DatabaseControlPlane for LocalControlPlane {
     }
 
     async fn delete_snapshot(&self, id: &SnapshotId) -> DrResult<()> {
+        self.check_region_up()?;
         let file = self.snapshot_file(id)?;
         self.with_state(|guard| {
             guard.state.snapshots.remove(id);
             guard.save()
         })?;
         let _ = std::fs::remove_file(file);
+        self.remove_snapshot_credentials(id);
         Ok(())
+    }
+
+    async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
+        self.check_region_up()?;
+        self.snapshot_description(id)
+    }
+
+    async fn copy_snapshot(&self, request: &CopySnapshotRequest) -> DrResult<SnapshotDescription> {
+        self.check_region_up()?;
+        self.copy_into_region(request).await
+    }
+
+    async fn tag_snapshot(&self, id: &SnapshotId, tags: &Tags) -> DrResult<()> {
+        self.check_region_up()?;
+        self.snapshot_record(id)?;
+        self.with_state(|guard| {
+            let record = guard
+                .state
+                .snapshots
+                .get_mut(id)
+                .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))?;
+            record.tags.extend(tags.clone());
+            guard.save()
+        })
     }
 
     async fn change_master_credentials(
@@ -245,6 +290,7 @@ impl DatabaseControlPlane for LocalControlPlane {
         id: &InstanceId,
         new_password: &SecretString,
     ) -> DrResult<()> {
+        self.check_region_up()?;
         dr_core::guard::master_password(new_password)?;
         let description = self.describe(id).await?;
         if description.role == InstanceRole::Replica {
@@ -273,10 +319,12 @@ impl DatabaseControlPlane for LocalControlPlane {
         id: &InstanceId,
         request: &FenceRequest,
     ) -> DrResult<FenceOutcome> {
+        self.check_region_up()?;
         self.fence(id, request).await
     }
 
     async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
+        self.check_region_up()?;
         let verification = LocalControlPlane::verify_snapshot(self, id).await?;
         Ok(SnapshotIntegrity::Verified {
             detail: format!(
@@ -287,9 +335,33 @@ impl DatabaseControlPlane for LocalControlPlane {
     }
 
     async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
+        self.check_region_up()?;
+        self.describe(instance).await?;
         self.with_state(|guard| {
             guard.instance_mut(instance)?.tags.extend(tags.clone());
             guard.save()
         })
+    }
+}
+
+/// The control planes of the local platform's regions, over one home.
+#[derive(Debug, Clone)]
+pub struct LocalRegions {
+    home: LocalControlPlane,
+}
+
+impl LocalRegions {
+    pub fn new(home: LocalControlPlane) -> Self {
+        LocalRegions { home }
+    }
+}
+
+impl RegionalControlPlanes for LocalRegions {
+    fn home_region(&self) -> &str {
+        self.home.region()
+    }
+
+    fn control_plane(&self, region: &str) -> DrResult<std::sync::Arc<dyn DatabaseControlPlane>> {
+        Ok(std::sync::Arc::new(self.home.in_region(region)?))
     }
 }

@@ -3,6 +3,7 @@
 //! restore from archived WAL, and a moto server for the other AWS APIs.
 
 mod control_plane;
+pub use control_plane::LocalRegions;
 pub mod executions;
 pub mod lab;
 pub mod moto;
@@ -16,6 +17,6 @@ pub mod state;
 pub mod tls;
 
 pub use platform::{
-    CreateInstanceRequest, LocalControlPlane, SnapshotVerification, AVAILABILITY_ZONES,
-    DEFAULT_DATABASE, MASTER_USERNAME,
+    availability_zones, CreateInstanceRequest, LocalControlPlane, SnapshotVerification,
+    AVAILABILITY_ZONES, BACKUP_REGION, DEFAULT_DATABASE, HOME_REGION, MASTER_USERNAME, REGIONS,
 };

@@ -139,6 +139,51 @@ impl SnapshotKey {
             .map_err(|e| io_error("reading snapshot size", e))
     }
 
+    /// Re-encrypts a snapshot sealed with this key for `target` (a copy into
+    /// another region, whose key is not this one), streaming: the plain
+    /// archive never touches the disk. A source this key cannot open, or one
+    /// with a flipped byte, is `Corrupt` and leaves no output.
+    pub fn reseal(&self, sealed: &Path, target: &SnapshotKey, output: &Path) -> DrResult<u64> {
+        let file = File::open(sealed).map_err(|e| io_error("opening snapshot", e))?;
+        let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| corrupt(sealed, &e))?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .map_err(|e| corrupt(sealed, &e))?;
+        let partial = output.with_extension("partial");
+        let result = (|| -> io::Result<()> {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)?;
+            let recipient = target.identity.to_public();
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(io::Error::other)?;
+            let mut writer = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file))?;
+            io::copy(&mut reader, &mut writer)?;
+            let mut inner = writer.finish()?;
+            inner.flush()?;
+            inner.get_ref().sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&partial);
+            // The authenticated stream fails on the byte that was changed.
+            return Err(if e.kind() == io::ErrorKind::InvalidData {
+                corrupt(sealed, &e)
+            } else {
+                io_error("re-encrypting snapshot", e)
+            });
+        }
+        fs::rename(&partial, output).map_err(|e| io_error("storing snapshot copy", e))?;
+        fs::metadata(output)
+            .map(|m| m.len())
+            .map_err(|e| io_error("reading snapshot size", e))
+    }
+
     /// Decrypts `sealed` and lays it out as a PostgreSQL data directory in
     /// `data_dir` (base.tar unpacked, pg_wal.tar into pg_wal/, the manifest
     /// beside them, ready for pg_verifybackup or for starting a server).
@@ -276,6 +321,45 @@ mod tests {
             .open_into_data_dir(&sealed, &tmp.path().join("d2"))
             .expect_err("flipped");
         assert_eq!(err.name(), "Corrupt");
+    }
+
+    #[test]
+    fn a_resealed_copy_opens_with_the_target_key_only() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let east = SnapshotKey::load_or_create(&tmp.path().join("east")).expect("key");
+        let west = SnapshotKey::load_or_create(&tmp.path().join("west")).expect("key");
+        sample_backup(&tmp.path().join("b"));
+        let sealed = tmp.path().join("s.tar.age");
+        east.seal(&tmp.path().join("b"), &sealed).expect("seal");
+        let copy = tmp.path().join("c.tar.age");
+        let size = east.reseal(&sealed, &west, &copy).expect("reseal");
+        assert_eq!(size, fs::metadata(&copy).expect("meta").len());
+
+        let err = east
+            .open_into_data_dir(&copy, &tmp.path().join("d1"))
+            .expect_err("the source key cannot open the copy");
+        assert_eq!(err.name(), "Corrupt");
+        west.open_into_data_dir(&copy, &tmp.path().join("d2"))
+            .expect("the target key opens it");
+        assert_eq!(
+            fs::read(tmp.path().join("d2/PG_VERSION")).expect("restored"),
+            b"PG_VERSION 15 and some table data"
+        );
+
+        // A key that cannot open the source makes no copy at all.
+        let other = tmp.path().join("o.tar.age");
+        let err = west.reseal(&sealed, &east, &other).expect_err("wrong key");
+        assert_eq!(err.name(), "Corrupt");
+        assert!(!other.exists() && !other.with_extension("partial").exists());
+
+        // A flipped byte in the source is found, and nothing is left behind.
+        let mut raw = fs::read(&sealed).expect("read");
+        let middle = raw.len() - 100;
+        raw[middle] ^= 0x40;
+        fs::write(&sealed, raw).expect("write");
+        let err = east.reseal(&sealed, &west, &other).expect_err("flipped");
+        assert_eq!(err.name(), "Corrupt");
+        assert!(!other.exists() && !other.with_extension("partial").exists());
     }
 
     #[test]

@@ -72,6 +72,32 @@ pub struct InstanceRecord {
     /// still says available, connections time out.
     #[serde(default)]
     pub hung: bool,
+    /// The region it lives in (records from before regions: the home region).
+    #[serde(default = "home_region")]
+    pub region: String,
+}
+
+fn home_region() -> String {
+    crate::platform::HOME_REGION.to_owned()
+}
+
+/// The snapshot a copy was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    pub snapshot: SnapshotId,
+    pub region: String,
+    /// When the source's data was captured (kept through every copy).
+    pub original_created_at: DateTime<Utc>,
+    /// The key name the copy was requested with.
+    pub kms_key_id: String,
+}
+
+/// A region taken down by `drctl local region-outage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionOutage {
+    pub since: DateTime<Utc>,
+    /// The instances the outage froze, thawed again when it ends.
+    pub frozen: Vec<InstanceId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +118,10 @@ pub struct SnapshotRecord {
     /// Row counts per table when the snapshot was taken (restore evidence).
     pub row_counts: BTreeMap<String, u64>,
     pub tags: Tags,
+    #[serde(default = "home_region")]
+    pub region: String,
+    #[serde(default)]
+    pub copied_from: Option<CopiedFrom>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +140,9 @@ pub struct LocalState {
     pub instances: BTreeMap<InstanceId, InstanceRecord>,
     pub snapshots: BTreeMap<SnapshotId, SnapshotRecord>,
     pub moto: Option<MotoRecord>,
+    /// Regions that are down, by name.
+    #[serde(default)]
+    pub region_outages: BTreeMap<String, RegionOutage>,
 }
 
 impl Default for LocalState {
@@ -120,6 +153,7 @@ impl Default for LocalState {
             instances: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             moto: None,
+            region_outages: BTreeMap::new(),
         }
     }
 }

@@ -26,7 +26,11 @@ use serde_json::Value;
 /// Lambda, the local platform and moto on a laptop).
 #[derive(Clone)]
 pub struct Ports {
+    /// The control plane of the home region (where the databases' primaries
+    /// normally are).
     pub control_plane: Arc<dyn DatabaseControlPlane>,
+    /// Every region's control plane, for the cross-region steps.
+    pub regions: Arc<dyn RegionalControlPlanes>,
     pub sql: Arc<dyn SqlTarget>,
     pub secrets: Arc<dyn Secrets>,
     pub dns: Arc<dyn Dns>,

@@ -158,6 +158,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
     let clients = moto_clients(platform).await?;
     Ok(Ports {
         control_plane: Arc::new(platform.clone()),
+        regions: Arc::new(dr_local::LocalRegions::new(platform.clone())),
         sql: Arc::new(dr_postgres::PostgresSqlTarget),
         secrets: Arc::new(dr_aws::SecretsManagerSecrets::new(clients.secrets.clone())),
         dns: Arc::new(dr_aws::Route53Dns::new(clients.route53.clone())),

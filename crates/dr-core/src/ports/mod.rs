@@ -65,6 +65,16 @@ pub trait DatabaseControlPlane: Send + Sync {
     ) -> DrResult<InstanceDescription>;
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()>;
     async fn delete_snapshot(&self, id: &SnapshotId) -> DrResult<()>;
+    /// One snapshot of this region; `NotFound` when it has none by that id.
+    async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription>;
+    /// Copies a snapshot of `request.source_region` into this control
+    /// plane's region, re-encrypted with `request.kms_key_id` (RDS
+    /// CopyDBSnapshot called in the destination region). Idempotent: a
+    /// target that is already a copy of the same source is returned as it
+    /// is (copying or available); one of anything else is `AlreadyExists`.
+    async fn copy_snapshot(&self, request: &CopySnapshotRequest) -> DrResult<SnapshotDescription>;
+    /// Adds or overwrites tags on a snapshot of this region.
+    async fn tag_snapshot(&self, id: &SnapshotId, tags: &Tags) -> DrResult<()>;
     async fn change_master_credentials(
         &self,
         id: &InstanceId,
@@ -90,6 +100,39 @@ pub trait DatabaseControlPlane: Send + Sync {
                 "snapshot {id} cannot be checked in place here; the restore test proves it"
             ),
         })
+    }
+}
+
+/// The database control planes of the regions a deployment uses: RDS is
+/// regional, so a cross-region step (copying a snapshot into the backup
+/// region, restoring there) asks for the plane of the region it acts in.
+pub trait RegionalControlPlanes: Send + Sync {
+    /// The region whose plane `Ports::control_plane` is.
+    fn home_region(&self) -> &str;
+    /// The control plane of `region`: `InvalidInput` for a region that is
+    /// not a region name (or, locally, one the platform does not have).
+    fn control_plane(&self, region: &str) -> DrResult<std::sync::Arc<dyn DatabaseControlPlane>>;
+}
+
+/// An AWS region name as we accept one (`us-east-1`, `ap-southeast-2`,
+/// `us-gov-west-1`): lower-case words joined by hyphens, ending in a number.
+pub fn validate_region(region: &str) -> DrResult<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = region.len() <= 32
+        && parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts.last().is_some_and(|p| {
+            !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(DrError::InvalidInput(format!(
+            "{:?} is not an AWS region name (like us-west-2)",
+            region.chars().take(40).collect::<String>()
+        )))
     }
 }
 
@@ -146,6 +189,9 @@ pub enum PortOperation {
     RestoreToPointInTime,
     DeleteInstance,
     DeleteSnapshot,
+    DescribeSnapshot,
+    CopySnapshot,
+    TagSnapshot,
     ChangeMasterCredentials,
     AddTags,
     VerifySnapshot,
@@ -182,4 +228,38 @@ pub enum PortOperation {
     LockTakeOver,
     LockHolders,
     ExecutionState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_checked_before_any_client_is_built() {
+        for good in [
+            "us-east-1",
+            "us-west-2",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "eu-central-1",
+        ] {
+            assert!(validate_region(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "us-east-",
+            "US-EAST-1",
+            "us_east_1",
+            "us-east-1a",
+            "us--east-1",
+            "us-east-100",
+            "east-1",
+            "us-east-1 ",
+            "../us-east-1",
+        ] {
+            let error = validate_region(bad).expect_err(bad);
+            assert_eq!(error.name(), "InvalidInput", "{bad}");
+        }
+    }
 }

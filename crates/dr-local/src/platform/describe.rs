@@ -126,7 +126,10 @@ impl LocalControlPlane {
         let record = state
             .instances
             .get(id)
-            .ok_or_else(|| DrError::NotFound(format!("DB instance {id} not found")))?;
+            .filter(|r| r.region == self.region)
+            .ok_or_else(|| {
+                DrError::NotFound(format!("DB instance {id} not found in {}", self.region))
+            })?;
         self.describe_record(id, record, &state).await
     }
 
@@ -158,20 +161,30 @@ impl LocalControlPlane {
         tags: &Tags,
     ) -> DrResult<Option<InstanceRecord>> {
         self.with_state(|guard| {
+            // Identifiers are unique per region on RDS; locally they are
+            // unique across regions, so that `drctl local` commands can name
+            // an instance without a region.
             if let Some(existing) = guard.state.instances.get(id) {
-                if existing.origin == origin && origin != Origin::New && existing.failed.is_none() {
+                if existing.origin == origin
+                    && origin != Origin::New
+                    && existing.failed.is_none()
+                    && existing.region == self.region
+                {
                     return Ok(None);
                 }
                 return Err(DrError::AlreadyExists(format!(
-                    "DB instance {id} already exists ({})",
+                    "DB instance {id} already exists in {} ({})",
+                    existing.region,
                     describe_origin(&existing.origin)
                 )));
             }
+            let zones = availability_zones(&self.region);
             if let Some(az) = &availability_zone {
-                if !AVAILABILITY_ZONES.contains(&az.as_str()) {
+                if !zones.contains(az) {
                     return Err(DrError::InvalidInput(format!(
-                        "availability zone {az:?} does not exist; the local platform has {}",
-                        AVAILABILITY_ZONES.join(", ")
+                        "availability zone {az:?} is not in {}; it has {}",
+                        self.region,
+                        zones.join(", ")
                     )));
                 }
             }
@@ -181,8 +194,7 @@ impl LocalControlPlane {
                 address,
                 port,
                 created_at: Utc::now(),
-                availability_zone: availability_zone
-                    .unwrap_or_else(|| AVAILABILITY_ZONES[0].to_owned()),
+                availability_zone: availability_zone.unwrap_or_else(|| zones[0].clone()),
                 origin,
                 replication_source,
                 master_username: MASTER_USERNAME.to_owned(),
@@ -197,6 +209,7 @@ impl LocalControlPlane {
                 tags: tags.clone(),
                 fenced: None,
                 hung: false,
+                region: self.region.clone(),
             };
             guard.state.instances.insert(id.clone(), record.clone());
             guard.save()?;

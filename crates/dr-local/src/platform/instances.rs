@@ -171,6 +171,75 @@ impl LocalControlPlane {
         Ok(())
     }
 
+    /// Takes a whole region down, as a region failure looks from outside:
+    /// its control plane answers `Unavailable` and every running instance in
+    /// it is frozen (connections time out, nothing is refused politely).
+    /// Returns the instances it froze. Idempotent.
+    pub async fn region_outage(&self, region: &str) -> DrResult<Vec<InstanceId>> {
+        let plane = self.in_region(region)?;
+        let frozen = self.with_state(|guard| {
+            if let Some(outage) = guard.state.region_outages.get(region) {
+                return Ok(outage.frozen.clone());
+            }
+            let frozen: Vec<InstanceId> = guard
+                .state
+                .instances
+                .iter()
+                .filter(|(id, r)| r.region == region && !r.hung && plane.postmaster_running(id))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &frozen {
+                guard.instance_mut(id)?.hung = true;
+            }
+            guard.state.region_outages.insert(
+                region.to_owned(),
+                RegionOutage {
+                    since: Utc::now(),
+                    frozen: frozen.clone(),
+                },
+            );
+            guard.save()?;
+            Ok(frozen)
+        })?;
+        for id in &frozen {
+            if let Some(pid) = self.postmaster_pid(id) {
+                crate::processes::freeze(pid);
+            }
+        }
+        tracing::warn!(%region, instances = frozen.len(), "region outage");
+        Ok(frozen)
+    }
+
+    /// Brings a region back: its control plane answers again and the
+    /// instances the outage froze run again. Returns them. Idempotent.
+    pub async fn region_restore(&self, region: &str) -> DrResult<Vec<InstanceId>> {
+        self.in_region(region)?;
+        let frozen = self.with_state(|guard| {
+            let Some(outage) = guard.state.region_outages.remove(region) else {
+                return Ok(Vec::new());
+            };
+            for id in &outage.frozen {
+                if let Ok(record) = guard.instance_mut(id) {
+                    record.hung = false;
+                }
+            }
+            guard.save()?;
+            Ok(outage.frozen)
+        })?;
+        for id in &frozen {
+            if let Some(pid) = self.postmaster_pid(id) {
+                crate::processes::thaw(pid);
+            }
+        }
+        tracing::info!(%region, instances = frozen.len(), "region restored");
+        Ok(frozen)
+    }
+
+    /// The regions that are down.
+    pub fn region_outages(&self) -> DrResult<Vec<String>> {
+        Ok(self.store.read()?.region_outages.keys().cloned().collect())
+    }
+
     /// Fencing, locally: `pg_hba.conf` admits only the control plane's
     /// superuser, the postmaster reloads it and every client session ends.
     /// Works on a hung server too: the signals wait until it runs again, and

@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! state.json              what exists (see state.rs)
-//! keys/snapshot.key       age identity sealing snapshots (unless configured elsewhere)
+//! keys/snapshot.key       age identity sealing the home region's snapshots
+//!                         (unless configured elsewhere)
+//! keys/snapshot-<region>.key  the key of every other region
 //! credentials/<id>.json   master and replication passwords, mode 0600
 //! instances/<id>/data     PGDATA, owned by the postgres user
 //! instances/<id>/postgresql.log
@@ -49,6 +51,22 @@ pub const REPLICATION_USERNAME: &str = "rdsrepladmin";
 pub const ADMIN_USERNAME: &str = "rdsadmin";
 /// Named like the moto region's zones, so one failover input serves both.
 pub const AVAILABILITY_ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+/// The region a home's instances live in unless made in another one: the
+/// platform's primary region.
+pub const HOME_REGION: &str = "us-east-1";
+/// The region snapshot copies go to by default, and region failovers.
+pub const BACKUP_REGION: &str = "us-west-2";
+/// The regions the local platform has. Each has its own control plane
+/// (which a region outage makes unreachable) and its own snapshot key.
+pub const REGIONS: [&str; 2] = [HOME_REGION, BACKUP_REGION];
+
+/// The availability zones of a region, named as AWS names them.
+pub fn availability_zones(region: &str) -> Vec<String> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|z| format!("{region}{z}"))
+        .collect()
+}
 const ENGINE_VERSION: &str = "15";
 /// Who may connect, and how: TCP only (there is no socket directory), only
 /// over TLS, from loopback, with SCRAM. Plain TCP is refused outright, as
@@ -120,6 +138,9 @@ pub struct LocalControlPlane {
     home: PathBuf,
     store: StateStore,
     pg: PgRuntime,
+    /// The region this plane acts in (RDS is regional).
+    region: String,
+    /// That region's snapshot key.
     key: Arc<SnapshotKey>,
     ca: Arc<LocalCa>,
 }
@@ -147,9 +168,76 @@ impl LocalControlPlane {
             store: StateStore::new(&home),
             home,
             pg,
+            region: HOME_REGION.to_owned(),
             key: Arc::new(key),
             ca: Arc::new(ca),
         })
+    }
+
+    /// The control plane of another region of the same home: its own
+    /// instances and snapshots, its own snapshot key (created on first
+    /// use), the same certificate authority. `InvalidInput` for a region the
+    /// platform does not have.
+    pub fn in_region(&self, region: &str) -> DrResult<LocalControlPlane> {
+        if region == self.region {
+            return Ok(self.clone());
+        }
+        dr_core::validate_region(region)?;
+        if !REGIONS.contains(&region) {
+            return Err(DrError::InvalidInput(format!(
+                "region {region} does not exist on the local platform; it has {}",
+                REGIONS.join(", ")
+            )));
+        }
+        let key = if region == HOME_REGION {
+            match std::env::var_os(SNAPSHOT_KEY_ENV) {
+                Some(path) => SnapshotKey::load(Path::new(&path))?,
+                None => SnapshotKey::load_or_create(&self.home.join("keys").join("snapshot.key"))?,
+            }
+        } else {
+            SnapshotKey::load_or_create(&self.region_key_path(region))?
+        };
+        Ok(LocalControlPlane {
+            region: region.to_owned(),
+            key: Arc::new(key),
+            ..self.clone()
+        })
+    }
+
+    fn region_key_path(&self, region: &str) -> PathBuf {
+        self.home
+            .join("keys")
+            .join(format!("snapshot-{region}.key"))
+    }
+
+    /// The region this plane acts in.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The file of this region's snapshot key (tests open copies with it).
+    pub fn snapshot_key_file(&self) -> &Path {
+        self.key.path()
+    }
+
+    /// The name a copy's `kms_key_id` must give for this region's key (the
+    /// local stand-in for a KMS key ARN, which is regional too).
+    pub fn key_name(&self) -> String {
+        format!("local/{}/snapshots", self.region)
+    }
+
+    /// `Unavailable` while this plane's region is down, as an RDS endpoint
+    /// of a failed region answers nothing.
+    pub(crate) fn check_region_up(&self) -> DrResult<()> {
+        let state = self.store.read()?;
+        match state.region_outages.get(&self.region) {
+            Some(outage) => Err(DrError::Unavailable(format!(
+                "the RDS endpoint of {} does not answer (region down since {})",
+                self.region,
+                outage.since.to_rfc3339()
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn home(&self) -> &Path {
@@ -214,6 +302,10 @@ impl LocalControlPlane {
             .map_err(|e| DrError::Internal(format!("reading credentials of {name}: {e}")))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| DrError::Internal(format!("credentials of {name} are unreadable: {e}")))
+    }
+
+    pub(crate) fn remove_snapshot_credentials(&self, id: &SnapshotId) {
+        let _ = fs::remove_file(self.credentials_path(&snapshot_credentials_name(id)));
     }
 
     pub(crate) fn write_credentials(&self, name: &str, credentials: &Credentials) -> DrResult<()> {
@@ -281,9 +373,19 @@ pub(crate) fn describe_snapshot(id: &SnapshotId, record: &SnapshotRecord) -> Sna
         size_bytes: record.size_bytes,
         encrypted: true,
         engine_version: record.engine_version.clone(),
-        region: None,
+        region: Some(record.region.clone()),
         tags: record.tags.clone(),
         row_counts: Some(record.row_counts.clone()),
+        original_created_at: record.copied_from.as_ref().map(|c| c.original_created_at),
+        copied_from: record.copied_from.as_ref().map(|c| SnapshotSource {
+            snapshot: c.snapshot.to_string(),
+            region: Some(c.region.clone()),
+        }),
+        kms_key_id: Some(record.copied_from.as_ref().map_or_else(
+            || format!("local/{}/snapshots", record.region),
+            |c| c.kms_key_id.clone(),
+        )),
+        percent_progress: Some(100),
     }
 }
 

@@ -30,7 +30,7 @@ impl LocalControlPlane {
         let description = self.describe(id).await?;
         let record = self.with_state(|guard| {
             if let Some(existing) = guard.state.snapshots.get(snapshot_id) {
-                if &existing.source_instance_id == id {
+                if &existing.source_instance_id == id && existing.region == self.region {
                     return Ok(None);
                 }
                 return Err(DrError::AlreadyExists(format!(
@@ -81,6 +81,8 @@ impl LocalControlPlane {
                         engine_version: description.engine_version.clone(),
                         row_counts: row_counts.clone(),
                         tags: request.tags.clone(),
+                        region: self.region.clone(),
+                        copied_from: None,
                     },
                 );
             }
@@ -135,33 +137,126 @@ impl LocalControlPlane {
         result
     }
 
-    pub(super) fn snapshot_description(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
+    /// The record of a snapshot of this plane's region.
+    pub(crate) fn snapshot_record(&self, id: &SnapshotId) -> DrResult<SnapshotRecord> {
         let state = self.store.read()?;
-        let record = state
+        state
             .snapshots
             .get(id)
-            .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))?;
-        Ok(describe_snapshot(id, record))
+            .filter(|s| s.region == self.region)
+            .cloned()
+            .ok_or_else(|| {
+                DrError::NotFound(format!("DB snapshot {id} not found in {}", self.region))
+            })
+    }
+
+    pub(crate) fn snapshot_description(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
+        Ok(describe_snapshot(id, &self.snapshot_record(id)?))
     }
 
     /// Row counts per table recorded when the snapshot was taken.
     pub fn snapshot_row_counts(&self, id: &SnapshotId) -> DrResult<BTreeMap<String, u64>> {
-        let state = self.store.read()?;
-        state
-            .snapshots
-            .get(id)
-            .map(|s| s.row_counts.clone())
-            .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))
+        Ok(self.snapshot_record(id)?.row_counts)
     }
 
     /// The sealed file of a snapshot (for tests and drills that tamper with it).
     pub fn snapshot_file(&self, id: &SnapshotId) -> DrResult<PathBuf> {
-        let state = self.store.read()?;
-        state
-            .snapshots
-            .get(id)
-            .map(|s| self.home.join(&s.file))
-            .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))
+        Ok(self.home.join(self.snapshot_record(id)?.file))
+    }
+
+    /// Copies a snapshot of another region into this one (RDS
+    /// CopyDBSnapshot called in the destination region): opened with the
+    /// source region's key and sealed again with this region's, so the copy
+    /// is useless to anyone holding only the source key. Its data time stays
+    /// the source's. Idempotent on the target's name and source.
+    pub(crate) async fn copy_into_region(
+        &self,
+        request: &CopySnapshotRequest,
+    ) -> DrResult<SnapshotDescription> {
+        let target = &request.target_snapshot_id;
+        if request.kms_key_id != self.key_name() {
+            return Err(DrError::InvalidInput(format!(
+                "key {:?} is not a key of {}: keys are regional and a copy into {} must name {}",
+                request.kms_key_id.chars().take(100).collect::<String>(),
+                self.region,
+                self.region,
+                self.key_name()
+            )));
+        }
+        if request.source_region == self.region {
+            return Err(DrError::InvalidInput(format!(
+                "snapshot {} is already in {}; a copy goes to another region",
+                request.source_snapshot_id, self.region
+            )));
+        }
+        let source_plane = self.in_region(&request.source_region)?;
+        // The copy reads the source in its region: a region that is down
+        // cannot be copied from.
+        source_plane.check_region_up()?;
+        let existing = self.store.read()?.snapshots.get(target).cloned();
+        if let Some(existing) = existing {
+            let same = existing.region == self.region
+                && existing.copied_from.as_ref().is_some_and(|c| {
+                    c.snapshot == request.source_snapshot_id && c.region == request.source_region
+                });
+            if same {
+                return Ok(describe_snapshot(target, &existing));
+            }
+            return Err(DrError::AlreadyExists(format!(
+                "DB snapshot {target} already exists in {} and is not a copy of {} from {}",
+                existing.region, request.source_snapshot_id, request.source_region
+            )));
+        }
+        let source = source_plane.snapshot_record(&request.source_snapshot_id)?;
+        let input = self.home.join(&source.file);
+        let output = self.home.join(self.snapshot_path(target));
+        let source_key = Arc::clone(&source_plane.key);
+        let target_key = Arc::clone(&self.key);
+        let size =
+            tokio::task::spawn_blocking(move || source_key.reseal(&input, &target_key, &output))
+                .await
+                .map_err(|e| DrError::Internal(format!("copying task: {e}")))??;
+        let credentials =
+            self.read_credentials(&snapshot_credentials_name(&request.source_snapshot_id))?;
+        self.write_credentials(&snapshot_credentials_name(target), &credentials)?;
+        let original_created_at = source
+            .copied_from
+            .as_ref()
+            .map_or(source.created_at, |c| c.original_created_at);
+        let mut tags = source.tags.clone();
+        tags.extend(request.tags.clone());
+        let record = SnapshotRecord {
+            source_instance_id: source.source_instance_id.clone(),
+            snapshot_type: SnapshotType::Manual,
+            created_at: Utc::now(),
+            completed_at: Utc::now(),
+            // Its source's WAL stays in the source region: not a PITR base.
+            taken_from_primary: false,
+            size_bytes: size,
+            file: self.snapshot_path(target),
+            engine_version: source.engine_version.clone(),
+            row_counts: source.row_counts.clone(),
+            tags,
+            region: self.region.clone(),
+            copied_from: Some(CopiedFrom {
+                snapshot: request.source_snapshot_id.clone(),
+                region: request.source_region.clone(),
+                original_created_at,
+                kms_key_id: request.kms_key_id.clone(),
+            }),
+        };
+        self.with_state(|guard| {
+            guard.state.snapshots.insert(target.clone(), record.clone());
+            guard.save()
+        })?;
+        tracing::info!(
+            snapshot = %target,
+            source = %request.source_snapshot_id,
+            from = %request.source_region,
+            to = %self.region,
+            "copied snapshot across regions"
+        );
+        Ok(describe_snapshot(target, &record))
     }
 
     /// Decrypts a snapshot into scratch space and runs pg_verifybackup on it.

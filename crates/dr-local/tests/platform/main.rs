@@ -100,6 +100,7 @@ where
 
 mod backups;
 mod probes;
+mod regions;
 mod replication;
 mod safety;
 mod writes;
