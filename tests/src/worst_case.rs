@@ -116,6 +116,39 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                 )]),
             ))
         }
+        "snapshot-replication-database" => {
+            use dr_scenarios::replication::ReplicationLimits;
+            Some((
+                intervals
+                    .map(|i| {
+                        let l = ReplicationLimits::for_interval(i);
+                        BTreeMap::from([
+                            (
+                                "$.plan.limits.snapshot_poll_seconds".to_owned(),
+                                l.snapshot_poll_seconds as f64,
+                            ),
+                            (
+                                "$.plan.limits.snapshot_polls".to_owned(),
+                                l.snapshot_polls as f64,
+                            ),
+                            (
+                                "$.plan.limits.copy_poll_seconds".to_owned(),
+                                l.copy_poll_seconds as f64,
+                            ),
+                            ("$.plan.limits.copy_polls".to_owned(), l.copy_polls as f64),
+                        ])
+                    })
+                    .collect(),
+                BTreeMap::new(),
+            ))
+        }
+        "snapshot-replication" => Some((
+            vec![BTreeMap::new()],
+            BTreeMap::from([(
+                "PerDatabase".to_owned(),
+                dr_scenarios::replication::MAX_DATABASES,
+            )]),
+        )),
         "dr-drill" => Some((
             vec![BTreeMap::new()],
             BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),

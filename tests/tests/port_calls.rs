@@ -96,6 +96,7 @@ fn snapshot(name: &str, copy_of: Option<&str>) -> SnapshotDescription {
     let mut tags = Tags::new();
     if copy_of.is_some() {
         tags.insert("dr:copy-of".into(), "muejam".into());
+        tags.insert("dr:verified".into(), "2027-01-15T08:00:00Z".into());
     }
     SnapshotDescription {
         snapshot_id: SnapshotId::parse(name).expect("id"),
@@ -170,9 +171,13 @@ impl DatabaseControlPlane for Fake {
     }
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
         self.0.record(PortOperation::ListSnapshots);
+        // Two verified copies: with retain 1 the older one is pruned.
+        let mut older = snapshot("dr-copy-s0", Some("s0"));
+        older.original_created_at = Some(Utc::now() - chrono::Duration::hours(1));
         Ok(vec![
             snapshot("s1", None),
             snapshot("dr-copy-s1", Some("s1")),
+            older,
         ])
     }
     async fn describe_snapshot(&self, i: &SnapshotId) -> DrResult<SnapshotDescription> {
@@ -208,9 +213,11 @@ impl DatabaseControlPlane for Fake {
         }
         Ok(instance(r.replica_id.as_str()))
     }
-    async fn create_snapshot(&self, _r: &CreateSnapshotRequest) -> DrResult<SnapshotDescription> {
+    async fn create_snapshot(&self, r: &CreateSnapshotRequest) -> DrResult<SnapshotDescription> {
         self.0.record(PortOperation::CreateSnapshot);
-        Err(DrError::internal("not used"))
+        let mut made = snapshot(r.snapshot_id.as_str(), None);
+        made.status = SnapshotStatus::Creating;
+        Ok(made)
     }
     async fn restore_from_snapshot(
         &self,
@@ -789,7 +796,44 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "switch", "database": "muejam", "new_primary": "muejam-db-prod-replica", "by": "arn:x", "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "add_replica", "database": "muejam", "replica": "muejam-db-prod-r1", "by": "arn:x"}),
         ],
+        Function::ReplicationPlan => vec![
+            json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
+            json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr", "databases": ["muejam"]}),
+        ],
+        Function::SourceSnapshot => vec![
+            json!({"target": target(), "fresh_within_seconds": 3600, "run_started": "2027-01-15T08:00:00Z"}),
+            // Nothing fresh enough: one is taken.
+            json!({"target": target(), "fresh_within_seconds": 0, "run_started": "2027-01-15T08:00:00Z"}),
+        ],
+        Function::SnapshotProgress => {
+            vec![json!({"region": "us-west-2", "snapshot_id": "dr-copy-s1"})]
+        }
+        Function::CopySnapshot => vec![
+            json!({"target": target(), "source_snapshot_id": "s1", "copy_id": "dr-copy-s1", "backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
+        ],
+        Function::VerifyCopy => vec![
+            json!({"target": target(), "source_snapshot_id": "s1", "copy_id": "dr-copy-s1", "backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
+        ],
+        Function::PruneCopies => vec![
+            json!({"database": "muejam", "backup_region": "us-west-2", "retain": 1, "rpo_seconds": 21600}),
+            json!({"database": "muejam", "backup_region": "us-west-2", "retain": 1, "rpo_seconds": 21600, "prune": false}),
+        ],
+        Function::ReplicationReport => vec![
+            json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
+                {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}
+            ]}),
+        ],
     }
+}
+
+fn target() -> Value {
+    json!({"database": "muejam", "primary": "muejam-db-prod", "source_region": "us-east-1"})
+}
+
+fn replication_plan() -> Value {
+    json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr", "retain": 1, "rpo_seconds": 21600,
+        "fresh_within_seconds": 3600, "poll_interval_seconds": 60, "limits": {"snapshot_poll_seconds": 60, "snapshot_polls": 1, "copy_poll_seconds": 300, "copy_polls": 1},
+        "databases": [target()], "namespace": "MueJam/DR"})
 }
 
 /// The documented sample event of a function (events/functions/<crate>.json).

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod notify;
 pub mod plan;
 pub mod probe;
+pub mod replication;
 pub mod report;
 
 use std::sync::Arc;
@@ -85,10 +86,17 @@ pub enum Function {
     AssessLoss,
     CorruptionReport,
     CorruptionCleanup,
+    ReplicationPlan,
+    SourceSnapshot,
+    SnapshotProgress,
+    CopySnapshot,
+    VerifyCopy,
+    PruneCopies,
+    ReplicationReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 32] = [
+    pub const ALL: [Function; 39] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -121,6 +129,13 @@ impl Function {
         Function::AssessLoss,
         Function::CorruptionReport,
         Function::CorruptionCleanup,
+        Function::ReplicationPlan,
+        Function::SourceSnapshot,
+        Function::SnapshotProgress,
+        Function::CopySnapshot,
+        Function::VerifyCopy,
+        Function::PruneCopies,
+        Function::ReplicationReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -158,6 +173,13 @@ impl Function {
             Function::AssessLoss => "AssessLossFunction",
             Function::CorruptionReport => "CorruptionReportFunction",
             Function::CorruptionCleanup => "CorruptionCleanupFunction",
+            Function::ReplicationPlan => "ReplicationPlanFunction",
+            Function::SourceSnapshot => "SourceSnapshotFunction",
+            Function::SnapshotProgress => "SnapshotProgressFunction",
+            Function::CopySnapshot => "CopySnapshotFunction",
+            Function::VerifyCopy => "VerifyCopyFunction",
+            Function::PruneCopies => "PruneCopiesFunction",
+            Function::ReplicationReport => "ReplicationReportFunction",
         }
     }
 
@@ -267,6 +289,13 @@ impl Function {
                 SecretsGet,
                 SqlGrantWrites,
             ],
+            Function::ReplicationPlan => &[TopologyList],
+            Function::SourceSnapshot => &[ListSnapshots, CreateSnapshot],
+            Function::SnapshotProgress => &[DescribeSnapshot],
+            Function::CopySnapshot => &[CopySnapshot],
+            Function::VerifyCopy => &[DescribeSnapshot, VerifySnapshot, TagSnapshot],
+            Function::PruneCopies => &[ListSnapshots, DeleteSnapshot, MetricsPut],
+            Function::ReplicationReport => &[ReportPut, NotifierPublish],
         }
     }
 
@@ -306,6 +335,13 @@ impl Function {
             Function::AssessLoss => "assess-loss",
             Function::CorruptionReport => "corruption-report",
             Function::CorruptionCleanup => "corruption-cleanup",
+            Function::ReplicationPlan => "replication-plan",
+            Function::SourceSnapshot => "source-snapshot",
+            Function::SnapshotProgress => "snapshot-progress",
+            Function::CopySnapshot => "copy-snapshot",
+            Function::VerifyCopy => "verify-copy",
+            Function::PruneCopies => "prune-copies",
+            Function::ReplicationReport => "replication-report",
         }
     }
 
@@ -470,6 +506,27 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::CorruptionCleanup => to_value(
             corruption::cleanup::corruption_cleanup(ports, parse(function, payload)?).await?,
+        ),
+        Function::ReplicationPlan => {
+            to_value(replication::replication_plan(ports, parse(function, payload)?).await?)
+        }
+        Function::SourceSnapshot => {
+            to_value(replication::steps::source_snapshot(ports, parse(function, payload)?).await?)
+        }
+        Function::SnapshotProgress => {
+            to_value(replication::steps::snapshot_status(ports, parse(function, payload)?).await?)
+        }
+        Function::CopySnapshot => {
+            to_value(replication::steps::copy_snapshot(ports, parse(function, payload)?).await?)
+        }
+        Function::VerifyCopy => {
+            to_value(replication::steps::verify_copy(ports, parse(function, payload)?).await?)
+        }
+        Function::PruneCopies => {
+            to_value(replication::steps::prune_copies(ports, parse(function, payload)?).await?)
+        }
+        Function::ReplicationReport => to_value(
+            replication::steps::replication_report(ports, parse(function, payload)?).await?,
         ),
     }
 }

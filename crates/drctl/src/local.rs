@@ -67,6 +67,19 @@ enum LocalCommand {
     Hang { instance: String },
     /// Let a hung instance run again.
     Resume { instance: String },
+    /// Take a whole region down, as a region failure looks from outside:
+    /// its control plane answers Unavailable and every instance in it stops
+    /// answering (the rehearsal of the runbook's "Complete AWS Region
+    /// Failure").
+    RegionOutage {
+        #[arg(value_parser = dr_local::REGIONS)]
+        region: String,
+    },
+    /// Bring a region taken down by region-outage back.
+    RegionRestore {
+        #[arg(value_parser = dr_local::REGIONS)]
+        region: String,
+    },
     /// Commit realistic damage to an instance's data (the rehearsal of the
     /// runbook's "Data Corruption"): `orphans` deletes authors behind the
     /// foreign keys' back; `overwrite` blanks users' display names (found
@@ -239,6 +252,26 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             eprintln!("resumed {id}");
             Ok(ExitCode::SUCCESS)
         }
+        LocalCommand::RegionOutage { region } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let frozen = platform.region_outage(&region).await?;
+            eprintln!(
+                "{region} is down: its control plane answers Unavailable; {} instance(s) frozen{}",
+                frozen.len(),
+                list_ids(&frozen)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::RegionRestore { region } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let thawed = platform.region_restore(&region).await?;
+            eprintln!(
+                "{region} is back; {} instance(s) running again{}",
+                thawed.len(),
+                list_ids(&thawed)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         LocalCommand::Start { instance } => {
             let platform = open(&existing_home(args.home)?, key)?;
             let id = InstanceId::parse(&instance)?;
@@ -324,4 +357,14 @@ async fn locks(
 
 fn chrono_stamp() -> String {
     chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S").to_string()
+}
+
+/// ": a, b" for a non-empty list of instances.
+fn list_ids(ids: &[InstanceId]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = ids.iter().map(InstanceId::as_str).collect();
+        format!(": {}", names.join(", "))
+    }
 }
