@@ -142,6 +142,58 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                 BTreeMap::new(),
             ))
         }
+        "region-failover" => {
+            use dr_scenarios::region::{RegionLimits, MAX_APPROVAL_SECONDS};
+            Some((
+                intervals
+                    .map(|i| {
+                        let l = RegionLimits::for_interval(i);
+                        let r = l.replication;
+                        BTreeMap::from([
+                            (
+                                "$.plan.limits.restore_poll_seconds".to_owned(),
+                                l.restore_poll_seconds as f64,
+                            ),
+                            (
+                                "$.plan.limits.restore_polls".to_owned(),
+                                l.restore_polls as f64,
+                            ),
+                            (
+                                "$.plan.limits.fleet_poll_seconds".to_owned(),
+                                l.fleet_poll_seconds as f64,
+                            ),
+                            ("$.plan.limits.fleet_polls".to_owned(), l.fleet_polls as f64),
+                            (
+                                "$.plan.limits.dns_poll_seconds".to_owned(),
+                                l.dns_poll_seconds as f64,
+                            ),
+                            ("$.plan.limits.dns_polls".to_owned(), l.dns_polls as f64),
+                            (
+                                "$.plan.limits.replication.snapshot_poll_seconds".to_owned(),
+                                r.snapshot_poll_seconds as f64,
+                            ),
+                            (
+                                "$.plan.limits.replication.snapshot_polls".to_owned(),
+                                r.snapshot_polls as f64,
+                            ),
+                            (
+                                "$.plan.limits.replication.copy_poll_seconds".to_owned(),
+                                r.copy_poll_seconds as f64,
+                            ),
+                            (
+                                "$.plan.limits.replication.copy_polls".to_owned(),
+                                r.copy_polls as f64,
+                            ),
+                            (
+                                "$.plan.approval_timeout_seconds".to_owned(),
+                                MAX_APPROVAL_SECONDS as f64,
+                            ),
+                        ])
+                    })
+                    .collect(),
+                BTreeMap::new(),
+            ))
+        }
         "snapshot-replication" => Some((
             vec![BTreeMap::new()],
             BTreeMap::from([(

@@ -50,6 +50,10 @@ fn instance(name: &str) -> InstanceDescription {
         tags.insert("dr:recovery".into(), "r1".into());
         tags.insert("dr:candidate".into(), "1800000000".into());
     }
+    if name == REGION_RESTORE {
+        tags.insert(EPHEMERAL_TAG.into(), "true".into());
+        tags.insert("dr:recovery".into(), "r1".into());
+    }
     if name.starts_with("drill-") {
         tags.insert(EPHEMERAL_TAG.into(), "true".into());
         tags.insert("dr:drill".into(), "d1".into());
@@ -140,6 +144,41 @@ impl RegionalControlPlanes for FakeRegions {
     }
 }
 
+/// The region failover's restore (recovery r1), not yet switched to.
+const REGION_RESTORE: &str = "muejam-db-prod-dr1";
+
+/// The application fleet: two instances of four allowed.
+#[async_trait]
+impl AppFleet for Fake {
+    async fn describe_fleet(&self, _f: &FleetRef) -> DrResult<FleetStatus> {
+        self.0.record(PortOperation::FleetDescribe);
+        Ok(FleetStatus {
+            desired_capacity: 2,
+            min_size: 0,
+            max_size: 4,
+            instances: vec![],
+            healthy_targets: 2,
+            unhealthy_targets: 0,
+        })
+    }
+    async fn set_desired_capacity(&self, _f: &FleetRef, _d: u32) -> DrResult<()> {
+        self.0.record(PortOperation::FleetSetDesiredCapacity);
+        Ok(())
+    }
+    async fn start_instance_refresh(&self, _f: &FleetRef) -> DrResult<InstanceRefresh> {
+        self.0.record(PortOperation::FleetStartRefresh);
+        Err(DrError::internal("not used"))
+    }
+    async fn describe_instance_refresh(
+        &self,
+        _f: &FleetRef,
+        _r: &str,
+    ) -> DrResult<InstanceRefresh> {
+        self.0.record(PortOperation::FleetDescribeRefresh);
+        Err(DrError::internal("not used"))
+    }
+}
+
 /// A candidate of the data-corruption search (recovery r1).
 const CANDIDATE: &str = "muejam-db-prod-c1800000000";
 
@@ -167,6 +206,7 @@ impl DatabaseControlPlane for Fake {
             instance("muejam-db-prod"),
             instance("drill-muejam-db-prod-d1"),
             instance(CANDIDATE),
+            instance(REGION_RESTORE),
         ])
     }
     async fn list_snapshots(&self, _i: Option<&InstanceId>) -> DrResult<Vec<SnapshotDescription>> {
@@ -610,6 +650,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
     Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
         regions: Arc::new(FakeRegions(Arc::clone(recorder))),
+        fleet: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
         dns: Arc::new(Fake(Arc::clone(recorder))),
@@ -796,6 +837,27 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "switch", "database": "muejam", "new_primary": "muejam-db-prod-replica", "by": "arn:x", "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "add_replica", "database": "muejam", "replica": "muejam-db-prod-r1", "by": "arn:x"}),
         ],
+        Function::RegionPlan => vec![sample_event(Function::RegionPlan)],
+        Function::ProbeRecord => vec![json!({"plan": region_plan(REGION_RESTORE)})],
+        Function::ConfirmRegion => vec![
+            json!({"plan": region_plan(REGION_RESTORE), "endpoint": {"kind": "silent", "detail": "timed out"}}),
+        ],
+        Function::ChooseCopy => vec![json!({"plan": region_plan(REGION_RESTORE)})],
+        Function::RegionRestore => vec![
+            json!({"action": "start", "plan": region_plan("muejam-db-prod-r7"), "snapshot_id": "dr-copy-s1"}),
+            json!({"action": "adopt", "plan": region_plan(REGION_RESTORE)}),
+            json!({"action": "discard", "plan": region_plan(REGION_RESTORE)}),
+        ],
+        Function::VerifyRegionRestore => {
+            vec![json!({"plan": region_plan(REGION_RESTORE), "copy": {
+            "snapshot_id": "dr-copy-s1", "data_time": "2027-01-15T07:00:00Z", "age_seconds": 3600.0,
+            "rpo_met": true, "row_counts": {"users": 10}}})]
+        }
+        Function::ScaleFleet => vec![
+            json!({"action": "raise", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2", "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "status", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2"}),
+        ],
+        Function::RegionReport => vec![sample_event(Function::RegionReport)],
         Function::ReplicationPlan => vec![
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr", "databases": ["muejam"]}),
@@ -824,6 +886,21 @@ fn payloads(function: Function) -> Vec<Value> {
             ]}),
         ],
     }
+}
+
+fn region_plan(restored: &str) -> Value {
+    let mut plan: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../events/functions/region-restore.json"),
+        )
+        .expect("sample"),
+    )
+    .expect("json");
+    plan["plan"]["restored_instance"] = json!(restored);
+    plan["plan"]["recovery_id"] = json!("r1");
+    plan["plan"]["primary"] = json!("muejam-db-prod");
+    plan["plan"].take()
 }
 
 fn target() -> Value {

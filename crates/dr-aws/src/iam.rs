@@ -59,6 +59,16 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "kms:DescribeKey",
         ],
         TagSnapshot => &["rds:DescribeDBSnapshots", "rds:AddTagsToResource"],
+        FleetDescribe => &["autoscaling:DescribeAutoScalingGroups"],
+        FleetSetDesiredCapacity => &[
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:SetDesiredCapacity",
+        ],
+        FleetStartRefresh => &[
+            "autoscaling:StartInstanceRefresh",
+            "autoscaling:DescribeInstanceRefreshes",
+        ],
+        FleetDescribeRefresh => &["autoscaling:DescribeInstanceRefreshes"],
         ChangeMasterCredentials => &["rds:ModifyDBInstance"],
         AddTags => &[
             "rds:DescribeDBInstances",

@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod errors;
 pub mod executions;
+pub mod fleet;
 pub mod iam;
 pub mod journal;
 pub mod lock;
@@ -23,6 +24,7 @@ pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_sdk_dynamodb::types as dynamodb_types;
 pub use executions::SfnExecutions;
+pub use fleet::AutoScalingFleet;
 pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
 pub use metrics::CloudWatchMetrics;
@@ -57,6 +59,14 @@ impl AwsTarget {
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }
+        // A region that is down must read as a timeout within a step, not
+        // hang it until the Lambda dies: every call is bounded.
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                .build(),
+        );
         if let Some(url) = &self.endpoint_url {
             // moto accepts any credentials; these are placeholders, not secrets.
             loader = loader.endpoint_url(url).credentials_provider(
@@ -78,6 +88,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sfn: aws_sdk_sfn::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
 }
 
 impl AwsClients {
@@ -95,6 +106,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
         }
     }
 

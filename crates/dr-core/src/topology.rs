@@ -362,6 +362,43 @@ impl Topology {
         Ok(next)
     }
 
+    /// The roles after a region failover: `restored` (a new instance in
+    /// `region`, restored from a copy) is the primary; the old primary and
+    /// its replicas, in a region that is down, are retired (they cannot be
+    /// fenced while it is down, and must never be promoted: they hold
+    /// writes the copy lacks, or lack writes made since). New replicas go
+    /// to `availability_zones`. Idempotent.
+    pub fn after_region_switch(
+        &self,
+        restored: &InstanceId,
+        region: &str,
+        availability_zones: &[String],
+        by: &str,
+    ) -> DrResult<Topology> {
+        crate::validate_region(region)?;
+        if &self.primary == restored {
+            return Ok(self.clone());
+        }
+        if self.knows(restored) {
+            return Err(DrError::InvalidInput(format!(
+                "{restored} already has a role in the topology of {}: a region failover restores a new instance",
+                self.database
+            )));
+        }
+        let mut next = self.clone();
+        next.retired.append(&mut next.replicas);
+        if !next.retired.contains(&self.primary) {
+            next.retired.push(self.primary.clone());
+        }
+        next.primary = restored.clone();
+        next.region = Some(region.to_owned());
+        next.availability_zones = availability_zones.to_vec();
+        next.generation = self.generation.saturating_add(1);
+        next.updated_at = Some(Utc::now());
+        next.updated_by = Some(by.to_owned());
+        Ok(next)
+    }
+
     /// The roles with `replica` following the primary. Idempotent.
     pub fn with_replica(&self, replica: &InstanceId, by: &str) -> DrResult<Topology> {
         if self.replicas.contains(replica) {

@@ -199,6 +199,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         approvals,
         journal,
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
+        fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
         initial_topologies: initial_topologies(),
     }
 }

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod notify;
 pub mod plan;
 pub mod probe;
+pub mod region;
 pub mod replication;
 pub mod report;
 
@@ -44,11 +45,25 @@ pub struct Ports {
     pub approvals: Arc<dyn ApprovalStore>,
     pub journal: Arc<dyn RecoveryJournal>,
     pub executions: Arc<dyn Executions>,
+    /// The application servers (Auto Scaling), in any region.
+    pub fleet: Arc<dyn AppFleet>,
     /// How SQL connections are protected (mode and CA bundle).
     pub database_tls: DatabaseTls,
     /// The deployment's initial topologies: registered by the first run
     /// that finds the registry without one, never over an existing record.
     pub initial_topologies: Vec<Topology>,
+}
+
+impl Ports {
+    /// The control plane of `region`: the home one when none is named (or
+    /// the home region is), another region's otherwise.
+    pub fn plane(&self, region: Option<&str>) -> DrResult<Arc<dyn DatabaseControlPlane>> {
+        match region {
+            None => Ok(Arc::clone(&self.control_plane)),
+            Some(r) if r == self.regions.home_region() => Ok(Arc::clone(&self.control_plane)),
+            Some(r) => self.regions.control_plane(r),
+        }
+    }
 }
 
 /// The functions of the project, by the logical id they have in template.yaml.
@@ -93,10 +108,18 @@ pub enum Function {
     VerifyCopy,
     PruneCopies,
     ReplicationReport,
+    RegionPlan,
+    ConfirmRegion,
+    ChooseCopy,
+    RegionRestore,
+    VerifyRegionRestore,
+    ScaleFleet,
+    RegionReport,
+    ProbeRecord,
 }
 
 impl Function {
-    pub const ALL: [Function; 39] = [
+    pub const ALL: [Function; 47] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -136,6 +159,14 @@ impl Function {
         Function::VerifyCopy,
         Function::PruneCopies,
         Function::ReplicationReport,
+        Function::RegionPlan,
+        Function::ConfirmRegion,
+        Function::ChooseCopy,
+        Function::RegionRestore,
+        Function::VerifyRegionRestore,
+        Function::ScaleFleet,
+        Function::RegionReport,
+        Function::ProbeRecord,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -180,6 +211,14 @@ impl Function {
             Function::VerifyCopy => "VerifyCopyFunction",
             Function::PruneCopies => "PruneCopiesFunction",
             Function::ReplicationReport => "ReplicationReportFunction",
+            Function::RegionPlan => "RegionPlanFunction",
+            Function::ConfirmRegion => "ConfirmRegionFunction",
+            Function::ChooseCopy => "ChooseCopyFunction",
+            Function::RegionRestore => "RegionRestoreFunction",
+            Function::VerifyRegionRestore => "VerifyRegionRestoreFunction",
+            Function::ScaleFleet => "ScaleFleetFunction",
+            Function::RegionReport => "RegionReportFunction",
+            Function::ProbeRecord => "ProbeRecordFunction",
         }
     }
 
@@ -296,6 +335,30 @@ impl Function {
             Function::VerifyCopy => &[DescribeSnapshot, VerifySnapshot, TagSnapshot],
             Function::PruneCopies => &[ListSnapshots, DeleteSnapshot, MetricsPut],
             Function::ReplicationReport => &[ReportPut, NotifierPublish],
+            Function::RegionPlan => &[TopologyGet, DnsGetRecord],
+            Function::ConfirmRegion => &[DescribeInstance, ListInstances, ListSnapshots],
+            Function::ProbeRecord => &[SecretsGet, SqlProbe],
+            Function::ChooseCopy => &[ListSnapshots],
+            Function::RegionRestore => &[
+                DescribeInstance,
+                RestoreFromSnapshot,
+                AddTags,
+                ListInstances,
+                DeleteInstance,
+                DnsGetRecord,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::VerifyRegionRestore => {
+                &[DescribeInstance, SecretsGet, SqlProbe, IntegrityVerify]
+            }
+            Function::ScaleFleet => &[
+                FleetDescribe,
+                FleetSetDesiredCapacity,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::RegionReport => &[JournalEntries, ReportPut, NotifierPublish],
         }
     }
 
@@ -342,6 +405,14 @@ impl Function {
             Function::VerifyCopy => "verify-copy",
             Function::PruneCopies => "prune-copies",
             Function::ReplicationReport => "replication-report",
+            Function::RegionPlan => "region-plan",
+            Function::ConfirmRegion => "confirm-region",
+            Function::ChooseCopy => "choose-copy",
+            Function::RegionRestore => "region-restore",
+            Function::VerifyRegionRestore => "verify-region-restore",
+            Function::ScaleFleet => "scale-fleet",
+            Function::RegionReport => "region-report",
+            Function::ProbeRecord => "probe-record",
         }
     }
 
@@ -528,5 +599,29 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         Function::ReplicationReport => to_value(
             replication::steps::replication_report(ports, parse(function, payload)?).await?,
         ),
+        Function::RegionPlan => {
+            to_value(region::region_plan(ports, parse(function, payload)?).await?)
+        }
+        Function::ConfirmRegion => {
+            to_value(region::steps::confirm_region(ports, parse(function, payload)?).await?)
+        }
+        Function::ChooseCopy => {
+            to_value(region::steps::choose_copy_step(ports, parse(function, payload)?).await?)
+        }
+        Function::RegionRestore => {
+            to_value(region::steps::region_restore(ports, parse(function, payload)?).await?)
+        }
+        Function::VerifyRegionRestore => {
+            to_value(region::steps::verify_region_restore(ports, parse(function, payload)?).await?)
+        }
+        Function::ScaleFleet => {
+            to_value(region::steps::scale_fleet(ports, parse(function, payload)?).await?)
+        }
+        Function::RegionReport => {
+            to_value(region::report::region_report(ports, parse(function, payload)?).await?)
+        }
+        Function::ProbeRecord => {
+            to_value(region::steps::probe_record(ports, parse(function, payload)?).await?)
+        }
     }
 }

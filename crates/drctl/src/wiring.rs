@@ -184,6 +184,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             crate::seed::JOURNAL_TABLE,
         )),
         executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
+        fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
         initial_topologies: Vec::new(),
     })
 }

@@ -228,6 +228,10 @@ pub enum PortOperation {
     LockTakeOver,
     LockHolders,
     ExecutionState,
+    FleetDescribe,
+    FleetSetDesiredCapacity,
+    FleetStartRefresh,
+    FleetDescribeRefresh,
 }
 
 #[cfg(test)]

@@ -126,6 +126,9 @@ pub trait Secrets: Send + Sync {
 pub struct FleetRef {
     pub auto_scaling_group: String,
     pub target_group_arn: Option<String>,
+    /// The group's region (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

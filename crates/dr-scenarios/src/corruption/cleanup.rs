@@ -129,6 +129,7 @@ async fn give_back(ports: &Ports, recovery_id: &str, request: &RequestFields) ->
                 recovery_id: recovery_id.to_owned(),
                 execution: format!("{recovery_id}:cleanup"),
             },
+            region: topology.region.clone(),
         },
     )
     .await?;

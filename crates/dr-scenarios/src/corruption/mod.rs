@@ -148,7 +148,19 @@ pub(crate) async fn instance_target(
     secret_id: &str,
     statement_timeout_ms: u64,
 ) -> DrResult<(InstanceDescription, DatabaseTarget)> {
-    let description = ports.control_plane.describe_instance(id).await?;
+    instance_target_in(ports, None, id, database, secret_id, statement_timeout_ms).await
+}
+
+/// [`instance_target`] for an instance of `region` (default: the home one).
+pub(crate) async fn instance_target_in(
+    ports: &Ports,
+    region: Option<&str>,
+    id: &InstanceId,
+    database: &str,
+    secret_id: &str,
+    statement_timeout_ms: u64,
+) -> DrResult<(InstanceDescription, DatabaseTarget)> {
+    let description = ports.plane(region)?.describe_instance(id).await?;
     let endpoint = description
         .endpoint
         .clone()

@@ -36,6 +36,9 @@ pub struct WriteAccessInput {
     pub credentials_secret_id: String,
     pub application: ApplicationAccess,
     pub journal: JournalRef,
+    /// The instance's region (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,8 +98,9 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
     input.application.validate()?;
     let role = input.application.role.clone();
     let schema = input.application.schema.clone();
-    let (_, target) = super::instance_target(
+    let (_, target) = super::instance_target_in(
         ports,
+        input.region.as_deref(),
         &input.instance_id,
         &input.database,
         &input.credentials_secret_id,

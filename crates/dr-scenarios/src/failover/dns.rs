@@ -7,6 +7,9 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct DescribeInstanceInput {
     pub instance_id: InstanceId,
+    /// The region the instance lives in (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +29,7 @@ pub async fn describe_instance(
     input: DescribeInstanceInput,
 ) -> DrResult<DescribeInstanceOutput> {
     let d = ports
-        .control_plane
+        .plane(input.region.as_deref())?
         .describe_instance(&input.instance_id)
         .await?;
     Ok(DescribeInstanceOutput {
@@ -63,6 +66,10 @@ pub struct UpdateDnsInput {
     pub change_id: Option<String>,
     #[serde(default)]
     pub journal: Option<JournalRef>,
+    /// The region the target lives in (default: the home region); the
+    /// record itself is global.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 pub(crate) fn default_ttl() -> u32 {
@@ -159,7 +166,10 @@ pub(crate) async fn update_dns_now(
                     "ttl must be between 1 and 86400 seconds".to_owned(),
                 ));
             }
-            let target = ports.control_plane.describe_instance(target_id).await?;
+            let target = ports
+                .plane(input.region.as_deref())?
+                .describe_instance(target_id)
+                .await?;
             if !target.is_standalone_and_available() {
                 return Err(DrError::Unsafe(format!(
                     "refusing to point {} at {target_id}: it is {}{}",

@@ -142,6 +142,9 @@ pub struct CheckDatabaseInput {
     /// TLS mode of this check; default: the function's (`DB_TLS_MODE`).
     #[serde(default)]
     pub tls_mode: Option<TlsMode>,
+    /// The region the instance lives in (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,7 +180,7 @@ pub async fn check_database(
             checked_at: Utc::now(),
         };
     let described = match ports
-        .control_plane
+        .plane(input.region.as_deref())?
         .describe_instance(&input.instance_id)
         .await
     {

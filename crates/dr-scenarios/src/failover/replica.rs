@@ -14,6 +14,9 @@ pub struct CreateReplicaInput {
     pub tags: Tags,
     #[serde(default)]
     pub journal: Option<JournalRef>,
+    /// The region the instance lives in (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,21 +70,15 @@ pub(crate) async fn create_replica_now(
     ports: &Ports,
     input: CreateReplicaInput,
 ) -> DrResult<CreateReplicaOutput> {
-    let source = ports
-        .control_plane
-        .describe_instance(&input.source_instance_id)
-        .await?;
+    let plane = ports.plane(input.region.as_deref())?;
+    let source = plane.describe_instance(&input.source_instance_id).await?;
     if source.replication_source.is_some() {
         return Err(DrError::Unsafe(format!(
             "{} is itself a replica; the new replica must follow the new primary",
             input.source_instance_id
         )));
     }
-    let existed = match ports
-        .control_plane
-        .describe_instance(&input.replica_instance_id)
-        .await
-    {
+    let existed = match plane.describe_instance(&input.replica_instance_id).await {
         Ok(_) => true,
         Err(DrError::NotFound(_)) => false,
         Err(e) => return Err(e),
@@ -96,8 +93,7 @@ pub(crate) async fn create_replica_now(
             source.availability_zone.unwrap_or_default()
         )));
     }
-    let replica = ports
-        .control_plane
+    let replica = plane
         .create_read_replica(&CreateReplicaRequest {
             // The new primary's subnet group, security groups and
             // parameters: where the applications reach it.

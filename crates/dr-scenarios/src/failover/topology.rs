@@ -22,6 +22,19 @@ pub enum UpdateTopologyInput {
         #[serde(default)]
         journal: Option<JournalRef>,
     },
+    /// `restored` (a new instance in `region`, restored from a snapshot
+    /// copy) took over after a region failure: the old primary and its
+    /// replicas are retired.
+    RegionSwitch {
+        database: String,
+        restored: InstanceId,
+        region: String,
+        #[serde(default)]
+        availability_zones: Vec<String>,
+        by: String,
+        #[serde(default)]
+        journal: Option<JournalRef>,
+    },
     /// `replica` now follows the primary.
     AddReplica {
         database: String,
@@ -77,6 +90,17 @@ pub async fn update_topology(
             format!("recording {restored} (restored) as the primary of {database}"),
             journal.clone(),
         ),
+        UpdateTopologyInput::RegionSwitch {
+            database,
+            restored,
+            region,
+            journal,
+            ..
+        } => (
+            "topology",
+            format!("recording {restored} in {region} as the primary of {database}"),
+            journal.clone(),
+        ),
         UpdateTopologyInput::AddReplica {
             database,
             replica,
@@ -105,6 +129,7 @@ pub(crate) async fn update_topology_now(
     let database = match &input {
         UpdateTopologyInput::Switch { database, .. }
         | UpdateTopologyInput::Restore { database, .. }
+        | UpdateTopologyInput::RegionSwitch { database, .. }
         | UpdateTopologyInput::AddReplica { database, .. } => database.clone(),
     };
     validate_database_name(&database)?;
@@ -129,6 +154,20 @@ pub(crate) async fn update_topology_now(
                 format!(
                     "topology of {database}: {restored} is the primary, {} is fenced, its replicas retired",
                     current.primary
+                ),
+            ),
+            UpdateTopologyInput::RegionSwitch {
+                restored,
+                region,
+                availability_zones,
+                by,
+                ..
+            } => (
+                current.after_region_switch(restored, region, availability_zones, by)?,
+                format!(
+                    "topology of {database}: {restored} in {region} is the primary; {} and its replicas (in {}) are retired",
+                    current.primary,
+                    current.region.as_deref().unwrap_or("the old region")
                 ),
             ),
             UpdateTopologyInput::AddReplica { replica, by, .. } => (

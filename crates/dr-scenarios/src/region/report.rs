@@ -1,0 +1,394 @@
+//! The region failover's report: the region evidence, the copy and its age,
+//! the approval, the restore's verification against the copy's row counts,
+//! every change, RTO and RPO. Always sent to the alerts topic: a region
+//! failover (or a refusal to do one) is news for everyone on call.
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::steps::{ConfirmRegionOutput, VerifyRegionRestoreOutput};
+use super::{ChosenCopy, RegionMode, RegionPlan};
+use crate::report::{headline_md, publish, ExecutionInfo, Objective, Outcome, ReportDocument};
+use crate::Ports;
+
+pub const SCENARIO: &str = "region-failover";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionReportInput {
+    pub execution: ExecutionInfo,
+    pub outcome: Outcome,
+    /// The execution's data: `plan`, `steps` (each `{started_at, result}`),
+    /// `verified.at` (the end of the RTO), `error`.
+    pub details: Value,
+    pub finished_at: DateTime<Utc>,
+    pub topic_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionReport {
+    pub scenario: String,
+    pub resource: String,
+    pub execution_name: String,
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub mode: Option<RegionMode>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub primary_region: Option<String>,
+    pub backup_region: Option<String>,
+    pub rto: Objective,
+    pub rpo: Objective,
+    pub evidence: Vec<String>,
+    pub copy: Option<ChosenCopy>,
+    pub approval: Option<String>,
+    pub verification: Option<VerifyRegionRestoreOutput>,
+    /// Planned mode: rows per table at the moment writes stopped (the final
+    /// snapshot's) against the restore's; equal means nothing was lost.
+    pub rows_lost: Option<u64>,
+    pub new_primary: Option<String>,
+    pub warnings: Vec<String>,
+    pub changes: Vec<String>,
+    pub timeline: Vec<(String, String)>,
+    pub error: Option<(String, String)>,
+}
+
+fn step<T: serde::de::DeserializeOwned>(details: &Value, name: &str) -> Option<T> {
+    details
+        .pointer(&format!("/steps/{name}/result"))
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// Pure: the report from the execution's data and the journal.
+pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionReport {
+    let d = &input.details;
+    let plan: Option<RegionPlan> = d
+        .get("plan")
+        .cloned()
+        .and_then(|p| serde_json::from_value(p).ok());
+    let confirm: Option<ConfirmRegionOutput> = step(d, "confirm");
+    let copy: Option<ChosenCopy> = d
+        .pointer("/steps/copy/result/copy")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let verification: Option<VerifyRegionRestoreOutput> = step(d, "verify");
+    let verified_at: Option<DateTime<Utc>> = d
+        .pointer("/verified/at")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok());
+    let succeeded = input.outcome == Outcome::Succeeded && verified_at.is_some();
+    let rto_objective = plan
+        .as_ref()
+        .map_or(crate::report::RTO_OBJECTIVE_SECONDS, |p| {
+            p.rto_objective_seconds
+        });
+    let rpo_objective = plan
+        .as_ref()
+        .map_or(crate::report::RPO_OBJECTIVE_SECONDS, |p| {
+            p.rpo_objective_seconds
+        });
+    let rto = Objective::measure(
+        rto_objective,
+        verified_at.map(|v| seconds_between(input.execution.start_time, v)),
+    );
+    let planned = plan.as_ref().is_some_and(|p| p.mode == RegionMode::Planned);
+    let rows_lost = match (planned, &verification, &copy) {
+        (true, Some(v), Some(c)) if succeeded && v.baseline_compared => {
+            c.row_counts.as_ref().map(|base| {
+                base.iter()
+                    .map(|(t, n)| n.saturating_sub(v.row_counts.get(t).copied().unwrap_or(0)))
+                    .sum()
+            })
+        }
+        _ => None,
+    };
+    // Unplanned: what was written after the copy's data, up to when the
+    // region was found down (an upper bound: it died at or before then).
+    // Planned: nothing, when the counts prove it.
+    let rpo_seconds = match (succeeded, planned, &copy, &confirm) {
+        (true, true, _, _) => rows_lost.filter(|n| *n == 0).map(|_| 0.0),
+        (true, false, Some(c), Some(confirm)) => {
+            Some(seconds_between(c.data_time, confirm.checked_at).max(0.0))
+        }
+        _ => None,
+    };
+    let rpo = Objective::measure(rpo_objective, rpo_seconds);
+    let mut warnings = Vec::new();
+    if let (Some(p), true, false) = (&plan, succeeded, planned) {
+        warnings.push(format!(
+            "{} and its replicas in {} could not be fenced while the region is down: they are retired in the registry; fence them (quarantine security group) as soon as {} answers, before anything connects to them",
+            p.primary, p.primary_region, p.primary_region
+        ));
+    }
+    if let Some(c) = &copy {
+        if !c.rpo_met {
+            warnings.push(format!(
+                "the copy was older than the RPO ({}): snapshot replication fell behind",
+                crate::report::seconds(Some(rpo_objective))
+            ));
+        }
+    }
+    if d.pointer("/steps/replica/error").is_some() {
+        warnings.push(
+            "the replica in the backup region was not created: the new primary has none".into(),
+        );
+    }
+    if d.pointer("/steps/fleet/error").is_some()
+        || d.pointer("/steps/fleet/result/ready") == Some(&Value::Bool(false))
+    {
+        warnings
+            .push("the application fleet in the backup region did not reach its capacity".into());
+    }
+    if let Some(v) = &verification {
+        if !v.baseline_compared {
+            warnings.push(
+                "no row counts were recorded for the copy: the restore's counts were not compared"
+                    .into(),
+            );
+        }
+    }
+    let approval = d.pointer("/steps/approval/result").map(approval_line);
+    let mut timeline: Vec<(String, String)> = d
+        .get("steps")
+        .and_then(Value::as_object)
+        .map(|steps| {
+            steps
+                .iter()
+                .filter_map(|(name, s)| {
+                    s.get("started_at")
+                        .and_then(Value::as_str)
+                        .map(|t| (t.to_owned(), name.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    timeline.sort();
+    let error = d.get("error").map(|e| {
+        (
+            e.get("Error")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_owned(),
+            crate::details::short_cause(e.get("Cause").and_then(Value::as_str).unwrap_or_default()),
+        )
+    });
+    RegionReport {
+        scenario: SCENARIO.to_owned(),
+        resource: plan
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |p| p.database.clone()),
+        execution_name: input.execution.name.clone(),
+        outcome: input.outcome,
+        passed: succeeded && verification.as_ref().is_some_and(|v| v.passed),
+        mode: plan.as_ref().map(|p| p.mode),
+        started_at: input.execution.start_time,
+        finished_at: input.finished_at,
+        primary_region: plan.as_ref().map(|p| p.primary_region.clone()),
+        backup_region: plan.as_ref().map(|p| p.backup_region.clone()),
+        rto,
+        rpo,
+        evidence: confirm.map(|c| c.reasons).unwrap_or_default(),
+        copy,
+        approval,
+        verification,
+        rows_lost,
+        new_primary: succeeded
+            .then(|| plan.as_ref().map(|p| p.restored_instance.to_string()))
+            .flatten(),
+        warnings,
+        changes: changes(journal),
+        timeline,
+        error,
+    }
+}
+
+/// Pure: the approval as the state keeps it: the answer `drctl
+/// approve|reject` sent, or a status (rejected, expired).
+pub fn approval_line(a: &Value) -> String {
+    let by = a
+        .get("by")
+        .or_else(|| a.pointer("/answer/by"))
+        .and_then(Value::as_str)
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    let reason = a
+        .get("reason")
+        .or_else(|| a.pointer("/answer/reason"))
+        .and_then(Value::as_str)
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let status = match a.get("approved").and_then(Value::as_bool) {
+        Some(true) => "approved",
+        Some(false) => "rejected",
+        None => a.get("status").and_then(Value::as_str).unwrap_or("unknown"),
+    };
+    format!("{status}{by}{reason}")
+}
+
+/// Pure: every change the journal holds, one line each; a step begun and
+/// never finished is listed as such (the run may have died in it).
+pub fn changes(journal: &[JournalEntry]) -> Vec<String> {
+    journal
+        .iter()
+        .filter(|e| {
+            e.status != JournalStatus::Started
+                || !journal.iter().any(|later| {
+                    later.key == e.key && later.at >= e.at && later.status != JournalStatus::Started
+                })
+        })
+        .map(|e| match e.status {
+            JournalStatus::Done => format!("{} ({})", e.summary, e.at.to_rfc3339()),
+            JournalStatus::Failed => format!("FAILED: {} ({})", e.summary, e.at.to_rfc3339()),
+            JournalStatus::Started => {
+                format!("BEGUN, NOT FINISHED: {} ({})", e.summary, e.at.to_rfc3339())
+            }
+        })
+        .collect()
+}
+
+pub fn markdown(r: &RegionReport) -> String {
+    let regions = format!(
+        "| Regions | {} → {} ({}) |\n",
+        r.primary_region.as_deref().unwrap_or("?"),
+        r.backup_region.as_deref().unwrap_or("?"),
+        match r.mode {
+            Some(RegionMode::Planned) => "planned evacuation",
+            _ => "region failure",
+        }
+    );
+    let mut md = headline_md(
+        "Region failover",
+        &r.resource,
+        r.passed,
+        r.outcome,
+        &r.execution_name,
+        r.started_at,
+        r.finished_at,
+        &r.rto,
+        &r.rpo,
+        &regions,
+        r.error.as_ref().map(|(e, c)| (e.as_str(), c.as_str())),
+    );
+    if let Some(primary) = &r.new_primary {
+        md.push_str(&format!("\nNew primary: **{primary}**\n"));
+    }
+    if !r.warnings.is_empty() {
+        md.push_str("\n## Warnings\n\n");
+        for w in &r.warnings {
+            md.push_str(&format!("- {w}\n"));
+        }
+    }
+    md.push_str("\n## Region evidence\n\n");
+    for reason in &r.evidence {
+        md.push_str(&format!("- {reason}\n"));
+    }
+    if let Some(c) = &r.copy {
+        md.push_str(&format!(
+            "\n## Copy restored\n\n`{}`, data as of {} ({} old when chosen; RPO {})\n",
+            c.snapshot_id,
+            c.data_time.to_rfc3339(),
+            crate::report::seconds(Some(c.age_seconds)),
+            if c.rpo_met { "met" } else { "MISSED" }
+        ));
+    }
+    if let Some(a) = &r.approval {
+        md.push_str(&format!("\n## Approval\n\n{a}\n"));
+    }
+    if let Some(v) = &r.verification {
+        md.push_str(&format!(
+            "\n## Verification of the restore\n\n{}; {} checks; row counts {}\n",
+            if v.passed { "passed" } else { "FAILED" },
+            v.checks_run,
+            if v.baseline_compared {
+                "equal to the copy's, table by table"
+            } else {
+                "not compared (none recorded)"
+            }
+        ));
+        for p in &v.problems {
+            md.push_str(&format!("- {p}\n"));
+        }
+    }
+    if let Some(lost) = r.rows_lost {
+        md.push_str(&format!(
+            "\nRows lost: **{lost}** (the restore's counts against the counts when writes stopped)\n"
+        ));
+    }
+    md.push_str("\n## Changes made\n\n");
+    if r.changes.is_empty() {
+        md.push_str("- none\n");
+    }
+    for change in &r.changes {
+        md.push_str(&format!("- {change}\n"));
+    }
+    md.push_str("\n## Timeline\n\n| Started | Step |\n|---|---|\n");
+    for (at, name) in &r.timeline {
+        md.push_str(&format!("| {at} | {name} |\n"));
+    }
+    md
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionReportOutput {
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub json_location: String,
+    pub markdown_location: String,
+    pub message_id: Option<String>,
+}
+
+pub async fn region_report(
+    ports: &Ports,
+    input: RegionReportInput,
+) -> DrResult<RegionReportOutput> {
+    let journal = match input
+        .details
+        .pointer("/plan/recovery_id")
+        .and_then(Value::as_str)
+    {
+        Some(id) => ports.journal.entries(id).await?,
+        None => Vec::new(),
+    };
+    let report = build(&input, &journal);
+    let json = serde_json::to_vec_pretty(&report)
+        .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
+    let md = markdown(&report);
+    let published = publish(
+        ports,
+        &ReportDocument {
+            scenario: SCENARIO,
+            started_at: report.started_at,
+            execution_name: &report.execution_name,
+            json: &json,
+            markdown: &md,
+            passed: report.passed,
+        },
+        Some(&input.topic_arn),
+        format!(
+            "[MueJam DR] region failover of {}: {} ({})",
+            report.resource,
+            report.outcome.as_str(),
+            if report.passed { "passed" } else { "FAILED" }
+        ),
+    )
+    .await?;
+    Ok(RegionReportOutput {
+        outcome: report.outcome,
+        passed: report.passed,
+        rto_seconds: report.rto.achieved_seconds,
+        rpo_seconds: report.rpo.achieved_seconds,
+        json_location: published.json_location,
+        markdown_location: published.markdown_location,
+        message_id: published.message_id,
+    })
+}

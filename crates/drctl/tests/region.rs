@@ -1,0 +1,513 @@
+//! The region failover end to end on the local stack: us-east-1 taken
+//! down as a whole, the newest verified copy restored in us-west-2 after an
+//! approval, verified against its row counts, the record moved, a replica
+//! built there; and every way it must not happen.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use dr_core::*;
+use serde_json::{json, Value};
+
+const REGION: &str = "statemachines/region-failover.asl.json";
+const REPLICATION: &str = "statemachines/snapshot-replication.asl.json";
+const RESTORED: &str = "muejam-db-prod-r1";
+const NEW_DR_REPLICA: &str = "muejam-db-prod-r2";
+const FLEET: &str = "muejam-dr-app";
+const APPROVED: &str =
+    r#"return={"approved":true,"by":"test","at":"2026-11-27T00:00:00Z","reason":null}"#;
+
+/// A stack with a verified copy in us-west-2 and an empty application
+/// fleet there.
+async fn prepared_stack() -> Stack {
+    let stack = Stack::up();
+    let input = json!({
+        "backup_region": "us-west-2",
+        "kms_key_id": "local/us-west-2/snapshots",
+        "poll_interval_seconds": 1
+    });
+    let (code, result) = stack.run(REPLICATION, &input, &["--virtual-time", "--name", "repl"]);
+    assert_eq!(code, 0, "{result:#}");
+    let autoscaling = west_autoscaling(&stack).await;
+    autoscaling
+        .create_launch_configuration()
+        .launch_configuration_name("muejam-dr-app")
+        .image_id("ami-12c6146b")
+        .instance_type("t3.medium")
+        .send()
+        .await
+        .expect("launch configuration");
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(FLEET)
+        .launch_configuration_name("muejam-dr-app")
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(0)
+        .availability_zones("us-west-2a")
+        .send()
+        .await
+        .expect("fleet");
+    stack
+}
+
+async fn west_autoscaling(stack: &Stack) -> aws_sdk_autoscaling::Client {
+    let moto = stack
+        .platform()
+        .store()
+        .read()
+        .expect("state")
+        .moto
+        .expect("moto");
+    let config = dr_aws::AwsTarget::moto(&dr_local::moto::endpoint(&moto), "us-west-2")
+        .load()
+        .await;
+    aws_sdk_autoscaling::Client::new(&config)
+}
+
+async fn fleet_capacity(stack: &Stack) -> i32 {
+    west_autoscaling(stack)
+        .await
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(FLEET)
+        .send()
+        .await
+        .expect("describe")
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.desired_capacity())
+        .expect("group")
+}
+
+/// The sample input with `changes`, aimed at the local stack: the primary's
+/// port (the application's), no RDS placement, one-second polls.
+async fn request(stack: &Stack, changes: Value) -> Value {
+    let mut input: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/region-failover.json")).expect("event"),
+    )
+    .expect("json");
+    let port = stack
+        .describe(PRIMARY)
+        .await
+        .endpoint
+        .expect("endpoint")
+        .port;
+    input["database_port"] = json!(port);
+    input["network"] = Value::Null;
+    input["instance_class"] = Value::Null;
+    input["poll_interval_seconds"] = json!(1);
+    input["approval_timeout_seconds"] = json!(300);
+    input["fleet"] = json!({"auto_scaling_group": FLEET, "desired_capacity": 2});
+    if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
+        i.extend(c.clone());
+    }
+    input
+}
+
+fn outage(stack: &Stack, verb: &str) {
+    let out = drctl(
+        &stack.home,
+        &["local", verb, "us-east-1", "--home", stack.home_str()],
+    );
+    assert!(
+        out.status.success(),
+        "{verb}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn west(stack: &Stack) -> dr_local::LocalControlPlane {
+    stack.platform().in_region("us-west-2").expect("west")
+}
+
+async fn west_instances(stack: &Stack) -> Vec<String> {
+    west(stack)
+        .list_instances()
+        .await
+        .expect("us-west-2")
+        .iter()
+        .map(|i| i.instance_id.to_string())
+        .collect()
+}
+
+async fn west_counts(stack: &Stack, instance: &str) -> BTreeMap<String, u64> {
+    let target = west(stack)
+        .database_target(&id(instance), None)
+        .expect("target");
+    let client = dr_postgres::connect(&target).await.expect("connect");
+    dr_postgres::target::table_row_counts(&client)
+        .await
+        .expect("counts")
+}
+
+fn report_of(stack: &Stack, name: &str) -> Value {
+    let dir = stack.home.join("reports").join("region-failover");
+    let suffix = format!("-{name}.json");
+    let path = std::fs::read_dir(&dir)
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(&suffix))
+        .unwrap_or_else(|| panic!("no report of {name} in {}", dir.display()));
+    serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_region_is_failed_over_to_the_verified_copy_once_a_person_approves() {
+    let stack = prepared_stack().await;
+    let copy = west(&stack)
+        .list_snapshots(None)
+        .await
+        .expect("copies")
+        .into_iter()
+        .next()
+        .expect("a verified copy");
+    let input = request(&stack, json!({})).await;
+    let dns_before = stack.dns_value().await;
+    outage(&stack, "region-outage");
+
+    let run = Background::start(&stack, REGION, &input, "region-1", &[]);
+    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let body = question["message"].as_str().unwrap_or_default().to_owned();
+    assert!(body.contains(copy.snapshot_id.as_str()), "{body}");
+    assert!(
+        body.contains("everything written after it is lost"),
+        "{body}"
+    );
+    assert!(body.contains("RTO budget left"), "{body}");
+    assert!(body.contains("the region is down"), "{body}");
+    assert!(
+        west_instances(&stack).await.is_empty(),
+        "nothing is created before the answer"
+    );
+    let out = answer(&stack, "approve", "region-1", "us-east-1 is gone, go");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+
+    // A primary in us-west-2 holding exactly the copy's rows; the record
+    // points at it; a replica follows it there.
+    let restored = west(&stack)
+        .describe_instance(&id(RESTORED))
+        .await
+        .expect("restored");
+    assert!(restored.is_standalone_and_available());
+    assert!(
+        !restored.is_ephemeral(),
+        "adopted: no cleanup may delete it"
+    );
+    assert_eq!(
+        Some(west_counts(&stack, RESTORED).await),
+        copy.row_counts,
+        "the copy's rows, table by table"
+    );
+    let address = restored.endpoint.expect("endpoint").address;
+    assert_eq!(stack.dns_value().await, address);
+    assert_ne!(dns_before, address);
+    let replica = west(&stack)
+        .describe_instance(&id(NEW_DR_REPLICA))
+        .await
+        .expect("replica");
+    assert_eq!(replica.replication_source, Some(id(RESTORED)));
+    assert!(replica
+        .availability_zone
+        .as_deref()
+        .is_some_and(|z| z.starts_with("us-west-2")));
+    assert_eq!(
+        fleet_capacity(&stack).await,
+        2,
+        "the backup fleet was raised"
+    );
+
+    // The registry: the database lives in us-west-2; the old roles are
+    // retired, never to be promoted.
+    let topology = stack.topology().await;
+    assert_eq!(topology.primary, id(RESTORED));
+    assert_eq!(topology.region.as_deref(), Some("us-west-2"));
+    assert_eq!(topology.replicas, [id(NEW_DR_REPLICA)]);
+    assert!(topology.retired.contains(&id(PRIMARY)) && topology.retired.contains(&id(REPLICA)));
+    assert!(stack.locks().await.is_empty(), "the lock is released");
+
+    let report = report_of(&stack, "region-1");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert!(
+        report["rto"]["achieved_seconds"].as_f64().is_some(),
+        "{report:#}"
+    );
+    assert_eq!(report["rto"]["met"], true);
+    assert!(report["rpo"]["achieved_seconds"]
+        .as_f64()
+        .is_some_and(|s| s >= 0.0));
+    assert_eq!(report["rpo"]["met"], true);
+    assert!(report["approval"]
+        .as_str()
+        .is_some_and(|a| a.contains("approved by alice")));
+    assert_eq!(report["verification"]["baseline_compared"], true);
+    assert!(report["warnings"][0]
+        .as_str()
+        .is_some_and(|w| w.contains("could not be fenced")));
+    let page = wait_for_message(&stack, "region failover of muejam: succeeded");
+    assert!(page["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("New primary: **muejam-db-prod-r1**")));
+
+    // A second run finds nothing to do: the database already lives in
+    // us-west-2, whose API answers.
+    let (code, result) = stack.run(REGION, &input, &["--virtual-time", "--name", "region-2"]);
+    assert_eq!(code, 2, "{result:#}");
+    assert_eq!(result["error"], "InvalidInput");
+    outage(&stack, "region-restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_no_answer_or_a_healthy_region_create_nothing() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let input = request(&stack, json!({})).await;
+    let quick = request(&stack, json!({"approval_timeout_seconds": 60})).await;
+
+    // us-east-1 healthy: a false alarm; nothing anywhere changes.
+    let (code, result) = stack.run(REGION, &input, &["--virtual-time", "--name", "healthy"]);
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&stack, "healthy");
+    assert_eq!(report["outcome"], "false_alarm", "{report:#}");
+    assert!(report["evidence"].as_array().is_some_and(|e| e
+        .iter()
+        .any(|r| r.as_str().is_some_and(|r| r.contains("no region failure")))));
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    assert_eq!(fleet_capacity(&stack).await, 0);
+
+    outage(&stack, "region-outage");
+    // Rejected: nothing is created; the page says who said no.
+    let run = Background::start(&stack, REGION, &input, "region-no", &[]);
+    wait_for_message(&stack, "APPROVAL NEEDED");
+    let out = answer(
+        &stack,
+        "reject",
+        "region-no",
+        "the region is coming back, wait",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, result) = run.finish();
+    assert_eq!(
+        code, 0,
+        "a rejection is an answer, not a failure: {result:#}"
+    );
+    assert_eq!(report_of(&stack, "region-no")["outcome"], "rejected");
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    wait_for_message(&stack, "region failover of muejam: rejected");
+
+    // Nobody answers before the deadline: nothing created, a page.
+    let (code, result) = stack.run(REGION, &quick, &["--virtual-time", "--name", "region-late"]);
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "NotFailedOver", "{result:#}");
+    assert_eq!(report_of(&stack, "region-late")["outcome"], "not_approved");
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    let page = wait_for_message(&stack, "region failover of muejam: not_approved");
+    assert!(page["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("FAILED")));
+    assert_eq!(fleet_capacity(&stack).await, 0);
+    assert!(stack.locks().await.is_empty());
+    outage(&stack, "region-restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_any_step_switches_nothing_leaves_no_restore_and_pages() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let input = request(&stack, json!({})).await;
+    outage(&stack, "region-outage");
+    let before_pages = stack.messages().len();
+    let tasks = [
+        "AcquireLock",
+        "ProbeRecord",
+        "Confirm",
+        "ChooseCopy",
+        "RequestApproval",
+        "StartRestore",
+        "DescribeRestore",
+        "VerifyRestore",
+        "SwitchDns",
+    ];
+    for task in tasks {
+        let name = format!("fault-{}", task.to_lowercase());
+        let fault = format!("{task}:1:Unsafe");
+        // The approval is answered yes by the runner, unless it is the
+        // task that fails.
+        let approve = if task == "RequestApproval" {
+            fault.clone()
+        } else {
+            format!("RequestApproval:1:{APPROVED}")
+        };
+        let (code, result) = stack.run(
+            REGION,
+            &input,
+            &[
+                "--virtual-time",
+                "--name",
+                &name,
+                "--fault",
+                &fault,
+                "--fault",
+                &approve,
+            ],
+        );
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "Unsafe", "{task}: {result:#}");
+        assert_eq!(
+            stack.dns_value().await,
+            dns_before,
+            "{task}: nothing switched"
+        );
+        assert!(
+            west_instances(&stack).await.is_empty(),
+            "{task}: the restore is discarded"
+        );
+        assert!(
+            stack.locks().await.is_empty(),
+            "{task}: the lock is released"
+        );
+        assert_eq!(report_of(&stack, &name)["outcome"], "failed", "{task}");
+    }
+    let pages = stack.messages().len() - before_pages;
+    assert!(pages >= tasks.len(), "a page per failed run ({pages})");
+
+    // A failure after the switch: the record points at the verified restore
+    // (never anything else), which is kept; the report says failed.
+    let (code, result) = stack.run(
+        REGION,
+        &input,
+        &[
+            "--virtual-time",
+            "--name",
+            "fault-recordswitch",
+            "--fault",
+            "RecordSwitch:1:Unsafe",
+            "--fault",
+            &format!("RequestApproval:1:{APPROVED}"),
+        ],
+    );
+    assert_eq!(code, 1, "{result:#}");
+    let restored = west(&stack)
+        .describe_instance(&id(RESTORED))
+        .await
+        .expect("kept");
+    assert_eq!(
+        stack.dns_value().await,
+        restored.endpoint.expect("endpoint").address,
+        "the record points at the verified restore"
+    );
+    assert_eq!(report_of(&stack, "fault-recordswitch")["outcome"], "failed");
+    outage(&stack, "region-restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_evacuation_loses_no_row_and_gives_the_writes_back_on_the_new_primary() {
+    let stack = prepared_stack().await;
+    let input = request(
+        &stack,
+        json!({"mode": "planned", "kms_key_id": "local/us-west-2/snapshots"}),
+    )
+    .await;
+    // One throttle at every task on the way: each is retried.
+    let throttled = [
+        "AcquireLock",
+        "ProbeRecord",
+        "Confirm",
+        "StopWrites",
+        "FinalSnapshot",
+        "CopyFinal",
+        "VerifyFinalCopy",
+        "ChooseCopy",
+        "StartRestore",
+        "DescribeRestore",
+        "VerifyRestore",
+        "ScaleFleet",
+        "SwitchDns",
+        "Adopt",
+        "DnsStatus",
+        "RecordSwitch",
+        "VerifyNewPrimary",
+        "GrantWrites",
+        "CreateReplica",
+        "RecordReplica",
+        "ReleaseLock",
+        "Report",
+    ]
+    .map(|t| format!("{t}:1:Throttled"));
+    let mut extra = vec!["--virtual-time", "--name", "evacuate"];
+    for fault in &throttled {
+        extra.extend(["--fault", fault.as_str()]);
+    }
+    let (code, result) = stack.run(REGION, &input, &extra);
+    assert_eq!(code, 0, "{result:#}");
+
+    // Every row the old primary held when its writes stopped is in the new one.
+    let old = stack.sql(PRIMARY).await;
+    let at_stop = dr_postgres::target::table_row_counts(&old)
+        .await
+        .expect("counts");
+    assert_eq!(west_counts(&stack, RESTORED).await, at_stop);
+    let report = report_of(&stack, "evacuate");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["rows_lost"], 0, "{report:#}");
+    assert_eq!(report["rpo"]["achieved_seconds"], 0.0);
+    let restored = west(&stack)
+        .describe_instance(&id(RESTORED))
+        .await
+        .expect("restored");
+    assert_eq!(
+        stack.dns_value().await,
+        restored.endpoint.expect("endpoint").address
+    );
+
+    // The application writes on the new primary, and no longer on the old.
+    let topology = stack.topology().await;
+    let application = topology.application.clone().expect("application role");
+    let can_write = |instance: &'static str, in_west: bool| {
+        let stack = &stack;
+        let application = application.clone();
+        async move {
+            let platform = if in_west {
+                west(stack)
+            } else {
+                stack.platform()
+            };
+            let master = platform
+                .database_target(&id(instance), None)
+                .expect("target");
+            let client = dr_postgres::connect(&master).await.expect("connect");
+            let row = client
+                .query_one(
+                    "SELECT has_table_privilege($1, 'public.stories', 'INSERT')",
+                    &[&application.role],
+                )
+                .await
+                .expect("privilege");
+            row.get::<_, bool>(0)
+        }
+    };
+    assert!(
+        can_write(RESTORED, true).await,
+        "writes given back on the new primary"
+    );
+    assert!(
+        !can_write(PRIMARY, false).await,
+        "the old primary takes no application write"
+    );
+    assert_eq!(topology.region.as_deref(), Some("us-west-2"));
+}
