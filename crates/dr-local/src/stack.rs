@@ -34,8 +34,12 @@ pub struct UpOptions {
 pub struct StackStatus {
     pub home: PathBuf,
     pub temporary_home: bool,
+    /// Every region's instances and snapshots (a region that is down
+    /// shows none: its control plane does not answer).
     pub instances: Vec<InstanceDescription>,
     pub snapshots: Vec<SnapshotDescription>,
+    /// Regions taken down by `drctl local region-outage`.
+    pub regions_down: Vec<String>,
     pub moto: Option<MotoStatus>,
     pub pgpass_file: PathBuf,
     /// The CA every cluster's certificate chains to (`PGSSLROOTCERT`).
@@ -156,11 +160,27 @@ impl LocalControlPlane {
 
     pub async fn status(&self) -> DrResult<StackStatus> {
         let state = self.store().read()?;
+        let mut instances = Vec::new();
+        let mut snapshots = Vec::new();
+        let mut regions_down = Vec::new();
+        for region in crate::platform::REGIONS {
+            let plane = self.in_region(region)?;
+            match plane.list_instances().await {
+                Ok(mut found) => {
+                    instances.append(&mut found);
+                    snapshots.append(&mut plane.list_snapshots(None).await?);
+                }
+                Err(DrError::Unavailable(_)) => regions_down.push(region.to_owned()),
+                Err(e) => return Err(e),
+            }
+        }
+        SnapshotDescription::sort_newest_first(&mut snapshots);
         Ok(StackStatus {
             home: self.home().to_owned(),
             temporary_home: state.temporary_home,
-            instances: self.list_instances().await?,
-            snapshots: self.list_snapshots(None).await?,
+            instances,
+            snapshots,
+            regions_down,
             moto: state.moto.as_ref().map(moto::status),
             pgpass_file: self.home().join(PGPASS_FILE),
             ca_file: self.ca_file(),

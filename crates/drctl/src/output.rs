@@ -217,6 +217,9 @@ pub fn print_status(
         }
     );
     println!();
+    for region in &status.regions_down {
+        println!("region {region} is DOWN (drctl local region-restore {region} brings it back)");
+    }
     print!("{}", instance_table(&status.instances));
     println!();
     if status.snapshots.is_empty() {
