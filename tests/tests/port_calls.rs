@@ -847,6 +847,7 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "start", "plan": region_plan("muejam-db-prod-r7"), "snapshot_id": "dr-copy-s1"}),
             json!({"action": "adopt", "plan": region_plan(REGION_RESTORE)}),
             json!({"action": "discard", "plan": region_plan(REGION_RESTORE)}),
+            json!({"action": "sweep", "execution_name": "r1", "input": "{\"database\": \"muejam\", \"backup_region\": \"us-west-2\"}", "status": "ABORTED"}),
         ],
         Function::VerifyRegionRestore => {
             vec![json!({"plan": region_plan(REGION_RESTORE), "copy": {

@@ -340,6 +340,7 @@ impl Function {
             Function::ProbeRecord => &[SecretsGet, SqlProbe],
             Function::ChooseCopy => &[ListSnapshots],
             Function::RegionRestore => &[
+                TopologyGet,
                 DescribeInstance,
                 RestoreFromSnapshot,
                 AddTags,

@@ -511,3 +511,81 @@ async fn a_planned_evacuation_loses_no_row_and_gives_the_writes_back_on_the_new_
     );
     assert_eq!(topology.region.as_deref(), Some("us-west-2"));
 }
+
+/// A run killed (SIGKILL) after its restore began: the death rule's
+/// function (what EventBridge calls on FAILED / TIMED_OUT / ABORTED)
+/// deletes the restore it never switched to; the record never moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_dies_after_restoring_is_swept_by_the_death_rule() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let input = request(&stack, json!({})).await;
+    outage(&stack, "region-outage");
+    // Throttled at the restore's first look, the run sleeps in a retry:
+    // killed there.
+    let approve = format!("RequestApproval:1:{APPROVED}");
+    let mut run = Background::start(
+        &stack,
+        REGION,
+        &input,
+        "dies-1",
+        &[
+            "--fault",
+            &approve,
+            "--fault",
+            "DescribeRestore:1:Throttled",
+        ],
+    );
+    let stderr = run.child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("✔ StartRestore") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the run ended before StartRestore"),
+        }
+    }
+    run.child.kill().expect("kill -9");
+    let _ = run.child.wait();
+    assert_eq!(
+        west_instances(&stack).await,
+        [RESTORED],
+        "the dead run left its restore"
+    );
+
+    let event = json!({"action": "sweep", "execution_name": "dies-1", "input": input.to_string(), "status": "ABORTED"});
+    let path = stack.home.join("sweep.json");
+    std::fs::write(&path, event.to_string()).expect("payload");
+    let sweep = || {
+        drctl(
+            &stack.home,
+            &[
+                "invoke",
+                "region-restore",
+                "--local",
+                "--payload",
+                path.to_str().expect("path"),
+            ],
+        )
+    };
+    let out = sweep();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(output["deleted"], json!([RESTORED]), "{output:#}");
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    // Again (the rule may deliver twice): nothing more to do, no error.
+    let again = sweep();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let output: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(output["deleted"], json!([]), "{output:#}");
+    outage(&stack, "region-restore");
+}

@@ -293,12 +293,22 @@ pub enum RegionRestoreInput {
     /// The run ends without a switch: delete what it restored (never the
     /// instance the record points at, never one it adopted).
     Discard { plan: Box<RegionPlan> },
+    /// A run died outside its Catch (failed, timed out, stopped): what the
+    /// EventBridge rule on its status change sends. Deletes what it restored
+    /// and never switched to, as `discard` would have.
+    Sweep {
+        execution_name: String,
+        /// The execution's input, as a JSON string.
+        input: String,
+        status: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegionRestoreOutput {
-    pub instance_id: InstanceId,
+    /// The restore (none: a sweep found nothing of the run).
+    pub instance_id: Option<InstanceId>,
     pub status: String,
     pub deleted: Vec<InstanceId>,
     /// What changed; `None` when it was done already.
@@ -351,7 +361,40 @@ pub async fn region_restore(
             )
             .await
         }
-        RegionRestoreInput::Discard { plan } => discard(ports, &plan).await,
+        RegionRestoreInput::Discard { plan } => {
+            discard(ports, &plan.recovery_id, &plan.backup_region, &plan.dns).await
+        }
+        RegionRestoreInput::Sweep {
+            execution_name,
+            input,
+            status,
+        } => {
+            if !["FAILED", "TIMED_OUT", "ABORTED"].contains(&status.as_str()) {
+                return Err(DrError::InvalidInput(format!(
+                    "status {status:?} is no ended execution"
+                )));
+            }
+            // Only what finding its resources needs: a request the run
+            // itself refused may still have restored nothing.
+            let request: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
+                DrError::InvalidInput(format!("the execution's input is not JSON: {e}"))
+            })?;
+            let field = |name: &str| {
+                request
+                    .get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| DrError::InvalidInput(format!("the input names no {name}")))
+            };
+            let database = field("database")?;
+            let backup_region = field("backup_region")?;
+            validate_database_name(&database)?;
+            validate_region(&backup_region)?;
+            let topology = ports.topology.get(&database).await?.ok_or_else(|| {
+                DrError::InvalidInput(format!("database {database} is not registered"))
+            })?;
+            discard(ports, &execution_name, &backup_region, &topology.dns).await
+        }
     }
 }
 
@@ -389,7 +432,7 @@ async fn start_restore(
         })
         .await?;
     Ok(RegionRestoreOutput {
-        instance_id: restored.instance_id,
+        instance_id: Some(restored.instance_id),
         status: restored.status.to_string(),
         deleted: Vec::new(),
         mutation: (!existed).then(|| {
@@ -416,7 +459,7 @@ async fn adopt(ports: &Ports, plan: &RegionPlan) -> DrResult<RegionRestoreOutput
         backup.add_tags(&plan.restored_instance, &tags).await?;
     }
     Ok(RegionRestoreOutput {
-        instance_id: plan.restored_instance.clone(),
+        instance_id: Some(plan.restored_instance.clone()),
         status: described.status.to_string(),
         deleted: Vec::new(),
         mutation: (!already).then(|| {
@@ -428,16 +471,25 @@ async fn adopt(ports: &Ports, plan: &RegionPlan) -> DrResult<RegionRestoreOutput
     })
 }
 
-async fn discard(ports: &Ports, plan: &RegionPlan) -> DrResult<RegionRestoreOutput> {
-    let backup = ports.regions.control_plane(&plan.backup_region)?;
+async fn discard(
+    ports: &Ports,
+    recovery_id: &str,
+    backup_region: &str,
+    dns: &DnsBinding,
+) -> DrResult<RegionRestoreOutput> {
+    let backup = ports.regions.control_plane(backup_region)?;
     let record = ports
         .dns
-        .get_record(&plan.dns.hosted_zone, &plan.dns.record_name, "CNAME")
+        .get_record(&dns.hosted_zone, &dns.record_name, "CNAME")
         .await?
         .map(|r| r.value);
     let mut deleted = Vec::new();
+    let mut restored = None;
     for instance in backup.list_instances().await? {
-        let ours = instance.tags.get(RECOVERY_TAG) == Some(&plan.recovery_id);
+        let ours = instance.tags.get(RECOVERY_TAG).map(String::as_str) == Some(recovery_id);
+        if ours {
+            restored = Some(instance.instance_id.clone());
+        }
         if !ours || !instance.is_ephemeral() {
             continue;
         }
@@ -456,8 +508,9 @@ async fn discard(ports: &Ports, plan: &RegionPlan) -> DrResult<RegionRestoreOutp
             Err(e) => return Err(e),
         }
     }
+    let instance_id = deleted.first().cloned().or(restored);
     Ok(RegionRestoreOutput {
-        instance_id: plan.restored_instance.clone(),
+        instance_id,
         status: if deleted.is_empty() {
             "nothing to delete".to_owned()
         } else {
