@@ -484,6 +484,20 @@ pub async fn validate_input(ports: &Ports, input: ValidateInputInput) -> DrResul
     })
 }
 
+/// A database that a region failover moved out of this deployment's region
+/// is refused by name: this deployment's control plane cannot see it, and
+/// "not found" would hide why.
+pub(crate) fn in_home_region(ports: &Ports, topology: &Topology) -> DrResult<()> {
+    let home = ports.regions.home_region();
+    match topology.region.as_deref() {
+        Some(region) if region != home => Err(invalid(format!(
+            "{} lives in {region} (after a region failover); this deployment acts in {home}: run the recovery from a deployment in {region}",
+            topology.database
+        ))),
+        _ => Ok(()),
+    }
+}
+
 async fn validated_plan(ports: &Ports, input: ValidateInputInput) -> DrResult<FailoverPlan> {
     let request: FailoverRequest = serde_json::from_value(input.request).map_err(|e| {
         invalid(format!(
@@ -493,6 +507,7 @@ async fn validated_plan(ports: &Ports, input: ValidateInputInput) -> DrResult<Fa
     })?;
     check_request(&request)?;
     let topology = registered_topology(ports, &request.database).await?;
+    in_home_region(ports, &topology)?;
     let recovery_id = request
         .recovery_id
         .clone()

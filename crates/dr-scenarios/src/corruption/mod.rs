@@ -427,6 +427,7 @@ pub async fn corruption_plan(
                 request.database
             ))
         })?;
+    crate::plan::in_home_region(ports, &topology)?;
     let primary = ports
         .control_plane
         .describe_instance(&topology.primary)
