@@ -599,3 +599,103 @@ async fn a_run_that_dies_after_restoring_is_swept_by_the_death_rule() {
     assert_eq!(output["deleted"], json!([]), "{output:#}");
     outage(&stack, "region-restore");
 }
+
+/// Puts the stack back as it was before a switch: the record on the old
+/// primary, the registry's old record, no instance in us-west-2.
+async fn undo_switch(stack: &Stack, dns_before: &str, topology_before: &Value) {
+    let route53 = stack.moto_clients().await.route53;
+    let dns = dr_aws::Route53Dns::new(route53);
+    let zone = dns
+        .get_record("muejam.internal", "db.muejam.internal", "CNAME")
+        .await
+        .expect("record")
+        .expect("exists")
+        .hosted_zone_id;
+    dns.upsert_record(&DnsRecord {
+        hosted_zone_id: zone,
+        name: "db.muejam.internal".into(),
+        record_type: "CNAME".into(),
+        ttl: 60,
+        value: dns_before.to_owned(),
+    })
+    .await
+    .expect("record back");
+    stack.write_raw_topology(topology_before).await;
+    for instance in west_instances(stack).await {
+        west(stack)
+            .delete_instance(&id(&instance), DeleteOptions { force: true })
+            .await
+            .expect("delete");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let topology_before = serde_json::to_value(stack.topology().await).expect("json");
+    let input = request(&stack, json!({})).await;
+    outage(&stack, "region-outage");
+    let approve = format!("RequestApproval:1:{APPROVED}");
+    // Past the switch a failure cannot undo it: the record stays on the
+    // verified restore, which is kept (never discarded), and the run fails
+    // with a page.
+    for task in ["Adopt", "DnsStatus", "VerifyNewPrimary"] {
+        let name = format!("late-{}", task.to_lowercase());
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = stack.run(
+            REGION,
+            &input,
+            &[
+                "--virtual-time",
+                "--name",
+                &name,
+                "--fault",
+                &fault,
+                "--fault",
+                &approve,
+            ],
+        );
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "Unsafe", "{task}");
+        let restored = west(&stack)
+            .describe_instance(&id(RESTORED))
+            .await
+            .unwrap_or_else(|e| panic!("{task}: the restore is kept: {e}"));
+        assert!(restored.is_standalone_and_available(), "{task}");
+        assert_eq!(
+            stack.dns_value().await,
+            restored.endpoint.expect("endpoint").address,
+            "{task}: the record points at the verified restore"
+        );
+        assert_eq!(report_of(&stack, &name)["outcome"], "failed", "{task}");
+        assert!(stack.locks().await.is_empty(), "{task}");
+        undo_switch(&stack, &dns_before, &topology_before).await;
+    }
+    // The replica is aftercare: the failover stands, the report says what
+    // is missing.
+    let (code, result) = stack.run(
+        REGION,
+        &input,
+        &[
+            "--virtual-time",
+            "--name",
+            "late-replica",
+            "--fault",
+            "CreateReplica:1:Unsafe",
+            "--fault",
+            &approve,
+        ],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&stack, "late-replica");
+    assert_eq!(report["outcome"], "succeeded");
+    assert!(
+        report["warnings"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("replica")))),
+        "{report:#}"
+    );
+    assert_eq!(west_instances(&stack).await, [RESTORED]);
+    outage(&stack, "region-restore");
+}
