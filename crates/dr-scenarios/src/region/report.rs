@@ -392,3 +392,161 @@ pub async fn region_report(
         message_id: published.message_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input(outcome: Outcome, mode: &str, details: Value) -> RegionReportInput {
+        let mut plan: Value = serde_json::from_str(include_str!(
+            "../../../../events/functions/region-restore.json"
+        ))
+        .expect("sample");
+        plan["plan"]["mode"] = json!(mode);
+        let mut details = details;
+        details["plan"] = plan["plan"].take();
+        RegionReportInput {
+            execution: ExecutionInfo {
+                id: "arn:x".into(),
+                name: "region-1".into(),
+                start_time: "2026-11-27T03:00:00Z".parse().expect("t"),
+            },
+            outcome,
+            details,
+            finished_at: "2026-11-27T03:50:00Z".parse().expect("t"),
+            topic_arn: "t".into(),
+        }
+    }
+
+    fn steps(rows_restored: u64) -> Value {
+        json!({
+            "steps": {
+                "confirm": {"started_at": "2026-11-27T03:00:05Z", "result": {
+                    "decision": "region_down", "reasons": ["the region is down"],
+                    "evidence": {
+                        "primary_instance": {"kind": "silent", "detail": "x"},
+                        "primary_listing": {"kind": "silent", "detail": "x"},
+                        "endpoint": {"kind": "silent", "detail": "x"},
+                        "backup": {"kind": "answered", "detail": "x"}},
+                    "checked_at": "2026-11-27T03:00:10Z"}},
+                "copy": {"started_at": "2026-11-27T03:00:11Z", "result": {"copy": {
+                    "snapshot_id": "dr-copy-s1", "data_time": "2026-11-27T01:00:10Z",
+                    "age_seconds": 7200.0, "rpo_met": true, "row_counts": {"users": 10, "stories": 5}}}},
+                "verify": {"started_at": "2026-11-27T03:30:00Z", "result": {
+                    "passed": true, "problems": [], "row_counts": {"users": 10, "stories": rows_restored},
+                    "baseline_compared": true, "checks_run": 12}},
+                "approval": {"started_at": "2026-11-27T03:01:00Z", "result": {
+                    "approved": true, "by": "alice", "at": "2026-11-27T03:05:00Z", "reason": "go"}}
+            },
+            "verified": {"at": "2026-11-27T03:40:00Z"}
+        })
+    }
+
+    #[test]
+    fn rto_rpo_and_the_rows_lost_come_from_what_was_measured() {
+        let cases = [
+            // (outcome, mode, stories restored, passed, RTO, RPO, rows lost)
+            (
+                Outcome::Succeeded,
+                "unplanned",
+                5,
+                true,
+                Some(2400.0),
+                Some(7200.0),
+                None,
+            ),
+            (
+                Outcome::Succeeded,
+                "planned",
+                5,
+                true,
+                Some(2400.0),
+                Some(0.0),
+                Some(0),
+            ),
+            (
+                Outcome::Succeeded,
+                "planned",
+                4,
+                true,
+                Some(2400.0),
+                None,
+                Some(1),
+            ),
+            (Outcome::Failed, "unplanned", 5, false, None, None, None),
+            (Outcome::Rejected, "unplanned", 5, false, None, None, None),
+        ];
+        for (outcome, mode, restored, passed, rto, rpo, lost) in cases {
+            let mut details = steps(restored);
+            if outcome != Outcome::Succeeded {
+                details.as_object_mut().expect("object").remove("verified");
+            }
+            let report = build(&input(outcome, mode, details), &[]);
+            let what = format!("{outcome:?} {mode} {restored}");
+            assert_eq!(report.passed, passed, "{what}");
+            assert_eq!(report.rto.achieved_seconds, rto, "{what}");
+            assert_eq!(report.rpo.achieved_seconds, rpo, "{what}");
+            assert_eq!(report.rows_lost, lost, "{what}");
+            // Not measured never counts as met.
+            assert_eq!(
+                report.rpo.is_met(),
+                rpo.is_some_and(|r| r <= 21_600.0),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_approval_and_the_changes_read_as_a_person_would_say_them() {
+        let cases = [
+            (
+                json!({"approved": true, "by": "alice", "reason": "go"}),
+                "approved by alice: go",
+            ),
+            (
+                json!({"approved": false, "by": "bob", "reason": "wait"}),
+                "rejected by bob: wait",
+            ),
+            (json!({"status": "rejected"}), "rejected"),
+            (json!({"status": "expired", "answer": null}), "expired"),
+        ];
+        for (answer, expected) in cases {
+            assert_eq!(approval_line(&answer), expected);
+        }
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("t");
+        let entry = |key: &str, t: &str, status, summary: &str| JournalEntry {
+            recovery_id: "r".into(),
+            key: key.into(),
+            execution: "e".into(),
+            at: at(t),
+            status,
+            summary: summary.into(),
+            detail: None,
+        };
+        let journal = [
+            entry(
+                "restore",
+                "2026-11-27T03:10:00Z",
+                JournalStatus::Started,
+                "restoring",
+            ),
+            entry(
+                "restore",
+                "2026-11-27T03:20:00Z",
+                JournalStatus::Done,
+                "restored",
+            ),
+            entry(
+                "dns",
+                "2026-11-27T03:35:00Z",
+                JournalStatus::Started,
+                "switching",
+            ),
+        ];
+        let lines = changes(&journal);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("restored"));
+        assert!(lines[1].starts_with("BEGUN, NOT FINISHED: switching"));
+    }
+}
