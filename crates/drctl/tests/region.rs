@@ -262,6 +262,12 @@ async fn a_dead_region_is_failed_over_to_the_verified_copy_once_a_person_approve
     let (code, result) = stack.run(REGION, &input, &["--virtual-time", "--name", "region-2"]);
     assert_eq!(code, 2, "{result:#}");
     assert_eq!(result["error"], "InvalidInput");
+    let refused = report_of(&stack, "region-2");
+    assert_eq!(refused["outcome"], "failed", "{refused:#}");
+    assert!(refused["error"][1]
+        .as_str()
+        .is_some_and(|c| c.contains("already lives in us-west-2")));
+    wait_for_message(&stack, "region failover of muejam: failed");
     // The other recoveries of this deployment (which acts in us-east-1)
     // refuse the database by name instead of failing to find it.
     let (code, result) = stack.alarm_failover(json!({}), &["--virtual-time"]);

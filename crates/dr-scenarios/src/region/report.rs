@@ -181,9 +181,15 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
     });
     RegionReport {
         scenario: SCENARIO.to_owned(),
-        resource: plan
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), |p| p.database.clone()),
+        // A refused input has no plan: the request names the database.
+        resource: plan.as_ref().map_or_else(
+            || {
+                d.pointer("/request/database")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| "unknown".to_owned(), |s| s.chars().take(63).collect())
+            },
+            |p| p.database.clone(),
+        ),
         execution_name: input.execution.name.clone(),
         outcome: input.outcome,
         passed: succeeded && verification.as_ref().is_some_and(|v| v.passed),
