@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """scripts/bench corruption: the data-corruption recovery on a local stack,
 its phases timed from the run's own log. Usage: bench-corruption.py DRCTL SCALE"""
-import json, os, re, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_runlog  # noqa: E402
 
 drctl, scale = sys.argv[1], sys.argv[2]
 home = tempfile.mkdtemp(prefix="bench-corruption-")
@@ -31,22 +34,11 @@ try:
     total = time.monotonic() - t
     if out.returncode != 0:
         sys.exit(f"the recovery failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
-    # "HH:MM:SS.mmm +   12.345s  ▶ State (Type)" / "... ✔ State"
-    started, spans = {}, {}
-    for line in out.stderr.splitlines():
-        m = re.search(r"\+\s+([\d.]+)s\s+([▶✔])\s+(\w+)", line)
-        if not m:
-            continue
-        at, mark, state = float(m.group(1)), m.group(2), m.group(3)
-        if mark == "▶":
-            started.setdefault(state, []).append(at)
-        elif started.get(state):
-            spans.setdefault(state, []).append(at - started[state].pop(0))
+    spans = bench_runlog.spans(out.stderr)
     result = json.loads(out.stdout)
     report = json.load(open(result["output"]["report"]["json_location"]))
     def fig(state):
-        s = spans.get(state, [])
-        return f"{max(s):.2f} s" if s else "n/a"
+        return bench_runlog.fig(spans, state)
     print(f"data-corruption at scale {scale} (damage: 5 authors deleted behind the foreign keys)")
     print(f"  stack up                     {up:.1f} s")
     print(f"  recovery, end to end         {total:.1f} s (virtual waits, approval answered at once)")

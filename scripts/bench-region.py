@@ -2,7 +2,10 @@
 """scripts/bench region: snapshot replication into us-west-2, then the region
 failover after a us-east-1 outage, on a local stack, each phase timed from
 the run's own log. Usage: bench-region.py DRCTL SCALE"""
-import json, os, re, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_runlog  # noqa: E402
 
 drctl, scale = sys.argv[1], sys.argv[2]
 home = tempfile.mkdtemp(prefix="bench-region-")
@@ -20,22 +23,9 @@ def timed_run(machine, request, name, extra=()):
     total = time.monotonic() - t
     if out.returncode != 0:
         sys.exit(f"{machine} failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
-    # "HH:MM:SS.mmm +   12.345s  ▶ State (Type)" / "... ✔ State"
-    started, spans = {}, {}
-    for line in out.stderr.splitlines():
-        m = re.search(r"\+\s+([\d.]+)s\s+([▶✔])\s+(\w+)", line)
-        if not m:
-            continue
-        at, mark, state = float(m.group(1)), m.group(2), m.group(3)
-        if mark == "▶":
-            started.setdefault(state, []).append(at)
-        elif started.get(state):
-            spans.setdefault(state, []).append(at - started[state].pop(0))
-    return total, spans
+    return total, bench_runlog.spans(out.stderr)
 
-def fig(spans, state):
-    s = spans.get(state, [])
-    return f"{max(s):.2f} s" if s else "n/a"
+fig = bench_runlog.fig
 
 try:
     t = time.monotonic()

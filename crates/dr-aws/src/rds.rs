@@ -270,6 +270,18 @@ impl RdsControlPlane {
             .ok_or_else(|| DrError::NotFound(format!("DB snapshot {id} not found")))
     }
 
+    /// Adds `tags` to the RDS resource `arn` (`what` names it in errors).
+    async fn tag_arn(&self, arn: String, tags: &Tags, what: &str) -> DrResult<()> {
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_rds_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("tagging {what}"), e))?;
+        Ok(())
+    }
+
     /// The same control plane in another region (same credentials,
     /// endpoint override and retry settings).
     pub fn in_region(&self, region: &str) -> RdsControlPlane {
@@ -712,14 +724,7 @@ impl DatabaseControlPlane for RdsControlPlane {
             .db_snapshot_arn()
             .map(str::to_owned)
             .ok_or_else(|| DrError::Internal(format!("DB snapshot {id} has no ARN")))?;
-        self.rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(to_rds_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&format!("tagging snapshot {id}"), e))?;
-        Ok(())
+        self.tag_arn(arn, tags, &format!("snapshot {id}")).await
     }
 
     async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
@@ -729,14 +734,7 @@ impl DatabaseControlPlane for RdsControlPlane {
             .db_instance_arn()
             .map(str::to_owned)
             .ok_or_else(|| DrError::Internal(format!("DB instance {instance} has no ARN")))?;
-        self.rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(to_rds_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&format!("tagging {instance}"), e))?;
-        Ok(())
+        self.tag_arn(arn, tags, instance.as_str()).await
     }
 }
 

@@ -96,6 +96,50 @@ impl SnapshotKey {
     /// size of the sealed file. Writes to a temporary name and renames, so a
     /// crash never leaves a truncated snapshot under the final name.
     pub fn seal(&self, backup_dir: &Path, output: &Path) -> DrResult<u64> {
+        self.write_sealed(output, |writer| {
+            let mut archive = tar::Builder::new(writer);
+            for name in BACKUP_FILES {
+                let path = backup_dir.join(name);
+                if path.exists() {
+                    archive.append_path_with_name(&path, name)?;
+                } else if name != "pg_wal.tar" {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("backup is missing {name}"),
+                    ));
+                }
+            }
+            archive.finish()
+        })
+        .map_err(|e| io_error("sealing snapshot", e))
+    }
+
+    /// Re-encrypts a snapshot sealed with this key for `target` (a copy into
+    /// another region, whose key is not this one), streaming: the plain
+    /// archive never touches the disk. A source this key cannot open, or one
+    /// with a flipped byte, is `Corrupt` and leaves no output.
+    pub fn reseal(&self, sealed: &Path, target: &SnapshotKey, output: &Path) -> DrResult<u64> {
+        let mut reader = self.decrypting(sealed)?;
+        target
+            .write_sealed(output, |writer| io::copy(&mut reader, writer).map(drop))
+            // The authenticated stream fails on the byte that was changed.
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    corrupt(sealed, &e)
+                } else {
+                    io_error("re-encrypting snapshot", e)
+                }
+            })
+    }
+
+    /// Writes what `fill` produces into `output`, encrypted to this key:
+    /// through a temporary name (removed on failure) renamed at the end.
+    /// Returns the sealed file's size.
+    fn write_sealed(
+        &self,
+        output: &Path,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<u64> {
         let partial = output.with_extension("partial");
         let result = (|| -> io::Result<()> {
             let file = fs::OpenOptions::new()
@@ -109,91 +153,35 @@ impl SnapshotKey {
                 age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
                     .map_err(io::Error::other)?;
             let mut writer = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file))?;
-            {
-                let mut archive = tar::Builder::new(&mut writer);
-                for name in BACKUP_FILES {
-                    let path = backup_dir.join(name);
-                    if path.exists() {
-                        archive.append_path_with_name(&path, name)?;
-                    } else if name != "pg_wal.tar" {
-                        return Err(io::Error::new(
-                            io::ErrorKind::NotFound,
-                            format!("backup is missing {name}"),
-                        ));
-                    }
-                }
-                archive.finish()?;
-            }
+            fill(&mut writer)?;
             let mut inner = writer.finish()?;
             inner.flush()?;
-            inner.get_ref().sync_all()?;
-            Ok(())
+            inner.get_ref().sync_all()
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&partial);
-            return Err(io_error("sealing snapshot", e));
+            return Err(e);
         }
-        fs::rename(&partial, output).map_err(|e| io_error("storing snapshot", e))?;
-        fs::metadata(output)
-            .map(|m| m.len())
-            .map_err(|e| io_error("reading snapshot size", e))
+        fs::rename(&partial, output)?;
+        fs::metadata(output).map(|m| m.len())
     }
 
-    /// Re-encrypts a snapshot sealed with this key for `target` (a copy into
-    /// another region, whose key is not this one), streaming: the plain
-    /// archive never touches the disk. A source this key cannot open, or one
-    /// with a flipped byte, is `Corrupt` and leaves no output.
-    pub fn reseal(&self, sealed: &Path, target: &SnapshotKey, output: &Path) -> DrResult<u64> {
+    /// The plain stream of a snapshot sealed to this key; `Corrupt` when
+    /// this key cannot open it.
+    fn decrypting(&self, sealed: &Path) -> DrResult<impl Read> {
         let file = File::open(sealed).map_err(|e| io_error("opening snapshot", e))?;
         let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file))
             .map_err(|e| corrupt(sealed, &e))?;
-        let mut reader = decryptor
+        decryptor
             .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
-            .map_err(|e| corrupt(sealed, &e))?;
-        let partial = output.with_extension("partial");
-        let result = (|| -> io::Result<()> {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&partial)?;
-            let recipient = target.identity.to_public();
-            let encryptor =
-                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                    .map_err(io::Error::other)?;
-            let mut writer = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file))?;
-            io::copy(&mut reader, &mut writer)?;
-            let mut inner = writer.finish()?;
-            inner.flush()?;
-            inner.get_ref().sync_all()?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&partial);
-            // The authenticated stream fails on the byte that was changed.
-            return Err(if e.kind() == io::ErrorKind::InvalidData {
-                corrupt(sealed, &e)
-            } else {
-                io_error("re-encrypting snapshot", e)
-            });
-        }
-        fs::rename(&partial, output).map_err(|e| io_error("storing snapshot copy", e))?;
-        fs::metadata(output)
-            .map(|m| m.len())
-            .map_err(|e| io_error("reading snapshot size", e))
+            .map_err(|e| corrupt(sealed, &e))
     }
 
     /// Decrypts `sealed` and lays it out as a PostgreSQL data directory in
     /// `data_dir` (base.tar unpacked, pg_wal.tar into pg_wal/, the manifest
     /// beside them, ready for pg_verifybackup or for starting a server).
     pub fn open_into_data_dir(&self, sealed: &Path, data_dir: &Path) -> DrResult<()> {
-        let file = File::open(sealed).map_err(|e| io_error("opening snapshot", e))?;
-        let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| corrupt(sealed, &e))?;
-        let reader = decryptor
-            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
-            .map_err(|e| corrupt(sealed, &e))?;
+        let reader = self.decrypting(sealed)?;
         fs::create_dir_all(data_dir).map_err(|e| io_error("creating data directory", e))?;
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error("securing data directory", e))?;

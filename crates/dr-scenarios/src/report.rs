@@ -360,6 +360,81 @@ pub(crate) struct ReportDocument<'a> {
     pub passed: bool,
 }
 
+/// What a recovery's report step returns (data corruption, region failover).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryReportOutput {
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub json_location: String,
+    pub markdown_location: String,
+    pub message_id: Option<String>,
+}
+
+/// The journal of the recovery a report's details name (`plan.recovery_id`);
+/// none when the run never got a plan.
+pub(crate) async fn journal_of_details(
+    ports: &Ports,
+    details: &Value,
+) -> DrResult<Vec<JournalEntry>> {
+    match details.pointer("/plan/recovery_id").and_then(Value::as_str) {
+        Some(id) => ports.journal.entries(id).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A recovery's report, rendered: kept, announced under
+/// `[MueJam DR] <title>: <outcome> (passed|FAILED)`.
+pub(crate) struct RecoveryDocument<'a> {
+    pub scenario: &'a str,
+    pub title: String,
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub started_at: DateTime<Utc>,
+    pub execution_name: &'a str,
+    pub rto: &'a Objective,
+    pub rpo: &'a Objective,
+    pub json: &'a [u8],
+    pub markdown: &'a str,
+}
+
+pub(crate) async fn publish_recovery(
+    ports: &Ports,
+    document: RecoveryDocument<'_>,
+    topic: Option<&str>,
+) -> DrResult<RecoveryReportOutput> {
+    let published = publish(
+        ports,
+        &ReportDocument {
+            scenario: document.scenario,
+            started_at: document.started_at,
+            execution_name: document.execution_name,
+            json: document.json,
+            markdown: document.markdown,
+            passed: document.passed,
+        },
+        topic,
+        format!(
+            "[MueJam DR] {}: {} ({})",
+            document.title,
+            document.outcome.as_str(),
+            if document.passed { "passed" } else { "FAILED" }
+        ),
+    )
+    .await?;
+    Ok(RecoveryReportOutput {
+        outcome: document.outcome,
+        passed: document.passed,
+        rto_seconds: document.rto.achieved_seconds,
+        rpo_seconds: document.rpo.achieved_seconds,
+        json_location: published.json_location,
+        markdown_location: published.markdown_location,
+        message_id: published.message_id,
+    })
+}
+
 pub(crate) struct Published {
     pub json_location: String,
     pub markdown_location: String,

@@ -106,6 +106,15 @@ async fn request(stack: &Stack, changes: Value) -> Value {
     input
 }
 
+/// The region failover on `input` with virtual waits, named, with `faults`.
+fn run_with_faults(stack: &Stack, input: &Value, name: &str, faults: &[&str]) -> (i32, Value) {
+    let mut extra = vec!["--virtual-time", "--name", name];
+    for fault in faults {
+        extra.extend(["--fault", fault]);
+    }
+    stack.run(REGION, input, &extra)
+}
+
 fn outage(stack: &Stack, verb: &str) {
     let out = drctl(
         &stack.home,
@@ -369,19 +378,7 @@ async fn a_failure_at_any_step_switches_nothing_leaves_no_restore_and_pages() {
         } else {
             format!("RequestApproval:1:{APPROVED}")
         };
-        let (code, result) = stack.run(
-            REGION,
-            &input,
-            &[
-                "--virtual-time",
-                "--name",
-                &name,
-                "--fault",
-                &fault,
-                "--fault",
-                &approve,
-            ],
-        );
+        let (code, result) = run_with_faults(&stack, &input, &name, &[&fault, &approve]);
         assert_eq!(code, 1, "{task}: {result:#}");
         assert_eq!(result["error"], "Unsafe", "{task}: {result:#}");
         assert_eq!(
@@ -404,16 +401,12 @@ async fn a_failure_at_any_step_switches_nothing_leaves_no_restore_and_pages() {
 
     // A failure after the switch: the record points at the verified restore
     // (never anything else), which is kept; the report says failed.
-    let (code, result) = stack.run(
-        REGION,
+    let (code, result) = run_with_faults(
+        &stack,
         &input,
+        "fault-recordswitch",
         &[
-            "--virtual-time",
-            "--name",
-            "fault-recordswitch",
-            "--fault",
             "RecordSwitch:1:Unsafe",
-            "--fault",
             &format!("RequestApproval:1:{APPROVED}"),
         ],
     );
@@ -465,11 +458,8 @@ async fn a_planned_evacuation_loses_no_row_and_gives_the_writes_back_on_the_new_
         "Report",
     ]
     .map(|t| format!("{t}:1:Throttled"));
-    let mut extra = vec!["--virtual-time", "--name", "evacuate"];
-    for fault in &throttled {
-        extra.extend(["--fault", fault.as_str()]);
-    }
-    let (code, result) = stack.run(REGION, &input, &extra);
+    let faults: Vec<&str> = throttled.iter().map(String::as_str).collect();
+    let (code, result) = run_with_faults(&stack, &input, "evacuate", &faults);
     assert_eq!(code, 0, "{result:#}");
 
     // Every row the old primary held when its writes stopped is in the new one.
@@ -649,19 +639,7 @@ async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() 
     for task in ["Adopt", "DnsStatus", "VerifyNewPrimary"] {
         let name = format!("late-{}", task.to_lowercase());
         let fault = format!("{task}:1:Unsafe");
-        let (code, result) = stack.run(
-            REGION,
-            &input,
-            &[
-                "--virtual-time",
-                "--name",
-                &name,
-                "--fault",
-                &fault,
-                "--fault",
-                &approve,
-            ],
-        );
+        let (code, result) = run_with_faults(&stack, &input, &name, &[&fault, &approve]);
         assert_eq!(code, 1, "{task}: {result:#}");
         assert_eq!(result["error"], "Unsafe", "{task}");
         let restored = west(&stack)
@@ -680,18 +658,11 @@ async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() 
     }
     // The replica is aftercare: the failover stands, the report says what
     // is missing.
-    let (code, result) = stack.run(
-        REGION,
+    let (code, result) = run_with_faults(
+        &stack,
         &input,
-        &[
-            "--virtual-time",
-            "--name",
-            "late-replica",
-            "--fault",
-            "CreateReplica:1:Unsafe",
-            "--fault",
-            &approve,
-        ],
+        "late-replica",
+        &["CreateReplica:1:Unsafe", &approve],
     );
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&stack, "late-replica");

@@ -12,7 +12,10 @@ use super::search::Verdict;
 use super::steps::{IntegrityCheckOutput, SearchStepOutput};
 use super::writes::WriteAccessOutput;
 use super::CorruptionPlan;
-use crate::report::{headline_md, publish, ExecutionInfo, Objective, Outcome, ReportDocument};
+use crate::report::{
+    headline_md, journal_of_details, publish_recovery, ExecutionInfo, Objective, Outcome,
+    RecoveryDocument,
+};
 use crate::Ports;
 
 pub const SCENARIO: &str = "data-corruption";
@@ -100,16 +103,8 @@ pub struct CorruptionReport {
     pub cause: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CorruptionReportOutput {
-    pub outcome: Outcome,
-    pub passed: bool,
-    pub rto_seconds: Option<f64>,
-    pub rpo_seconds: Option<f64>,
-    pub json_location: String,
-    pub markdown_location: String,
-    pub message_id: Option<String>,
-}
+/// What the report step returns.
+pub type CorruptionReportOutput = crate::report::RecoveryReportOutput;
 
 fn field<T: serde::de::DeserializeOwned>(details: &Value, key: &str) -> DrResult<Option<T>> {
     match details.get(key) {
@@ -380,47 +375,28 @@ pub async fn corruption_report(
     ports: &Ports,
     input: CorruptionReportInput,
 ) -> DrResult<CorruptionReportOutput> {
-    let recovery_id = input
-        .details
-        .pointer("/plan/recovery_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let journal = match recovery_id {
-        Some(id) => ports.journal.entries(&id).await?,
-        None => Vec::new(),
-    };
+    let journal = journal_of_details(ports, &input.details).await?;
     let report = build(&input, &journal)?;
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
     let md = markdown(&report);
-    let published = publish(
+    publish_recovery(
         ports,
-        &ReportDocument {
+        RecoveryDocument {
             scenario: SCENARIO,
+            title: format!("data corruption {}", report.resource),
+            outcome: report.outcome,
+            passed: report.passed,
             started_at: report.started_at,
             execution_name: &report.execution_name,
+            rto: &report.rto,
+            rpo: &report.rpo,
             json: &json,
             markdown: &md,
-            passed: report.passed,
         },
         input.topic_arn.as_deref(),
-        format!(
-            "[MueJam DR] data corruption {}: {} ({})",
-            report.resource,
-            report.outcome.as_str(),
-            if report.passed { "passed" } else { "FAILED" }
-        ),
     )
-    .await?;
-    Ok(CorruptionReportOutput {
-        outcome: report.outcome,
-        passed: report.passed,
-        rto_seconds: report.rto.achieved_seconds,
-        rpo_seconds: report.rpo.achieved_seconds,
-        json_location: published.json_location,
-        markdown_location: published.markdown_location,
-        message_id: published.message_id,
-    })
+    .await
 }
 
 #[cfg(test)]

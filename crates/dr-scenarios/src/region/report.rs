@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use super::steps::{ConfirmRegionOutput, VerifyRegionRestoreOutput};
 use super::{ChosenCopy, RegionMode, RegionPlan};
-use crate::report::{headline_md, publish, ExecutionInfo, Objective, Outcome, ReportDocument};
+use crate::report::{
+    headline_md, journal_of_details, publish_recovery, ExecutionInfo, Objective, Outcome,
+    RecoveryDocument,
+};
 use crate::Ports;
 
 pub const SCENARIO: &str = "region-failover";
@@ -341,62 +344,35 @@ pub fn markdown(r: &RegionReport) -> String {
     md
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegionReportOutput {
-    pub outcome: Outcome,
-    pub passed: bool,
-    pub rto_seconds: Option<f64>,
-    pub rpo_seconds: Option<f64>,
-    pub json_location: String,
-    pub markdown_location: String,
-    pub message_id: Option<String>,
-}
+/// What the report step returns.
+pub type RegionReportOutput = crate::report::RecoveryReportOutput;
 
 pub async fn region_report(
     ports: &Ports,
     input: RegionReportInput,
 ) -> DrResult<RegionReportOutput> {
-    let journal = match input
-        .details
-        .pointer("/plan/recovery_id")
-        .and_then(Value::as_str)
-    {
-        Some(id) => ports.journal.entries(id).await?,
-        None => Vec::new(),
-    };
+    let journal = journal_of_details(ports, &input.details).await?;
     let report = build(&input, &journal);
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
     let md = markdown(&report);
-    let published = publish(
+    publish_recovery(
         ports,
-        &ReportDocument {
+        RecoveryDocument {
             scenario: SCENARIO,
+            title: format!("region failover of {}", report.resource),
+            outcome: report.outcome,
+            passed: report.passed,
             started_at: report.started_at,
             execution_name: &report.execution_name,
+            rto: &report.rto,
+            rpo: &report.rpo,
             json: &json,
             markdown: &md,
-            passed: report.passed,
         },
         Some(&input.topic_arn),
-        format!(
-            "[MueJam DR] region failover of {}: {} ({})",
-            report.resource,
-            report.outcome.as_str(),
-            if report.passed { "passed" } else { "FAILED" }
-        ),
     )
-    .await?;
-    Ok(RegionReportOutput {
-        outcome: report.outcome,
-        passed: report.passed,
-        rto_seconds: report.rto.achieved_seconds,
-        rpo_seconds: report.rpo.achieved_seconds,
-        json_location: published.json_location,
-        markdown_location: published.markdown_location,
-        message_id: published.message_id,
-    })
+    .await
 }
 
 #[cfg(test)]
