@@ -54,10 +54,12 @@ class Unresolvable(Exception):
 
 
 class Template:
-    def __init__(self, doc):
+    def __init__(self, doc, region=REGION):
         self.doc = doc
         self.resources = doc.get("Resources", {})
         self.parameters = doc.get("Parameters", {})
+        self.region = region
+        self.pseudo = {**PSEUDO, "AWS::Region": region}
 
     def name_of(self, logical_id, prop):
         props = self.resources[logical_id].get("Properties", {})
@@ -68,8 +70,8 @@ class Template:
         return f"muejam-dr-{logical_id}-1A2B3C"
 
     def ref(self, name):
-        if name in PSEUDO:
-            return [PSEUDO[name]]
+        if name in self.pseudo:
+            return [self.pseudo[name]]
         if name == "AWS::NoValue":
             return []
         if name in self.parameters:
@@ -86,16 +88,16 @@ class Template:
             raise Unresolvable(f"Ref {name}: neither a parameter nor a resource")
         kind = self.resources[name]["Type"]
         if kind == "AWS::SNS::Topic":
-            return [f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{self.name_of(name, 'TopicName')}"]
+            return [f"arn:{PARTITION}:sns:{self.region}:{ACCOUNT}:{self.name_of(name, 'TopicName')}"]
         if kind == "AWS::StepFunctions::StateMachine":
-            return [f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:"
+            return [f"arn:{PARTITION}:states:{self.region}:{ACCOUNT}:stateMachine:"
                     f"{self.name_of(name, 'StateMachineName')}"]
         if kind == "AWS::SecretsManager::Secret":
-            return [f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+            return [f"arn:{PARTITION}:secretsmanager:{self.region}:{ACCOUNT}:secret:"
                     f"{self.name_of(name, 'Name')}-AbCdEf"]
         if kind == "AWS::Lambda::Function":
             return [self.name_of(name, "FunctionName")]
-        if kind == "AWS::DynamoDB::Table":
+        if kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
             return [self.name_of(name, "TableName")]
         if kind == "AWS::S3::Bucket":
             return [self.name_of(name, "BucketName")]
@@ -112,16 +114,16 @@ class Template:
             raise Unresolvable(f"GetAtt {name}.{attribute}: no such resource")
         kind = self.resources[name]["Type"]
         if attribute == "Arn":
-            if kind == "AWS::DynamoDB::Table":
-                return [f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{self.ref(name)[0]}"]
+            if kind in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+                return [f"arn:{PARTITION}:dynamodb:{self.region}:{ACCOUNT}:table/{self.ref(name)[0]}"]
             if kind == "AWS::S3::Bucket":
                 return [f"arn:{PARTITION}:s3:::{self.ref(name)[0]}"]
             if kind == "AWS::KMS::Key":
-                return [f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{self.ref(name)[0]}"]
+                return [f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT}:key/{self.ref(name)[0]}"]
             if kind == "AWS::Lambda::Function":
-                return [f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{self.ref(name)[0]}"]
+                return [f"arn:{PARTITION}:lambda:{self.region}:{ACCOUNT}:function:{self.ref(name)[0]}"]
             if kind == "AWS::CloudWatch::Alarm":
-                return [f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{self.ref(name)[0]}"]
+                return [f"arn:{PARTITION}:cloudwatch:{self.region}:{ACCOUNT}:alarm:{self.ref(name)[0]}"]
             if kind in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine",
                         "AWS::SecretsManager::Secret"):
                 return self.ref(name)
@@ -297,11 +299,13 @@ def check(doc):
     return problems
 
 
-def main():
-    if len(sys.argv) != 2:
-        print("usage: resource_types.py TEMPLATE", file=sys.stderr)
-        return 2
-    with open(sys.argv[1]) as f:
+class CannotTransform(Exception):
+    pass
+
+
+def transformed(path):
+    """The template as `sam deploy` would hand it to CloudFormation."""
+    with open(path) as f:
         doc = yaml_parse(f.read())
     # As `sam validate` does: local code locations stand for uploaded ones.
     for resource in doc.get("Resources", {}).values():
@@ -315,11 +319,21 @@ def main():
             return {}
 
     try:
-        transformed = transform(doc, {}, NoManagedPolicies())
+        return transform(doc, {}, NoManagedPolicies())
     except Exception as e:  # the transform's own errors name the resource
-        print(f"SAM cannot transform the template: {e}")
+        raise CannotTransform(f"SAM cannot transform the template: {e}") from e
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: resource_types.py TEMPLATE", file=sys.stderr)
         return 2
-    problems = check(transformed)
+    try:
+        doc = transformed(sys.argv[1])
+    except CannotTransform as e:
+        print(e)
+        return 2
+    problems = check(doc)
     for problem in problems:
         print(problem)
     return 1 if problems else 0

