@@ -27,6 +27,9 @@ pub enum Event {
     CannotConfirm,
     /// The replica cannot take over.
     Blocked,
+    /// The run ended but its report (which is also its page) could not be
+    /// written or sent.
+    ReportFailed,
 }
 
 impl Event {
@@ -41,6 +44,7 @@ impl Event {
             Event::NotApproved => "not_approved",
             Event::CannotConfirm => "cannot_confirm",
             Event::Blocked => "blocked",
+            Event::ReportFailed => "report_failed",
         }
     }
 
@@ -50,7 +54,8 @@ impl Event {
             | Event::InputRejected
             | Event::NotApproved
             | Event::CannotConfirm
-            | Event::Blocked => "critical",
+            | Event::Blocked
+            | Event::ReportFailed => "critical",
             Event::Succeeded => "high",
             Event::Rejected | Event::FalseAlarm | Event::AlreadyRunning => "info",
         }
@@ -202,7 +207,7 @@ pub fn database_failover_message(event: Event, details: &FailoverDetails) -> (St
                 ),
             )
         }
-        Event::Failed => {
+        Event::Failed | Event::ReportFailed => {
             let fenced = details
                 .steps
                 .fence
@@ -265,6 +270,9 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
         }
         crate::corruption::report::SCENARIO => {
             crate::corruption::notice::message(input.event, &input.details)
+        }
+        crate::region::report::SCENARIO if input.event == Event::ReportFailed => {
+            crate::region::report::unreported(&input.details)
         }
         other => {
             return Err(DrError::InvalidInput(format!(

@@ -482,40 +482,125 @@ async fn a_planned_evacuation_loses_no_row_and_gives_the_writes_back_on_the_new_
     );
 
     // The application writes on the new primary, and no longer on the old.
-    let topology = stack.topology().await;
-    let application = topology.application.clone().expect("application role");
-    let can_write = |instance: &'static str, in_west: bool| {
-        let stack = &stack;
-        let application = application.clone();
-        async move {
-            let platform = if in_west {
-                west(stack)
-            } else {
-                stack.platform()
-            };
-            let master = platform
-                .database_target(&id(instance), None)
-                .expect("target");
-            let client = dr_postgres::connect(&master).await.expect("connect");
-            let row = client
-                .query_one(
-                    "SELECT has_table_privilege($1, 'public.stories', 'INSERT')",
-                    &[&application.role],
-                )
-                .await
-                .expect("privilege");
-            row.get::<_, bool>(0)
-        }
-    };
     assert!(
-        can_write(RESTORED, true).await,
+        application_can_write(&stack, RESTORED, "us-west-2").await,
         "writes given back on the new primary"
     );
     assert!(
-        !can_write(PRIMARY, false).await,
+        !application_can_write(&stack, PRIMARY, "us-east-1").await,
         "the old primary takes no application write"
     );
-    assert_eq!(topology.region.as_deref(), Some("us-west-2"));
+    assert_eq!(stack.topology().await.region.as_deref(), Some("us-west-2"));
+}
+
+/// Whether the application's role may write (INSERT into stories) on an
+/// instance of `region`.
+async fn application_can_write(stack: &Stack, instance: &str, region: &str) -> bool {
+    let application = stack
+        .topology()
+        .await
+        .application
+        .expect("application role");
+    let master = stack
+        .platform()
+        .in_region(region)
+        .expect("region")
+        .database_target(&id(instance), None)
+        .expect("target");
+    let client = dr_postgres::connect(&master).await.expect("connect");
+    client
+        .query_one(
+            "SELECT has_table_privilege($1, 'public.stories', 'INSERT')",
+            &[&application.role],
+        )
+        .await
+        .expect("privilege")
+        .get::<_, bool>(0)
+}
+
+fn warned(report: &Value, text: &str) -> bool {
+    report["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains(text)))
+    })
+}
+
+/// Planned mode: a failure before the switch switches nothing, leaves no
+/// restore and gives the stopped writes back on the old primary; writes not
+/// given back on the new primary after the switch leave the evacuation
+/// standing and say the application is read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_evacuation_that_fails_gives_the_writes_back_and_switches_nothing() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let topology_before = serde_json::to_value(stack.topology().await).expect("json");
+    let input = request(
+        &stack,
+        json!({"mode": "planned", "kms_key_id": "local/us-west-2/snapshots"}),
+    )
+    .await;
+    let tasks = [
+        "StopWrites",
+        "FinalSnapshot",
+        "CopyFinal",
+        "VerifyFinalCopy",
+        "ChooseCopy",
+        "StartRestore",
+        "DescribeRestore",
+        "VerifyRestore",
+        "SwitchDns",
+    ];
+    for task in tasks {
+        let name = format!("planned-{}", task.to_lowercase());
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = run_with_faults(&stack, &input, &name, &[&fault]);
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "Unsafe", "{task}: {result:#}");
+        assert_eq!(
+            stack.dns_value().await,
+            dns_before,
+            "{task}: nothing switched"
+        );
+        assert!(
+            west_instances(&stack).await.is_empty(),
+            "{task}: the restore is discarded"
+        );
+        assert!(
+            stack.locks().await.is_empty(),
+            "{task}: the lock is released"
+        );
+        assert!(
+            application_can_write(&stack, PRIMARY, "us-east-1").await,
+            "{task}: the writes are given back on the old primary"
+        );
+        let report = report_of(&stack, &name);
+        assert_eq!(report["outcome"], "failed", "{task}");
+        assert!(
+            report["warnings"].as_array().is_some_and(Vec::is_empty),
+            "{task}: {report:#}"
+        );
+    }
+
+    let (code, result) =
+        run_with_faults(&stack, &input, "planned-grant", &["GrantWrites:1:Unsafe"]);
+    assert_eq!(code, 0, "the evacuation stands: {result:#}");
+    let restored = west(&stack)
+        .describe_instance(&id(RESTORED))
+        .await
+        .expect("restored");
+    assert_eq!(
+        stack.dns_value().await,
+        restored.endpoint.expect("endpoint").address
+    );
+    assert!(!application_can_write(&stack, RESTORED, "us-west-2").await);
+    let report = report_of(&stack, "planned-grant");
+    assert_eq!(report["outcome"], "succeeded");
+    assert!(
+        warned(&report, "the application is read-only until they are"),
+        "{report:#}"
+    );
+    wait_for_message(&stack, "region failover of muejam: succeeded");
+    undo_switch(&stack, &dns_before, &topology_before).await;
 }
 
 /// A run killed (SIGKILL) after its restore began: the death rule's
@@ -674,5 +759,51 @@ async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() 
         "{report:#}"
     );
     assert_eq!(west_instances(&stack).await, [RESTORED]);
+    undo_switch(&stack, &dns_before, &topology_before).await;
+
+    // Aftercare that fails is said, never silent: the fleet, the replica's
+    // registration, the lock.
+    for (task, says) in [
+        ("ScaleFleet", "did not reach its capacity"),
+        ("RecordReplica", "the topology registry does not list it"),
+        (
+            "ReleaseLock",
+            "the recovery lock on muejam was not released",
+        ),
+    ] {
+        let name = format!("aftercare-{}", task.to_lowercase());
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = run_with_faults(&stack, &input, &name, &[&fault, &approve]);
+        assert_eq!(code, 0, "{task}: {result:#}");
+        let report = report_of(&stack, &name);
+        assert_eq!(report["outcome"], "succeeded", "{task}");
+        assert!(warned(&report, says), "{task}: {report:#}");
+        if task == "RecordReplica" {
+            assert_eq!(stack.topology().await.replicas, Vec::<InstanceId>::new());
+        }
+        undo_switch(&stack, &dns_before, &topology_before).await;
+    }
+    // The next run takes over the lock the last one left (its holder ended).
+    // A report that fails: its page says so, with where things stand, and
+    // the run fails with the report's error.
+    let (code, result) = run_with_faults(
+        &stack,
+        &input,
+        "aftercare-report",
+        &["Report:1:Unsafe", &approve],
+    );
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "Unsafe");
+    let page = wait_for_message(
+        &stack,
+        "region failover of muejam: succeeded, REPORT FAILED",
+    );
+    assert!(
+        page["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("points at muejam-db-prod-r1 in us-west-2, verified")),
+        "{page:#}"
+    );
+    assert!(stack.locks().await.is_empty());
     outage(&stack, "region-restore");
 }

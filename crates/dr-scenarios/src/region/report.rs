@@ -149,6 +149,7 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
         warnings
             .push("the application fleet in the backup region did not reach its capacity".into());
     }
+    warnings.extend(loose_ends(d, plan.as_ref(), succeeded));
     if let Some(v) = &verification {
         if !v.baseline_compared {
             warnings.push(
@@ -220,6 +221,129 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
 
 /// Pure: the approval as the state keeps it: the answer `drctl
 /// approve|reject` sent, or a status (rejected, expired).
+/// What a run left undone on its way out, each caught by its state machine
+/// and none allowed to pass silently: writes not given back, a restore not
+/// discarded, a replica not registered, a lock not released.
+pub fn loose_ends(d: &Value, plan: Option<&RegionPlan>, succeeded: bool) -> Vec<String> {
+    let cause = |path: &str| {
+        d.pointer(path).map(|e| {
+            let error = e.get("Error").and_then(Value::as_str).unwrap_or("error");
+            let cause = crate::details::short_cause(
+                e.get("Cause").and_then(Value::as_str).unwrap_or_default(),
+            );
+            if cause.is_empty() {
+                error.to_owned()
+            } else {
+                format!("{error}: {cause}")
+            }
+        })
+    };
+    let name =
+        |f: fn(&RegionPlan) -> String, fallback: &str| plan.map_or_else(|| fallback.to_owned(), f);
+    let mut out = Vec::new();
+    if let Some(e) = cause("/writes_error") {
+        out.push(if succeeded {
+            format!(
+                "the application's writes were not given back on the new primary {} ({e}): the application is read-only until they are",
+                name(|p| p.restored_instance.to_string(), "the new primary")
+            )
+        } else {
+            format!(
+                "the writes stopped on {} were not given back ({e}): the application cannot write until they are",
+                name(|p| p.primary.to_string(), "the primary")
+            )
+        });
+    }
+    if let Some(e) = cause("/discard_error") {
+        out.push(format!(
+            "the restore {} in {} was not deleted ({e}): the sweep at the run's end deletes it; if it remains, delete it (it is tagged ephemeral)",
+            name(|p| p.restored_instance.to_string(), "of this run"),
+            name(|p| p.backup_region.clone(), "the backup region")
+        ));
+    }
+    if let Some(e) = cause("/replica_topology_error") {
+        out.push(format!(
+            "the replica {} was created but the topology registry does not list it ({e}): a database failover would not find it",
+            name(|p| p.new_replica.to_string(), "of this run")
+        ));
+    }
+    if let Some(e) = cause("/release_error") {
+        out.push(format!(
+            "the recovery lock on {} was not released ({e}): the next recovery of it takes it over, since this run has ended",
+            name(|p| p.database.clone(), "the database")
+        ));
+    }
+    out
+}
+
+/// The page of a run whose report failed: the report is the page, so this
+/// says what the execution's data shows (where the record points, what was
+/// left undone) and where the rest is.
+pub fn unreported(d: &Value) -> (String, String) {
+    let plan: Option<RegionPlan> = d
+        .get("plan")
+        .cloned()
+        .and_then(|p| serde_json::from_value(p).ok());
+    let database = plan
+        .as_ref()
+        .map_or_else(|| "the database".to_owned(), |p| p.database.clone());
+    let outcome = d
+        .pointer("/conclusion/outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let switched = d.pointer("/steps/dns/result").is_some();
+    let verified = d.pointer("/verified/at").is_some();
+    let report_error = d
+        .pointer("/report_error/Error")
+        .and_then(Value::as_str)
+        .unwrap_or("an error");
+    let cause = crate::details::short_cause(
+        d.pointer("/report_error/Cause")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let record = plan.as_ref().map_or_else(
+        || "the database record".to_owned(),
+        |p| p.dns.record_name.clone(),
+    );
+    let state = match (&plan, switched, verified) {
+        (Some(p), true, true) => format!(
+            "{record} points at {} in {}, verified",
+            p.restored_instance, p.backup_region
+        ),
+        (Some(p), true, false) => format!(
+            "{record} points at {} in {}, NOT verified after the switch",
+            p.restored_instance, p.backup_region
+        ),
+        _ => format!("{record} was not switched"),
+    };
+    let loose = loose_ends(d, plan.as_ref(), outcome == "succeeded" && verified);
+    let loose_text = if loose.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nLeft undone:\n{}\n",
+            loose
+                .iter()
+                .map(|w| format!("- {w}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    (
+        format!("[MueJam DR] region failover of {database}: {outcome}, REPORT FAILED"),
+        format!(
+            "What happened: the region failover of {database} ended {outcome}, but its report \
+             could not be written or sent ({report_error}: {cause}).\n\n\
+             Where things stand: {state}.\n{loose_text}\n\
+             What to do next:\n- read the execution's history (the console, or drctl) and the \
+             recovery journal (every change, by recovery id {})\n- fix the report's cause \
+             (bucket, topic, key permissions) so the next run reports",
+            plan.as_ref().map_or("?", |p| p.recovery_id.as_str())
+        ),
+    )
+}
+
 pub fn approval_line(a: &Value) -> String {
     let by = a
         .get("by")
@@ -530,5 +654,99 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].starts_with("restored"));
         assert!(lines[1].starts_with("BEGUN, NOT FINISHED: switching"));
+    }
+
+    #[test]
+    fn every_loose_end_a_run_leaves_is_a_warning() {
+        let plan: RegionPlan = serde_json::from_value(
+            input(Outcome::Succeeded, "planned", json!({})).details["plan"].clone(),
+        )
+        .expect("plan");
+        let error = json!({"Error": "Unsafe", "Cause": "{\"errorMessage\": \"boom\"}"});
+        // (where the state machine put the error, the run succeeded, what the warning says)
+        let table = [
+            (
+                "writes_error",
+                true,
+                "writes were not given back on the new primary",
+            ),
+            (
+                "writes_error",
+                false,
+                "the application cannot write until they are",
+            ),
+            ("discard_error", false, "was not deleted"),
+            (
+                "replica_topology_error",
+                true,
+                "the topology registry does not list it",
+            ),
+            (
+                "release_error",
+                true,
+                "the recovery lock on muejam was not released",
+            ),
+        ];
+        for (key, succeeded, says) in table {
+            let mut details = json!({});
+            details[key] = error.clone();
+            let warnings = loose_ends(&details, Some(&plan), succeeded);
+            assert_eq!(warnings.len(), 1, "{key}: {warnings:?}");
+            assert!(warnings[0].contains(says), "{key}: {}", warnings[0]);
+            assert!(warnings[0].contains("Unsafe"), "{key}: the error is named");
+        }
+        // Nothing left undone: no warning; no plan (a refused input): still said.
+        assert!(loose_ends(&json!({}), Some(&plan), true).is_empty());
+        let warnings = loose_ends(&json!({"release_error": error}), None, false);
+        assert!(warnings[0].contains("the database"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_run_whose_report_failed_pages_where_things_stand() {
+        let error = json!({"Error": "Unavailable", "Cause": "{\"errorMessage\": \"S3 is down\"}"});
+        let base = input(Outcome::Succeeded, "unplanned", json!({})).details;
+        // (switched, verified, outcome, what the page says about the record)
+        let table = [
+            (
+                true,
+                true,
+                "succeeded",
+                "db.muejam.internal points at muejam-db-prod-r1 in us-west-2, verified",
+            ),
+            (true, false, "failed", "NOT verified after the switch"),
+            (
+                false,
+                false,
+                "not_approved",
+                "db.muejam.internal was not switched",
+            ),
+        ];
+        for (switched, verified, outcome, says) in table {
+            let mut d = base.clone();
+            d["conclusion"] = json!({"outcome": outcome});
+            d["report_error"] = error.clone();
+            d["release_error"] = error.clone();
+            if switched {
+                d["steps"] = json!({"dns": {"result": {}}});
+            }
+            if verified {
+                d["verified"] = json!({"at": "2026-11-27T03:40:00Z"});
+            }
+            let (subject, body) = unreported(&d);
+            assert_eq!(
+                subject,
+                format!("[MueJam DR] region failover of muejam: {outcome}, REPORT FAILED")
+            );
+            assert!(body.contains(says), "{outcome}: {body}");
+            assert!(body.contains("(Unavailable: S3 is down)"), "{body}");
+            assert!(
+                body.contains("the recovery lock on muejam was not released"),
+                "{body}"
+            );
+            assert!(
+                body.contains("region-2026-11-27"),
+                "the recovery id: {body}"
+            );
+        }
     }
 }
