@@ -615,70 +615,164 @@ async fn a_run_that_dies_after_restoring_is_swept_by_the_death_rule() {
     // Throttled at the restore's first look, the run sleeps in a retry:
     // killed there.
     let approve = format!("RequestApproval:1:{APPROVED}");
-    let mut run = Background::start(
+    kill_after(
         &stack,
-        REGION,
         &input,
         "dies-1",
-        &[
-            "--fault",
-            &approve,
-            "--fault",
-            "DescribeRestore:1:Throttled",
-        ],
+        &[&approve, "DescribeRestore:1:Throttled"],
+        "✔ StartRestore",
     );
-    let stderr = run.child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("✔ StartRestore") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the run ended before StartRestore"),
-        }
-    }
-    run.child.kill().expect("kill -9");
-    let _ = run.child.wait();
     assert_eq!(
         west_instances(&stack).await,
         [RESTORED],
         "the dead run left its restore"
     );
 
-    let event = json!({"action": "sweep", "execution_name": "dies-1", "input": input.to_string(), "status": "ABORTED"});
-    let path = stack.home.join("sweep.json");
-    std::fs::write(&path, event.to_string()).expect("payload");
-    let sweep = || {
-        drctl(
+    let output = sweep(&stack, &input, "dies-1");
+    assert_eq!(output["deleted"], json!([RESTORED]), "{output:#}");
+    assert_eq!(
+        output["writes"],
+        "the run never stopped the application's writes"
+    );
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    // Again (the rule may deliver twice): nothing more to do, no error.
+    let output = sweep(&stack, &input, "dies-1");
+    assert_eq!(output["deleted"], json!([]), "{output:#}");
+    outage(&stack, "region-restore");
+}
+
+/// Starts the region failover with `faults` and kills it (SIGKILL) once its
+/// progress shows `line`.
+fn kill_after(stack: &Stack, input: &Value, name: &str, faults: &[&str], line: &str) {
+    let mut extra = Vec::new();
+    for fault in faults {
+        extra.extend(["--fault", fault]);
+    }
+    let mut run = Background::start(stack, REGION, input, name, &extra);
+    let stderr = run.child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains(line) => break,
+            Some(Ok(_)) => {}
+            _ => panic!("the run ended before {line}"),
+        }
+    }
+    run.child.kill().expect("kill -9");
+    let _ = run.child.wait();
+}
+
+/// What the death rules call for the run `name` that ended ABORTED: the
+/// region-restore sweep (its output) and the cleanup that gives stopped
+/// writes back (its `writes` merged in).
+fn sweep(stack: &Stack, input: &Value, name: &str) -> Value {
+    let invoke = |function: &str, event: Value| -> Value {
+        let path = stack.home.join(format!("{function}-{name}.json"));
+        std::fs::write(&path, event.to_string()).expect("payload");
+        let out = drctl(
             &stack.home,
             &[
                 "invoke",
-                "region-restore",
+                function,
                 "--local",
                 "--payload",
                 path.to_str().expect("path"),
             ],
-        )
+        );
+        assert!(
+            out.status.success(),
+            "{function}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
     };
-    let out = sweep();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The payloads as the template's rules make them from the status change.
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let status_change = json!({
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"name": name, "input": input.to_string(), "status": "ABORTED"}
+    });
+    let payload = |function: &str, rule: &str| {
+        template
+            .event_rules(function)
+            .expect("rules")
+            .iter()
+            .find(|r| r.name == rule)
+            .unwrap_or_else(|| panic!("{function} has no rule {rule}"))
+            .transform(&status_change)
+            .expect("transforms")
+    };
+    let mut output = invoke(
+        "region-restore",
+        payload("RegionRestoreFunction", "RegionFailoverEnded"),
     );
-    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(output["deleted"], json!([RESTORED]), "{output:#}");
-    assert!(west_instances(&stack).await.is_empty());
+    let cleanup = invoke(
+        "corruption-cleanup",
+        payload("CorruptionCleanupFunction", "RegionFailoverWritesEnded"),
+    );
+    assert_eq!(cleanup["candidates_deleted"], json!([]), "{cleanup:#}");
+    output["writes"] = cleanup["writes"].clone();
+    output
+}
+
+/// A planned run killed after stopping the writes: the sweep gives them back
+/// on the old primary. Killed after the record's switch began: they stay
+/// stopped (two writable primaries would be one step away) and the restore
+/// the record points at is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_run_that_dies_gets_its_writes_back_unless_the_switch_began() {
+    let stack = prepared_stack().await;
+    let dns_before = stack.dns_value().await;
+    let input = request(
+        &stack,
+        json!({"mode": "planned", "kms_key_id": "local/us-west-2/snapshots"}),
+    )
+    .await;
+    kill_after(
+        &stack,
+        &input,
+        "evacuate-1",
+        &["FinalSnapshot:1:Throttled"],
+        "✔ StopWrites",
+    );
+    assert!(
+        !application_can_write(&stack, PRIMARY, "us-east-1").await,
+        "the dead run left the writes stopped"
+    );
+    let output = sweep(&stack, &input, "evacuate-1");
+    assert!(
+        output["writes"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("gave muejam_app its writes back")),
+        "{output:#}"
+    );
+    assert!(application_can_write(&stack, PRIMARY, "us-east-1").await);
     assert_eq!(stack.dns_value().await, dns_before);
-    // Again (the rule may deliver twice): nothing more to do, no error.
-    let again = sweep();
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
+
+    kill_after(
+        &stack,
+        &input,
+        "evacuate-2",
+        &["Adopt:1:Throttled"],
+        "✔ SwitchDns",
     );
-    let output: Value = serde_json::from_slice(&again.stdout).expect("json");
-    assert_eq!(output["deleted"], json!([]), "{output:#}");
-    outage(&stack, "region-restore");
+    let output = sweep(&stack, &input, "evacuate-2");
+    assert!(
+        output["writes"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("the record's switch had begun")),
+        "{output:#}"
+    );
+    assert!(!application_can_write(&stack, PRIMARY, "us-east-1").await);
+    assert_eq!(
+        output["deleted"],
+        json!([]),
+        "the record points at it: {output:#}"
+    );
+    assert_eq!(west_instances(&stack).await, [RESTORED]);
 }
 
 /// Puts the stack back as it was before a switch: the record on the old

@@ -1,18 +1,20 @@
-//! After a data-corruption execution dies (fails, times out, is stopped):
-//! what its own abort path would have done, done from outside. Catch does
-//! not see those ends, so an EventBridge rule on "Step Functions Execution
-//! Status Change" calls this: the candidates it left are deleted, and the
-//! application gets its writes back on the primary, unless the input asked
-//! to keep them stopped or the switch had begun (its primary is fenced;
-//! giving writes back there would change nothing and hide that the switch
-//! must be finished). The dead run's lock is released by the lock sweeper.
+//! After a data-corruption or region-failover execution dies (fails, times
+//! out, is stopped): what its own abort path would have done, done from
+//! outside. Catch does not see those ends, so an EventBridge rule on "Step
+//! Functions Execution Status Change" calls this: the candidates it left are
+//! deleted (data corruption), and the application gets its writes back on
+//! the primary the run stopped them on, unless the input asked to keep them
+//! stopped or the switch had begun (its primary is fenced, or the record's
+//! switch began: giving writes back there would make two writable primaries
+//! one step away, and hide that the switch must be finished). The dead run's
+//! lock is released by the lock sweeper; a region failover's restore by the
+//! region-restore sweep.
 
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{pitr_restore, PitrRestoreInput};
-use super::writes::{write_access, WriteAccessInput, WriteAction, WRITES_STOPPED_KEY};
-use crate::journal::JournalRef;
+use super::writes::give_back_after_death;
 use crate::Ports;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +26,11 @@ pub struct CorruptionCleanupInput {
     pub input: String,
     /// FAILED, TIMED_OUT or ABORTED.
     pub status: String,
+    /// The run was a region failover: it made no candidates; only its
+    /// writes are this function's business (its restore is swept by
+    /// region-restore, and its region may be down).
+    #[serde(default)]
+    pub writes_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,11 +48,6 @@ struct RequestFields {
     keep_writes_stopped_on_abort: bool,
 }
 
-#[derive(Deserialize)]
-struct StoppedOn {
-    instance_id: InstanceId,
-}
-
 pub async fn corruption_cleanup(
     ports: &Ports,
     input: CorruptionCleanupInput,
@@ -57,13 +59,18 @@ pub async fn corruption_cleanup(
         )));
     }
     let recovery_id = input.execution_name.clone();
-    let swept = pitr_restore(
-        ports,
-        PitrRestoreInput::Sweep {
-            recovery_id: recovery_id.clone(),
-        },
-    )
-    .await?;
+    let candidates_deleted = if input.writes_only {
+        Vec::new()
+    } else {
+        pitr_restore(
+            ports,
+            PitrRestoreInput::Sweep {
+                recovery_id: recovery_id.clone(),
+            },
+        )
+        .await?
+        .instances
+    };
     let writes = match serde_json::from_str::<RequestFields>(&input.input) {
         Err(_) => {
             "the execution's input names no database: nothing to give back (it never stopped writes)"
@@ -71,69 +78,30 @@ pub async fn corruption_cleanup(
         }
         Ok(request) => give_back(ports, &recovery_id, &request).await?,
     };
-    tracing::warn!(execution = %input.execution_name, status = %input.status, %writes, candidates = swept.instances.len(), "cleaned up after a dead data-corruption run");
+    tracing::warn!(execution = %input.execution_name, status = %input.status, %writes, candidates = candidates_deleted.len(), "cleaned up after a dead recovery run");
     Ok(CorruptionCleanupOutput {
-        candidates_deleted: swept.instances,
+        candidates_deleted,
         writes,
     })
 }
 
 async fn give_back(ports: &Ports, recovery_id: &str, request: &RequestFields) -> DrResult<String> {
-    let entries = ports.journal.entries(recovery_id).await?;
-    let Some(stopped) = entries.iter().find(|e| e.key == WRITES_STOPPED_KEY) else {
-        return Ok("the run never stopped the application's writes".to_owned());
-    };
-    if request.keep_writes_stopped_on_abort {
-        return Ok("the application's writes stay stopped, as the input asked".to_owned());
-    }
-    if entries.iter().any(|e| e.key == "fence") {
-        return Ok(
-            "the switch had begun (the primary is fenced): the writes were not given back there; finish the switch"
-                .to_owned(),
-        );
-    }
-    let on: StoppedOn = stopped
-        .detail
-        .clone()
-        .and_then(|d| serde_json::from_value(d).ok())
-        .ok_or_else(|| {
-            DrError::Internal(format!(
-                "the journal of {recovery_id} records stopped writes without the instance"
-            ))
-        })?;
-    let topology = ports
-        .topology
-        .get(&request.database)
-        .await?
-        .ok_or_else(|| {
-            DrError::InvalidInput(format!(
-                "database {} is not in the topology registry",
-                request.database
-            ))
-        })?;
-    let application = topology.application.clone().ok_or_else(|| {
-        DrError::InvalidInput(format!(
-            "the topology of {} names no application role",
-            request.database
-        ))
-    })?;
-    let done = write_access(
-        ports,
-        WriteAccessInput {
-            action: WriteAction::Restore,
-            instance_id: on.instance_id,
-            database: topology.db_name.clone(),
-            credentials_secret_id: topology.credentials_secret_id.clone(),
-            application,
-            journal: JournalRef {
-                recovery_id: recovery_id.to_owned(),
-                execution: format!("{recovery_id}:cleanup"),
-            },
-            region: topology.region.clone(),
-        },
-    )
-    .await?;
-    Ok(done
-        .mutation
-        .unwrap_or_else(|| "nothing was recorded as revoked".to_owned()))
+    give_back_after_death(ports, recovery_id, &request.database, |entries| {
+        if request.keep_writes_stopped_on_abort {
+            Some("the application's writes stay stopped, as the input asked".to_owned())
+        } else if entries.iter().any(|e| e.key == "fence") {
+            Some(
+                "the switch had begun (the primary is fenced): the writes were not given back there; finish the switch"
+                    .to_owned(),
+            )
+        } else if entries.iter().any(|e| e.key == "dns") {
+            Some(
+                "the record's switch had begun: the writes were not given back on the old primary; re-run the recovery under the same name to finish it, or point the record back first"
+                    .to_owned(),
+            )
+        } else {
+            None
+        }
+    })
+    .await
 }

@@ -265,3 +265,67 @@ mod tests {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct StoppedOn {
+    instance_id: InstanceId,
+}
+
+/// After a recovery's execution died (Catch never saw it): the writes it
+/// stopped given back on the instance it stopped them on, as its own abort
+/// path would have, unless `hold` (given the journal) says why they must
+/// stay stopped. Gives back only what the journal records as revoked by this
+/// recovery, so another recovery's stop is never undone. In words: what was
+/// done.
+pub(crate) async fn give_back_after_death(
+    ports: &Ports,
+    recovery_id: &str,
+    database: &str,
+    hold: impl Fn(&[JournalEntry]) -> Option<String>,
+) -> DrResult<String> {
+    let entries = ports.journal.entries(recovery_id).await?;
+    let Some(stopped) = entries.iter().find(|e| e.key == WRITES_STOPPED_KEY) else {
+        return Ok("the run never stopped the application's writes".to_owned());
+    };
+    if let Some(why) = hold(&entries) {
+        return Ok(why);
+    }
+    let on: StoppedOn = stopped
+        .detail
+        .clone()
+        .and_then(|d| serde_json::from_value(d).ok())
+        .ok_or_else(|| {
+            DrError::Internal(format!(
+                "the journal of {recovery_id} records stopped writes without the instance"
+            ))
+        })?;
+    let topology = ports.topology.get(database).await?.ok_or_else(|| {
+        DrError::InvalidInput(format!(
+            "database {database} is not in the topology registry"
+        ))
+    })?;
+    let application = topology.application.clone().ok_or_else(|| {
+        DrError::InvalidInput(format!(
+            "the topology of {database} names no application role"
+        ))
+    })?;
+    let done = write_access(
+        ports,
+        WriteAccessInput {
+            action: WriteAction::Restore,
+            instance_id: on.instance_id,
+            database: topology.db_name.clone(),
+            credentials_secret_id: topology.credentials_secret_id.clone(),
+            application,
+            journal: JournalRef {
+                recovery_id: recovery_id.to_owned(),
+                execution: format!("{recovery_id}:cleanup"),
+            },
+            region: topology.region.clone(),
+        },
+    )
+    .await?;
+    Ok(done
+        .mutation
+        .unwrap_or_else(|| "nothing was recorded as revoked".to_owned()))
+}

@@ -393,6 +393,9 @@ pub async fn region_restore(
             let topology = ports.topology.get(&database).await?.ok_or_else(|| {
                 DrError::InvalidInput(format!("database {database} is not registered"))
             })?;
+            // The writes a planned run stopped come back through the
+            // data-corruption cleanup, which the same rule calls: it runs in
+            // the VPC, where SQL is; this reads Route 53, which is not.
             discard(ports, &execution_name, &backup_region, &topology.dns).await
         }
     }
