@@ -384,6 +384,37 @@ impl SqlTarget for Fake {
             older_rows: 1,
         }])
     }
+    async fn revoke_api_keys(
+        &self,
+        _t: &DatabaseTarget,
+        _u: Option<&[i64]>,
+        _at: chrono::DateTime<Utc>,
+    ) -> DrResult<ApiKeysRevoked> {
+        self.0.record(PortOperation::SqlRevokeApiKeys);
+        Ok(ApiKeysRevoked {
+            revoked: vec![1],
+            already_inactive: 0,
+        })
+    }
+    async fn audit_activity(
+        &self,
+        _t: &DatabaseTarget,
+        _n: &[String],
+        _from: chrono::DateTime<Utc>,
+        _to: chrono::DateTime<Utc>,
+        _max: usize,
+    ) -> DrResult<AuditActivity> {
+        self.0.record(PortOperation::SqlAuditActivity);
+        Ok(AuditActivity {
+            events: 0,
+            by_action: Default::default(),
+            users: vec![],
+            first_seen: None,
+            last_seen: None,
+            rows: vec![],
+            truncated: false,
+        })
+    }
 }
 
 #[async_trait]

@@ -30,6 +30,7 @@ const NOT_FOUND: &[&str] = &[
     "NoSuchBucket",
     "ExecutionDoesNotExist",
     "TaskDoesNotExist",
+    "WAFNonexistentItemException",
 ];
 const ALREADY_EXISTS: &[&str] = &[
     "DBInstanceAlreadyExists",
@@ -45,6 +46,7 @@ const NOT_READY: &[&str] = &[
     "InvalidDBSnapshotState",
     "InvalidDBSnapshotStateFault",
     "InvalidRequestException",
+    "WAFUnavailableEntityException",
 ];
 const INVALID: &[&str] = &[
     "InvalidParameterValue",
@@ -58,6 +60,8 @@ const INVALID: &[&str] = &[
     // configuration mistake no retry fixes.
     "KMSKeyNotAccessibleFault",
     "KMSKeyNotAccessible",
+    "WAFInvalidParameterException",
+    "WAFLimitsExceededException",
 ];
 
 /// Maps an SDK error of any service to a stable name, keeping AWS's code and
@@ -87,8 +91,15 @@ where
         Some(c) if ALREADY_EXISTS.contains(&c) => DrError::AlreadyExists(message),
         Some(c) if NOT_READY.contains(&c) => DrError::NotReady(message),
         Some(c) if INVALID.contains(&c) => DrError::InvalidInput(message),
-        Some("ConditionalCheckFailedException") => DrError::Conflict(message),
-        Some(c) if c.ends_with("ServiceUnavailable") || c == "InternalFailure" => {
+        // A write whose precondition another writer broke: re-read, retry.
+        Some("ConditionalCheckFailedException" | "WAFOptimisticLockException") => {
+            DrError::Conflict(message)
+        }
+        Some(c)
+            if c.ends_with("ServiceUnavailable")
+                || c == "InternalFailure"
+                || c == "WAFInternalErrorException" =>
+        {
             DrError::Unavailable(message)
         }
         _ => DrError::Internal(message),

@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod errors;
 pub mod executions;
+pub mod firewall;
 pub mod fleet;
 pub mod iam;
 pub mod journal;
@@ -24,6 +25,7 @@ pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_sdk_dynamodb::types as dynamodb_types;
 pub use executions::SfnExecutions;
+pub use firewall::WafFirewall;
 pub use fleet::AutoScalingFleet;
 pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
@@ -89,6 +91,7 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
 }
 
 impl AwsClients {
@@ -107,6 +110,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
             autoscaling: aws_sdk_autoscaling::Client::new(config),
+            wafv2: aws_sdk_wafv2::Client::new(config),
         }
     }
 

@@ -675,3 +675,86 @@ async fn a_snapshot_is_copied_into_the_backup_region_under_its_key_once() {
         Some("NotFound")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waf_ip_set_is_merged_under_its_lock_token_and_keeps_what_it_held() {
+    let moto = moto().await;
+    let created = moto
+        .clients
+        .wafv2
+        .create_ip_set()
+        .name("muejam-blocked")
+        .scope(aws_sdk_wafv2::types::Scope::Regional)
+        .ip_address_version(aws_sdk_wafv2::types::IpAddressVersion::Ipv4)
+        .addresses("198.51.100.1/32")
+        .addresses("192.0.2.0/24")
+        .send()
+        .await
+        .expect("ip set");
+    let summary = created.summary().expect("summary");
+    let ip_set = IpSetRef {
+        name: "muejam-blocked".into(),
+        id: summary.id().expect("id").to_owned(),
+        scope: "REGIONAL".into(),
+    };
+    let firewall = WafFirewall::new(moto.clients.wafv2.clone());
+
+    // A token read before someone else's write is stale: Conflict.
+    let before = firewall.get_ip_set(&ip_set).await.expect("read");
+    assert_eq!(before.addresses.len(), 2);
+    firewall
+        .update_ip_set(
+            &ip_set,
+            &[&before.addresses[..], &["203.0.113.50/32".to_owned()]].concat(),
+            &before.lock_token,
+        )
+        .await
+        .expect("the other writer");
+    let stale = firewall
+        .update_ip_set(&ip_set, &before.addresses, &before.lock_token)
+        .await
+        .expect_err("stale token");
+    assert_eq!(stale.name(), "Conflict", "{stale}");
+
+    // The merge re-reads: every entry held stays, each new block once.
+    let blocks = dr_scenarios::breach::addresses::normalise_all(&[
+        "203.0.113.7".to_owned(),
+        "192.0.2.77".to_owned(),
+        "203.0.113.7/32".to_owned(),
+    ])
+    .expect("valid");
+    let outcome = dr_scenarios::breach::block_addresses(&firewall, &ip_set, &blocks)
+        .await
+        .expect("blocked");
+    assert_eq!(outcome.added, ["203.0.113.7/32"]);
+    assert_eq!(outcome.already_blocked, ["192.0.2.77/32"]);
+    let after = firewall.get_ip_set(&ip_set).await.expect("read");
+    let mut held = after.addresses.clone();
+    held.sort();
+    assert_eq!(
+        held,
+        [
+            "192.0.2.0/24",
+            "198.51.100.1/32",
+            "203.0.113.50/32",
+            "203.0.113.7/32"
+        ]
+    );
+    let again = dr_scenarios::breach::block_addresses(&firewall, &ip_set, &blocks)
+        .await
+        .expect("again");
+    assert!(again.added.is_empty());
+
+    let missing = IpSetRef {
+        id: "00000000-0000-0000-0000-000000000000".into(),
+        ..ip_set
+    };
+    assert_eq!(
+        firewall
+            .get_ip_set(&missing)
+            .await
+            .expect_err("missing")
+            .name(),
+        "NotFound"
+    );
+}

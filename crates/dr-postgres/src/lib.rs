@@ -1,6 +1,7 @@
 //! PostgreSQL access for MueJam DR: connections with short timeouts, the
 //! [`SqlTarget`](dr_core::SqlTarget) adapter, and the sample schema and data.
 
+pub mod breach;
 pub mod connect;
 pub mod damage;
 pub mod sample;

@@ -47,7 +47,8 @@ impl SamplePlan {
             reading_lists: users,
             reading_list_items: users * 5,
             api_keys: (users / 2).max(1),
-            audit_logs: users * 10,
+            // Ten per user, and the seeded breach's rows.
+            audit_logs: users * 10 + (users / 10).max(20),
         })
     }
 
@@ -71,6 +72,67 @@ impl SamplePlan {
     pub fn total_rows(&self) -> i64 {
         self.expected_counts().values().map(|n| *n as i64).sum()
     }
+
+    /// The breach seeded in `audit_logs` (part of its count): what the
+    /// security-breach assessment must find, known by construction.
+    pub fn breach(&self) -> SampleBreach {
+        let events = (self.users / 10).max(20);
+        let users = (self.users / 40).max(5);
+        let mut affected = std::collections::BTreeSet::new();
+        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+        let mut in_window = 0;
+        for i in 1..=events {
+            if i % 10 == 0 {
+                continue; // reconnaissance, three days before: outside the window
+            }
+            in_window += 1;
+            affected.insert((i - 1) % users + 1);
+            *by_action
+                .entry(BREACH_ACTIONS[(i % 6) as usize].to_owned())
+                .or_default() += 1;
+        }
+        SampleBreach {
+            events,
+            users,
+            in_window,
+            affected_users: affected.into_iter().collect(),
+            by_action,
+        }
+    }
+}
+
+/// The addresses the seeded breach came from (documentation ranges, never
+/// routed), in the order the rows cycle through them.
+pub const BREACH_ADDRESSES: [&str; 4] = [
+    "203.0.113.10",
+    "203.0.113.11",
+    "203.0.113.12",
+    "2001:db8::bad:1",
+];
+const BREACH_ACTIONS: [&str; 6] = [
+    "login",
+    "data_export",
+    "admin_action",
+    "user_deletion",
+    "login",
+    "story_create",
+];
+
+/// The truth about the seeded breach. Its rows from [`BREACH_ADDRESSES`]:
+/// one in ten three days old (reconnaissance), the rest within the last six
+/// hours at generation time; no other row comes from those addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SampleBreach {
+    /// Rows, all ages.
+    pub events: i64,
+    /// The users the rows cycle through.
+    pub users: i64,
+    /// Rows within the last six hours.
+    pub in_window: u64,
+    /// Distinct users of those rows.
+    pub affected_users: Vec<i64>,
+    /// Those rows by action type.
+    pub by_action: BTreeMap<String, u64>,
 }
 
 /// The application tables, without constraints (added after loading).
@@ -271,6 +333,7 @@ fn load_sql(plan: &SamplePlan) -> String {
     let key_user = pick("i * 17 + 4", users);
     let audit_user = pick("i * 19 + 5", users);
     let audit_ip = pick("i * 23 + 6", 65_536);
+    let breach = plan.breach();
     format!(
         r#"
 INSERT INTO users (id, username, email, display_name, is_active, created_at)
@@ -322,10 +385,24 @@ SELECT i, CASE WHEN i % 50 = 0 THEN NULL ELSE {audit_user} END,
        (ARRAY['login', 'login', 'login', 'logout', 'story_create', 'chapter_publish',
               'password_change', 'data_export', 'admin_action', 'user_deletion'])[i % 10 + 1],
        '10.20.0.0'::inet + ({audit_ip} - 1),
-       now() - interval '30 days' * (({audit_logs} - i)::float8 / {audit_logs}),
+       now() - interval '30 days' * (({normal_audit} - i)::float8 / {normal_audit}),
        jsonb_build_object('request_id', md5('req' || i))
-  FROM generate_series(1, {audit_logs}) AS i;
-"#
+  FROM generate_series(1, {normal_audit}) AS i;
+
+INSERT INTO audit_logs (id, user_id, action_type, ip_address, created_at, details)
+SELECT {normal_audit} + i, (i - 1) % {breach_users} + 1,
+       (ARRAY[{breach_actions}])[i % 6 + 1],
+       (ARRAY[{breach_addresses}]::inet[])[i % 4 + 1],
+       CASE WHEN i % 10 = 0 THEN now() - interval '3 days'
+            ELSE now() - interval '6 hours' + interval '1 minute' * (i % 300) END,
+       jsonb_build_object('request_id', md5('breach' || i))
+  FROM generate_series(1, {breach_events}) AS i;
+"#,
+        normal_audit = audit_logs - breach.events,
+        breach_users = breach.users,
+        breach_events = breach.events,
+        breach_actions = BREACH_ACTIONS.map(|a| format!("'{a}'")).join(", "),
+        breach_addresses = BREACH_ADDRESSES.map(|a| format!("'{a}'")).join(", "),
     )
 }
 
@@ -412,5 +489,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_seeded_breach_is_part_of_the_audit_log_and_its_truth_adds_up() {
+        for scale in [0.001, 0.01, 0.1, 1.0] {
+            let plan = SamplePlan::for_scale(scale).expect("valid");
+            let breach = plan.breach();
+            assert!(breach.events < plan.audit_logs, "{scale}");
+            assert_eq!(plan.audit_logs - breach.events, plan.users * 10, "{scale}");
+            assert_eq!(
+                breach.in_window,
+                breach.by_action.values().sum::<u64>(),
+                "{scale}"
+            );
+            assert_eq!(
+                breach.in_window,
+                (breach.events - breach.events / 10) as u64
+            );
+            // Users whose every row is reconnaissance are not in the window.
+            assert!(!breach.affected_users.is_empty(), "{scale}");
+            assert!(
+                breach.affected_users.len() as i64 <= breach.users,
+                "{scale}"
+            );
+            assert!(breach
+                .affected_users
+                .iter()
+                .all(|u| *u >= 1 && *u <= plan.users));
+            for sensitive in ["data_export", "admin_action", "user_deletion"] {
+                assert!(
+                    breach.by_action.contains_key(sensitive),
+                    "{scale}: {sensitive}"
+                );
+            }
+        }
+        // Documentation ranges: never an address of the normal rows (10.20/16).
+        assert!(BREACH_ADDRESSES
+            .iter()
+            .all(|a| a.starts_with("203.0.113.") || a.starts_with("2001:db8:")));
     }
 }

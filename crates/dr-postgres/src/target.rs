@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use dr_core::{
-    DatabaseTarget, DrResult, ProbeFailure, ProbeKind, ProbeReport, SqlTarget, TableChanges,
-    TableGrant, WritesRevoked,
+    ApiKeysRevoked, AuditActivity, DatabaseTarget, DrResult, ProbeFailure, ProbeKind, ProbeReport,
+    SqlTarget, TableChanges, TableGrant, WritesRevoked,
 };
 
 use crate::connect::{classify, connect, connect_classified, map_pg_error, ConnectFailure};
@@ -182,6 +182,26 @@ impl SqlTarget for PostgresSqlTarget {
         schema: &str,
     ) -> DrResult<Vec<TableChanges>> {
         crate::writes::row_changes(newer, older, schema).await
+    }
+
+    async fn revoke_api_keys(
+        &self,
+        target: &DatabaseTarget,
+        users: Option<&[i64]>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> DrResult<ApiKeysRevoked> {
+        crate::breach::revoke_api_keys(target, users, at).await
+    }
+
+    async fn audit_activity(
+        &self,
+        target: &DatabaseTarget,
+        networks: &[String],
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        max_rows: usize,
+    ) -> DrResult<AuditActivity> {
+        crate::breach::audit_activity(target, networks, from, to, max_rows).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`dispatch`] for all of them.
 
 pub mod approval;
+pub mod breach;
 pub mod corruption;
 pub mod details;
 pub mod drill;

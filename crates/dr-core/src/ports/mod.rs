@@ -170,6 +170,8 @@ impl PortOperation {
                 | SqlRevokeWrites
                 | SqlGrantWrites
                 | SqlRowChanges
+                | SqlRevokeApiKeys
+                | SqlAuditActivity
                 | IntegrityVerify
         )
     }
@@ -202,6 +204,8 @@ pub enum PortOperation {
     SqlRevokeWrites,
     SqlGrantWrites,
     SqlRowChanges,
+    SqlRevokeApiKeys,
+    SqlAuditActivity,
     DnsUpsert,
     DnsChangeStatus,
     DnsGetRecord,
@@ -232,6 +236,8 @@ pub enum PortOperation {
     FleetSetDesiredCapacity,
     FleetStartRefresh,
     FleetDescribeRefresh,
+    FirewallGetIpSet,
+    FirewallUpdateIpSet,
 }
 
 #[cfg(test)]

@@ -344,4 +344,59 @@ pub trait SqlTarget: Send + Sync {
         older: &DatabaseTarget,
         schema: &str,
     ) -> DrResult<Vec<TableChanges>>;
+    /// Deactivates the active API keys (`is_active = false`, `revoked_at =
+    /// at`), of `users` only when given. Idempotent: a key already inactive
+    /// is left as it is and not counted again.
+    async fn revoke_api_keys(
+        &self,
+        target: &DatabaseTarget,
+        users: Option<&[i64]>,
+        at: DateTime<Utc>,
+    ) -> DrResult<ApiKeysRevoked>;
+    /// What the audit log holds from `networks` (CIDR blocks) within
+    /// `[from, to)`: counts by action, the distinct users, and up to
+    /// `max_rows` rows (oldest first).
+    async fn audit_activity(
+        &self,
+        target: &DatabaseTarget,
+        networks: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_rows: usize,
+    ) -> DrResult<AuditActivity>;
+}
+
+/// API keys deactivated by one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeysRevoked {
+    /// The ids deactivated now.
+    pub revoked: Vec<i64>,
+    /// Keys in scope that were already inactive.
+    pub already_inactive: u64,
+}
+
+/// One audit-log row from a suspicious address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub action_type: String,
+    pub ip_address: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The audit log's activity from suspicious addresses in a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditActivity {
+    pub events: u64,
+    /// Events by action type.
+    pub by_action: BTreeMap<String, u64>,
+    /// Distinct users of those events, ascending.
+    pub users: Vec<i64>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Up to `max_rows` of the events, oldest first.
+    pub rows: Vec<AuditRow>,
+    /// More events than `rows` holds.
+    pub truncated: bool,
 }

@@ -99,6 +99,7 @@ where
 }
 
 mod backups;
+mod breach;
 mod probes;
 mod regions;
 mod replication;

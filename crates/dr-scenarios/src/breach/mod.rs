@@ -1,0 +1,375 @@
+//! Security breach (runbook "Security Breach"): containment, impact from the
+//! audit log, users told once.
+//!
+//! Built so far: the request checked whole before anything changes; the
+//! suspicious addresses, normalised and merged into the WAF IP set under its
+//! lock token.
+
+pub mod addresses;
+
+use chrono::{DateTime, Duration, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use addresses::{merge, normalise_all, Merged};
+use ipnet::IpNet;
+
+/// The longest window the audit log is searched over.
+pub const MAX_WINDOW_DAYS: i64 = 90;
+/// How far past now a window may end (clock skew; the breach may go on).
+pub const MAX_WINDOW_FUTURE_MINUTES: i64 = 60;
+/// The most compromised user ids a request may name.
+pub const MAX_USERS: usize = 10_000;
+
+/// When the breach happened, as far as anyone knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Whose API keys are revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    /// Every active key: the safe default when the blast radius is unknown.
+    #[default]
+    All,
+    /// The keys of the compromised users and of the users the audit log
+    /// shows active from the suspicious addresses.
+    AffectedUsers,
+}
+
+/// A security-breach run's input (a manual start, or a GuardDuty finding
+/// through its input transformer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachRequest {
+    /// The registry name of the database.
+    pub database: String,
+    /// Suspicious addresses or CIDR blocks.
+    pub addresses: Vec<String>,
+    pub window: Window,
+    /// User ids known to be compromised.
+    #[serde(default)]
+    pub users: Vec<i64>,
+    #[serde(default)]
+    pub revoke_keys: KeyScope,
+    /// The WAF IP set the addresses are blocked in.
+    pub ip_set: IpSetRef,
+}
+
+/// The request, checked whole: nothing is changed before this succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRequest {
+    pub blocks: Vec<IpNet>,
+    pub window: Window,
+    pub users: Vec<i64>,
+}
+
+/// Pure: every field of the request against what the steps can do with it,
+/// the first problem named (`InvalidInput`).
+pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedRequest> {
+    let invalid = |why: String| DrError::InvalidInput(why);
+    validate_database_name(&r.database)?;
+    let blocks = normalise_all(&r.addresses)?;
+    let Window { from, to } = r.window;
+    if from >= to {
+        return Err(invalid(format!(
+            "the window starts at {from} and ends at {to}: it must start before it ends"
+        )));
+    }
+    if to - from > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(invalid(format!(
+            "the window is longer than {MAX_WINDOW_DAYS} days"
+        )));
+    }
+    if to > now + Duration::minutes(MAX_WINDOW_FUTURE_MINUTES) {
+        return Err(invalid(format!(
+            "the window ends at {to}, more than {MAX_WINDOW_FUTURE_MINUTES} minutes from now ({now})"
+        )));
+    }
+    if r.users.len() > MAX_USERS {
+        return Err(invalid(format!(
+            "{} user ids: at most {MAX_USERS}",
+            r.users.len()
+        )));
+    }
+    if let Some(bad) = r.users.iter().find(|u| **u <= 0) {
+        return Err(invalid(format!(
+            "user id {bad} is not a user id (ids start at 1)"
+        )));
+    }
+    if !["REGIONAL", "CLOUDFRONT"].contains(&r.ip_set.scope.as_str()) {
+        return Err(invalid(format!(
+            "ip_set.scope {:?}: REGIONAL or CLOUDFRONT",
+            r.ip_set.scope
+        )));
+    }
+    for (field, value) in [("ip_set.name", &r.ip_set.name), ("ip_set.id", &r.ip_set.id)] {
+        if value.is_empty()
+            || value.len() > 128
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(format!(
+                "{field} {value:?}: 1 to 128 letters, digits, - or _"
+            )));
+        }
+    }
+    let mut users = r.users.clone();
+    users.sort_unstable();
+    users.dedup();
+    Ok(CheckedRequest {
+        blocks,
+        window: r.window,
+        users,
+    })
+}
+
+/// How many times a stale lock token (someone else changed the IP set
+/// between our read and our write) is re-read and retried before the step
+/// fails with `Conflict` for the state machine to retry.
+pub const IP_SET_ATTEMPTS: u32 = 5;
+
+/// What blocking did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockOutcome {
+    pub ip_set: String,
+    /// Blocks written by this call.
+    pub added: Vec<String>,
+    /// Blocks the set already covered.
+    pub already_blocked: Vec<String>,
+    /// Entries in the set after the merge.
+    pub total: usize,
+    /// Writes tried (more than one: a concurrent change was re-read).
+    pub attempts: u32,
+}
+
+/// Merges `blocks` into the IP set: read it with its lock token, merge
+/// (nothing existing dropped), write with the token; a stale token is
+/// re-read and merged again, so a concurrent writer's entries survive. A
+/// set that already holds every block is not written. Idempotent.
+pub async fn block_addresses(
+    firewall: &dyn Firewall,
+    ip_set: &IpSetRef,
+    blocks: &[IpNet],
+) -> DrResult<BlockOutcome> {
+    let mut attempts = 0;
+    loop {
+        let contents = firewall.get_ip_set(ip_set).await?;
+        let Merged {
+            addresses,
+            added,
+            already_blocked,
+        } = merge(&contents.addresses, blocks)?;
+        let outcome = |attempts| BlockOutcome {
+            ip_set: ip_set.name.clone(),
+            added: added.clone(),
+            already_blocked: already_blocked.clone(),
+            total: addresses.len(),
+            attempts,
+        };
+        if added.is_empty() {
+            return Ok(outcome(attempts));
+        }
+        attempts += 1;
+        match firewall
+            .update_ip_set(ip_set, &addresses, &contents.lock_token)
+            .await
+        {
+            Ok(()) => return Ok(outcome(attempts)),
+            Err(DrError::Conflict(why)) if attempts < IP_SET_ATTEMPTS => {
+                tracing::warn!(ip_set = %ip_set.name, attempts, %why, "the IP set changed under us: re-reading");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-27T12:00:00Z".parse().expect("time")
+    }
+
+    fn request(changes: serde_json::Value) -> serde_json::Value {
+        let mut r = json!({
+            "database": "muejam",
+            "addresses": ["203.0.113.10", "2001:db8::bad:1"],
+            "window": {"from": "2026-11-27T03:00:00Z", "to": "2026-11-27T11:00:00Z"},
+            "users": [3, 1, 3],
+            "revoke_keys": "affected_users",
+            "ip_set": {"name": "muejam-blocked", "id": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111", "scope": "REGIONAL"}
+        });
+        if let (Some(r), Some(c)) = (r.as_object_mut(), changes.as_object()) {
+            r.extend(c.clone());
+        }
+        r
+    }
+
+    #[test]
+    fn a_request_is_checked_whole_and_the_first_problem_named() {
+        let ok: BreachRequest = serde_json::from_value(request(json!({}))).expect("parses");
+        let checked = check_request(&ok, now()).expect("valid");
+        assert_eq!(checked.users, [1, 3]);
+        assert_eq!(checked.blocks.len(), 2);
+        let too_many: Vec<String> = (0..=addresses::WAF_IP_SET_LIMIT as u32)
+            .map(|i| std::net::Ipv4Addr::from(0xC633_0000 + i).to_string())
+            .collect();
+        // (change, what the refusal says)
+        let table = [
+            (json!({"addresses": ["203.0.113.300"]}), "not an IPv4"),
+            (json!({"addresses": []}), "no suspicious address"),
+            (json!({"addresses": ["0.0.0.0/0"]}), "broader than /16"),
+            (json!({"addresses": too_many}), "at most 10000"),
+            (
+                json!({"window": {"from": "2026-11-27T11:00:00Z", "to": "2026-11-27T03:00:00Z"}}),
+                "must start before it ends",
+            ),
+            (
+                json!({"window": {"from": "2026-11-27T11:00:00Z", "to": "2026-11-27T11:00:00Z"}}),
+                "must start before it ends",
+            ),
+            (
+                json!({"window": {"from": "2026-01-01T00:00:00Z", "to": "2026-11-27T11:00:00Z"}}),
+                "longer than 90 days",
+            ),
+            (
+                json!({"window": {"from": "2026-11-27T03:00:00Z", "to": "2026-11-28T11:00:00Z"}}),
+                "minutes from now",
+            ),
+            (json!({"users": [0]}), "is not a user id"),
+            (json!({"users": [-4]}), "is not a user id"),
+            (json!({"database": "Bad Name"}), "database"),
+            (
+                json!({"ip_set": {"name": "muejam-blocked", "id": "x", "scope": "GLOBAL"}}),
+                "REGIONAL or CLOUDFRONT",
+            ),
+            (
+                json!({"ip_set": {"name": "", "id": "x", "scope": "REGIONAL"}}),
+                "ip_set.name",
+            ),
+            (
+                json!({"ip_set": {"name": "a b", "id": "x", "scope": "REGIONAL"}}),
+                "ip_set.name",
+            ),
+        ];
+        for (change, says) in table {
+            let r: BreachRequest = serde_json::from_value(request(change.clone())).expect("parses");
+            let error = check_request(&r, now()).expect_err(&change.to_string());
+            assert_eq!(error.name(), "InvalidInput", "{change}");
+            assert!(error.to_string().contains(says), "{change}: {error}");
+        }
+        // A field nobody knows is a typo, not an option.
+        let typo = serde_json::from_value::<BreachRequest>(request(json!({"adresses": []})));
+        assert!(typo.is_err());
+    }
+
+    /// An IP set whose token changes on every write, and that another
+    /// writer changes `interference` times between our read and our write.
+    struct Contended {
+        set: Mutex<(Vec<String>, u32)>,
+        interference: Mutex<u32>,
+        writes: Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl Firewall for Contended {
+        async fn get_ip_set(&self, _: &IpSetRef) -> DrResult<IpSetContents> {
+            let (addresses, token) = self.set.lock().expect("lock").clone();
+            let mut interference = self.interference.lock().expect("lock");
+            if *interference > 0 {
+                *interference -= 1;
+                // The other writer adds its own entry after our read.
+                let mut set = self.set.lock().expect("lock");
+                set.0.push(format!("192.0.2.{}/32", *interference + 100));
+                set.1 += 1;
+            }
+            Ok(IpSetContents {
+                addresses,
+                lock_token: token.to_string(),
+            })
+        }
+
+        async fn update_ip_set(
+            &self,
+            _: &IpSetRef,
+            addresses: &[String],
+            token: &str,
+        ) -> DrResult<()> {
+            let mut set = self.set.lock().expect("lock");
+            if set.1.to_string() != token {
+                return Err(DrError::Conflict("WAFOptimisticLockException".into()));
+            }
+            *self.writes.lock().expect("lock") += 1;
+            *set = (addresses.to_vec(), set.1 + 1);
+            Ok(())
+        }
+    }
+
+    fn contended(interference: u32) -> Contended {
+        Contended {
+            set: Mutex::new((vec!["198.51.100.1/32".to_owned()], 7)),
+            interference: Mutex::new(interference),
+            writes: Mutex::new(0),
+        }
+    }
+
+    fn ip_set() -> IpSetRef {
+        IpSetRef {
+            name: "muejam-blocked".into(),
+            id: "id".into(),
+            scope: "REGIONAL".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_token_is_reread_and_nobody_s_entry_is_lost() {
+        let blocks =
+            addresses::normalise_all(&["203.0.113.7".to_owned(), "2001:db8::1".to_owned()])
+                .expect("valid");
+        // (concurrent changes, attempts, outcome)
+        for (interference, attempts, ok) in
+            [(0, 1, true), (1, 2, true), (4, 5, true), (5, 5, false)]
+        {
+            let firewall = contended(interference);
+            let result = block_addresses(&firewall, &ip_set(), &blocks).await;
+            let set = firewall.set.lock().expect("lock").0.clone();
+            if ok {
+                let outcome = result.expect("blocked");
+                assert_eq!(outcome.attempts, attempts, "{interference}");
+                assert_eq!(outcome.added, ["203.0.113.7/32", "2001:db8::1/128"]);
+                assert!(set.contains(&"198.51.100.1/32".to_owned()));
+                assert_eq!(
+                    set.len(),
+                    3 + interference as usize,
+                    "the other writer's entries kept: {set:?}"
+                );
+                assert_eq!(outcome.total, set.len());
+            } else {
+                assert_eq!(result.expect_err("gave up").name(), "Conflict");
+                assert_eq!(*firewall.writes.lock().expect("lock"), 0);
+            }
+        }
+        // Again: already blocked, nothing written.
+        let firewall = contended(0);
+        block_addresses(&firewall, &ip_set(), &blocks)
+            .await
+            .expect("first");
+        let again = block_addresses(&firewall, &ip_set(), &blocks)
+            .await
+            .expect("again");
+        assert!(again.added.is_empty());
+        assert_eq!(again.attempts, 0);
+        assert_eq!(again.already_blocked.len(), 2);
+        assert_eq!(*firewall.writes.lock().expect("lock"), 1);
+    }
+}
