@@ -384,6 +384,10 @@ impl SqlTarget for Fake {
             older_rows: 1,
         }])
     }
+    async fn row_counts(&self, _t: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
+        self.0.record(PortOperation::SqlRowCounts);
+        Ok(BTreeMap::from([("stories".to_owned(), 2)]))
+    }
     async fn revoke_api_keys(
         &self,
         _t: &DatabaseTarget,
@@ -843,6 +847,7 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::WriteAccess => vec![
             json!({"action": "stop", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "stop", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "r1", "execution": "d1"}, "count_rows": true}),
             json!({"action": "restore", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "stopped", "execution": "d1"}}),
         ],
         Function::SearchStep => vec![

@@ -77,7 +77,9 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         ],
         VerifySnapshot => &[],
         SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
-        | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity => &[],
+        | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts => {
+            &[]
+        }
         FirewallGetIpSet => &["wafv2:GetIPSet"],
         FirewallUpdateIpSet => &["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
         DnsUpsert => &[

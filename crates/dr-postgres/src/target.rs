@@ -184,6 +184,11 @@ impl SqlTarget for PostgresSqlTarget {
         crate::writes::row_changes(newer, older, schema).await
     }
 
+    async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
+        let client = connect(target).await?;
+        table_row_counts(&client).await
+    }
+
     async fn revoke_api_keys(
         &self,
         target: &DatabaseTarget,

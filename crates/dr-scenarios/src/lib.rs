@@ -307,6 +307,7 @@ impl Function {
                 SqlWriteGrants,
                 SqlRevokeWrites,
                 SqlGrantWrites,
+                SqlRowCounts,
                 JournalEntries,
                 JournalRecord,
             ],

@@ -469,6 +469,11 @@ async fn a_planned_evacuation_loses_no_row_and_gives_the_writes_back_on_the_new_
         .expect("counts");
     assert_eq!(west_counts(&stack, RESTORED).await, at_stop);
     let report = report_of(&stack, "evacuate");
+    assert_eq!(
+        report["copy"]["row_counts"],
+        serde_json::to_value(&at_stop).expect("json"),
+        "the restore is held to the counts taken when the writes stopped"
+    );
     assert_eq!(report["passed"], true, "{report:#}");
     assert_eq!(report["rows_lost"], 0, "{report:#}");
     assert_eq!(report["rpo"]["achieved_seconds"], 0.0);

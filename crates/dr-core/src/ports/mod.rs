@@ -172,6 +172,7 @@ impl PortOperation {
                 | SqlRowChanges
                 | SqlRevokeApiKeys
                 | SqlAuditActivity
+                | SqlRowCounts
                 | IntegrityVerify
         )
     }
@@ -206,6 +207,7 @@ pub enum PortOperation {
     SqlRowChanges,
     SqlRevokeApiKeys,
     SqlAuditActivity,
+    SqlRowCounts,
     DnsUpsert,
     DnsChangeStatus,
     DnsGetRecord,

@@ -344,6 +344,9 @@ pub trait SqlTarget: Send + Sync {
         older: &DatabaseTarget,
         schema: &str,
     ) -> DrResult<Vec<TableChanges>>;
+    /// Exact row counts of every table of `public` (the baseline a restore
+    /// is compared with when the snapshot records none, as on RDS).
+    async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>>;
     /// Deactivates the active API keys (`is_active = false`, `revoked_at =
     /// at`), of `users` only when given. Idempotent: a key already inactive
     /// is left as it is and not counted again.

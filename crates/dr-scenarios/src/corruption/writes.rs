@@ -39,6 +39,10 @@ pub struct WriteAccessInput {
     /// The instance's region (default: the home region).
     #[serde(default)]
     pub region: Option<String>,
+    /// Stop: count every table's rows once the writes are stopped (the
+    /// baseline a planned region failover's restore must equal).
+    #[serde(default)]
+    pub count_rows: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +61,9 @@ pub struct WriteAccessOutput {
     pub at: DateTime<Utc>,
     /// What changed, for the report; `None` when there was nothing to do.
     pub mutation: Option<String>,
+    /// Stop with `count_rows`: rows per table once no write could happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_counts: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,6 +180,12 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 .journal
                 .record(&entry(JournalStatus::Done, mutation.clone(), &record))
                 .await?;
+            let at = Utc::now();
+            let row_counts = if input.count_rows {
+                Some(ports.sql.row_counts(&target).await?)
+            } else {
+                None
+            };
             Ok(WriteAccessOutput {
                 action: input.action,
                 instance_id: input.instance_id,
@@ -180,8 +193,9 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 grants: record,
                 sessions_ended: revoked.sessions_ended,
                 definer_functions: revoked.definer_functions,
-                at: Utc::now(),
+                at,
                 mutation: Some(mutation),
+                row_counts,
             })
         }
         WriteAction::Restore => {
@@ -195,6 +209,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                     definer_functions: Vec::new(),
                     at: Utc::now(),
                     mutation: None,
+                    row_counts: None,
                 });
             }
             ports
@@ -219,6 +234,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 definer_functions: Vec::new(),
                 at: Utc::now(),
                 mutation: Some(mutation),
+                row_counts: None,
             })
         }
     }
@@ -322,6 +338,7 @@ pub(crate) async fn give_back_after_death(
                 execution: format!("{recovery_id}:cleanup"),
             },
             region: topology.region.clone(),
+            count_rows: false,
         },
     )
     .await?;

@@ -530,6 +530,7 @@ pub fn choose_copy(
     copies: &[SnapshotDescription],
     database: &str,
     named: Option<&SnapshotId>,
+    baseline: Option<&std::collections::BTreeMap<String, u64>>,
     now: DateTime<Utc>,
     rpo_seconds: f64,
 ) -> Option<ChosenCopy> {
@@ -547,7 +548,9 @@ pub fn choose_copy(
                 data_time: s.data_time(),
                 age_seconds,
                 rpo_met: age_seconds <= rpo_seconds,
-                row_counts: s.row_counts.clone(),
+                // Planned mode's counts when writes stopped come first: they
+                // are what "no row lost" means (RDS records none for a snapshot).
+                row_counts: baseline.cloned().or_else(|| s.row_counts.clone()),
             }
         })
 }

@@ -169,6 +169,10 @@ pub struct ChooseCopyInput {
     /// The confirmation's reasons, for the question.
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// Planned mode: rows per table once the writes stopped, the baseline
+    /// the restore must equal.
+    #[serde(default)]
+    pub baseline: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +197,7 @@ pub async fn choose_copy_step(ports: &Ports, input: ChooseCopyInput) -> DrResult
         &copies,
         &plan.database,
         input.snapshot_id.as_ref(),
+        input.baseline.as_ref(),
         now,
         plan.rpo_objective_seconds,
     )

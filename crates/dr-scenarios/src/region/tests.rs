@@ -175,20 +175,41 @@ fn the_newest_verified_copy_is_chosen_and_its_age_is_the_loss() {
         copy("c-9h", 9, "muejam", true),
         copy("other-db", 0, "billing", true),
     ];
-    let chosen = choose_copy(&copies, "muejam", None, now, 21_600.0).expect("a copy");
+    let chosen = choose_copy(&copies, "muejam", None, None, now, 21_600.0).expect("a copy");
     assert_eq!(chosen.snapshot_id.as_str(), "c-2h");
     assert_eq!(chosen.age_seconds, 7200.0);
     assert!(chosen.rpo_met);
-    let old = choose_copy(&copies[2..], "muejam", None, now, 21_600.0).expect("a copy");
+    let old = choose_copy(&copies[2..], "muejam", None, None, now, 21_600.0).expect("a copy");
     assert_eq!(old.snapshot_id.as_str(), "c-9h");
     assert!(!old.rpo_met, "older than the RPO: said, not hidden");
     let named = SnapshotId::parse("c-9h").expect("id");
     assert_eq!(
-        choose_copy(&copies, "muejam", Some(&named), now, 21_600.0).map(|c| c.snapshot_id),
-        Some(named)
+        choose_copy(&copies, "muejam", Some(&named), None, now, 21_600.0).map(|c| c.snapshot_id),
+        Some(named.clone())
     );
-    assert!(choose_copy(&copies[..1], "muejam", None, now, 21_600.0).is_none());
-    assert!(choose_copy(&copies, "orders", None, now, 21_600.0).is_none());
+    assert!(choose_copy(&copies[..1], "muejam", None, None, now, 21_600.0).is_none());
+    assert!(choose_copy(&copies, "orders", None, None, now, 21_600.0).is_none());
+
+    // The baseline (planned mode's counts when writes stopped) is what the
+    // restore is held to, with or without counts recorded for the copy (RDS
+    // records none).
+    let at_stop = std::collections::BTreeMap::from([("users".to_owned(), 12)]);
+    let mut unrecorded = copies.clone();
+    for c in &mut unrecorded {
+        c.row_counts = None;
+    }
+    // (copies, baseline, row counts held to)
+    let table = [
+        (&copies, None, Some([("users".to_owned(), 10)].into())),
+        (&copies, Some(&at_stop), Some(at_stop.clone())),
+        (&unrecorded, None, None),
+        (&unrecorded, Some(&at_stop), Some(at_stop.clone())),
+    ];
+    for (copies, baseline, want) in table {
+        let chosen =
+            choose_copy(copies, "muejam", Some(&named), baseline, now, 21_600.0).expect("a copy");
+        assert_eq!(chosen.row_counts, want, "{baseline:?}");
+    }
 }
 
 #[test]
