@@ -205,6 +205,8 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
             vec![BTreeMap::new()],
             BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
         )),
+        // No waits or polls: one pass over its tasks and their retries.
+        "security-breach" => Some((vec![BTreeMap::new()], BTreeMap::new())),
         _ => None,
     }
 }

@@ -15,9 +15,23 @@ use serde_json::{json, Value};
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<BTreeSet<PortOperation>>,
+    /// Passwords set on the database (besides the secret's "p"): a login
+    /// with one succeeds.
+    accepted: Mutex<BTreeSet<String>>,
 }
 
 impl Recorder {
+    fn accept(&self, password: &SecretString) {
+        use secrecy::ExposeSecret;
+        if let Ok(mut accepted) = self.accepted.lock() {
+            accepted.insert(password.expose_secret().to_owned());
+        }
+    }
+    fn accepts(&self, password: &SecretString) -> bool {
+        use secrecy::ExposeSecret;
+        let p = password.expose_secret();
+        p == "p" || self.accepted.lock().is_ok_and(|a| a.contains(p))
+    }
     fn record(&self, op: PortOperation) {
         if let Ok(mut calls) = self.calls.lock() {
             calls.insert(op);
@@ -287,8 +301,9 @@ impl DatabaseControlPlane for Fake {
         self.0.record(PortOperation::DeleteSnapshot);
         Ok(())
     }
-    async fn change_master_credentials(&self, _i: &InstanceId, _p: &SecretString) -> DrResult<()> {
+    async fn change_master_credentials(&self, _i: &InstanceId, p: &SecretString) -> DrResult<()> {
         self.0.record(PortOperation::ChangeMasterCredentials);
+        self.0.accept(p);
         Ok(())
     }
     async fn add_tags(&self, _r: &InstanceId, _t: &Tags) -> DrResult<()> {
@@ -320,10 +335,10 @@ impl SqlTarget for Fake {
         self.0.record(PortOperation::SqlMarkerPresent);
         Ok(true)
     }
-    async fn probe(&self, _t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
+    async fn probe(&self, t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
         self.0.record(PortOperation::SqlProbe);
         Ok(ProbeReport {
-            healthy: true,
+            healthy: self.0.accepts(&t.password),
             reason: None,
             failure: None,
             in_recovery: Some(false),
@@ -383,6 +398,16 @@ impl SqlTarget for Fake {
             newer_rows: 2,
             older_rows: 1,
         }])
+    }
+    async fn set_role_password(
+        &self,
+        _t: &DatabaseTarget,
+        _r: &str,
+        p: &SecretString,
+    ) -> DrResult<()> {
+        self.0.record(PortOperation::SqlSetRolePassword);
+        self.0.accept(p);
+        Ok(())
     }
     async fn row_counts(&self, _t: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
         self.0.record(PortOperation::SqlRowCounts);
@@ -475,6 +500,52 @@ impl Secrets for Fake {
     async fn put_secret(&self, _s: &str, _v: &SecretString) -> DrResult<String> {
         self.0.record(PortOperation::SecretsPut);
         Ok("v1".into())
+    }
+    async fn get_secret_stage(&self, _s: &str, stage: &str) -> DrResult<Option<SecretVersion>> {
+        self.0.record(PortOperation::SecretsGetStage);
+        Ok((stage == "AWSCURRENT").then(|| SecretVersion {
+            version_id: "v-current".into(),
+            value: SecretString::from(r#"{"username":"u","password":"p"}"#.to_owned()),
+            stages: vec![stage.to_owned()],
+        }))
+    }
+    async fn put_secret_pending(
+        &self,
+        _s: &str,
+        token: &str,
+        _v: &SecretString,
+    ) -> DrResult<String> {
+        self.0.record(PortOperation::SecretsPutPending);
+        Ok(token.to_owned())
+    }
+    async fn move_secret_stage(
+        &self,
+        _s: &str,
+        _stage: &str,
+        _v: &str,
+        _from: Option<&str>,
+    ) -> DrResult<()> {
+        self.0.record(PortOperation::SecretsMoveStage);
+        Ok(())
+    }
+    async fn remove_secret_stage(&self, _s: &str, _stage: &str, _v: &str) -> DrResult<()> {
+        self.0.record(PortOperation::SecretsMoveStage);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Firewall for Fake {
+    async fn get_ip_set(&self, _i: &IpSetRef) -> DrResult<IpSetContents> {
+        self.0.record(PortOperation::FirewallGetIpSet);
+        Ok(IpSetContents {
+            addresses: vec!["198.51.100.1/32".into()],
+            lock_token: "t1".into(),
+        })
+    }
+    async fn update_ip_set(&self, _i: &IpSetRef, _a: &[String], _t: &str) -> DrResult<()> {
+        self.0.record(PortOperation::FirewallUpdateIpSet);
+        Ok(())
     }
 }
 
@@ -686,6 +757,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
         regions: Arc::new(FakeRegions(Arc::clone(recorder))),
         fleet: Arc::new(Fake(Arc::clone(recorder))),
+        firewall: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
         dns: Arc::new(Fake(Arc::clone(recorder))),
@@ -895,6 +967,18 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "status", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2"}),
         ],
         Function::RegionReport => vec![sample_event(Function::RegionReport)],
+        Function::BreachPlan => vec![sample_event(Function::BreachPlan)],
+        Function::RevokeApiKeys => vec![
+            json!({"plan": breach_plan("all"), "pass": "contain"}),
+            json!({"plan": breach_plan("affected_users"), "pass": "affected"}),
+        ],
+        Function::RotateCredentials => vec![
+            sample_event(Function::RotateCredentials),
+            json!({"secret_id": "muejam/db/master", "account": {"kind": "master"}, "instance_id": "muejam-db-prod", "database": "muejam", "master_secret_id": "muejam/db/master", "token": "breach-master-d1--------------------"}),
+        ],
+        Function::BlockAddresses => vec![json!({"plan": breach_plan("all")})],
+        Function::AssessImpact => vec![json!({"plan": breach_plan("all")})],
+        Function::BreachReport => vec![sample_event(Function::BreachReport)],
         Function::ReplicationPlan => vec![
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr", "databases": ["muejam"]}),
@@ -923,6 +1007,12 @@ fn payloads(function: Function) -> Vec<Value> {
             ]}),
         ],
     }
+}
+
+fn breach_plan(revoke_keys: &str) -> Value {
+    let mut plan = sample_event(Function::RevokeApiKeys)["plan"].take();
+    plan["revoke_keys"] = json!(revoke_keys);
+    plan
 }
 
 fn region_plan(restored: &str) -> Value {

@@ -77,9 +77,8 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         ],
         VerifySnapshot => &[],
         SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
-        | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts => {
-            &[]
-        }
+        | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts
+        | SqlSetRolePassword => &[],
         FirewallGetIpSet => &["wafv2:GetIPSet"],
         FirewallUpdateIpSet => &["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
         DnsUpsert => &[
@@ -95,6 +94,9 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         NotifierSubscriptions => &["sns:ListSubscriptionsByTopic"],
         SecretsGet => &["secretsmanager:GetSecretValue"],
         SecretsPut => &["secretsmanager:PutSecretValue"],
+        SecretsGetStage => &["secretsmanager:GetSecretValue"],
+        SecretsPutPending => &["secretsmanager:PutSecretValue"],
+        SecretsMoveStage => &["secretsmanager:UpdateSecretVersionStage"],
         ReportPut => &["s3:PutObject"],
         ReportGet => &["s3:GetObject"],
         LockAcquire => &["dynamodb:PutItem", "dynamodb:GetItem"],

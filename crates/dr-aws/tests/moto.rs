@@ -758,3 +758,84 @@ async fn the_waf_ip_set_is_merged_under_its_lock_token_and_keeps_what_it_held() 
         "NotFound"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotates_by_stage_and_a_repeated_pending_write_stores_nothing_new() {
+    let moto = moto().await;
+    moto.clients
+        .secrets
+        .create_secret()
+        .name("muejam/db/app")
+        .secret_string(r#"{"username":"muejam_app","password":"old"}"#)
+        .send()
+        .await
+        .expect("secret");
+    let secrets = SecretsManagerSecrets::new(moto.clients.secrets.clone());
+    let current = secrets
+        .get_secret_stage("muejam/db/app", "AWSCURRENT")
+        .await
+        .expect("read")
+        .expect("current");
+    assert!(secrets
+        .get_secret_stage("muejam/db/app", "AWSPENDING")
+        .await
+        .expect("read")
+        .is_none());
+    let token = "breach-app-breach-2026-11-27-----";
+    let new = SecretString::from(r#"{"username":"muejam_app","password":"new"}"#.to_owned());
+    let version = secrets
+        .put_secret_pending("muejam/db/app", token, &new)
+        .await
+        .expect("pending");
+    assert_eq!(version, token);
+    // A retry with the same token and value: the same version.
+    assert_eq!(
+        secrets
+            .put_secret_pending("muejam/db/app", token, &new)
+            .await
+            .expect("again"),
+        token
+    );
+    let pending = secrets
+        .get_secret_stage("muejam/db/app", "AWSPENDING")
+        .await
+        .expect("read")
+        .expect("pending");
+    assert_eq!(pending.version_id, token);
+    assert_eq!(
+        secrets
+            .get_secret("muejam/db/app")
+            .await
+            .expect("current")
+            .expose_secret(),
+        r#"{"username":"muejam_app","password":"old"}"#,
+        "pending is not current"
+    );
+    secrets
+        .move_secret_stage(
+            "muejam/db/app",
+            "AWSCURRENT",
+            token,
+            Some(&current.version_id),
+        )
+        .await
+        .expect("move");
+    secrets
+        .remove_secret_stage("muejam/db/app", "AWSPENDING", token)
+        .await
+        .expect("remove");
+    assert_eq!(
+        secrets
+            .get_secret("muejam/db/app")
+            .await
+            .expect("current")
+            .expose_secret(),
+        new.expose_secret(),
+        "read by stage after the move: the new value (moto's plain read may lag)"
+    );
+    assert!(secrets
+        .get_secret_stage("muejam/db/app", "AWSPENDING")
+        .await
+        .expect("read")
+        .is_none());
+}

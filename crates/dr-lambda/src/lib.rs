@@ -200,6 +200,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         journal,
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
+        firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         initial_topologies: initial_topologies(),
     }
 }

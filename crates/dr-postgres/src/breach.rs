@@ -124,3 +124,29 @@ pub(crate) async fn audit_activity(
         rows,
     })
 }
+
+/// `ALTER ROLE … PASSWORD` with a SCRAM-SHA-256 verifier computed here: the
+/// password never crosses the wire, nor reaches a server log or
+/// `pg_stat_activity`. The role must exist (`NotFound`).
+pub(crate) async fn set_role_password(
+    target: &DatabaseTarget,
+    role: &str,
+    password: &secrecy::SecretString,
+) -> DrResult<()> {
+    use secrecy::ExposeSecret;
+    dr_core::validate_sql_name("role", role)?;
+    let client = connect(target).await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .await
+        .map_err(|e| map_pg_error("looking up the role", &e))?;
+    if exists.is_none() {
+        return Err(DrError::NotFound(format!("role {role} does not exist")));
+    }
+    let verifier = postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
+    client
+        .batch_execute(&format!("ALTER ROLE \"{role}\" PASSWORD '{verifier}'"))
+        .await
+        .map_err(|e| map_pg_error(&format!("setting the password of {role}"), &e))?;
+    Ok(())
+}

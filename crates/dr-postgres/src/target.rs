@@ -184,6 +184,15 @@ impl SqlTarget for PostgresSqlTarget {
         crate::writes::row_changes(newer, older, schema).await
     }
 
+    async fn set_role_password(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        password: &secrecy::SecretString,
+    ) -> DrResult<()> {
+        crate::breach::set_role_password(target, role, password).await
+    }
+
     async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
         let client = connect(target).await?;
         table_row_counts(&client).await

@@ -48,6 +48,8 @@ pub struct Ports {
     pub executions: Arc<dyn Executions>,
     /// The application servers (Auto Scaling), in any region.
     pub fleet: Arc<dyn AppFleet>,
+    /// The WAF IP set that blocks addresses.
+    pub firewall: Arc<dyn Firewall>,
     /// How SQL connections are protected (mode and CA bundle).
     pub database_tls: DatabaseTls,
     /// The deployment's initial topologies: registered by the first run
@@ -117,10 +119,16 @@ pub enum Function {
     ScaleFleet,
     RegionReport,
     ProbeRecord,
+    BreachPlan,
+    RevokeApiKeys,
+    RotateCredentials,
+    BlockAddresses,
+    AssessImpact,
+    BreachReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 47] = [
+    pub const ALL: [Function; 53] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -168,6 +176,12 @@ impl Function {
         Function::ScaleFleet,
         Function::RegionReport,
         Function::ProbeRecord,
+        Function::BreachPlan,
+        Function::RevokeApiKeys,
+        Function::RotateCredentials,
+        Function::BlockAddresses,
+        Function::AssessImpact,
+        Function::BreachReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -220,6 +234,12 @@ impl Function {
             Function::ScaleFleet => "ScaleFleetFunction",
             Function::RegionReport => "RegionReportFunction",
             Function::ProbeRecord => "ProbeRecordFunction",
+            Function::BreachPlan => "BreachPlanFunction",
+            Function::RevokeApiKeys => "RevokeApiKeysFunction",
+            Function::RotateCredentials => "RotateCredentialsFunction",
+            Function::BlockAddresses => "BlockAddressesFunction",
+            Function::AssessImpact => "AssessImpactFunction",
+            Function::BreachReport => "BreachReportFunction",
         }
     }
 
@@ -340,6 +360,34 @@ impl Function {
             Function::RegionPlan => &[TopologyGet, DnsGetRecord],
             Function::ConfirmRegion => &[DescribeInstance, ListInstances, ListSnapshots],
             Function::ProbeRecord => &[SecretsGet, SqlProbe],
+            Function::BreachPlan => &[TopologyGet],
+            Function::RevokeApiKeys => &[
+                DescribeInstance,
+                SecretsGet,
+                SqlAuditActivity,
+                SqlRevokeApiKeys,
+                ReportPut,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::RotateCredentials => &[
+                DescribeInstance,
+                SecretsGet,
+                SecretsGetStage,
+                SecretsPutPending,
+                SecretsMoveStage,
+                SqlProbe,
+                SqlSetRolePassword,
+                ChangeMasterCredentials,
+            ],
+            Function::BlockAddresses => &[
+                FirewallGetIpSet,
+                FirewallUpdateIpSet,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::AssessImpact => &[DescribeInstance, SecretsGet, SqlAuditActivity, ReportPut],
+            Function::BreachReport => &[JournalEntries, ReportPut, NotifierPublish],
             Function::ChooseCopy => &[ListSnapshots],
             Function::RegionRestore => &[
                 TopologyGet,
@@ -416,6 +464,12 @@ impl Function {
             Function::ScaleFleet => "scale-fleet",
             Function::RegionReport => "region-report",
             Function::ProbeRecord => "probe-record",
+            Function::BreachPlan => "breach-plan",
+            Function::RevokeApiKeys => "revoke-api-keys",
+            Function::RotateCredentials => "rotate-credentials",
+            Function::BlockAddresses => "block-addresses",
+            Function::AssessImpact => "assess-impact",
+            Function::BreachReport => "breach-report",
         }
     }
 
@@ -625,6 +679,24 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::ProbeRecord => {
             to_value(region::steps::probe_record(ports, parse(function, payload)?).await?)
+        }
+        Function::BreachPlan => {
+            to_value(breach::steps::breach_plan(ports, parse(function, payload)?).await?)
+        }
+        Function::RevokeApiKeys => {
+            to_value(breach::steps::revoke_keys(ports, parse(function, payload)?).await?)
+        }
+        Function::RotateCredentials => {
+            to_value(breach::rotation::rotate_credentials(ports, parse(function, payload)?).await?)
+        }
+        Function::BlockAddresses => {
+            to_value(breach::steps::block_step(ports, parse(function, payload)?).await?)
+        }
+        Function::AssessImpact => {
+            to_value(breach::steps::assess_impact(ports, parse(function, payload)?).await?)
+        }
+        Function::BreachReport => {
+            to_value(breach::report::breach_report(ports, parse(function, payload)?).await?)
         }
     }
 }

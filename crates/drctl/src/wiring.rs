@@ -185,6 +185,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         )),
         executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
+        firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         initial_topologies: Vec::new(),
     })
 }

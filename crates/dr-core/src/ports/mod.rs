@@ -173,6 +173,7 @@ impl PortOperation {
                 | SqlRevokeApiKeys
                 | SqlAuditActivity
                 | SqlRowCounts
+                | SqlSetRolePassword
                 | IntegrityVerify
         )
     }
@@ -208,6 +209,7 @@ pub enum PortOperation {
     SqlRevokeApiKeys,
     SqlAuditActivity,
     SqlRowCounts,
+    SqlSetRolePassword,
     DnsUpsert,
     DnsChangeStatus,
     DnsGetRecord,
@@ -215,6 +217,9 @@ pub enum PortOperation {
     NotifierSubscriptions,
     SecretsGet,
     SecretsPut,
+    SecretsGetStage,
+    SecretsPutPending,
+    SecretsMoveStage,
     ReportPut,
     ReportGet,
     LockAcquire,

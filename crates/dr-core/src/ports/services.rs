@@ -114,11 +114,52 @@ pub trait Firewall: Send + Sync {
     ) -> DrResult<()>;
 }
 
+/// One version of a secret, found by a stage label.
+#[derive(Debug, Clone)]
+pub struct SecretVersion {
+    pub version_id: String,
+    /// Never logged: `SecretString`'s Debug prints a redaction marker.
+    pub value: SecretString,
+    pub stages: Vec<String>,
+}
+
 #[async_trait]
 pub trait Secrets: Send + Sync {
+    /// The `AWSCURRENT` value (always asked for by stage).
     async fn get_secret(&self, secret_id: &str) -> DrResult<SecretString>;
     /// Stores a new current version and returns its version id.
     async fn put_secret(&self, secret_id: &str, value: &SecretString) -> DrResult<String>;
+    /// The version `stage` labels (`AWSCURRENT`, `AWSPENDING`, …); `None`
+    /// when no version has it.
+    async fn get_secret_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> DrResult<Option<SecretVersion>>;
+    /// Stores `value` as a new version labelled `AWSPENDING`, its id
+    /// `token` (Secrets Manager's client request token: the same token
+    /// with the same value stores nothing new). Returns the version id.
+    async fn put_secret_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretString,
+    ) -> DrResult<String>;
+    /// Moves `stage` to `version_id`, from `from` (the version that holds it).
+    async fn move_secret_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        version_id: &str,
+        from: Option<&str>,
+    ) -> DrResult<()>;
+    /// Takes `stage` off `version_id`.
+    async fn remove_secret_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        version_id: &str,
+    ) -> DrResult<()>;
 }
 
 /// Reference to the application fleet (Auto Scaling group + target group).

@@ -344,6 +344,14 @@ pub trait SqlTarget: Send + Sync {
         older: &DatabaseTarget,
         schema: &str,
     ) -> DrResult<Vec<TableChanges>>;
+    /// Sets `role`'s password (as a SCRAM verifier: the password itself is
+    /// never in a statement). Idempotent.
+    async fn set_role_password(
+        &self,
+        target: &DatabaseTarget,
+        role: &str,
+        password: &SecretString,
+    ) -> DrResult<()>;
     /// Exact row counts of every table of `public` (the baseline a restore
     /// is compared with when the snapshot records none, as on RDS).
     async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>>;

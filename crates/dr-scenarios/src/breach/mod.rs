@@ -1,11 +1,18 @@
 //! Security breach (runbook "Security Breach"): containment, impact from the
 //! audit log, users told once.
 //!
-//! Built so far: the request checked whole before anything changes; the
-//! suspicious addresses, normalised and merged into the WAF IP set under its
-//! lock token.
+//! `statemachines/security-breach.asl.json`: the request checked whole
+//! before anything changes; containment in parallel (API keys revoked,
+//! database credentials rotated by the Secrets Manager protocol, the
+//! suspicious addresses merged into the WAF IP set under its lock token);
+//! the impact from the audit log; the keys of the affected users; a report.
 
 pub mod addresses;
+pub mod report;
+pub mod rotation;
+pub mod steps;
+
+pub use steps::BreachPlan;
 
 use chrono::{DateTime, Duration, Utc};
 use dr_core::*;

@@ -1,0 +1,379 @@
+//! The security breach's steps: the plan (the request checked and resolved
+//! against the registry), API keys revoked, addresses blocked, the audit
+//! log's impact.
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::journal::{journaled, JournalRef, Journaled};
+use crate::report::ExecutionInfo;
+use crate::Ports;
+
+/// The sensitive action types the runbook names.
+pub const SENSITIVE_ACTIONS: [&str; 3] = ["data_export", "admin_action", "user_deletion"];
+/// Affected users named in the run's state and report (the full list is in
+/// the report store).
+pub const USER_SAMPLE: usize = 20;
+/// Audit rows written to the impact CSV at most.
+pub const MAX_IMPACT_ROWS: usize = 100_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachPlanInput {
+    pub request: BreachRequest,
+    pub execution: ExecutionInfo,
+}
+
+/// Everything the steps need, resolved once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachPlan {
+    pub database: String,
+    pub recovery_id: String,
+    /// The suspicious addresses as WAF blocks.
+    pub blocks: Vec<String>,
+    pub window: Window,
+    pub users: Vec<i64>,
+    pub revoke_keys: KeyScope,
+    pub ip_set: IpSetRef,
+    pub primary: InstanceId,
+    pub db_name: String,
+    /// The master's secret.
+    pub credentials_secret_id: String,
+    pub application: Option<ApplicationAccess>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Rotation tokens, one per secret, derived from the run.
+    pub master_token: String,
+    pub application_token: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// A client request token for one secret of one run: 32 to 64 characters,
+/// the same on every retry of the run.
+pub fn rotation_token(recovery_id: &str, which: &str) -> String {
+    let safe: String = recovery_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    let token = format!("breach-{which}-{safe}");
+    // Pad short names; the suffix keeps it unique per secret.
+    format!("{token:-<32}")
+}
+
+pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<BreachPlan> {
+    let r = input.request;
+    let checked = check_request(&r, Utc::now())?;
+    let topology = ports
+        .topology
+        .get(&r.database)
+        .await?
+        .or_else(|| {
+            ports
+                .initial_topologies
+                .iter()
+                .find(|t| t.database == r.database)
+                .cloned()
+        })
+        .ok_or_else(|| {
+            DrError::InvalidInput(format!("database {:?} is not registered", r.database))
+        })?;
+    crate::plan::in_home_region(ports, &topology)?;
+    let recovery_id = input.execution.name;
+    Ok(BreachPlan {
+        database: r.database,
+        master_token: rotation_token(&recovery_id, "master"),
+        application_token: rotation_token(&recovery_id, "app"),
+        recovery_id,
+        blocks: checked.blocks.iter().map(ToString::to_string).collect(),
+        window: checked.window,
+        users: checked.users,
+        revoke_keys: r.revoke_keys,
+        ip_set: r.ip_set,
+        primary: topology.primary,
+        db_name: topology.db_name,
+        credentials_secret_id: topology.credentials_secret_id,
+        application: topology.application,
+        region: topology.region,
+        started_at: input.execution.start_time,
+    })
+}
+
+fn journal_of(plan: &BreachPlan) -> JournalRef {
+    JournalRef {
+        recovery_id: plan.recovery_id.clone(),
+        execution: plan.recovery_id.clone(),
+    }
+}
+
+async fn master_target(ports: &Ports, plan: &BreachPlan) -> DrResult<DatabaseTarget> {
+    crate::corruption::instance_target_in(
+        ports,
+        plan.region.as_deref(),
+        &plan.primary,
+        &plan.db_name,
+        &plan.credentials_secret_id,
+        60_000,
+    )
+    .await
+    .map(|(_, t)| t)
+}
+
+// ----- API keys ---------------------------------------------------------------
+
+/// Whose keys this pass revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokePass {
+    /// Containment: every key (scope `all`) or the named users' (scope
+    /// `affected_users`).
+    Contain,
+    /// After the assessment (scope `affected_users`): the keys of every
+    /// user the audit log shows active from the suspicious addresses.
+    Affected,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKeysInput {
+    pub plan: BreachPlan,
+    pub pass: RevokePass,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKeysOutput {
+    pub revoked: u64,
+    pub already_inactive: u64,
+    /// Where the revoked ids are (the report store); none when none.
+    pub ids_location: Option<String>,
+    pub mutation: Option<String>,
+}
+
+impl Journaled for RevokeKeysOutput {
+    fn change(&self) -> Option<String> {
+        self.mutation.clone()
+    }
+}
+
+pub async fn revoke_keys(ports: &Ports, input: RevokeKeysInput) -> DrResult<RevokeKeysOutput> {
+    let plan = &input.plan;
+    let target = master_target(ports, plan).await?;
+    let users: Option<Vec<i64>> = match (input.pass, plan.revoke_keys) {
+        (RevokePass::Contain, KeyScope::All) => None,
+        (RevokePass::Contain, KeyScope::AffectedUsers) => Some(plan.users.clone()),
+        // Everything was revoked at containment.
+        (RevokePass::Affected, KeyScope::All) => Some(Vec::new()),
+        (RevokePass::Affected, KeyScope::AffectedUsers) => {
+            let found = ports
+                .sql
+                .audit_activity(&target, &plan.blocks, plan.window.from, plan.window.to, 0)
+                .await?;
+            let mut users = plan.users.clone();
+            users.extend(found.users);
+            users.sort_unstable();
+            users.dedup();
+            Some(users)
+        }
+    };
+    if users.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(RevokeKeysOutput {
+            revoked: 0,
+            already_inactive: 0,
+            ids_location: None,
+            mutation: None,
+        });
+    }
+    let scope = match &users {
+        None => "every active API key".to_owned(),
+        Some(u) => format!("the API keys of {} user(s)", u.len()),
+    };
+    let key = match input.pass {
+        RevokePass::Contain => "api_keys",
+        RevokePass::Affected => "api_keys_affected",
+    };
+    journaled(
+        ports,
+        Some(&journal_of(plan)),
+        key,
+        &format!("revoking {scope}"),
+        async {
+            let revoked = ports
+                .sql
+                .revoke_api_keys(&target, users.as_deref(), Utc::now())
+                .await?;
+            let ids_location = if revoked.revoked.is_empty() {
+                None
+            } else {
+                let body = serde_json::to_vec(&revoked.revoked)
+                    .map_err(|e| DrError::Internal(format!("serializing key ids: {e}")))?;
+                Some(
+                    ports
+                        .reports
+                        .put(
+                            &format!("security-breach/{}/{key}.json", plan.recovery_id),
+                            "application/json",
+                            &body,
+                        )
+                        .await?,
+                )
+            };
+            Ok(RevokeKeysOutput {
+                revoked: revoked.revoked.len() as u64,
+                already_inactive: revoked.already_inactive,
+                mutation: (!revoked.revoked.is_empty())
+                    .then(|| format!("revoked {} API key(s): {scope}", revoked.revoked.len())),
+                ids_location,
+            })
+        },
+    )
+    .await
+}
+
+// ----- firewall ---------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockInput {
+    pub plan: BreachPlan,
+}
+
+impl Journaled for BlockOutcome {
+    fn change(&self) -> Option<String> {
+        (!self.added.is_empty()).then(|| {
+            format!(
+                "blocked {} address block(s) in WAF IP set {} ({} entries now)",
+                self.added.len(),
+                self.ip_set,
+                self.total
+            )
+        })
+    }
+}
+
+pub async fn block_step(ports: &Ports, input: BlockInput) -> DrResult<BlockOutcome> {
+    let plan = &input.plan;
+    let blocks = addresses::normalise_all(&plan.blocks)?;
+    journaled(
+        ports,
+        Some(&journal_of(plan)),
+        "firewall",
+        &format!(
+            "blocking {} address block(s) in {}",
+            blocks.len(),
+            plan.ip_set.name
+        ),
+        block_addresses(ports.firewall.as_ref(), &plan.ip_set, &blocks),
+    )
+    .await
+}
+
+// ----- impact -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssessInput {
+    pub plan: BreachPlan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impact {
+    pub events: u64,
+    pub affected_users: u64,
+    /// The first [`USER_SAMPLE`] affected users (the approval's sample).
+    pub user_sample: Vec<i64>,
+    pub by_action: std::collections::BTreeMap<String, u64>,
+    /// The sensitive actions among them.
+    pub sensitive: std::collections::BTreeMap<String, u64>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The CSV of every event and the list of every affected user.
+    pub events_location: String,
+    pub users_location: String,
+    /// More events than the CSV holds.
+    pub truncated: bool,
+}
+
+/// Pure: the CSV of the events (id, user, action, address, time).
+pub fn events_csv(rows: &[AuditRow]) -> DrResult<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record(["id", "user_id", "action_type", "ip_address", "created_at"])
+        .map_err(|e| DrError::Internal(format!("writing the CSV: {e}")))?;
+    for r in rows {
+        writer
+            .write_record([
+                r.id.to_string(),
+                r.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                r.action_type.clone(),
+                r.ip_address.clone(),
+                r.created_at.to_rfc3339(),
+            ])
+            .map_err(|e| DrError::Internal(format!("writing the CSV: {e}")))?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| DrError::Internal(format!("writing the CSV: {e}")))
+}
+
+pub async fn assess_impact(ports: &Ports, input: AssessInput) -> DrResult<Impact> {
+    let plan = &input.plan;
+    let target = master_target(ports, plan).await?;
+    let activity = ports
+        .sql
+        .audit_activity(
+            &target,
+            &plan.blocks,
+            plan.window.from,
+            plan.window.to,
+            MAX_IMPACT_ROWS,
+        )
+        .await?;
+    let prefix = format!("security-breach/{}", plan.recovery_id);
+    let events_location = ports
+        .reports
+        .put(
+            &format!("{prefix}/events.csv"),
+            "text/csv",
+            &events_csv(&activity.rows)?,
+        )
+        .await?;
+    let users = serde_json::to_vec(&activity.users)
+        .map_err(|e| DrError::Internal(format!("serializing users: {e}")))?;
+    let users_location = ports
+        .reports
+        .put(
+            &format!("{prefix}/affected-users.json"),
+            "application/json",
+            &users,
+        )
+        .await?;
+    let sensitive = activity
+        .by_action
+        .iter()
+        .filter(|(a, _)| SENSITIVE_ACTIONS.contains(&a.as_str()))
+        .map(|(a, n)| (a.clone(), *n))
+        .collect();
+    Ok(Impact {
+        events: activity.events,
+        affected_users: activity.users.len() as u64,
+        user_sample: activity.users.iter().take(USER_SAMPLE).copied().collect(),
+        by_action: activity.by_action,
+        sensitive,
+        first_seen: activity.first_seen,
+        last_seen: activity.last_seen,
+        events_location,
+        users_location,
+        truncated: activity.truncated,
+    })
+}

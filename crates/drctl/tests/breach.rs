@@ -1,0 +1,381 @@
+//! The security breach end to end on the local stack: containment in
+//! parallel (API keys, both database passwords, the WAF IP set in moto),
+//! the impact against the breach seeded in the sample data, a report; and
+//! what a failed step or a bad input leaves.
+
+mod common;
+
+use common::*;
+use dr_core::*;
+use serde_json::{json, Value};
+
+const BREACH: &str = "statemachines/security-breach.asl.json";
+
+/// The WAF IP set in moto, holding an address someone blocked before.
+async fn ip_set(stack: &Stack) -> IpSetRef {
+    let created = stack
+        .moto_clients()
+        .await
+        .wafv2
+        .create_ip_set()
+        .name("muejam-blocked")
+        .scope(aws_sdk_wafv2::types::Scope::Regional)
+        .ip_address_version(aws_sdk_wafv2::types::IpAddressVersion::Ipv4)
+        .addresses("198.51.100.1/32")
+        .send()
+        .await
+        .expect("ip set");
+    IpSetRef {
+        name: "muejam-blocked".into(),
+        id: created
+            .summary()
+            .and_then(|s| s.id())
+            .expect("id")
+            .to_owned(),
+        scope: "REGIONAL".into(),
+    }
+}
+
+async fn blocked(stack: &Stack, ip_set: &IpSetRef) -> Vec<String> {
+    let mut held = dr_aws::WafFirewall::new(stack.moto_clients().await.wafv2)
+        .get_ip_set(ip_set)
+        .await
+        .expect("read")
+        .addresses;
+    held.sort();
+    held
+}
+
+/// The sample input aimed at `ip_set`, the window the last day.
+fn request(ip_set: &IpSetRef, changes: Value) -> Value {
+    let mut input: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/security-breach.json")).expect("event"),
+    )
+    .expect("json");
+    let now = chrono::Utc::now();
+    input["window"] = json!({
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": now.to_rfc3339()
+    });
+    input["ip_set"] = serde_json::to_value(ip_set).expect("json");
+    if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
+        i.extend(c.clone());
+    }
+    input
+}
+
+async fn secret(stack: &Stack, id: &str) -> (String, String) {
+    let value: Value = serde_json::from_str(
+        stack
+            .moto_clients()
+            .await
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .expect("secret")
+            .secret_string()
+            .expect("string"),
+    )
+    .expect("json");
+    (
+        value["username"].as_str().expect("username").to_owned(),
+        value["password"].as_str().expect("password").to_owned(),
+    )
+}
+
+/// Whether `username` / `password` logs in to the primary.
+async fn logs_in(stack: &Stack, username: &str, password: &str) -> bool {
+    let mut target = stack
+        .platform()
+        .database_target(&id(PRIMARY), None)
+        .expect("target");
+    target.username = username.to_owned();
+    target.password = secrecy::SecretString::from(password.to_owned());
+    dr_postgres::connect(&target).await.is_ok()
+}
+
+async fn active_keys(stack: &Stack, users: Option<&[i64]>) -> i64 {
+    let users: Option<Vec<i64>> = users.map(<[i64]>::to_vec);
+    stack
+        .sql(PRIMARY)
+        .await
+        .query_one(
+            "SELECT count(*) FROM api_keys WHERE is_active AND ($1::bigint[] IS NULL OR user_id = ANY ($1))",
+            &[&users],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// The page (the report's message) of the run `name`.
+fn page_of(stack: &Stack, name: &str) -> Value {
+    let marker = format!("Execution `{name}`");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(m) = stack
+            .messages()
+            .into_iter()
+            .find(|m| m["message"].as_str().is_some_and(|b| b.contains(&marker)))
+        {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no page of {name}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+fn report_of(stack: &Stack, name: &str) -> Value {
+    let dir = stack.home.join("reports").join("security-breach");
+    let suffix = format!("-{name}.json");
+    let path = std::fs::read_dir(&dir)
+        .expect("reports")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(&suffix))
+        .unwrap_or_else(|| panic!("no report of {name} in {}", dir.display()));
+    serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_is_contained_at_once_and_its_impact_is_the_seeded_truth() {
+    let stack = Stack::up();
+    let truth = dr_postgres::sample::SamplePlan::for_scale(0.01)
+        .expect("scale")
+        .breach();
+    let ip_set = ip_set(&stack).await;
+    let input = request(&ip_set, json!({}));
+    let everyone = active_keys(&stack, None).await;
+    let affected_before = active_keys(&stack, Some(&truth.affected_users)).await;
+    assert!(affected_before > 0, "the seeded users hold keys");
+    let (app_user, app_old) = secret(&stack, "muejam/db/app").await;
+    let (master_user, master_old) = secret(&stack, "muejam/db/master").await;
+    assert!(logs_in(&stack, &app_user, &app_old).await);
+
+    let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", "breach-1"]);
+    assert_eq!(code, 0, "{result:#}");
+
+    // Keys: the affected users' are inactive, nobody else's changed.
+    assert_eq!(active_keys(&stack, Some(&truth.affected_users)).await, 0);
+    assert_eq!(active_keys(&stack, None).await, everyone - affected_before);
+    // Passwords: the old ones no longer log in, the secrets' new ones do.
+    let (_, app_new) = secret(&stack, "muejam/db/app").await;
+    let (_, master_new) = secret(&stack, "muejam/db/master").await;
+    assert_ne!(app_new, app_old);
+    assert_ne!(master_new, master_old);
+    assert!(
+        !logs_in(&stack, &app_user, &app_old).await,
+        "old app password"
+    );
+    assert!(
+        !logs_in(&stack, &master_user, &master_old).await,
+        "old master password"
+    );
+    assert!(logs_in(&stack, &app_user, &app_new).await);
+    assert!(logs_in(&stack, &master_user, &master_new).await);
+    // WAF: what it held, and each suspicious address once.
+    assert_eq!(
+        blocked(&stack, &ip_set).await,
+        [
+            "198.51.100.1/32",
+            "2001:db8::bad:1/128",
+            "203.0.113.10/32",
+            "203.0.113.11/32",
+            "203.0.113.12/32"
+        ]
+    );
+    let report = report_of(&stack, "breach-1");
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["not_done"], json!([]));
+    assert!(report["containment"]["achieved_seconds"].as_f64().is_some());
+    assert_eq!(report["impact"]["events"], truth.in_window);
+    assert_eq!(
+        report["impact"]["affected_users"],
+        truth.affected_users.len() as u64
+    );
+    assert_eq!(
+        report["impact"]["by_action"],
+        serde_json::to_value(&truth.by_action).expect("json")
+    );
+    wait_for_message(&stack, "security breach of muejam: succeeded");
+
+    // Again under the same name: converged, nothing changes.
+    let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", "breach-1"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(secret(&stack, "muejam/db/app").await.1, app_new);
+    assert_eq!(secret(&stack, "muejam/db/master").await.1, master_new);
+    assert_eq!(blocked(&stack, &ip_set).await.len(), 5);
+
+    // What reads the secrets still works: a failover after the rotation.
+    stack.crash(PRIMARY);
+    let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
+    assert_eq!(code, 0, "the failover reads the rotated secret: {result:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_containment_step_leaves_the_others_done_says_which_and_a_rerun_finishes() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let input = request(&ip_set, json!({"revoke_keys": "all"}));
+    let (_, master_old) = secret(&stack, "muejam/db/master").await;
+    for (task, says) in [
+        ("RevokeKeys", "revoke the API keys"),
+        ("RotateApplication", "rotate the application's credentials"),
+        ("RotateMaster", "rotate the master credentials"),
+        ("BlockAddresses", "block the addresses"),
+    ] {
+        let name = format!("fault-{}", task.to_lowercase());
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = stack.run(
+            BREACH,
+            &input,
+            &["--virtual-time", "--name", &name, "--fault", &fault],
+        );
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "NotContained", "{task}: {result:#}");
+        let report = report_of(&stack, &name);
+        let not_done = report["not_done"].as_array().expect("not_done");
+        assert_eq!(not_done.len(), 1, "{task}: {report:#}");
+        assert!(
+            not_done[0].as_str().is_some_and(|n| n.starts_with(says)),
+            "{task}: {not_done:?}"
+        );
+        assert!(report["containment"]["achieved_seconds"].is_null());
+        let page = page_of(&stack, &name);
+        assert!(
+            page["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("security breach of muejam: failed")),
+            "{page:#}"
+        );
+        assert!(
+            page["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("NOT contained") && m.contains(says)),
+            "{page:#}"
+        );
+        // The other steps are done.
+        if task != "RevokeKeys" {
+            assert_eq!(active_keys(&stack, None).await, 0, "{task}");
+        }
+        if task != "BlockAddresses" {
+            assert_eq!(blocked(&stack, &ip_set).await.len(), 5, "{task}");
+        }
+        // Re-run under the same name: finished.
+        let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", &name]);
+        assert_eq!(code, 0, "{task}: the re-run finishes: {result:#}");
+        assert_eq!(active_keys(&stack, None).await, 0);
+        assert_eq!(blocked(&stack, &ip_set).await.len(), 5);
+    }
+    let (master_user, master_new) = secret(&stack, "muejam/db/master").await;
+    assert!(!logs_in(&stack, &master_user, &master_old).await);
+    assert!(logs_in(&stack, &master_user, &master_new).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_input_changes_nothing_and_exits_2() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let everyone = active_keys(&stack, None).await;
+    let (_, master) = secret(&stack, "muejam/db/master").await;
+    let now = chrono::Utc::now();
+    for (name, change) in [
+        ("bad-address", json!({"addresses": ["203.0.113.300"]})),
+        ("too-broad", json!({"addresses": ["0.0.0.0/0"]})),
+        (
+            "inverted",
+            json!({"window": {"from": now.to_rfc3339(), "to": (now - chrono::Duration::hours(1)).to_rfc3339()}}),
+        ),
+        ("unknown-database", json!({"database": "muejam-typo"})),
+    ] {
+        let input = request(&ip_set, change);
+        let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", name]);
+        assert_eq!(code, 2, "{name}: {result:#}");
+        assert_eq!(result["error"], "InvalidInput", "{name}");
+        assert_eq!(report_of(&stack, name)["outcome"], "failed", "{name}");
+    }
+    let too_many: Vec<String> = (0..=10_000u32)
+        .map(|i| std::net::Ipv4Addr::from(0xC633_0000 + i).to_string())
+        .collect();
+    let (code, _) = stack.run(
+        BREACH,
+        &request(&ip_set, json!({"addresses": too_many})),
+        &["--virtual-time", "--name", "too-many"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(active_keys(&stack, None).await, everyone, "no key revoked");
+    assert_eq!(
+        secret(&stack, "muejam/db/master").await.1,
+        master,
+        "no rotation"
+    );
+    assert_eq!(
+        blocked(&stack, &ip_set).await,
+        ["198.51.100.1/32"],
+        "nothing blocked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_outside_containment_is_said_and_never_silent() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let input = request(&ip_set, json!({}));
+    let everyone = active_keys(&stack, None).await;
+    // The plan failing (the registry unreadable): nothing touched.
+    let (code, result) = stack.run(
+        BREACH,
+        &input,
+        &[
+            "--virtual-time",
+            "--name",
+            "plan-1",
+            "--fault",
+            "Plan:1:Unsafe",
+        ],
+    );
+    assert_eq!(
+        (code, result["error"].as_str()),
+        (1, Some("Unsafe")),
+        "{result:#}"
+    );
+    assert_eq!(active_keys(&stack, None).await, everyone);
+    assert_eq!(blocked(&stack, &ip_set).await, ["198.51.100.1/32"]);
+    // The assessment or the affected users' keys failing: contained, but
+    // the run fails and the report says what is missing.
+    for (task, name) in [("Assess", "assess-1"), ("RevokeAffectedKeys", "affected-1")] {
+        let fault = format!("{task}:1:Unsafe");
+        let (code, result) = stack.run(
+            BREACH,
+            &input,
+            &["--virtual-time", "--name", name, "--fault", &fault],
+        );
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "NotContained", "{task}");
+        let report = report_of(&stack, name);
+        assert_eq!(report["outcome"], "failed", "{task}");
+        assert_eq!(report["not_done"], json!([]), "containment itself was done");
+        assert_eq!(blocked(&stack, &ip_set).await.len(), 5, "{task}");
+    }
+    // A report that fails fails the run, for the failed-run alarm to page.
+    let (code, result) = stack.run(
+        BREACH,
+        &input,
+        &[
+            "--virtual-time",
+            "--name",
+            "report-1",
+            "--fault",
+            "Report:1:Unsafe",
+        ],
+    );
+    assert_eq!(
+        (code, result["error"].as_str()),
+        (1, Some("Unsafe")),
+        "{result:#}"
+    );
+}
