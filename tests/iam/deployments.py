@@ -183,7 +183,7 @@ def check_deployment(doc, role, region, overrides):
     if not schedules:
         problems.append(f"{where}: no schedule found (has SAM changed how it transforms ScheduleV2?)")
     for logical_id, (sources, state) in sorted(rules.items()):
-        if "aws.cloudwatch" in sources:
+        if {"aws.cloudwatch", "aws.guardduty"} & set(sources):
             want = "ENABLED" if role == "primary" else "DISABLED"
             if state != want:
                 problems.append(f"{where}: the alarm-started rule {logical_id} is {state}, must be {want}")
@@ -261,7 +261,8 @@ def main():
         doc = transformed(sys.argv[1])
         probe = Deployment(doc, "us-east-1")
         primary, backup = probe.parameter("PrimaryRegion"), probe.parameter("BackupRegion")
-        problems = check_deployment(doc, "primary", primary, {"CreateDatabaseSecret": "true"})
+        problems = check_deployment(doc, "primary", primary,
+                                    {"CreateDatabaseSecret": "true", "BlockedIpSetId": "ipset-id"})
         problems += check_deployment(doc, "standby", backup,
                                      {"TopologyRegistry": "existing", "CreateDatabaseSecret": "true"})
     except (CannotTransform, Unresolvable, KeyError) as e:

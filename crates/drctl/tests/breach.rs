@@ -379,3 +379,51 @@ async fn a_failure_outside_containment_is_said_and_never_silent() {
         "{result:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardduty_finding_starts_the_containment_of_its_address() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let template =
+        dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let rules = template
+        .event_rules("SecurityBreachStateMachine")
+        .expect("rules");
+    let rule = rules
+        .iter()
+        .find(|r| r.name == "GuardDutyApiCaller")
+        .expect("the GuardDuty rule");
+    let mut finding: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/guardduty-finding.json")).expect("event"),
+    )
+    .expect("json");
+    let now = chrono::Utc::now();
+    // The seeded breach's rows are up to six hours old.
+    finding["detail"]["service"]["eventFirstSeen"] =
+        json!((now - chrono::Duration::hours(6)).to_rfc3339());
+    finding["detail"]["service"]["eventLastSeen"] =
+        json!((now - chrono::Duration::minutes(1)).to_rfc3339());
+    let mut input = rule.transform(&finding).expect("transforms");
+    assert_eq!(input["addresses"], json!(["203.0.113.10"]));
+    assert_eq!(input["trigger"]["severity"], 8);
+    assert_eq!(input["window"], Value::Null, "taken from the sightings");
+    // The template's IP set parameters are empty by default: the test's set.
+    input["ip_set"] = serde_json::to_value(&ip_set).expect("json");
+
+    let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", "gd-1"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(
+        blocked(&stack, &ip_set).await,
+        ["198.51.100.1/32", "203.0.113.10/32"]
+    );
+    let report = report_of(&stack, "gd-1");
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    // The seed gives 203.0.113.10 every fourth row; one in ten is three
+    // days old, outside the window.
+    let seeded = dr_postgres::sample::SamplePlan::for_scale(0.01)
+        .expect("scale")
+        .breach()
+        .events;
+    let from_it = (1..=seeded).filter(|i| i % 4 == 0 && i % 10 != 0).count() as u64;
+    assert_eq!(report["impact"]["events"], from_it, "{report:#}");
+}

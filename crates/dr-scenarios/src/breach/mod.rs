@@ -50,14 +50,21 @@ pub enum KeyScope {
 
 /// A security-breach run's input (a manual start, or a GuardDuty finding
 /// through its input transformer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreachRequest {
     /// The registry name of the database.
     pub database: String,
     /// Suspicious addresses or CIDR blocks.
     pub addresses: Vec<String>,
-    pub window: Window,
+    /// When the breach happened; without one, the trigger's first sighting
+    /// (less [`WINDOW_LEAD_MINUTES`]) to now.
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// What started the run (a GuardDuty finding's id, type, severity and
+    /// sightings; or a person's reason).
+    #[serde(default)]
+    pub trigger: Option<BreachTrigger>,
     /// User ids known to be compromised.
     #[serde(default)]
     pub users: Vec<i64>,
@@ -65,6 +72,45 @@ pub struct BreachRequest {
     pub revoke_keys: KeyScope,
     /// The WAF IP set the addresses are blocked in.
     pub ip_set: IpSetRef,
+}
+
+/// How long before a finding's first sighting the audit log is searched
+/// (the attacker's reconnaissance rarely raises the finding).
+pub const WINDOW_LEAD_MINUTES: i64 = 60;
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachTrigger {
+    /// `guardduty` or `manual`.
+    pub source: String,
+    #[serde(default)]
+    pub finding_id: Option<String>,
+    #[serde(default)]
+    pub finding_type: Option<String>,
+    #[serde(default)]
+    pub severity: Option<f64>,
+    #[serde(default)]
+    pub first_seen: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Pure: the window searched: the request's, or from the trigger's first
+/// sighting (less the lead) to now.
+pub fn effective_window(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<Window> {
+    match (&r.window, r.trigger.as_ref().and_then(|t| t.first_seen)) {
+        (Some(w), _) => Ok(*w),
+        (None, Some(first)) => Ok(Window {
+            from: first - Duration::minutes(WINDOW_LEAD_MINUTES),
+            to: now,
+        }),
+        (None, None) => Err(DrError::InvalidInput(
+            "no window, and no trigger with first_seen to take one from".to_owned(),
+        )),
+    }
 }
 
 /// The request, checked whole: nothing is changed before this succeeds.
@@ -81,7 +127,8 @@ pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedR
     let invalid = |why: String| DrError::InvalidInput(why);
     validate_database_name(&r.database)?;
     let blocks = normalise_all(&r.addresses)?;
-    let Window { from, to } = r.window;
+    let window = effective_window(r, now)?;
+    let Window { from, to } = window;
     if from >= to {
         return Err(invalid(format!(
             "the window starts at {from} and ends at {to}: it must start before it ends"
@@ -126,12 +173,29 @@ pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedR
             )));
         }
     }
+    if let Some(t) = &r.trigger {
+        let texts = [&t.finding_id, &t.finding_type, &t.reason];
+        if texts
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.len() > 1024))
+        {
+            return Err(invalid(
+                "a trigger field is longer than 1024 bytes".to_owned(),
+            ));
+        }
+        if !["guardduty", "manual"].contains(&t.source.as_str()) {
+            return Err(invalid(format!(
+                "trigger.source {:?}: guardduty or manual",
+                t.source
+            )));
+        }
+    }
     let mut users = r.users.clone();
     users.sort_unstable();
     users.dedup();
     Ok(CheckedRequest {
         blocks,
-        window: r.window,
+        window,
         users,
     })
 }
@@ -273,6 +337,39 @@ mod tests {
             let r: BreachRequest = serde_json::from_value(request(change.clone())).expect("parses");
             let error = check_request(&r, now()).expect_err(&change.to_string());
             assert_eq!(error.name(), "InvalidInput", "{change}");
+            assert!(error.to_string().contains(says), "{change}: {error}");
+        }
+        // No window: the trigger's first sighting, less the lead, to now.
+        let finding: BreachRequest = serde_json::from_value(request(json!({
+            "window": null,
+            "trigger": {"source": "guardduty", "finding_id": "f1", "severity": 8.0,
+                        "first_seen": "2026-11-27T10:30:00Z", "last_seen": "2026-11-27T11:00:00Z"}
+        })))
+        .expect("parses");
+        assert_eq!(
+            check_request(&finding, now()).expect("valid").window,
+            Window {
+                from: "2026-11-27T09:30:00Z".parse().expect("t"),
+                to: now()
+            }
+        );
+        for (change, says) in [
+            (json!({"window": null}), "no window"),
+            (
+                json!({"window": null, "trigger": {"source": "guardduty"}}),
+                "no window",
+            ),
+            (
+                json!({"trigger": {"source": "pagerduty"}}),
+                "guardduty or manual",
+            ),
+            (
+                json!({"window": null, "trigger": {"source": "guardduty", "first_seen": "2026-01-01T00:00:00Z"}}),
+                "longer than 90 days",
+            ),
+        ] {
+            let r: BreachRequest = serde_json::from_value(request(change.clone())).expect("parses");
+            let error = check_request(&r, now()).expect_err(&change.to_string());
             assert!(error.to_string().contains(says), "{change}: {error}");
         }
         // A field nobody knows is a typo, not an option.
