@@ -416,6 +416,23 @@ fn list(ids: &[InstanceId]) -> String {
 /// deployment's initial topology if the registry has none (a conditional
 /// write: an existing record, which a failover may have changed, is never
 /// replaced).
+/// The registry's record of `database`, or the deployment's initial one,
+/// without registering it: for plans that must change nothing.
+pub async fn known_topology(ports: &Ports, database: &str) -> DrResult<Topology> {
+    ports
+        .topology
+        .get(database)
+        .await?
+        .or_else(|| {
+            ports
+                .initial_topologies
+                .iter()
+                .find(|t| t.database == database)
+                .cloned()
+        })
+        .ok_or_else(|| invalid(format!("database {database:?} is not registered")))
+}
+
 pub async fn registered_topology(ports: &Ports, database: &str) -> DrResult<Topology> {
     if let Some(topology) = ports.topology.get(database).await? {
         return Ok(topology);

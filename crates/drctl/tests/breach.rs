@@ -129,15 +129,7 @@ fn page_of(stack: &Stack, name: &str) -> Value {
 }
 
 fn report_of(stack: &Stack, name: &str) -> Value {
-    let dir = stack.home.join("reports").join("security-breach");
-    let suffix = format!("-{name}.json");
-    let path = std::fs::read_dir(&dir)
-        .expect("reports")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(&suffix))
-        .unwrap_or_else(|| panic!("no report of {name} in {}", dir.display()));
-    serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+    stack.report_named("security-breach", name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,17 +43,8 @@ fn names(snapshots: &[SnapshotDescription]) -> Vec<String> {
         .collect()
 }
 
-/// The JSON report of run `name` (kept whether the run passed or not).
 fn report_of(stack: &Stack, name: &str) -> Value {
-    let dir = stack.home.join("reports").join("snapshot-replication");
-    let suffix = format!("-{name}.json");
-    let path = std::fs::read_dir(&dir)
-        .expect("reports")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(&suffix))
-        .unwrap_or_else(|| panic!("no report of {name} in {}", dir.display()));
-    serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+    stack.report_named("snapshot-replication", name)
 }
 
 /// The ages published for the database in the last hour: the largest,

@@ -73,20 +73,7 @@ pub fn rotation_token(recovery_id: &str, which: &str) -> String {
 pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<BreachPlan> {
     let r = input.request;
     let checked = check_request(&r, Utc::now())?;
-    let topology = ports
-        .topology
-        .get(&r.database)
-        .await?
-        .or_else(|| {
-            ports
-                .initial_topologies
-                .iter()
-                .find(|t| t.database == r.database)
-                .cloned()
-        })
-        .ok_or_else(|| {
-            DrError::InvalidInput(format!("database {:?} is not registered", r.database))
-        })?;
+    let topology = crate::plan::known_topology(ports, &r.database).await?;
     crate::plan::in_home_region(ports, &topology)?;
     let recovery_id = input.execution.name;
     Ok(BreachPlan {

@@ -277,18 +277,7 @@ pub fn validate_request(r: &RegionRequest) -> DrResult<()> {
 pub async fn region_plan(ports: &Ports, input: RegionPlanInput) -> DrResult<RegionPlan> {
     let r = input.request;
     validate_request(&r)?;
-    let topology = ports
-        .topology
-        .get(&r.database)
-        .await?
-        .or_else(|| {
-            ports
-                .initial_topologies
-                .iter()
-                .find(|t| t.database == r.database)
-                .cloned()
-        })
-        .ok_or_else(|| invalid(format!("database {:?} is not registered", r.database)))?;
+    let topology = crate::plan::known_topology(ports, &r.database).await?;
     let primary_region = topology
         .region
         .clone()

@@ -426,6 +426,20 @@ impl Stack {
             .collect()
     }
 
+    /// The JSON report of run `name` of `scenario` (kept whether the run
+    /// passed or not).
+    pub fn report_named(&self, scenario: &str, name: &str) -> Value {
+        let dir = self.home.join("reports").join(scenario);
+        let suffix = format!("-{name}.json");
+        let path = std::fs::read_dir(&dir)
+            .expect("reports")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(&suffix))
+            .unwrap_or_else(|| panic!("no report of {name} in {}", dir.display()));
+        serde_json::from_slice(&std::fs::read(path).expect("report")).expect("json")
+    }
+
     pub async fn sql(&self, instance: &str) -> tokio_postgres::Client {
         let target = self
             .platform()
