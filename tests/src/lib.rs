@@ -611,7 +611,7 @@ fn implied_permissions(
     use dr_core::PortOperation::*;
     let calls = function.port_calls();
     let mut implied = Vec::new();
-    if calls.contains(&NotifierPublish) {
+    if calls.contains(&NotifierPublish) || calls.contains(&UserNotify) {
         for key in encrypted_topic_keys {
             for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
                 implied.push((

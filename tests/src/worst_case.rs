@@ -205,8 +205,14 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
             vec![BTreeMap::new()],
             BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
         )),
-        // No waits or polls: one pass over its tasks and their retries.
-        "security-breach" => Some((vec![BTreeMap::new()], BTreeMap::new())),
+        // No waits or polls; the approval to tell users at its longest.
+        "security-breach" => Some((
+            vec![BTreeMap::from([(
+                "$.plan.approval_timeout_seconds".to_owned(),
+                dr_scenarios::corruption::MAX_APPROVAL_SECONDS as f64,
+            )])],
+            BTreeMap::new(),
+        )),
         _ => None,
     }
 }

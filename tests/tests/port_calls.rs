@@ -555,9 +555,50 @@ impl ReportStore for Fake {
         self.0.record(PortOperation::ReportPut);
         Ok(format!("mem://{key}"))
     }
-    async fn get(&self, _k: &str) -> DrResult<Option<Vec<u8>>> {
+    async fn get(&self, k: &str) -> DrResult<Option<Vec<u8>>> {
         self.0.record(PortOperation::ReportGet);
-        Ok(None)
+        Ok(k.ends_with("/recipients.json")
+            .then(|| b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]".to_vec()))
+    }
+}
+
+#[async_trait]
+impl UserNotifier for Fake {
+    async fn send_batch(&self, _t: &str, m: &[UserMessage]) -> DrResult<Vec<UserDelivery>> {
+        self.0.record(PortOperation::UserNotify);
+        Ok(m.iter()
+            .map(|m| UserDelivery::Sent {
+                message_id: format!("m-{}", m.user_id),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl NotificationLedger for Fake {
+    async fn entries(&self, _i: &str) -> DrResult<Vec<LedgerEntry>> {
+        self.0.record(PortOperation::LedgerEntries);
+        Ok(vec![LedgerEntry {
+            user_id: 1,
+            state: LedgerState::Sent,
+            claimed_at: Utc::now(),
+            attempts: 1,
+            message_id: Some("m-1".into()),
+            sent_at: Some(Utc::now()),
+        }])
+    }
+    async fn claim(&self, _i: &str, _u: &[i64], _a: chrono::DateTime<Utc>) -> DrResult<()> {
+        self.0.record(PortOperation::LedgerClaim);
+        Ok(())
+    }
+    async fn mark_sent(
+        &self,
+        _i: &str,
+        _s: &[(i64, String)],
+        _a: chrono::DateTime<Utc>,
+    ) -> DrResult<()> {
+        self.0.record(PortOperation::LedgerMarkSent);
+        Ok(())
     }
 }
 
@@ -771,6 +812,8 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         approvals: Arc::new(Fake(Arc::clone(recorder))),
         journal: Arc::new(Fake(Arc::clone(recorder))),
         executions: Arc::new(Fake(Arc::clone(recorder))),
+        users: Arc::new(Fake(Arc::clone(recorder))),
+        ledger: Arc::new(Fake(Arc::clone(recorder))),
         initial_topologies: vec![topology("fresh")],
     }
 }
@@ -979,6 +1022,7 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::BlockAddresses => vec![json!({"plan": breach_plan("all")})],
         Function::AssessImpact => vec![json!({"plan": breach_plan("all")})],
         Function::BreachReport => vec![sample_event(Function::BreachReport)],
+        Function::NotifyUsers => vec![sample_event(Function::NotifyUsers)],
         Function::ReplicationPlan => vec![
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr"}),
             json!({"backup_region": "us-west-2", "kms_key_id": "alias/dr", "databases": ["muejam"]}),

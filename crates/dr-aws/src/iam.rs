@@ -121,6 +121,11 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         LockTakeOver => &["dynamodb:PutItem", "dynamodb:GetItem"],
         LockHolders => &["dynamodb:Scan"],
         ExecutionState => &["states:DescribeExecution"],
+        // PublishBatch is authorised as sns:Publish.
+        UserNotify => &["sns:Publish"],
+        LedgerEntries => &["dynamodb:Query"],
+        // TransactWriteItems is authorised per item, as UpdateItem.
+        LedgerClaim | LedgerMarkSent => &["dynamodb:UpdateItem"],
     }
 }
 

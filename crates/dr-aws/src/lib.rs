@@ -18,6 +18,7 @@ pub mod reports;
 pub mod route53;
 pub mod secrets;
 pub mod topology;
+pub mod users;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -36,6 +37,7 @@ pub use reports::S3ReportStore;
 pub use route53::Route53Dns;
 pub use secrets::SecretsManagerSecrets;
 pub use topology::DynamoDbTopology;
+pub use users::{DynamoDbLedger, SnsUserNotifier};
 
 /// Where the SDK sends requests.
 #[derive(Debug, Clone, Default)]

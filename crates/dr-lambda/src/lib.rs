@@ -20,6 +20,8 @@ pub const LOCK_TABLE_ENV: &str = "LOCK_TABLE";
 pub const TOPOLOGY_TABLE_ENV: &str = "TOPOLOGY_TABLE";
 pub const APPROVALS_TABLE_ENV: &str = "APPROVALS_TABLE";
 pub const JOURNAL_TABLE_ENV: &str = "JOURNAL_TABLE";
+/// Who was told of which incident (the security breach's notifications).
+pub const NOTIFICATIONS_TABLE_ENV: &str = "NOTIFICATIONS_TABLE";
 /// The deployment's initial topology (JSON), registered by the first run
 /// that finds none: the stack parameters are only ever the starting point.
 pub const INITIAL_TOPOLOGY_ENV: &str = "INITIAL_TOPOLOGY";
@@ -121,6 +123,29 @@ impl RecoveryJournal for Unconfigured {
     }
 }
 
+#[async_trait]
+impl NotificationLedger for Unconfigured {
+    async fn entries(&self, _incident: &str) -> DrResult<Vec<LedgerEntry>> {
+        Err(self.error())
+    }
+    async fn claim(
+        &self,
+        _incident: &str,
+        _users: &[i64],
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn mark_sent(
+        &self,
+        _incident: &str,
+        _sent: &[(i64, String)],
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> DrResult<()> {
+        Err(self.error())
+    }
+}
+
 /// The initial topology from the environment. A malformed one is logged
 /// and ignored: a run then finds the database unregistered and pages,
 /// rather than registering a guess.
@@ -175,6 +200,10 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         )),
         Err(_) => Arc::new(Unconfigured(JOURNAL_TABLE_ENV)),
     };
+    let ledger: Arc<dyn NotificationLedger> = match std::env::var(NOTIFICATIONS_TABLE_ENV) {
+        Ok(table) => Arc::new(dr_aws::DynamoDbLedger::new(clients.dynamodb.clone(), table)),
+        Err(_) => Arc::new(Unconfigured(NOTIFICATIONS_TABLE_ENV)),
+    };
     let control_plane =
         dr_aws::RdsControlPlane::new(clients.rds.clone(), Some(clients.cloudwatch.clone()));
     Ports {
@@ -201,6 +230,8 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
+        users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
+        ledger,
         initial_topologies: initial_topologies(),
     }
 }

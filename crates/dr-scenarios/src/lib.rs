@@ -50,6 +50,10 @@ pub struct Ports {
     pub fleet: Arc<dyn AppFleet>,
     /// The WAF IP set that blocks addresses.
     pub firewall: Arc<dyn Firewall>,
+    /// The platform's users (the user-notification topic).
+    pub users: Arc<dyn UserNotifier>,
+    /// Who was told of which incident.
+    pub ledger: Arc<dyn NotificationLedger>,
     /// How SQL connections are protected (mode and CA bundle).
     pub database_tls: DatabaseTls,
     /// The deployment's initial topologies: registered by the first run
@@ -125,10 +129,11 @@ pub enum Function {
     BlockAddresses,
     AssessImpact,
     BreachReport,
+    NotifyUsers,
 }
 
 impl Function {
-    pub const ALL: [Function; 53] = [
+    pub const ALL: [Function; 54] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -182,6 +187,7 @@ impl Function {
         Function::BlockAddresses,
         Function::AssessImpact,
         Function::BreachReport,
+        Function::NotifyUsers,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -240,6 +246,7 @@ impl Function {
             Function::BlockAddresses => "BlockAddressesFunction",
             Function::AssessImpact => "AssessImpactFunction",
             Function::BreachReport => "BreachReportFunction",
+            Function::NotifyUsers => "NotifyUsersFunction",
         }
     }
 
@@ -386,8 +393,27 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::AssessImpact => &[DescribeInstance, SecretsGet, SqlAuditActivity, ReportPut],
-            Function::BreachReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::AssessImpact => &[
+                DescribeInstance,
+                SecretsGet,
+                SqlAuditActivity,
+                ReportPut,
+                LedgerEntries,
+            ],
+            Function::BreachReport => &[
+                JournalEntries,
+                ReportPut,
+                ReportGet,
+                NotifierPublish,
+                LedgerEntries,
+            ],
+            Function::NotifyUsers => &[
+                ReportGet,
+                LedgerEntries,
+                LedgerClaim,
+                UserNotify,
+                LedgerMarkSent,
+            ],
             Function::ChooseCopy => &[ListSnapshots],
             Function::RegionRestore => &[
                 TopologyGet,
@@ -470,6 +496,7 @@ impl Function {
             Function::BlockAddresses => "block-addresses",
             Function::AssessImpact => "assess-impact",
             Function::BreachReport => "breach-report",
+            Function::NotifyUsers => "notify-users",
         }
     }
 
@@ -697,6 +724,9 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::BreachReport => {
             to_value(breach::report::breach_report(ports, parse(function, payload)?).await?)
+        }
+        Function::NotifyUsers => {
+            to_value(breach::notify::notify_users(ports, parse(function, payload)?).await?)
         }
     }
 }

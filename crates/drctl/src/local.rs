@@ -53,6 +53,10 @@ enum LocalCommand {
     /// Print every message SNS delivered to the alerts topic (read through its
     /// SQS subscription and kept in messages.jsonl in the home).
     Messages {
+        /// The user-notification topic's messages instead (what the
+        /// platform's mailer received; kept in user-messages.jsonl).
+        #[arg(long)]
+        users: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -279,9 +283,13 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             eprintln!("{id} is {}", described.status);
             Ok(ExitCode::SUCCESS)
         }
-        LocalCommand::Messages { output } => {
+        LocalCommand::Messages { users, output } => {
             let platform = open(&existing_home(args.home)?, key)?;
-            let messages = crate::wiring::read_alerts(&platform).await?;
+            let messages = if users {
+                crate::wiring::read_user_messages(&platform).await?
+            } else {
+                crate::wiring::read_alerts(&platform).await?
+            };
             output::print_messages(&messages, output)?;
             Ok(ExitCode::SUCCESS)
         }

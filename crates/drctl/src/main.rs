@@ -4,6 +4,7 @@ mod approve;
 mod invoke;
 mod local;
 mod output;
+mod port_faults;
 mod run;
 mod seed;
 mod verify;

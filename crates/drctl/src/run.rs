@@ -42,6 +42,11 @@ pub struct RunArgs {
     /// N-M. Calls count retries, in each execution (a child's from 1 again).
     #[arg(long = "fault", value_name = "TASK:CALL:ERROR")]
     faults: Vec<String>,
+    /// Fail a port operation inside a handler: OPERATION:CALL[-LAST]:ERROR (the CALL-th call of
+    /// OPERATION in this run fails with ERROR), e.g. LedgerMarkSent:2:Unavailable: a batch
+    /// sent and not recorded. Operations: UserNotify, LedgerEntries, LedgerClaim, LedgerMarkSent.
+    #[arg(long = "port-fault", value_name = "OPERATION:CALL:ERROR")]
+    port_faults: Vec<String>,
     /// Where other processes drop task-token answers (default: task-tokens/ in DRCTL_HOME, else a temporary directory).
     #[arg(long, env = "DRCTL_TOKEN_INBOX")]
     token_inbox: Option<PathBuf>,
@@ -199,13 +204,16 @@ fn locate(args: &RunArgs) -> DrResult<Located> {
 /// The handlers the local runner dispatches to: every function, over the
 /// local stack when one is up; none otherwise (a definition with Task states
 /// is then refused at load time, naming the state).
-async fn local_handlers() -> DrResult<(Handlers, Option<PathBuf>)> {
+async fn local_handlers(
+    port_faults: Vec<crate::port_faults::PortFault>,
+) -> DrResult<(Handlers, Option<PathBuf>)> {
     let Ok(home) = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))
     else {
         return Ok((Handlers::new(), None));
     };
     let platform = dr_local::LocalControlPlane::open(&home, None)?;
     let ports = crate::wiring::local_ports(&platform).await?;
+    let ports = crate::port_faults::inject(ports, port_faults);
     Ok((crate::wiring::handlers(ports), Some(home)))
 }
 
@@ -256,7 +264,12 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .map(|f| parse_fault(f))
         .collect::<DrResult<Vec<_>>>()?;
     let (path, name, substitutions, children) = locate(&args)?;
-    let (handlers, home) = local_handlers().await?;
+    let port_faults = args
+        .port_faults
+        .iter()
+        .map(|f| crate::port_faults::parse(f))
+        .collect::<DrResult<Vec<_>>>()?;
+    let (handlers, home) = local_handlers(port_faults).await?;
     let known: BTreeSet<String> = handlers.names().into_iter().collect();
     let load = |path: &Path, substitutions: BTreeMap<String, String>| {
         let text = std::fs::read_to_string(path)

@@ -21,6 +21,11 @@ pub const TOPOLOGY_TABLE: &str = "muejam-dr-topology";
 pub const APPROVALS_TABLE: &str = "muejam-dr-approvals";
 pub const APPROVALS_TOPIC: &str = "muejam-dr-approvals";
 pub const JOURNAL_TABLE: &str = "muejam-dr-journal";
+pub const NOTIFICATIONS_TABLE: &str = "muejam-dr-notifications";
+/// The user-notification topic (FIFO: a repeated notification id is
+/// dropped) and the queue that stands for the platform's mailer.
+pub const USER_TOPIC: &str = "muejam-user-notifications.fifo";
+pub const USER_INBOX_QUEUE: &str = "muejam-user-notifications-inbox.fifo";
 /// The name triggers use for the MueJam database.
 pub const DATABASE: &str = "muejam";
 
@@ -190,7 +195,21 @@ pub async fn seed(
     ensure_table(clients, LOCK_TABLE, "resource", None).await?;
     ensure_table(clients, TOPOLOGY_TABLE, "database", None).await?;
     ensure_table(clients, APPROVALS_TABLE, "execution", None).await?;
-    ensure_table(clients, JOURNAL_TABLE, "recovery_id", Some("key")).await?;
+    ensure_table(
+        clients,
+        JOURNAL_TABLE,
+        "recovery_id",
+        Some(("key", KeyKind::Text)),
+    )
+    .await?;
+    ensure_table(
+        clients,
+        NOTIFICATIONS_TABLE,
+        "incident",
+        Some(("user_id", KeyKind::Number)),
+    )
+    .await?;
+    ensure_user_topic(clients, sqs).await?;
     let registry = dr_aws::DynamoDbTopology::new(clients.dynamodb.clone(), TOPOLOGY_TABLE);
     if dr_core::TopologyRegistry::get(&registry, DATABASE)
         .await?
@@ -203,6 +222,56 @@ pub async fn seed(
         alerts_inbox_queue_url: queue_url,
         database_record: DATABASE_RECORD.to_owned(),
     })
+}
+
+/// The user-notification FIFO topic, and a FIFO queue subscribed to it
+/// that stands for the platform's mailer (`drctl local messages --users`).
+async fn ensure_user_topic(clients: &AwsClients, sqs: &aws_sdk_sqs::Client) -> DrResult<()> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.create_queue()
+        .queue_name(USER_INBOX_QUEUE)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .map_err(|e| sdk("user queue")(e.to_string()))?;
+    let queue_arn = format!(
+        "arn:aws:sqs:{}:{}:{USER_INBOX_QUEUE}",
+        dr_runner::sam::LOCAL_REGION,
+        dr_runner::sam::LOCAL_ACCOUNT
+    );
+    let arn = clients
+        .sns
+        .create_topic()
+        .name(USER_TOPIC)
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .map_err(|e| sdk("user topic")(e.to_string()))?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let subscribed = clients
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| sdk("subscriptions")(e.to_string()))?
+        .subscriptions()
+        .iter()
+        .any(|s| s.endpoint() == Some(queue_arn.as_str()));
+    if !subscribed {
+        clients
+            .sns
+            .subscribe()
+            .topic_arn(&arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .send()
+            .await
+            .map_err(|e| sdk("user subscription")(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn primary_endpoint(platform: &LocalControlPlane, primary: &InstanceId) -> DrResult<String> {
@@ -243,13 +312,20 @@ pub fn initial_topology() -> DrResult<dr_core::Topology> {
     })
 }
 
-/// Creates a DynamoDB table with a string partition key (and sort key), if
-/// missing.
+/// How a key attribute is typed.
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Text,
+    Number,
+}
+
+/// Creates a DynamoDB table with a string partition key (and a sort key),
+/// if missing.
 async fn ensure_table(
     clients: &AwsClients,
     table: &str,
     key: &str,
-    sort_key: Option<&str>,
+    sort_key: Option<(&str, KeyKind)>,
 ) -> DrResult<()> {
     use dr_aws::dynamodb_types::*;
     let tables = clients
@@ -266,13 +342,19 @@ async fn ensure_table(
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest);
-    for (name, key_type) in [(Some(key), KeyType::Hash), (sort_key, KeyType::Range)] {
-        let Some(name) = name else { continue };
+    for (name, key_type) in [
+        (Some((key, KeyKind::Text)), KeyType::Hash),
+        (sort_key, KeyType::Range),
+    ] {
+        let Some((name, kind)) = name else { continue };
         create = create
             .attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
+                    .attribute_type(match kind {
+                        KeyKind::Text => ScalarAttributeType::S,
+                        KeyKind::Number => ScalarAttributeType::N,
+                    })
                     .build()
                     .map_err(|e| DrError::Internal(e.to_string()))?,
             )

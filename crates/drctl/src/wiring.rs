@@ -57,18 +57,38 @@ pub struct DeliveredMessage {
 /// moved from the inbox queue into `messages.jsonl` in the home, so reading
 /// is complete (SQS hands out at most ten at a time) and can be repeated.
 pub async fn read_alerts(platform: &LocalControlPlane) -> DrResult<Vec<DeliveredMessage>> {
+    read_inbox(platform, crate::seed::ALERTS_INBOX_QUEUE, "messages.jsonl").await
+}
+
+/// Every message the user-notification topic delivered (what the
+/// platform's mailer would have sent), oldest first; kept in
+/// `user-messages.jsonl`.
+pub async fn read_user_messages(platform: &LocalControlPlane) -> DrResult<Vec<DeliveredMessage>> {
+    read_inbox(
+        platform,
+        crate::seed::USER_INBOX_QUEUE,
+        "user-messages.jsonl",
+    )
+    .await
+}
+
+async fn read_inbox(
+    platform: &LocalControlPlane,
+    queue: &str,
+    archive: &str,
+) -> DrResult<Vec<DeliveredMessage>> {
     use std::io::Write;
     let sqs = moto_sqs(platform).await?;
     let url = sqs
         .get_queue_url()
-        .queue_name(crate::seed::ALERTS_INBOX_QUEUE)
+        .queue_name(queue)
         .send()
         .await
-        .map_err(|e| DrError::NotFound(format!("alerts inbox queue: {e}")))?
+        .map_err(|e| DrError::NotFound(format!("inbox queue {queue}: {e}")))?
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let archive_path = platform.home().join("messages.jsonl");
+    let archive_path = platform.home().join(archive);
     let mut archive = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -82,7 +102,7 @@ pub async fn read_alerts(platform: &LocalControlPlane) -> DrResult<Vec<Delivered
             .visibility_timeout(30)
             .send()
             .await
-            .map_err(|e| DrError::Unavailable(format!("reading the alerts inbox: {e}")))?;
+            .map_err(|e| DrError::Unavailable(format!("reading {queue}: {e}")))?;
         if received.messages().is_empty() {
             break;
         }
@@ -186,6 +206,11 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
+        users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
+        ledger: Arc::new(dr_aws::DynamoDbLedger::new(
+            clients.dynamodb.clone(),
+            crate::seed::NOTIFICATIONS_TABLE,
+        )),
         initial_topologies: Vec::new(),
     })
 }

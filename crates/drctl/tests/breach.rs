@@ -58,6 +58,8 @@ fn request(ip_set: &IpSetRef, changes: Value) -> Value {
         "to": now.to_rfc3339()
     });
     input["ip_set"] = serde_json::to_value(ip_set).expect("json");
+    // Telling users waits for a person: the tests of it ask for it.
+    input["notify_users"] = json!(false);
     if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
         i.extend(c.clone());
     }
@@ -401,6 +403,12 @@ async fn a_guardduty_finding_starts_the_containment_of_its_address() {
     assert_eq!(input["window"], Value::Null, "taken from the sightings");
     // The template's IP set parameters are empty by default: the test's set.
     input["ip_set"] = serde_json::to_value(&ip_set).expect("json");
+    assert_eq!(
+        input["notify_users"],
+        Value::Null,
+        "users are told by default"
+    );
+    input["notify_users"] = json!(false);
 
     let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", "gd-1"]);
     assert_eq!(code, 0, "{result:#}");
@@ -418,4 +426,184 @@ async fn a_guardduty_finding_starts_the_containment_of_its_address() {
         .events;
     let from_it = (1..=seeded).filter(|i| i % 4 == 0 && i % 10 != 0).count() as u64;
     assert_eq!(report["impact"]["events"], from_it, "{report:#}");
+}
+
+/// What the user-notification topic delivered (the platform's mailer's
+/// queue): (user, notification id) of each message.
+fn user_messages(stack: &Stack) -> Vec<(i64, String)> {
+    let out = drctl(
+        &stack.home,
+        &[
+            "local",
+            "messages",
+            "--users",
+            "--home",
+            stack.home_str(),
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            (
+                m["attributes"]["user_id"]
+                    .as_str()
+                    .and_then(|u| u.parse().ok())
+                    .expect("user_id"),
+                m["attributes"]["notification_id"]
+                    .as_str()
+                    .expect("notification_id")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn answered(stack: &Stack, verb: &str, execution: &str, reason: &str) {
+    let out = answer(stack, verb, execution, reason);
+    assert!(
+        out.status.success(),
+        "{verb}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affected_users_are_told_once_each_after_approval_even_when_a_batch_fails_midway() {
+    let stack = Stack::up();
+    let truth = dr_postgres::sample::SamplePlan::for_scale(0.01)
+        .expect("scale")
+        .breach();
+    // The audit log's users and 25 named as compromised: three batches.
+    let named: Vec<i64> = (1..=25).collect();
+    let mut expected: Vec<i64> = truth.affected_users.iter().chain(&named).copied().collect();
+    expected.sort_unstable();
+    expected.dedup();
+    let recipients = expected.len();
+    assert!(recipients > 20, "three batches at least: {recipients}");
+    let ip_set = ip_set(&stack).await;
+    let input = request(&ip_set, json!({"notify_users": true, "users": named}));
+    // The second batch is never sent (the topic fails), the third is sent
+    // and never recorded (the ledger fails after the send): both retried.
+    let run = Background::start(
+        &stack,
+        BREACH,
+        &input,
+        "notify-1",
+        &[
+            "--virtual-time",
+            "--port-fault",
+            "UserNotify:2:Unavailable",
+            "--port-fault",
+            "LedgerMarkSent:3:Unavailable",
+        ],
+    );
+    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    assert!(
+        question["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("Tell {recipients} user(s) of muejam"))),
+        "{question:#}"
+    );
+    let body = question["message"].as_str().unwrap_or_default();
+    let sample: Vec<String> = expected.iter().take(20).map(ToString::to_string).collect();
+    assert!(
+        body.contains(&format!("sample of users: {}", sample.join(", "))),
+        "{body}"
+    );
+    assert!(
+        user_messages(&stack).is_empty(),
+        "nobody told before the answer"
+    );
+    answered(&stack, "approve", "notify-1", "legal signed off");
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+
+    // Exactly one message per affected user, under this incident's ids.
+    let told = user_messages(&stack);
+    let mut users: Vec<i64> = told.iter().map(|(u, _)| *u).collect();
+    users.sort_unstable();
+    assert_eq!(users, expected, "each affected user once");
+    assert!(told.iter().all(|(u, id)| *id == format!("notify-1.{u}")));
+    let report = report_of(&stack, "notify-1");
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(report["passed"], true);
+    let n = &report["notifications"];
+    assert_eq!(n["status"], "sent", "{n:#}");
+    assert_eq!(n["ledger"]["sent"], recipients as u64);
+    assert_eq!(n["ledger"]["not_sent"], 0);
+    assert_eq!(n["ledger"]["sending"], 0);
+    let retried = 10 + (recipients - 20).min(10);
+    assert_eq!(
+        n["ledger"]["retried"], retried as u64,
+        "batches two and three: {n:#}"
+    );
+    assert!(
+        n["approval"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("approved by alice") && a.contains("legal signed off")),
+        "{n:#}"
+    );
+
+    // The same incident again (a new execution, as on AWS): nobody is
+    // asked and nobody is told twice.
+    let (code, result) = stack.run(
+        BREACH,
+        &request(
+            &ip_set,
+            json!({"notify_users": true, "recovery_id": "notify-1", "users": named}),
+        ),
+        &["--virtual-time", "--name", "notify-1-again"],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(
+        report_of(&stack, "notify-1-again")["notifications"]["status"],
+        "nobody_to_tell"
+    );
+    assert_eq!(user_messages(&stack).len(), recipients, "nobody told twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_notification_tells_nobody_and_says_so() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let run = Background::start(
+        &stack,
+        BREACH,
+        &request(&ip_set, json!({"notify_users": true})),
+        "notify-2",
+        &["--virtual-time"],
+    );
+    wait_for_message(&stack, "APPROVAL NEEDED");
+    answered(&stack, "reject", "notify-2", "legal wants to word it first");
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "containment is done: {result:#}");
+    assert!(user_messages(&stack).is_empty(), "nobody told");
+    let report = report_of(&stack, "notify-2");
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    let n = &report["notifications"];
+    assert_eq!(n["status"], "rejected", "{n:#}");
+    assert!(
+        n["approval"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rejected") && a.contains("word it first")),
+        "{n:#}"
+    );
+    let page = page_of(&stack, "notify-2");
+    assert!(
+        page["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("**nobody was told**: the approval was rejected")),
+        "{page:#}"
+    );
 }

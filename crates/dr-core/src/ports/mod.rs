@@ -245,6 +245,10 @@ pub enum PortOperation {
     FleetDescribeRefresh,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
+    UserNotify,
+    LedgerEntries,
+    LedgerClaim,
+    LedgerMarkSent,
 }
 
 #[cfg(test)]

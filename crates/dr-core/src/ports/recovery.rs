@@ -180,3 +180,47 @@ pub trait Executions: Send + Sync {
     /// here (then nothing can be concluded about it).
     async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>>;
 }
+
+/// Where one user's notification of an incident stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerState {
+    /// Claimed for sending: the message may or may not have gone out (the
+    /// sender died between the claim and the record of the send).
+    Sending,
+    /// Sent, with the topic's message id.
+    Sent,
+}
+
+/// One (incident, user) of the notification ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub user_id: i64,
+    pub state: LedgerState,
+    /// When it was last claimed for sending.
+    pub claimed_at: DateTime<Utc>,
+    /// How many times it was claimed (more than one: a send was retried).
+    pub attempts: u32,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Who was told of an incident (a DynamoDB table keyed by incident and
+/// user), so that a retried or resumed batch never tells anyone twice.
+#[async_trait]
+pub trait NotificationLedger: Send + Sync {
+    /// Every entry of an incident, by user.
+    async fn entries(&self, incident: &str) -> DrResult<Vec<LedgerEntry>>;
+    /// Claims `users` for sending (state `Sending`, one more attempt), all
+    /// or none; `Conflict` when one of them was `Sent` meanwhile.
+    async fn claim(&self, incident: &str, users: &[i64], at: DateTime<Utc>) -> DrResult<()>;
+    /// Records what was sent: `(user, message id)`.
+    async fn mark_sent(
+        &self,
+        incident: &str,
+        sent: &[(i64, String)],
+        at: DateTime<Utc>,
+    ) -> DrResult<()>;
+}

@@ -69,6 +69,40 @@ pub trait Notifier: Send + Sync {
     async fn subscriptions(&self, topic: &str) -> DrResult<SubscriptionCounts>;
 }
 
+/// The most messages one send takes (SNS `PublishBatch` takes ten).
+pub const USER_BATCH_MAX: usize = 10;
+
+/// A message to one user of the platform: the user-notification topic
+/// carries it to the platform's mailer, which knows the user's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMessage {
+    pub user_id: i64,
+    /// The same for every attempt to tell this user of this incident
+    /// (`<incident>.<user>`): the topic's deduplication id, and what the
+    /// mailer deduplicates on.
+    pub notification_id: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserDelivery {
+    Sent { message_id: String },
+    Failed { reason: String },
+}
+
+#[async_trait]
+pub trait UserNotifier: Send + Sync {
+    /// Sends up to [`USER_BATCH_MAX`] messages to `topic` in one call; one
+    /// result per message, in order (a batch may partly fail).
+    async fn send_batch(
+        &self,
+        topic: &str,
+        messages: &[UserMessage],
+    ) -> DrResult<Vec<UserDelivery>>;
+}
+
 /// One datapoint of a custom metric (a CloudWatch metric in AWS).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricDatum {

@@ -8,6 +8,7 @@
 //! the impact from the audit log; the keys of the affected users; a report.
 
 pub mod addresses;
+pub mod notify;
 pub mod report;
 pub mod rotation;
 pub mod steps;
@@ -72,6 +73,29 @@ pub struct BreachRequest {
     pub revoke_keys: KeyScope,
     /// The WAF IP set the addresses are blocked in.
     pub ip_set: IpSetRef,
+    /// The incident this run works on (default: the execution name). A new
+    /// execution with the first one's id resumes it: the journal, the
+    /// rotation tokens and the notification ledger are the incident's.
+    #[serde(default)]
+    pub recovery_id: Option<String>,
+    /// Tell the affected users, after a person approves (a legal step).
+    #[serde(default = "default_notify_users")]
+    pub notify_users: bool,
+    /// How long the approval to tell users waits for an answer.
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_seconds: u64,
+}
+
+fn default_notify_users() -> bool {
+    true
+}
+
+/// Half an hour: containment is done by then; telling users can wait for
+/// a person, and nobody is told without one.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u64 = 1800;
+
+fn default_approval_timeout() -> u64 {
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS
 }
 
 /// How long before a finding's first sighting the audit log is searched
@@ -189,6 +213,16 @@ pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedR
                 t.source
             )));
         }
+    }
+    if let Some(id) = &r.recovery_id {
+        crate::plan::check_recovery_id(id)?;
+    }
+    if !(60..=crate::corruption::MAX_APPROVAL_SECONDS).contains(&r.approval_timeout_seconds) {
+        return Err(invalid(format!(
+            "approval_timeout_seconds {}: between 60 and {}",
+            r.approval_timeout_seconds,
+            crate::corruption::MAX_APPROVAL_SECONDS
+        )));
     }
     let mut users = r.users.clone();
     users.sort_unstable();

@@ -55,6 +55,8 @@ pub struct BreachReport {
     pub impact: Option<Impact>,
     /// The keys of the users the assessment found (scope affected_users).
     pub affected_keys: StepResult<RevokeKeysOutput>,
+    /// Telling the affected users: the approval, and the ledger's truth.
+    pub notifications: Notifications,
     /// The containment steps that did not complete, with why.
     pub not_done: Vec<String>,
     pub changes: Vec<String>,
@@ -98,8 +100,92 @@ fn step<T: serde::de::DeserializeOwned>(d: &Value, pointer: &str) -> StepResult<
     }
 }
 
+/// Whether, and how, the affected users were told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// `not_requested`, `nobody_to_tell`, `not_asked` (the run stopped
+    /// before), `rejected`, `expired`, `sent`, `incomplete`, `failed`.
+    pub status: String,
+    /// Who answered, when, and why.
+    pub approval: Option<String>,
+    /// What the ledger says (none when nothing was sent).
+    pub ledger: Option<super::notify::LedgerSummary>,
+    /// Why the sending failed.
+    pub error: Option<String>,
+}
+
+/// Pure: the notifications' status from the run's data and the ledger.
+pub fn notifications(d: &Value, ledger: Option<super::notify::LedgerSummary>) -> Notifications {
+    let approval = d
+        .pointer("/steps/approval")
+        .map(crate::corruption::report::approval_summary);
+    let notify: StepResult<super::notify::NotifyOutput> = step(d, "/steps/notify");
+    let requested = d
+        .pointer("/plan/notify_users")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let to_notify = d
+        .pointer("/steps/assess/result/to_notify")
+        .and_then(Value::as_u64);
+    let answered = d
+        .pointer("/steps/approval/result/approved")
+        .and_then(Value::as_bool);
+    let approval_status = d
+        .pointer("/steps/approval/result/status")
+        .and_then(Value::as_str);
+    let mut error = None;
+    let status = if !requested {
+        "not_requested"
+    } else if to_notify == Some(0)
+        && d.pointer("/steps/approval").is_none()
+        && ledger.as_ref().is_none_or(|l| l.sending == 0)
+    {
+        "nobody_to_tell"
+    } else if let StepResult::Failed(why) = &notify {
+        error = Some(why.clone());
+        "failed"
+    } else if ledger
+        .as_ref()
+        .is_some_and(|l| l.sending > 0 || l.not_sent > 0)
+        && matches!(notify, StepResult::Done(_))
+    {
+        "incomplete"
+    } else if matches!(notify, StepResult::Done(_)) {
+        "sent"
+    } else if d.pointer("/steps/approval/error").is_some() || approval_status == Some("rejected") {
+        "rejected"
+    } else if approval_status == Some("expired") {
+        "expired"
+    } else if d.pointer("/steps/approval/Error").is_some() {
+        error = d
+            .pointer("/steps/approval/Cause")
+            .and_then(Value::as_str)
+            .map(crate::details::short_cause);
+        "failed"
+    } else if answered == Some(true) {
+        "incomplete"
+    } else {
+        "not_asked"
+    };
+    Notifications {
+        status: status.to_owned(),
+        approval,
+        ledger,
+        error,
+    }
+}
+
 /// Pure: the report from the execution's data and the journal.
 pub fn build(input: &BreachReportInput, journal: &[JournalEntry]) -> BreachReport {
+    build_with(input, journal, None)
+}
+
+/// Pure: the report, with what the notification ledger says.
+pub fn build_with(
+    input: &BreachReportInput,
+    journal: &[JournalEntry],
+    ledger: Option<super::notify::LedgerSummary>,
+) -> BreachReport {
     let d = &input.details;
     let api_keys: StepResult<RevokeKeysOutput> = step(d, "/steps/contain/keys");
     let application_credentials: StepResult<RotateOutput> =
@@ -145,6 +231,7 @@ pub fn build(input: &BreachReportInput, journal: &[JournalEntry]) -> BreachRepor
             crate::details::short_cause(e.get("Cause").and_then(Value::as_str).unwrap_or_default()),
         )
     });
+    let notifications = notifications(d, ledger);
     BreachReport {
         scenario: SCENARIO.to_owned(),
         resource: d
@@ -154,7 +241,9 @@ pub fn build(input: &BreachReportInput, journal: &[JournalEntry]) -> BreachRepor
             .map_or_else(|| "unknown".to_owned(), |s| s.chars().take(63).collect()),
         execution_name: input.execution.name.clone(),
         outcome: input.outcome,
-        passed: input.outcome == Outcome::Succeeded && containment.is_met(),
+        passed: input.outcome == Outcome::Succeeded
+            && containment.is_met()
+            && !matches!(notifications.status.as_str(), "failed" | "incomplete"),
         started_at: input.execution.start_time,
         finished_at: input.finished_at,
         containment,
@@ -164,6 +253,7 @@ pub fn build(input: &BreachReportInput, journal: &[JournalEntry]) -> BreachRepor
         firewall,
         impact,
         affected_keys: step(d, "/steps/revoke_affected"),
+        notifications,
         not_done,
         changes: crate::region::report::changes(journal),
         error,
@@ -255,6 +345,7 @@ pub fn markdown(r: &BreachReport) -> String {
             |k| format!("{} revoked", k.revoked),
         ));
     }
+    md.push_str(&notifications_md(&r.notifications));
     md.push_str("\n## Changes made\n\n");
     if r.changes.is_empty() {
         md.push_str("- none\n");
@@ -268,6 +359,52 @@ pub fn markdown(r: &BreachReport) -> String {
     md
 }
 
+fn notifications_md(n: &Notifications) -> String {
+    let mut md = "\n## Affected users told\n\n".to_owned();
+    let what = match n.status.as_str() {
+        "not_requested" => "not requested (notify_users: false)".to_owned(),
+        "nobody_to_tell" => {
+            "nobody to tell: every recipient was told already, or there is none".to_owned()
+        }
+        "not_asked" => "**not asked**: the run stopped before the question".to_owned(),
+        "rejected" => "**nobody was told**: the approval was rejected".to_owned(),
+        "expired" => {
+            "**nobody was told**: nobody answered the approval before its deadline".to_owned()
+        }
+        "failed" => format!(
+            "**NOT all told**: {}",
+            n.error.as_deref().unwrap_or("the sending failed")
+        ),
+        "incomplete" => "**NOT all told**: see the ledger below".to_owned(),
+        other => other.to_owned(),
+    };
+    md.push_str(&format!("- status: {what}\n"));
+    if let Some(a) = &n.approval {
+        md.push_str(&format!("- approval: {a}\n"));
+    }
+    if let Some(l) = &n.ledger {
+        md.push_str(&format!(
+            "- ledger: {} of {} recipient(s) told once each; {} not told; {} whose send was interrupted{}\n",
+            l.sent,
+            l.recipients,
+            l.not_sent,
+            l.sending,
+            if l.sending > 0 {
+                " (check the mailer's log for their notification ids before re-sending)"
+            } else {
+                ""
+            }
+        ));
+        if l.retried > 0 {
+            md.push_str(&format!(
+                "- {} send(s) were retried with the same notification id (a duplicate is dropped by the topic)\n",
+                l.retried
+            ));
+        }
+    }
+    md
+}
+
 pub type BreachReportOutput = crate::report::RecoveryReportOutput;
 
 pub async fn breach_report(
@@ -275,7 +412,28 @@ pub async fn breach_report(
     input: BreachReportInput,
 ) -> DrResult<BreachReportOutput> {
     let journal = journal_of_details(ports, &input.details).await?;
-    let report = build(&input, &journal);
+    let ledger = match (
+        input
+            .details
+            .pointer("/plan/recovery_id")
+            .and_then(Value::as_str),
+        input
+            .details
+            .pointer("/plan/notify_users")
+            .and_then(Value::as_bool),
+    ) {
+        (Some(incident), Some(true)) => match super::notify::recipients(ports, incident).await {
+            Ok(recipients) => Some(super::notify::summarise(
+                &recipients,
+                &ports.ledger.entries(incident).await?,
+            )),
+            // Not assessed: nobody to count.
+            Err(DrError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
+    let report = build_with(&input, &journal, ledger);
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
     let md = markdown(&report);

@@ -7,6 +7,7 @@ use dr_core::*;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::corruption::loss::ApprovalDraft;
 use crate::journal::{journaled, JournalRef, Journaled};
 use crate::report::ExecutionInfo;
 use crate::Ports;
@@ -49,6 +50,8 @@ pub struct BreachPlan {
     pub master_token: String,
     pub application_token: String,
     pub started_at: DateTime<Utc>,
+    pub notify_users: bool,
+    pub approval_timeout_seconds: u64,
 }
 
 /// A client request token for one secret of one run: 32 to 64 characters,
@@ -75,7 +78,10 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
     let checked = check_request(&r, Utc::now())?;
     let topology = crate::plan::known_topology(ports, &r.database).await?;
     crate::plan::in_home_region(ports, &topology)?;
-    let recovery_id = input.execution.name;
+    let recovery_id = r
+        .recovery_id
+        .clone()
+        .unwrap_or_else(|| crate::plan::recovery_id_of(&input.execution.name));
     Ok(BreachPlan {
         database: r.database,
         master_token: rotation_token(&recovery_id, "master"),
@@ -92,6 +98,8 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
         application: topology.application,
         region: topology.region,
         started_at: input.execution.start_time,
+        notify_users: r.notify_users,
+        approval_timeout_seconds: r.approval_timeout_seconds,
     })
 }
 
@@ -289,6 +297,73 @@ pub struct Impact {
     pub users_location: String,
     /// More events than the CSV holds.
     pub truncated: bool,
+    /// Who would be told: the affected users and the named ones.
+    pub recipients: u64,
+    /// Of them, not yet told of this incident (the ledger).
+    pub to_notify: u64,
+    /// The question before anyone is told.
+    pub approval: ApprovalDraft,
+}
+
+/// Pure: the question a person answers before users are told, with the
+/// count and a sample (telling users is a legal step).
+pub fn notify_question(
+    plan: &BreachPlan,
+    recipients: &[i64],
+    to_notify: u64,
+    activity: &AuditActivity,
+    sensitive: &std::collections::BTreeMap<String, u64>,
+) -> ApprovalDraft {
+    let sample: Vec<String> = recipients
+        .iter()
+        .take(USER_SAMPLE)
+        .map(ToString::to_string)
+        .collect();
+    let mut facts = vec![
+        format!(
+            "{} event(s) from the suspicious addresses between {} and {}",
+            activity.events,
+            plan.window.from.to_rfc3339(),
+            plan.window.to.to_rfc3339()
+        ),
+        format!(
+            "{} recipient(s): {} found in the audit log, {} named in the request; {} already told of this incident",
+            recipients.len(),
+            activity.users.len(),
+            plan.users.len(),
+            recipients.len() as u64 - to_notify
+        ),
+        format!(
+            "sample of users: {}{}",
+            sample.join(", "),
+            if recipients.len() > USER_SAMPLE { ", …" } else { "" }
+        ),
+    ];
+    if !sensitive.is_empty() {
+        facts.push(format!(
+            "sensitive actions: {}",
+            sensitive
+                .iter()
+                .map(|(a, n)| format!("{a} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    ApprovalDraft {
+        question: format!(
+            "Tell {to_notify} user(s) of {} that their account was involved in a security breach?",
+            plan.database
+        ),
+        facts,
+        proposed_action: format!(
+            "send one security notice to each of the {to_notify} user(s) through the user-notification topic, in batches, each user at most once (incident {})",
+            plan.recovery_id
+        ),
+        default_action: format!(
+            "nobody is told; the report says so; to tell them later, start the scenario again with \"recovery_id\": \"{}\"",
+            plan.recovery_id
+        ),
+    }
 }
 
 /// Pure: the CSV of the events (id, user, action, address, time).
@@ -351,7 +426,27 @@ pub async fn assess_impact(ports: &Ports, input: AssessInput) -> DrResult<Impact
         .filter(|(a, _)| SENSITIVE_ACTIONS.contains(&a.as_str()))
         .map(|(a, n)| (a.clone(), *n))
         .collect();
+    let mut recipients: Vec<i64> = activity.users.iter().chain(&plan.users).copied().collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    let body = serde_json::to_vec(&recipients)
+        .map_err(|e| DrError::Internal(format!("serializing recipients: {e}")))?;
+    ports
+        .reports
+        .put(
+            &super::notify::recipients_key(&plan.recovery_id),
+            "application/json",
+            &body,
+        )
+        .await?;
+    let told =
+        super::notify::summarise(&recipients, &ports.ledger.entries(&plan.recovery_id).await?);
+    let to_notify = told.recipients - told.sent;
+    let approval = notify_question(plan, &recipients, to_notify, &activity, &sensitive);
     Ok(Impact {
+        recipients: recipients.len() as u64,
+        to_notify,
+        approval,
         events: activity.events,
         affected_users: activity.users.len() as u64,
         user_sample: activity.users.iter().take(USER_SAMPLE).copied().collect(),

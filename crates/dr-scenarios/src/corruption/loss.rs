@@ -114,7 +114,7 @@ pub struct AssessLossOutput {
 }
 
 /// A question for a person, with what is known and what either answer does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalDraft {
     pub question: String,

@@ -237,7 +237,7 @@ pub fn build(
 /// Who answered the approval and how, from what the step kept: the answer
 /// (`drctl approve` sends it as the task's output), a rejection's error, or
 /// an expiry's record.
-fn approval_summary(step: &Value) -> String {
+pub(crate) fn approval_summary(step: &Value) -> String {
     let result = step.get("result").unwrap_or(&Value::Null);
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     if result.get("approved").and_then(Value::as_bool) == Some(true) {

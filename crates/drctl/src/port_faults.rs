@@ -1,0 +1,215 @@
+//! `drctl run --port-fault OPERATION:CALL[-LAST]:ERROR`: a port operation
+//! fails on its CALL-th call (counted across the run, retries included),
+//! inside a handler, after what the handler did before it. This is how a
+//! test fails a step in the middle of its work (a batch sent and not yet
+//! recorded), which a task-level `--fault` cannot reach.
+//!
+//! Supported on the ports whose mid-step failures matter for exactly-once
+//! work: the user notifier and the notification ledger.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use dr_scenarios::Ports;
+
+/// The operations `--port-fault` can fail.
+const SUPPORTED: [PortOperation; 4] = [
+    PortOperation::UserNotify,
+    PortOperation::LedgerEntries,
+    PortOperation::LedgerClaim,
+    PortOperation::LedgerMarkSent,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortFault {
+    pub operation: PortOperation,
+    pub first: u32,
+    pub last: u32,
+    pub error: String,
+}
+
+/// Parses `OPERATION:CALL[-LAST]:ERROR` (ERROR a stable error name).
+pub fn parse(text: &str) -> DrResult<PortFault> {
+    let bad = |why: String| {
+        DrError::InvalidInput(format!(
+            "port fault {text:?}: {why} (OPERATION:CALL[-LAST]:ERROR, OPERATION one of {})",
+            SUPPORTED
+                .iter()
+                .map(|o| format!("{o:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    };
+    let mut parts = text.splitn(3, ':');
+    let (Some(op), Some(calls), Some(error)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("three parts are needed".to_owned()));
+    };
+    let operation = SUPPORTED
+        .into_iter()
+        .find(|o| format!("{o:?}") == op)
+        .ok_or_else(|| bad(format!("{op} cannot be failed")))?;
+    let number = |n: &str| n.parse::<u32>().ok().filter(|n| *n > 0);
+    let (first, last) = match calls.split_once('-') {
+        Some((f, l)) => match (number(f), number(l)) {
+            (Some(f), Some(l)) if f <= l => (f, l),
+            _ => {
+                return Err(bad(
+                    "CALL-LAST must be positive numbers, in order".to_owned()
+                ))
+            }
+        },
+        None => {
+            let n =
+                number(calls).ok_or_else(|| bad("CALL must be a positive number".to_owned()))?;
+            (n, n)
+        }
+    };
+    if !dr_core::ERROR_NAMES.contains(&error) {
+        return Err(bad(format!("{error} is not an error name")));
+    }
+    Ok(PortFault {
+        operation,
+        first,
+        last,
+        error: error.to_owned(),
+    })
+}
+
+fn error_named(name: &str, message: String) -> DrError {
+    match name {
+        "InvalidInput" => DrError::InvalidInput(message),
+        "NotFound" => DrError::NotFound(message),
+        "NotReady" => DrError::NotReady(message),
+        "Throttled" => DrError::Throttled(message),
+        "Unsafe" => DrError::Unsafe(message),
+        "Timeout" => DrError::Timeout(message),
+        "Conflict" => DrError::Conflict(message),
+        "Internal" => DrError::Internal(message),
+        _ => DrError::Unavailable(message),
+    }
+}
+
+/// Counts calls per operation and fails the ones a fault names.
+struct Injector {
+    faults: Vec<PortFault>,
+    calls: Mutex<HashMap<PortOperation, u32>>,
+}
+
+impl Injector {
+    fn check(&self, operation: PortOperation) -> DrResult<()> {
+        let n = {
+            let mut calls = self
+                .calls
+                .lock()
+                .map_err(|_| DrError::Internal("port fault counter poisoned".to_owned()))?;
+            let n = calls.entry(operation).or_insert(0);
+            *n += 1;
+            *n
+        };
+        match self
+            .faults
+            .iter()
+            .find(|f| f.operation == operation && (f.first..=f.last).contains(&n))
+        {
+            Some(f) => Err(error_named(
+                &f.error,
+                format!("{operation:?} call {n}: injected by drctl run --port-fault"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+struct FaultyUsers {
+    inner: Arc<dyn UserNotifier>,
+    injector: Arc<Injector>,
+}
+
+#[async_trait]
+impl UserNotifier for FaultyUsers {
+    async fn send_batch(
+        &self,
+        topic: &str,
+        messages: &[UserMessage],
+    ) -> DrResult<Vec<UserDelivery>> {
+        self.injector.check(PortOperation::UserNotify)?;
+        self.inner.send_batch(topic, messages).await
+    }
+}
+
+struct FaultyLedger {
+    inner: Arc<dyn NotificationLedger>,
+    injector: Arc<Injector>,
+}
+
+#[async_trait]
+impl NotificationLedger for FaultyLedger {
+    async fn entries(&self, incident: &str) -> DrResult<Vec<LedgerEntry>> {
+        self.injector.check(PortOperation::LedgerEntries)?;
+        self.inner.entries(incident).await
+    }
+    async fn claim(&self, incident: &str, users: &[i64], at: DateTime<Utc>) -> DrResult<()> {
+        self.injector.check(PortOperation::LedgerClaim)?;
+        self.inner.claim(incident, users, at).await
+    }
+    async fn mark_sent(
+        &self,
+        incident: &str,
+        sent: &[(i64, String)],
+        at: DateTime<Utc>,
+    ) -> DrResult<()> {
+        self.injector.check(PortOperation::LedgerMarkSent)?;
+        self.inner.mark_sent(incident, sent, at).await
+    }
+}
+
+/// The ports with the faults injected (unchanged without any).
+pub fn inject(mut ports: Ports, faults: Vec<PortFault>) -> Ports {
+    if faults.is_empty() {
+        return ports;
+    }
+    let injector = Arc::new(Injector {
+        faults,
+        calls: Mutex::new(HashMap::new()),
+    });
+    ports.users = Arc::new(FaultyUsers {
+        inner: ports.users,
+        injector: Arc::clone(&injector),
+    });
+    ports.ledger = Arc::new(FaultyLedger {
+        inner: ports.ledger,
+        injector,
+    });
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_fault_is_parsed_or_refused_by_name() {
+        assert_eq!(
+            parse("LedgerMarkSent:2:Unavailable").expect("parses"),
+            PortFault {
+                operation: PortOperation::LedgerMarkSent,
+                first: 2,
+                last: 2,
+                error: "Unavailable".into()
+            }
+        );
+        assert_eq!(parse("UserNotify:1-3:Throttled").expect("parses").last, 3);
+        for bad in [
+            "UserNotify:2",
+            "SqlProbe:1:Unavailable",
+            "UserNotify:0:Unavailable",
+            "UserNotify:3-1:Unavailable",
+            "UserNotify:1:Nonsense",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
