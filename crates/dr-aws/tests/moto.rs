@@ -839,3 +839,150 @@ async fn a_secret_rotates_by_stage_and_a_repeated_pending_write_stores_nothing_n
         .expect("read")
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notification_ledger_claims_all_or_nothing_and_never_reclaims_a_send() {
+    use aws_sdk_dynamodb::types::*;
+    let moto = moto().await;
+    let mut create = moto
+        .clients
+        .dynamodb
+        .create_table()
+        .table_name("muejam-dr-notifications")
+        .billing_mode(BillingMode::PayPerRequest);
+    for (k, t, kind) in [
+        ("incident", ScalarAttributeType::S, KeyType::Hash),
+        ("user_id", ScalarAttributeType::N, KeyType::Range),
+    ] {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(k)
+                    .attribute_type(t)
+                    .build()
+                    .expect("attr"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(k)
+                    .key_type(kind)
+                    .build()
+                    .expect("key"),
+            );
+    }
+    create.send().await.expect("table");
+    let ledger = DynamoDbLedger::new(moto.clients.dynamodb.clone(), "muejam-dr-notifications");
+    let now = chrono::Utc::now();
+    assert!(ledger.entries("i-1").await.expect("empty").is_empty());
+    ledger.claim("i-1", &[3, 1, 2], now).await.expect("claimed");
+    ledger
+        .mark_sent("i-1", &[(1, "m-1".into()), (3, "m-3".into())], now)
+        .await
+        .expect("recorded");
+    // A claim again (a retry): the one still sending may be re-claimed.
+    ledger.claim("i-1", &[2], now).await.expect("re-claimed");
+    // A batch holding one already sent is refused whole.
+    let refused = ledger
+        .claim("i-1", &[2, 3, 4], now)
+        .await
+        .expect_err("3 was sent");
+    assert_eq!(refused.name(), "Conflict", "{refused}");
+    let entries = ledger.entries("i-1").await.expect("entries");
+    let seen: Vec<(i64, LedgerState, u32, Option<&str>)> = entries
+        .iter()
+        .map(|e| (e.user_id, e.state, e.attempts, e.message_id.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, LedgerState::Sent, 1, Some("m-1")),
+            (2, LedgerState::Sending, 2, None),
+            (3, LedgerState::Sent, 1, Some("m-3")),
+        ],
+        "4 was never claimed: the refused batch changed nothing"
+    );
+    // Another incident is another ledger.
+    assert!(ledger.entries("i-2").await.expect("other").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_topic_drops_a_repeated_notification_id() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let moto = moto().await;
+    let config = AwsTarget::moto(&dr_local::moto::endpoint(&moto.record), "us-east-1")
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("mailer.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("queue");
+    let url = queue.queue_url().expect("url").to_owned();
+    let topic = moto
+        .clients
+        .sns
+        .create_topic()
+        .name("muejam-user-notifications.fifo")
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_owned();
+    moto.clients
+        .sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:123456789012:mailer.fifo")
+        .send()
+        .await
+        .expect("subscribed");
+    let notifier = SnsUserNotifier::new(moto.clients.sns.clone());
+    let message = |user: i64| UserMessage {
+        user_id: user,
+        notification_id: format!("i-1.{user}"),
+        subject: "Security notice".into(),
+        body: format!("for {user}"),
+    };
+    let first = notifier
+        .send_batch(&topic, &[message(1), message(2)])
+        .await
+        .expect("sent");
+    assert!(first.iter().all(|d| matches!(d, UserDelivery::Sent { .. })));
+    // A retry of the same batch, and a new user.
+    notifier
+        .send_batch(&topic, &[message(2), message(3)])
+        .await
+        .expect("sent again");
+    let mut bodies = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        if received.messages().is_empty() {
+            break;
+        }
+        for m in received.messages() {
+            let envelope: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).expect("json");
+            bodies.push(envelope["Message"].as_str().unwrap_or_default().to_owned());
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["for 1", "for 2", "for 3"]);
+}
