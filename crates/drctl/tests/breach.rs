@@ -349,7 +349,7 @@ async fn a_failure_outside_containment_is_said_and_never_silent() {
             &["--virtual-time", "--name", name, "--fault", &fault],
         );
         assert_eq!(code, 1, "{task}: {result:#}");
-        assert_eq!(result["error"], "NotContained", "{task}");
+        assert_eq!(result["error"], "Incomplete", "{task}");
         let report = report_of(&stack, name);
         assert_eq!(report["outcome"], "failed", "{task}");
         assert_eq!(report["not_done"], json!([]), "containment itself was done");
