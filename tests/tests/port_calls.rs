@@ -337,10 +337,11 @@ impl SqlTarget for Fake {
     }
     async fn probe(&self, t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
         self.0.record(PortOperation::SqlProbe);
+        let accepted = self.0.accepts(&t.password);
         Ok(ProbeReport {
-            healthy: self.0.accepts(&t.password),
+            healthy: accepted,
             reason: None,
-            failure: None,
+            failure: (!accepted).then_some(ProbeFailure::Authentication),
             in_recovery: Some(false),
             server_version: None,
             latency_ms: 1,
@@ -491,11 +492,21 @@ impl Notifier for Fake {
 
 #[async_trait]
 impl Secrets for Fake {
-    async fn get_secret(&self, _s: &str) -> DrResult<SecretString> {
+    async fn get_secret(&self, s: &str) -> DrResult<SecretString> {
         self.0.record(PortOperation::SecretsGet);
-        Ok(SecretString::from(
-            r#"{"username":"u","password":"p"}"#.to_owned(),
-        ))
+        // Secrets rotated since the restores' backups: a restore refuses
+        // them until its passwords are set.
+        // One password per restore, as the recorder keeps what it accepted.
+        let password = match s {
+            "rotated-drill" => "p2",
+            "rotated-app" => "p3",
+            "rotated-candidate" => "p4",
+            "rotated-region" => "p5",
+            _ => "p",
+        };
+        Ok(SecretString::from(format!(
+            r#"{{"username":"u","password":"{password}"}}"#
+        )))
     }
     async fn put_secret(&self, _s: &str, _v: &SecretString) -> DrResult<String> {
         self.0.record(PortOperation::SecretsPut);
@@ -908,6 +919,8 @@ fn payloads(function: Function) -> Vec<Value> {
         }
         Function::RestoreCheck => vec![
             json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "s", "started_at": "2026-11-26T02:00:00Z"}),
+            // The backup predates a rotation: its master password is set.
+            json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "rotated-drill", "started_at": "2026-11-26T02:00:00Z"}),
         ],
         Function::DrillReplica => vec![
             json!({"drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
@@ -959,6 +972,7 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::IntegrityCheck => vec![
             json!({"mode": "scope", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s"}),
             json!({"mode": "candidate", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "s", "failing": ["fk_x"], "at": "2026-11-26T01:00:00Z"}),
+            json!({"mode": "candidate", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "rotated-candidate", "failing": ["fk_x"], "at": "2026-11-26T01:00:00Z"}),
         ],
         Function::WriteAccess => vec![
             json!({"action": "stop", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
@@ -1001,9 +1015,17 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "sweep", "execution_name": "r1", "input": "{\"database\": \"muejam\", \"backup_region\": \"us-west-2\"}", "status": "ABORTED"}),
         ],
         Function::VerifyRegionRestore => {
-            vec![json!({"plan": region_plan(REGION_RESTORE), "copy": {
+            let copy = json!({
             "snapshot_id": "dr-copy-s1", "data_time": "2027-01-15T07:00:00Z", "age_seconds": 3600.0,
-            "rpo_met": true, "row_counts": {"users": 10}}})]
+            "rpo_met": true, "row_counts": {"users": 10}});
+            // A copy that predates a rotation of both secrets.
+            let mut rotated = region_plan(REGION_RESTORE);
+            rotated["credentials_secret_id"] = json!("rotated-region");
+            rotated["application"] = json!({"role": "muejam_app", "credentials_secret_id": "rotated-app", "schema": "public"});
+            vec![
+                json!({"plan": region_plan(REGION_RESTORE), "copy": copy}),
+                json!({"plan": rotated, "copy": copy}),
+            ]
         }
         Function::ScaleFleet => vec![
             json!({"action": "raise", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2", "journal": {"recovery_id": "r1", "execution": "d1"}}),

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod region;
 pub mod replication;
 pub mod report;
+pub mod restored;
 
 use std::sync::Arc;
 
@@ -299,6 +300,7 @@ impl Function {
                 SecretsGet,
                 SqlProbe,
                 IntegrityVerify,
+                ChangeMasterCredentials,
             ],
             Function::DrillReplica => &[DescribeInstance, CreateReadReplica],
             Function::DrillMarker => &[
@@ -327,7 +329,13 @@ impl Function {
                 &[ApprovalOpen, NotifierPublish, ApprovalClose, ApprovalGet]
             }
             Function::CorruptionPlan => &[TopologyGet, DescribeInstance],
-            Function::IntegrityCheck => &[DescribeInstance, SecretsGet, IntegrityVerify],
+            Function::IntegrityCheck => &[
+                DescribeInstance,
+                SecretsGet,
+                IntegrityVerify,
+                SqlProbe,
+                ChangeMasterCredentials,
+            ],
             Function::WriteAccess => &[
                 DescribeInstance,
                 SecretsGet,
@@ -426,9 +434,14 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::VerifyRegionRestore => {
-                &[DescribeInstance, SecretsGet, SqlProbe, IntegrityVerify]
-            }
+            Function::VerifyRegionRestore => &[
+                DescribeInstance,
+                SecretsGet,
+                SqlProbe,
+                IntegrityVerify,
+                ChangeMasterCredentials,
+                SqlSetRolePassword,
+            ],
             Function::ScaleFleet => &[
                 FleetDescribe,
                 FleetSetDesiredCapacity,

@@ -204,7 +204,38 @@ async fn a_breach_is_contained_at_once_and_its_impact_is_the_seeded_truth() {
     assert_eq!(secret(&stack, "muejam/db/master").await.1, master_new);
     assert_eq!(blocked(&stack, &ip_set).await.len(), 5);
 
-    // What reads the secrets still works: a failover after the rotation.
+    // What reads the secrets still works: the probe, the drill (whose
+    // restore comes from a backup taken before the rotation), a failover.
+    let endpoint = stack.describe(PRIMARY).await.endpoint.expect("endpoint");
+    let probe = stack.home.join("probe-payload.json");
+    std::fs::write(
+        &probe,
+        json!({
+            "endpoint": {"address": endpoint.address, "port": endpoint.port},
+            "credentials_secret_id": "muejam/db/master",
+            "database_label": "db.muejam.internal",
+            "connect_timeout_seconds": 2
+        })
+        .to_string(),
+    )
+    .expect("payload");
+    let out = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            "probe-database",
+            "--local",
+            "--payload",
+            probe.to_str().expect("path"),
+        ],
+    );
+    let probed: Value = serde_json::from_slice(&out.stdout).expect("probe output");
+    assert_eq!(probed["success"], true, "{probed:#}");
+    let drill: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("events/dr-drill.json")).expect("event"))
+            .expect("json");
+    let (code, result) = stack.run("dr-drill", &drill, &[]);
+    assert_eq!(code, 0, "the drill after the rotation: {result:#}");
     stack.crash(PRIMARY);
     let (code, result) = stack.failover(json!({}), &["--virtual-time"]);
     assert_eq!(code, 0, "the failover reads the rotated secret: {result:#}");

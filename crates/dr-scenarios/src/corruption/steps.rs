@@ -111,6 +111,9 @@ pub async fn integrity_check(
             input.instance_id, description.status
         )));
     }
+    // A candidate restored to before a rotation holds the old master
+    // password (only candidates: the primary is never ephemeral).
+    crate::restored::align_passwords(ports, None, &description, &target, None).await?;
     let checked_at = Utc::now();
     let summary = ports
         .integrity

@@ -166,6 +166,8 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
         },
     )
     .await?;
+    // A backup taken before a rotation holds the old master password.
+    crate::restored::align_passwords(ports, None, &described, &target, None).await?;
     let mut problems = Vec::new();
     let probe = ports.sql.probe(&target, ProbeKind::ReadWrite).await?;
     if !probe.healthy {

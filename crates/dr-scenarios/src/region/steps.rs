@@ -560,13 +560,22 @@ pub async fn verify_region_restore(
     input: VerifyRegionRestoreInput,
 ) -> DrResult<VerifyRegionRestoreOutput> {
     let plan = &input.plan;
-    let (_, target) = crate::corruption::instance_target_in(
+    let (description, target) = crate::corruption::instance_target_in(
         ports,
         Some(&plan.backup_region),
         &plan.restored_instance,
         &plan.db_name,
         &plan.credentials_secret_id,
         120_000,
+    )
+    .await?;
+    // A copy taken before a rotation holds the old passwords.
+    crate::restored::align_passwords(
+        ports,
+        Some(&plan.backup_region),
+        &description,
+        &target,
+        plan.application.as_ref(),
     )
     .await?;
     let mut problems = Vec::new();

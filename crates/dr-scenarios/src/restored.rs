@@ -1,0 +1,85 @@
+//! A restore holds the passwords of its backup. After a rotation (the
+//! security breach rotates both), a restore from an earlier backup — the
+//! drill's, a candidate moment of the data-corruption search, the region
+//! failover's copy — no longer matches the secrets: RDS keeps the master
+//! password a snapshot or a point in time had, and `pg_authid` the
+//! application role's. Before using one of our restores, its passwords are
+//! set to the secrets' current ones: the master's through the control plane
+//! (RDS ModifyDBInstance `MasterUserPassword` needs no old password), the
+//! application role's with `ALTER ROLE` and a SCRAM verifier.
+//!
+//! Only on an instance we restored (tagged ephemeral): a production
+//! instance refusing the secret is a failure to report, never to "fix".
+
+use dr_core::*;
+
+use crate::Ports;
+
+/// Whether the instance refuses `target`'s password (and nothing else is
+/// wrong with the connection).
+async fn refuses(ports: &Ports, target: &DatabaseTarget) -> DrResult<bool> {
+    let probe = ports.sql.probe(target, ProbeKind::Read).await?;
+    Ok(probe.failure == Some(ProbeFailure::Authentication))
+}
+
+/// Aligns a restore's passwords with the secrets: `master` is the target
+/// built from the master secret; `application`, the role and its secret.
+/// `NotReady` while RDS has not applied the master's new password yet: the
+/// caller's retry checks again.
+pub async fn align_passwords(
+    ports: &Ports,
+    region: Option<&str>,
+    description: &InstanceDescription,
+    master: &DatabaseTarget,
+    application: Option<&ApplicationAccess>,
+) -> DrResult<Vec<String>> {
+    let mut done = Vec::new();
+    if !description.is_ephemeral() {
+        return Ok(done);
+    }
+    let id = &description.instance_id;
+    if refuses(ports, master).await? {
+        ports
+            .plane(region)?
+            .change_master_credentials(id, &master.password)
+            .await?;
+        if refuses(ports, master).await? {
+            // RDS applies it in a while: the caller's retry checks again.
+            return Err(DrError::NotReady(format!(
+                "{id} was restored with its backup's master password, which the secret no longer holds (rotated since): set to the secret's current one, not applied yet"
+            )));
+        }
+        done.push(format!(
+            "set the master password of {id} to its secret's current one (the backup held an older one)"
+        ));
+    }
+    if let Some(app) = application {
+        let endpoint = master.endpoint.clone();
+        let app_target = crate::failover::target_for(
+            ports,
+            &crate::failover::SqlAccess {
+                endpoint: &endpoint,
+                database: &master.database,
+                secret_id: &app.credentials_secret_id,
+                connect_timeout_seconds: master.connect_timeout_seconds,
+                statement_timeout_ms: master.statement_timeout_ms,
+                tls_mode: None,
+            },
+        )
+        .await?;
+        if refuses(ports, &app_target).await? {
+            ports
+                .sql
+                .set_role_password(master, &app.role, &app_target.password)
+                .await?;
+            done.push(format!(
+                "set the password of {} on {id} to its secret's current one (the backup held an older one)",
+                app.role
+            ));
+        }
+    }
+    if !done.is_empty() {
+        tracing::warn!(instance = %id, "restored passwords aligned with the secrets");
+    }
+    Ok(done)
+}
