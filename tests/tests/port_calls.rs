@@ -502,6 +502,7 @@ impl Secrets for Fake {
             "rotated-app" => "p3",
             "rotated-candidate" => "p4",
             "rotated-region" => "p5",
+            "rotated-verify-app" => "p6",
             _ => "p",
         };
         Ok(SecretString::from(format!(
@@ -973,6 +974,9 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"mode": "scope", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s"}),
             json!({"mode": "candidate", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "s", "failing": ["fk_x"], "at": "2026-11-26T01:00:00Z"}),
             json!({"mode": "candidate", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "rotated-candidate", "failing": ["fk_x"], "at": "2026-11-26T01:00:00Z"}),
+            // The restore to switch to, from before a rotation of the app's secret.
+            json!({"mode": "verify", "instance_id": CANDIDATE, "database": "muejam", "credentials_secret_id": "s",
+                "application": {"role": "muejam_app", "credentials_secret_id": "rotated-verify-app", "schema": "public"}}),
         ],
         Function::WriteAccess => vec![
             json!({"action": "stop", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s", "application": {"role": "muejam_app", "credentials_secret_id": "a"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
@@ -1036,6 +1040,7 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::RevokeApiKeys => vec![
             json!({"plan": breach_plan("all"), "pass": "contain"}),
             json!({"plan": breach_plan("affected_users"), "pass": "affected"}),
+            json!({"plan": breach_plan("affected_users"), "pass": "after_restore"}),
         ],
         Function::RotateCredentials => vec![
             sample_event(Function::RotateCredentials),

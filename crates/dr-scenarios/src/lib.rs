@@ -335,6 +335,7 @@ impl Function {
                 IntegrityVerify,
                 SqlProbe,
                 ChangeMasterCredentials,
+                SqlSetRolePassword,
             ],
             Function::WriteAccess => &[
                 DescribeInstance,
@@ -382,6 +383,8 @@ impl Function {
                 SqlAuditActivity,
                 SqlRevokeApiKeys,
                 ReportPut,
+                ReportGet,
+                TopologyGet,
                 JournalEntries,
                 JournalRecord,
             ],

@@ -8,12 +8,23 @@
 //! (RDS ModifyDBInstance `MasterUserPassword` needs no old password), the
 //! application role's with `ALTER ROLE` and a SCRAM verifier.
 //!
-//! Only on an instance we restored (tagged ephemeral): a production
-//! instance refusing the secret is a failure to report, never to "fix".
+//! Only on an instance we restored and have not switched to yet (tagged
+//! ephemeral, or `dr:restored-from` by the data-corruption restore; the
+//! callers check restores before any switch): a production instance
+//! refusing the secret is a failure to report, never to "fix".
 
 use dr_core::*;
 
 use crate::Ports;
+
+/// The tag the data-corruption recovery puts on what it restores.
+pub const RESTORED_FROM_TAG: &str = "dr:restored-from";
+
+/// Whether the DR tooling restored the instance: a throw-away copy
+/// (ephemeral) or the data-corruption recovery's chosen moment.
+pub fn is_our_restore(description: &InstanceDescription) -> bool {
+    description.is_ephemeral() || description.tags.contains_key(RESTORED_FROM_TAG)
+}
 
 /// Whether the instance refuses `target`'s password (and nothing else is
 /// wrong with the connection).
@@ -34,7 +45,7 @@ pub async fn align_passwords(
     application: Option<&ApplicationAccess>,
 ) -> DrResult<Vec<String>> {
     let mut done = Vec::new();
-    if !description.is_ephemeral() {
+    if !is_our_restore(description) {
         return Ok(done);
     }
     let id = &description.instance_id;

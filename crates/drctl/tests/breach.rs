@@ -90,9 +90,14 @@ async fn secret(stack: &Stack, id: &str) -> (String, String) {
 
 /// Whether `username` / `password` logs in to the primary.
 async fn logs_in(stack: &Stack, username: &str, password: &str) -> bool {
+    logs_in_to(stack, PRIMARY, username, password).await
+}
+
+/// Whether `username` / `password` logs in to `instance`.
+async fn logs_in_to(stack: &Stack, instance: &str, username: &str, password: &str) -> bool {
     let mut target = stack
         .platform()
-        .database_target(&id(PRIMARY), None)
+        .database_target(&id(instance), None)
         .expect("target");
     target.username = username.to_owned();
     target.password = secrecy::SecretString::from(password.to_owned());
@@ -637,4 +642,100 @@ async fn a_rejected_notification_tells_nobody_and_says_so() {
             .is_some_and(|m| m.contains("**nobody was told**: the approval was rejected")),
         "{page:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_before_the_breach_takes_the_new_passwords_and_its_keys_are_revoked_again() {
+    let stack = Stack::up();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let clean = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // What the attacker did after that moment.
+    stack
+        .sql(PRIMARY)
+        .await
+        .batch_execute(
+            "INSERT INTO stories (author_id, title) VALUES (3, 'planted by the attacker')",
+        )
+        .await
+        .expect("planted");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ip_set = ip_set(&stack).await;
+    let (app_user, app_old) = secret(&stack, "muejam/db/app").await;
+    let (master_user, master_old) = secret(&stack, "muejam/db/master").await;
+    let now = chrono::Utc::now();
+    let input = request(
+        &ip_set,
+        json!({
+            "revoke_keys": "all",
+            "restore_before_breach": true,
+            "approval_timeout_seconds": 300,
+            "window": {"from": clean.to_rfc3339(), "to": (now + chrono::Duration::minutes(1)).to_rfc3339()}
+        }),
+    );
+    let run = Background::start(&stack, BREACH, &input, "restore-1", &["--virtual-time"]);
+    // The restore's own question: what the switch loses.
+    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    assert!(
+        question["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("restore-1-restore")),
+        "{question:#}"
+    );
+    answered(
+        &stack,
+        "approve",
+        "restore-1-restore",
+        "restore from before the breach",
+    );
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+    let report = report_of(&stack, "restore-1");
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["restore"]["status"], "SUCCEEDED", "{report:#}");
+    assert_eq!(report["restore"]["outcome"], "succeeded", "{report:#}");
+
+    // The application's record points at the restore, which holds nothing
+    // of what the attacker did after the moment.
+    let primary = stack.topology().await.primary;
+    assert_ne!(primary.as_str(), PRIMARY);
+    assert_eq!(
+        stack.dns_value().await,
+        stack.address(primary.as_str()).await
+    );
+    let planted: i64 = stack
+        .sql(primary.as_str())
+        .await
+        .query_one(
+            "SELECT count(*) FROM stories WHERE title = 'planted by the attacker'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(planted, 0);
+    // The restore came back with every key active and the old passwords:
+    // the keys are revoked again, the passwords are the secrets' new ones.
+    let active: i64 = stack
+        .sql(primary.as_str())
+        .await
+        .query_one("SELECT count(*) FROM api_keys WHERE is_active", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(active, 0, "{report:#}");
+    assert!(
+        report["keys_after_restore"]["done"]["revoked"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{report:#}"
+    );
+    let (_, app_new) = secret(&stack, "muejam/db/app").await;
+    let (_, master_new) = secret(&stack, "muejam/db/master").await;
+    let restored = primary.as_str();
+    assert!(!logs_in_to(&stack, restored, &app_user, &app_old).await);
+    assert!(!logs_in_to(&stack, restored, &master_user, &master_old).await);
+    assert!(logs_in_to(&stack, restored, &app_user, &app_new).await);
+    assert!(logs_in_to(&stack, restored, &master_user, &master_new).await);
 }

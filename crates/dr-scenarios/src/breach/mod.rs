@@ -84,6 +84,14 @@ pub struct BreachRequest {
     /// How long the approval to tell users waits for an answer.
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout_seconds: u64,
+    /// After containment, restore the database to a moment before the
+    /// breach: the data-corruption recovery as a child execution, with its
+    /// own approval before anything is switched.
+    #[serde(default)]
+    pub restore_before_breach: bool,
+    /// The moment restored to (default: the window's start); never after it.
+    #[serde(default)]
+    pub restore_time: Option<DateTime<Utc>>,
 }
 
 fn default_notify_users() -> bool {
@@ -223,6 +231,18 @@ pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedR
             r.approval_timeout_seconds,
             crate::corruption::MAX_APPROVAL_SECONDS
         )));
+    }
+    if let Some(at) = r.restore_time {
+        if !r.restore_before_breach {
+            return Err(invalid(
+                "restore_time without restore_before_breach: nothing would be restored".to_owned(),
+            ));
+        }
+        if at > from {
+            return Err(invalid(format!(
+                "restore_time {at} is after the window's start ({from}): the restore would hold what the breach did"
+            )));
+        }
     }
     let mut users = r.users.clone();
     users.sort_unstable();

@@ -57,6 +57,10 @@ pub struct BreachReport {
     pub affected_keys: StepResult<RevokeKeysOutput>,
     /// Telling the affected users: the approval, and the ledger's truth.
     pub notifications: Notifications,
+    /// The restore from before the breach, when asked for.
+    pub restore: Option<RestoreSummary>,
+    /// The keys revoked again on the restore (they were active in it).
+    pub keys_after_restore: StepResult<RevokeKeysOutput>,
     /// The containment steps that did not complete, with why.
     pub not_done: Vec<String>,
     pub changes: Vec<String>,
@@ -98,6 +102,72 @@ fn step<T: serde::de::DeserializeOwned>(d: &Value, pointer: &str) -> StepResult<
             }
         }
     }
+}
+
+/// The data-corruption recovery the run started, as it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreSummary {
+    /// The moment asked for.
+    pub restore_time: Option<String>,
+    pub execution: Option<String>,
+    /// `SUCCEEDED`, or the child's error.
+    pub status: String,
+    /// The child's own outcome (`succeeded`, `rejected`, `not_approved`, …).
+    pub outcome: Option<String>,
+    /// Its report.
+    pub report: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Pure: the restore's summary from the run's data.
+pub fn restore_summary(d: &Value) -> Option<RestoreSummary> {
+    let asked = d.pointer("/plan/restore").filter(|r| !r.is_null())?;
+    let restore_time = asked
+        .get("restore_time")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let text = |p: &str| d.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    Some(match d.pointer("/steps/restore") {
+        None | Some(Value::Null) => RestoreSummary {
+            restore_time,
+            execution: None,
+            status: "not run".to_owned(),
+            outcome: None,
+            report: None,
+            error: None,
+        },
+        Some(step) if step.get("Error").is_some() => {
+            let cause = step
+                .get("Cause")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            RestoreSummary {
+                restore_time,
+                // A failed child's cause is its DescribeExecution answer.
+                execution: serde_json::from_str::<Value>(cause).ok().and_then(|c| {
+                    c.get("ExecutionArn")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }),
+                status: step
+                    .get("Error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
+                    .to_owned(),
+                outcome: None,
+                report: None,
+                error: Some(crate::details::short_cause(cause)),
+            }
+        }
+        Some(_) => RestoreSummary {
+            restore_time,
+            execution: text("/steps/restore/result/execution_arn"),
+            status: text("/steps/restore/result/status").unwrap_or_else(|| "?".to_owned()),
+            outcome: text("/steps/restore/result/output/conclusion/outcome"),
+            report: text("/steps/restore/result/output/report/json_location"),
+            error: None,
+        },
+    })
 }
 
 /// Whether, and how, the affected users were told.
@@ -232,6 +302,7 @@ pub fn build_with(
         )
     });
     let notifications = notifications(d, ledger);
+    let restore = restore_summary(d);
     BreachReport {
         scenario: SCENARIO.to_owned(),
         resource: d
@@ -243,7 +314,10 @@ pub fn build_with(
         outcome: input.outcome,
         passed: input.outcome == Outcome::Succeeded
             && containment.is_met()
-            && !matches!(notifications.status.as_str(), "failed" | "incomplete"),
+            && !matches!(notifications.status.as_str(), "failed" | "incomplete")
+            && restore
+                .as_ref()
+                .is_none_or(|r| r.outcome.as_deref() == Some("succeeded")),
         started_at: input.execution.start_time,
         finished_at: input.finished_at,
         containment,
@@ -254,6 +328,8 @@ pub fn build_with(
         impact,
         affected_keys: step(d, "/steps/revoke_affected"),
         notifications,
+        restore,
+        keys_after_restore: step(d, "/steps/recontain"),
         not_done,
         changes: crate::region::report::changes(journal),
         error,
@@ -346,6 +422,28 @@ pub fn markdown(r: &BreachReport) -> String {
         ));
     }
     md.push_str(&notifications_md(&r.notifications));
+    if let Some(restore) = &r.restore {
+        md.push_str(&format!(
+            "\n## Restore from before the breach\n\n- to {}: {}{}\n- execution: {}\n- its report: {}\n",
+            restore.restore_time.as_deref().unwrap_or("?"),
+            restore.status,
+            restore
+                .outcome
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default(),
+            restore.execution.as_deref().unwrap_or("-"),
+            restore.report.as_deref().unwrap_or("-"),
+        ));
+        if let Some(e) = &restore.error {
+            md.push_str(&format!("- **NOT restored**: {e}\n"));
+        }
+        md.push_str(&line(
+            "API keys revoked again on the restore",
+            &r.keys_after_restore,
+            |k| format!("{} revoked", k.revoked),
+        ));
+    }
     md.push_str("\n## Changes made\n\n");
     if r.changes.is_empty() {
         md.push_str("- none\n");

@@ -52,6 +52,42 @@ pub struct BreachPlan {
     pub started_at: DateTime<Utc>,
     pub notify_users: bool,
     pub approval_timeout_seconds: u64,
+    /// The data-corruption recovery's input, when a restore from before
+    /// the breach was asked for.
+    #[serde(default)]
+    pub restore: Option<serde_json::Value>,
+    /// Its execution's name (≤ 80 characters, the same on every retry).
+    #[serde(default)]
+    pub restore_name: Option<String>,
+}
+
+/// Pure: the data-corruption recovery that restores `database` to `at`,
+/// before the breach: the moment named (no search), its own approval.
+pub fn restore_request(
+    database: &str,
+    at: DateTime<Utc>,
+    recovery_id: &str,
+    approval_timeout_seconds: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "database": database,
+        "restore_time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "approval_timeout_seconds": approval_timeout_seconds,
+        "trigger": {
+            "source": "manual",
+            "reason": format!(
+                "security breach {recovery_id}: restore from before the breach ({})",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }
+    })
+}
+
+/// The restore's execution name: the incident's, marked, within 80
+/// characters.
+pub fn restore_name(recovery_id: &str) -> String {
+    let head: String = recovery_id.chars().take(72).collect();
+    format!("{head}-restore")
 }
 
 /// A client request token for one secret of one run: 32 to 64 characters,
@@ -82,6 +118,15 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
         .recovery_id
         .clone()
         .unwrap_or_else(|| crate::plan::recovery_id_of(&input.execution.name));
+    let restore = r.restore_before_breach.then(|| {
+        restore_request(
+            &r.database,
+            r.restore_time.unwrap_or(checked.window.from),
+            &recovery_id,
+            r.approval_timeout_seconds,
+        )
+    });
+    let restore_name = r.restore_before_breach.then(|| restore_name(&recovery_id));
     Ok(BreachPlan {
         database: r.database,
         master_token: rotation_token(&recovery_id, "master"),
@@ -100,6 +145,8 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
         started_at: input.execution.start_time,
         notify_users: r.notify_users,
         approval_timeout_seconds: r.approval_timeout_seconds,
+        restore,
+        restore_name,
     })
 }
 
@@ -135,6 +182,11 @@ pub enum RevokePass {
     /// After the assessment (scope `affected_users`): the keys of every
     /// user the audit log shows active from the suspicious addresses.
     Affected,
+    /// After a restore from before the breach switched the database: the
+    /// restore holds the keys as they were, revoked ones active again.
+    /// Revoked again on the registry's primary now (every key, or the
+    /// recipients': the affected and the named users).
+    AfterRestore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,8 +214,38 @@ impl Journaled for RevokeKeysOutput {
 
 pub async fn revoke_keys(ports: &Ports, input: RevokeKeysInput) -> DrResult<RevokeKeysOutput> {
     let plan = &input.plan;
-    let target = master_target(ports, plan).await?;
+    let target = match input.pass {
+        RevokePass::AfterRestore => {
+            // The primary the restore made (the plan's is the old one).
+            let topology = crate::plan::known_topology(ports, &plan.database).await?;
+            crate::corruption::instance_target_in(
+                ports,
+                plan.region.as_deref(),
+                &topology.primary,
+                &plan.db_name,
+                &plan.credentials_secret_id,
+                60_000,
+            )
+            .await?
+            .1
+        }
+        _ => master_target(ports, plan).await?,
+    };
     let users: Option<Vec<i64>> = match (input.pass, plan.revoke_keys) {
+        (RevokePass::AfterRestore, KeyScope::All) => None,
+        (RevokePass::AfterRestore, KeyScope::AffectedUsers) => {
+            // The recipients hold the affected and the named users; the
+            // restore's audit log no longer shows the breach.
+            let mut users = match super::notify::recipients(ports, &plan.recovery_id).await {
+                Ok(users) => users,
+                Err(DrError::NotFound(_)) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            users.extend(&plan.users);
+            users.sort_unstable();
+            users.dedup();
+            Some(users)
+        }
         (RevokePass::Contain, KeyScope::All) => None,
         (RevokePass::Contain, KeyScope::AffectedUsers) => Some(plan.users.clone()),
         // Everything was revoked at containment.
@@ -195,6 +277,7 @@ pub async fn revoke_keys(ports: &Ports, input: RevokeKeysInput) -> DrResult<Revo
     let key = match input.pass {
         RevokePass::Contain => "api_keys",
         RevokePass::Affected => "api_keys_affected",
+        RevokePass::AfterRestore => "api_keys_after_restore",
     };
     journaled(
         ports,
@@ -458,4 +541,27 @@ pub async fn assess_impact(ports: &Ports, input: AssessInput) -> DrResult<Impact
         users_location,
         truncated: activity.truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restore_is_a_data_corruption_request_for_the_moment_named() {
+        let at: DateTime<Utc> = "2026-11-26T19:00:00Z".parse().expect("time");
+        let request: crate::corruption::CorruptionRequest =
+            serde_json::from_value(restore_request("muejam", at, "breach-1", 900))
+                .expect("the data-corruption recovery takes it");
+        assert_eq!(request.database, "muejam");
+        assert_eq!(request.restore_time, Some(at));
+        assert_eq!(request.approval_timeout_seconds, 900);
+        assert!(request
+            .trigger
+            .reason
+            .is_some_and(|r| r.contains("security breach breach-1")));
+        let long = "x".repeat(80);
+        assert_eq!(restore_name(&long).chars().count(), 80);
+        assert_eq!(restore_name("breach-1"), "breach-1-restore");
+    }
 }

@@ -47,6 +47,11 @@ pub struct IntegrityCheckInput {
     /// Candidate: the moment it was restored to (echoed in the verdict).
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
+    /// Verify: the application's role and secret, whose password the
+    /// restore must take before anything points at it (a rotation since
+    /// the moment restored leaves it the old one).
+    #[serde(default)]
+    pub application: Option<ApplicationAccess>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,9 +116,13 @@ pub async fn integrity_check(
             input.instance_id, description.status
         )));
     }
-    // A candidate restored to before a rotation holds the old master
-    // password (only candidates: the primary is never ephemeral).
-    crate::restored::align_passwords(ports, None, &description, &target, None).await?;
+    // A candidate or the restore restored to before a rotation holds the
+    // old passwords (only our restores: never the primary).
+    let application = match input.mode {
+        CheckMode::Verify => input.application.as_ref(),
+        _ => None,
+    };
+    crate::restored::align_passwords(ports, None, &description, &target, application).await?;
     let checked_at = Utc::now();
     let summary = ports
         .integrity
@@ -313,7 +322,10 @@ pub async fn pitr_restore(ports: &Ports, input: PitrRestoreInput) -> DrResult<Pi
             let source = ports.control_plane.describe_instance(&source_id).await?;
             let mut tags: Tags = [
                 (RECOVERY_TAG.to_owned(), recovery_id.clone()),
-                ("dr:restored-from".to_owned(), source_id.to_string()),
+                (
+                    crate::restored::RESTORED_FROM_TAG.to_owned(),
+                    source_id.to_string(),
+                ),
                 ("dr:restore-time".to_owned(), restore_time.to_rfc3339()),
             ]
             .into();
