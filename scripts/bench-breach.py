@@ -32,6 +32,10 @@ try:
     now = datetime.datetime.now(datetime.timezone.utc)
     request["window"] = {"from": (now - datetime.timedelta(days=1)).isoformat(), "to": now.isoformat()}
     request["ip_set"] = {"name": "muejam-blocked", "id": ip_set["Id"], "scope": "REGIONAL"}
+    # A WAF IP set holds one IP version: the IPv6 addresses have their own.
+    ip_set_v6 = waf.create_ip_set(Name="muejam-blocked-v6", Scope="REGIONAL", IPAddressVersion="IPV6",
+                                  Addresses=[])["Summary"]
+    request["ip_set_v6"] = {"name": "muejam-blocked-v6", "id": ip_set_v6["Id"], "scope": "REGIONAL"}
     path = os.path.join(home, "breach.json")
     json.dump(request, open(path, "w"))
     t = time.monotonic()

@@ -548,11 +548,17 @@ impl Secrets for Fake {
 
 #[async_trait]
 impl Firewall for Fake {
-    async fn get_ip_set(&self, _i: &IpSetRef) -> DrResult<IpSetContents> {
+    async fn get_ip_set(&self, i: &IpSetRef) -> DrResult<IpSetContents> {
         self.0.record(PortOperation::FirewallGetIpSet);
+        let v6 = i.name.ends_with("-v6");
         Ok(IpSetContents {
-            addresses: vec!["198.51.100.1/32".into()],
+            addresses: if v6 {
+                vec![]
+            } else {
+                vec!["198.51.100.1/32".into()]
+            },
             lock_token: "t1".into(),
+            ip_version: Some(if v6 { "IPV6" } else { "IPV4" }.into()),
         })
     }
     async fn update_ip_set(&self, _i: &IpSetRef, _a: &[String], _t: &str) -> DrResult<()> {

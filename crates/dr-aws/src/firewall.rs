@@ -56,6 +56,7 @@ impl Firewall for WafFirewall {
         Ok(IpSetContents {
             addresses: set.addresses().to_vec(),
             lock_token: lock_token.to_owned(),
+            ip_version: Some(set.ip_address_version().as_str().to_owned()),
         })
     }
 

@@ -376,7 +376,7 @@ impl Function {
             Function::RegionPlan => &[TopologyGet, DnsGetRecord],
             Function::ConfirmRegion => &[DescribeInstance, ListInstances, ListSnapshots],
             Function::ProbeRecord => &[SecretsGet, SqlProbe],
-            Function::BreachPlan => &[TopologyGet],
+            Function::BreachPlan => &[TopologyGet, FirewallGetIpSet],
             Function::RevokeApiKeys => &[
                 DescribeInstance,
                 SecretsGet,

@@ -11,22 +11,33 @@ use serde_json::{json, Value};
 
 const BREACH: &str = "statemachines/security-breach.asl.json";
 
-/// The WAF IP set in moto, holding an address someone blocked before.
-async fn ip_set(stack: &Stack) -> IpSetRef {
+/// The WAF IP sets in moto (a set holds one IP version, as on AWS), the
+/// IPv4 one holding an address someone blocked before.
+struct IpSets {
+    v4: IpSetRef,
+    v6: IpSetRef,
+}
+
+async fn create_set(
+    stack: &Stack,
+    name: &str,
+    version: aws_sdk_wafv2::types::IpAddressVersion,
+    addresses: &[&str],
+) -> IpSetRef {
     let created = stack
         .moto_clients()
         .await
         .wafv2
         .create_ip_set()
-        .name("muejam-blocked")
+        .name(name)
         .scope(aws_sdk_wafv2::types::Scope::Regional)
-        .ip_address_version(aws_sdk_wafv2::types::IpAddressVersion::Ipv4)
-        .addresses("198.51.100.1/32")
+        .ip_address_version(version)
+        .set_addresses(Some(addresses.iter().map(|a| (*a).to_owned()).collect()))
         .send()
         .await
         .expect("ip set");
     IpSetRef {
-        name: "muejam-blocked".into(),
+        name: name.into(),
         id: created
             .summary()
             .and_then(|s| s.id())
@@ -36,18 +47,33 @@ async fn ip_set(stack: &Stack) -> IpSetRef {
     }
 }
 
-async fn blocked(stack: &Stack, ip_set: &IpSetRef) -> Vec<String> {
-    let mut held = dr_aws::WafFirewall::new(stack.moto_clients().await.wafv2)
-        .get_ip_set(ip_set)
-        .await
-        .expect("read")
-        .addresses;
+async fn ip_set(stack: &Stack) -> IpSets {
+    use aws_sdk_wafv2::types::IpAddressVersion;
+    IpSets {
+        v4: create_set(
+            stack,
+            "muejam-blocked",
+            IpAddressVersion::Ipv4,
+            &["198.51.100.1/32"],
+        )
+        .await,
+        v6: create_set(stack, "muejam-blocked-v6", IpAddressVersion::Ipv6, &[]).await,
+    }
+}
+
+/// What both sets hold, sorted.
+async fn blocked(stack: &Stack, sets: &IpSets) -> Vec<String> {
+    let firewall = dr_aws::WafFirewall::new(stack.moto_clients().await.wafv2);
+    let mut held = Vec::new();
+    for set in [&sets.v4, &sets.v6] {
+        held.extend(firewall.get_ip_set(set).await.expect("read").addresses);
+    }
     held.sort();
     held
 }
 
 /// The sample input aimed at `ip_set`, the window the last day.
-fn request(ip_set: &IpSetRef, changes: Value) -> Value {
+fn request(ip_set: &IpSets, changes: Value) -> Value {
     let mut input: Value = serde_json::from_slice(
         &std::fs::read(repo().join("events/security-breach.json")).expect("event"),
     )
@@ -57,7 +83,8 @@ fn request(ip_set: &IpSetRef, changes: Value) -> Value {
         "from": (now - chrono::Duration::days(1)).to_rfc3339(),
         "to": now.to_rfc3339()
     });
-    input["ip_set"] = serde_json::to_value(ip_set).expect("json");
+    input["ip_set"] = serde_json::to_value(&ip_set.v4).expect("json");
+    input["ip_set_v6"] = serde_json::to_value(&ip_set.v6).expect("json");
     // Telling users waits for a person: the tests of it ask for it.
     input["notify_users"] = json!(false);
     if let (Some(i), Some(c)) = (input.as_object_mut(), changes.as_object()) {
@@ -321,6 +348,11 @@ async fn a_bad_input_changes_nothing_and_exits_2() {
             json!({"window": {"from": now.to_rfc3339(), "to": (now - chrono::Duration::hours(1)).to_rfc3339()}}),
         ),
         ("unknown-database", json!({"database": "muejam-typo"})),
+        ("v6-without-its-set", json!({"ip_set_v6": null})),
+        (
+            "v6-into-a-v4-set",
+            json!({"ip_set_v6": serde_json::to_value(&ip_set.v4).expect("json")}),
+        ),
     ] {
         let input = request(&ip_set, change);
         let (code, result) = stack.run(BREACH, &input, &["--virtual-time", "--name", name]);
@@ -438,7 +470,7 @@ async fn a_guardduty_finding_starts_the_containment_of_its_address() {
     assert_eq!(input["trigger"]["severity"], 8);
     assert_eq!(input["window"], Value::Null, "taken from the sightings");
     // The template's IP set parameters are empty by default: the test's set.
-    input["ip_set"] = serde_json::to_value(&ip_set).expect("json");
+    input["ip_set"] = serde_json::to_value(&ip_set.v4).expect("json");
     assert_eq!(
         input["notify_users"],
         Value::Null,

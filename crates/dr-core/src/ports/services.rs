@@ -134,6 +134,10 @@ pub struct IpSetRef {
 pub struct IpSetContents {
     pub addresses: Vec<String>,
     pub lock_token: String,
+    /// `IPV4` or `IPV6`: a WAF IP set holds addresses of one version only
+    /// (moto takes any; AWS refuses the update).
+    #[serde(default)]
+    pub ip_version: Option<String>,
 }
 
 #[async_trait]

@@ -71,8 +71,12 @@ pub struct BreachRequest {
     pub users: Vec<i64>,
     #[serde(default)]
     pub revoke_keys: KeyScope,
-    /// The WAF IP set the addresses are blocked in.
+    /// The WAF IP set the IPv4 addresses are blocked in.
     pub ip_set: IpSetRef,
+    /// The WAF IP set the IPv6 addresses are blocked in (a WAF IP set holds
+    /// one IP version); required when an address is IPv6.
+    #[serde(default)]
+    pub ip_set_v6: Option<IpSetRef>,
     /// The incident this run works on (default: the execution name). A new
     /// execution with the first one's id resumes it: the journal, the
     /// rotation tokens and the notification ledger are the incident's.
@@ -193,7 +197,26 @@ pub fn check_request(r: &BreachRequest, now: DateTime<Utc>) -> DrResult<CheckedR
             r.ip_set.scope
         )));
     }
-    for (field, value) in [("ip_set.name", &r.ip_set.name), ("ip_set.id", &r.ip_set.id)] {
+    if blocks.iter().any(|b| matches!(b, IpNet::V6(_))) && r.ip_set_v6.is_none() {
+        return Err(invalid(
+            "IPv6 addresses need ip_set_v6: a WAF IP set holds addresses of one IP version"
+                .to_owned(),
+        ));
+    }
+    let mut named = vec![("ip_set", &r.ip_set)];
+    if let Some(v6) = &r.ip_set_v6 {
+        if v6.scope != r.ip_set.scope {
+            return Err(invalid(format!(
+                "ip_set_v6.scope {:?} differs from ip_set.scope {:?}",
+                v6.scope, r.ip_set.scope
+            )));
+        }
+        named.push(("ip_set_v6", v6));
+    }
+    for (field, value) in named
+        .iter()
+        .flat_map(|(f, s)| [(format!("{f}.name"), &s.name), (format!("{f}.id"), &s.id)])
+    {
         if value.is_empty()
             || value.len() > 128
             || !value
@@ -274,6 +297,34 @@ pub struct BlockOutcome {
     pub attempts: u32,
 }
 
+/// The IP version a WAF IP set of `blocks` must hold.
+pub fn version_of(block: &IpNet) -> &'static str {
+    match block {
+        IpNet::V4(_) => "IPV4",
+        IpNet::V6(_) => "IPV6",
+    }
+}
+
+/// Pure: refuses blocks of another IP version than the set's (AWS refuses
+/// the whole update; moto takes it).
+pub fn check_version(
+    ip_set: &IpSetRef,
+    contents: &IpSetContents,
+    blocks: &[IpNet],
+) -> DrResult<()> {
+    let Some(version) = contents.ip_version.as_deref() else {
+        return Ok(());
+    };
+    match blocks.iter().find(|b| version_of(b) != version) {
+        Some(b) => Err(DrError::InvalidInput(format!(
+            "WAF IP set {} holds {version} addresses; {b} is {}: name a set of that version (ip_set for IPv4, ip_set_v6 for IPv6)",
+            ip_set.name,
+            version_of(b)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Merges `blocks` into the IP set: read it with its lock token, merge
 /// (nothing existing dropped), write with the token; a stale token is
 /// re-read and merged again, so a concurrent writer's entries survive. A
@@ -286,6 +337,7 @@ pub async fn block_addresses(
     let mut attempts = 0;
     loop {
         let contents = firewall.get_ip_set(ip_set).await?;
+        check_version(ip_set, &contents, blocks)?;
         let Merged {
             addresses,
             added,
@@ -431,6 +483,46 @@ mod tests {
         assert!(typo.is_err());
     }
 
+    #[test]
+    fn a_set_takes_blocks_of_its_own_ip_version_only() {
+        let set = IpSetRef {
+            name: "s".into(),
+            id: "i".into(),
+            scope: "REGIONAL".into(),
+        };
+        let contents = |v: Option<&str>| IpSetContents {
+            addresses: vec![],
+            lock_token: "t".into(),
+            ip_version: v.map(str::to_owned),
+        };
+        let four = normalise_all(&["203.0.113.1".to_owned()]).expect("v4");
+        let six = normalise_all(&["2001:db8::1".to_owned()]).expect("v6");
+        let cases = [
+            (Some("IPV4"), &four, true),
+            (Some("IPV4"), &six, false),
+            (Some("IPV6"), &six, true),
+            (Some("IPV6"), &four, false),
+            // Not said (a fake): nothing to check.
+            (None, &six, true),
+        ];
+        for (version, blocks, ok) in cases {
+            let checked = check_version(&set, &contents(version), blocks);
+            assert_eq!(checked.is_ok(), ok, "{version:?} {blocks:?}: {checked:?}");
+            if let Err(e) = checked {
+                assert_eq!(e.name(), "InvalidInput");
+            }
+        }
+        // The blocks split by version between the two sets.
+        let v6 = IpSetRef {
+            name: "s6".into(),
+            ..set.clone()
+        };
+        let both = [four.clone(), six.clone()].concat();
+        let split = steps::sets_of(&set, Some(&v6), &both);
+        assert_eq!(split[0].1, four);
+        assert_eq!(split[1].1, six);
+    }
+
     /// An IP set whose token changes on every write, and that another
     /// writer changes `interference` times between our read and our write.
     struct Contended {
@@ -454,6 +546,7 @@ mod tests {
             Ok(IpSetContents {
                 addresses,
                 lock_token: token.to_string(),
+                ip_version: None,
             })
         }
 

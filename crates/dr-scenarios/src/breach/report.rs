@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rotation::RotateOutput;
-use super::steps::{Impact, RevokeKeysOutput};
-use super::BlockOutcome;
+use super::steps::{Blocked, Impact, RevokeKeysOutput};
 use crate::report::{
     journal_of_details, publish_recovery, ExecutionInfo, Objective, Outcome, RecoveryDocument,
 };
@@ -51,7 +50,7 @@ pub struct BreachReport {
     pub api_keys: StepResult<RevokeKeysOutput>,
     pub application_credentials: StepResult<RotateOutput>,
     pub master_credentials: StepResult<RotateOutput>,
-    pub firewall: StepResult<BlockOutcome>,
+    pub firewall: StepResult<Blocked>,
     pub impact: Option<Impact>,
     /// The keys of the users the assessment found (scope affected_users).
     pub affected_keys: StepResult<RevokeKeysOutput>,
@@ -261,7 +260,7 @@ pub fn build_with(
     let application_credentials: StepResult<RotateOutput> =
         step(d, "/steps/contain/credentials/application");
     let master_credentials: StepResult<RotateOutput> = step(d, "/steps/contain/credentials/master");
-    let firewall: StepResult<BlockOutcome> = step(d, "/steps/contain/firewall");
+    let firewall: StepResult<Blocked> = step(d, "/steps/contain/firewall");
     let has_application = d.pointer("/plan/application").is_some_and(|a| !a.is_null());
     let mut not_done = Vec::new();
     if let Some(why) = api_keys.not_done() {
@@ -382,14 +381,20 @@ pub fn markdown(r: &BreachReport) -> String {
             .clone()
             .unwrap_or_else(|| "already rotated".into())
     }));
-    md.push_str(&line("WAF IP set", &r.firewall, |b| {
-        format!(
-            "{} block(s) added, {} already there, {} entries in {}",
-            b.added.len(),
-            b.already_blocked.len(),
-            b.total,
-            b.ip_set
-        )
+    md.push_str(&line("WAF IP sets", &r.firewall, |b| {
+        b.sets
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} block(s) added, {} already there, {} entries in {}",
+                    s.added.len(),
+                    s.already_blocked.len(),
+                    s.total,
+                    s.ip_set
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }));
     if let Some(i) = &r.impact {
         md.push_str(&format!(

@@ -39,6 +39,8 @@ pub struct BreachPlan {
     pub users: Vec<i64>,
     pub revoke_keys: KeyScope,
     pub ip_set: IpSetRef,
+    #[serde(default)]
+    pub ip_set_v6: Option<IpSetRef>,
     pub primary: InstanceId,
     pub db_name: String,
     /// The master's secret.
@@ -114,6 +116,20 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
     let checked = check_request(&r, Utc::now())?;
     let topology = crate::plan::known_topology(ports, &r.database).await?;
     crate::plan::in_home_region(ports, &topology)?;
+    // Each set exists and holds the version of what it will get (AWS
+    // refuses a mixed set), read before anything changes.
+    for (set, blocks) in sets_of(&r.ip_set, r.ip_set_v6.as_ref(), &checked.blocks) {
+        if !blocks.is_empty() {
+            let contents = ports.firewall.get_ip_set(set).await.map_err(|e| match e {
+                DrError::NotFound(why) => DrError::InvalidInput(format!(
+                    "WAF IP set {} ({}) does not exist: {why}",
+                    set.name, set.id
+                )),
+                other => other,
+            })?;
+            check_version(set, &contents, &blocks)?;
+        }
+    }
     let recovery_id = r
         .recovery_id
         .clone()
@@ -137,6 +153,7 @@ pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<Brea
         users: checked.users,
         revoke_keys: r.revoke_keys,
         ip_set: r.ip_set,
+        ip_set_v6: r.ip_set_v6,
         primary: topology.primary,
         db_name: topology.db_name,
         credentials_secret_id: topology.credentials_secret_id,
@@ -325,22 +342,58 @@ pub struct BlockInput {
     pub plan: BreachPlan,
 }
 
-impl Journaled for BlockOutcome {
+/// What blocking did, per IP set (IPv4, then IPv6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blocked {
+    pub sets: Vec<BlockOutcome>,
+}
+
+impl Journaled for Blocked {
     fn change(&self) -> Option<String> {
-        (!self.added.is_empty()).then(|| {
-            format!(
-                "blocked {} address block(s) in WAF IP set {} ({} entries now)",
-                self.added.len(),
-                self.ip_set,
-                self.total
-            )
-        })
+        let changes: Vec<String> = self
+            .sets
+            .iter()
+            .filter(|s| !s.added.is_empty())
+            .map(|s| {
+                format!(
+                    "blocked {} address block(s) in WAF IP set {} ({} entries now)",
+                    s.added.len(),
+                    s.ip_set,
+                    s.total
+                )
+            })
+            .collect();
+        (!changes.is_empty()).then(|| changes.join("; "))
     }
 }
 
-pub async fn block_step(ports: &Ports, input: BlockInput) -> DrResult<BlockOutcome> {
+/// Pure: the blocks each set gets (IPv4 to `v4`, IPv6 to `v6`).
+pub fn sets_of<'a>(
+    v4: &'a IpSetRef,
+    v6: Option<&'a IpSetRef>,
+    blocks: &[ipnet::IpNet],
+) -> Vec<(&'a IpSetRef, Vec<ipnet::IpNet>)> {
+    let (six, four): (Vec<ipnet::IpNet>, Vec<ipnet::IpNet>) = blocks
+        .iter()
+        .partition(|b| matches!(b, ipnet::IpNet::V6(_)));
+    let mut sets = vec![(v4, four)];
+    if let Some(v6) = v6 {
+        sets.push((v6, six));
+    }
+    sets
+}
+
+pub async fn block_step(ports: &Ports, input: BlockInput) -> DrResult<Blocked> {
     let plan = &input.plan;
     let blocks = addresses::normalise_all(&plan.blocks)?;
+    let sets = sets_of(&plan.ip_set, plan.ip_set_v6.as_ref(), &blocks);
+    if blocks.len() != sets.iter().map(|(_, b)| b.len()).sum::<usize>() {
+        return Err(DrError::InvalidInput(
+            "IPv6 addresses need ip_set_v6: a WAF IP set holds addresses of one IP version"
+                .to_owned(),
+        ));
+    }
     journaled(
         ports,
         Some(&journal_of(plan)),
@@ -348,9 +401,20 @@ pub async fn block_step(ports: &Ports, input: BlockInput) -> DrResult<BlockOutco
         &format!(
             "blocking {} address block(s) in {}",
             blocks.len(),
-            plan.ip_set.name
+            sets.iter()
+                .map(|(s, _)| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
         ),
-        block_addresses(ports.firewall.as_ref(), &plan.ip_set, &blocks),
+        async {
+            let mut done = Vec::new();
+            for (set, set_blocks) in &sets {
+                if !set_blocks.is_empty() {
+                    done.push(block_addresses(ports.firewall.as_ref(), set, set_blocks).await?);
+                }
+            }
+            Ok(Blocked { sets: done })
+        },
     )
     .await
 }
