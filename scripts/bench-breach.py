@@ -32,6 +32,8 @@ try:
     now = datetime.datetime.now(datetime.timezone.utc)
     request["window"] = {"from": (now - datetime.timedelta(days=1)).isoformat(), "to": now.isoformat()}
     request["ip_set"] = {"name": "muejam-blocked", "id": ip_set["Id"], "scope": "REGIONAL"}
+    # Containment and impact are measured: telling users waits for a person.
+    request["notify_users"] = False
     # A WAF IP set holds one IP version: the IPv6 addresses have their own.
     ip_set_v6 = waf.create_ip_set(Name="muejam-blocked-v6", Scope="REGIONAL", IPAddressVersion="IPV6",
                                   Addresses=[])["Summary"]
