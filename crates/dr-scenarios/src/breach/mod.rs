@@ -384,7 +384,8 @@ mod tests {
             "window": {"from": "2026-11-27T03:00:00Z", "to": "2026-11-27T11:00:00Z"},
             "users": [3, 1, 3],
             "revoke_keys": "affected_users",
-            "ip_set": {"name": "muejam-blocked", "id": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111", "scope": "REGIONAL"}
+            "ip_set": {"name": "muejam-blocked", "id": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111", "scope": "REGIONAL"},
+            "ip_set_v6": {"name": "muejam-blocked-v6", "id": "b2c3d4e5-6789-01bc-def0-EXAMPLE22222", "scope": "REGIONAL"}
         });
         if let (Some(r), Some(c)) = (r.as_object_mut(), changes.as_object()) {
             r.extend(c.clone());
@@ -437,6 +438,15 @@ mod tests {
             (
                 json!({"ip_set": {"name": "a b", "id": "x", "scope": "REGIONAL"}}),
                 "ip_set.name",
+            ),
+            (json!({"ip_set_v6": null}), "need ip_set_v6"),
+            (
+                json!({"ip_set_v6": {"name": "v6", "id": "x", "scope": "CLOUDFRONT"}}),
+                "differs from ip_set.scope",
+            ),
+            (
+                json!({"ip_set_v6": {"name": "v 6", "id": "x", "scope": "REGIONAL"}}),
+                "ip_set_v6.name",
             ),
         ];
         for (change, says) in table {
