@@ -67,8 +67,10 @@ pub fn parse(text: &str) -> DrResult<PortFault> {
             (n, n)
         }
     };
-    if !dr_core::ERROR_NAMES.contains(&error) {
-        return Err(bad(format!("{error} is not an error name")));
+    if error_named(error, String::new()).is_none() {
+        return Err(bad(format!(
+            "{error} is not an error name a port fault can raise"
+        )));
     }
     Ok(PortFault {
         operation,
@@ -78,18 +80,23 @@ pub fn parse(text: &str) -> DrResult<PortFault> {
     })
 }
 
-fn error_named(name: &str, message: String) -> DrError {
-    match name {
+/// The error of a stable name (every one but `ReplicaLagTooHigh`, which
+/// carries figures rather than a message).
+fn error_named(name: &str, message: String) -> Option<DrError> {
+    Some(match name {
         "InvalidInput" => DrError::InvalidInput(message),
         "NotFound" => DrError::NotFound(message),
+        "AlreadyExists" => DrError::AlreadyExists(message),
         "NotReady" => DrError::NotReady(message),
         "Throttled" => DrError::Throttled(message),
         "Unsafe" => DrError::Unsafe(message),
         "Timeout" => DrError::Timeout(message),
+        "Unavailable" => DrError::Unavailable(message),
         "Conflict" => DrError::Conflict(message),
+        "Corrupt" => DrError::Corrupt(message),
         "Internal" => DrError::Internal(message),
-        _ => DrError::Unavailable(message),
-    }
+        _ => return None,
+    })
 }
 
 /// Counts calls per operation and fails the ones a fault names.
@@ -114,10 +121,10 @@ impl Injector {
             .iter()
             .find(|f| f.operation == operation && (f.first..=f.last).contains(&n))
         {
-            Some(f) => Err(error_named(
-                &f.error,
-                format!("{operation:?} call {n}: injected by drctl run --port-fault"),
-            )),
+            Some(f) => {
+                let message = format!("{operation:?} call {n}: injected by drctl run --port-fault");
+                Err(error_named(&f.error, message.clone()).unwrap_or(DrError::Internal(message)))
+            }
             None => Ok(()),
         }
     }
@@ -208,6 +215,7 @@ mod tests {
             "UserNotify:0:Unavailable",
             "UserNotify:3-1:Unavailable",
             "UserNotify:1:Nonsense",
+            "UserNotify:1:ReplicaLagTooHigh",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -115,28 +115,7 @@ pub async fn seed(
             .topic_arn()
             .unwrap_or_default()
             .to_owned();
-        let subscriptions = clients
-            .sns
-            .list_subscriptions_by_topic()
-            .topic_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| sdk("subscriptions")(e.to_string()))?;
-        if !subscriptions
-            .subscriptions()
-            .iter()
-            .any(|s| s.endpoint() == Some(queue_arn.as_str()))
-        {
-            clients
-                .sns
-                .subscribe()
-                .topic_arn(&arn)
-                .protocol("sqs")
-                .endpoint(&queue_arn)
-                .send()
-                .await
-                .map_err(|e| sdk("subscription")(e.to_string()))?;
-        }
+        subscribe_queue(clients, &arn, &queue_arn).await?;
         if topic == ALERTS_TOPIC {
             topic_arn = arn;
         }
@@ -250,26 +229,32 @@ async fn ensure_user_topic(clients: &AwsClients, sqs: &aws_sdk_sqs::Client) -> D
         .topic_arn()
         .unwrap_or_default()
         .to_owned();
+    subscribe_queue(clients, &arn, &queue_arn).await?;
+    Ok(())
+}
+
+/// Subscribes `queue_arn` to `topic_arn`, once.
+async fn subscribe_queue(clients: &AwsClients, topic_arn: &str, queue_arn: &str) -> DrResult<()> {
     let subscribed = clients
         .sns
         .list_subscriptions_by_topic()
-        .topic_arn(&arn)
+        .topic_arn(topic_arn)
         .send()
         .await
         .map_err(|e| sdk("subscriptions")(e.to_string()))?
         .subscriptions()
         .iter()
-        .any(|s| s.endpoint() == Some(queue_arn.as_str()));
+        .any(|s| s.endpoint() == Some(queue_arn));
     if !subscribed {
         clients
             .sns
             .subscribe()
-            .topic_arn(&arn)
+            .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(&queue_arn)
+            .endpoint(queue_arn)
             .send()
             .await
-            .map_err(|e| sdk("user subscription")(e.to_string()))?;
+            .map_err(|e| sdk("subscription")(e.to_string()))?;
     }
     Ok(())
 }

@@ -537,15 +537,6 @@ fn user_messages(stack: &Stack) -> Vec<(i64, String)> {
         .collect()
 }
 
-fn answered(stack: &Stack, verb: &str, execution: &str, reason: &str) {
-    let out = answer(stack, verb, execution, reason);
-    assert!(
-        out.status.success(),
-        "{verb}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn affected_users_are_told_once_each_after_approval_even_when_a_batch_fails_midway() {
     let stack = Stack::up();

@@ -10,16 +10,6 @@ use dr_core::*;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-/// `drctl approve|reject`, which must be accepted.
-fn answered(stack: &Stack, verb: &str, execution: &str, reason: &str) {
-    let out = answer(stack, verb, execution, reason);
-    assert!(
-        out.status.success(),
-        "{verb}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn report_of(result: &Value) -> Value {
     let path = result["output"]["report"]["json_location"]
         .as_str()

@@ -101,6 +101,16 @@ pub fn wait_for_message(stack: &Stack, text: &str) -> Value {
     }
 }
 
+/// `drctl approve|reject`, which must be accepted.
+pub fn answered(stack: &Stack, verb: &str, execution: &str, reason: &str) {
+    let out = answer(stack, verb, execution, reason);
+    assert!(
+        out.status.success(),
+        "{verb}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `drctl approve|reject <execution>` as alice.
 pub fn answer(stack: &Stack, verb: &str, execution: &str, reason: &str) -> Output {
     drctl(
