@@ -98,6 +98,23 @@ enum LocalCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Release a new revision of the MueJam API to the local fleet (its new
+    /// migrations applied first, then every instance replaced): the
+    /// rehearsal of a deployment that has to be rolled back.
+    Deploy {
+        /// A broken release: its health check answers 500.
+        #[arg(long)]
+        bad: bool,
+        /// How many of the app's migrations the release's files carry
+        /// (default: the current release's).
+        #[arg(long)]
+        migrations: Option<usize>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Kill every instance of the MueJam API at once (SIGKILL): the
+    /// rehearsal of the runbook's "Application Server Failure".
+    AppKill,
     /// Take a manual, encrypted snapshot of an instance.
     Snapshot {
         instance: String,
@@ -203,6 +220,14 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
                 let clients = crate::wiring::moto_clients(&platform).await?;
                 let sqs = crate::wiring::moto_sqs(&platform).await?;
                 crate::seed::seed(&platform, &clients, &sqs).await?;
+                progress("starting the MueJam API fleet and its load balancer");
+                let app = crate::app::up(&platform).await?;
+                if output == OutputFormat::Text {
+                    println!(
+                        "export MUEJAM_HEALTH_URL={}",
+                        app.health_url(muejam_app::platform::GROUP)?
+                    );
+                }
             }
             output::print_up(&status, output)?;
             Ok(ExitCode::SUCCESS)
@@ -210,11 +235,14 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
         LocalCommand::Status { output } => {
             let platform = open(&existing_home(args.home)?, key)?;
             let status = platform.status().await?;
+            let apps = muejam_app::LocalAppPlatform::new(platform.home())?
+                .view()
+                .await?;
             let locks = match crate::wiring::moto_clients(&platform).await {
                 Ok(clients) => locks(&platform, clients).await?,
                 Err(_) => Vec::new(),
             };
-            output::print_status(&status, &locks, output)?;
+            output::print_status(&status, &apps, &locks, output)?;
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Down {
@@ -223,6 +251,10 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
         } => {
             let home = existing_home(args.home)?;
             let platform = open(&home, key)?;
+            let stopped_apps = muejam_app::LocalAppPlatform::new(platform.home())?.stop_all()?;
+            if stopped_apps > 0 {
+                eprintln!("stopped {stopped_apps} MueJam API instance(s)");
+            }
             let report = platform.down(remove_home).await?;
             if report.removed_home {
                 let pointer = current_home_pointer();
@@ -316,6 +348,50 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
                     damage.at.to_rfc3339()
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::Deploy {
+            bad,
+            migrations,
+            output,
+        } => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let app = muejam_app::LocalAppPlatform::new(platform.home())?;
+            let cause = if bad {
+                "drctl local deploy --bad"
+            } else {
+                "drctl local deploy"
+            };
+            let revision = app.deploy(bad, migrations, cause).await?;
+            let views = app.view().await?;
+            if output == OutputFormat::Json {
+                output::print_json(&serde_json::json!({"revision": revision, "fleet": views}))?;
+            } else {
+                println!(
+                    "revision {revision} is rolled out{}",
+                    if bad {
+                        " (broken on purpose: its health check answers 500)"
+                    } else {
+                        ""
+                    }
+                );
+                print!("{}", output::fleet_table(&views));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalCommand::AppKill => {
+            let platform = open(&existing_home(args.home)?, key)?;
+            let killed = muejam_app::LocalAppPlatform::new(platform.home())?
+                .kill_instances(muejam_app::platform::GROUP)?;
+            eprintln!(
+                "killed {} MueJam API instance(s){}",
+                killed.len(),
+                if killed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", killed.join(", "))
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         LocalCommand::Snapshot {

@@ -1,5 +1,6 @@
 //! `drctl`, the operator CLI of MueJam disaster recovery.
 
+mod app;
 mod approve;
 mod invoke;
 mod local;

@@ -193,8 +193,42 @@ pub struct LockView {
     pub holder_state: Option<dr_core::ExecutionState>,
 }
 
+/// The app fleet as `status` and `deploy` show it.
+pub fn fleet_table(fleets: &[muejam_app::platform::FleetView]) -> String {
+    let mut out = String::new();
+    for f in fleets {
+        out.push_str(&format!(
+            "app group {} ({}): desired {} of at most {}, deployment {} at revision {} ({}{}), health URL {}\n",
+            f.group,
+            f.region,
+            f.desired_capacity,
+            f.max_size,
+            f.deployment,
+            f.revision,
+            f.image,
+            if f.read_only_mode { ", READ_ONLY_MODE" } else { "" },
+            f.health_url.as_deref().unwrap_or("(load balancer not running)")
+        ));
+        for i in &f.instances {
+            out.push_str(&format!(
+                "  {}  {}  revision {}  {}\n",
+                i.instance_id,
+                i.url,
+                i.revision,
+                match (i.running, i.health) {
+                    (false, _) => "DOWN".to_owned(),
+                    (true, Some(code)) => format!("health {code}"),
+                    (true, None) => "no answer".to_owned(),
+                }
+            ));
+        }
+    }
+    out
+}
+
 pub fn print_status(
     status: &StackStatus,
+    apps: &[muejam_app::platform::FleetView],
     locks: &[LockView],
     format: OutputFormat,
 ) -> DrResult<()> {
@@ -203,9 +237,14 @@ pub fn print_status(
         struct Status<'a> {
             #[serde(flatten)]
             status: &'a StackStatus,
+            app: &'a [muejam_app::platform::FleetView],
             locks: &'a [LockView],
         }
-        return print_json(&Status { status, locks });
+        return print_json(&Status {
+            status,
+            app: apps,
+            locks,
+        });
     }
     println!(
         "home: {}{}",
@@ -239,6 +278,10 @@ pub fn print_status(
         None => println!("moto: not started"),
     }
     println!();
+    if !apps.is_empty() {
+        print!("{}", fleet_table(apps));
+        println!();
+    }
     if locks.is_empty() {
         println!("no recovery lock is held");
     }

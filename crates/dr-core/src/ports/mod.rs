@@ -284,3 +284,5 @@ mod tests {
         }
     }
 }
+mod app;
+pub use app::*;
