@@ -12,29 +12,8 @@ use dr_core::*;
 use muejam_app::LocalAppPlatform;
 use serde_json::{json, Value};
 
-fn health_url(stack: &Stack) -> String {
-    let out = drctl(
-        &stack.home,
-        &[
-            "local",
-            "status",
-            "--home",
-            stack.home_str(),
-            "--output",
-            "json",
-        ],
-    );
-    let status: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    status["app"][0]["health_url"]
-        .as_str()
-        .expect("a health URL")
-        .to_owned()
-}
-
 async fn get(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.expect("an answer");
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
+    Stack::http_get(url).await
 }
 
 async fn applied(stack: &Stack) -> Vec<String> {
@@ -77,7 +56,7 @@ async fn table_exists(stack: &Stack, table: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_serves_through_the_record_and_its_failures_are_real() {
     let stack = Stack::up();
-    let url = health_url(&stack);
+    let url = stack.app_health_url();
     let base = url.trim_end_matches("/health").to_owned();
     let primary = stack.describe(PRIMARY).await.endpoint.expect("endpoint");
     let primary = format!("{}:{}", primary.address, primary.port);

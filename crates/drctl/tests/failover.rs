@@ -21,6 +21,11 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         primary_address,
         "seeded record points at the primary"
     );
+    // The API holds connections to the primary before it dies.
+    let app = stack.app_health_url();
+    for _ in 0..2 {
+        assert_eq!(Stack::http_get(&app).await.0, 200);
+    }
     stack.crash(PRIMARY);
 
     let (code, result) = stack.failover(json!({}), &[]);
@@ -41,6 +46,34 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         replica_address,
         "db.muejam.internal follows the promotion"
     );
+    // The API is healthy again with no manual step (a dead connection is
+    // dropped and the record resolved again), on every instance, and its
+    // writes land on the new primary.
+    let new_primary = stack.describe(REPLICA).await.endpoint.expect("endpoint");
+    let new_primary = format!("{}:{}", new_primary.address, new_primary.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Stack::http_get(&app).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the API never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..4 {
+        let (code, body) = Stack::http_get(&app).await;
+        assert_eq!(
+            (code, &body["database"]),
+            (200, &json!(new_primary)),
+            "{body}"
+        );
+    }
+    let written: Value = reqwest::Client::new()
+        .post(app.replace("/health", "/stories"))
+        .json(&json!({"author_id": 1, "title": "after the failover"}))
+        .send()
+        .await
+        .expect("write")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(written["database"], json!(new_primary), "{written}");
 
     let new_replica = stack.describe(NEW_REPLICA).await;
     assert_eq!(new_replica.role, InstanceRole::Replica);

@@ -175,6 +175,33 @@ impl Stack {
         stack
     }
 
+    /// The MueJam API's health URL behind the stack's load balancer.
+    pub fn app_health_url(&self) -> String {
+        let out = drctl(
+            &self.home,
+            &[
+                "local",
+                "status",
+                "--home",
+                self.home_str(),
+                "--output",
+                "json",
+            ],
+        );
+        let status: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+        status["app"][0]["health_url"]
+            .as_str()
+            .expect("a health URL")
+            .to_owned()
+    }
+
+    /// `GET url`: the status and the JSON body (null when it is not JSON).
+    pub async fn http_get(url: &str) -> (u16, Value) {
+        let r = reqwest::get(url).await.expect("an answer");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn home_str(&self) -> &str {
         self.home.to_str().expect("utf-8 path")
     }
