@@ -1,8 +1,10 @@
 //! [`AppFleet`] on EC2 Auto Scaling: the application servers' group, in
 //! the region the fleet reference names.
 //!
-//! Target health behind a load balancer (ELBv2) is not read here yet: the
-//! healthy count is the group's own (InService and Healthy).
+//! The healthy count is the load balancer's when the reference names a
+//! target group (DescribeTargetHealth: only `healthy` counts; `initial`,
+//! `draining`, `unused` and `unavailable` do not), the group's own otherwise
+//! (InService and Healthy).
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
@@ -14,11 +16,53 @@ use crate::rds::to_chrono;
 #[derive(Debug, Clone)]
 pub struct AutoScalingFleet {
     client: aws_sdk_autoscaling::Client,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl AutoScalingFleet {
-    pub fn new(client: aws_sdk_autoscaling::Client) -> Self {
-        AutoScalingFleet { client }
+    pub fn new(
+        client: aws_sdk_autoscaling::Client,
+        elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    ) -> Self {
+        AutoScalingFleet { client, elbv2 }
+    }
+
+    /// (healthy, not healthy) targets of a target group, in the fleet's region.
+    async fn target_health(&self, fleet: &FleetRef, arn: &str) -> DrResult<(u32, u32)> {
+        let client = match &fleet.region {
+            None => self.elbv2.clone(),
+            Some(region) => {
+                validate_region(region)?;
+                aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                    self.elbv2
+                        .config()
+                        .to_builder()
+                        .region(aws_sdk_elasticloadbalancingv2::config::Region::new(
+                            region.clone(),
+                        ))
+                        .build(),
+                )
+            }
+        };
+        let out = client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("reading the health of {arn}"), e))?;
+        let healthy = out
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health()
+                    .and_then(|h| h.state())
+                    .is_some_and(|s| s.as_str() == "healthy")
+            })
+            .count() as u32;
+        Ok((
+            healthy,
+            out.target_health_descriptions().len() as u32 - healthy,
+        ))
     }
 
     /// The client for the fleet's region (the home client when it names none).
@@ -95,12 +139,16 @@ impl AppFleet for AutoScalingFleet {
             .iter()
             .filter(|i| i.lifecycle_state == "InService" && i.health_status == "Healthy")
             .count() as u32;
+        let (healthy_targets, unhealthy_targets) = match &fleet.target_group_arn {
+            Some(arn) => self.target_health(fleet, arn).await?,
+            None => (healthy, instances.len() as u32 - healthy),
+        };
         Ok(FleetStatus {
             desired_capacity: count(group.desired_capacity()),
             min_size: count(group.min_size()),
             max_size: count(group.max_size()),
-            unhealthy_targets: instances.len() as u32 - healthy,
-            healthy_targets: healthy,
+            unhealthy_targets,
+            healthy_targets,
             instances,
         })
     }

@@ -59,7 +59,10 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "kms:DescribeKey",
         ],
         TagSnapshot => &["rds:DescribeDBSnapshots", "rds:AddTagsToResource"],
-        FleetDescribe => &["autoscaling:DescribeAutoScalingGroups"],
+        FleetDescribe => &[
+            "autoscaling:DescribeAutoScalingGroups",
+            "elasticloadbalancing:DescribeTargetHealth",
+        ],
         FleetSetDesiredCapacity => &[
             "autoscaling:DescribeAutoScalingGroups",
             "autoscaling:SetDesiredCapacity",

@@ -93,6 +93,7 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub wafv2: aws_sdk_wafv2::Client,
 }
 
@@ -112,6 +113,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
             autoscaling: aws_sdk_autoscaling::Client::new(config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             wafv2: aws_sdk_wafv2::Client::new(config),
         }
     }

@@ -23,6 +23,10 @@ fn fleet() -> FleetRef {
     }
 }
 
+fn no_load_balancer() -> aws_sdk_elasticloadbalancingv2::Client {
+    mock_client!(aws_sdk_elasticloadbalancingv2, [])
+}
+
 fn refresh(id: &str, status: InstanceRefreshStatus, percent: i32) -> InstanceRefresh {
     InstanceRefresh::builder()
         .instance_refresh_id(id)
@@ -51,7 +55,7 @@ async fn a_refresh_already_running_is_joined_not_failed() {
                 .build()
         });
     let client = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&start, &list]);
-    let joined = AutoScalingFleet::new(client)
+    let joined = AutoScalingFleet::new(client, no_load_balancer())
         .start_instance_refresh(&fleet())
         .await
         .expect("joined");
@@ -82,7 +86,7 @@ async fn a_refresh_is_read_through_its_status_sequence() {
         })
         .build();
     let client = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&describe]);
-    let adapter = AutoScalingFleet::new(client);
+    let adapter = AutoScalingFleet::new(client, no_load_balancer());
     let mut seen = Vec::new();
     for _ in 0..3 {
         let r = adapter
@@ -118,10 +122,61 @@ async fn a_capacity_beyond_the_maximum_is_refused_before_any_change() {
     let set = mock!(Client::set_desired_capacity)
         .then_output(|| SetDesiredCapacityOutput::builder().build());
     let client = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&group, &set]);
-    let err = AutoScalingFleet::new(client)
+    let err = AutoScalingFleet::new(client, no_load_balancer())
         .set_desired_capacity(&fleet(), 7)
         .await
         .expect_err("above MaxSize");
     assert_eq!(err.name(), "InvalidInput");
     assert_eq!(set.num_calls(), 0, "nothing was changed");
+}
+
+#[tokio::test]
+async fn with_a_target_group_only_healthy_targets_count() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+    };
+    const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/muejam-api/0123456789abcdef";
+    let group = mock!(Client::describe_auto_scaling_groups).then_output(|| {
+        DescribeAutoScalingGroupsOutput::builder()
+            .auto_scaling_groups(
+                AutoScalingGroup::builder()
+                    .auto_scaling_group_name(GROUP)
+                    .min_size(1)
+                    .max_size(6)
+                    .desired_capacity(4)
+                    .build(),
+            )
+            .build()
+    });
+    let target = |state: TargetHealthStateEnum| {
+        TargetHealthDescription::builder()
+            .target_health(TargetHealth::builder().state(state).build())
+            .build()
+    };
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .match_requests(|r| r.target_group_arn() == Some(TG))
+        .then_output(move || {
+            DescribeTargetHealthOutput::builder()
+                .target_health_descriptions(target(TargetHealthStateEnum::Healthy))
+                .target_health_descriptions(target(TargetHealthStateEnum::Unhealthy))
+                .target_health_descriptions(target(TargetHealthStateEnum::Initial))
+                .target_health_descriptions(target(TargetHealthStateEnum::Draining))
+                .build()
+        });
+    let autoscaling = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&group]);
+    let elbv2 = mock_client!(
+        aws_sdk_elasticloadbalancingv2,
+        RuleMode::MatchAny,
+        [&health]
+    );
+    let status = AutoScalingFleet::new(autoscaling, elbv2)
+        .describe_fleet(&FleetRef {
+            auto_scaling_group: GROUP.into(),
+            target_group_arn: Some(TG.into()),
+            region: None,
+        })
+        .await
+        .expect("described");
+    assert_eq!((status.healthy_targets, status.unhealthy_targets), (1, 3));
 }

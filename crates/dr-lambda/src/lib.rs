@@ -228,7 +228,10 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
         approvals,
         journal,
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
-        fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
+        fleet: Arc::new(dr_aws::AutoScalingFleet::new(
+            clients.autoscaling.clone(),
+            clients.elbv2.clone(),
+        )),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,

@@ -204,7 +204,10 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             crate::seed::JOURNAL_TABLE,
         )),
         executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
-        fleet: Arc::new(dr_aws::AutoScalingFleet::new(clients.autoscaling.clone())),
+        fleet: Arc::new(dr_aws::AutoScalingFleet::new(
+            clients.autoscaling.clone(),
+            clients.elbv2.clone(),
+        )),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(
