@@ -210,6 +210,22 @@ impl StateStore {
     }
 }
 
+/// Writes `value` as JSON to `path` through a synced temporary file and a
+/// rename: a reader without the lock sees the old file or the new, never
+/// half of one.
+pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> DrResult<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| DrError::Internal(format!("serializing {}: {e}", path.display())))?;
+    (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })()
+    .map_err(|e| DrError::Internal(format!("writing {}: {e}", path.display())))
+}
+
 fn read_state(path: &Path) -> DrResult<LocalState> {
     match fs::read(path) {
         Ok(bytes) => {
@@ -236,16 +252,7 @@ fn read_state(path: &Path) -> DrResult<LocalState> {
 impl StateGuard {
     /// Writes the state atomically; the lock stays held.
     pub fn save(&self) -> DrResult<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| DrError::Internal(format!("serializing state: {e}")))?;
-        (|| -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)
-        })()
-        .map_err(|e| DrError::Internal(format!("writing state file: {e}")))
+        write_json_atomically(&self.path, &self.state)
     }
 
     pub fn instance(&self, id: &InstanceId) -> DrResult<&InstanceRecord> {

@@ -17,14 +17,7 @@ async fn get(url: &str) -> (u16, Value) {
 }
 
 async fn applied(stack: &Stack) -> Vec<String> {
-    let platform = stack.platform();
-    let client = dr_postgres::connect(
-        &platform
-            .database_target(&id(PRIMARY), None)
-            .expect("target"),
-    )
-    .await
-    .expect("connect");
+    let client = stack.sql(PRIMARY).await;
     client
         .query(
             "SELECT name FROM muejam_api.django_migrations ORDER BY id",
@@ -38,14 +31,7 @@ async fn applied(stack: &Stack) -> Vec<String> {
 }
 
 async fn table_exists(stack: &Stack, table: &str) -> bool {
-    let platform = stack.platform();
-    let client = dr_postgres::connect(
-        &platform
-            .database_target(&id(PRIMARY), None)
-            .expect("target"),
-    )
-    .await
-    .expect("connect");
+    let client = stack.sql(PRIMARY).await;
     client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await

@@ -101,6 +101,28 @@ pub fn plan(
     Ok((apply, unapply))
 }
 
+/// One migration, up or down, and its row in the migrations table, in
+/// one transaction.
+async fn step(client: &mut Client, name: &str, up: bool) -> DrResult<()> {
+    let m = MIGRATIONS
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| DrError::Internal(format!("no SQL for {name}")))?;
+    let record = if up {
+        format!("INSERT INTO {MIGRATIONS_TABLE} (app, name) VALUES ($1, $2)")
+    } else {
+        format!("DELETE FROM {MIGRATIONS_TABLE} WHERE app = $1 AND name = $2")
+    };
+    let tx = client.transaction().await.map_err(sql)?;
+    tx.batch_execute(if up { m.up } else { m.down })
+        .await
+        .map_err(sql)?;
+    tx.execute(&record, &[&APP_LABEL, &m.name])
+        .await
+        .map_err(sql)?;
+    tx.commit().await.map_err(sql)
+}
+
 pub async fn migrate(
     client: &mut Client,
     known: &[String],
@@ -109,34 +131,10 @@ pub async fn migrate(
     let before = applied(client).await?;
     let (apply, unapply) = plan(&before, known, target)?;
     for name in &unapply {
-        let m = MIGRATIONS
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| DrError::Internal(format!("no SQL for {name}")))?;
-        let tx = client.transaction().await.map_err(sql)?;
-        tx.batch_execute(m.down).await.map_err(sql)?;
-        tx.execute(
-            &format!("DELETE FROM {MIGRATIONS_TABLE} WHERE app = $1 AND name = $2"),
-            &[&APP_LABEL, &m.name],
-        )
-        .await
-        .map_err(sql)?;
-        tx.commit().await.map_err(sql)?;
+        step(client, name, false).await?;
     }
     for name in &apply {
-        let m = MIGRATIONS
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| DrError::Internal(format!("no SQL for {name}")))?;
-        let tx = client.transaction().await.map_err(sql)?;
-        tx.batch_execute(m.up).await.map_err(sql)?;
-        tx.execute(
-            &format!("INSERT INTO {MIGRATIONS_TABLE} (app, name) VALUES ($1, $2)"),
-            &[&APP_LABEL, &m.name],
-        )
-        .await
-        .map_err(sql)?;
-        tx.commit().await.map_err(sql)?;
+        step(client, name, true).await?;
     }
     Ok(MigrateOutcome {
         applied: apply,

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -213,16 +212,7 @@ struct Held {
 
 impl Held {
     fn save(&self) -> DrResult<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| DrError::Internal(format!("serializing the fleet: {e}")))?;
-        (|| -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)
-        })()
-        .map_err(|e| DrError::Internal(format!("writing the fleet state: {e}")))
+        dr_local::state::write_json_atomically(&self.path, &self.state)
     }
 }
 
@@ -741,7 +731,8 @@ impl LocalAppPlatform {
             }
             template.migrations = n;
         }
-        self.migrate_now(
+        crate::migrate::migrate_home(
+            &self.home,
             template.migrations,
             &crate::migrate::MigrationTarget::Latest,
         )
@@ -758,16 +749,6 @@ impl LocalAppPlatform {
         held.save()?;
         self.roll(&mut held, &deployment_key)?;
         Ok(revision)
-    }
-
-    /// Runs the migrations of a revision that knows `known` of them, here
-    /// and now (the stack's first release, a deploy's pre-deploy job).
-    pub async fn migrate_now(
-        &self,
-        known: usize,
-        target: &crate::migrate::MigrationTarget,
-    ) -> DrResult<crate::migrate::MigrateOutcome> {
-        crate::migrate::migrate_home(&self.home, known, target).await
     }
 
     /// What `drctl local status` shows.
@@ -1139,6 +1120,7 @@ impl AppDeployment for LocalAppPlatform {
     }
 
     async fn run_migration(&self, deployment: &DeploymentRef, job: &MigrationJob) -> DrResult<()> {
+        job.validate()?;
         let mut held = self.lock()?;
         let k = Self::deployment_key(&held.state, deployment)?;
         if let Some(existing) = held.state.jobs.get(&job.name) {
@@ -1195,6 +1177,7 @@ impl AppDeployment for LocalAppPlatform {
     }
 
     async fn migration_state(&self, deployment: &DeploymentRef, job: &str) -> DrResult<JobState> {
+        validate_k8s_name("job name", job)?;
         let state = self.read()?;
         Self::deployment_key(&state, deployment)?;
         let stored = state

@@ -23,24 +23,29 @@ pub struct DeploymentRef {
     pub name: String,
 }
 
-impl DeploymentRef {
-    /// Names as Kubernetes takes them (DNS-1123 labels, 1 to 63 characters).
-    pub fn validate(&self) -> DrResult<()> {
-        for (what, value) in [("namespace", &self.namespace), ("name", &self.name)] {
-            let ok = !value.is_empty()
-                && value.len() <= 63
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !value.starts_with('-')
-                && !value.ends_with('-');
-            if !ok {
-                return Err(DrError::InvalidInput(format!(
-                    "deployment {what} {value:?} is not a Kubernetes name (lower-case letters, digits and '-', 1 to 63)"
-                )));
-            }
-        }
+/// A name as Kubernetes takes it (a DNS-1123 label: lower-case letters,
+/// digits and '-', 1 to 63, no '-' at either end).
+pub fn validate_k8s_name(what: &str, value: &str) -> DrResult<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
         Ok(())
+    } else {
+        Err(DrError::InvalidInput(format!(
+            "{what} {value:?} is not a Kubernetes name (lower-case letters, digits and '-', 1 to 63)"
+        )))
+    }
+}
+
+impl DeploymentRef {
+    pub fn validate(&self) -> DrResult<()> {
+        validate_k8s_name("deployment namespace", &self.namespace)?;
+        validate_k8s_name("deployment name", &self.name)
     }
 }
 
@@ -232,6 +237,13 @@ pub struct MigrationJob {
     pub app: String,
     /// The migration to go back to (`zero` unapplies them all).
     pub target: String,
+}
+
+impl MigrationJob {
+    /// The job's name is a Kubernetes name (and a file name locally).
+    pub fn validate(&self) -> DrResult<()> {
+        validate_k8s_name("job name", &self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -469,6 +481,24 @@ mod tests {
                 .name(),
             "InvalidInput"
         );
+    }
+
+    #[test]
+    fn kubernetes_names_are_checked() {
+        for ok in ["muejam-api", "rollback-1", "a"] {
+            assert!(validate_k8s_name("n", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Muejam",
+            "../../etc",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_k8s_name("n", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
