@@ -261,10 +261,16 @@ def main():
         doc = transformed(sys.argv[1])
         probe = Deployment(doc, "us-east-1")
         primary, backup = probe.parameter("PrimaryRegion"), probe.parameter("BackupRegion")
+        # Every optional trigger configured (GuardDuty's IP set, the app
+        # servers' load balancer): the primary must arm each, the standby none.
+        optional = {"BlockedIpSetId": "ipset-id",
+                    "LoadBalancerFullName": "app/muejam-prod-alb/50dc6c495c0c9188",
+                    "TargetGroupFullName": "targetgroup/muejam-app/73e2d6bc24d8a067"}
         problems = check_deployment(doc, "primary", primary,
-                                    {"CreateDatabaseSecret": "true", "BlockedIpSetId": "ipset-id"})
+                                    {"CreateDatabaseSecret": "true", **optional})
         problems += check_deployment(doc, "standby", backup,
-                                     {"TopologyRegistry": "existing", "CreateDatabaseSecret": "true"})
+                                     {"TopologyRegistry": "existing", "CreateDatabaseSecret": "true",
+                                      **optional})
     except (CannotTransform, Unresolvable, KeyError) as e:
         print(f"cannot check the deployments: {e!r}")
         return 2

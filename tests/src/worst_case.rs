@@ -194,6 +194,31 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                 BTreeMap::new(),
             ))
         }
+        // The longest wait at its fewest, slowest polls and at its most polls.
+        "app-server-recovery" => {
+            use dr_scenarios::app::{
+                MAX_FLEET_POLLS, MAX_HEALTH_ATTEMPTS, MAX_POLL_SECONDS, MAX_WAIT_SECONDS,
+            };
+            Some((
+                [
+                    (MAX_POLL_SECONDS, MAX_WAIT_SECONDS / MAX_POLL_SECONDS),
+                    (MAX_WAIT_SECONDS / MAX_FLEET_POLLS, MAX_FLEET_POLLS),
+                ]
+                .into_iter()
+                .map(|(poll, polls)| {
+                    BTreeMap::from([
+                        ("$.plan.limits.poll_seconds".to_owned(), poll as f64),
+                        ("$.plan.limits.fleet_polls".to_owned(), polls as f64),
+                        (
+                            "$.plan.limits.health_attempts".to_owned(),
+                            MAX_HEALTH_ATTEMPTS as f64,
+                        ),
+                    ])
+                })
+                .collect(),
+                BTreeMap::new(),
+            ))
+        }
         "snapshot-replication" => Some((
             vec![BTreeMap::new()],
             BTreeMap::from([(

@@ -181,15 +181,37 @@ impl AppFleet for Fake {
     }
     async fn start_instance_refresh(&self, _f: &FleetRef) -> DrResult<InstanceRefresh> {
         self.0.record(PortOperation::FleetStartRefresh);
-        Err(DrError::internal("not used"))
+        Ok(InstanceRefresh {
+            refresh_id: "rf-1".into(),
+            status: "Pending".into(),
+            percentage_complete: None,
+            started_at: None,
+        })
     }
-    async fn describe_instance_refresh(
-        &self,
-        _f: &FleetRef,
-        _r: &str,
-    ) -> DrResult<InstanceRefresh> {
+    async fn describe_instance_refresh(&self, _f: &FleetRef, r: &str) -> DrResult<InstanceRefresh> {
         self.0.record(PortOperation::FleetDescribeRefresh);
-        Err(DrError::internal("not used"))
+        Ok(InstanceRefresh {
+            refresh_id: r.to_owned(),
+            status: "Successful".into(),
+            percentage_complete: Some(100),
+            started_at: None,
+        })
+    }
+}
+
+/// The health URL answers 200.
+#[async_trait]
+impl HealthCheck for Fake {
+    async fn check(&self, url: &str, _t: u64, expected: u16) -> DrResult<HealthObservation> {
+        self.0.record(PortOperation::HealthGet);
+        Ok(HealthObservation {
+            url: url.to_owned(),
+            status: Some(200),
+            healthy: expected == 200,
+            latency_ms: 1,
+            detail: None,
+            checked_at: chrono::Utc::now(),
+        })
     }
 }
 
@@ -816,6 +838,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         control_plane: Arc::new(Fake(Arc::clone(recorder))),
         regions: Arc::new(FakeRegions(Arc::clone(recorder))),
         fleet: Arc::new(Fake(Arc::clone(recorder))),
+        health: Arc::new(Fake(Arc::clone(recorder))),
         firewall: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
@@ -1078,6 +1101,17 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"database": "muejam", "backup_region": "us-west-2", "retain": 1, "rpo_seconds": 21600}),
             json!({"database": "muejam", "backup_region": "us-west-2", "retain": 1, "rpo_seconds": 21600, "prune": false}),
         ],
+        Function::AppPlan => vec![
+            // The fake fleet holds at most four: a floor of 3 is planned.
+            json!({"request": {"fleet": {"auto_scaling_group": "muejam-app"}, "capacity_floor": 3, "health_url": "https://api.muejam.com/health"}, "execution": execution}),
+        ],
+        Function::RecoverFleet => vec![
+            json!({"action": "raise", "fleet": {"auto_scaling_group": "muejam-app", "target_group_arn": null, "region": "us-east-1"}, "capacity": 3, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "refresh", "fleet": {"auto_scaling_group": "muejam-app", "target_group_arn": null, "region": "us-east-1"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "status", "fleet": {"auto_scaling_group": "muejam-app", "target_group_arn": null, "region": "us-east-1"}, "refresh_id": "rf-1", "capacity": 3}),
+        ],
+        Function::VerifyHealth => vec![sample_event(Function::VerifyHealth)],
+        Function::AppReport => vec![sample_event(Function::AppReport)],
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

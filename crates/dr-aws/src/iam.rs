@@ -79,6 +79,8 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "rds:AddTagsToResource",
         ],
         VerifySnapshot => &[],
+        // An HTTP GET of the application, no AWS API.
+        HealthGet => &[],
         SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
         | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts
         | SqlSetRolePassword => &[],

@@ -166,7 +166,7 @@ fn initial_topologies() -> Vec<Topology> {
 }
 
 /// The AWS adapters behind every port.
-pub fn aws_ports(clients: &AwsClients) -> Ports {
+pub fn aws_ports(clients: &AwsClients) -> DrResult<Ports> {
     let reports: Arc<dyn ReportStore> = match std::env::var(REPORTS_BUCKET_ENV) {
         Ok(bucket) => Arc::new(dr_aws::S3ReportStore::new(
             clients.s3.clone(),
@@ -206,7 +206,7 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
     };
     let control_plane =
         dr_aws::RdsControlPlane::new(clients.rds.clone(), Some(clients.cloudwatch.clone()));
-    Ports {
+    Ok(Ports {
         control_plane: Arc::new(control_plane.clone()),
         regions: Arc::new(dr_aws::RdsRegions::new(control_plane)),
         sql: Arc::new(dr_postgres::PostgresSqlTarget),
@@ -232,11 +232,12 @@ pub fn aws_ports(clients: &AwsClients) -> Ports {
             clients.autoscaling.clone(),
             clients.elbv2.clone(),
         )),
+        health: Arc::new(dr_http::HttpHealthCheck::new()?),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,
         initial_topologies: initial_topologies(),
-    }
+    })
 }
 
 /// The Lambda failure of a function for an error: its stable name, and its
@@ -285,7 +286,7 @@ async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     let aws_config_us = started.elapsed().as_micros() as u64;
     let clients = AwsClients::new(&config);
     let clients_us = started.elapsed().as_micros() as u64 - aws_config_us;
-    let ports = aws_ports(&clients);
+    let ports = aws_ports(&clients)?;
     let ports_us = started.elapsed().as_micros() as u64 - aws_config_us - clients_us;
     tracing::info!(
         function = function.name(),

@@ -2,6 +2,7 @@
 //! every local Task dispatches here: one [`Function`] per function, one
 //! [`dispatch`] for all of them.
 
+pub mod app;
 pub mod approval;
 pub mod breach;
 pub mod corruption;
@@ -49,6 +50,8 @@ pub struct Ports {
     pub executions: Arc<dyn Executions>,
     /// The application servers (Auto Scaling), in any region.
     pub fleet: Arc<dyn AppFleet>,
+    /// `curl <health URL>`: every procedure's last check.
+    pub health: Arc<dyn HealthCheck>,
     /// The WAF IP set that blocks addresses.
     pub firewall: Arc<dyn Firewall>,
     /// The platform's users (the user-notification topic).
@@ -131,10 +134,14 @@ pub enum Function {
     AssessImpact,
     BreachReport,
     NotifyUsers,
+    AppPlan,
+    RecoverFleet,
+    VerifyHealth,
+    AppReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 54] = [
+    pub const ALL: [Function; 58] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -189,6 +196,10 @@ impl Function {
         Function::AssessImpact,
         Function::BreachReport,
         Function::NotifyUsers,
+        Function::AppPlan,
+        Function::RecoverFleet,
+        Function::VerifyHealth,
+        Function::AppReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -248,6 +259,10 @@ impl Function {
             Function::AssessImpact => "AssessImpactFunction",
             Function::BreachReport => "BreachReportFunction",
             Function::NotifyUsers => "NotifyUsersFunction",
+            Function::AppPlan => "AppPlanFunction",
+            Function::RecoverFleet => "RecoverFleetFunction",
+            Function::VerifyHealth => "VerifyHealthFunction",
+            Function::AppReport => "AppReportFunction",
         }
     }
 
@@ -452,6 +467,17 @@ impl Function {
                 JournalRecord,
             ],
             Function::RegionReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::AppPlan => &[FleetDescribe, HealthGet],
+            Function::RecoverFleet => &[
+                FleetDescribe,
+                FleetSetDesiredCapacity,
+                FleetStartRefresh,
+                FleetDescribeRefresh,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::VerifyHealth => &[HealthGet],
+            Function::AppReport => &[JournalEntries, ReportPut, NotifierPublish],
         }
     }
 
@@ -513,6 +539,10 @@ impl Function {
             Function::AssessImpact => "assess-impact",
             Function::BreachReport => "breach-report",
             Function::NotifyUsers => "notify-users",
+            Function::AppPlan => "app-plan",
+            Function::RecoverFleet => "recover-fleet",
+            Function::VerifyHealth => "verify-health",
+            Function::AppReport => "app-report",
         }
     }
 
@@ -743,6 +773,16 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::NotifyUsers => {
             to_value(breach::notify::notify_users(ports, parse(function, payload)?).await?)
+        }
+        Function::AppPlan => to_value(app::app_plan(ports, parse(function, payload)?).await?),
+        Function::RecoverFleet => {
+            to_value(app::steps::recover_fleet(ports, parse(function, payload)?).await?)
+        }
+        Function::VerifyHealth => {
+            to_value(app::steps::verify_health(ports, parse(function, payload)?).await?)
+        }
+        Function::AppReport => {
+            to_value(app::report::app_report(ports, parse(function, payload)?).await?)
         }
     }
 }

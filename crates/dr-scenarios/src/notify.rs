@@ -274,6 +274,9 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
         crate::region::report::SCENARIO if input.event == Event::ReportFailed => {
             crate::region::report::unreported(&input.details)
         }
+        crate::app::SCENARIO if input.event == Event::ReportFailed => {
+            crate::app::report::unreported(&input.details)
+        }
         other => {
             return Err(DrError::InvalidInput(format!(
                 "no notification wording for scenario {other:?}"

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use dr_aws::{AwsClients, AwsTarget};
-use dr_core::{DrError, DrResult};
+use dr_core::{AppFleet, DrError, DrResult, FleetRef, FleetStatus, InstanceRefresh};
 use dr_local::reports::FileReportStore;
 use dr_local::LocalControlPlane;
 use dr_runner::{HandlerError, Handlers};
@@ -156,6 +156,46 @@ async fn read_inbox(
     Ok(messages)
 }
 
+/// The local Auto Scaling groups: the app servers `drctl local up` runs
+/// (real processes behind the local load balancer), and any other group
+/// from the stack's moto (the backup region's, which only has to scale).
+struct LocalFleets {
+    app: muejam_app::LocalAppPlatform,
+    aws: dr_aws::AutoScalingFleet,
+}
+
+impl LocalFleets {
+    fn of(&self, fleet: &FleetRef) -> &dyn AppFleet {
+        if self.app.serves(fleet) {
+            &self.app
+        } else {
+            &self.aws
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AppFleet for LocalFleets {
+    async fn describe_fleet(&self, fleet: &FleetRef) -> DrResult<FleetStatus> {
+        self.of(fleet).describe_fleet(fleet).await
+    }
+    async fn set_desired_capacity(&self, fleet: &FleetRef, desired: u32) -> DrResult<()> {
+        self.of(fleet).set_desired_capacity(fleet, desired).await
+    }
+    async fn start_instance_refresh(&self, fleet: &FleetRef) -> DrResult<InstanceRefresh> {
+        self.of(fleet).start_instance_refresh(fleet).await
+    }
+    async fn describe_instance_refresh(
+        &self,
+        fleet: &FleetRef,
+        refresh_id: &str,
+    ) -> DrResult<InstanceRefresh> {
+        self.of(fleet)
+            .describe_instance_refresh(fleet, refresh_id)
+            .await
+    }
+}
+
 /// verify-full against the home's CA, unless `DB_TLS_MODE` / `DB_TLS_CA_FILE`
 /// say otherwise (as they configure a Lambda): how a rehearsal points the
 /// handlers at a CA bundle that does not match.
@@ -204,10 +244,11 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             crate::seed::JOURNAL_TABLE,
         )),
         executions: Arc::new(dr_local::executions::LocalExecutions::new(platform.home())),
-        fleet: Arc::new(dr_aws::AutoScalingFleet::new(
-            clients.autoscaling.clone(),
-            clients.elbv2.clone(),
-        )),
+        fleet: Arc::new(LocalFleets {
+            app: muejam_app::LocalAppPlatform::new(platform.home())?,
+            aws: dr_aws::AutoScalingFleet::new(clients.autoscaling.clone(), clients.elbv2.clone()),
+        }),
+        health: Arc::new(dr_http::HttpHealthCheck::new()?),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(

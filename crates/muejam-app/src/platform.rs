@@ -345,6 +345,15 @@ impl LocalAppPlatform {
         read_state(&self.home.join(STATE_FILE))
     }
 
+    /// Whether this platform runs the group a reference names (in its
+    /// region); other groups are the stack's moto Auto Scaling's.
+    pub fn serves(&self, fleet: &FleetRef) -> bool {
+        self.exists()
+            && self
+                .read()
+                .is_ok_and(|state| Self::group_key(&state, fleet).is_ok())
+    }
+
     fn group_key(state: &AppState, fleet: &FleetRef) -> DrResult<String> {
         let group = state.groups.get(&fleet.auto_scaling_group).ok_or_else(|| {
             DrError::NotFound(format!(
@@ -857,6 +866,36 @@ fn refresh_view(r: &Refresh, healthy: usize) -> InstanceRefresh {
     }
 }
 
+impl LocalAppPlatform {
+    /// Where a refresh stands: its replacements launched synchronously, so
+    /// it is Successful when they all pass, Failed when one of them died,
+    /// in progress until then; and how many pass.
+    async fn refresh_progress(&self, g: &Group, r: &Refresh) -> (&'static str, usize) {
+        let mut healthy = 0;
+        let mut died = false;
+        for id in &r.launched {
+            match g.instances.iter().find(|i| &i.instance_id == id) {
+                Some(i) if running(i.pid) => {
+                    if self.health_of(i.port).await == Some(200) {
+                        healthy += 1;
+                    }
+                }
+                // Terminated by a later scale-in: not a failure.
+                None => healthy += 1,
+                Some(_) => died = true,
+            }
+        }
+        let status = if died {
+            "Failed"
+        } else if healthy == r.launched.len() {
+            "Successful"
+        } else {
+            "InProgress"
+        };
+        (status, healthy)
+    }
+}
+
 #[async_trait]
 impl AppFleet for LocalAppPlatform {
     async fn describe_fleet(&self, fleet: &FleetRef) -> DrResult<FleetStatus> {
@@ -911,12 +950,27 @@ impl AppFleet for LocalAppPlatform {
     async fn start_instance_refresh(&self, fleet: &FleetRef) -> DrResult<InstanceRefresh> {
         let mut held = self.lock()?;
         let name = Self::group_key(&held.state, fleet)?;
-        if let Some(r) = held.state.groups[&name]
+        // A refresh still running is joined. One whose servers all pass (or
+        // one of which died) is over, though nobody described it since:
+        // settled, and a new one starts.
+        let running_refresh = held.state.groups[&name]
             .refreshes
             .iter()
             .find(|r| matches!(r.status.as_str(), "Pending" | "InProgress"))
-        {
-            return Ok(refresh_view(r, 0));
+            .cloned();
+        if let Some(r) = running_refresh {
+            let (status, healthy) = self.refresh_progress(&held.state.groups[&name], &r).await;
+            if status == "InProgress" {
+                return Ok(refresh_view(&r, healthy));
+            }
+            if let Some(stored) = held.state.groups.get_mut(&name).and_then(|g| {
+                g.refreshes
+                    .iter_mut()
+                    .find(|x| x.refresh_id == r.refresh_id)
+            }) {
+                stored.status = status.to_owned();
+                stored.ended_at = Some(Utc::now());
+            }
         }
         held.state.next_refresh += 1;
         let refresh_id = format!("rf-{:08x}-local", held.state.next_refresh);
@@ -973,27 +1027,7 @@ impl AppFleet for LocalAppPlatform {
         if r.status != "InProgress" {
             return Ok(refresh_view(&r, r.launched.len()));
         }
-        let mut healthy = 0;
-        let mut died = false;
-        for id in &r.launched {
-            match g.instances.iter().find(|i| &i.instance_id == id) {
-                Some(i) if running(i.pid) => {
-                    if self.health_of(i.port).await == Some(200) {
-                        healthy += 1;
-                    }
-                }
-                // Terminated by a later scale-in: not a failure.
-                None => healthy += 1,
-                Some(_) => died = true,
-            }
-        }
-        let status = if died {
-            "Failed"
-        } else if healthy == r.launched.len() {
-            "Successful"
-        } else {
-            "InProgress"
-        };
+        let (status, healthy) = self.refresh_progress(g, &r).await;
         if status != "InProgress" {
             let mut held = self.lock()?;
             if let Some(stored) = held

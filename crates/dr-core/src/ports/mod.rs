@@ -243,6 +243,8 @@ pub enum PortOperation {
     FleetSetDesiredCapacity,
     FleetStartRefresh,
     FleetDescribeRefresh,
+    /// An HTTP GET of a health URL (no AWS API).
+    HealthGet,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
     UserNotify,
