@@ -219,6 +219,30 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                 BTreeMap::new(),
             ))
         }
+        "deployment-rollback" => {
+            use dr_scenarios::rollback::{
+                MAX_HEALTH_ATTEMPTS, MAX_POLLS, MAX_POLL_SECONDS, MAX_WAIT_SECONDS,
+            };
+            Some((
+                [
+                    (MAX_POLL_SECONDS, MAX_WAIT_SECONDS / MAX_POLL_SECONDS),
+                    (MAX_WAIT_SECONDS / MAX_POLLS, MAX_POLLS),
+                ]
+                .into_iter()
+                .map(|(poll, polls)| {
+                    BTreeMap::from([
+                        ("$.plan.limits.poll_seconds".to_owned(), poll as f64),
+                        ("$.plan.limits.polls".to_owned(), polls as f64),
+                        (
+                            "$.plan.limits.health_attempts".to_owned(),
+                            MAX_HEALTH_ATTEMPTS as f64,
+                        ),
+                    ])
+                })
+                .collect(),
+                BTreeMap::new(),
+            ))
+        }
         "snapshot-replication" => Some((
             vec![BTreeMap::new()],
             BTreeMap::from([(

@@ -199,6 +199,83 @@ impl AppFleet for Fake {
     }
 }
 
+/// The deployment muejam/muejam-api: revision 2 (three migrations) after
+/// revision 1 (two).
+#[async_trait]
+impl AppDeployment for Fake {
+    async fn describe_deployment(&self, d: &DeploymentRef) -> DrResult<DeploymentStatus> {
+        self.0.record(PortOperation::DeploymentDescribe);
+        let revision = |n: u64, hash: &str| AppRevision {
+            revision: n,
+            image: format!("muejam-api:{n}"),
+            template_hash: hash.into(),
+            change_cause: None,
+            created_at: None,
+        };
+        Ok(DeploymentStatus {
+            deployment: d.clone(),
+            current: revision(2, "b"),
+            revisions: vec![revision(1, "a"), revision(2, "b")],
+            paused: false,
+            env: BTreeMap::new(),
+            rollout: RolloutObservation {
+                generation: 1,
+                observed_generation: 1,
+                desired_replicas: Some(2),
+                replicas: 2,
+                updated_replicas: 2,
+                available_replicas: 2,
+                progressing_reason: None,
+            },
+        })
+    }
+    async fn rollout_restart(&self, _d: &DeploymentRef) -> DrResult<()> {
+        self.0.record(PortOperation::DeploymentRestart);
+        Ok(())
+    }
+    async fn roll_back(&self, _d: &DeploymentRef, _to: &AppRevision) -> DrResult<u64> {
+        self.0.record(PortOperation::DeploymentRollBack);
+        Ok(3)
+    }
+    async fn set_env(&self, _d: &DeploymentRef, _n: &str, _v: Option<&str>) -> DrResult<()> {
+        self.0.record(PortOperation::DeploymentSetEnv);
+        Ok(())
+    }
+    async fn run_migration(&self, _d: &DeploymentRef, _j: &MigrationJob) -> DrResult<()> {
+        self.0.record(PortOperation::DeploymentRunMigration);
+        Ok(())
+    }
+    async fn migration_state(&self, _d: &DeploymentRef, _j: &str) -> DrResult<JobState> {
+        self.0.record(PortOperation::DeploymentMigrationState);
+        Ok(JobState::Succeeded {
+            output: "Unapplying muejam.0003_featured_stories... OK".into(),
+        })
+    }
+    async fn migrations(
+        &self,
+        _d: &DeploymentRef,
+        revision: u64,
+        _a: &str,
+    ) -> DrResult<MigrationHistory> {
+        self.0.record(PortOperation::DeploymentMigrations);
+        let all = [
+            "0001_story_views",
+            "0002_story_views_source",
+            "0003_featured_stories",
+        ]
+        .map(String::from)
+        .to_vec();
+        Ok(MigrationHistory {
+            applied: all.clone(),
+            known: if revision == 2 {
+                all
+            } else {
+                all[..2].to_vec()
+            },
+        })
+    }
+}
+
 /// The health URL answers 200.
 #[async_trait]
 impl HealthCheck for Fake {
@@ -839,6 +916,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         regions: Arc::new(FakeRegions(Arc::clone(recorder))),
         fleet: Arc::new(Fake(Arc::clone(recorder))),
         health: Arc::new(Fake(Arc::clone(recorder))),
+        deployment: Arc::new(Fake(Arc::clone(recorder))),
         firewall: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
@@ -1112,6 +1190,16 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::VerifyHealth => vec![sample_event(Function::VerifyHealth)],
         Function::AppReport => vec![sample_event(Function::AppReport)],
+        Function::RollbackPlan => vec![
+            json!({"request": {"deployment": {"namespace": "muejam", "name": "muejam-api"}, "migration": {"app": "muejam", "target": "0002_story_views_source"}, "health_url": "https://api.muejam.com/health"}, "execution": execution}),
+        ],
+        Function::RollbackStep => vec![
+            json!({"action": "migrate", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "job": {"name": "r1-migrate", "revision": 2, "app": "muejam", "target": "0002_story_views_source"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "job_status", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "job": "r1-migrate"}),
+            json!({"action": "undo", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "to": {"revision": 1, "image": "muejam-api:1", "template_hash": "a", "change_cause": null, "created_at": null}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "rollout_status", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "to": {"revision": 1, "image": "muejam-api:1", "template_hash": "a", "change_cause": null, "created_at": null}}),
+        ],
+        Function::RollbackReport => vec![sample_event(Function::RollbackReport)],
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

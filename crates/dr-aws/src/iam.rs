@@ -81,6 +81,15 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         VerifySnapshot => &[],
         // An HTTP GET of the application, no AWS API.
         HealthGet => &[],
+        // The cluster's endpoint and CA; what the function may do in the
+        // cluster is Kubernetes RBAC (its EKS access entry), not IAM.
+        DeploymentDescribe
+        | DeploymentRestart
+        | DeploymentRollBack
+        | DeploymentSetEnv
+        | DeploymentRunMigration
+        | DeploymentMigrationState
+        | DeploymentMigrations => &["eks:DescribeCluster"],
         SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
         | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts
         | SqlSetRolePassword => &[],

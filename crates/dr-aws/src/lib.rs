@@ -20,10 +20,11 @@ pub mod secrets;
 pub mod topology;
 pub mod users;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 
 pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
+pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::types as dynamodb_types;
 pub use executions::SfnExecutions;
 pub use firewall::WafFirewall;

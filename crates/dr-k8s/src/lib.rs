@@ -760,9 +760,11 @@ impl AppDeployment for KubernetesDeployment {
                 JobState::Running if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_secs(2)).await
                 }
-                JobState::Running => return Err(DrError::NotReady(format!(
+                JobState::Running => {
+                    return Err(DrError::NotReady(format!(
                     "showmigrations {app} with revision {revision} is still running (job {name})"
-                ))),
+                )))
+                }
             }
         }
     }

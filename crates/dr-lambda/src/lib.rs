@@ -166,7 +166,59 @@ fn initial_topologies() -> Vec<Topology> {
 }
 
 /// The AWS adapters behind every port.
-pub fn aws_ports(clients: &AwsClients) -> DrResult<Ports> {
+/// The EKS cluster the application's deployment runs in.
+pub const EKS_CLUSTER_ENV: &str = "EKS_CLUSTER_NAME";
+
+#[async_trait]
+impl AppDeployment for Unconfigured {
+    async fn describe_deployment(&self, _d: &DeploymentRef) -> DrResult<DeploymentStatus> {
+        Err(self.error())
+    }
+    async fn rollout_restart(&self, _d: &DeploymentRef) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn roll_back(&self, _d: &DeploymentRef, _to: &AppRevision) -> DrResult<u64> {
+        Err(self.error())
+    }
+    async fn set_env(&self, _d: &DeploymentRef, _n: &str, _v: Option<&str>) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn run_migration(&self, _d: &DeploymentRef, _j: &MigrationJob) -> DrResult<()> {
+        Err(self.error())
+    }
+    async fn migration_state(&self, _d: &DeploymentRef, _j: &str) -> DrResult<JobState> {
+        Err(self.error())
+    }
+    async fn migrations(
+        &self,
+        _d: &DeploymentRef,
+        _r: u64,
+        _a: &str,
+    ) -> DrResult<MigrationHistory> {
+        Err(self.error())
+    }
+}
+
+/// The application's deployment: the EKS cluster `EKS_CLUSTER_NAME` names,
+/// in the function's region, with the function's own credentials.
+fn eks_deployment(config: &dr_aws::SdkConfig) -> Arc<dyn AppDeployment> {
+    let cluster = std::env::var(EKS_CLUSTER_ENV)
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    match (cluster, config.credentials_provider(), config.region()) {
+        (Some(cluster), Some(credentials), Some(region)) => Arc::new(
+            dr_k8s::KubernetesDeployment::new(dr_k8s::Access::Eks(dr_k8s::EksCluster::new(
+                aws_sdk_eks::Client::new(config),
+                credentials,
+                region.as_ref(),
+                cluster.trim(),
+            ))),
+        ),
+        _ => Arc::new(Unconfigured(EKS_CLUSTER_ENV)),
+    }
+}
+
+pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<Ports> {
     let reports: Arc<dyn ReportStore> = match std::env::var(REPORTS_BUCKET_ENV) {
         Ok(bucket) => Arc::new(dr_aws::S3ReportStore::new(
             clients.s3.clone(),
@@ -233,6 +285,7 @@ pub fn aws_ports(clients: &AwsClients) -> DrResult<Ports> {
             clients.elbv2.clone(),
         )),
         health: Arc::new(dr_http::HttpHealthCheck::new()?),
+        deployment: eks_deployment(config),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,
@@ -286,7 +339,7 @@ async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
     let aws_config_us = started.elapsed().as_micros() as u64;
     let clients = AwsClients::new(&config);
     let clients_us = started.elapsed().as_micros() as u64 - aws_config_us;
-    let ports = aws_ports(&clients)?;
+    let ports = aws_ports(&config, &clients)?;
     let ports_us = started.elapsed().as_micros() as u64 - aws_config_us - clients_us;
     tracing::info!(
         function = function.name(),

@@ -20,6 +20,7 @@ pub mod region;
 pub mod replication;
 pub mod report;
 pub mod restored;
+pub mod rollback;
 
 use std::sync::Arc;
 
@@ -52,6 +53,9 @@ pub struct Ports {
     pub fleet: Arc<dyn AppFleet>,
     /// `curl <health URL>`: every procedure's last check.
     pub health: Arc<dyn HealthCheck>,
+    /// The application's deployment (Kubernetes on AWS): revisions,
+    /// rollout undo and status, env, migration jobs.
+    pub deployment: Arc<dyn AppDeployment>,
     /// The WAF IP set that blocks addresses.
     pub firewall: Arc<dyn Firewall>,
     /// The platform's users (the user-notification topic).
@@ -138,10 +142,13 @@ pub enum Function {
     RecoverFleet,
     VerifyHealth,
     AppReport,
+    RollbackPlan,
+    RollbackStep,
+    RollbackReport,
 }
 
 impl Function {
-    pub const ALL: [Function; 58] = [
+    pub const ALL: [Function; 61] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -200,6 +207,9 @@ impl Function {
         Function::RecoverFleet,
         Function::VerifyHealth,
         Function::AppReport,
+        Function::RollbackPlan,
+        Function::RollbackStep,
+        Function::RollbackReport,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -263,6 +273,9 @@ impl Function {
             Function::RecoverFleet => "RecoverFleetFunction",
             Function::VerifyHealth => "VerifyHealthFunction",
             Function::AppReport => "AppReportFunction",
+            Function::RollbackPlan => "RollbackPlanFunction",
+            Function::RollbackStep => "RollbackStepFunction",
+            Function::RollbackReport => "RollbackReportFunction",
         }
     }
 
@@ -478,6 +491,21 @@ impl Function {
             ],
             Function::VerifyHealth => &[HealthGet],
             Function::AppReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::RollbackPlan => &[
+                DeploymentDescribe,
+                DeploymentMigrations,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::RollbackStep => &[
+                DeploymentDescribe,
+                DeploymentRollBack,
+                DeploymentRunMigration,
+                DeploymentMigrationState,
+                JournalEntries,
+                JournalRecord,
+            ],
+            Function::RollbackReport => &[JournalEntries, ReportPut, NotifierPublish],
         }
     }
 
@@ -543,6 +571,9 @@ impl Function {
             Function::RecoverFleet => "recover-fleet",
             Function::VerifyHealth => "verify-health",
             Function::AppReport => "app-report",
+            Function::RollbackPlan => "rollback-plan",
+            Function::RollbackStep => "rollback-step",
+            Function::RollbackReport => "rollback-report",
         }
     }
 
@@ -783,6 +814,15 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::AppReport => {
             to_value(app::report::app_report(ports, parse(function, payload)?).await?)
+        }
+        Function::RollbackPlan => {
+            to_value(rollback::rollback_plan(ports, parse(function, payload)?).await?)
+        }
+        Function::RollbackStep => {
+            to_value(rollback::steps::rollback_step(ports, parse(function, payload)?).await?)
+        }
+        Function::RollbackReport => {
+            to_value(rollback::report::rollback_report(ports, parse(function, payload)?).await?)
         }
     }
 }

@@ -277,6 +277,9 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
         crate::app::SCENARIO if input.event == Event::ReportFailed => {
             crate::app::report::unreported(&input.details)
         }
+        crate::rollback::SCENARIO if input.event == Event::ReportFailed => {
+            crate::rollback::report::unreported(&input.details)
+        }
         other => {
             return Err(DrError::InvalidInput(format!(
                 "no notification wording for scenario {other:?}"

@@ -373,6 +373,48 @@ pub struct RecoveryReportOutput {
     pub message_id: Option<String>,
 }
 
+/// A step's output as the state machine recorded it (`steps.<name>.result`).
+pub(crate) fn step_result<T: serde::de::DeserializeOwned>(
+    details: &Value,
+    name: &str,
+) -> Option<T> {
+    details
+        .pointer(&format!("/steps/{name}/result"))
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// A caught error (`{Error, Cause}`) as (name, short cause).
+pub(crate) fn caught_error(e: &Value) -> (String, String) {
+    (
+        e.get("Error")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned(),
+        crate::details::short_cause(e.get("Cause").and_then(Value::as_str).unwrap_or_default()),
+    )
+}
+
+/// Every recorded step by when it started.
+pub(crate) fn step_timeline(details: &Value) -> Vec<(String, String)> {
+    let mut timeline: Vec<(String, String)> = details
+        .get("steps")
+        .and_then(Value::as_object)
+        .map(|steps| {
+            steps
+                .iter()
+                .filter_map(|(name, s)| {
+                    s.get("started_at")
+                        .and_then(Value::as_str)
+                        .map(|t| (t.to_owned(), name.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    timeline.sort();
+    timeline
+}
+
 /// The journal of the recovery a report's details name (`plan.recovery_id`);
 /// none when the run never got a plan.
 pub(crate) async fn journal_of_details(

@@ -249,6 +249,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             aws: dr_aws::AutoScalingFleet::new(clients.autoscaling.clone(), clients.elbv2.clone()),
         }),
         health: Arc::new(dr_http::HttpHealthCheck::new()?),
+        deployment: Arc::new(muejam_app::LocalAppPlatform::new(platform.home())?),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(

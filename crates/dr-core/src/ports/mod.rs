@@ -245,6 +245,15 @@ pub enum PortOperation {
     FleetDescribeRefresh,
     /// An HTTP GET of a health URL (no AWS API).
     HealthGet,
+    /// The application's deployment (Kubernetes): read it and its revisions.
+    DeploymentDescribe,
+    DeploymentRestart,
+    DeploymentRollBack,
+    DeploymentSetEnv,
+    DeploymentRunMigration,
+    DeploymentMigrationState,
+    /// Migrations applied and known to a revision (a `showmigrations` job).
+    DeploymentMigrations,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
     UserNotify,

@@ -12,8 +12,8 @@ use super::steps::RecoverFleetOutput;
 use super::{AppPlan, FleetCheck, SCENARIO};
 use crate::region::report::changes;
 use crate::report::{
-    journal_of_details, publish_recovery, seconds, verdict, ExecutionInfo, Objective, Outcome,
-    RecoveryDocument,
+    caught_error, journal_of_details, publish_recovery, seconds, step_result, step_timeline,
+    verdict, ExecutionInfo, Objective, Outcome, RecoveryDocument,
 };
 use crate::Ports;
 
@@ -56,23 +56,6 @@ pub struct AppReport {
     pub error: Option<(String, String)>,
 }
 
-fn step<T: serde::de::DeserializeOwned>(details: &Value, name: &str) -> Option<T> {
-    details
-        .pointer(&format!("/steps/{name}/result"))
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
-
-fn error_of(e: &Value) -> (String, String) {
-    (
-        e.get("Error")
-            .and_then(Value::as_str)
-            .unwrap_or("error")
-            .to_owned(),
-        crate::details::short_cause(e.get("Cause").and_then(Value::as_str).unwrap_or_default()),
-    )
-}
-
 /// Pure: the report from the execution's data and the journal.
 pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
     let d = &input.details;
@@ -81,10 +64,10 @@ pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
         .cloned()
         .and_then(|p| serde_json::from_value(p).ok());
     // The latest fleet view: the last status poll, else the refresh, else the raise.
-    let after: Option<RecoverFleetOutput> = step(d, "fleet")
-        .or_else(|| step(d, "refresh"))
-        .or_else(|| step(d, "capacity"));
-    let health: Option<HealthObservation> = step(d, "health");
+    let after: Option<RecoverFleetOutput> = step_result(d, "fleet")
+        .or_else(|| step_result(d, "refresh"))
+        .or_else(|| step_result(d, "capacity"));
+    let health: Option<HealthObservation> = step_result(d, "health");
     let verified_at: Option<DateTime<Utc>> = d
         .pointer("/verified/at")
         .and_then(Value::as_str)
@@ -107,7 +90,7 @@ pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
         rto_seconds,
     );
     let mut warnings = Vec::new();
-    if let Some(refresh) = step::<RecoverFleetOutput>(d, "refresh") {
+    if let Some(refresh) = step_result::<RecoverFleetOutput>(d, "refresh") {
         if refresh.joined {
             warnings.push(
                 "an instance refresh was already running: this run followed it instead of starting another"
@@ -133,26 +116,12 @@ pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
         ));
     }
     if let Some(e) = d.get("release_error") {
-        let (error, cause) = error_of(e);
+        let (error, cause) = caught_error(e);
         warnings.push(format!(
             "the recovery lock was not released ({error}: {cause}): the next recovery of this group takes it over, since this run has ended"
         ));
     }
-    let mut timeline: Vec<(String, String)> = d
-        .get("steps")
-        .and_then(Value::as_object)
-        .map(|steps| {
-            steps
-                .iter()
-                .filter_map(|(name, s)| {
-                    s.get("started_at")
-                        .and_then(Value::as_str)
-                        .map(|t| (t.to_owned(), name.clone()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    timeline.sort();
+    let timeline = step_timeline(d);
     AppReport {
         scenario: SCENARIO.to_owned(),
         resource: plan.as_ref().map_or_else(
@@ -190,7 +159,7 @@ pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
         warnings,
         changes: changes(journal),
         timeline,
-        error: d.get("error").map(error_of),
+        error: d.get("error").map(caught_error),
     }
 }
 
@@ -263,21 +232,27 @@ pub fn markdown(r: &AppReport) -> String {
     if let Some(h) = &r.health {
         md.push_str(&format!("\n## Health verified\n\n{}\n", health_line(h)));
     }
-    md.push_str("\n## Changes made\n\n");
-    if r.changes.is_empty() {
+    md.push_str(&changes_and_timeline(&r.changes, &r.timeline));
+    md
+}
+
+/// The report's last two sections: every change, and the steps by time.
+pub(crate) fn changes_and_timeline(changes: &[String], timeline: &[(String, String)]) -> String {
+    let mut md = String::from("\n## Changes made\n\n");
+    if changes.is_empty() {
         md.push_str("- none\n");
     }
-    for change in &r.changes {
+    for change in changes {
         md.push_str(&format!("- {change}\n"));
     }
     md.push_str("\n## Timeline\n\n| Started | Step |\n|---|---|\n");
-    for (at, name) in &r.timeline {
+    for (at, name) in timeline {
         md.push_str(&format!("| {at} | {name} |\n"));
     }
     md
 }
 
-fn health_line(h: &HealthObservation) -> String {
+pub(crate) fn health_line(h: &HealthObservation) -> String {
     format!(
         "`{}` answered {} in {} ms{}{}",
         h.url,
@@ -345,7 +320,7 @@ pub fn unreported(d: &Value) -> (String, String) {
         .unwrap_or("unknown");
     let (error, cause) = d
         .get("report_error")
-        .map(error_of)
+        .map(caught_error)
         .unwrap_or_else(|| ("an error".to_owned(), String::new()));
     let health = match d
         .pointer("/steps/health/result/healthy")
