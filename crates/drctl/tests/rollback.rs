@@ -269,11 +269,7 @@ async fn faults_at_every_task_are_retried_or_paged_and_a_rerun_finishes_the_same
         }
         // The same name again resumes the same rollback (its recorded plan)
         // and finishes it; it never rolls forward to the bad release.
-        let (code, result) = stack.run(
-            MACHINE,
-            &request(&stack, json!({})),
-            &["--name", &name],
-        );
+        let (code, result) = stack.run(MACHINE, &request(&stack, json!({})), &["--name", &name]);
         assert_eq!(code, 0, "{task} rerun: {result:#}");
         let (status, body) = Stack::http_get(&url).await;
         assert_eq!(status, 200, "{task}: {body}");
