@@ -38,6 +38,10 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                             plan::failover_limits(i).promotion_polls as f64,
                         ),
                         (
+                            "$.plan.limits.app_rollout_polls".to_owned(),
+                            plan::failover_limits(i).app_rollout_polls as f64,
+                        ),
+                        (
                             "$.steps.confirm.result.approval.timeout_seconds".to_owned(),
                             plan::MAX_APPROVAL_SECONDS as f64,
                         ),

@@ -1200,6 +1200,10 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "rollout_status", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "to": {"revision": 1, "image": "muejam-api:1", "template_hash": "a", "change_cause": null, "created_at": null}}),
         ],
         Function::RollbackReport => vec![sample_event(Function::RollbackReport)],
+        Function::RestartApp => vec![
+            sample_event(Function::RestartApp),
+            json!({"action": "status", "deployment": {"namespace": "muejam", "name": "muejam-api"}}),
+        ],
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

@@ -83,6 +83,11 @@ pub struct FailoverSteps {
     pub verify: Option<Step<CheckDatabaseOutput>>,
     pub replica: Option<Step<CreateReplicaOutput>>,
     pub replica_topology: Option<Step<UpdateTopologyOutput>>,
+    /// The application's rolling restart after the switch, its rollout and
+    /// its health URL.
+    pub app_restart: Option<Step<crate::rollback::steps::RollbackStepOutput>>,
+    pub app_rollout: Option<Step<crate::rollback::steps::RollbackStepOutput>>,
+    pub app_health: Option<Step<dr_core::HealthObservation>>,
     pub notify_input_rejected: Option<Step<NotifyOutput>>,
     pub notify_already_running: Option<Step<NotifyOutput>>,
     pub notify_succeeded: Option<Step<NotifyOutput>>,
@@ -255,6 +260,13 @@ impl FailoverDetails {
                     |r| r.mutation.clone(),
                 )
             }),
+            s.app_restart.as_ref().and_then(|st| {
+                st.change(
+                    "app_restart",
+                    "restarting the application".to_owned(),
+                    |r| r.mutation.clone(),
+                )
+            }),
         ]
         .into_iter()
         .flatten()
@@ -338,7 +350,7 @@ impl FailoverDetails {
                 );
             }
         }
-        let mutation_steps: [(&str, StepLine<'_>); 6] = [
+        let mutation_steps: [(&str, StepLine<'_>); 7] = [
             (
                 "fence",
                 s.fence.as_ref().map(|st| st.line(|r| r.method.clone())),
@@ -381,6 +393,16 @@ impl FailoverDetails {
                 "replica_topology",
                 s.replica_topology.as_ref().map(|st| st.line(topology_line)),
             ),
+            (
+                "app_restart",
+                s.app_restart.as_ref().map(|st| {
+                    st.line(|r| {
+                        r.mutation
+                            .clone()
+                            .unwrap_or_else(|| "already restarted by this recovery".to_owned())
+                    })
+                }),
+            ),
         ];
         for (step, entry) in mutation_steps {
             if let Some((started, summary, error)) = entry {
@@ -413,6 +435,21 @@ impl FailoverDetails {
                 (None, e) => error_of(e).unwrap_or_default(),
             };
             push("verify", &st.started_at, summary);
+        }
+        if let Some(st) = &s.app_rollout {
+            let summary = match (&st.result, &st.error) {
+                (Some(r), _) if r.done => r.detail.clone(),
+                (Some(r), _) => format!("NOT rolled out: {}", r.detail),
+                (None, e) => error_of(e).unwrap_or_default(),
+            };
+            push("app_rollout", &st.started_at, summary);
+        }
+        if let Some(st) = &s.app_health {
+            let summary = match (&st.result, &st.error) {
+                (Some(h), _) => crate::app::report::health_line(h),
+                (None, e) => error_of(e).unwrap_or_default(),
+            };
+            push("app_health", &st.started_at, summary);
         }
         for (step, st) in [
             ("notify_input_rejected", &s.notify_input_rejected),

@@ -20,13 +20,14 @@ pub struct JournalRef {
 }
 
 /// The mutating steps of the failover, in the order they run.
-pub const MUTATION_KEYS: [&str; 6] = [
+pub const MUTATION_KEYS: [&str; 7] = [
     "fence",
     "promote",
     "dns",
     "topology",
     "replica",
     "replica_topology",
+    "app_restart",
 ];
 
 /// What a journaled step reports about itself.

@@ -145,10 +145,11 @@ pub enum Function {
     RollbackPlan,
     RollbackStep,
     RollbackReport,
+    RestartApp,
 }
 
 impl Function {
-    pub const ALL: [Function; 61] = [
+    pub const ALL: [Function; 62] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -210,6 +211,7 @@ impl Function {
         Function::RollbackPlan,
         Function::RollbackStep,
         Function::RollbackReport,
+        Function::RestartApp,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -276,6 +278,7 @@ impl Function {
             Function::RollbackPlan => "RollbackPlanFunction",
             Function::RollbackStep => "RollbackStepFunction",
             Function::RollbackReport => "RollbackReportFunction",
+            Function::RestartApp => "RestartAppFunction",
         }
     }
 
@@ -506,6 +509,12 @@ impl Function {
                 JournalRecord,
             ],
             Function::RollbackReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::RestartApp => &[
+                DeploymentRestart,
+                DeploymentDescribe,
+                JournalEntries,
+                JournalRecord,
+            ],
         }
     }
 
@@ -574,6 +583,7 @@ impl Function {
             Function::RollbackPlan => "rollback-plan",
             Function::RollbackStep => "rollback-step",
             Function::RollbackReport => "rollback-report",
+            Function::RestartApp => "restart-app",
         }
     }
 
@@ -823,6 +833,9 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         }
         Function::RollbackReport => {
             to_value(rollback::report::rollback_report(ports, parse(function, payload)?).await?)
+        }
+        Function::RestartApp => {
+            to_value(app::restart::restart_app(ports, parse(function, payload)?).await?)
         }
     }
 }

@@ -27,6 +27,17 @@ pub const PROMOTION_WAIT_SECONDS: u64 = 1800;
 #[serde(deny_unknown_fields)]
 pub struct FailoverLimits {
     pub promotion_polls: u64,
+    /// The application's rolling restart after the switch.
+    #[serde(default = "max_app_rollout_polls")]
+    pub app_rollout_polls: u64,
+}
+
+/// The most polls of the application's restart, and its time budget.
+pub const MAX_APP_ROLLOUT_POLLS: u64 = 20;
+pub const APP_ROLLOUT_WAIT_SECONDS: u64 = 600;
+
+fn max_app_rollout_polls() -> u64 {
+    MAX_APP_ROLLOUT_POLLS
 }
 
 impl Default for FailoverLimits {
@@ -34,6 +45,7 @@ impl Default for FailoverLimits {
     fn default() -> Self {
         FailoverLimits {
             promotion_polls: MAX_PROMOTION_POLLS,
+            app_rollout_polls: MAX_APP_ROLLOUT_POLLS,
         }
     }
 }
@@ -45,6 +57,9 @@ pub fn failover_limits(interval_seconds: u64) -> FailoverLimits {
         promotion_polls: PROMOTION_WAIT_SECONDS
             .div_ceil(interval_seconds.max(1))
             .min(MAX_PROMOTION_POLLS),
+        app_rollout_polls: APP_ROLLOUT_WAIT_SECONDS
+            .div_ceil(interval_seconds.max(1))
+            .min(MAX_APP_ROLLOUT_POLLS),
     }
 }
 
@@ -149,6 +164,10 @@ pub struct FailoverRequest {
     /// Ties a rerun to the run it resumes (default: the execution name).
     #[serde(default)]
     pub recovery_id: Option<String>,
+    /// The application to restart (rolling) and check once the database
+    /// has moved; an empty deployment name is none.
+    #[serde(default)]
+    pub app: Option<crate::app::restart::AppTarget>,
     pub trigger: Trigger,
 }
 
@@ -181,6 +200,9 @@ pub struct FailoverPlan {
     /// then works from that one's plan, not from the registry as it is now.
     #[serde(default)]
     pub resume: Option<ResumeInfo>,
+    /// The application restarted after the switch (none: not restarted).
+    #[serde(default)]
+    pub app: Option<crate::app::restart::AppTarget>,
 }
 
 /// What an earlier execution of the same recovery began.
@@ -383,6 +405,7 @@ pub fn resolve(
         trigger: request.trigger.clone(),
         execution_start: execution.start_time,
         resume: None,
+        app: crate::app::restart::AppTarget::validated(request.app.clone())?,
     })
 }
 

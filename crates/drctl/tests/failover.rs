@@ -26,11 +26,20 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
     for _ in 0..2 {
         assert_eq!(Stack::http_get(&app).await.0, 200);
     }
+    let servers_before = stack.app_servers();
     stack.crash(PRIMARY);
 
-    let (code, result) = stack.failover(json!({}), &[]);
+    // As the alarm's rule sends it when AppDeploymentName is configured: the
+    // application is restarted (rolling) after the switch.
+    let (code, result) = stack.failover(json!({"app": stack.app_target()}), &[]);
     assert_eq!(code, 0, "{result:#}");
     assert_eq!(result["status"], "SUCCEEDED");
+    let servers_after = stack.app_servers();
+    assert_eq!(servers_after.len(), servers_before.len());
+    assert!(
+        servers_after.iter().all(|s| !servers_before.contains(s)),
+        "every server was replaced by the rolling restart: {servers_before:?} {servers_after:?}"
+    );
 
     let promoted = stack.describe(REPLICA).await;
     assert!(promoted.is_standalone_and_available(), "{promoted:?}");
@@ -146,13 +155,25 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(mutations.len(), 6, "{mutations:?}");
+    assert_eq!(mutations.len(), 7, "{mutations:?}");
     assert!(mutations[0].starts_with("fenced old primary muejam-db-prod"));
     assert!(mutations[1].starts_with("promoted read replica muejam-db-prod-replica"));
     assert!(mutations[2].starts_with("pointed db.muejam.internal"));
     assert!(mutations[3].starts_with("topology of muejam: muejam-db-prod-replica is the primary"));
     assert!(mutations[4].starts_with("created read replica muejam-db-prod-r1"));
     assert!(mutations[5].starts_with("topology of muejam: muejam-db-prod-r1 replicates"));
+    assert!(
+        mutations[6].starts_with("restarted muejam/muejam-api (rolling)"),
+        "{mutations:?}"
+    );
+    let timeline = report["timeline"].as_array().expect("timeline");
+    assert!(
+        timeline.iter().any(|t| t["step"] == "app_health"
+            && t["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("answered 200"))),
+        "{timeline:?}"
+    );
     assert_eq!(report["evidence"]["decision"], "automatic");
     let markdown = std::fs::read_to_string(report_path.replace(".json", ".md")).expect("markdown");
     assert!(
@@ -321,6 +342,9 @@ const SUCCESS_PATH_TASKS: &[&str] = &[
     "CreateReplica",
     "RecordReplica",
     "NotifySuccess",
+    "RestartApp",
+    "AppRollout",
+    "VerifyAppHealth",
     "ReleaseLock",
     "Report",
 ];
@@ -338,7 +362,7 @@ async fn one_throttle_at_every_task_is_retried_and_the_failover_still_succeeds()
         extra.push("--fault");
         extra.push(f);
     }
-    let (code, result) = stack.failover(json!({}), &extra);
+    let (code, result) = stack.failover(json!({"app": stack.app_target()}), &extra);
     assert_eq!(code, 0, "{result:#}");
     let failed_tasks = result["history"]
         .as_array()
@@ -364,6 +388,7 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
 ) {
     let stack = Stack::up();
     let primary_address = stack.address(PRIMARY).await;
+    let app = json!({"app": stack.app_target()});
     stack.crash(PRIMARY);
     // Tasks whose failure stops the failover, in the order they run: each run
     // resumes from what the previous one left, as an operator's re-run would.
@@ -385,7 +410,7 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
         let fault = format!("{task}:1:Unsafe");
         let before = stack.subjects().len();
         let (code, result) = stack.failover(
-            json!({}),
+            app.clone(),
             &["--virtual-time", "--name", "incident-1", "--fault", &fault],
         );
         assert_eq!(code, 1, "{task}: {result:#}");
@@ -414,11 +439,15 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
         "CreateReplica",
         "RecordReplica",
         "NotifySuccess",
+        // The application's restart and check: reported, never undoing.
+        "RestartApp",
+        "AppRollout",
+        "VerifyAppHealth",
         "ReleaseLock",
     ] {
         let fault = format!("{task}:1:Unsafe");
         let (code, result) = stack.failover(
-            json!({}),
+            app.clone(),
             &["--virtual-time", "--name", "incident-1", "--fault", &fault],
         );
         assert_eq!(code, 0, "{task}: {result:#}");
@@ -426,8 +455,16 @@ async fn a_permanent_error_at_any_task_ends_with_a_notification_and_dns_only_eve
             result["output"]["steps"]["confirm"]["result"]["decision"], "resume",
             "{task}: the rerun resumes the recovery"
         );
+        assert!(
+            result["history"]
+                .as_array()
+                .expect("history")
+                .iter()
+                .any(|e| e["type"] == "TaskFailed"),
+            "{task}: the fault fired"
+        );
     }
-    let (code, result) = stack.failover(json!({}), &["--virtual-time", "--name", "incident-1"]);
+    let (code, result) = stack.failover(app.clone(), &["--virtual-time", "--name", "incident-1"]);
     assert_eq!(code, 0, "{result:#}");
     assert_eq!(stack.dns_value().await, stack.address(REPLICA).await);
     let report: Value = serde_json::from_slice(

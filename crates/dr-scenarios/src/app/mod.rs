@@ -5,6 +5,7 @@
 //! EventBridge, or by hand.
 
 pub mod report;
+pub mod restart;
 pub mod steps;
 
 use chrono::{DateTime, Utc};

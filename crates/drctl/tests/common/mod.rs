@@ -195,6 +195,30 @@ impl Stack {
             .to_owned()
     }
 
+    /// The application a recovery restarts and checks: the local API's
+    /// deployment and its health URL.
+    pub fn app_target(&self) -> Value {
+        serde_json::json!({
+            "deployment": {"namespace": "muejam", "name": "muejam-api"},
+            "health_url": self.app_health_url()
+        })
+    }
+
+    /// The app servers' instance ids, sorted.
+    pub fn app_servers(&self) -> Vec<String> {
+        let state = muejam_app::LocalAppPlatform::new(&self.home)
+            .expect("app")
+            .read()
+            .expect("fleet state");
+        let mut ids: Vec<String> = state
+            .groups
+            .values()
+            .flat_map(|g| g.instances.iter().map(|i| i.instance_id.clone()))
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// `GET url`: the status and the JSON body (null when it is not JSON).
     pub async fn http_get(url: &str) -> (u16, Value) {
         let r = reqwest::get(url).await.expect("an answer");
