@@ -180,9 +180,19 @@ impl AppFleet for AutoScalingFleet {
 
     async fn start_instance_refresh(&self, fleet: &FleetRef) -> DrResult<InstanceRefresh> {
         let client = self.client_for(fleet)?;
+        // Launch before terminate: no server is taken out before its
+        // replacement passes (MinHealthyPercentage 100, MaxHealthyPercentage
+        // 200, the widest range AWS allows). The default (90 %, or the
+        // group's maintenance policy) may terminate healthy servers of a
+        // fleet that is already short.
+        let preferences = aws_sdk_autoscaling::types::RefreshPreferences::builder()
+            .min_healthy_percentage(100)
+            .max_healthy_percentage(200)
+            .build();
         match client
             .start_instance_refresh()
             .auto_scaling_group_name(&fleet.auto_scaling_group)
+            .preferences(preferences)
             .send()
             .await
         {

@@ -65,6 +65,30 @@ async fn a_refresh_already_running_is_joined_not_failed() {
 }
 
 #[tokio::test]
+async fn a_refresh_launches_before_it_terminates() {
+    let start = mock!(Client::start_instance_refresh)
+        .match_requests(|r| {
+            r.auto_scaling_group_name() == Some(GROUP)
+                && r.preferences().is_some_and(|p| {
+                    p.min_healthy_percentage() == Some(100)
+                        && p.max_healthy_percentage() == Some(200)
+                })
+        })
+        .then_output(|| {
+            aws_sdk_autoscaling::operation::start_instance_refresh::StartInstanceRefreshOutput::builder()
+                .instance_refresh_id("rf-new")
+                .build()
+        });
+    let client = mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, [&start]);
+    let started = AutoScalingFleet::new(client, no_load_balancer())
+        .start_instance_refresh(&fleet())
+        .await
+        .expect("started with launch-before-terminate preferences");
+    assert_eq!(started.refresh_id, "rf-new");
+    assert_eq!(start.num_calls(), 1);
+}
+
+#[tokio::test]
 async fn a_refresh_is_read_through_its_status_sequence() {
     let describe = mock!(Client::describe_instance_refreshes)
         .match_requests(|r| r.instance_refresh_ids() == ["rf-1"])
