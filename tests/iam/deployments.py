@@ -262,8 +262,9 @@ def main():
         probe = Deployment(doc, "us-east-1")
         primary, backup = probe.parameter("PrimaryRegion"), probe.parameter("BackupRegion")
         # Every optional trigger configured (GuardDuty's IP set, the app
-        # servers' load balancer): the primary must arm each, the standby none.
-        optional = {"BlockedIpSetId": "ipset-id",
+        # servers' load balancer, the app's EKS cluster): the primary must arm
+        # each, the standby none.
+        optional = {"BlockedIpSetId": "ipset-id", "EksClusterName": "muejam-prod",
                     "LoadBalancerFullName": "app/muejam-prod-alb/50dc6c495c0c9188",
                     "TargetGroupFullName": "targetgroup/muejam-app/73e2d6bc24d8a067"}
         problems = check_deployment(doc, "primary", primary,
