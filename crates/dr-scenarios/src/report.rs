@@ -360,6 +360,28 @@ pub(crate) struct ReportDocument<'a> {
     pub passed: bool,
 }
 
+/// What a recovery's report step is given (region failover, app-server
+/// recovery, deployment rollback).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryReportInput {
+    pub execution: ExecutionInfo,
+    pub outcome: Outcome,
+    /// The execution's data: `plan`, `steps` (each `{started_at, result}`
+    /// or `{started_at, error}`), `verified.at` (the end of the RTO), `error`.
+    pub details: Value,
+    pub finished_at: DateTime<Utc>,
+    pub topic_arn: String,
+}
+
+/// The RPO of a recovery that holds no data (the app tier): not measured,
+/// never counted as met.
+pub(crate) const RPO_NOT_APPLICABLE: Objective = Objective {
+    objective_seconds: RPO_OBJECTIVE_SECONDS,
+    achieved_seconds: None,
+    met: None,
+};
+
 /// What a recovery's report step returns (data corruption, region failover).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -67,18 +67,6 @@ fn ids(status: &FleetStatus) -> Vec<String> {
     ids
 }
 
-fn kill_app(stack: &Stack) {
-    let out = drctl(
-        &stack.home,
-        &["local", "app-kill", "--home", stack.home_str()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_killed_the_alarm_brings_them_back_and_a_healthy_fleet_is_a_false_alarm() {
     let stack = Stack::up();
@@ -132,7 +120,7 @@ async fn every_server_killed_the_alarm_brings_them_back_and_a_healthy_fleet_is_a
     );
 
     // Every server killed: the load balancer has no target.
-    kill_app(&stack);
+    stack.kill_app_servers();
     assert_eq!(Stack::http_get(&url).await.0, 503);
     let (code, result) = stack.run(
         MACHINE,
@@ -222,7 +210,7 @@ async fn faults_at_every_task_are_retried_or_end_with_a_page_and_the_group_is_ne
     let url = stack.app_health_url();
 
     // One throttle at every task: retried, and the recovery still succeeds.
-    kill_app(&stack);
+    stack.kill_app_servers();
     let mut extra: Vec<String> = vec!["--virtual-time".into()];
     for task in RECOVERY_TASKS {
         extra.push("--fault".into());
@@ -247,7 +235,7 @@ async fn faults_at_every_task_are_retried_or_end_with_a_page_and_the_group_is_ne
     // A permanent error at any task: the run fails, a page says so, the
     // lock is not left held, and the group is never lowered.
     for task in RECOVERY_TASKS {
-        kill_app(&stack);
+        stack.kill_app_servers();
         let name = format!("fault-{}", task.to_lowercase());
         let fault = format!("{task}:1:Unsafe");
         let before = stack.subjects().len();

@@ -66,23 +66,7 @@ async fn the_api_serves_through_the_record_and_its_failures_are_real() {
     );
 
     // A broken release: every instance's health answers 500.
-    let out = drctl(
-        &stack.home,
-        &[
-            "local",
-            "deploy",
-            "--home",
-            stack.home_str(),
-            "--bad",
-            "--migrations",
-            "3",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stack.deploy_bad_release();
     assert_eq!(get(&url).await.0, 500);
     assert!(table_exists(&stack, "muejam_api.featured_stories").await);
 
@@ -172,11 +156,7 @@ async fn the_api_serves_through_the_record_and_its_failures_are_real() {
         .expect("unset env");
 
     // Every server killed: the load balancer has no target.
-    let out = drctl(
-        &stack.home,
-        &["local", "app-kill", "--home", stack.home_str()],
-    );
-    assert!(out.status.success());
+    stack.kill_app_servers();
     assert_eq!(get(&url).await.0, 503);
     let fleet = FleetRef {
         auto_scaling_group: "muejam-app".into(),

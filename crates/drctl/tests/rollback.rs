@@ -15,26 +15,6 @@ use serde_json::{json, Value};
 const MACHINE: &str = "statemachines/deployment-rollback.asl.json";
 const SCENARIO: &str = "deployment-rollback";
 
-fn deploy_bad(stack: &Stack) {
-    let out = drctl(
-        &stack.home,
-        &[
-            "local",
-            "deploy",
-            "--home",
-            stack.home_str(),
-            "--bad",
-            "--migrations",
-            "3",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn request(stack: &Stack, changes: Value) -> Value {
     let mut input = json!({
         "deployment": {"namespace": "muejam", "name": "muejam-api"},
@@ -92,7 +72,7 @@ async fn current(stack: &Stack) -> DeploymentStatus {
 async fn a_bad_release_and_its_migration_are_rolled_back_and_careless_requests_are_refused() {
     let stack = Stack::up();
     let url = stack.app_health_url();
-    deploy_bad(&stack);
+    stack.deploy_bad_release();
     assert_eq!(Stack::http_get(&url).await.0, 500);
     let bad = current(&stack).await;
     assert_eq!(bad.current.revision, 2);
@@ -210,7 +190,7 @@ async fn faults_at_every_task_are_retried_or_paged_and_a_rerun_finishes_the_same
     let stack = Stack::up();
     let url = stack.app_health_url();
 
-    deploy_bad(&stack);
+    stack.deploy_bad_release();
     let mut extra: Vec<String> = Vec::new();
     for task in TASKS {
         extra.push("--fault".into());
@@ -229,7 +209,7 @@ async fn faults_at_every_task_are_retried_or_paged_and_a_rerun_finishes_the_same
     assert_eq!(Stack::http_get(&url).await.0, 200);
 
     for task in TASKS {
-        deploy_bad(&stack);
+        stack.deploy_bad_release();
         assert_eq!(Stack::http_get(&url).await.0, 500, "{task}");
         let bad = current(&stack).await;
         let name = format!("rb-{}", task.to_lowercase());

@@ -240,10 +240,29 @@ pub struct MigrationJob {
 }
 
 impl MigrationJob {
-    /// The job's name is a Kubernetes name (and a file name locally).
+    /// The job's name is a Kubernetes name (and a file name locally); the
+    /// app and the target are Django labels (they become a command's
+    /// arguments).
     pub fn validate(&self) -> DrResult<()> {
-        validate_k8s_name("job name", &self.name)
+        validate_k8s_name("job name", &self.name)?;
+        validate_django_label(&self.app)?;
+        validate_django_label(&self.target)
     }
+}
+
+/// A Django app label or migration name: letters, digits and '_', at most
+/// 100 (`manage.py migrate <app> <name>`).
+pub fn validate_django_label(value: &str) -> DrResult<()> {
+    if value.is_empty()
+        || value.len() > 100
+        || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        let shown: String = value.chars().take(100).collect();
+        return Err(DrError::InvalidInput(format!(
+            "{shown:?} is not a Django app label or migration name"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +361,25 @@ pub fn validate_health_url(url: &str) -> DrResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn django_labels_are_checked_before_they_become_arguments() {
+        for good in ["muejam", "0002_story_views_source", "zero"] {
+            assert!(validate_django_label(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "x;rm", "../x", "--fake", &"a".repeat(101)] {
+            assert!(validate_django_label(bad).is_err(), "{bad}");
+        }
+        let job = |app: &str, target: &str| MigrationJob {
+            name: "rollback-1-migrate".into(),
+            revision: 2,
+            app: app.into(),
+            target: target.into(),
+        };
+        assert!(job("muejam", "0002_b").validate().is_ok());
+        assert!(job("muejam", "0002; drop").validate().is_err());
+        assert!(job("mue jam", "0002_b").validate().is_err());
+    }
 
     fn rev(revision: u64, hash: &str) -> AppRevision {
         AppRevision {

@@ -39,7 +39,7 @@ pub struct FleetRequest {
 pub struct LimitsRequest {
     #[serde(default)]
     pub poll_seconds: Option<u64>,
-    /// The longest the run waits for the refreshed fleet.
+    /// The longest the run waits (for the refreshed fleet, a job, a rollout).
     #[serde(default)]
     pub max_wait_seconds: Option<u64>,
     /// Health URL checks after the fleet is back, before giving up.
@@ -140,6 +140,65 @@ pub const MAX_POLL_SECONDS: u64 = 300;
 pub const MAX_WAIT_SECONDS: u64 = 4 * 3600;
 pub const MAX_HEALTH_ATTEMPTS: u64 = 10;
 
+/// The timeouts a health check may be given, in milliseconds.
+pub const HEALTH_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
+
+/// The caps of a scenario's polled wait and health checks (each poll costs
+/// history events; the wait stays within the RTO).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitCaps {
+    pub max_poll_seconds: u64,
+    pub max_wait_seconds: u64,
+    pub max_polls: u64,
+    pub max_health_attempts: u64,
+}
+
+/// Pure: the polls of a wait of `max_wait` seconds every `poll_seconds`,
+/// and the health checks' attempts and timeout, all within `caps`; else
+/// `InvalidInput` naming the limit.
+pub(crate) fn checked_waits(
+    poll_seconds: u64,
+    max_wait: u64,
+    health_attempts: u64,
+    health_timeout_ms: u64,
+    caps: WaitCaps,
+) -> DrResult<u64> {
+    let WaitCaps {
+        max_poll_seconds,
+        max_wait_seconds,
+        max_polls,
+        max_health_attempts,
+    } = caps;
+    if !(1..=max_poll_seconds).contains(&poll_seconds) {
+        return Err(DrError::InvalidInput(format!(
+            "limits.poll_seconds {poll_seconds} is outside 1..={max_poll_seconds}"
+        )));
+    }
+    if !(poll_seconds..=max_wait_seconds).contains(&max_wait) {
+        return Err(DrError::InvalidInput(format!(
+            "limits.max_wait_seconds {max_wait} is outside {poll_seconds}..={max_wait_seconds}"
+        )));
+    }
+    if max_wait.div_ceil(poll_seconds) > max_polls {
+        return Err(DrError::InvalidInput(format!(
+            "limits: waiting {max_wait} s every {poll_seconds} s is more than {max_polls} polls; poll less often"
+        )));
+    }
+    if !(1..=max_health_attempts).contains(&health_attempts) {
+        return Err(DrError::InvalidInput(format!(
+            "limits.health_attempts {health_attempts} is outside 1..={max_health_attempts}"
+        )));
+    }
+    if !HEALTH_TIMEOUT_MS.contains(&health_timeout_ms) {
+        return Err(DrError::InvalidInput(format!(
+            "health_timeout_ms {health_timeout_ms} is outside {}..={}",
+            HEALTH_TIMEOUT_MS.start(),
+            HEALTH_TIMEOUT_MS.end()
+        )));
+    }
+    Ok(max_wait.div_ceil(poll_seconds))
+}
+
 fn limits(request: &AppRecoveryRequest) -> DrResult<AppLimits> {
     let given = request.limits.unwrap_or(LimitsRequest {
         poll_seconds: None,
@@ -152,34 +211,21 @@ fn limits(request: &AppRecoveryRequest) -> DrResult<AppLimits> {
     let health_timeout_ms = request
         .health_timeout_ms
         .unwrap_or(DEFAULT_HEALTH_TIMEOUT_MS);
-    if !(1..=MAX_POLL_SECONDS).contains(&poll_seconds) {
-        return Err(DrError::InvalidInput(format!(
-            "limits.poll_seconds {poll_seconds} is outside 1..={MAX_POLL_SECONDS}"
-        )));
-    }
-    if !(poll_seconds..=MAX_WAIT_SECONDS).contains(&max_wait) {
-        return Err(DrError::InvalidInput(format!(
-            "limits.max_wait_seconds {max_wait} is outside {poll_seconds}..={MAX_WAIT_SECONDS} (the RTO)"
-        )));
-    }
-    if max_wait.div_ceil(poll_seconds) > MAX_FLEET_POLLS {
-        return Err(DrError::InvalidInput(format!(
-            "limits: waiting {max_wait} s every {poll_seconds} s is more than {MAX_FLEET_POLLS} polls; poll less often"
-        )));
-    }
-    if !(1..=MAX_HEALTH_ATTEMPTS).contains(&health_attempts) {
-        return Err(DrError::InvalidInput(format!(
-            "limits.health_attempts {health_attempts} is outside 1..={MAX_HEALTH_ATTEMPTS}"
-        )));
-    }
-    if !(100..=30_000).contains(&health_timeout_ms) {
-        return Err(DrError::InvalidInput(format!(
-            "health_timeout_ms {health_timeout_ms} is outside 100..=30000"
-        )));
-    }
+    let fleet_polls = checked_waits(
+        poll_seconds,
+        max_wait,
+        health_attempts,
+        health_timeout_ms,
+        WaitCaps {
+            max_poll_seconds: MAX_POLL_SECONDS,
+            max_wait_seconds: MAX_WAIT_SECONDS,
+            max_polls: MAX_FLEET_POLLS,
+            max_health_attempts: MAX_HEALTH_ATTEMPTS,
+        },
+    )?;
     Ok(AppLimits {
         poll_seconds,
-        fleet_polls: max_wait.div_ceil(poll_seconds),
+        fleet_polls,
         health_attempts,
         health_timeout_ms,
     })

@@ -13,21 +13,11 @@ use super::{AppPlan, FleetCheck, SCENARIO};
 use crate::region::report::changes;
 use crate::report::{
     caught_error, journal_of_details, publish_recovery, seconds, step_result, step_timeline,
-    verdict, ExecutionInfo, Objective, Outcome, RecoveryDocument,
+    verdict, Objective, Outcome, RecoveryDocument,
 };
 use crate::Ports;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppReportInput {
-    pub execution: ExecutionInfo,
-    pub outcome: Outcome,
-    /// The execution's data: `request`, `plan`, `steps` (each
-    /// `{started_at, result}` or `{started_at, error}`), `verified.at`, `error`.
-    pub details: Value,
-    pub finished_at: DateTime<Utc>,
-    pub topic_arn: String,
-}
+pub type AppReportInput = crate::report::RecoveryReportInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppReport {
@@ -280,11 +270,6 @@ pub async fn app_report(ports: &Ports, input: AppReportInput) -> DrResult<AppRep
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
     let md = markdown(&report);
-    let rpo = Objective {
-        objective_seconds: crate::report::RPO_OBJECTIVE_SECONDS,
-        achieved_seconds: None,
-        met: None,
-    };
     publish_recovery(
         ports,
         RecoveryDocument {
@@ -295,7 +280,7 @@ pub async fn app_report(ports: &Ports, input: AppReportInput) -> DrResult<AppRep
             started_at: report.started_at,
             execution_name: &report.execution_name,
             rto: &report.rto,
-            rpo: &rpo,
+            rpo: &crate::report::RPO_NOT_APPLICABLE,
             json: &json,
             markdown: &md,
         },
@@ -345,6 +330,7 @@ pub fn unreported(d: &Value) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ExecutionInfo;
     use serde_json::json;
 
     fn plan() -> Value {

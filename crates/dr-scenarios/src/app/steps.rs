@@ -219,10 +219,11 @@ fn default_expected() -> u16 {
 /// `curl <health URL>`: one GET. Down is an answer (`healthy: false`), not
 /// an error; only an unusable URL or timeout is refused.
 pub async fn verify_health(ports: &Ports, input: VerifyHealthInput) -> DrResult<HealthObservation> {
-    if !(100..=30_000).contains(&input.timeout_ms) {
+    if !crate::app::HEALTH_TIMEOUT_MS.contains(&input.timeout_ms) {
         return Err(DrError::InvalidInput(format!(
-            "timeout_ms {} is outside 100..=30000",
-            input.timeout_ms
+            "timeout_ms {} is outside {:?}",
+            input.timeout_ms,
+            crate::app::HEALTH_TIMEOUT_MS
         )));
     }
     if !(100..=599).contains(&input.expected_status) {

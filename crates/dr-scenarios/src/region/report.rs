@@ -11,24 +11,13 @@ use serde_json::Value;
 use super::steps::{ConfirmRegionOutput, VerifyRegionRestoreOutput};
 use super::{ChosenCopy, RegionMode, RegionPlan};
 use crate::report::{
-    headline_md, journal_of_details, publish_recovery, ExecutionInfo, Objective, Outcome,
-    RecoveryDocument,
+    headline_md, journal_of_details, publish_recovery, Objective, Outcome, RecoveryDocument,
 };
 use crate::Ports;
 
 pub const SCENARIO: &str = "region-failover";
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegionReportInput {
-    pub execution: ExecutionInfo,
-    pub outcome: Outcome,
-    /// The execution's data: `plan`, `steps` (each `{started_at, result}`),
-    /// `verified.at` (the end of the RTO), `error`.
-    pub details: Value,
-    pub finished_at: DateTime<Utc>,
-    pub topic_arn: String,
-}
+pub type RegionReportInput = crate::report::RecoveryReportInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionReport {
@@ -502,6 +491,7 @@ pub async fn region_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ExecutionInfo;
     use serde_json::json;
 
     fn input(outcome: Outcome, mode: &str, details: Value) -> RegionReportInput {

@@ -39,17 +39,6 @@ pub struct MigrationRequest {
     pub target: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackLimitsRequest {
-    #[serde(default)]
-    pub poll_seconds: Option<u64>,
-    #[serde(default)]
-    pub max_wait_seconds: Option<u64>,
-    #[serde(default)]
-    pub health_attempts: Option<u64>,
-}
-
 /// The execution input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +53,7 @@ pub struct RollbackRequest {
     #[serde(default)]
     pub health_timeout_ms: Option<u64>,
     #[serde(default)]
-    pub limits: Option<RollbackLimitsRequest>,
+    pub limits: Option<crate::app::LimitsRequest>,
     #[serde(default)]
     pub trigger: Option<Value>,
 }
@@ -113,7 +102,7 @@ pub struct RollbackPlan {
 }
 
 fn limits(request: &RollbackRequest) -> DrResult<RollbackLimits> {
-    let given = request.limits.unwrap_or(RollbackLimitsRequest {
+    let given = request.limits.unwrap_or(crate::app::LimitsRequest {
         poll_seconds: None,
         max_wait_seconds: None,
         health_attempts: None,
@@ -126,27 +115,21 @@ fn limits(request: &RollbackRequest) -> DrResult<RollbackLimits> {
     let health_timeout_ms = request
         .health_timeout_ms
         .unwrap_or(crate::app::DEFAULT_HEALTH_TIMEOUT_MS);
-    if !(1..=MAX_POLL_SECONDS).contains(&poll_seconds)
-        || !(poll_seconds..=MAX_WAIT_SECONDS).contains(&max_wait)
-        || max_wait.div_ceil(poll_seconds) > MAX_POLLS
-    {
-        return Err(DrError::InvalidInput(format!(
-            "limits: poll every 1..={MAX_POLL_SECONDS} s, wait at most {MAX_WAIT_SECONDS} s, in at most {MAX_POLLS} polls (asked: every {poll_seconds} s for {max_wait} s)"
-        )));
-    }
-    if !(1..=MAX_HEALTH_ATTEMPTS).contains(&health_attempts) {
-        return Err(DrError::InvalidInput(format!(
-            "limits.health_attempts {health_attempts} is outside 1..={MAX_HEALTH_ATTEMPTS}"
-        )));
-    }
-    if !(100..=30_000).contains(&health_timeout_ms) {
-        return Err(DrError::InvalidInput(format!(
-            "health_timeout_ms {health_timeout_ms} is outside 100..=30000"
-        )));
-    }
+    let polls = crate::app::checked_waits(
+        poll_seconds,
+        max_wait,
+        health_attempts,
+        health_timeout_ms,
+        crate::app::WaitCaps {
+            max_poll_seconds: MAX_POLL_SECONDS,
+            max_wait_seconds: MAX_WAIT_SECONDS,
+            max_polls: MAX_POLLS,
+            max_health_attempts: MAX_HEALTH_ATTEMPTS,
+        },
+    )?;
     Ok(RollbackLimits {
         poll_seconds,
-        polls: max_wait.div_ceil(poll_seconds),
+        polls,
         health_attempts,
         health_timeout_ms,
     })
@@ -289,9 +272,9 @@ pub async fn rollback_plan(ports: &Ports, input: RollbackPlanInput) -> DrResult<
     };
     let planned = match &request.migration {
         Some(m) => {
-            validate_app_label(&m.app)?;
+            validate_django_label(&m.app)?;
             if let Some(t) = &m.target {
-                validate_app_label(t)?;
+                validate_django_label(t)?;
             }
             let current = ports
                 .deployment
@@ -356,20 +339,6 @@ pub async fn rollback_plan(ports: &Ports, input: RollbackPlanInput) -> DrResult<
     )
     .await?;
     Ok(plan)
-}
-
-/// A Django app label or migration name: letters, digits, '_'.
-pub fn validate_app_label(value: &str) -> DrResult<()> {
-    if value.is_empty()
-        || value.len() > 100
-        || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(DrError::InvalidInput(format!(
-            "{:?} is not a Django app label or migration name",
-            crate::truncate_message(value)
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,19 +13,11 @@ use crate::app::report::{changes_and_timeline, health_line};
 use crate::region::report::changes;
 use crate::report::{
     caught_error, journal_of_details, publish_recovery, seconds, step_result, step_timeline,
-    verdict, ExecutionInfo, Objective, Outcome, RecoveryDocument,
+    verdict, Objective, Outcome, RecoveryDocument,
 };
 use crate::Ports;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackReportInput {
-    pub execution: ExecutionInfo,
-    pub outcome: Outcome,
-    pub details: Value,
-    pub finished_at: DateTime<Utc>,
-    pub topic_arn: String,
-}
+pub type RollbackReportInput = crate::report::RecoveryReportInput;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackReport {
@@ -250,11 +242,6 @@ pub async fn rollback_report(
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| DrError::Internal(format!("serializing the report: {e}")))?;
     let md = markdown(&report);
-    let rpo = Objective {
-        objective_seconds: crate::report::RPO_OBJECTIVE_SECONDS,
-        achieved_seconds: None,
-        met: None,
-    };
     publish_recovery(
         ports,
         RecoveryDocument {
@@ -265,7 +252,7 @@ pub async fn rollback_report(
             started_at: report.started_at,
             execution_name: &report.execution_name,
             rto: &report.rto,
-            rpo: &rpo,
+            rpo: &crate::report::RPO_NOT_APPLICABLE,
             json: &json,
             markdown: &md,
         },
@@ -315,6 +302,7 @@ pub fn unreported(d: &Value) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ExecutionInfo;
     use serde_json::json;
 
     fn details(job_done: bool, rollout_done: bool, healthy: bool) -> Value {

@@ -75,8 +75,6 @@ pub async fn rollback_step(
         } => {
             deployment.validate()?;
             job.validate()?;
-            super::validate_app_label(&job.app)?;
-            super::validate_app_label(&job.target)?;
             let what = format!(
                 "migrating {} back to {} with revision {} of {deployment} (job {})",
                 job.app, job.target, job.revision, job.name

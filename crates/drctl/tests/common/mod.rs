@@ -204,6 +204,29 @@ impl Stack {
         })
     }
 
+    /// `drctl local <args> --home <home>` (an app-tier command), which must succeed.
+    pub fn local(&self, args: &[&str]) {
+        let mut all = vec!["local"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--home", self.home_str()]);
+        let out = drctl(&self.home, &all);
+        assert!(
+            out.status.success(),
+            "drctl {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A broken release (health answers 500) that adds migration 0003.
+    pub fn deploy_bad_release(&self) {
+        self.local(&["deploy", "--bad", "--migrations", "3"]);
+    }
+
+    /// Every app server killed.
+    pub fn kill_app_servers(&self) {
+        self.local(&["app-kill"]);
+    }
+
     /// The app servers' instance ids, sorted.
     pub fn app_servers(&self) -> Vec<String> {
         let state = muejam_app::LocalAppPlatform::new(&self.home)
