@@ -190,6 +190,30 @@ async fn every_server_killed_the_alarm_brings_them_back_and_a_healthy_fleet_is_a
     let again = fleet(&stack).await;
     assert_eq!(ids(&again), ids(&after), "nothing was touched");
     assert_eq!(again.desired_capacity, 4);
+
+    // A mistyped health URL while every server passes: nothing new servers
+    // would fix. Paged, nothing changed.
+    let wrong = url.replace("/health", "/healthz");
+    let (code, result) = stack.run(
+        MACHINE,
+        &alarm_input(&stack, json!({"health_url": wrong})),
+        &["--virtual-time", "--name", "app-3"],
+    );
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "CannotConfirm");
+    let states = state_names(&result);
+    assert!(!states.contains(&"AcquireLock".to_owned()), "{states:?}");
+    assert!(!states.contains(&"RaiseCapacity".to_owned()), "{states:?}");
+    let report = stack.report_named(SCENARIO, "app-3");
+    assert_eq!(report["outcome"], "cannot_confirm");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["changes"], json!([]));
+    assert!(stack.subjects().contains(
+        &"[MueJam DR] app-server recovery of muejam-app: cannot_confirm (FAILED)".to_owned()
+    ));
+    let still = fleet(&stack).await;
+    assert_eq!(ids(&still), ids(&after), "nothing was touched");
+    assert_eq!(still.desired_capacity, 4);
 }
 
 /// The tasks of a recovery that changes something, in the order they run.

@@ -103,7 +103,13 @@ pub struct FleetCheck {
 pub struct Assessment {
     /// Healthy: a false alarm, nothing is changed.
     pub healthy: bool,
-    /// Why it is not (empty when healthy).
+    /// Every server passes but the health URL does not answer: the URL,
+    /// the load balancer's DNS or certificate, or our own configuration is
+    /// wrong, none of which new servers fix. Nothing is changed; on-call
+    /// is paged.
+    #[serde(default)]
+    pub cannot_judge: bool,
+    /// Why it is not healthy (empty when healthy).
     pub reasons: Vec<String>,
 }
 
@@ -275,7 +281,10 @@ pub fn validate_target_group_arn(arn: &str, region: &str) -> DrResult<()> {
 
 /// Pure: is the fleet healthy, and why not. Healthy means the health URL
 /// answers as expected, every instance the load balancer routes to passes,
-/// and at least as many pass as the group wants (and at least one).
+/// and at least as many pass as the group wants (and at least one). Only
+/// the servers' own evidence (too few pass, some fail) leads to a
+/// recovery: a health URL that fails while every server passes cannot be
+/// judged, since a mistyped URL must never replace a healthy fleet.
 pub fn assess(check: &FleetCheck) -> Assessment {
     let mut reasons = Vec::new();
     if !check.health.healthy {
@@ -307,8 +316,10 @@ pub fn assess(check: &FleetCheck) -> Assessment {
             check.unhealthy_targets
         ));
     }
+    let servers_pass = check.healthy_targets >= wanted && check.unhealthy_targets == 0;
     Assessment {
         healthy: reasons.is_empty(),
+        cannot_judge: servers_pass && !check.health.healthy,
         reasons,
     }
 }
@@ -440,21 +451,25 @@ mod tests {
 
     #[test]
     fn a_fleet_is_healthy_only_when_everything_agrees() {
-        // (desired, healthy, unhealthy, URL ok, healthy?, reasons)
+        // (desired, healthy, unhealthy, URL ok, healthy?, cannot judge?, reasons)
         let cases = [
-            (2, 2, 0, true, true, 0),
-            (2, 3, 0, true, true, 0),
-            (2, 0, 2, false, false, 3),
-            (2, 2, 0, false, false, 1),
-            (2, 1, 0, true, false, 1),
-            (2, 2, 1, true, false, 1),
+            (2, 2, 0, true, true, false, 0),
+            (2, 3, 0, true, true, false, 0),
+            (2, 0, 2, false, false, false, 3),
+            // Every server passes, the URL does not: never a recovery.
+            (2, 2, 0, false, false, true, 1),
+            (2, 1, 0, true, false, false, 1),
+            (2, 1, 0, false, false, false, 2),
+            (2, 2, 1, true, false, false, 1),
             // An empty group is never healthy, whatever answers the URL.
-            (0, 0, 0, true, false, 1),
-            (4, 2, 2, true, false, 2),
+            (0, 0, 0, true, false, false, 1),
+            (4, 2, 2, true, false, false, 2),
         ];
-        for (desired, healthy, unhealthy, ok, expect, reasons) in cases {
+        for (desired, healthy, unhealthy, ok, expect, cannot_judge, reasons) in cases {
             let a = assess(&check(desired, healthy, unhealthy, ok));
-            assert_eq!(a.healthy, expect, "{desired} {healthy} {unhealthy} {ok}");
+            let case = format!("{desired} {healthy} {unhealthy} {ok}");
+            assert_eq!(a.healthy, expect, "{case}");
+            assert_eq!(a.cannot_judge, cannot_judge, "{case}");
             assert_eq!(a.reasons.len(), reasons, "{:?}", a.reasons);
         }
     }

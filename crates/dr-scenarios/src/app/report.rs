@@ -105,6 +105,12 @@ pub fn build(input: &AppReportInput, journal: &[JournalEntry]) -> AppReport {
             )
         ));
     }
+    if input.outcome == Outcome::CannotConfirm {
+        warnings.push(
+            "every server passes its health check but the health URL does not answer as expected: nothing was changed (new servers would not fix a wrong URL, the load balancer, its DNS or certificate); check them"
+                .to_owned(),
+        );
+    }
     if let Some(e) = d.get("release_error") {
         let (error, cause) = caught_error(e);
         warnings.push(format!(
@@ -404,6 +410,20 @@ mod tests {
             assert_eq!(r.rto.met, rto.map(|_| true));
             assert_eq!(r.trigger.as_deref(), Some("muejam-app-no-healthy-hosts"));
         }
+    }
+
+    #[test]
+    fn a_health_url_that_fails_while_every_server_passes_is_paged_not_passed() {
+        let mut p = plan();
+        p["assessment"] = json!({"healthy": false, "cannot_judge": true, "reasons": ["https://api.muejam.com/health answered 404"]});
+        let r = build(&input(Outcome::CannotConfirm, json!({"plan": p})), &[]);
+        assert!(!r.passed);
+        assert!(
+            r.warnings[0].contains("nothing was changed"),
+            "{:?}",
+            r.warnings
+        );
+        assert_eq!(r.rto.met, None);
     }
 
     #[test]
