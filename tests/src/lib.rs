@@ -280,6 +280,16 @@ pub fn check(root: &Path) -> Vec<String> {
         }
     }
     for id in &known {
+        for (_, destination) in sam.lambda_destinations(id) {
+            if !known.contains(&destination) {
+                problems.push(format!(
+                    "{id} hands its asynchronous results to {destination}, which is not a function of the template"
+                ));
+            }
+            invoked_anywhere.insert(destination);
+        }
+    }
+    for id in &known {
         if !invoked_anywhere.contains(id) && !sam.has_events(id) {
             problems.push(format!(
                 "{id} is declared but neither a state machine nor an event invokes it"

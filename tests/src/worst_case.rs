@@ -87,6 +87,10 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                                 "$.plan.approval_timeout_seconds".to_owned(),
                                 corruption::MAX_APPROVAL_SECONDS as f64,
                             ),
+                            (
+                                "$.plan.app_rollout_polls".to_owned(),
+                                dr_scenarios::plan::app_rollout_polls(i) as f64,
+                            ),
                         ])
                     })
                     .collect(),

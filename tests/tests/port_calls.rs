@@ -897,6 +897,22 @@ impl RecoveryJournal for Fake {
                 ),
             }]);
         }
+        if r == "read-only" {
+            // A data-corruption run that put the app in read-only mode and
+            // never stopped the writes: the lift is due.
+            self.0.record(PortOperation::JournalEntries);
+            return Ok(vec![JournalEntry {
+                recovery_id: r.into(),
+                key: "read_only".into(),
+                execution: "d1".into(),
+                at: Utc::now(),
+                status: JournalStatus::Done,
+                summary: "read-only".into(),
+                detail: Some(
+                    json!({"deployment": {"namespace": "muejam", "name": "muejam-api"}, "previous": null, "ours": true, "lifted": false}),
+                ),
+            }]);
+        }
         self.0.record(PortOperation::JournalEntries);
         Ok(vec![])
     }
@@ -1076,6 +1092,7 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::CorruptionPlan => vec![
             json!({"request": {"database": "muejam", "trigger": {"source": "manual"}}, "execution": execution}),
+            json!({"request": {"database": "muejam", "trigger": {"source": "manual"}, "app": {"deployment": {"namespace": "muejam", "name": "muejam-api"}, "health_url": "https://api.muejam.com/health"}}, "execution": execution}),
         ],
         Function::IntegrityCheck => vec![
             json!({"mode": "scope", "instance_id": "muejam-db-prod", "database": "muejam", "credentials_secret_id": "s"}),
@@ -1203,7 +1220,14 @@ fn payloads(function: Function) -> Vec<Value> {
         Function::RestartApp => vec![
             sample_event(Function::RestartApp),
             json!({"action": "status", "deployment": {"namespace": "muejam", "name": "muejam-api"}}),
+            json!({"action": "read_only", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
+            json!({"action": "lift_read_only", "journal": {"recovery_id": "read-only", "execution": "d1"}}),
         ],
+        Function::ReadOnlyCleanup => vec![{
+            let mut record = sample_event(Function::ReadOnlyCleanup);
+            record["requestPayload"]["execution_name"] = json!("read-only");
+            record
+        }],
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

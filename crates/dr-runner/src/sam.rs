@@ -280,6 +280,42 @@ impl SamTemplate {
         !self.events(resource).is_empty()
     }
 
+    /// The functions a function's asynchronous invocations hand their
+    /// record to (`EventInvokeConfig.DestinationConfig`, `Type: Lambda`,
+    /// `Destination: !GetAtt <Function>.Arn`), as (`OnSuccess` or
+    /// `OnFailure`, the destination's logical id).
+    pub fn lambda_destinations(&self, resource: &str) -> Vec<(String, String)> {
+        let Some(config) = self
+            .resources
+            .get(resource)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("EventInvokeConfig"))
+            .and_then(|c| c.get("DestinationConfig"))
+        else {
+            return Vec::new();
+        };
+        ["OnSuccess", "OnFailure"]
+            .into_iter()
+            .filter_map(|on| {
+                let d = config.get(on)?;
+                if d.get("Type").and_then(Yaml::as_str) != Some("Lambda") {
+                    return None;
+                }
+                let target = match d.get("Destination")? {
+                    Yaml::Tagged(t) if t.tag == "!GetAtt" => text(&t.value)?,
+                    other => other
+                        .get("Fn::GetAtt")
+                        .and_then(Yaml::as_sequence)
+                        .and_then(|items| items.first())
+                        .and_then(text)
+                        .map(|id| format!("{id}.Arn"))?,
+                };
+                let id = target.strip_suffix(".Arn")?;
+                Some((on.to_owned(), id.to_owned()))
+            })
+            .collect()
+    }
+
     /// A resource's `Properties.Events` (empty when it has none).
     fn events(&self, resource: &str) -> serde_norway::Mapping {
         self.resources

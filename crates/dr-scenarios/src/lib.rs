@@ -146,10 +146,11 @@ pub enum Function {
     RollbackStep,
     RollbackReport,
     RestartApp,
+    ReadOnlyCleanup,
 }
 
 impl Function {
-    pub const ALL: [Function; 62] = [
+    pub const ALL: [Function; 63] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -212,6 +213,7 @@ impl Function {
         Function::RollbackStep,
         Function::RollbackReport,
         Function::RestartApp,
+        Function::ReadOnlyCleanup,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -279,6 +281,7 @@ impl Function {
             Function::RollbackStep => "RollbackStepFunction",
             Function::RollbackReport => "RollbackReportFunction",
             Function::RestartApp => "RestartAppFunction",
+            Function::ReadOnlyCleanup => "ReadOnlyCleanupFunction",
         }
     }
 
@@ -359,7 +362,7 @@ impl Function {
             Function::RequestApproval => {
                 &[ApprovalOpen, NotifierPublish, ApprovalClose, ApprovalGet]
             }
-            Function::CorruptionPlan => &[TopologyGet, DescribeInstance],
+            Function::CorruptionPlan => &[TopologyGet, DescribeInstance, DeploymentDescribe],
             Function::IntegrityCheck => &[
                 DescribeInstance,
                 SecretsGet,
@@ -512,9 +515,11 @@ impl Function {
             Function::RestartApp => &[
                 DeploymentRestart,
                 DeploymentDescribe,
+                DeploymentSetEnv,
                 JournalEntries,
                 JournalRecord,
             ],
+            Function::ReadOnlyCleanup => &[DeploymentSetEnv, JournalEntries, JournalRecord],
         }
     }
 
@@ -584,6 +589,7 @@ impl Function {
             Function::RollbackStep => "rollback-step",
             Function::RollbackReport => "rollback-report",
             Function::RestartApp => "restart-app",
+            Function::ReadOnlyCleanup => "read-only-cleanup",
         }
     }
 
@@ -837,5 +843,8 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         Function::RestartApp => {
             to_value(app::restart::restart_app(ports, parse(function, payload)?).await?)
         }
+        Function::ReadOnlyCleanup => to_value(
+            corruption::read_only::read_only_cleanup(ports, parse(function, payload)?).await?,
+        ),
     }
 }

@@ -36,8 +36,16 @@ pub struct FailoverLimits {
 pub const MAX_APP_ROLLOUT_POLLS: u64 = 20;
 pub const APP_ROLLOUT_WAIT_SECONDS: u64 = 600;
 
-fn max_app_rollout_polls() -> u64 {
+pub(crate) fn max_app_rollout_polls() -> u64 {
     MAX_APP_ROLLOUT_POLLS
+}
+
+/// Pure: the polls of the application's rollout at an interval: its time
+/// budget, never more than [`MAX_APP_ROLLOUT_POLLS`].
+pub fn app_rollout_polls(interval_seconds: u64) -> u64 {
+    APP_ROLLOUT_WAIT_SECONDS
+        .div_ceil(interval_seconds.max(1))
+        .min(MAX_APP_ROLLOUT_POLLS)
 }
 
 impl Default for FailoverLimits {
@@ -57,9 +65,7 @@ pub fn failover_limits(interval_seconds: u64) -> FailoverLimits {
         promotion_polls: PROMOTION_WAIT_SECONDS
             .div_ceil(interval_seconds.max(1))
             .min(MAX_PROMOTION_POLLS),
-        app_rollout_polls: APP_ROLLOUT_WAIT_SECONDS
-            .div_ceil(interval_seconds.max(1))
-            .min(MAX_APP_ROLLOUT_POLLS),
+        app_rollout_polls: app_rollout_polls(interval_seconds),
     }
 }
 

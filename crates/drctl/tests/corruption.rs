@@ -123,14 +123,21 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
     let w2_ids = story_ids(&app, "W2").await;
     let dns_before = stack.dns_value().await;
 
+    // Named, the application is put in read-only mode before the writes
+    // stop (runbook step 2) and out of it at the end.
     let run = Background::start(
         &stack,
         DATA_CORRUPTION,
-        &request(json!({})),
+        &request(json!({"app": stack.app_target()})),
         "corrupt-1",
         &[],
     );
     let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    assert_eq!(stack.read_only_mode().as_deref(), Some("true"));
+    let (code, body) = stack
+        .app_write(author(&stack, PRIMARY).await, "during the recovery")
+        .await;
+    assert_eq!(code, 503, "the API answers writes with maintenance: {body}");
     let body = question["message"].as_str().unwrap_or_default().to_owned();
     assert!(body.contains("drctl approve corrupt-1"), "{body}");
     assert!(
@@ -268,6 +275,51 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
             "{id} in {csv}"
         );
     }
+
+    // The application is out of read-only mode, its servers replaced by
+    // that rollout, and its writes land on the restored primary.
+    assert_eq!(stack.read_only_mode(), None);
+    let (code, written) = stack
+        .app_write(author(&stack, restored).await, "after the recovery")
+        .await;
+    assert!((200..300).contains(&code), "{code} {written}");
+    let restored_at = stack.describe(restored).await.endpoint.expect("endpoint");
+    assert_eq!(
+        written["database"],
+        json!(format!("{}:{}", restored_at.address, restored_at.port)),
+        "{written}"
+    );
+    let application: Vec<&str> = report["application"]
+        .as_array()
+        .expect("the application section")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(application.len(), 4, "{application:#?}");
+    assert!(
+        application[0].starts_with("read-only mode: put muejam/muejam-api in read-only mode"),
+        "{application:#?}"
+    );
+    assert!(
+        application[1].contains("and lifted it at"),
+        "{application:#?}"
+    );
+    assert!(
+        application[2].contains("successfully rolled out"),
+        "{application:#?}"
+    );
+    assert!(
+        application[3].contains("answered 200") && application[3].contains("(healthy)"),
+        "{application:#?}"
+    );
+    assert!(
+        report["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c
+                .as_str()
+                .is_some_and(|c| c.contains("lifted it at") && c.ends_with("(done)")))),
+        "{report:#}"
+    );
 }
 
 /// The application can write on `instance` (its writes were given back).
@@ -280,6 +332,17 @@ async fn app_writes(stack: &Stack, instance: &str) -> bool {
         )
         .await
         .is_ok()
+}
+
+/// An author the sample's damage never deletes (`orphans` deletes the
+/// lowest ids), read on the primary (reads are never stopped).
+async fn author(stack: &Stack, instance: &str) -> i64 {
+    as_app(stack, instance)
+        .await
+        .query_one("SELECT max(id)::bigint FROM users", &[])
+        .await
+        .expect("an author")
+        .get(0)
 }
 
 /// Damage committed seconds ago, with writes before and after it.
@@ -336,7 +399,7 @@ async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
     let run = Background::start(
         &stack,
         DATA_CORRUPTION,
-        &request(json!({})),
+        &request(json!({"app": stack.app_target()})),
         "corrupt-2",
         &[],
     );
@@ -345,6 +408,7 @@ async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
         !app_writes(&stack, PRIMARY).await,
         "writes are stopped meanwhile"
     );
+    assert_eq!(stack.read_only_mode().as_deref(), Some("true"));
     answered(&stack, "reject", "corrupt-2", "we will repair by hand");
     let (code, result) = run.finish();
     assert_eq!(code, 0, "{result:#}");
@@ -367,16 +431,55 @@ async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
         "{body}"
     );
     assert!(body.contains("muejam-db-prod-r1"), "{body}");
+    // The writes are back on the primary: so is the application.
+    assert_eq!(stack.read_only_mode(), None);
+    let (code, written) = stack
+        .app_write(author(&stack, PRIMARY).await, "after the rejection")
+        .await;
+    assert!((200..300).contains(&code), "{code} {written}");
 
     // Asked to keep the writes stopped on an abort, it does, and says so; a
-    // rerun restores under a fresh name (the first restore is kept).
+    // rerun restores under a fresh name (the first restore is kept). The
+    // application stays in read-only mode with them, and a health check
+    // that fails is reported, nothing more.
     let (code, result) = run_with_faults_on(
         &stack,
         "keep-1",
-        &["AssessLoss:1:Unsafe".to_owned()],
-        json!({"keep_writes_stopped_on_abort": true, "restore_time": clean_moment}),
+        &[
+            "AssessLoss:1:Unsafe".to_owned(),
+            "VerifyAppHealth:1:Unsafe".to_owned(),
+        ],
+        json!({"keep_writes_stopped_on_abort": true, "restore_time": clean_moment, "app": stack.app_target()}),
     );
     assert_eq!(code, 1, "{result:#}");
+    assert_eq!(stack.read_only_mode().as_deref(), Some("true"));
+    assert_eq!(
+        stack
+            .app_write(author(&stack, PRIMARY).await, "kept stopped")
+            .await
+            .0,
+        503
+    );
+    let application = stack.report_named("data-corruption", "keep-1")["application"].clone();
+    let lines: Vec<&str> = application
+        .as_array()
+        .expect("application")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        lines.iter().any(
+            |l| l.contains("LEFT ON: the application's writes are still stopped")
+                && l.contains("kubectl -n muejam set env deployment/muejam-api READ_ONLY_MODE-")
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("health: FAILED (Unsafe")),
+        "{lines:#?}"
+    );
     let ids = stack.instance_ids().await;
     assert!(
         ids.contains(&id("muejam-db-prod-r1")) && ids.contains(&id("muejam-db-prod-r2")),
@@ -485,10 +588,6 @@ const SUCCESS_PATH_TASKS: [&str; 24] = [
 const APPROVED: &str =
     r#"return={"approved":true,"by":"test","at":"2026-11-27T00:00:00Z","reason":null}"#;
 
-fn run_with_faults(stack: &Stack, name: &str, faults: &[String]) -> (i32, Value) {
-    run_with_faults_on(stack, name, faults, json!({}))
-}
-
 fn run_with_faults_on(
     stack: &Stack,
     name: &str,
@@ -511,7 +610,15 @@ async fn one_throttle_at_every_task_is_retried_and_the_recovery_still_switches()
         .collect();
     faults.push("RequestApproval:1:Throttled".to_owned());
     faults.push(format!("RequestApproval:2:{APPROVED}"));
-    let (code, result) = run_with_faults(&stack, "throttled-1", &faults);
+    // The application's tasks, with the app named.
+    const APP_TASKS: [&str; 4] = ["ReadOnly", "LiftReadOnly", "AppRollout", "VerifyAppHealth"];
+    faults.extend(APP_TASKS.iter().map(|t| format!("{t}:1:Throttled")));
+    let (code, result) = run_with_faults_on(
+        &stack,
+        "throttled-1",
+        &faults,
+        json!({"app": stack.app_target()}),
+    );
     assert_eq!(code, 0, "{result:#}");
     let failed = result["history"]
         .as_array()
@@ -525,7 +632,12 @@ async fn one_throttle_at_every_task_is_retried_and_the_recovery_still_switches()
         .iter()
         .filter(|t| !t.ends_with("Candidate"))
         .count();
-    assert_eq!(failed, own + 1, "each task failed once and was retried");
+    assert_eq!(
+        failed,
+        own + 1 + APP_TASKS.len(),
+        "each task failed once and was retried"
+    );
+    assert_eq!(stack.read_only_mode(), None, "lifted after its retry");
     assert_eq!(
         stack.dns_value().await,
         stack.address("muejam-db-prod-r1").await
@@ -594,6 +706,53 @@ async fn a_permanent_error_at_any_task_ends_failed_with_a_page_the_writes_back_a
         );
         nothing_switched(&stack, &dns_before, task).await;
     }
+    // A permanent error at an application task is reported and the
+    // recovery goes on (here to its abort at AssessLoss: nothing switches,
+    // the writes come back). A lift that fails leaves the mode on and says
+    // how to lift it; lifting it later goes by the same journal.
+    for (task, says, mode_after) in [
+        ("ReadOnly", "read-only mode: FAILED (Unsafe", None),
+        ("AppRollout", "rollout: FAILED (Unsafe", None),
+        (
+            "LiftReadOnly",
+            "lift of the read-only mode: FAILED (Unsafe",
+            Some("true"),
+        ),
+    ] {
+        let name = format!("fault-{}", task.to_lowercase());
+        let (code, result) = run_with_faults_on(
+            &stack,
+            &name,
+            &[format!("{task}:1:Unsafe"), "AssessLoss:1:Unsafe".to_owned()],
+            json!({"restore_time": clean_moment, "app": stack.app_target()}),
+        );
+        assert_eq!(code, 1, "{task}: {result:#}");
+        assert_eq!(result["error"], "Unsafe", "{task}: {result:#}");
+        let report = stack.report_named("data-corruption", &name);
+        assert!(
+            report["application"].as_array().is_some_and(|a| a
+                .iter()
+                .any(|l| l.as_str().is_some_and(|l| l.starts_with(says)))),
+            "{task}: {report:#}"
+        );
+        assert!(app_writes(&stack, PRIMARY).await, "{task}: writes are back");
+        assert_eq!(stack.read_only_mode().as_deref(), mode_after, "{task}");
+        nothing_switched(&stack, &dns_before, task).await;
+    }
+    assert!(
+        stack
+            .report_named("data-corruption", "fault-liftreadonly")["application"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c.as_str().is_some_and(|c| c
+                .contains("lift it by hand once its writes are back (kubectl -n muejam set env deployment/muejam-api READ_ONLY_MODE-)")))),
+        "the failed lift says how to lift by hand"
+    );
+    stack.invoke(
+        "restart-app",
+        &json!({"action": "lift_read_only", "journal": {"recovery_id": "fault-liftreadonly", "execution": "by-hand"}}),
+    );
+    assert_eq!(stack.read_only_mode(), None);
+
     // Once the switch has begun, a failure says so and what to finish.
     let (code, result) = run_with_faults_on(
         &stack,
@@ -635,7 +794,7 @@ async fn a_permanent_error_at_any_task_ends_failed_with_a_page_the_writes_back_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_rule() {
     let stack = damaged_stack().await;
-    let input = request(json!({}));
+    let input = request(json!({"app": stack.app_target()}));
     // Throttled at the first round, the run sleeps in a retry: killed there.
     let mut run = Background::start(
         &stack,
@@ -659,30 +818,18 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
         !app_writes(&stack, PRIMARY).await,
         "the dead run left the writes stopped"
     );
+    assert_eq!(
+        stack.read_only_mode().as_deref(),
+        Some("true"),
+        "and the application in read-only mode"
+    );
 
     let event = json!({
         "execution_name": "dies-1",
         "input": input.to_string(),
         "status": "ABORTED"
     });
-    let path = stack.home.join("cleanup.json");
-    std::fs::write(&path, event.to_string()).expect("payload");
-    let out = drctl(
-        &stack.home,
-        &[
-            "invoke",
-            "corruption-cleanup",
-            "--local",
-            "--payload",
-            path.to_str().expect("path"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let output = stack.invoke("corruption-cleanup", &event);
     assert!(
         output["writes"]
             .as_str()
@@ -692,22 +839,35 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
     assert!(app_writes(&stack, PRIMARY).await, "writes are back");
     assert!(candidates_left(&stack).await.is_empty());
 
-    // Again (the rule may deliver twice): nothing more to do, no error.
-    let again = drctl(
-        &stack.home,
-        &[
-            "invoke",
-            "corruption-cleanup",
-            "--local",
-            "--payload",
-            path.to_str().expect("path"),
-        ],
-    );
+    // Lambda hands the sweep's record to its destination, outside the VPC:
+    // the read-only mode is lifted, since the journal says the writes are
+    // back; once only, however often the record comes.
+    let record = json!({
+        "version": "1.0",
+        "requestContext": {"condition": "Success", "approximateInvokeCount": 1},
+        "requestPayload": event,
+        "responsePayload": output,
+    });
+    let lifts: Vec<Value> = (0..2)
+        .map(|_| stack.invoke("read-only-cleanup", &record))
+        .collect();
+    assert_eq!(lifts[0]["lifted"], true, "{:#}", lifts[0]);
     assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
+        lifts[0]["sweep"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("gave muejam_app its writes back")),
+        "{:#}",
+        lifts[0]
     );
+    assert_eq!(lifts[1]["lifted"], false, "{:#}", lifts[1]);
+    assert_eq!(stack.read_only_mode(), None);
+    let (code, written) = stack
+        .app_write(author(&stack, PRIMARY).await, "after the sweep")
+        .await;
+    assert!((200..300).contains(&code), "{code} {written}");
+
+    // Again (the rule may deliver twice): nothing more to do, no error.
+    stack.invoke("corruption-cleanup", &event);
     assert!(app_writes(&stack, PRIMARY).await);
 }
 
@@ -735,5 +895,21 @@ fn the_death_rule_sends_the_cleanup_what_it_needs() {
     );
     let parsed: Result<dr_scenarios::corruption::cleanup::CorruptionCleanupInput, _> =
         serde_json::from_value(input);
+    assert!(parsed.is_ok(), "{parsed:?}");
+    // After it, on success and on failure alike, Lambda hands its record to
+    // the read-only sweep; the documented record is what that sweep reads.
+    assert_eq!(
+        template.lambda_destinations("CorruptionCleanupFunction"),
+        [
+            ("OnSuccess".to_owned(), "ReadOnlyCleanupFunction".to_owned()),
+            ("OnFailure".to_owned(), "ReadOnlyCleanupFunction".to_owned()),
+        ]
+    );
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/functions/read-only-cleanup.json")).expect("record"),
+    )
+    .expect("json");
+    let parsed: Result<dr_scenarios::corruption::read_only::ReadOnlyCleanupInput, _> =
+        serde_json::from_value(record);
     assert!(parsed.is_ok(), "{parsed:?}");
 }

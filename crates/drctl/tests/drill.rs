@@ -436,24 +436,7 @@ async fn the_drill_sweeper_rule_hands_the_dead_drill_to_its_cleanup() {
     .expect("json");
     let payload = rule.transform(&event).expect("transforms");
     assert_eq!(payload, json!({"drill_id": "incident-2026-11-26"}));
-    let file = stack.home.join("drill-sweep.json");
-    std::fs::write(&file, payload.to_string()).expect("payload");
-    let out = drctl(
-        &stack.home,
-        &[
-            "invoke",
-            "drill-cleanup",
-            "--local",
-            "--payload",
-            file.to_str().expect("path"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let output: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let output = stack.invoke("drill-cleanup", &payload);
     assert_eq!(output["clean"], true, "{output}");
 }
 

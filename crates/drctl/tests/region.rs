@@ -664,26 +664,7 @@ fn kill_after(stack: &Stack, input: &Value, name: &str, faults: &[&str], line: &
 /// region-restore sweep (its output) and the cleanup that gives stopped
 /// writes back (its `writes` merged in).
 fn sweep(stack: &Stack, input: &Value, name: &str) -> Value {
-    let invoke = |function: &str, event: Value| -> Value {
-        let path = stack.home.join(format!("{function}-{name}.json"));
-        std::fs::write(&path, event.to_string()).expect("payload");
-        let out = drctl(
-            &stack.home,
-            &[
-                "invoke",
-                function,
-                "--local",
-                "--payload",
-                path.to_str().expect("path"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{function}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("json")
-    };
+    let invoke = |function: &str, event: Value| stack.invoke(function, &event);
     // The payloads as the template's rules make them from the status change.
     let template =
         dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");

@@ -32,15 +32,9 @@ pub struct App {
     pub db: DatabaseAccess,
 }
 
-/// `READ_ONLY_MODE` as Django settings read it: true, 1, yes, on.
-pub fn read_only_from(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "true" | "1" | "yes" | "on"
-        )
-    })
-}
+/// `READ_ONLY_MODE` as Django settings read it (the rule the DR workflows
+/// use too).
+pub use dr_core::read_only_mode_on as read_only_from;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

@@ -273,6 +273,21 @@ pub enum JobState {
     Failed { reason: String },
 }
 
+/// The environment variable that puts the application in maintenance:
+/// reads go on, writes answer 503 (runbook "Data Corruption", step 2).
+pub const READ_ONLY_MODE: &str = "READ_ONLY_MODE";
+
+/// `READ_ONLY_MODE` as Django settings read it: true, 1, yes, on (any case,
+/// surrounding blanks ignored); anything else, or unset, is off.
+pub fn read_only_mode_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        )
+    })
+}
+
 /// The deployment: rollouts and their history, environment, one-off jobs.
 #[async_trait]
 pub trait AppDeployment: Send + Sync {

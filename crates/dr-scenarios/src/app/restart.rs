@@ -44,6 +44,14 @@ pub enum RestartAppInput {
     },
     /// `kubectl rollout status`.
     Status { deployment: DeploymentRef },
+    /// `kubectl set env READ_ONLY_MODE=true` before a recovery stops the
+    /// writes (see [`crate::corruption::read_only`]).
+    ReadOnly {
+        deployment: DeploymentRef,
+        journal: JournalRef,
+    },
+    /// Its lift, when the journal says the writes are back.
+    LiftReadOnly { journal: JournalRef },
 }
 
 pub const JOURNAL_KEY: &str = "app_restart";
@@ -79,6 +87,13 @@ pub async fn restart_app(ports: &Ports, input: RestartAppInput) -> DrResult<Roll
                 })
             })
             .await
+        }
+        RestartAppInput::ReadOnly {
+            deployment,
+            journal,
+        } => crate::corruption::read_only::set_read_only(ports, &deployment, &journal).await,
+        RestartAppInput::LiftReadOnly { journal } => {
+            crate::corruption::read_only::lift_read_only(ports, &journal).await
         }
         RestartAppInput::Status { deployment } => {
             deployment.validate()?;

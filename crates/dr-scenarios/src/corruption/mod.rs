@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
+use crate::app::restart::AppTarget;
 use crate::plan::{default_rpo, default_rto, Trigger, MAX_REASON};
 use crate::report::ExecutionInfo;
 use crate::Ports;
@@ -17,6 +18,7 @@ use crate::Ports;
 pub mod cleanup;
 pub mod loss;
 pub mod notice;
+pub mod read_only;
 pub mod report;
 pub mod search;
 pub mod steps;
@@ -86,6 +88,11 @@ pub struct CorruptionRequest {
     pub poll_interval_seconds: u64,
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout_seconds: u64,
+    /// The application (its deployment and health URL): put in read-only
+    /// mode before the writes stop, out of it once they are back, and its
+    /// health checked at the end. An empty deployment name means none.
+    #[serde(default)]
+    pub app: Option<AppTarget>,
     #[serde(default = "default_rto")]
     pub rto_objective_seconds: f64,
     #[serde(default = "default_rpo")]
@@ -130,6 +137,12 @@ pub struct CorruptionPlan {
     /// The most rounds the search may take for this window.
     pub max_search_rounds: u32,
     pub approval_timeout_seconds: u64,
+    /// The application, checked to exist (see [`CorruptionRequest::app`]).
+    #[serde(default)]
+    pub app: Option<AppTarget>,
+    /// The most polls of its rollout after the read-only mode is lifted.
+    #[serde(default = "crate::plan::max_app_rollout_polls")]
+    pub app_rollout_polls: u64,
     pub rto_objective_seconds: f64,
     pub rpo_objective_seconds: f64,
     pub recovery_id: String,
@@ -381,6 +394,8 @@ pub fn resolve(
         candidate_polls: CANDIDATE_POLLS,
         max_search_rounds,
         approval_timeout_seconds: request.approval_timeout_seconds,
+        app: AppTarget::validated(request.app.clone())?,
+        app_rollout_polls: crate::plan::app_rollout_polls(request.poll_interval_seconds),
         rto_objective_seconds: request.rto_objective_seconds,
         rpo_objective_seconds: request.rpo_objective_seconds,
         recovery_id: execution.name.clone(),
@@ -445,6 +460,20 @@ pub async fn corruption_plan(
         }
     };
     let mut plan = resolve(&request, &topology, window, &input.execution)?;
+    if let Some(app) = &plan.app {
+        // A misspelled deployment is refused here, not found missing once
+        // the writes are stopped.
+        ports
+            .deployment
+            .describe_deployment(&app.deployment)
+            .await
+            .map_err(|e| match e {
+                DrError::NotFound(m) => invalid(format!(
+                    "app.deployment: {m}: the request names a deployment that does not exist (check namespace and name)"
+                )),
+                other => other,
+            })?;
+    }
     // An earlier attempt's restore is kept for inspection: never restore
     // over it, take the next free name (and the replica's after it).
     plan.restored_instance = free_instance(ports, &topology, &plan.restored_instance).await?;

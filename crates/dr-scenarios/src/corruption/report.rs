@@ -13,9 +13,10 @@ use super::steps::{IntegrityCheckOutput, SearchStepOutput};
 use super::writes::WriteAccessOutput;
 use super::CorruptionPlan;
 use crate::report::{
-    headline_md, journal_of_details, publish_recovery, ExecutionInfo, Objective, Outcome,
-    RecoveryDocument,
+    caught_error, headline_md, journal_of_details, publish_recovery, step_result, ExecutionInfo,
+    Objective, Outcome, RecoveryDocument,
 };
+use crate::rollback::steps::RollbackStepOutput;
 use crate::Ports;
 
 pub const SCENARIO: &str = "data-corruption";
@@ -96,6 +97,10 @@ pub struct CorruptionReport {
     pub search: Option<SearchSummary>,
     pub loss: Option<AssessLossOutput>,
     pub approval: Option<String>,
+    /// The application (when the request named it): its read-only mode,
+    /// its rollout after the lift, its health URL's last answer.
+    #[serde(default)]
+    pub application: Vec<String>,
     /// Every change of the recovery, from its journal, with how it ended.
     pub changes: Vec<String>,
     pub timeline: Vec<(String, String)>,
@@ -227,6 +232,7 @@ pub fn build(
         }),
         loss,
         approval,
+        application: application_lines(details, plan.as_ref()),
         changes,
         timeline,
         error: error.as_ref().map(|e| e.error.clone()),
@@ -282,6 +288,52 @@ fn findings_md(findings: &[IntegrityFinding]) -> String {
             )
         })
         .collect()
+}
+
+/// Pure: what happened to the application, one line per step that ran (a
+/// caught error is kept as `{started_at, error}` in the step's place).
+fn application_lines(details: &Value, plan: Option<&CorruptionPlan>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (step, what) in [
+        ("read_only", "read-only mode"),
+        ("read_only_lift", "lift of the read-only mode"),
+        ("app_rollout", "rollout"),
+        ("app_health", "health"),
+    ] {
+        let Some(kept) = details.pointer(&format!("/steps/{step}")) else {
+            continue;
+        };
+        if let Some(e) = kept.get("error") {
+            let (error, cause) = caught_error(e);
+            let mut line = format!("{what}: FAILED ({error}: {cause})");
+            if step == "read_only_lift" {
+                if let Some(app) = plan.and_then(|p| p.app.as_ref()) {
+                    line.push_str(&format!(
+                        "; the application may still be in read-only mode: lift it by hand once its writes are back ({})",
+                        super::read_only::lift_hint(&app.deployment)
+                    ));
+                }
+            }
+            lines.push(line);
+            continue;
+        }
+        let line = match step {
+            "app_health" => step_result::<HealthObservation>(details, step)
+                .map(|h| crate::app::report::health_line(&h)),
+            _ => step_result::<RollbackStepOutput>(details, step).map(|r| {
+                if step == "app_rollout" && !r.done {
+                    format!("NOT rolled out within the run's limit: {}", r.detail)
+                } else {
+                    r.detail
+                }
+            }),
+        };
+        lines.push(format!(
+            "{what}: {}",
+            line.unwrap_or_else(|| "no output of the shape the step writes".to_owned())
+        ));
+    }
+    lines
 }
 
 pub fn markdown(report: &CorruptionReport) -> String {
@@ -356,6 +408,12 @@ pub fn markdown(report: &CorruptionReport) -> String {
     }
     if let Some(approval) = &report.approval {
         md.push_str(&format!("\n## Approval\n\n{approval}\n"));
+    }
+    if !report.application.is_empty() {
+        md.push_str("\n## Application\n\n");
+        for line in &report.application {
+            md.push_str(&format!("- {line}\n"));
+        }
     }
     md.push_str("\n## Changes made\n\n");
     if report.changes.is_empty() {
@@ -511,5 +569,43 @@ mod tests {
         )
         .expect_err("not a plan");
         assert_eq!(err.name(), "InvalidInput");
+    }
+
+    #[test]
+    fn the_application_section_says_what_each_app_step_did_or_why_it_failed() {
+        let step = |detail: &str, done: bool| json!({"started_at": "t", "result": {"done": done, "failed": false, "detail": detail, "revision": null, "job": null, "mutation": null}});
+        let details = json!({"steps": {
+            "read_only": step("put muejam/muejam-api in read-only mode", true),
+            "read_only_lift": {"started_at": "t", "error": {"Error": "Unavailable", "Cause": "{\"errorMessage\": \"the cluster does not answer\"}"}},
+            "app_rollout": step("2 of 4 updated", false),
+            "app_health": {"started_at": "t", "result": {"url": "https://api.muejam.com/health", "status": 200, "healthy": true, "latency_ms": 12, "detail": null, "checked_at": "2026-11-27T09:20:00Z"}},
+        }});
+        let report = build(&input(Outcome::Succeeded, details), &[]).expect("report");
+        assert_eq!(report.application.len(), 4, "{:#?}", report.application);
+        assert_eq!(
+            report.application[0],
+            "read-only mode: put muejam/muejam-api in read-only mode"
+        );
+        assert!(
+            report.application[1].starts_with("lift of the read-only mode: FAILED (Unavailable: ")
+                && report.application[1].contains("the cluster does not answer"),
+            "{}",
+            report.application[1]
+        );
+        assert_eq!(
+            report.application[2],
+            "rollout: NOT rolled out within the run's limit: 2 of 4 updated"
+        );
+        assert!(
+            report.application[3]
+                .starts_with("health: `https://api.muejam.com/health` answered 200"),
+            "{}",
+            report.application[3]
+        );
+        assert!(markdown(&report).contains("\n## Application\n\n- read-only mode: "));
+        // No app named: no section.
+        let none = build(&input(Outcome::Succeeded, json!({})), &[]).expect("report");
+        assert!(none.application.is_empty());
+        assert!(!markdown(&none).contains("## Application"));
     }
 }

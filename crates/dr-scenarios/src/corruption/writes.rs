@@ -15,6 +15,8 @@ use crate::Ports;
 
 /// The journal key of the record of what was revoked.
 pub const WRITES_STOPPED_KEY: &str = "writes_stopped";
+/// The journal key of a give-back, followed by the instance's id.
+pub const WRITES_RESTORED_PREFIX: &str = "writes_restored:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +88,26 @@ pub async fn recorded_grants(ports: &Ports, recovery_id: &str) -> DrResult<Vec<T
         .unwrap_or_default())
 }
 
+/// Pure: whether the recovery's journal says the application's writes are
+/// stopped now: a stop that revoked something (or may have: an unreadable
+/// record counts as one) and no give-back finished after it.
+pub fn writes_still_stopped(entries: &[JournalEntry]) -> bool {
+    let Some(stopped) = entries.iter().find(|e| e.key == WRITES_STOPPED_KEY) else {
+        return false;
+    };
+    let revoked = stopped
+        .detail
+        .clone()
+        .and_then(|d| serde_json::from_value::<StoppedRecord>(d).ok())
+        .is_none_or(|r| !r.grants.is_empty());
+    revoked
+        && !entries.iter().any(|e| {
+            e.key.starts_with(WRITES_RESTORED_PREFIX)
+                && e.status == JournalStatus::Done
+                && e.at >= stopped.at
+        })
+}
+
 /// Pure: what to record as revoked, from an earlier record and what the
 /// role holds now; sorted, each privilege once.
 pub fn merge_grants(earlier: &[TableGrant], now: &[TableGrant]) -> Vec<TableGrant> {
@@ -120,7 +142,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
         recovery_id: journal.recovery_id.clone(),
         key: match input.action {
             WriteAction::Stop => WRITES_STOPPED_KEY.to_owned(),
-            WriteAction::Restore => format!("writes_restored:{}", input.instance_id),
+            WriteAction::Restore => format!("{WRITES_RESTORED_PREFIX}{}", input.instance_id),
         },
         execution: journal.execution.clone(),
         at: Utc::now(),
@@ -248,6 +270,56 @@ mod tests {
         TableGrant {
             table: table.into(),
             privilege: privilege.into(),
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("time")
+    }
+
+    fn e(
+        key: &str,
+        status: JournalStatus,
+        at_s: i64,
+        detail: Option<serde_json::Value>,
+    ) -> JournalEntry {
+        JournalEntry {
+            recovery_id: "r".into(),
+            key: key.into(),
+            execution: "x".into(),
+            at: at(at_s),
+            status,
+            summary: String::new(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn the_journal_says_whether_the_writes_are_still_stopped() {
+        use JournalStatus::*;
+        let some =
+            Some(serde_json::json!({"instance_id": "db-1", "grants": [g("users", "INSERT")]}));
+        let none = Some(serde_json::json!({"instance_id": "db-1", "grants": []}));
+        let stop = |status, at_s, detail: &Option<serde_json::Value>| {
+            e(WRITES_STOPPED_KEY, status, at_s, detail.clone())
+        };
+        let back = |status, at_s| e("writes_restored:db-2", status, at_s, None);
+        // (entries, still stopped)
+        let cases = [
+            (vec![], false),
+            (vec![stop(Done, 1, &some)], true),
+            (vec![stop(Started, 1, &some)], true),
+            (vec![stop(Failed, 1, &some)], true),
+            (vec![stop(Done, 1, &none)], false),
+            (vec![stop(Done, 1, &None)], true),
+            (vec![stop(Done, 1, &some), back(Done, 5)], false),
+            (vec![stop(Done, 1, &some), back(Failed, 5)], true),
+            // A rerun stopped them again after an earlier give-back.
+            (vec![stop(Done, 9, &some), back(Done, 5)], true),
+            (vec![stop(Done, 1, &some), e("fence", Done, 5, None)], true),
+        ];
+        for (i, (entries, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(writes_still_stopped(&entries), expected, "case {i}");
         }
     }
 

@@ -242,6 +242,61 @@ impl Stack {
         ids
     }
 
+    /// `READ_ONLY_MODE` in the local API deployment's current template.
+    pub fn read_only_mode(&self) -> Option<String> {
+        let state = muejam_app::LocalAppPlatform::new(&self.home)
+            .expect("app")
+            .read()
+            .expect("app state");
+        state
+            .deployments
+            .values()
+            .next()
+            .expect("the API's deployment")
+            .current_revision()
+            .expect("a revision")
+            .template
+            .env
+            .get("READ_ONLY_MODE")
+            .cloned()
+    }
+
+    /// A story by `author_id` written through the load balancer: the status
+    /// and the body.
+    pub async fn app_write(&self, author_id: i64, title: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(self.app_health_url().replace("/health", "/stories"))
+            .json(&serde_json::json!({"author_id": author_id, "title": title}))
+            .send()
+            .await
+            .expect("an answer");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `drctl invoke <function> --local` with `payload`, which must succeed:
+    /// the function's output.
+    pub fn invoke(&self, function: &str, payload: &Value) -> Value {
+        let path = self.home.join(format!("payload-{}.json", uuid_like()));
+        std::fs::write(&path, payload.to_string()).expect("payload");
+        let out = drctl(
+            &self.home,
+            &[
+                "invoke",
+                function,
+                "--local",
+                "--payload",
+                path.to_str().expect("path"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{function}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the function's JSON output")
+    }
+
     /// `GET url`: the status and the JSON body (null when it is not JSON).
     pub async fn http_get(url: &str) -> (u16, Value) {
         let r = reqwest::get(url).await.expect("an answer");

@@ -209,23 +209,7 @@ async fn the_sweeper_releases_the_locks_of_an_execution_that_ended() {
     .expect("json");
     event["detail"]["executionArn"] = json!(owner);
     let payload = rule.transform(&event).expect("transforms");
-    let file = stack.home.join("sweep.json");
-    std::fs::write(&file, payload.to_string()).expect("payload");
-    let out = drctl(
-        &stack.home,
-        &[
-            "invoke",
-            "recovery-lock",
-            "--local",
-            "--payload",
-            file.to_str().expect("path"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stack.invoke("recovery-lock", &payload);
     assert!(stack.locks().await.is_empty());
     wait_for_message(
         &stack,
