@@ -16,6 +16,7 @@ pub mod lock;
 pub mod notify;
 pub mod plan;
 pub mod probe;
+pub mod readiness;
 pub mod region;
 pub mod replication;
 pub mod report;

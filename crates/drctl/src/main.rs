@@ -6,6 +6,7 @@ mod invoke;
 mod local;
 mod output;
 mod port_faults;
+mod readiness;
 mod run;
 mod seed;
 mod verify;
@@ -53,6 +54,9 @@ enum Command {
     /// Is this database consistent? Orphans per foreign key, unvalidated
     /// constraints, invalid indexes, amcheck, row counts, custom checks.
     VerifyIntegrity(verify::VerifyArgs),
+    /// Would each scenario work now? Its preconditions, observed, with the
+    /// reason when one is not met (exit 1 when a scenario is not ready).
+    Readiness(readiness::ReadinessArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             Command::Reject(args) => approve::run(args, false).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::VerifyIntegrity(args) => verify::run(args).await,
+            Command::Readiness(args) => readiness::run(args).await,
         }
     });
     match result {

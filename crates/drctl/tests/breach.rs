@@ -18,46 +18,19 @@ struct IpSets {
     v6: IpSetRef,
 }
 
-async fn create_set(
-    stack: &Stack,
-    name: &str,
-    version: aws_sdk_wafv2::types::IpAddressVersion,
-    addresses: &[&str],
-) -> IpSetRef {
-    let created = stack
-        .moto_clients()
-        .await
-        .wafv2
-        .create_ip_set()
-        .name(name)
-        .scope(aws_sdk_wafv2::types::Scope::Regional)
-        .ip_address_version(version)
-        .set_addresses(Some(addresses.iter().map(|a| (*a).to_owned()).collect()))
-        .send()
-        .await
-        .expect("ip set");
-    IpSetRef {
-        name: name.into(),
-        id: created
-            .summary()
-            .and_then(|s| s.id())
-            .expect("id")
-            .to_owned(),
-        scope: "REGIONAL".into(),
-    }
-}
-
 async fn ip_set(stack: &Stack) -> IpSets {
     use aws_sdk_wafv2::types::IpAddressVersion;
     IpSets {
-        v4: create_set(
-            stack,
-            "muejam-blocked",
-            IpAddressVersion::Ipv4,
-            &["198.51.100.1/32"],
-        )
-        .await,
-        v6: create_set(stack, "muejam-blocked-v6", IpAddressVersion::Ipv6, &[]).await,
+        v4: stack
+            .create_ip_set(
+                "muejam-blocked",
+                IpAddressVersion::Ipv4,
+                &["198.51.100.1/32"],
+            )
+            .await,
+        v6: stack
+            .create_ip_set("muejam-blocked-v6", IpAddressVersion::Ipv6, &[])
+            .await,
     }
 }
 

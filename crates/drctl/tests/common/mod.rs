@@ -297,6 +297,36 @@ impl Stack {
         serde_json::from_slice(&out.stdout).expect("the function's JSON output")
     }
 
+    /// A WAF IP set in moto, holding `addresses`.
+    pub async fn create_ip_set(
+        &self,
+        name: &str,
+        version: aws_sdk_wafv2::types::IpAddressVersion,
+        addresses: &[&str],
+    ) -> IpSetRef {
+        let created = self
+            .moto_clients()
+            .await
+            .wafv2
+            .create_ip_set()
+            .name(name)
+            .scope(aws_sdk_wafv2::types::Scope::Regional)
+            .ip_address_version(version)
+            .set_addresses(Some(addresses.iter().map(|a| (*a).to_owned()).collect()))
+            .send()
+            .await
+            .expect("ip set");
+        IpSetRef {
+            name: name.into(),
+            id: created
+                .summary()
+                .and_then(|s| s.id())
+                .expect("id")
+                .to_owned(),
+            scope: "REGIONAL".into(),
+        }
+    }
+
     /// `GET url`: the status and the JSON body (null when it is not JSON).
     pub async fn http_get(url: &str) -> (u16, Value) {
         let r = reqwest::get(url).await.expect("an answer");

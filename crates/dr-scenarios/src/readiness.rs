@@ -1,0 +1,882 @@
+//! Readiness: before anything breaks, whether each scenario would work now
+//! (as AWS Application Recovery Controller evaluates its plans). The
+//! preconditions a scenario needs are observed through the ports and judged
+//! by pure rules; a scenario is ready only when every one it needs is met,
+//! and a precondition that could not be observed is never met ("not
+//! measured" never counts as "ready").
+
+use chrono::{DateTime, Utc};
+use dr_core::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Ports;
+
+/// What to check, and against which limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessRequest {
+    /// The database's name in the topology registry.
+    pub database: String,
+    /// The data a recovery may lose: the replica's lag, the newest
+    /// restorable moment, the newest snapshot and backup-region copy must
+    /// all be younger (default: the RPO objective).
+    #[serde(default = "default_rpo")]
+    pub rpo_seconds: f64,
+    /// Pages go here: someone must be subscribed.
+    pub alerts_topic_arn: String,
+    /// Approval questions go here: someone must be subscribed.
+    pub approvals_topic_arn: String,
+    /// Where the region failover restores (none: it is not ready).
+    #[serde(default)]
+    pub backup_region: Option<String>,
+    /// The WAF IP set the security breach blocks addresses in.
+    #[serde(default)]
+    pub ip_set: Option<IpSetRef>,
+    /// The app servers and the floor the app-server recovery raises them to.
+    #[serde(default)]
+    pub fleet: Option<FleetFloor>,
+    /// The application's deployment the rollback acts on.
+    #[serde(default)]
+    pub deployment: Option<DeploymentRef>,
+}
+
+fn default_rpo() -> f64 {
+    crate::report::RPO_OBJECTIVE_SECONDS
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFloor {
+    pub auto_scaling_group: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub capacity_floor: u32,
+}
+
+/// What a scenario may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precondition {
+    /// A replica is available and behind by less than the RPO.
+    ReplicaInSync,
+    /// The database's credentials are readable and open a session.
+    SqlCredentials,
+    /// The primary's newest restorable moment is within the RPO.
+    RestorableWindow,
+    /// The primary's newest snapshot is available and within the RPO.
+    NewestSnapshot,
+    /// A verified copy in the backup region is within the RPO.
+    BackupCopy,
+    AlertsSubscriber,
+    ApprovalsSubscriber,
+    /// The WAF IP set exists and has room.
+    IpSetRoom,
+    /// The fleet's MaxSize allows the recovery's floor.
+    FleetFloor,
+    DeploymentExists,
+}
+
+impl Precondition {
+    pub const ALL: [Precondition; 10] = [
+        Precondition::ReplicaInSync,
+        Precondition::SqlCredentials,
+        Precondition::RestorableWindow,
+        Precondition::NewestSnapshot,
+        Precondition::BackupCopy,
+        Precondition::AlertsSubscriber,
+        Precondition::ApprovalsSubscriber,
+        Precondition::IpSetRoom,
+        Precondition::FleetFloor,
+        Precondition::DeploymentExists,
+    ];
+}
+
+/// The scenarios and what each needs, in the order they are shown.
+pub const SCENARIOS: [(&str, &[Precondition]); 7] = {
+    use Precondition::*;
+    [
+        (
+            "database-failover",
+            &[
+                ReplicaInSync,
+                SqlCredentials,
+                AlertsSubscriber,
+                ApprovalsSubscriber,
+            ],
+        ),
+        (
+            "data-corruption",
+            &[
+                RestorableWindow,
+                SqlCredentials,
+                AlertsSubscriber,
+                ApprovalsSubscriber,
+            ],
+        ),
+        (
+            "region-failover",
+            &[BackupCopy, AlertsSubscriber, ApprovalsSubscriber],
+        ),
+        (
+            "dr-drill",
+            &[NewestSnapshot, SqlCredentials, AlertsSubscriber],
+        ),
+        (
+            "security-breach",
+            &[IpSetRoom, SqlCredentials, AlertsSubscriber],
+        ),
+        ("app-server-recovery", &[FleetFloor, AlertsSubscriber]),
+        ("deployment-rollback", &[DeploymentExists, AlertsSubscriber]),
+    ]
+};
+
+/// One precondition as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub precondition: Precondition,
+    pub met: bool,
+    pub detail: String,
+}
+
+fn met(precondition: Precondition, detail: String) -> Finding {
+    Finding {
+        precondition,
+        met: true,
+        detail,
+    }
+}
+
+fn not_met(precondition: Precondition, detail: String) -> Finding {
+    Finding {
+        precondition,
+        met: false,
+        detail,
+    }
+}
+
+/// A failure to observe: never met.
+fn unobserved(precondition: Precondition, what: &str, error: &DrError) -> Finding {
+    not_met(
+        precondition,
+        format!(
+            "could not {what} ({}: {}): not measured",
+            error.name(),
+            crate::truncate_message(&error.to_string())
+        ),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioReadiness {
+    pub scenario: String,
+    pub ready: bool,
+    /// Why not: each unmet precondition it needs, with its detail.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessReport {
+    pub database: String,
+    pub checked_at: DateTime<Utc>,
+    pub rpo_seconds: f64,
+    pub findings: Vec<Finding>,
+    pub scenarios: Vec<ScenarioReadiness>,
+    /// What this check does not cover (on the local stack or anywhere).
+    pub not_checked: Vec<String>,
+}
+
+impl ReadinessReport {
+    pub fn all_ready(&self) -> bool {
+        self.scenarios.iter().all(|s| s.ready)
+    }
+}
+
+/// Pure: each scenario's readiness from the findings.
+pub fn assess(findings: &[Finding]) -> Vec<ScenarioReadiness> {
+    SCENARIOS
+        .iter()
+        .map(|(scenario, needs)| {
+            let reasons: Vec<String> = needs
+                .iter()
+                .filter_map(|p| match findings.iter().find(|f| f.precondition == *p) {
+                    Some(f) if f.met => None,
+                    Some(f) => Some(format!("{}: {}", name(*p), f.detail)),
+                    None => Some(format!("{}: not checked", name(*p))),
+                })
+                .collect();
+            ScenarioReadiness {
+                scenario: (*scenario).to_owned(),
+                ready: reasons.is_empty(),
+                reasons,
+            }
+        })
+        .collect()
+}
+
+/// The precondition's name as the JSON shows it.
+pub fn name(p: Precondition) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
+    (now - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+/// Pure: some replica is available and behind by less than the RPO. A lag
+/// nobody measured is not a lag within the RPO.
+pub fn judge_replicas(
+    replicas: &[(InstanceId, Result<InstanceDescription, DrError>)],
+    rpo_seconds: f64,
+) -> Finding {
+    let p = Precondition::ReplicaInSync;
+    if replicas.is_empty() {
+        return not_met(p, "the topology names no replica".to_owned());
+    }
+    let mut why = Vec::new();
+    for (id, described) in replicas {
+        match described {
+            Err(e) => why.push(format!("{id}: {}", e.name())),
+            Ok(d) if d.status != InstanceStatus::Available => {
+                why.push(format!("{id} is {:?}", d.status));
+            }
+            Ok(d) => match d.replica_lag {
+                None => why.push(format!("{id}: lag not measured")),
+                Some(lag) if lag.seconds >= rpo_seconds => why.push(format!(
+                    "{id} is {:.0} s behind (RPO {rpo_seconds:.0} s)",
+                    lag.seconds
+                )),
+                Some(lag) => {
+                    return met(
+                        p,
+                        format!(
+                            "{id} is available, {:.1} s behind (RPO {rpo_seconds:.0} s)",
+                            lag.seconds
+                        ),
+                    )
+                }
+            },
+        }
+    }
+    not_met(p, format!("no replica in sync: {}", why.join("; ")))
+}
+
+/// Pure: the primary's newest restorable moment is within the RPO.
+pub fn judge_window(
+    primary: &InstanceDescription,
+    now: DateTime<Utc>,
+    rpo_seconds: f64,
+) -> Finding {
+    let p = Precondition::RestorableWindow;
+    match primary.latest_restorable_time {
+        None => not_met(
+            p,
+            format!(
+                "{} has no restorable window (automated backups off?)",
+                primary.instance_id
+            ),
+        ),
+        Some(latest) if age(now, latest) > rpo_seconds => not_met(
+            p,
+            format!(
+                "the newest restorable moment of {} is {:.0} s old (RPO {rpo_seconds:.0} s)",
+                primary.instance_id,
+                age(now, latest)
+            ),
+        ),
+        Some(latest) => met(
+            p,
+            format!(
+                "restorable up to {} ({:.0} s ago)",
+                latest.to_rfc3339(),
+                age(now, latest)
+            ),
+        ),
+    }
+}
+
+/// Pure: the newest available snapshot of the primary is within the RPO.
+pub fn judge_snapshot(
+    snapshots: &[SnapshotDescription],
+    primary: &InstanceId,
+    now: DateTime<Utc>,
+    rpo_seconds: f64,
+) -> Finding {
+    let p = Precondition::NewestSnapshot;
+    let newest = snapshots
+        .iter()
+        .filter(|s| &s.source_instance_id == primary && s.status == SnapshotStatus::Available)
+        .max_by_key(|s| s.data_time());
+    match newest {
+        None => not_met(p, format!("{primary} has no available snapshot")),
+        Some(s) if age(now, s.data_time()) > rpo_seconds => not_met(
+            p,
+            format!(
+                "the newest snapshot of {primary} ({}) is {:.0} s old (RPO {rpo_seconds:.0} s)",
+                s.snapshot_id,
+                age(now, s.data_time())
+            ),
+        ),
+        Some(s) => met(
+            p,
+            format!("{} is {:.0} s old", s.snapshot_id, age(now, s.data_time())),
+        ),
+    }
+}
+
+/// Pure: the region failover's own choice finds a verified copy within the
+/// RPO.
+pub fn judge_copy(
+    copies: &[SnapshotDescription],
+    database: &str,
+    region: &str,
+    now: DateTime<Utc>,
+    rpo_seconds: f64,
+) -> Finding {
+    let p = Precondition::BackupCopy;
+    match crate::region::choose_copy(copies, database, None, None, now, rpo_seconds) {
+        None => not_met(p, format!("no verified copy of {database} in {region}")),
+        Some(c) if !c.rpo_met => not_met(
+            p,
+            format!(
+                "the newest verified copy in {region} ({}) is {:.0} s old (RPO {rpo_seconds:.0} s)",
+                c.snapshot_id, c.age_seconds
+            ),
+        ),
+        Some(c) => met(
+            p,
+            format!("{} in {region}, {:.0} s old", c.snapshot_id, c.age_seconds),
+        ),
+    }
+}
+
+/// Pure: someone confirmed a subscription to the topic.
+pub fn judge_subscribers(p: Precondition, topic: &str, counts: &SubscriptionCounts) -> Finding {
+    if counts.confirmed > 0 {
+        met(
+            p,
+            format!("{} confirmed subscription(s) to {topic}", counts.confirmed),
+        )
+    } else {
+        not_met(
+            p,
+            format!(
+                "nobody will read {topic}: no confirmed subscription ({} pending)",
+                counts.pending
+            ),
+        )
+    }
+}
+
+/// Pure: the IP set has room for more addresses.
+pub fn judge_ip_set(set: &IpSetRef, contents: &IpSetContents) -> Finding {
+    let p = Precondition::IpSetRoom;
+    let limit = crate::breach::addresses::WAF_IP_SET_LIMIT;
+    let used = contents.addresses.len();
+    if used >= limit {
+        not_met(
+            p,
+            format!("{} is full ({used} of {limit} addresses)", set.name),
+        )
+    } else {
+        met(p, format!("{} holds {used} of {limit} addresses", set.name))
+    }
+}
+
+/// Pure: the group may grow to the recovery's floor.
+pub fn judge_fleet(floor: &FleetFloor, status: &FleetStatus) -> Finding {
+    let p = Precondition::FleetFloor;
+    if status.max_size >= floor.capacity_floor {
+        met(
+            p,
+            format!(
+                "{} may grow to {} (floor {})",
+                floor.auto_scaling_group, status.max_size, floor.capacity_floor
+            ),
+        )
+    } else {
+        not_met(
+            p,
+            format!(
+                "{} may not grow past {}: the recovery's floor of {} cannot be reached (raise MaxSize)",
+                floor.auto_scaling_group, status.max_size, floor.capacity_floor
+            ),
+        )
+    }
+}
+
+fn validate(request: &ReadinessRequest) -> DrResult<()> {
+    let invalid = |m: String| Err(DrError::InvalidInput(m));
+    if request.database.trim().is_empty() {
+        return invalid("database is empty".into());
+    }
+    if !(60.0..=7.0 * 86_400.0).contains(&request.rpo_seconds) {
+        return invalid(format!(
+            "rpo_seconds {} is not 60 to 604800",
+            request.rpo_seconds
+        ));
+    }
+    for (field, arn) in [
+        ("alerts_topic_arn", &request.alerts_topic_arn),
+        ("approvals_topic_arn", &request.approvals_topic_arn),
+    ] {
+        if !arn.starts_with("arn:") || arn.split(':').count() != 6 {
+            return invalid(format!("{field} {arn:?} is not an SNS topic ARN"));
+        }
+    }
+    if let Some(f) = &request.fleet {
+        if f.auto_scaling_group.trim().is_empty() || f.capacity_floor == 0 {
+            return invalid(
+                "fleet needs an auto_scaling_group and a capacity_floor of 1 or more".into(),
+            );
+        }
+    }
+    if let Some(s) = &request.ip_set {
+        if s.name.is_empty() || s.id.is_empty() {
+            return invalid("ip_set needs its name and id".into());
+        }
+    }
+    if let Some(d) = &request.deployment {
+        d.validate()?;
+    }
+    Ok(())
+}
+
+/// Observes every precondition and judges each scenario. Only the request
+/// itself and the registry's answer about the database are errors: every
+/// other failure is a finding.
+pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<ReadinessReport> {
+    validate(&request)?;
+    let topology = ports
+        .topology
+        .get(&request.database)
+        .await?
+        .ok_or_else(|| {
+            DrError::InvalidInput(format!(
+                "database {} is not in the topology registry",
+                request.database
+            ))
+        })?;
+    let rpo = request.rpo_seconds;
+    let now = Utc::now();
+    let mut findings = Vec::new();
+
+    let mut replicas = Vec::new();
+    for id in &topology.replicas {
+        replicas.push((id.clone(), ports.control_plane.describe_instance(id).await));
+    }
+    findings.push(judge_replicas(&replicas, rpo));
+
+    findings.push(
+        match crate::corruption::instance_target(
+            ports,
+            &topology.primary,
+            &topology.db_name,
+            &topology.credentials_secret_id,
+            5_000,
+        )
+        .await
+        {
+            Err(e) => unobserved(Precondition::SqlCredentials, "reach the primary", &e),
+            Ok((_, target)) => match ports.sql.probe(&target, ProbeKind::Read).await {
+                Ok(r) if r.healthy => met(
+                    Precondition::SqlCredentials,
+                    format!(
+                        "{} opens a session on {} ({} ms)",
+                        topology.credentials_secret_id, topology.primary, r.latency_ms
+                    ),
+                ),
+                Ok(r) => not_met(
+                    Precondition::SqlCredentials,
+                    format!(
+                        "{} does not open a session on {}: {}",
+                        topology.credentials_secret_id,
+                        topology.primary,
+                        r.reason.unwrap_or_default()
+                    ),
+                ),
+                Err(e) => unobserved(Precondition::SqlCredentials, "probe the primary", &e),
+            },
+        },
+    );
+
+    findings.push(
+        match ports
+            .control_plane
+            .describe_instance(&topology.primary)
+            .await
+        {
+            Ok(primary) => judge_window(&primary, now, rpo),
+            Err(e) => unobserved(Precondition::RestorableWindow, "describe the primary", &e),
+        },
+    );
+    findings.push(
+        match ports
+            .control_plane
+            .list_snapshots(Some(&topology.primary))
+            .await
+        {
+            Ok(s) => judge_snapshot(&s, &topology.primary, now, rpo),
+            Err(e) => unobserved(Precondition::NewestSnapshot, "list the snapshots", &e),
+        },
+    );
+    findings.push(match &request.backup_region {
+        None => not_met(
+            Precondition::BackupCopy,
+            "the request names no backup_region".to_owned(),
+        ),
+        Some(region) => match ports.plane(Some(region)) {
+            Err(e) => unobserved(Precondition::BackupCopy, "reach the backup region", &e),
+            Ok(plane) => match plane.list_snapshots(None).await {
+                Ok(copies) => judge_copy(&copies, &topology.database, region, now, rpo),
+                Err(e) => unobserved(
+                    Precondition::BackupCopy,
+                    "list the backup region's snapshots",
+                    &e,
+                ),
+            },
+        },
+    });
+    for (p, topic) in [
+        (Precondition::AlertsSubscriber, &request.alerts_topic_arn),
+        (
+            Precondition::ApprovalsSubscriber,
+            &request.approvals_topic_arn,
+        ),
+    ] {
+        findings.push(match ports.notifier.subscriptions(topic).await {
+            Ok(counts) => judge_subscribers(p, topic, &counts),
+            Err(e) => unobserved(p, "list the topic's subscriptions", &e),
+        });
+    }
+    findings.push(match &request.ip_set {
+        None => not_met(
+            Precondition::IpSetRoom,
+            "the request names no ip_set: addresses cannot be blocked".to_owned(),
+        ),
+        Some(set) => match ports.firewall.get_ip_set(set).await {
+            Ok(contents) => judge_ip_set(set, &contents),
+            Err(e) => unobserved(Precondition::IpSetRoom, "read the IP set", &e),
+        },
+    });
+    findings.push(match &request.fleet {
+        None => not_met(
+            Precondition::FleetFloor,
+            "the request names no fleet".to_owned(),
+        ),
+        Some(floor) => {
+            let fleet = FleetRef {
+                auto_scaling_group: floor.auto_scaling_group.clone(),
+                target_group_arn: None,
+                region: floor.region.clone(),
+            };
+            match ports.fleet.describe_fleet(&fleet).await {
+                Ok(status) => judge_fleet(floor, &status),
+                Err(e) => unobserved(Precondition::FleetFloor, "describe the group", &e),
+            }
+        }
+    });
+    findings.push(match &request.deployment {
+        None => not_met(
+            Precondition::DeploymentExists,
+            "the request names no deployment".to_owned(),
+        ),
+        Some(d) => match ports.deployment.describe_deployment(d).await {
+            Ok(status) => met(
+                Precondition::DeploymentExists,
+                format!("{d} runs revision {}", status.current.revision),
+            ),
+            Err(DrError::NotFound(m)) => not_met(Precondition::DeploymentExists, m),
+            Err(e) => unobserved(
+                Precondition::DeploymentExists,
+                "describe the deployment",
+                &e,
+            ),
+        },
+    });
+
+    Ok(ReadinessReport {
+        database: topology.database.clone(),
+        checked_at: now,
+        rpo_seconds: rpo,
+        scenarios: assess(&findings),
+        findings,
+        not_checked: vec![
+            "the alarms that start each scenario and their EventBridge rules".to_owned(),
+            "each function's IAM permissions (IAM policy simulation, on AWS only)".to_owned(),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::{COPY_OF_TAG, VERIFIED_TAG};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-28T12:00:00Z".parse().expect("now")
+    }
+
+    fn ago(seconds: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::seconds(seconds)
+    }
+
+    fn iid(s: &str) -> InstanceId {
+        InstanceId::parse(s).expect("id")
+    }
+
+    fn instance(id: &str, status: InstanceStatus, lag: Option<f64>) -> InstanceDescription {
+        InstanceDescription {
+            instance_id: iid(id),
+            status,
+            role: InstanceRole::Replica,
+            endpoint: None,
+            engine: "postgres".into(),
+            engine_version: "15".into(),
+            availability_zone: None,
+            storage_encrypted: true,
+            replication_source: None,
+            read_replicas: vec![],
+            replica_lag: lag.map(|seconds| ReplicaLag {
+                seconds,
+                bytes: None,
+            }),
+            earliest_restorable_time: None,
+            latest_restorable_time: None,
+            created_at: ago(86_400),
+            tags: Tags::new(),
+            network: None,
+        }
+    }
+
+    fn snapshot(id: &str, source: &str, age_s: i64, status: SnapshotStatus) -> SnapshotDescription {
+        SnapshotDescription {
+            snapshot_id: SnapshotId::parse(id).expect("id"),
+            source_instance_id: iid(source),
+            snapshot_type: SnapshotType::Automated,
+            status,
+            created_at: ago(age_s),
+            size_bytes: 1,
+            encrypted: true,
+            engine_version: "15".into(),
+            region: None,
+            tags: Tags::new(),
+            row_counts: None,
+            original_created_at: None,
+            copied_from: None,
+            kms_key_id: None,
+            percent_progress: None,
+        }
+    }
+
+    #[test]
+    fn a_replica_is_in_sync_only_when_available_and_measured_within_the_rpo() {
+        use InstanceStatus::*;
+        let one = |s, lag| vec![(iid("r1"), Ok(instance("r1", s, lag)))];
+        // (replicas, RPO, met, in the detail)
+        type Described = Vec<(InstanceId, Result<InstanceDescription, DrError>)>;
+        let cases: Vec<(Described, f64, bool, &str)> = vec![
+            (vec![], 60.0, false, "names no replica"),
+            (one(Available, Some(0.4)), 60.0, true, "0.4 s behind"),
+            (one(Available, Some(60.0)), 60.0, false, "60 s behind"),
+            (one(Available, None), 60.0, false, "lag not measured"),
+            (one(Failed, Some(0.0)), 60.0, false, "is Failed"),
+            (
+                vec![(iid("r1"), Err(DrError::NotFound("r1".into())))],
+                60.0,
+                false,
+                "r1: NotFound",
+            ),
+            // Any one replica in sync is enough.
+            (
+                vec![
+                    (iid("r1"), Ok(instance("r1", Failed, None))),
+                    (iid("r2"), Ok(instance("r2", Available, Some(1.0)))),
+                ],
+                60.0,
+                true,
+                "r2 is available",
+            ),
+        ];
+        for (i, (replicas, rpo, expected, says)) in cases.into_iter().enumerate() {
+            let f = judge_replicas(&replicas, rpo);
+            assert_eq!(f.met, expected, "case {i}: {f:?}");
+            assert!(f.detail.contains(says), "case {i}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn windows_snapshots_and_copies_are_judged_by_their_age_against_the_rpo() {
+        let mut primary = instance("muejam-db-prod", InstanceStatus::Available, None);
+        for (latest, met) in [
+            (None, false),
+            (Some(ago(30)), true),
+            (Some(ago(7200)), false),
+        ] {
+            primary.latest_restorable_time = latest;
+            assert_eq!(judge_window(&primary, now(), 3600.0).met, met, "{latest:?}");
+        }
+        let p = iid("muejam-db-prod");
+        use SnapshotStatus::*;
+        // (snapshots, met)
+        let cases = [
+            (vec![], false),
+            (vec![snapshot("s1", "muejam-db-prod", 60, Available)], true),
+            (
+                vec![snapshot("s1", "muejam-db-prod", 7200, Available)],
+                false,
+            ),
+            // Only available snapshots of this primary count.
+            (vec![snapshot("s1", "muejam-db-prod", 60, Creating)], false),
+            (vec![snapshot("s1", "other-db", 60, Available)], false),
+            (
+                vec![
+                    snapshot("s1", "muejam-db-prod", 7200, Available),
+                    snapshot("s2", "muejam-db-prod", 60, Available),
+                ],
+                true,
+            ),
+        ];
+        for (i, (snaps, met)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                judge_snapshot(&snaps, &p, now(), 3600.0).met,
+                met,
+                "case {i}"
+            );
+        }
+        let copy = |age_s: i64, verified: bool| {
+            let mut s = snapshot("c1", "muejam-db-prod", 0, Available);
+            s.original_created_at = Some(ago(age_s));
+            s.tags.insert(COPY_OF_TAG.into(), "muejam".into());
+            if verified {
+                s.tags
+                    .insert(VERIFIED_TAG.into(), "2026-11-28T00:00:00Z".into());
+            }
+            s
+        };
+        // The copy's data time counts, not when it was copied.
+        for (copies, met) in [
+            (vec![], false),
+            (vec![copy(60, true)], true),
+            (vec![copy(60, false)], false),
+            (vec![copy(7200, true)], false),
+        ] {
+            let f = judge_copy(&copies, "muejam", "us-west-2", now(), 3600.0);
+            assert_eq!(f.met, met, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn subscribers_room_and_floor() {
+        let counts = |confirmed, pending| SubscriptionCounts { confirmed, pending };
+        let p = Precondition::AlertsSubscriber;
+        assert!(judge_subscribers(p, "t", &counts(1, 0)).met);
+        let pending = judge_subscribers(p, "t", &counts(0, 2));
+        assert!(
+            !pending.met && pending.detail.contains("2 pending"),
+            "{pending:?}"
+        );
+        let set = IpSetRef {
+            name: "muejam-blocked".into(),
+            id: "1".into(),
+            scope: "REGIONAL".into(),
+        };
+        let holding = |n: usize| IpSetContents {
+            addresses: (0..n)
+                .map(|i| format!("10.0.{}.{}/32", i / 256, i % 256))
+                .collect(),
+            lock_token: "t".into(),
+            ip_version: None,
+        };
+        assert!(judge_ip_set(&set, &holding(0)).met);
+        assert!(judge_ip_set(&set, &holding(9_999)).met);
+        assert!(!judge_ip_set(&set, &holding(10_000)).met);
+        let floor = FleetFloor {
+            auto_scaling_group: "muejam-app".into(),
+            region: None,
+            capacity_floor: 4,
+        };
+        let status = |max_size| FleetStatus {
+            desired_capacity: 2,
+            min_size: 1,
+            max_size,
+            instances: vec![],
+            healthy_targets: 2,
+            unhealthy_targets: 0,
+        };
+        assert!(judge_fleet(&floor, &status(4)).met);
+        assert!(!judge_fleet(&floor, &status(3)).met);
+    }
+
+    #[test]
+    fn a_scenario_is_ready_only_when_everything_it_needs_is_met() {
+        use Precondition::*;
+        let findings = |unmet: &[Precondition]| -> Vec<Finding> {
+            Precondition::ALL
+                .iter()
+                .map(|p| {
+                    if unmet.contains(p) {
+                        not_met(*p, "broken".into())
+                    } else {
+                        met(*p, "fine".into())
+                    }
+                })
+                .collect()
+        };
+        let not_ready = |unmet: &[Precondition]| -> Vec<String> {
+            assess(&findings(unmet))
+                .into_iter()
+                .filter(|s| !s.ready)
+                .map(|s| s.scenario)
+                .collect()
+        };
+        // (what is broken, the scenarios not ready)
+        let cases: Vec<(Vec<Precondition>, Vec<&str>)> = vec![
+            (vec![], vec![]),
+            (vec![ReplicaInSync], vec!["database-failover"]),
+            (vec![BackupCopy], vec!["region-failover"]),
+            (
+                vec![ApprovalsSubscriber],
+                vec!["database-failover", "data-corruption", "region-failover"],
+            ),
+            (
+                vec![AlertsSubscriber],
+                SCENARIOS.iter().map(|(s, _)| *s).collect(),
+            ),
+            (
+                vec![SqlCredentials],
+                vec![
+                    "database-failover",
+                    "data-corruption",
+                    "dr-drill",
+                    "security-breach",
+                ],
+            ),
+            (vec![FleetFloor], vec!["app-server-recovery"]),
+        ];
+        for (unmet, expected) in cases {
+            assert_eq!(not_ready(&unmet), expected, "{unmet:?}");
+        }
+        // Every precondition is some scenario's.
+        for p in Precondition::ALL {
+            assert!(
+                SCENARIOS.iter().any(|(_, needs)| needs.contains(&p)),
+                "{p:?} is nobody's"
+            );
+        }
+        // What was never observed is not met.
+        let missing = assess(&[]);
+        assert!(missing.iter().all(|s| !s.ready));
+        assert!(
+            missing[0].reasons[0].ends_with("not checked"),
+            "{missing:?}"
+        );
+        let reasons = &assess(&findings(&[ReplicaInSync]))[0].reasons;
+        assert_eq!(reasons, &["replica_in_sync: broken"]);
+    }
+}

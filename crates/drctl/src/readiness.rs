@@ -1,0 +1,91 @@
+//! `drctl readiness`: whether each scenario would work now, with the reason
+//! when it would not. Exit 0 when every scenario is ready, 1 otherwise, 2
+//! for a request that can never be checked.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use dr_core::{DrError, DrResult};
+use dr_scenarios::readiness::{readiness, ReadinessReport, ReadinessRequest};
+
+use crate::output::OutputFormat;
+
+#[derive(Debug, Args)]
+pub struct ReadinessArgs {
+    /// The request ("-" for standard input): the database, the topics, and
+    /// what the scenarios act on (events/readiness.json documents it).
+    #[arg(long)]
+    input: PathBuf,
+    /// Check the local stack (required: checking a deployment from drctl is
+    /// not built yet).
+    #[arg(long)]
+    local: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+pub async fn run(args: ReadinessArgs) -> DrResult<ExitCode> {
+    if !args.local {
+        return Err(DrError::InvalidInput(
+            "checking a deployment's readiness from drctl is not built yet; pass --local"
+                .to_owned(),
+        ));
+    }
+    let request: ReadinessRequest =
+        serde_json::from_value(crate::output::read_json(&args.input, "request")?)
+            .map_err(|e| DrError::InvalidInput(format!("readiness request: {e}")))?;
+    let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
+    let platform = dr_local::LocalControlPlane::open(&home, None)?;
+    let ports = crate::wiring::local_ports(&platform).await?;
+    let report = readiness(&ports, request).await?;
+    match args.output {
+        OutputFormat::Json => crate::output::print_json(&report)?,
+        OutputFormat::Text => print!("{}", table(&report)),
+    }
+    Ok(if report.all_ready() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The scenarios, then the preconditions, as an operator reads them.
+pub fn table(report: &ReadinessReport) -> String {
+    let mut out = format!(
+        "readiness of {} at {} (RPO {:.0} s)\n\n",
+        report.database,
+        report.checked_at.to_rfc3339(),
+        report.rpo_seconds
+    );
+    let width = report
+        .scenarios
+        .iter()
+        .map(|s| s.scenario.len())
+        .max()
+        .unwrap_or(0);
+    for s in &report.scenarios {
+        out.push_str(&format!(
+            "{:width$}  {}\n",
+            s.scenario,
+            if s.ready { "READY" } else { "NOT READY" }
+        ));
+        for reason in &s.reasons {
+            out.push_str(&format!("{:width$}    - {reason}\n", ""));
+        }
+    }
+    out.push_str("\npreconditions:\n");
+    for f in &report.findings {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            if f.met { "ok  " } else { "FAIL" },
+            dr_scenarios::readiness::name(f.precondition),
+            f.detail
+        ));
+    }
+    out.push_str("\nnot checked:\n");
+    for n in &report.not_checked {
+        out.push_str(&format!("  - {n}\n"));
+    }
+    out
+}
