@@ -677,6 +677,10 @@ impl ReportStore for Fake {
         Ok(k.ends_with("/recipients.json")
             .then(|| b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]".to_vec()))
     }
+    async fn list(&self, _p: &str) -> DrResult<Vec<String>> {
+        self.0.record(PortOperation::ReportList);
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]

@@ -113,6 +113,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         SecretsMoveStage => &["secretsmanager:UpdateSecretVersionStage"],
         ReportPut => &["s3:PutObject"],
         ReportGet => &["s3:GetObject"],
+        ReportList => &["s3:ListBucket"],
         LockAcquire => &["dynamodb:PutItem", "dynamodb:GetItem"],
         LockRelease => &["dynamodb:DeleteItem"],
         LockHolder => &["dynamodb:GetItem"],

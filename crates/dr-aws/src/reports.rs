@@ -75,4 +75,32 @@ impl ReportStore for S3ReportStore {
             },
         }
     }
+
+    async fn list(&self, prefix: &str) -> DrResult<Vec<String>> {
+        let full = self.key(prefix);
+        let own = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix.trim_end_matches('/'))
+        };
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| map_sdk_error(&format!("listing s3://{}/{full}", self.bucket), e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&own)) {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }

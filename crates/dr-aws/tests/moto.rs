@@ -213,6 +213,28 @@ async fn secrets_reports_and_the_recovery_lock_work_over_the_wire() {
         Some(b"{\"ok\":true}".to_vec())
     );
     assert_eq!(reports.get("failover/none.json").await.expect("get"), None);
+    // Listed without the store's own prefix, only under the one asked for.
+    reports
+        .put("drill/y.md", "text/markdown", b"# y")
+        .await
+        .expect("put");
+    moto.clients
+        .s3
+        .put_object()
+        .bucket("muejam-dr-reports")
+        .key("elsewhere/z.json")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .expect("outside the prefix");
+    assert_eq!(
+        reports.list("").await.expect("list"),
+        ["drill/y.md", "failover/x.json"]
+    );
+    assert_eq!(
+        reports.list("failover/").await.expect("list"),
+        ["failover/x.json"]
+    );
 
     moto.clients
         .dynamodb

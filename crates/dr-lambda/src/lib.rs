@@ -44,6 +44,9 @@ impl ReportStore for Unconfigured {
     async fn put(&self, _key: &str, _content_type: &str, _body: &[u8]) -> DrResult<String> {
         Err(self.error())
     }
+    async fn list(&self, _prefix: &str) -> DrResult<Vec<String>> {
+        Err(self.error())
+    }
     async fn get(&self, _key: &str) -> DrResult<Option<Vec<u8>>> {
         Err(self.error())
     }

@@ -56,6 +56,43 @@ impl ReportStore for FileReportStore {
             ))),
         }
     }
+
+    async fn list(&self, prefix: &str) -> DrResult<Vec<String>> {
+        let dir = self.dir.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            let mut pending = vec![dir.clone()];
+            while let Some(at) = pending.pop() {
+                let entries = match std::fs::read_dir(&at) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(DrError::Internal(format!("listing {}: {e}", at.display())))
+                    }
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        pending.push(path);
+                    } else if let Ok(relative) = path.strip_prefix(&dir) {
+                        let key = relative
+                            .components()
+                            .map(|c| c.as_os_str().to_string_lossy())
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        if key.starts_with(&prefix) {
+                            keys.push(key);
+                        }
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| DrError::Internal(format!("listing reports: {e}")))?
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +113,23 @@ mod tests {
             Some(b"{}".to_vec())
         );
         assert_eq!(store.get("failover/none.json").await.expect("get"), None);
+        store
+            .put("drill/b.md", "text/markdown", b"# b")
+            .await
+            .expect("put");
+        assert_eq!(
+            store.list("").await.expect("list"),
+            ["drill/b.md", "failover/a.json"]
+        );
+        assert_eq!(
+            store.list("failover/").await.expect("list"),
+            ["failover/a.json"]
+        );
+        assert!(FileReportStore::new(dir.path().join("none"))
+            .list("")
+            .await
+            .expect("an empty store")
+            .is_empty());
         assert_eq!(
             store
                 .put("../x", "t", b"")

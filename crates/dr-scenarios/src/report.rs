@@ -505,16 +505,9 @@ pub(crate) struct Published {
     pub message_id: Option<String>,
 }
 
-/// Keeps a report as `<scenario>/<start>-<execution>.json|.md` in the report
-/// store and, when a topic is given, sends its Markdown to the people on it.
-pub(crate) async fn publish(
-    ports: &Ports,
-    document: &ReportDocument<'_>,
-    topic: Option<&str>,
-    subject: String,
-) -> DrResult<Published> {
-    let name: String = document
-        .execution_name
+/// The execution's name as report keys carry it (other characters `_`).
+pub fn report_name(execution: &str) -> String {
+    execution
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -523,7 +516,44 @@ pub(crate) async fn publish(
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Pure: the keys of an execution's reports in `extension` (`json`, `md`)
+/// among `keys` (`<scenario>/<start>-<execution>.<extension>`), of one
+/// scenario when given; oldest first.
+pub fn report_keys_of(
+    keys: &[String],
+    execution: &str,
+    scenario: Option<&str>,
+    extension: &str,
+) -> Vec<String> {
+    let name = report_name(execution);
+    keys.iter()
+        .filter(|key| {
+            let Some((dir, file)) = key.split_once('/') else {
+                return false;
+            };
+            let Some(stem) = file.strip_suffix(&format!(".{extension}")) else {
+                return false;
+            };
+            // The start (`%Y%m%dT%H%M%SZ`) has no '-': the rest is the name.
+            scenario.is_none_or(|s| s == dir)
+                && stem.split_once('-').is_some_and(|(_, n)| n == name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Keeps a report as `<scenario>/<start>-<execution>.json|.md` in the report
+/// store and, when a topic is given, sends its Markdown to the people on it.
+pub(crate) async fn publish(
+    ports: &Ports,
+    document: &ReportDocument<'_>,
+    topic: Option<&str>,
+    subject: String,
+) -> DrResult<Published> {
+    let name = report_name(document.execution_name);
     let key = format!(
         "{}/{}-{name}",
         document.scenario,
@@ -629,6 +659,55 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn a_report_is_found_by_its_execution_exactly() {
+        let keys: Vec<String> = [
+            "database-failover/20261128T010000Z-incident-1.json",
+            "database-failover/20261128T010000Z-incident-1.md",
+            "database-failover/20261128T020000Z-incident-11.json",
+            "data-corruption/20261128T030000Z-incident-1.json",
+            "data-corruption/incident-1-lost-keys.csv",
+            "dr-drill/20261128T040000Z-q4_2026.json",
+            "stray.json",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // (execution, scenario, extension, found)
+        let cases: [(&str, Option<&str>, &str, Vec<&str>); 5] = [
+            (
+                "incident-1",
+                None,
+                "json",
+                vec![
+                    "database-failover/20261128T010000Z-incident-1.json",
+                    "data-corruption/20261128T030000Z-incident-1.json",
+                ],
+            ),
+            (
+                "incident-1",
+                Some("database-failover"),
+                "md",
+                vec!["database-failover/20261128T010000Z-incident-1.md"],
+            ),
+            ("incident", None, "json", vec![]),
+            // The name as the key carries it.
+            (
+                "q4/2026",
+                None,
+                "json",
+                vec!["dr-drill/20261128T040000Z-q4_2026.json"],
+            ),
+            ("incident-1", Some("dr-drill"), "json", vec![]),
+        ];
+        for (execution, scenario, extension, expected) in cases {
+            assert_eq!(
+                report_keys_of(&keys, execution, scenario, extension),
+                expected,
+                "{execution} {scenario:?} {extension}"
+            );
+        }
+    }
     use super::*;
     use serde_json::{json, Value};
 

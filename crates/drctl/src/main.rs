@@ -7,6 +7,7 @@ mod local;
 mod output;
 mod port_faults;
 mod readiness;
+mod report;
 mod run;
 mod seed;
 mod verify;
@@ -57,6 +58,8 @@ enum Command {
     /// Would each scenario work now? Its preconditions, observed, with the
     /// reason when one is not met (exit 1 when a scenario is not ready).
     Readiness(readiness::ReadinessArgs),
+    /// A run's report, by execution name, as Markdown or JSON.
+    Report(report::ReportArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Invoke(args) => invoke::run(args).await,
             Command::VerifyIntegrity(args) => verify::run(args).await,
             Command::Readiness(args) => readiness::run(args).await,
+            Command::Report(args) => report::run(args).await,
         }
     });
     match result {

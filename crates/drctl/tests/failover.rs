@@ -213,7 +213,7 @@ async fn a_crashed_primary_fails_over_to_a_writable_replica_with_dns_a_new_repli
 async fn a_healthy_primary_is_a_false_alarm_with_no_mutation() {
     let stack = Stack::up();
     let dns_before = stack.dns_value().await;
-    let (code, result) = stack.failover(json!({}), &[]);
+    let (code, result) = stack.failover(json!({}), &["--name", "false-alarm-1"]);
     assert_eq!(code, 0, "{result:#}");
     let states = state_names(&result);
     assert!(
@@ -238,6 +238,30 @@ async fn a_healthy_primary_is_a_false_alarm_with_no_mutation() {
     assert_eq!(
         result["output"]["report"]["result"]["outcome"],
         "false_alarm"
+    );
+
+    // `drctl report` hands back the report the run stored, by its name.
+    let stored = &result["output"]["report"]["result"];
+    for (format, location) in [("md", "markdown_location"), ("json", "json_location")] {
+        let out = drctl(
+            &stack.home,
+            &["report", "false-alarm-1", "--local", "--format", format],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = std::fs::read(stored[location].as_str().expect("location")).expect("file");
+        assert_eq!(out.stdout, file, "{format}");
+    }
+    let unknown = drctl(&stack.home, &["report", "false-alarm-2", "--local"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no md report of execution \"false-alarm-2\""),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
     );
 }
 

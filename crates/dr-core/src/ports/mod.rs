@@ -222,6 +222,8 @@ pub enum PortOperation {
     SecretsMoveStage,
     ReportPut,
     ReportGet,
+    /// The keys under a prefix (drctl finds a run's report; no function).
+    ReportList,
     LockAcquire,
     LockRelease,
     LockHolder,

@@ -256,6 +256,8 @@ pub trait ReportStore: Send + Sync {
     async fn put(&self, key: &str, content_type: &str, body: &[u8]) -> DrResult<String>;
     /// The body under `key`, if any.
     async fn get(&self, key: &str) -> DrResult<Option<Vec<u8>>>;
+    /// Every key that starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> DrResult<Vec<String>>;
 }
 
 /// One check that failed (or could not run), as a report shows it.
