@@ -170,6 +170,27 @@ async fn a_bad_release_and_its_migration_are_rolled_back_and_careless_requests_a
         &"[MueJam DR] deployment rollback of muejam/muejam-api: succeeded (passed)".to_owned()
     ));
     assert!(stack.locks().await.is_empty());
+
+    // Another rollback under a new name (the alarm again, a second person):
+    // kubectl's previous revision is now the bad release, which it refuses
+    // to deploy again unless named.
+    let (code, result) = stack.run(
+        MACHINE,
+        &request(&stack, json!({})),
+        &["--virtual-time", "--name", "rollback-2"],
+    );
+    assert_eq!(code, 2, "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("is the release rollback rollback-1 replaced"),
+        "{cause}"
+    );
+    assert_eq!(
+        current(&stack).await.current,
+        after.current,
+        "nothing rolled back"
+    );
+    assert_eq!(Stack::http_get(&url).await.0, 200);
 }
 
 /// The tasks of a rollback with a migration, in the order they run.

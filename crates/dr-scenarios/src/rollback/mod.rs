@@ -27,6 +27,53 @@ pub const MAX_POLL_SECONDS: u64 = 300;
 pub const MAX_WAIT_SECONDS: u64 = 1800;
 pub const MAX_HEALTH_ATTEMPTS: u64 = 10;
 
+/// The journal key, under [`history_id`], of the last rollback of a
+/// deployment: what a later rollback must not undo by accident.
+pub const LAST_ROLLBACK_KEY: &str = "last_rollback";
+
+/// The journal's recovery id of a deployment's rollback history (the lock's
+/// resource too).
+pub fn history_id(d: &DeploymentRef) -> String {
+    format!("deployment:{d}")
+}
+
+/// What the undo step records after it rolled a deployment back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastRollback {
+    /// The release it replaced.
+    pub from: AppRevision,
+    /// The revision whose template it brought back.
+    pub to: AppRevision,
+    pub execution: String,
+}
+
+/// Pure: refuses kubectl's "previous revision" when it is the release the
+/// last rollback replaced and the deployment still runs what that rollback
+/// brought back: after `rollout undo`, the bad release *is* the previous
+/// revision, and a second rollback (another name, the alarm firing again, a
+/// careless rerun) would deploy it again. Naming `to_revision` goes past it.
+pub fn repeat_guard(
+    last: Option<&LastRollback>,
+    current_hash: &str,
+    target: &AppRevision,
+    to_revision: Option<u64>,
+) -> DrResult<()> {
+    match last {
+        Some(last)
+            if to_revision.is_none()
+                && last.to.template_hash == current_hash
+                && last.from.template_hash == target.template_hash =>
+        {
+            Err(DrError::InvalidInput(format!(
+                "kubectl's previous revision {} ({}) is the release rollback {} replaced; rolling back again would deploy it again. Name to_revision to go further back",
+                target.revision, target.image, last.execution
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationRequest {
@@ -262,7 +309,24 @@ pub async fn rollback_plan(ports: &Ports, input: RollbackPlanInput) -> DrResult<
         status.paused,
         request.to_revision,
     )? {
-        UndoChoice::RollBack { to } => to,
+        UndoChoice::RollBack { to } => {
+            let last = ports
+                .journal
+                .entries(&history_id(d))
+                .await?
+                .into_iter()
+                // Begun counts too: the guard checks what the deployment runs.
+                .find(|e| e.key == LAST_ROLLBACK_KEY)
+                .and_then(|e| e.detail)
+                .and_then(|v| serde_json::from_value::<LastRollback>(v).ok());
+            repeat_guard(
+                last.as_ref(),
+                &status.current.template_hash,
+                &to,
+                request.to_revision,
+            )?;
+            to
+        }
         UndoChoice::AlreadyThere { revision } => {
             return Err(DrError::InvalidInput(format!(
                 "revision {revision} is what {d} runs now (revision {}): there is nothing to roll back to",
@@ -306,7 +370,7 @@ pub async fn rollback_plan(ports: &Ports, input: RollbackPlanInput) -> DrResult<
     };
     let plan = RollbackPlan {
         recovery_id: input.execution.name,
-        lock_resource: format!("deployment:{d}"),
+        lock_resource: history_id(d),
         deployment: d.clone(),
         from: status.current,
         to,
@@ -349,6 +413,45 @@ mod tests {
         MigrationHistory {
             applied: applied.iter().map(|s| s.to_string()).collect(),
             known: known.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_second_rollback_never_redeploys_the_release_the_first_replaced() {
+        let rev = |n: u64, hash: &str| AppRevision {
+            revision: n,
+            image: format!("muejam-api:{n}"),
+            template_hash: hash.into(),
+            change_cause: None,
+            created_at: None,
+        };
+        // Revision 2 (bad, hash b) was rolled back to 1 (hash a), now 3.
+        let last = LastRollback {
+            from: rev(2, "b"),
+            to: rev(1, "a"),
+            execution: "rollback-1".into(),
+        };
+        // (last rollback, the hash running now, kubectl's target, to_revision, refused)
+        let cases = [
+            (Some(&last), "a", rev(2, "b"), None, true),
+            // Named explicitly: the operator's call.
+            (Some(&last), "a", rev(2, "b"), Some(2), false),
+            // A new release since (hash c): previous is "a", not the bad one.
+            (Some(&last), "c", rev(3, "a"), None, false),
+            // The bad release redeployed on purpose since, then undone.
+            (Some(&last), "b", rev(3, "a"), None, false),
+            (None, "a", rev(2, "b"), None, false),
+        ];
+        for (i, (last, now, target, to_revision, refused)) in cases.into_iter().enumerate() {
+            let result = repeat_guard(last, now, &target, to_revision);
+            assert_eq!(result.is_err(), refused, "case {i}: {result:?}");
+            if let Err(e) = result {
+                assert_eq!(e.name(), "InvalidInput");
+                assert!(
+                    e.to_string().contains("rollback rollback-1 replaced"),
+                    "{e}"
+                );
+            }
         }
     }
 

@@ -161,7 +161,29 @@ pub async fn rollback_step(
                         "{deployment} was paused since the plan: resume it (kubectl rollout resume) and rerun"
                     )));
                 }
+                // Remembered past this recovery, before the change (the
+                // plan's guard checks that it landed): a later rollback must
+                // not take "previous" to mean the release this one replaced.
+                let last = super::LastRollback {
+                    from: status.current.clone(),
+                    to: target.clone(),
+                    execution: journal.recovery_id.clone(),
+                };
+                let remember = |status: JournalStatus| JournalEntry {
+                    recovery_id: super::history_id(&deployment),
+                    key: super::LAST_ROLLBACK_KEY.to_owned(),
+                    execution: journal.execution.clone(),
+                    at: chrono::Utc::now(),
+                    status,
+                    summary: format!(
+                        "{} rolled {deployment} back from revision {} ({}) to the template of revision {}",
+                        journal.recovery_id, last.from.revision, last.from.image, target.revision
+                    ),
+                    detail: serde_json::to_value(&last).ok(),
+                };
+                ports.journal.record(&remember(JournalStatus::Started)).await?;
                 let now = ports.deployment.roll_back(&deployment, &target).await?;
+                ports.journal.record(&remember(JournalStatus::Done)).await?;
                 Ok(RollbackStepOutput {
                     done: true,
                     failed: false,
