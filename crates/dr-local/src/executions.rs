@@ -107,6 +107,30 @@ impl LocalExecutions {
         self.write(&record)
     }
 
+    /// Every execution recorded, newest first.
+    pub fn list(&self) -> DrResult<Vec<ExecutionRecord>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("listing", &self.dir, e)),
+        };
+        let mut records = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(|e| io("reading", &path, e))?;
+            records.push(
+                serde_json::from_slice::<ExecutionRecord>(&bytes).map_err(|e| {
+                    DrError::Internal(format!("{} is unreadable: {e}", path.display()))
+                })?,
+            );
+        }
+        records.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.name.cmp(&b.name)));
+        Ok(records)
+    }
+
     pub fn get(&self, name: &str) -> DrResult<Option<ExecutionRecord>> {
         let path = self.path(name);
         match fs::read(&path) {
@@ -185,5 +209,17 @@ mod tests {
             Some(ExecutionState::Failed)
         );
         assert_eq!(registry.state(&arn("unknown")).await.expect("state"), None);
+        // Listed newest first.
+        let names: Vec<String> = registry
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["killed", "alive"]);
+        assert!(LocalExecutions::new(&home.path().join("none"))
+            .list()
+            .expect("an empty registry")
+            .is_empty());
     }
 }

@@ -2,6 +2,7 @@
 
 mod app;
 mod approve;
+mod executions;
 mod invoke;
 mod local;
 mod output;
@@ -60,6 +61,8 @@ enum Command {
     Readiness(readiness::ReadinessArgs),
     /// A run's report, by execution name, as Markdown or JSON.
     Report(report::ReportArgs),
+    /// The running and recent runs, newest first.
+    Executions(executions::ExecutionsArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
             Command::VerifyIntegrity(args) => verify::run(args).await,
             Command::Readiness(args) => readiness::run(args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Executions(args) => executions::run(args).await,
         }
     });
     match result {

@@ -823,6 +823,14 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
         Some("true"),
         "and the application in read-only mode"
     );
+    // As Step Functions would show it: stopped.
+    assert!(
+        stack
+            .executions(Some("data-corruption"))
+            .contains(&("dies-1".to_owned(), "ABORTED".to_owned())),
+        "{:?}",
+        stack.executions(None)
+    );
 
     let event = json!({
         "execution_name": "dies-1",

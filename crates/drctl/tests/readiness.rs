@@ -74,6 +74,11 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
         &["--virtual-time", "--name", "copy-1"],
     );
     assert_eq!(code, 0, "{result:#}");
+    // `drctl executions` lists it, by scenario too.
+    let copied = vec![("copy-1".to_owned(), "SUCCEEDED".to_owned())];
+    assert_eq!(stack.executions(Some("snapshot-replication")), copied);
+    assert_eq!(stack.executions(None), copied);
+    assert!(stack.executions(Some("database-failover")).is_empty());
     let ip_set = stack
         .create_ip_set(
             "muejam-blocked",

@@ -297,6 +297,27 @@ impl Stack {
         serde_json::from_slice(&out.stdout).expect("the function's JSON output")
     }
 
+    /// `drctl executions --local [scenario] --output json`: (name, state).
+    pub fn executions(&self, scenario: Option<&str>) -> Vec<(String, String)> {
+        let mut args = vec!["executions", "--local", "--output", "json"];
+        args.extend(scenario);
+        let out = drctl(&self.home, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("rows");
+        rows.iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_owned(),
+                    r["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// A WAF IP set in moto, holding `addresses`.
     pub async fn create_ip_set(
         &self,
