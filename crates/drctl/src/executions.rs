@@ -2,12 +2,11 @@
 //! first, with their state as it really is (a run whose process died is
 //! ABORTED).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use dr_core::{DrError, DrResult, ExecutionState};
+use dr_core::{DrResult, ExecutionState};
 use serde::Serialize;
 
 use crate::output::OutputFormat;
@@ -36,12 +35,10 @@ struct Row {
 }
 
 pub async fn run(args: ExecutionsArgs) -> DrResult<ExitCode> {
-    if !args.local {
-        return Err(DrError::InvalidInput(
-            "listing a deployment's executions from drctl is not built yet; pass --local (on AWS: aws stepfunctions list-executions)".to_owned(),
-        ));
-    }
-    let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
+    let home = crate::local::local_only_home(
+        args.local,
+        "listing a deployment's executions (on AWS: aws stepfunctions list-executions)",
+    )?;
     let now = Utc::now();
     let rows: Vec<Row> = dr_local::executions::LocalExecutions::new(&home)
         .list()?

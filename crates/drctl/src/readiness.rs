@@ -26,16 +26,10 @@ pub struct ReadinessArgs {
 }
 
 pub async fn run(args: ReadinessArgs) -> DrResult<ExitCode> {
-    if !args.local {
-        return Err(DrError::InvalidInput(
-            "checking a deployment's readiness from drctl is not built yet; pass --local"
-                .to_owned(),
-        ));
-    }
+    let home = crate::local::local_only_home(args.local, "checking a deployment's readiness")?;
     let request: ReadinessRequest =
         serde_json::from_value(crate::output::read_json(&args.input, "request")?)
             .map_err(|e| DrError::InvalidInput(format!("readiness request: {e}")))?;
-    let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
     let platform = dr_local::LocalControlPlane::open(&home, None)?;
     let ports = crate::wiring::local_ports(&platform).await?;
     let report = readiness(&ports, request).await?;

@@ -1,7 +1,6 @@
 //! `drctl report <execution>`: the report a run left, as Markdown (to paste
 //! into the post-mortem) or JSON.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -39,12 +38,10 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: ReportArgs) -> DrResult<ExitCode> {
-    if !args.local {
-        return Err(DrError::InvalidInput(
-            "reading reports on AWS from drctl is not built yet; pass --local (on AWS: the ReportsBucket output, reports/<scenario>/<start>-<execution>.md)".to_owned(),
-        ));
-    }
-    let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
+    let home = crate::local::local_only_home(
+        args.local,
+        "reading reports on AWS (there: the ReportsBucket output, reports/<scenario>/<start>-<execution>.md)",
+    )?;
     let store = dr_local::reports::FileReportStore::new(home.join("reports"));
     let body = find(&store, &args).await?;
     print!("{}", String::from_utf8_lossy(&body));
