@@ -239,6 +239,26 @@ fn limits(request: &AppRecoveryRequest) -> DrResult<AppLimits> {
 
 /// An Auto Scaling group name as AWS allows it (1-255 characters, no
 /// colon: a colon would make it an ARN).
+/// The deployment a request names, described; one that does not exist is
+/// the request's mistake (`InvalidInput`, naming `field`), refused before
+/// anything changes.
+pub(crate) async fn existing_deployment(
+    ports: &Ports,
+    d: &DeploymentRef,
+    field: &str,
+) -> DrResult<DeploymentStatus> {
+    ports
+        .deployment
+        .describe_deployment(d)
+        .await
+        .map_err(|e| match e {
+            DrError::NotFound(m) => DrError::InvalidInput(format!(
+                "{field}: {m}: the request names a deployment that does not exist (check namespace and name)"
+            )),
+            other => other,
+        })
+}
+
 pub fn validate_group_name(name: &str) -> DrResult<()> {
     if name.is_empty()
         || name.chars().count() > 255

@@ -463,16 +463,7 @@ pub async fn corruption_plan(
     if let Some(app) = &plan.app {
         // A misspelled deployment is refused here, not found missing once
         // the writes are stopped.
-        ports
-            .deployment
-            .describe_deployment(&app.deployment)
-            .await
-            .map_err(|e| match e {
-                DrError::NotFound(m) => invalid(format!(
-                    "app.deployment: {m}: the request names a deployment that does not exist (check namespace and name)"
-                )),
-                other => other,
-            })?;
+        crate::app::existing_deployment(ports, &app.deployment, "app.deployment").await?;
     }
     // An earlier attempt's restore is kept for inspection: never restore
     // over it, take the next free name (and the replica's after it).

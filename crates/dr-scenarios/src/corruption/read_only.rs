@@ -266,26 +266,23 @@ pub async fn set_read_only(
 /// from the journal: the death sweep knows nothing else of the run.
 pub async fn lift_read_only(ports: &Ports, journal: &JournalRef) -> DrResult<RollbackStepOutput> {
     let entries = ports.journal.entries(&journal.recovery_id).await?;
-    let record = record_of(&entries);
-    let decision = lift_decision(
-        record.as_ref().map(|(s, r)| (*s, r)),
-        writes_still_stopped(&entries),
-    );
-    let Some((status, mut record)) = record else {
-        return Ok(output(
+    let not_set = || {
+        Ok(output(
             "this recovery did not put the application in read-only mode".to_owned(),
             None,
-        ));
+        ))
     };
+    let Some((status, mut record)) = record_of(&entries) else {
+        return not_set();
+    };
+    let decision = lift_decision(Some((status, &record)), writes_still_stopped(&entries));
     let deployment = record.deployment.clone();
-    let set_at = record
-        .set_at
-        .map_or_else(|| "during this recovery".to_owned(), |t| t.to_rfc3339());
+    let set_at = record.set_at.map_or_else(
+        || "during this recovery".to_owned(),
+        |t| format!("at {}", t.to_rfc3339()),
+    );
     match decision {
-        LiftDecision::NotSet => Ok(output(
-            "this recovery did not put the application in read-only mode".to_owned(),
-            None,
-        )),
+        LiftDecision::NotSet => not_set(),
         LiftDecision::Theirs => Ok(output(
             format!(
                 "{deployment} was in read-only mode before this recovery: left on; lift it when the application may write ({})",
@@ -299,7 +296,7 @@ pub async fn lift_read_only(ports: &Ports, journal: &JournalRef) -> DrResult<Rol
         )),
         LiftDecision::Keep => {
             let summary = format!(
-                "put {deployment} in read-only mode at {set_at}; LEFT ON: the application's writes are still stopped at the database; lift it once they are given back ({})",
+                "put {deployment} in read-only mode {set_at}; LEFT ON: the application's writes are still stopped at the database; lift it once they are given back ({})",
                 lift_hint(&deployment)
             );
             write(ports, journal, status, summary.clone(), &record).await?;
@@ -315,11 +312,11 @@ pub async fn lift_read_only(ports: &Ports, journal: &JournalRef) -> DrResult<Rol
             set_env_journaled(ports, journal, &record, &what, previous.as_deref(), &by_hand)
                 .await?;
             let done = format!(
-                "put {deployment} in read-only mode at {set_at} and lifted it at {} ({READ_ONLY_MODE} {}): its servers are replaced and write again",
+                "put {deployment} in read-only mode {set_at} and lifted it at {} ({READ_ONLY_MODE} {}): its servers are replaced and write again",
                 Utc::now().to_rfc3339(),
                 match &previous {
                     None => "unset".to_owned(),
-                    Some(v) => format!("back to {}", value_words(&Some(v.clone()))),
+                    Some(_) => format!("back to {}", value_words(&previous)),
                 }
             );
             write(ports, journal, JournalStatus::Done, done.clone(), &record).await?;

@@ -293,16 +293,7 @@ pub async fn rollback_plan(ports: &Ports, input: RollbackPlanInput) -> DrResult<
         return Ok(recorded);
     }
     let d = &request.deployment;
-    let status = ports
-        .deployment
-        .describe_deployment(d)
-        .await
-        .map_err(|e| match e {
-            DrError::NotFound(m) => DrError::InvalidInput(format!(
-                "{m}: the request names a deployment that does not exist (check namespace and name)"
-            )),
-            other => other,
-        })?;
+    let status = crate::app::existing_deployment(ports, d, "deployment").await?;
     let to = match undo_choice(
         &status.revisions,
         &status.current.template_hash,
