@@ -7,6 +7,9 @@ use dr_core::*;
 
 use crate::errors::map_sdk_error;
 
+/// Where in the bucket the deployment's reports are.
+pub const REPORTS_PREFIX: &str = "reports";
+
 #[derive(Debug, Clone)]
 pub struct S3ReportStore {
     client: aws_sdk_s3::Client,

@@ -21,10 +21,7 @@ impl Drop for Moto {
 
 async fn moto() -> Moto {
     let home = tempfile::tempdir().expect("home");
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = dr_local::processes::free_port(|_| false).expect("port");
     let record = dr_local::moto::start(home.path(), port).expect("moto starts");
     let clients = AwsClients::connect(&AwsTarget::moto(
         &dr_local::moto::endpoint(&record),

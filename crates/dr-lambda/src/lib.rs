@@ -226,7 +226,7 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
         Ok(bucket) => Arc::new(dr_aws::S3ReportStore::new(
             clients.s3.clone(),
             bucket,
-            "reports",
+            dr_aws::reports::REPORTS_PREFIX,
         )),
         Err(_) => Arc::new(Unconfigured(REPORTS_BUCKET_ENV)),
     };

@@ -27,6 +27,23 @@ pub struct ExecutionRecord {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
+/// How a run ended, as DescribeExecution tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionResultRecord {
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Who started a name, with which input: written once, exclusively, so that
+/// two starts of the same trigger cannot both run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartClaim {
+    pub scenario: String,
+    pub input_digest: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
 impl ExecutionRecord {
     /// The state as it really is: a RUNNING record whose process died is
     /// ABORTED.
@@ -72,6 +89,139 @@ impl LocalExecutions {
         self.dir.join(format!("{}.json", file_name(name)))
     }
 
+    /// The directory of an execution's files beyond its record: its input,
+    /// its history (`events.jsonl`), its result, its start claim and the
+    /// log of a detached run.
+    pub fn files(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{}.d", file_name(name)))
+    }
+
+    fn files_created(&self, name: &str) -> DrResult<PathBuf> {
+        let dir = self.files(name);
+        fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Claims `name` for a start, exclusively: `Ok(None)` when this call
+    /// claimed it, `Ok(Some(claim))` with the earlier claim otherwise.
+    pub fn claim(&self, name: &str, claim: &StartClaim) -> DrResult<Option<StartClaim>> {
+        let path = self.files_created(name)?.join("claim.json");
+        let bytes = serde_json::to_vec(claim)
+            .map_err(|e| DrError::Internal(format!("serializing a claim: {e}")))?;
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(&bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io("writing", &path, e))?;
+                Ok(None)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // The other start may be between creating and writing it.
+                for _ in 0..50 {
+                    let bytes = fs::read(&path).map_err(|e| io("reading", &path, e))?;
+                    if let Ok(existing) = serde_json::from_slice::<StartClaim>(&bytes) {
+                        return Ok(Some(existing));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(DrError::Internal(format!(
+                    "{} is unreadable: remove it to start {name} again",
+                    path.display()
+                )))
+            }
+            Err(e) => Err(io("creating", &path, e)),
+        }
+    }
+
+    /// The claim of a name, if it was started with `drctl start`.
+    pub fn claim_of(&self, name: &str) -> DrResult<Option<StartClaim>> {
+        let path = self.files(name).join("claim.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| DrError::Internal(format!("{} is unreadable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path, e)),
+        }
+    }
+
+    /// Appends one history event (GetExecutionHistory's shape) to the
+    /// execution's log, which `drctl watch` follows.
+    pub fn append_event(&self, name: &str, event: &serde_json::Value) -> DrResult<()> {
+        use std::io::Write;
+        let path = self.files_created(name)?.join("events.jsonl");
+        let mut line = serde_json::to_vec(event)
+            .map_err(|e| DrError::Internal(format!("serializing an event: {e}")))?;
+        line.push(b'\n');
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&line))
+            .map_err(|e| io("appending to", &path, e))
+    }
+
+    /// The history events after `after_id`, oldest first (a line being
+    /// written is left for the next read).
+    pub fn events(&self, name: &str, after_id: u64) -> DrResult<Vec<serde_json::Value>> {
+        let path = self.files(name).join("events.jsonl");
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading", &path, e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e.get("id").and_then(serde_json::Value::as_u64) > Some(after_id))
+            .collect())
+    }
+
+    /// Keeps the input an execution started on, as DescribeExecution shows
+    /// it; returns where.
+    pub fn set_input(&self, name: &str, input: &serde_json::Value) -> DrResult<PathBuf> {
+        let path = self.files_created(name)?.join("input.json");
+        let bytes = serde_json::to_vec_pretty(input)
+            .map_err(|e| DrError::Internal(format!("serializing an input: {e}")))?;
+        fs::write(&path, bytes).map_err(|e| io("writing", &path, e))?;
+        Ok(path)
+    }
+
+    pub fn input(&self, name: &str) -> DrResult<Option<serde_json::Value>> {
+        let path = self.files(name).join("input.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| DrError::Internal(format!("{} is unreadable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path, e)),
+        }
+    }
+
+    /// Records how a run ended (its output, or its error and cause).
+    pub fn set_result(&self, name: &str, result: &ExecutionResultRecord) -> DrResult<()> {
+        let path = self.files_created(name)?.join("result.json");
+        let bytes = serde_json::to_vec_pretty(result)
+            .map_err(|e| DrError::Internal(format!("serializing a result: {e}")))?;
+        fs::write(&path, bytes).map_err(|e| io("writing", &path, e))
+    }
+
+    pub fn result(&self, name: &str) -> DrResult<Option<ExecutionResultRecord>> {
+        let path = self.files(name).join("result.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| DrError::Internal(format!("{} is unreadable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &path, e)),
+        }
+    }
+
     fn write(&self, record: &ExecutionRecord) -> DrResult<()> {
         fs::create_dir_all(&self.dir).map_err(|e| io("creating", &self.dir, e))?;
         let path = self.path(&record.name);
@@ -92,6 +242,15 @@ impl LocalExecutions {
                     "an execution named {} is already running (process {})",
                     record.name, existing.pid
                 )));
+            }
+        }
+        // A name run again starts a fresh history and result.
+        let files = self.files(&record.name);
+        for stale in ["events.jsonl", "result.json"] {
+            match fs::remove_file(files.join(stale)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("removing", &files.join(stale), e)),
             }
         }
         self.write(record)
@@ -221,5 +380,61 @@ mod tests {
             .list()
             .expect("an empty registry")
             .is_empty());
+    }
+
+    #[test]
+    fn a_name_is_claimed_once_and_keeps_its_history_and_result() {
+        let home = tempfile::tempdir().expect("tmp");
+        let registry = LocalExecutions::new(home.path());
+        let claim = StartClaim {
+            scenario: "database-failover".into(),
+            input_digest: "d1".into(),
+            claimed_at: Utc::now(),
+        };
+        assert_eq!(registry.claim("run-1", &claim).expect("claim"), None);
+        let again = StartClaim {
+            input_digest: "d2".into(),
+            ..claim.clone()
+        };
+        assert_eq!(
+            registry.claim("run-1", &again).expect("claim"),
+            Some(claim.clone()),
+            "the first claim stands"
+        );
+        assert_eq!(registry.claim_of("run-1").expect("read"), Some(claim));
+        assert_eq!(registry.claim_of("run-2").expect("read"), None);
+
+        registry
+            .start(&record("run-1", std::process::id()))
+            .expect("start");
+        for id in 1..=3u64 {
+            registry
+                .append_event("run-1", &serde_json::json!({"id": id, "type": "X"}))
+                .expect("append");
+        }
+        let ids = |events: Vec<serde_json::Value>| -> Vec<u64> {
+            events.iter().filter_map(|e| e["id"].as_u64()).collect()
+        };
+        assert_eq!(ids(registry.events("run-1", 0).expect("events")), [1, 2, 3]);
+        assert_eq!(ids(registry.events("run-1", 2).expect("events")), [3]);
+        assert!(registry.events("nothing", 0).expect("none").is_empty());
+        let result = ExecutionResultRecord {
+            output: None,
+            error: Some("Unsafe".into()),
+            cause: Some("why".into()),
+        };
+        registry.set_result("run-1", &result).expect("result");
+        assert_eq!(registry.result("run-1").expect("read"), Some(result));
+        // The files beside the records are not records.
+        assert_eq!(registry.list().expect("list").len(), 1);
+        // Run again under the same name: a fresh history.
+        registry
+            .finish("run-1", ExecutionState::Failed)
+            .expect("finish");
+        registry
+            .start(&record("run-1", std::process::id()))
+            .expect("again");
+        assert!(registry.events("run-1", 0).expect("events").is_empty());
+        assert_eq!(registry.result("run-1").expect("read"), None);
     }
 }

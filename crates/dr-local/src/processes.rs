@@ -95,6 +95,35 @@ pub fn reload_and_end_sessions(postmaster: u32) -> usize {
     sessions.len()
 }
 
+/// Where new servers listen: below the kernel's ephemeral range.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port for a new server, picked at random below the kernel's ephemeral
+/// range (32768-60999 on Linux), skipping those `taken` says are in use.
+/// The kernel hands ports in that range to outgoing connections, and a
+/// test's client connecting to 127.0.0.3 takes its source port on
+/// 127.0.0.3: that could take the port between this check and the server's
+/// bind ("Address already in use"). Below the range, only an explicit bind
+/// takes a port. The check binds the wildcard address, which fails while any
+/// loopback address listens on the port (another stack's server included).
+pub fn free_port(taken: impl Fn(u16) -> bool) -> dr_core::DrResult<u16> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let port = rng.gen_range(PORT_RANGE);
+        if taken(port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(dr_core::DrError::Internal(format!(
+        "no free loopback port in {}..{}",
+        PORT_RANGE.start, PORT_RANGE.end
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ pub mod replication;
 pub mod report;
 pub mod restored;
 pub mod rollback;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -1,61 +1,48 @@
 //! `drctl executions [<scenario>]`: the running and recent runs, newest
-//! first, with their state as it really is (a run whose process died is
-//! ABORTED).
+//! first, with their state as it really is (a local run whose process died
+//! is ABORTED, as Step Functions shows a stopped one).
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Args;
-use dr_core::{DrResult, ExecutionState};
+use dr_core::{DrResult, ExecutionSummary};
 use serde::Serialize;
 
+use crate::control::TargetArgs;
 use crate::output::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct ExecutionsArgs {
-    /// Only this scenario's runs (the state machine's name, e.g. data-corruption).
+    /// Only this scenario's runs (e.g. data-corruption).
     scenario: Option<String>,
-    /// The local runner's executions (required: listing a deployment's is
-    /// not built yet; on AWS: aws stepfunctions list-executions).
-    #[arg(long)]
-    local: bool,
+    #[command(flatten)]
+    target: TargetArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
 }
 
 #[derive(Debug, Serialize)]
 struct Row {
-    name: String,
-    scenario: String,
-    state: ExecutionState,
-    started_at: DateTime<Utc>,
-    stopped_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    summary: ExecutionSummary,
     /// Until it stopped, or until now while it runs.
     seconds: f64,
 }
 
 pub async fn run(args: ExecutionsArgs) -> DrResult<ExitCode> {
-    let home = crate::local::local_only_home(
-        args.local,
-        "listing a deployment's executions (on AWS: aws stepfunctions list-executions)",
-    )?;
+    let target = args.target.open(false).await?;
     let now = Utc::now();
-    let rows: Vec<Row> = dr_local::executions::LocalExecutions::new(&home)
-        .list()?
+    let rows: Vec<Row> = target
+        .control
+        .list(args.scenario.as_deref())
+        .await?
         .into_iter()
-        .filter(|r| {
-            args.scenario
-                .as_deref()
-                .is_none_or(|s| s == r.state_machine)
-        })
-        .map(|r| Row {
-            state: r.effective_state(),
-            seconds: (r.stopped_at.unwrap_or(now) - r.started_at).num_milliseconds() as f64
+        .map(|summary| Row {
+            seconds: (summary.stopped_at.unwrap_or(now) - summary.started_at).num_milliseconds()
+                as f64
                 / 1000.0,
-            name: r.name,
-            scenario: r.state_machine,
-            started_at: r.started_at,
-            stopped_at: r.stopped_at,
+            summary,
         })
         .collect();
     match args.output {
@@ -66,12 +53,13 @@ pub async fn run(args: ExecutionsArgs) -> DrResult<ExitCode> {
                 "NAME", "SCENARIO", "STATE", "STARTED", "SECONDS"
             );
             for r in &rows {
+                let s = &r.summary;
                 println!(
                     "{:<36}  {:<30}  {:<10}  {:<25}  {:>9.1}",
-                    r.name,
-                    r.scenario,
-                    r.state.as_str(),
-                    r.started_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    s.name,
+                    s.scenario,
+                    s.state.as_str(),
+                    s.started_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                     r.seconds
                 );
             }

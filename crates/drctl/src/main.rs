@@ -2,6 +2,7 @@
 
 mod app;
 mod approve;
+mod control;
 mod executions;
 mod invoke;
 mod local;
@@ -11,7 +12,9 @@ mod readiness;
 mod report;
 mod run;
 mod seed;
+mod start;
 mod verify;
+mod watch;
 mod wiring;
 
 use std::process::ExitCode;
@@ -63,6 +66,12 @@ enum Command {
     Report(report::ReportArgs),
     /// The running and recent runs, newest first.
     Executions(executions::ExecutionsArgs),
+    /// Start a scenario; the same trigger (input) twice starts it once.
+    Start(start::StartArgs),
+    /// Follow an execution as it runs, to its outcome and report (exit 0
+    /// done, 1 someone must act, 3 stopped with nothing changed, 4 still
+    /// running at --timeout).
+    Watch(watch::WatchArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -110,6 +119,8 @@ fn main() -> ExitCode {
             Command::Readiness(args) => readiness::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Executions(args) => executions::run(args).await,
+            Command::Start(args) => start::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
         }
     });
     match result {

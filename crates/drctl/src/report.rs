@@ -31,19 +31,18 @@ pub struct ReportArgs {
     scenario: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     format: ReportFormat,
-    /// The local stack's reports (required: reading the reports bucket from
-    /// drctl is not built yet; on AWS they are in the stack's ReportsBucket).
-    #[arg(long)]
-    local: bool,
+    #[command(flatten)]
+    target: crate::control::TargetArgs,
 }
 
 pub async fn run(args: ReportArgs) -> DrResult<ExitCode> {
-    let home = crate::local::local_only_home(
-        args.local,
-        "reading reports on AWS (there: the ReportsBucket output, reports/<scenario>/<start>-<execution>.md)",
-    )?;
-    let store = dr_local::reports::FileReportStore::new(home.join("reports"));
-    let body = find(&store, &args).await?;
+    let target = args.target.open(false).await?;
+    let store = target.reports.as_deref().ok_or_else(|| {
+        DrError::InvalidInput(
+            "on AWS, pass --reports-bucket (the stack's ReportsBucketName output) or set DRCTL_REPORTS_BUCKET".to_owned(),
+        )
+    })?;
+    let body = find(store, &args).await?;
     print!("{}", String::from_utf8_lossy(&body));
     Ok(ExitCode::SUCCESS)
 }

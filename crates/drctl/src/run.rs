@@ -25,7 +25,8 @@ pub struct RunArgs {
     /// JSON input file ("-" for standard input).
     #[arg(long)]
     input: PathBuf,
-    /// Run on this machine with the local runner (required: AWS execution from drctl is not built yet).
+    /// Run on this machine with the local runner, in the foreground (required: on AWS, `drctl start`
+    /// starts the deployed state machine).
     #[arg(long)]
     local: bool,
     /// Waits and retry intervals advance a simulated clock instead of taking real time.
@@ -245,19 +246,10 @@ fn print_event(event: &HistoryEvent, started: chrono::DateTime<chrono::Utc>) {
 pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     if !args.local {
         return Err(DrError::InvalidInput(
-            "starting executions on AWS Step Functions from drctl is not built yet; pass --local to run on this machine".to_owned(),
+            "drctl run runs a definition on this machine (pass --local); to start the deployed state machine on AWS, use drctl start <scenario> --input F".to_owned(),
         ));
     }
-    let input = crate::output::read_json(&args.input, "input")?;
-    // As StartExecution does: no execution starts with an input past the
-    // payload limit.
-    let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
-    if size > dr_runner::engine::PAYLOAD_LIMIT {
-        return Err(DrError::InvalidInput(format!(
-            "the input has {size} bytes; Step Functions starts no execution with an input over {} bytes",
-            dr_runner::engine::PAYLOAD_LIMIT
-        )));
-    }
+    let input = read_execution_input(&args.input)?;
     let faults = args
         .faults
         .iter()
@@ -332,6 +324,10 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
             state: dr_core::ExecutionState::Running,
             stopped_at: None,
         })?;
+        // The input, as DescribeExecution shows it.
+        if let Err(error) = registry.set_input(&execution_name, &input) {
+            tracing::warn!(%error, "the input was not kept beside the execution");
+        }
     }
     let started = chrono::Utc::now();
     let mut runner = Runner::new(handlers)
@@ -346,7 +342,20 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     for (arn, child_name, child) in child_machines {
         runner = runner.child_machine(arn, child_name, child);
     }
-    runner = runner.observer(Arc::new(move |event| print_event(event, started)));
+    // Every event also goes to the execution's history file, which `drctl
+    // watch` follows.
+    let history = registry.clone().map(|r| (r, execution_name.clone()));
+    runner = runner.observer(Arc::new(move |event| {
+        print_event(event, started);
+        if let Some((registry, name)) = &history {
+            let logged = serde_json::to_value(event)
+                .map_err(|e| DrError::Internal(format!("serializing an event: {e}")))
+                .and_then(|value| registry.append_event(name, &value));
+            if let Err(error) = logged {
+                tracing::warn!(%error, "the history file missed an event");
+            }
+        }
+    }));
     let tokens = runner.tokens();
     let name_for_hint = execution_name.clone();
     // The task token is a capability: it is not printed. People answer by
@@ -369,6 +378,14 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .await;
     announcer.abort();
     if let Some(registry) = &registry {
+        registry.set_result(
+            &execution_name,
+            &dr_local::executions::ExecutionResultRecord {
+                output: result.output.clone(),
+                error: result.error.clone(),
+                cause: result.cause.clone(),
+            },
+        )?;
         registry.finish(
             &execution_name,
             match result.status {
@@ -382,6 +399,20 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     }
     print_result(&result, &runner.child_executions(), args.output)?;
     Ok(exit_code(&result))
+}
+
+/// An execution's input from a file ("-": standard input), refused as
+/// StartExecution refuses it: not JSON, or past the payload limit.
+pub fn read_execution_input(path: &Path) -> DrResult<Value> {
+    let input = crate::output::read_json(path, "input")?;
+    let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
+    if size > dr_runner::engine::PAYLOAD_LIMIT {
+        return Err(DrError::InvalidInput(format!(
+            "the input has {size} bytes; Step Functions starts no execution with an input over {} bytes",
+            dr_runner::engine::PAYLOAD_LIMIT
+        )));
+    }
+    Ok(input)
 }
 
 /// 0 when the execution succeeded; 2 when it refused its input before

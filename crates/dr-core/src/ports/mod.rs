@@ -23,6 +23,8 @@ mod recovery;
 pub use recovery::*;
 mod services;
 pub use services::*;
+mod control;
+pub use control::*;
 
 /// Options for deleting an instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,10 +3,6 @@
 
 use super::*;
 
-/// Where the local servers listen: below the ephemeral range (see
-/// `free_port`).
-const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
-
 impl LocalControlPlane {
     /// Describes an instance from its record plus what the server reports.
     pub(crate) async fn describe_record(
@@ -137,32 +133,13 @@ impl LocalControlPlane {
         self.describe_record(id, record, &state).await
     }
 
-    /// A port for a new server, picked at random below the kernel's
-    /// ephemeral range (32768-60999 on Linux). The kernel hands ports in that
-    /// range to outgoing connections, and a test's client connecting to
-    /// 127.0.0.3 takes its source port on 127.0.0.3: that could take the
-    /// port between this check and PostgreSQL's bind ("Address already in
-    /// use"). Below the range, only an explicit bind takes a port. The check
-    /// binds the wildcard address, which fails while any loopback address
-    /// listens on the port (another stack's server included).
+    /// A port for a new server, none of this stack's (see
+    /// [`crate::processes::free_port`]).
     pub(crate) fn free_port(&self, state: &LocalState) -> DrResult<u16> {
-        use rand::Rng;
-        let mut rng = rand::thread_rng();
-        for _ in 0..200 {
-            let port = rng.gen_range(PORT_RANGE);
-            if state.instances.values().any(|r| r.port == port)
+        crate::processes::free_port(|port| {
+            state.instances.values().any(|r| r.port == port)
                 || state.moto.as_ref().is_some_and(|m| m.port == port)
-            {
-                continue;
-            }
-            if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-                return Ok(port);
-            }
-        }
-        Err(DrError::Internal(format!(
-            "no free loopback port in {}..{}",
-            PORT_RANGE.start, PORT_RANGE.end
-        )))
+        })
     }
 
     /// Registers a new instance as `creating`, or returns the existing one when
