@@ -14,7 +14,9 @@ use crate::report::{
 };
 use crate::Ports;
 
-const LATEST_KEY: &str = "dr-drill/latest.json";
+/// The newest drill's report, read by the next drill (a copy: the evidence
+/// pack skips it).
+pub const LATEST_KEY: &str = "dr-drill/latest.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseResult {

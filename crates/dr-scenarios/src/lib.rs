@@ -11,6 +11,7 @@ pub mod drill;
 pub mod drill_report;
 pub mod evidence;
 pub mod failover;
+pub mod html;
 pub mod journal;
 pub mod lock;
 pub mod notify;

@@ -571,6 +571,17 @@ pub(crate) async fn publish(
             document.markdown.as_bytes(),
         )
         .await?;
+    // The page beside them, rendered from the JSON just kept.
+    let report: Value = serde_json::from_slice(document.json)
+        .map_err(|e| DrError::Internal(format!("re-reading the report: {e}")))?;
+    ports
+        .reports
+        .put(
+            &format!("{key}.html"),
+            "text/html; charset=utf-8",
+            crate::html::report_html(&report).as_bytes(),
+        )
+        .await?;
     let message_id = match topic {
         Some(topic) => Some(
             ports

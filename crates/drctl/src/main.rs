@@ -66,6 +66,9 @@ enum Command {
     Report(report::ReportArgs),
     /// The running and recent runs, newest first.
     Executions(executions::ExecutionsArgs),
+    /// The quarterly evidence pack: the drills' restore time and backup age
+    /// as charts, with their reports linked (one HTML page).
+    Evidence(report::EvidenceArgs),
     /// Start a scenario; the same trigger (input) twice starts it once.
     Start(start::StartArgs),
     /// Follow an execution as it runs, to its outcome and report (exit 0
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Executions(args) => executions::run(args).await,
             Command::Start(args) => start::run(args).await,
+            Command::Evidence(args) => report::evidence(args).await,
             Command::Watch(args) => watch::run(args).await,
         }
     });

@@ -134,6 +134,39 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
         changes.iter().any(|c| c.starts_with("restore time:")),
         "{changes:?}"
     );
+
+    // The quarter's evidence pack holds both drills, charted, each report
+    // linked; a browser renders it.
+    let pack = stack.home.join("evidence.html");
+    let out = drctl(
+        &stack.home,
+        &["evidence", "--local", "--out", pack.to_str().expect("path")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = render_in_chromium(&pack);
+    let dom = &rendered.dom;
+    assert!(dom.contains("2 drill(s), 2 passed."), "{dom}");
+    for chart in ["restore-chart", "backup-chart", "loss-chart"] {
+        assert!(dom.contains(&format!("id=\"{chart}\"")), "{chart}: {dom}");
+    }
+    for drill in [&report, &second] {
+        let name = drill["execution_name"].as_str().expect("name");
+        let page = std::fs::read_dir(stack.home.join("reports/dr-drill"))
+            .expect("reports")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(&format!("-{name}.html")))
+            .expect("each drill's page is kept beside its JSON");
+        assert!(
+            dom.contains(&format!("href=\"{}\"", page.display())),
+            "{name} linked: {dom}"
+        );
+    }
+    assert!(rendered.bar_pixels > 200, "no bar painted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

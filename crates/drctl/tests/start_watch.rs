@@ -88,6 +88,35 @@ async fn a_started_failover_is_watched_live_to_its_report_and_starting_it_again_
         stack.dns_value().await,
         promoted.endpoint.expect("endpoint").address
     );
+    // The page of the run, as a browser shows it: the Gantt chart painted,
+    // the outcome and the RTO in its text.
+    let html = drctl(
+        &stack.home,
+        &["report", &name, "--local", "--format", "html"],
+    );
+    assert!(html.status.success(), "{}", out_text(&html));
+    let page = stack.home.join("report.html");
+    std::fs::write(&page, &html.stdout).expect("page");
+    let rendered = render_in_chromium(&page);
+    let dom = &rendered.dom;
+    assert!(dom.contains("id=\"gantt\""), "{dom}");
+    assert!(
+        dom.matches("class=\"step\"").count() >= 5,
+        "a bar per step: {dom}"
+    );
+    assert!(dom.contains("Outcome: <strong>succeeded</strong>"), "{dom}");
+    assert!(dom.contains("<td>RTO</td>"), "{dom}");
+    assert!(dom.contains("promote"), "{dom}");
+    assert!(
+        rendered.painted_pixels > 20_000,
+        "the page is blank: {} pixels painted",
+        rendered.painted_pixels
+    );
+    assert!(
+        rendered.bar_pixels > 200,
+        "no Gantt bar was painted: {} pixels of the bars' colour",
+        rendered.bar_pixels
+    );
     // The same trigger once more: nothing new starts.
     let third = drctl(
         &stack.home,

@@ -688,3 +688,69 @@ pub fn state_names(result: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// What headless Chromium made of a page: its DOM after rendering, and how
+/// many pixels of its screenshot are not the white background and how many
+/// are the reports' bar blue (#2e86c1).
+pub struct Rendered {
+    pub dom: String,
+    pub painted_pixels: usize,
+    pub bar_pixels: usize,
+}
+
+/// Renders `page` in Debian's Chromium, headless (installed by
+/// `scripts/setup`): a real browser's layout, not a string match.
+pub fn render_in_chromium(page: &Path) -> Rendered {
+    let profile = tempfile::tempdir().expect("profile");
+    let shot = profile.path().join("shot.png");
+    let url = format!("file://{}", page.display());
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1000,1400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs (./scripts/setup --deploy-tools installs it)")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let screenshot = chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(
+        screenshot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).expect("screenshot"),
+    ));
+    let mut reader = decoder.read_info().expect("png");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("frame");
+    let channels = info.color_type.samples();
+    let pixels = &pixels[..info.buffer_size()];
+    let (mut painted, mut bars) = (0, 0);
+    for p in pixels.chunks(channels) {
+        if p[..3] != [255, 255, 255] {
+            painted += 1;
+        }
+        if p[0].abs_diff(0x2e) < 8 && p[1].abs_diff(0x86) < 8 && p[2].abs_diff(0xc1) < 8 {
+            bars += 1;
+        }
+    }
+    Rendered {
+        dom: String::from_utf8_lossy(&dom.stdout).into_owned(),
+        painted_pixels: painted,
+        bar_pixels: bars,
+    }
+}
