@@ -928,6 +928,20 @@ impl Metrics for Fake {
         self.0.record(PortOperation::MetricsPut);
         Ok(())
     }
+    async fn latest(
+        &self,
+        _namespace: &str,
+        _metric: &str,
+        _dimensions: &BTreeMap<String, String>,
+        _since: chrono::DateTime<Utc>,
+    ) -> DrResult<Option<MetricPoint>> {
+        self.0.record(PortOperation::MetricsLatest);
+        Ok(Some(MetricPoint {
+            at: Utc::now(),
+            minimum: 1.0,
+            maximum: 1.0,
+        }))
+    }
 }
 
 fn ports(recorder: &Arc<Recorder>) -> Ports {
@@ -1232,6 +1246,7 @@ fn payloads(function: Function) -> Vec<Value> {
             record["requestPayload"]["execution_name"] = json!("read-only");
             record
         }],
+        Function::Readiness => vec![sample_event(Function::Readiness)],
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

@@ -120,6 +120,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         // The verifier speaks PostgreSQL only.
         IntegrityVerify => &[],
         MetricsPut => &["cloudwatch:PutMetricData"],
+        MetricsLatest => &["cloudwatch:GetMetricStatistics"],
         FenceInstance => &[
             "rds:DescribeDBInstances",
             "rds:ModifyDBInstance",

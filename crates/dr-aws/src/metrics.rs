@@ -65,6 +65,50 @@ impl Metrics for CloudWatchMetrics {
         }
         Ok(())
     }
+
+    async fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &std::collections::BTreeMap<String, String>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> DrResult<Option<MetricPoint>> {
+        use aws_sdk_cloudwatch::types::Statistic;
+        let now = chrono::Utc::now();
+        let mut request = self
+            .client
+            .get_metric_statistics()
+            .namespace(namespace)
+            .metric_name(metric)
+            .start_time(AwsDateTime::from_millis(since.timestamp_millis()))
+            // A period past now: the current minute is in progress, and a
+            // window ending at now drops it (moto does).
+            .end_time(AwsDateTime::from_millis(
+                (now + chrono::Duration::seconds(60)).timestamp_millis(),
+            ))
+            .period(60)
+            .statistics(Statistic::Minimum)
+            .statistics(Statistic::Maximum);
+        for (name, value) in dimensions {
+            request = request.dimensions(Dimension::builder().name(name).value(value).build());
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("reading {namespace}/{metric}"), e))?;
+        // Datapoints come in no particular order.
+        Ok(output
+            .datapoints()
+            .iter()
+            .filter_map(|d| {
+                Some(MetricPoint {
+                    at: crate::rds::to_chrono(d.timestamp()?)?,
+                    minimum: d.minimum()?,
+                    maximum: d.maximum()?,
+                })
+            })
+            .max_by_key(|p| p.at))
+    }
 }
 
 #[cfg(test)]

@@ -1005,3 +1005,57 @@ async fn a_fifo_topic_drops_a_repeated_notification_id() {
     bodies.sort();
     assert_eq!(bodies, ["for 1", "for 2", "for 3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_period_of_a_metric_is_read_back_with_its_dimensions() {
+    let moto = moto().await;
+    let metrics = CloudWatchMetrics::new(moto.clients.cloudwatch.clone());
+    let now = chrono::Utc::now();
+    let dims = |db: &str| BTreeMap::from([("Database".to_owned(), db.to_owned())]);
+    let datum = |value: f64, minutes_ago: i64, db: &str| MetricDatum {
+        name: "DatabaseProbeSuccess".to_owned(),
+        value,
+        unit: "Count".to_owned(),
+        dimensions: dims(db),
+        timestamp: now - chrono::Duration::minutes(minutes_ago),
+    };
+    let since = now - chrono::Duration::minutes(30);
+    assert_eq!(
+        metrics
+            .latest(
+                "MueJam/DR",
+                "DatabaseProbeSuccess",
+                &dims("db.muejam.internal"),
+                since
+            )
+            .await
+            .expect("read"),
+        None,
+        "nothing published yet"
+    );
+    metrics
+        .put(
+            "MueJam/DR",
+            &[
+                datum(1.0, 10, "db.muejam.internal"),
+                // Just now: the minute in progress counts.
+                datum(0.0, 0, "db.muejam.internal"),
+                // Another database's, newer: not this one's.
+                datum(1.0, 1, "db.other.internal"),
+            ],
+        )
+        .await
+        .expect("put");
+    let newest = metrics
+        .latest(
+            "MueJam/DR",
+            "DatabaseProbeSuccess",
+            &dims("db.muejam.internal"),
+            since,
+        )
+        .await
+        .expect("read")
+        .expect("a period");
+    assert_eq!((newest.minimum, newest.maximum), (0.0, 0.0), "{newest:?}");
+    assert!(newest.at > now - chrono::Duration::minutes(2), "{newest:?}");
+}

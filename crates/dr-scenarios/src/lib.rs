@@ -150,10 +150,11 @@ pub enum Function {
     RollbackReport,
     RestartApp,
     ReadOnlyCleanup,
+    Readiness,
 }
 
 impl Function {
-    pub const ALL: [Function; 63] = [
+    pub const ALL: [Function; 64] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -217,6 +218,7 @@ impl Function {
         Function::RollbackReport,
         Function::RestartApp,
         Function::ReadOnlyCleanup,
+        Function::Readiness,
     ];
 
     /// The logical id in template.yaml (and the local handler name).
@@ -285,6 +287,7 @@ impl Function {
             Function::RollbackReport => "RollbackReportFunction",
             Function::RestartApp => "RestartAppFunction",
             Function::ReadOnlyCleanup => "ReadOnlyCleanupFunction",
+            Function::Readiness => "ReadinessFunction",
         }
     }
 
@@ -523,6 +526,20 @@ impl Function {
                 JournalRecord,
             ],
             Function::ReadOnlyCleanup => &[DeploymentSetEnv, JournalEntries, JournalRecord],
+            // Outside the VPC: the credentials are judged from the SQL
+            // probe's metric, never by a session of its own.
+            Function::Readiness => &[
+                TopologyGet,
+                DescribeInstance,
+                ListSnapshots,
+                NotifierSubscriptions,
+                FirewallGetIpSet,
+                FleetDescribe,
+                DeploymentDescribe,
+                MetricsLatest,
+                MetricsPut,
+                ReportPut,
+            ],
         }
     }
 
@@ -593,6 +610,7 @@ impl Function {
             Function::RollbackReport => "rollback-report",
             Function::RestartApp => "restart-app",
             Function::ReadOnlyCleanup => "read-only-cleanup",
+            Function::Readiness => "readiness",
         }
     }
 
@@ -849,5 +867,8 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         Function::ReadOnlyCleanup => to_value(
             corruption::read_only::read_only_cleanup(ports, parse(function, payload)?).await?,
         ),
+        Function::Readiness => {
+            to_value(readiness::readiness(ports, parse(function, payload)?).await?)
+        }
     }
 }

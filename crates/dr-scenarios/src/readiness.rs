@@ -38,7 +38,51 @@ pub struct ReadinessRequest {
     /// The application's deployment the rollback acts on.
     #[serde(default)]
     pub deployment: Option<DeploymentRef>,
+    /// How the database's credentials are shown to work.
+    #[serde(default)]
+    pub sql_evidence: SqlEvidence,
+    /// The scheduled check: publish `ScenarioReady` per scenario (1 ready,
+    /// 0 not) and keep the report under `readiness/` in the reports store.
+    #[serde(default)]
+    pub publish: Option<ReadinessPublish>,
 }
+
+/// How the check knows the database's credentials open a session.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SqlEvidence {
+    /// Open one with the secret (drctl on the local stack; a function in
+    /// the database's VPC).
+    #[default]
+    Session,
+    /// The SQL probe's `DatabaseProbeSuccess`: the probe opens a session
+    /// with the same secret every minute, inside the VPC, so the scheduled
+    /// check can stay outside it (where WAF, EKS and SNS are).
+    ProbeMetric {
+        namespace: String,
+        /// The metric's `Database` dimension (the database record's name).
+        database_label: String,
+        /// How old the newest probe result may be.
+        #[serde(default = "default_probe_window")]
+        within_seconds: u64,
+    },
+}
+
+fn default_probe_window() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessPublish {
+    /// Where `ScenarioReady` goes (the stack's MetricNamespace).
+    pub namespace: String,
+}
+
+/// The metric the scheduled check publishes per scenario; an alarm per
+/// scenario pages when it is 0 or missing.
+pub const READY_METRIC: &str = "ScenarioReady";
+pub const SCENARIO_DIMENSION: &str = "Scenario";
 
 fn default_rpo() -> f64 {
     crate::report::RPO_OBJECTIVE_SECONDS
@@ -228,6 +272,45 @@ fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
     (now - at).num_milliseconds().max(0) as f64 / 1000.0
 }
 
+/// Pure: the SQL probe's newest result as evidence that the credentials
+/// work: met only when it is recent and every probe of its minute opened a
+/// session; no result, or an old one, is not measured.
+pub fn judge_probe_metric(
+    point: Option<&MetricPoint>,
+    label: &str,
+    now: DateTime<Utc>,
+    within_seconds: u64,
+) -> Finding {
+    let p = Precondition::SqlCredentials;
+    match point {
+        None => not_met(
+            p,
+            format!("the SQL probe published no result for {label} in the last {within_seconds} s: not measured (is the probe scheduled and running?)"),
+        ),
+        Some(point) if age(now, point.at) > within_seconds as f64 => not_met(
+            p,
+            format!(
+                "the SQL probe's newest result for {label} is {:.0} s old (at most {within_seconds} s): not measured",
+                age(now, point.at)
+            ),
+        ),
+        Some(point) if point.minimum >= 1.0 => met(
+            p,
+            format!(
+                "the SQL probe opened a session through {label} at {}",
+                point.at.to_rfc3339()
+            ),
+        ),
+        Some(point) => not_met(
+            p,
+            format!(
+                "the SQL probe could not open a session through {label} at {}",
+                point.at.to_rfc3339()
+            ),
+        ),
+    }
+}
+
 /// Pure: some replica is available and behind by less than the RPO. A lag
 /// nobody measured is not a lag within the RPO.
 pub fn judge_replicas(
@@ -410,6 +493,34 @@ pub fn judge_fleet(floor: &FleetFloor, status: &FleetStatus) -> Finding {
     }
 }
 
+/// Pure: an IP set, group or deployment whose identifying name is empty is
+/// none (the schedule's input names every one, empty when the stack's
+/// parameter is): its scenario is then not ready, saying so.
+pub fn unconfigured_as_none(mut request: ReadinessRequest) -> ReadinessRequest {
+    if request
+        .ip_set
+        .as_ref()
+        .is_some_and(|s| s.id.trim().is_empty())
+    {
+        request.ip_set = None;
+    }
+    if request
+        .fleet
+        .as_ref()
+        .is_some_and(|f| f.auto_scaling_group.trim().is_empty())
+    {
+        request.fleet = None;
+    }
+    if request
+        .deployment
+        .as_ref()
+        .is_some_and(|d| d.name.trim().is_empty())
+    {
+        request.deployment = None;
+    }
+    request
+}
+
 fn validate(request: &ReadinessRequest) -> DrResult<()> {
     let invalid = |m: String| Err(DrError::InvalidInput(m));
     if request.database.trim().is_empty() {
@@ -444,13 +555,74 @@ fn validate(request: &ReadinessRequest) -> DrResult<()> {
     if let Some(d) = &request.deployment {
         d.validate()?;
     }
+    let namespace_ok = |n: &str| !n.trim().is_empty() && !n.starts_with("AWS/");
+    if let SqlEvidence::ProbeMetric {
+        namespace,
+        database_label,
+        within_seconds,
+    } = &request.sql_evidence
+    {
+        if !namespace_ok(namespace) || database_label.trim().is_empty() {
+            return invalid(
+                "sql_evidence needs the probe's namespace (not AWS/...) and database_label".into(),
+            );
+        }
+        if !(60..=86_400).contains(within_seconds) {
+            return invalid(format!(
+                "sql_evidence.within_seconds {within_seconds} is not 60 to 86400"
+            ));
+        }
+    }
+    if let Some(p) = &request.publish {
+        if !namespace_ok(&p.namespace) {
+            return invalid(format!(
+                "publish.namespace {:?} must be set and must not start with AWS/",
+                p.namespace
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Opens a session on the primary with the registry's secret.
+async fn session_evidence(ports: &Ports, topology: &Topology) -> Finding {
+    match crate::corruption::instance_target(
+        ports,
+        &topology.primary,
+        &topology.db_name,
+        &topology.credentials_secret_id,
+        5_000,
+    )
+    .await
+    {
+        Err(e) => unobserved(Precondition::SqlCredentials, "reach the primary", &e),
+        Ok((_, target)) => match ports.sql.probe(&target, ProbeKind::Read).await {
+            Ok(r) if r.healthy => met(
+                Precondition::SqlCredentials,
+                format!(
+                    "{} opens a session on {} ({} ms)",
+                    topology.credentials_secret_id, topology.primary, r.latency_ms
+                ),
+            ),
+            Ok(r) => not_met(
+                Precondition::SqlCredentials,
+                format!(
+                    "{} does not open a session on {}: {}",
+                    topology.credentials_secret_id,
+                    topology.primary,
+                    r.reason.unwrap_or_default()
+                ),
+            ),
+            Err(e) => unobserved(Precondition::SqlCredentials, "probe the primary", &e),
+        },
+    }
 }
 
 /// Observes every precondition and judges each scenario. Only the request
 /// itself and the registry's answer about the database are errors: every
 /// other failure is a finding.
 pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<ReadinessReport> {
+    let request = unconfigured_as_none(request);
     validate(&request)?;
     let topology = ports
         .topology
@@ -472,38 +644,34 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
     }
     findings.push(judge_replicas(&replicas, rpo));
 
-    findings.push(
-        match crate::corruption::instance_target(
-            ports,
-            &topology.primary,
-            &topology.db_name,
-            &topology.credentials_secret_id,
-            5_000,
-        )
-        .await
-        {
-            Err(e) => unobserved(Precondition::SqlCredentials, "reach the primary", &e),
-            Ok((_, target)) => match ports.sql.probe(&target, ProbeKind::Read).await {
-                Ok(r) if r.healthy => met(
+    findings.push(match &request.sql_evidence {
+        SqlEvidence::Session => session_evidence(ports, &topology).await,
+        SqlEvidence::ProbeMetric {
+            namespace,
+            database_label,
+            within_seconds,
+        } => {
+            let since = now - chrono::Duration::seconds(*within_seconds as i64);
+            let dimensions = std::collections::BTreeMap::from([(
+                crate::probe::DATABASE_DIMENSION.to_owned(),
+                database_label.clone(),
+            )]);
+            match ports
+                .metrics
+                .latest(namespace, crate::probe::SUCCESS_METRIC, &dimensions, since)
+                .await
+            {
+                Ok(point) => {
+                    judge_probe_metric(point.as_ref(), database_label, now, *within_seconds)
+                }
+                Err(e) => unobserved(
                     Precondition::SqlCredentials,
-                    format!(
-                        "{} opens a session on {} ({} ms)",
-                        topology.credentials_secret_id, topology.primary, r.latency_ms
-                    ),
+                    "read the SQL probe's metric",
+                    &e,
                 ),
-                Ok(r) => not_met(
-                    Precondition::SqlCredentials,
-                    format!(
-                        "{} does not open a session on {}: {}",
-                        topology.credentials_secret_id,
-                        topology.primary,
-                        r.reason.unwrap_or_default()
-                    ),
-                ),
-                Err(e) => unobserved(Precondition::SqlCredentials, "probe the primary", &e),
-            },
-        },
-    );
+            }
+        }
+    });
 
     findings.push(
         match ports
@@ -600,7 +768,7 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
         },
     });
 
-    Ok(ReadinessReport {
+    let report = ReadinessReport {
         database: topology.database.clone(),
         checked_at: now,
         rpo_seconds: rpo,
@@ -610,12 +778,216 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
             "the alarms that start each scenario and their EventBridge rules".to_owned(),
             "each function's IAM permissions (IAM policy simulation, on AWS only)".to_owned(),
         ],
-    })
+    };
+    if let Some(publish) = &request.publish {
+        publish_report(ports, publish, &report).await?;
+    }
+    Ok(report)
+}
+
+/// Pure: `ScenarioReady` per scenario, 1 when ready and 0 when not.
+pub fn ready_metrics(report: &ReadinessReport) -> Vec<MetricDatum> {
+    report
+        .scenarios
+        .iter()
+        .map(|s| MetricDatum {
+            name: READY_METRIC.to_owned(),
+            value: if s.ready { 1.0 } else { 0.0 },
+            unit: "Count".to_owned(),
+            dimensions: std::collections::BTreeMap::from([(
+                SCENARIO_DIMENSION.to_owned(),
+                s.scenario.clone(),
+            )]),
+            timestamp: report.checked_at,
+        })
+        .collect()
+}
+
+/// The scheduled check's outputs: the metrics the alarms watch, then the
+/// report (JSON and the table) under `readiness/<database>/`.
+async fn publish_report(
+    ports: &Ports,
+    publish: &ReadinessPublish,
+    report: &ReadinessReport,
+) -> DrResult<()> {
+    ports
+        .metrics
+        .put(&publish.namespace, &ready_metrics(report))
+        .await?;
+    let key = format!(
+        "readiness/{}/{}",
+        crate::report::report_name(&report.database),
+        report.checked_at.format("%Y%m%dT%H%M%SZ")
+    );
+    let json = serde_json::to_vec_pretty(report)
+        .map_err(|e| DrError::Internal(format!("rendering the readiness report: {e}")))?;
+    ports
+        .reports
+        .put(&format!("{key}.json"), "application/json", &json)
+        .await?;
+    ports
+        .reports
+        .put(
+            &format!("{key}.txt"),
+            "text/plain; charset=utf-8",
+            table(report).as_bytes(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Pure: the scenarios, then the preconditions, as an operator reads them.
+pub fn table(report: &ReadinessReport) -> String {
+    let mut out = format!(
+        "readiness of {} at {} (RPO {:.0} s)\n\n",
+        report.database,
+        report.checked_at.to_rfc3339(),
+        report.rpo_seconds
+    );
+    let width = report
+        .scenarios
+        .iter()
+        .map(|s| s.scenario.len())
+        .max()
+        .unwrap_or(0);
+    for s in &report.scenarios {
+        out.push_str(&format!(
+            "{:width$}  {}\n",
+            s.scenario,
+            if s.ready { "READY" } else { "NOT READY" }
+        ));
+        for reason in &s.reasons {
+            out.push_str(&format!("{:width$}    - {reason}\n", ""));
+        }
+    }
+    out.push_str("\npreconditions:\n");
+    for f in &report.findings {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            if f.met { "ok  " } else { "FAIL" },
+            name(f.precondition),
+            f.detail
+        ));
+    }
+    out.push_str("\nnot checked:\n");
+    for n in &report.not_checked {
+        out.push_str(&format!("  - {n}\n"));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_metric_shows_the_credentials_work_only_when_recent_and_healthy() {
+        let point = |seconds_ago: i64, min: f64, max: f64| MetricPoint {
+            at: ago(seconds_ago),
+            minimum: min,
+            maximum: max,
+        };
+        let cases: [(Option<MetricPoint>, bool, &str); 6] = [
+            (Some(point(60, 1.0, 1.0)), true, "opened a session"),
+            (Some(point(60, 0.0, 0.0)), false, "could not open a session"),
+            // One probe of the minute failed: not shown to work.
+            (Some(point(60, 0.0, 1.0)), false, "could not open a session"),
+            (Some(point(601, 1.0, 1.0)), false, "601 s old"),
+            (Some(point(600, 1.0, 1.0)), true, "opened a session"),
+            (None, false, "not measured"),
+        ];
+        for (p, want, says) in cases {
+            let f = judge_probe_metric(p.as_ref(), "db.muejam.internal", now(), 600);
+            assert_eq!(f.precondition, Precondition::SqlCredentials);
+            assert_eq!(f.met, want, "{p:?}: {}", f.detail);
+            assert!(f.detail.contains(says), "{p:?}: {}", f.detail);
+        }
+    }
+
+    #[test]
+    fn each_scenario_publishes_one_when_ready_and_zero_when_not() {
+        let findings = vec![
+            Finding {
+                precondition: Precondition::AlertsSubscriber,
+                met: true,
+                detail: "ok".into(),
+            },
+            Finding {
+                precondition: Precondition::DeploymentExists,
+                met: true,
+                detail: "ok".into(),
+            },
+        ];
+        let report = ReadinessReport {
+            database: "muejam".into(),
+            checked_at: now(),
+            rpo_seconds: 21_600.0,
+            scenarios: assess(&findings),
+            findings,
+            not_checked: vec![],
+        };
+        let metrics = ready_metrics(&report);
+        assert_eq!(metrics.len(), SCENARIOS.len());
+        let value = |scenario: &str| {
+            metrics
+                .iter()
+                .find(|m| {
+                    m.dimensions.get(SCENARIO_DIMENSION).map(String::as_str) == Some(scenario)
+                })
+                .map(|m| (m.name.as_str(), m.value, m.timestamp))
+        };
+        assert_eq!(
+            value("deployment-rollback"),
+            Some((READY_METRIC, 1.0, now()))
+        );
+        assert_eq!(value("database-failover"), Some((READY_METRIC, 0.0, now())));
+        assert!(table(&report).contains("deployment-rollback  READY"));
+    }
+
+    #[test]
+    fn what_the_stack_leaves_empty_is_none() {
+        let request: ReadinessRequest = serde_json::from_value(serde_json::json!({
+            "database": "muejam",
+            "alerts_topic_arn": "arn:aws:sns:us-east-1:1:a", "approvals_topic_arn": "arn:aws:sns:us-east-1:1:b",
+            "ip_set": {"name": "", "id": "", "scope": "REGIONAL"},
+            "fleet": {"auto_scaling_group": "", "capacity_floor": 4},
+            "deployment": {"namespace": "muejam", "name": ""}
+        }))
+        .expect("request");
+        let r = unconfigured_as_none(request.clone());
+        assert_eq!((r.ip_set, r.fleet, r.deployment), (None, None, None));
+        let mut named = request;
+        named.fleet = Some(FleetFloor {
+            auto_scaling_group: "muejam-app".into(),
+            region: None,
+            capacity_floor: 4,
+        });
+        assert!(unconfigured_as_none(named).fleet.is_some());
+    }
+
+    #[test]
+    fn the_sql_evidence_is_a_session_unless_the_probe_metric_is_named() {
+        let base = serde_json::json!({"database": "muejam",
+            "alerts_topic_arn": "arn:aws:sns:us-east-1:1:a", "approvals_topic_arn": "arn:aws:sns:us-east-1:1:b"});
+        let r: ReadinessRequest = serde_json::from_value(base.clone()).expect("request");
+        assert_eq!(r.sql_evidence, SqlEvidence::Session);
+        assert_eq!(r.publish, None);
+        let mut probe = base.clone();
+        probe["sql_evidence"] = serde_json::json!({"kind": "probe_metric", "namespace": "MueJam/DR", "database_label": "db.muejam.internal"});
+        probe["publish"] = serde_json::json!({"namespace": "MueJam/DR"});
+        let r: ReadinessRequest = serde_json::from_value(probe).expect("request");
+        assert_eq!(
+            r.sql_evidence,
+            SqlEvidence::ProbeMetric {
+                namespace: "MueJam/DR".into(),
+                database_label: "db.muejam.internal".into(),
+                within_seconds: 600
+            }
+        );
+        let mut typo = base;
+        typo["sql_evidence"] = serde_json::json!({"kind": "probe_metrics"});
+        assert!(serde_json::from_value::<ReadinessRequest>(typo).is_err());
+    }
     use crate::replication::{COPY_OF_TAG, VERIFIED_TAG};
 
     fn now() -> DateTime<Utc> {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use dr_core::{DrError, DrResult};
-use dr_scenarios::readiness::{readiness, ReadinessReport, ReadinessRequest};
+use dr_scenarios::readiness::{readiness, ReadinessRequest};
 
 use crate::output::OutputFormat;
 
@@ -35,51 +35,11 @@ pub async fn run(args: ReadinessArgs) -> DrResult<ExitCode> {
     let report = readiness(&ports, request).await?;
     match args.output {
         OutputFormat::Json => crate::output::print_json(&report)?,
-        OutputFormat::Text => print!("{}", table(&report)),
+        OutputFormat::Text => print!("{}", dr_scenarios::readiness::table(&report)),
     }
     Ok(if report.all_ready() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// The scenarios, then the preconditions, as an operator reads them.
-pub fn table(report: &ReadinessReport) -> String {
-    let mut out = format!(
-        "readiness of {} at {} (RPO {:.0} s)\n\n",
-        report.database,
-        report.checked_at.to_rfc3339(),
-        report.rpo_seconds
-    );
-    let width = report
-        .scenarios
-        .iter()
-        .map(|s| s.scenario.len())
-        .max()
-        .unwrap_or(0);
-    for s in &report.scenarios {
-        out.push_str(&format!(
-            "{:width$}  {}\n",
-            s.scenario,
-            if s.ready { "READY" } else { "NOT READY" }
-        ));
-        for reason in &s.reasons {
-            out.push_str(&format!("{:width$}    - {reason}\n", ""));
-        }
-    }
-    out.push_str("\npreconditions:\n");
-    for f in &report.findings {
-        out.push_str(&format!(
-            "  {} {}: {}\n",
-            if f.met { "ok  " } else { "FAIL" },
-            dr_scenarios::readiness::name(f.precondition),
-            f.detail
-        ));
-    }
-    out.push_str("\nnot checked:\n");
-    for n in &report.not_checked {
-        out.push_str(&format!("  - {n}\n"));
-    }
-    out
 }

@@ -161,3 +161,149 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
         "{broken:?}"
     );
 }
+
+/// `drctl invoke <function> --local`: the exit code and the output.
+fn invoke(stack: &Stack, function: &str, payload: &Value) -> (i32, Value, String) {
+    let path = stack.home.join(format!("{function}-{}.json", uuid_like()));
+    std::fs::write(&path, payload.to_string()).expect("payload");
+    let out = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            function,
+            "--local",
+            "--payload",
+            path.to_str().expect("path"),
+        ],
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The highest `ScenarioReady` of each scenario in the last minutes (both
+/// checks of this test fall in one period, whose minimum is the first's).
+async fn ready_metric(stack: &Stack) -> Vec<(String, f64)> {
+    let metrics = dr_aws::CloudWatchMetrics::new(stack.moto_clients().await.cloudwatch);
+    let mut out = Vec::new();
+    for (scenario, _) in dr_scenarios::readiness::SCENARIOS {
+        let point = metrics
+            .latest(
+                "MueJam/DR",
+                dr_scenarios::readiness::READY_METRIC,
+                &[("Scenario".to_owned(), scenario.to_owned())].into(),
+                chrono::Utc::now() - chrono::Duration::minutes(10),
+            )
+            .await
+            .expect("read");
+        if let Some(p) = point {
+            out.push((scenario.to_owned(), p.maximum));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_check_judges_the_secret_by_the_probe_and_publishes_each_scenario() {
+    let stack = Stack::up();
+    // The schedule's request, as the template sends it: outside the VPC, the
+    // credentials judged from the SQL probe's metric.
+    let mut request: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/functions/readiness.json")).expect("event"),
+    )
+    .expect("json");
+    request["backup_region"] = json!(null);
+    request["ip_set"] = json!({"name": "", "id": "", "scope": "REGIONAL"});
+
+    // No probe has run yet: the credentials are not measured, so not met.
+    let (code, report, stderr) = invoke(&stack, "readiness", &request);
+    assert_eq!(code, 0, "{stderr}");
+    let failover = not_ready(&report)
+        .into_iter()
+        .find(|(s, _)| s == "database-failover")
+        .expect("the failover is not ready");
+    assert!(
+        failover
+            .1
+            .iter()
+            .any(|r| r.starts_with("sql_credentials: the SQL probe published no result")),
+        "{failover:?}"
+    );
+    // The probe runs (as its schedule does every minute) and succeeds.
+    let primary = stack.describe(PRIMARY).await.endpoint.expect("endpoint");
+    let probe = json!({
+        "endpoint": {"address": primary.address, "port": primary.port},
+        "credentials_secret_id": "muejam/db/master",
+        "database_label": "db.muejam.internal",
+        "connect_timeout_seconds": 2
+    });
+    let (code, _, stderr) = invoke(&stack, "probe-database", &probe);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, report, stderr) = invoke(&stack, "readiness", &request);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        names(&not_ready(&report)),
+        ["region-failover", "security-breach"],
+        "only what this stack does not configure: {report:#}"
+    );
+    let sql = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["precondition"] == "sql_credentials")
+        .expect("sql finding");
+    assert_eq!(sql["met"], true, "{sql}");
+    assert!(
+        sql["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("the SQL probe opened a session through db.muejam.internal"),
+        "{sql}"
+    );
+    // What the alarms watch: one value per scenario, 1 ready, 0 not.
+    let published = ready_metric(&stack).await;
+    assert_eq!(published.len(), 7, "{published:?}");
+    for (scenario, value) in &published {
+        let want = if ["region-failover", "security-breach"].contains(&scenario.as_str()) {
+            0.0
+        } else {
+            1.0
+        };
+        assert_eq!(*value, want, "{scenario}");
+    }
+    // The report is kept, as JSON and as the table on-call reads.
+    let kept: Vec<String> = std::fs::read_dir(stack.home.join("reports/readiness/muejam"))
+        .expect("kept")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        kept.iter().filter(|k| k.ends_with(".json")).count(),
+        2,
+        "{kept:?}"
+    );
+    assert_eq!(
+        kept.iter().filter(|k| k.ends_with(".txt")).count(),
+        2,
+        "{kept:?}"
+    );
+
+    // The primary crashes: the probe fails, and the failover (which must
+    // connect) is no longer ready by the secret's evidence.
+    stack.crash(PRIMARY);
+    let (_, _, _) = invoke(&stack, "probe-database", &probe);
+    let (_, report, stderr) = invoke(&stack, "readiness", &request);
+    let failover = not_ready(&report)
+        .into_iter()
+        .find(|(s, _)| s == "database-failover")
+        .unwrap_or_else(|| panic!("{stderr} {report:#}"));
+    assert!(
+        failover
+            .1
+            .iter()
+            .any(|r| r.starts_with("sql_credentials: the SQL probe could not open a session")),
+        "{failover:?}"
+    );
+}

@@ -231,6 +231,8 @@ pub enum PortOperation {
     LockHolder,
     IntegrityVerify,
     MetricsPut,
+    /// The newest period of a metric (GetMetricStatistics).
+    MetricsLatest,
     FenceInstance,
     TopologyGet,
     TopologyPut,

@@ -114,10 +114,28 @@ pub struct MetricDatum {
     pub timestamp: DateTime<Utc>,
 }
 
+/// One period of a metric, as GetMetricStatistics gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The period's start.
+    pub at: DateTime<Utc>,
+    pub minimum: f64,
+    pub maximum: f64,
+}
+
 /// Where symptom metrics go; alarms on them start the recoveries.
 #[async_trait]
 pub trait Metrics: Send + Sync {
     async fn put(&self, namespace: &str, data: &[MetricDatum]) -> DrResult<()>;
+    /// The newest one-minute period of a metric (with exactly these
+    /// dimensions) since `since`; `None` when nothing was published.
+    async fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &BTreeMap<String, String>,
+        since: DateTime<Utc>,
+    ) -> DrResult<Option<MetricPoint>>;
 }
 
 /// Reference to a WAF IP set.
