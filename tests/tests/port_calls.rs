@@ -923,6 +923,22 @@ impl RecoveryJournal for Fake {
 }
 
 #[async_trait]
+impl Triggers for Fake {
+    async fn alarm(&self, name: &str) -> DrResult<Option<AlarmInfo>> {
+        self.0.record(PortOperation::TriggerAlarm);
+        Ok(Some(AlarmInfo {
+            name: name.to_owned(),
+            actions_enabled: true,
+            state: "OK".to_owned(),
+        }))
+    }
+    async fn rules_targeting(&self, _target_arn: &str) -> DrResult<Vec<RuleInfo>> {
+        self.0.record(PortOperation::TriggerRules);
+        Ok(vec![])
+    }
+}
+
+#[async_trait]
 impl Metrics for Fake {
     async fn put(&self, _namespace: &str, _data: &[MetricDatum]) -> DrResult<()> {
         self.0.record(PortOperation::MetricsPut);
@@ -952,6 +968,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         health: Arc::new(Fake(Arc::clone(recorder))),
         deployment: Arc::new(Fake(Arc::clone(recorder))),
         firewall: Arc::new(Fake(Arc::clone(recorder))),
+        triggers: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
         dns: Arc::new(Fake(Arc::clone(recorder))),

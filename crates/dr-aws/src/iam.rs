@@ -121,6 +121,8 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         IntegrityVerify => &[],
         MetricsPut => &["cloudwatch:PutMetricData"],
         MetricsLatest => &["cloudwatch:GetMetricStatistics"],
+        TriggerAlarm => &["cloudwatch:DescribeAlarms"],
+        TriggerRules => &["events:ListRuleNamesByTarget", "events:DescribeRule"],
         FenceInstance => &[
             "rds:DescribeDBInstances",
             "rds:ModifyDBInstance",

@@ -18,6 +18,7 @@ pub mod reports;
 pub mod route53;
 pub mod secrets;
 pub mod topology;
+pub mod triggers;
 pub mod users;
 
 use aws_config::{BehaviorVersion, Region};
@@ -38,6 +39,7 @@ pub use reports::S3ReportStore;
 pub use route53::Route53Dns;
 pub use secrets::SecretsManagerSecrets;
 pub use topology::DynamoDbTopology;
+pub use triggers::AwsTriggers;
 pub use users::{DynamoDbLedger, SnsUserNotifier};
 
 /// Where the SDK sends requests.
@@ -96,6 +98,7 @@ pub struct AwsClients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub wafv2: aws_sdk_wafv2::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl AwsClients {
@@ -116,6 +119,7 @@ impl AwsClients {
             autoscaling: aws_sdk_autoscaling::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             wafv2: aws_sdk_wafv2::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
         }
     }
 

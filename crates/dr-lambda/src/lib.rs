@@ -290,6 +290,10 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
         health: Arc::new(dr_http::HttpHealthCheck::new()?),
         deployment: eks_deployment(config),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
+        triggers: Arc::new(dr_aws::AwsTriggers::new(
+            clients.cloudwatch.clone(),
+            clients.events.clone(),
+        )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,
         initial_topologies: initial_topologies(),

@@ -61,6 +61,8 @@ pub struct Ports {
     pub deployment: Arc<dyn AppDeployment>,
     /// The WAF IP set that blocks addresses.
     pub firewall: Arc<dyn Firewall>,
+    /// The alarms and rules that start the scenarios.
+    pub triggers: Arc<dyn Triggers>,
     /// The platform's users (the user-notification topic).
     pub users: Arc<dyn UserNotifier>,
     /// Who was told of which incident.
@@ -539,6 +541,8 @@ impl Function {
                 MetricsLatest,
                 MetricsPut,
                 ReportPut,
+                TriggerAlarm,
+                TriggerRules,
             ],
         }
     }

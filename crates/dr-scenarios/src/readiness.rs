@@ -41,10 +41,41 @@ pub struct ReadinessRequest {
     /// How the database's credentials are shown to work.
     #[serde(default)]
     pub sql_evidence: SqlEvidence,
+    /// What starts the scenarios that start by themselves: their alarms and
+    /// the rules that send them (or GuardDuty's findings) to the state
+    /// machines.
+    #[serde(default)]
+    pub triggers: TriggerWiring,
     /// The scheduled check: publish `ScenarioReady` per scenario (1 ready,
     /// 0 not) and keep the report under `readiness/` in the reports store.
     #[serde(default)]
     pub publish: Option<ReadinessPublish>,
+}
+
+/// The triggers of the scenarios that start without a person.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerWiring {
+    #[serde(default)]
+    pub database_failover: Option<Trigger>,
+    #[serde(default)]
+    pub app_server_recovery: Option<Trigger>,
+    #[serde(default)]
+    pub security_breach: Option<Trigger>,
+}
+
+/// One scenario's trigger: every alarm must exist with its actions enabled,
+/// and an enabled rule must send its state changes (or, without alarms, the
+/// events of `source`) to the state machine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    pub state_machine_arn: String,
+    /// The event source the rule matches (default `aws.cloudwatch`).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// How the check knows the database's credentials open a session.
@@ -118,10 +149,17 @@ pub enum Precondition {
     /// The fleet's MaxSize allows the recovery's floor.
     FleetFloor,
     DeploymentExists,
+    /// The failover's alarm exists and an enabled rule sends it to the
+    /// state machine.
+    FailoverTrigger,
+    /// The app alarms exist and an enabled rule sends them to the recovery.
+    AppRecoveryTrigger,
+    /// An enabled rule sends GuardDuty's findings to the containment.
+    BreachTrigger,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 10] = [
+    pub const ALL: [Precondition; 13] = [
         Precondition::ReplicaInSync,
         Precondition::SqlCredentials,
         Precondition::RestorableWindow,
@@ -132,6 +170,9 @@ impl Precondition {
         Precondition::IpSetRoom,
         Precondition::FleetFloor,
         Precondition::DeploymentExists,
+        Precondition::FailoverTrigger,
+        Precondition::AppRecoveryTrigger,
+        Precondition::BreachTrigger,
     ];
 }
 
@@ -146,6 +187,7 @@ pub const SCENARIOS: [(&str, &[Precondition]); 7] = {
                 SqlCredentials,
                 AlertsSubscriber,
                 ApprovalsSubscriber,
+                FailoverTrigger,
             ],
         ),
         (
@@ -167,9 +209,12 @@ pub const SCENARIOS: [(&str, &[Precondition]); 7] = {
         ),
         (
             "security-breach",
-            &[IpSetRoom, SqlCredentials, AlertsSubscriber],
+            &[IpSetRoom, SqlCredentials, AlertsSubscriber, BreachTrigger],
         ),
-        ("app-server-recovery", &[FleetFloor, AlertsSubscriber]),
+        (
+            "app-server-recovery",
+            &[FleetFloor, AlertsSubscriber, AppRecoveryTrigger],
+        ),
         ("deployment-rollback", &[DeploymentExists, AlertsSubscriber]),
     ]
 };
@@ -270,6 +315,115 @@ pub fn name(p: Precondition) -> String {
 
 fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
     (now - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+/// The names a rule's pattern matches at `path` (`["detail", "alarmName"]`):
+/// plain strings of its list (a prefix or wildcard matcher names none).
+fn pattern_values<'a>(pattern: &'a serde_json::Value, path: &[&str]) -> Vec<&'a str> {
+    path.iter()
+        .try_fold(pattern, |v, k| v.get(*k))
+        .and_then(serde_json::Value::as_array)
+        .map(|items| items.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Pure: a trigger is wired when every alarm exists with its actions
+/// enabled and an enabled rule of its source sends it (each alarm by name)
+/// to the state machine. No trigger named is not wired.
+pub fn judge_trigger(
+    p: Precondition,
+    trigger: Option<&Trigger>,
+    alarms: &[(String, Option<AlarmInfo>)],
+    rules: &[RuleInfo],
+) -> Finding {
+    let Some(trigger) = trigger else {
+        return not_met(
+            p,
+            "the request names no trigger: nothing is known to start this scenario".to_owned(),
+        );
+    };
+    let source = trigger.source.as_deref().unwrap_or("aws.cloudwatch");
+    let mut problems = Vec::new();
+    for (name, alarm) in alarms {
+        match alarm {
+            None => problems.push(format!("alarm {name} does not exist")),
+            Some(a) if !a.actions_enabled => {
+                problems.push(format!("alarm {name} has its actions disabled"))
+            }
+            Some(_) => {}
+        }
+    }
+    let sending: Vec<&RuleInfo> = rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter(|r| {
+            r.event_pattern
+                .as_ref()
+                .is_some_and(|p| pattern_values(p, &["source"]).contains(&source))
+        })
+        .collect();
+    if trigger.alarms.is_empty() {
+        if sending.is_empty() {
+            problems.push(format!(
+                "no enabled rule sends {source} events to {}",
+                trigger.state_machine_arn
+            ));
+        }
+    } else {
+        for name in &trigger.alarms {
+            let sent = sending.iter().any(|r| {
+                r.event_pattern.as_ref().is_some_and(|p| {
+                    pattern_values(p, &["detail", "alarmName"]).contains(&name.as_str())
+                })
+            });
+            if !sent {
+                problems.push(format!(
+                    "no enabled rule sends alarm {name} to {}",
+                    trigger.state_machine_arn
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        met(
+            p,
+            format!(
+                "{} sent to {} by {}",
+                if trigger.alarms.is_empty() {
+                    format!("{source} events")
+                } else {
+                    trigger.alarms.join(", ")
+                },
+                trigger.state_machine_arn,
+                sending
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    } else {
+        not_met(p, problems.join("; "))
+    }
+}
+
+/// Observes one trigger: its alarms, then the rules targeting its state
+/// machine.
+async fn observe_trigger(ports: &Ports, p: Precondition, trigger: Option<&Trigger>) -> Finding {
+    let Some(t) = trigger else {
+        return judge_trigger(p, None, &[], &[]);
+    };
+    let mut alarms = Vec::new();
+    for name in &t.alarms {
+        match ports.triggers.alarm(name).await {
+            Ok(a) => alarms.push((name.clone(), a)),
+            Err(e) => return unobserved(p, &format!("describe alarm {name}"), &e),
+        }
+    }
+    match ports.triggers.rules_targeting(&t.state_machine_arn).await {
+        Ok(rules) => judge_trigger(p, Some(t), &alarms, &rules),
+        Err(e) => unobserved(p, "list the rules of the state machine", &e),
+    }
 }
 
 /// Pure: the SQL probe's newest result as evidence that the credentials
@@ -768,6 +922,23 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
         },
     });
 
+    for (p, trigger) in [
+        (
+            Precondition::FailoverTrigger,
+            request.triggers.database_failover.as_ref(),
+        ),
+        (
+            Precondition::AppRecoveryTrigger,
+            request.triggers.app_server_recovery.as_ref(),
+        ),
+        (
+            Precondition::BreachTrigger,
+            request.triggers.security_breach.as_ref(),
+        ),
+    ] {
+        findings.push(observe_trigger(ports, p, trigger).await);
+    }
+
     let report = ReadinessReport {
         database: topology.database.clone(),
         checked_at: now,
@@ -775,7 +946,8 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
         scenarios: assess(&findings),
         findings,
         not_checked: vec![
-            "the alarms that start each scenario and their EventBridge rules".to_owned(),
+            "the schedules of the drill and the snapshot replication (EventBridge Scheduler)"
+                .to_owned(),
             "each function's IAM permissions (IAM policy simulation, on AWS only)".to_owned(),
         ],
     };
@@ -942,6 +1114,122 @@ mod tests {
         );
         assert_eq!(value("database-failover"), Some((READY_METRIC, 0.0, now())));
         assert!(table(&report).contains("deployment-rollback  READY"));
+    }
+
+    #[test]
+    fn a_trigger_is_wired_only_when_its_alarms_exist_and_an_enabled_rule_sends_them() {
+        let p = Precondition::FailoverTrigger;
+        let sm = "arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover";
+        let trigger = Trigger {
+            alarms: vec!["muejam-db-prod-unreachable".into()],
+            state_machine_arn: sm.into(),
+            source: None,
+        };
+        let alarm = |enabled: bool| {
+            Some(AlarmInfo {
+                name: "muejam-db-prod-unreachable".into(),
+                actions_enabled: enabled,
+                state: "OK".into(),
+            })
+        };
+        let rule = |enabled: bool, alarm: &str| RuleInfo {
+            name: "failover-rule".into(),
+            enabled,
+            event_pattern: Some(serde_json::json!({
+                "source": ["aws.cloudwatch"],
+                "detail-type": ["CloudWatch Alarm State Change"],
+                "detail": {"alarmName": [alarm], "state": {"value": ["ALARM"]}}
+            })),
+        };
+        let named = |a| vec![("muejam-db-prod-unreachable".to_owned(), a)];
+        type Case<'a> = (
+            Option<&'a Trigger>,
+            Vec<(String, Option<AlarmInfo>)>,
+            Vec<RuleInfo>,
+            bool,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                Some(&trigger),
+                named(alarm(true)),
+                vec![rule(true, "muejam-db-prod-unreachable")],
+                true,
+                "sent to",
+            ),
+            (
+                Some(&trigger),
+                named(None),
+                vec![rule(true, "muejam-db-prod-unreachable")],
+                false,
+                "does not exist",
+            ),
+            (
+                Some(&trigger),
+                named(alarm(false)),
+                vec![rule(true, "muejam-db-prod-unreachable")],
+                false,
+                "actions disabled",
+            ),
+            (
+                Some(&trigger),
+                named(alarm(true)),
+                vec![rule(false, "muejam-db-prod-unreachable")],
+                false,
+                "no enabled rule sends alarm",
+            ),
+            (
+                Some(&trigger),
+                named(alarm(true)),
+                vec![rule(true, "another-alarm")],
+                false,
+                "no enabled rule sends alarm",
+            ),
+            (
+                Some(&trigger),
+                named(alarm(true)),
+                vec![],
+                false,
+                "no enabled rule sends alarm",
+            ),
+            (None, vec![], vec![], false, "names no trigger"),
+        ];
+        for (t, alarms, rules, want, says) in cases {
+            let f = judge_trigger(p, t, &alarms, &rules);
+            assert_eq!(f.met, want, "{}", f.detail);
+            assert!(f.detail.contains(says), "{}", f.detail);
+        }
+        // GuardDuty's findings: no alarm, a rule of that source.
+        let breach = Trigger {
+            alarms: vec![],
+            state_machine_arn: sm.into(),
+            source: Some("aws.guardduty".into()),
+        };
+        let guardduty = RuleInfo {
+            name: "findings".into(),
+            enabled: true,
+            event_pattern: Some(
+                serde_json::json!({"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}),
+            ),
+        };
+        assert!(
+            judge_trigger(
+                Precondition::BreachTrigger,
+                Some(&breach),
+                &[],
+                &[guardduty]
+            )
+            .met
+        );
+        assert!(
+            !judge_trigger(
+                Precondition::BreachTrigger,
+                Some(&breach),
+                &[],
+                &[rule(true, "x")]
+            )
+            .met
+        );
     }
 
     #[test]

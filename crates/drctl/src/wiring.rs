@@ -251,6 +251,10 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         health: Arc::new(dr_http::HttpHealthCheck::new()?),
         deployment: Arc::new(muejam_app::LocalAppPlatform::new(platform.home())?),
         firewall: Arc::new(dr_aws::WafFirewall::new(clients.wafv2.clone())),
+        triggers: Arc::new(dr_aws::AwsTriggers::new(
+            clients.cloudwatch.clone(),
+            clients.events.clone(),
+        )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(
             clients.dynamodb.clone(),

@@ -12,6 +12,82 @@ use serde_json::{json, Value};
 
 const REPLICATION: &str = "statemachines/snapshot-replication.asl.json";
 
+/// What a deployed stack has (the template's alarms and rules), in moto:
+/// the failover's and the app's alarms, each sent by an enabled rule to its
+/// state machine, and GuardDuty's findings to the containment. Returns the
+/// failover rule's name.
+async fn seed_triggers(stack: &Stack) -> String {
+    use aws_sdk_cloudwatch::types::ComparisonOperator;
+    let clients = stack.moto_clients().await;
+    for alarm in [
+        "muejam-db-prod-unreachable",
+        "local-app-no-healthy-hosts",
+        "local-app-5xx-rate",
+    ] {
+        clients
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(alarm)
+            .namespace("MueJam/DR")
+            .metric_name("DatabaseProbeSuccess")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::LessThanThreshold)
+            .actions_enabled(true)
+            .send()
+            .await
+            .expect("alarm");
+    }
+    let arn = |sm: &str| format!("arn:aws:states:local:000000000000:stateMachine:{sm}");
+    let rules = [
+        (
+            "failover-alarm",
+            json!({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                   "detail": {"alarmName": ["muejam-db-prod-unreachable"], "state": {"value": ["ALARM"]}}}),
+            arn("database-failover"),
+        ),
+        (
+            "app-alarms",
+            json!({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                   "detail": {"alarmName": ["local-app-no-healthy-hosts", "local-app-5xx-rate"], "state": {"value": ["ALARM"]}}}),
+            arn("app-server-recovery"),
+        ),
+        (
+            "guardduty-findings",
+            json!({"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}),
+            arn("security-breach"),
+        ),
+    ];
+    for (name, pattern, target) in rules {
+        clients
+            .events
+            .put_rule()
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+            .send()
+            .await
+            .expect("rule");
+        clients
+            .events
+            .put_targets()
+            .rule(name)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("sfn")
+                    .arn(target)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("target");
+    }
+    "failover-alarm".to_owned()
+}
+
 /// `drctl readiness --local --output json`: the exit code and the report.
 fn readiness(stack: &Stack, request: &Value) -> (i32, Value) {
     let path = stack.home.join(format!("readiness-{}.json", uuid_like()));
@@ -92,10 +168,53 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
     .expect("json");
     request["ip_set"] = json!(ip_set);
 
+    // Nothing wired yet: the scenarios that start by themselves are not
+    // ready, each saying what is missing.
+    let (code, report) = readiness(&stack, &request);
+    assert_eq!(code, 1, "{report:#}");
+    let unwired = not_ready(&report);
+    assert_eq!(
+        names(&unwired),
+        [
+            "database-failover",
+            "security-breach",
+            "app-server-recovery"
+        ],
+        "{report:#}"
+    );
+    assert!(
+        unwired[0].1[0]
+            .starts_with("failover_trigger: alarm muejam-db-prod-unreachable does not exist"),
+        "{unwired:?}"
+    );
+    let failover_rule = seed_triggers(&stack).await;
     let (code, report) = readiness(&stack, &request);
     assert_eq!(code, 0, "{report:#}");
     assert!(not_ready(&report).is_empty(), "{report:#}");
     assert_eq!(report["scenarios"].as_array().map(Vec::len), Some(7));
+
+    // The failover's rule disabled (someone "silenced" it): the alarm would
+    // fire and nothing would start.
+    let events = stack.moto_clients().await.events;
+    events
+        .disable_rule()
+        .name(&failover_rule)
+        .send()
+        .await
+        .expect("disable");
+    let (_, report) = readiness(&stack, &request);
+    let broken = not_ready(&report);
+    assert_eq!(names(&broken), ["database-failover"], "{report:#}");
+    assert_eq!(
+        broken[0].1,
+        ["failover_trigger: no enabled rule sends alarm muejam-db-prod-unreachable to arn:aws:states:local:000000000000:stateMachine:database-failover"]
+    );
+    events
+        .enable_rule()
+        .name(&failover_rule)
+        .send()
+        .await
+        .expect("enable");
 
     // A careless request is refused, not judged.
     let mut bad = request.clone();
@@ -217,6 +336,7 @@ async fn the_scheduled_check_judges_the_secret_by_the_probe_and_publishes_each_s
     request["backup_region"] = json!(null);
     request["ip_set"] = json!({"name": "", "id": "", "scope": "REGIONAL"});
 
+    seed_triggers(&stack).await;
     // No probe has run yet: the credentials are not measured, so not met.
     let (code, report, stderr) = invoke(&stack, "readiness", &request);
     assert_eq!(code, 0, "{stderr}");

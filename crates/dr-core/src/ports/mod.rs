@@ -260,6 +260,11 @@ pub enum PortOperation {
     DeploymentMigrationState,
     /// Migrations applied and known to a revision (a `showmigrations` job).
     DeploymentMigrations,
+    /// An alarm by name (DescribeAlarms).
+    TriggerAlarm,
+    /// The rules that target a state machine (ListRuleNamesByTarget,
+    /// DescribeRule).
+    TriggerRules,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
     UserNotify,

@@ -138,6 +138,36 @@ pub trait Metrics: Send + Sync {
     ) -> DrResult<Option<MetricPoint>>;
 }
 
+/// A CloudWatch alarm, as DescribeAlarms shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmInfo {
+    pub name: String,
+    /// Whether its state changes act (a disabled alarm still changes state,
+    /// and EventBridge still sees it; its own actions do not run).
+    pub actions_enabled: bool,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+}
+
+/// An EventBridge rule (default bus), as DescribeRule shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub name: String,
+    pub enabled: bool,
+    /// Its event pattern; `None` for a scheduled rule.
+    pub event_pattern: Option<serde_json::Value>,
+}
+
+/// What starts the scenarios: the alarms, and the rules that send their
+/// state changes (or GuardDuty's findings) to the state machines.
+#[async_trait]
+pub trait Triggers: Send + Sync {
+    /// An alarm by name; `None` when it does not exist.
+    async fn alarm(&self, name: &str) -> DrResult<Option<AlarmInfo>>;
+    /// The rules of the default event bus with a target of `target_arn`.
+    async fn rules_targeting(&self, target_arn: &str) -> DrResult<Vec<RuleInfo>>;
+}
+
 /// Reference to a WAF IP set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpSetRef {
