@@ -987,8 +987,8 @@ async fn publish_report(
         .put(&publish.namespace, &ready_metrics(report))
         .await?;
     let key = format!(
-        "readiness/{}/{}",
-        crate::report::report_name(&report.database),
+        "{}{}",
+        report_prefix(&report.database),
         report.checked_at.format("%Y%m%dT%H%M%SZ")
     );
     let json = serde_json::to_vec_pretty(report)
@@ -1007,6 +1007,26 @@ async fn publish_report(
         .await?;
     Ok(())
 }
+
+/// Where the scheduled check keeps a database's reports (under the store's
+/// own prefix).
+pub fn report_prefix(database: &str) -> String {
+    format!("readiness/{}/", crate::report::report_name(database))
+}
+
+/// Pure: the newest of a database's kept readiness reports (their names
+/// are their UTC times, so they sort in time).
+pub fn latest_report_key(keys: &[String], database: &str) -> Option<String> {
+    let prefix = report_prefix(database);
+    keys.iter()
+        .filter(|k| k.starts_with(&prefix) && k.ends_with(".json"))
+        .max()
+        .cloned()
+}
+
+/// How old the newest scheduled check may be before it says nothing about
+/// now (two missed runs of the 30-minute schedule).
+pub const STALE_AFTER_SECONDS: i64 = 3600;
 
 /// Pure: the scenarios, then the preconditions, as an operator reads them.
 pub fn table(report: &ReadinessReport) -> String {
@@ -1230,6 +1250,29 @@ mod tests {
             )
             .met
         );
+    }
+
+    #[test]
+    fn the_newest_kept_report_of_the_database_is_found() {
+        let keys: Vec<String> = [
+            "readiness/muejam/20261128T100000Z.json",
+            "readiness/muejam/20261128T103000Z.json",
+            "readiness/muejam/20261128T103000Z.txt",
+            "readiness/muejam-two/20261128T110000Z.json",
+            "database-failover/20261128T120000Z-x.json",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        assert_eq!(
+            latest_report_key(&keys, "muejam").as_deref(),
+            Some("readiness/muejam/20261128T103000Z.json")
+        );
+        assert_eq!(
+            latest_report_key(&keys, "muejam-two").as_deref(),
+            Some("readiness/muejam-two/20261128T110000Z.json")
+        );
+        assert_eq!(latest_report_key(&keys, "other"), None);
     }
 
     #[test]

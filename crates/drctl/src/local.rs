@@ -135,17 +135,6 @@ fn nix_uid() -> u32 {
     std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m))
 }
 
-/// The local stack's home for a command that works only locally so far:
-/// without `--local`, an InvalidInput that says what to use on AWS.
-pub fn local_only_home(local: bool, not_built: &str) -> DrResult<PathBuf> {
-    if !local {
-        return Err(DrError::InvalidInput(format!(
-            "{not_built} from drctl is not built yet; pass --local"
-        )));
-    }
-    existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))
-}
-
 pub fn existing_home(explicit: Option<PathBuf>) -> DrResult<PathBuf> {
     if let Some(home) = explicit {
         if !home.join(dr_local::state::STATE_FILE).exists() {

@@ -409,3 +409,74 @@ async fn a_rejected_execution_ends_the_watch_with_someone_must_act() {
     );
     assert!(Path::new(env!("CARGO_BIN_EXE_drctl")).exists());
 }
+
+/// A scheduled check's report, kept where ReadinessFunction keeps it.
+async fn keep_readiness(moto: &Moto, minutes_ago: i64, ready: bool) {
+    let checked_at = Utc::now() - Span::minutes(minutes_ago);
+    let findings = vec![dr_scenarios::readiness::Finding {
+        precondition: dr_scenarios::readiness::Precondition::AlertsSubscriber,
+        met: ready,
+        detail: if ready {
+            "2 confirmed"
+        } else {
+            "nobody is subscribed"
+        }
+        .to_owned(),
+    }];
+    let report = dr_scenarios::readiness::ReadinessReport {
+        database: "muejam".to_owned(),
+        checked_at,
+        rpo_seconds: 21_600.0,
+        scenarios: dr_scenarios::readiness::assess(&findings),
+        findings,
+        not_checked: vec![],
+    };
+    moto.clients
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(format!(
+            "reports/readiness/muejam/{}.json",
+            checked_at.format("%Y%m%dT%H%M%SZ")
+        ))
+        .body(serde_json::to_vec(&report).expect("json").into())
+        .send()
+        .await
+        .expect("kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drctl_readiness_on_aws_shows_the_newest_scheduled_check_and_says_when_it_is_stale() {
+    let (moto, _) = moto().await;
+    // No check ran yet: nothing to show, said so.
+    let none = moto.drctl(&["readiness"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert!(
+        text(&none).contains("has ReadinessFunction's schedule run?"),
+        "{}",
+        text(&none)
+    );
+    // An old check that failed, then a recent one: the recent one is shown.
+    keep_readiness(&moto, 50, false).await;
+    keep_readiness(&moto, 20, true).await;
+    let shown = moto.drctl(&["readiness"]);
+    let out = text(&shown);
+    // Every scenario needs more than the alerts subscriber, so none is ready;
+    // the alerts subscriber line is the recent check's.
+    assert!(out.contains("ok   alerts_subscriber: 2 confirmed"), "{out}");
+    assert!(!out.contains("STALE"), "{out}");
+    assert_eq!(shown.status.code(), Some(1), "{out}");
+    // Only checks older than an hour: stale, not measured, exit 1.
+    let (stale, _) = crate::moto().await;
+    keep_readiness(&stale, 90, true).await;
+    let shown = stale.drctl(&["readiness", "--output", "text"]);
+    assert_eq!(shown.status.code(), Some(1), "{}", text(&shown));
+    assert!(
+        text(&shown).contains("STALE: the newest check is 1h 30m old"),
+        "{}",
+        text(&shown)
+    );
+    // On AWS the check is the scheduled one: a request is refused.
+    let refused = moto.drctl(&["readiness", "--input", "x.json"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+}
