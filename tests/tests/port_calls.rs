@@ -936,6 +936,14 @@ impl Triggers for Fake {
         self.0.record(PortOperation::TriggerRules);
         Ok(vec![])
     }
+    async fn schedule(&self, name: &str) -> DrResult<Option<ScheduleInfo>> {
+        self.0.record(PortOperation::TriggerSchedule);
+        Ok(Some(ScheduleInfo {
+            name: name.to_owned(),
+            enabled: true,
+            target_arn: "arn:x".to_owned(),
+        }))
+    }
 }
 
 #[async_trait]

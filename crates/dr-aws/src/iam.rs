@@ -123,6 +123,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         MetricsLatest => &["cloudwatch:GetMetricStatistics"],
         TriggerAlarm => &["cloudwatch:DescribeAlarms"],
         TriggerRules => &["events:ListRuleNamesByTarget", "events:DescribeRule"],
+        TriggerSchedule => &["scheduler:GetSchedule"],
         FenceInstance => &[
             "rds:DescribeDBInstances",
             "rds:ModifyDBInstance",

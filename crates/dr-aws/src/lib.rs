@@ -99,6 +99,7 @@ pub struct AwsClients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub wafv2: aws_sdk_wafv2::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
 }
 
 impl AwsClients {
@@ -120,6 +121,7 @@ impl AwsClients {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             wafv2: aws_sdk_wafv2::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            scheduler: aws_sdk_scheduler::Client::new(config),
         }
     }
 

@@ -1,5 +1,6 @@
-//! [`Triggers`] on CloudWatch (DescribeAlarms) and EventBridge
-//! (ListRuleNamesByTarget, DescribeRule).
+//! [`Triggers`] on CloudWatch (DescribeAlarms), EventBridge
+//! (ListRuleNamesByTarget, DescribeRule) and EventBridge Scheduler
+//! (GetSchedule).
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::RuleState;
@@ -11,14 +12,20 @@ use crate::errors::map_sdk_error;
 pub struct AwsTriggers {
     cloudwatch: aws_sdk_cloudwatch::Client,
     events: aws_sdk_eventbridge::Client,
+    scheduler: aws_sdk_scheduler::Client,
 }
 
 impl AwsTriggers {
     pub fn new(
         cloudwatch: aws_sdk_cloudwatch::Client,
         events: aws_sdk_eventbridge::Client,
+        scheduler: aws_sdk_scheduler::Client,
     ) -> Self {
-        AwsTriggers { cloudwatch, events }
+        AwsTriggers {
+            cloudwatch,
+            events,
+            scheduler,
+        }
     }
 }
 
@@ -82,5 +89,21 @@ impl Triggers for AwsTriggers {
             });
         }
         Ok(rules)
+    }
+
+    async fn schedule(&self, name: &str) -> DrResult<Option<ScheduleInfo>> {
+        match self.scheduler.get_schedule().name(name).send().await {
+            Ok(s) => Ok(Some(ScheduleInfo {
+                name: name.to_owned(),
+                enabled: s.state() == Some(&aws_sdk_scheduler::types::ScheduleState::Enabled),
+                target_arn: s.target().map(|t| t.arn().to_owned()).unwrap_or_default(),
+            })),
+            // ResourceNotFoundException: no such schedule. Anything else
+            // (AccessDenied, throttling) is not an answer.
+            Err(e) => match map_sdk_error(&format!("reading schedule {name}"), e) {
+                DrError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 }

@@ -293,6 +293,7 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
         triggers: Arc::new(dr_aws::AwsTriggers::new(
             clients.cloudwatch.clone(),
             clients.events.clone(),
+            clients.scheduler.clone(),
         )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,

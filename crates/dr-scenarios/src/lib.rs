@@ -543,6 +543,7 @@ impl Function {
                 ReportPut,
                 TriggerAlarm,
                 TriggerRules,
+                TriggerSchedule,
             ],
         }
     }

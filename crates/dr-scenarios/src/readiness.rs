@@ -62,6 +62,22 @@ pub struct TriggerWiring {
     pub app_server_recovery: Option<Trigger>,
     #[serde(default)]
     pub security_breach: Option<Trigger>,
+    /// The quarterly drill's schedule.
+    #[serde(default)]
+    pub dr_drill: Option<ScheduledTrigger>,
+    /// The snapshot replication's schedule: without it the backup-region
+    /// copies age until the region failover has none within the RPO.
+    #[serde(default)]
+    pub snapshot_replication: Option<ScheduledTrigger>,
+}
+
+/// A scenario started by an EventBridge Scheduler schedule (default group):
+/// it must exist, be enabled and start `target_arn`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledTrigger {
+    pub schedule: String,
+    pub target_arn: String,
 }
 
 /// One scenario's trigger: every alarm must exist with its actions enabled,
@@ -156,10 +172,14 @@ pub enum Precondition {
     AppRecoveryTrigger,
     /// An enabled rule sends GuardDuty's findings to the containment.
     BreachTrigger,
+    /// The quarterly drill's schedule is enabled and starts the drill.
+    DrillSchedule,
+    /// The snapshot replication's schedule is enabled and starts it.
+    ReplicationSchedule,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 13] = [
+    pub const ALL: [Precondition; 15] = [
         Precondition::ReplicaInSync,
         Precondition::SqlCredentials,
         Precondition::RestorableWindow,
@@ -173,6 +193,8 @@ impl Precondition {
         Precondition::FailoverTrigger,
         Precondition::AppRecoveryTrigger,
         Precondition::BreachTrigger,
+        Precondition::DrillSchedule,
+        Precondition::ReplicationSchedule,
     ];
 }
 
@@ -201,11 +223,21 @@ pub const SCENARIOS: [(&str, &[Precondition]); 7] = {
         ),
         (
             "region-failover",
-            &[BackupCopy, AlertsSubscriber, ApprovalsSubscriber],
+            &[
+                BackupCopy,
+                ReplicationSchedule,
+                AlertsSubscriber,
+                ApprovalsSubscriber,
+            ],
         ),
         (
             "dr-drill",
-            &[NewestSnapshot, SqlCredentials, AlertsSubscriber],
+            &[
+                NewestSnapshot,
+                SqlCredentials,
+                AlertsSubscriber,
+                DrillSchedule,
+            ],
         ),
         (
             "security-breach",
@@ -423,6 +455,56 @@ async fn observe_trigger(ports: &Ports, p: Precondition, trigger: Option<&Trigge
     match ports.triggers.rules_targeting(&t.state_machine_arn).await {
         Ok(rules) => judge_trigger(p, Some(t), &alarms, &rules),
         Err(e) => unobserved(p, "list the rules of the state machine", &e),
+    }
+}
+
+/// Pure: a schedule starts its scenario when it exists, is enabled and
+/// targets the scenario's state machine. No schedule named is not wired.
+pub fn judge_schedule(
+    p: Precondition,
+    trigger: Option<&ScheduledTrigger>,
+    schedule: Option<&ScheduleInfo>,
+) -> Finding {
+    let Some(trigger) = trigger else {
+        return not_met(
+            p,
+            "the request names no schedule: nothing is known to start this".to_owned(),
+        );
+    };
+    match schedule {
+        None => not_met(p, format!("schedule {} does not exist", trigger.schedule)),
+        Some(s) if !s.enabled => not_met(p, format!("schedule {} is disabled", s.name)),
+        Some(s) if s.target_arn != trigger.target_arn => not_met(
+            p,
+            format!(
+                "schedule {} starts {}, not {}",
+                s.name,
+                if s.target_arn.is_empty() {
+                    "nothing"
+                } else {
+                    s.target_arn.as_str()
+                },
+                trigger.target_arn
+            ),
+        ),
+        Some(s) => met(
+            p,
+            format!("schedule {} is enabled and starts {}", s.name, s.target_arn),
+        ),
+    }
+}
+
+async fn observe_schedule(
+    ports: &Ports,
+    p: Precondition,
+    trigger: Option<&ScheduledTrigger>,
+) -> Finding {
+    let Some(t) = trigger else {
+        return judge_schedule(p, None, None);
+    };
+    match ports.triggers.schedule(&t.schedule).await {
+        Ok(s) => judge_schedule(p, Some(t), s.as_ref()),
+        Err(e) => unobserved(p, &format!("read schedule {}", t.schedule), &e),
     }
 }
 
@@ -938,6 +1020,18 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
     ] {
         findings.push(observe_trigger(ports, p, trigger).await);
     }
+    for (p, trigger) in [
+        (
+            Precondition::DrillSchedule,
+            request.triggers.dr_drill.as_ref(),
+        ),
+        (
+            Precondition::ReplicationSchedule,
+            request.triggers.snapshot_replication.as_ref(),
+        ),
+    ] {
+        findings.push(observe_schedule(ports, p, trigger).await);
+    }
 
     let report = ReadinessReport {
         database: topology.database.clone(),
@@ -946,8 +1040,6 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
         scenarios: assess(&findings),
         findings,
         not_checked: vec![
-            "the schedules of the drill and the snapshot replication (EventBridge Scheduler)"
-                .to_owned(),
             "each function's IAM permissions (IAM policy simulation, on AWS only)".to_owned(),
         ],
     };
@@ -1250,6 +1342,57 @@ mod tests {
             )
             .met
         );
+    }
+
+    #[test]
+    fn a_schedule_starts_its_scenario_only_when_it_exists_is_enabled_and_targets_it() {
+        let p = Precondition::DrillSchedule;
+        let sm = "arn:aws:states:us-east-1:1:stateMachine:muejam-dr-drill";
+        let trigger = ScheduledTrigger {
+            schedule: "muejam-quarterly-drill".into(),
+            target_arn: sm.into(),
+        };
+        let schedule = |enabled: bool, target: &str| ScheduleInfo {
+            name: "muejam-quarterly-drill".into(),
+            enabled,
+            target_arn: target.into(),
+        };
+        let cases: Vec<(Option<&ScheduledTrigger>, Option<ScheduleInfo>, bool, &str)> = vec![
+            (
+                Some(&trigger),
+                Some(schedule(true, sm)),
+                true,
+                "is enabled and starts",
+            ),
+            (
+                Some(&trigger),
+                Some(schedule(false, sm)),
+                false,
+                "is disabled",
+            ),
+            (
+                Some(&trigger),
+                Some(schedule(
+                    true,
+                    "arn:aws:states:us-east-1:1:stateMachine:other",
+                )),
+                false,
+                "starts arn:aws:states:us-east-1:1:stateMachine:other, not",
+            ),
+            (
+                Some(&trigger),
+                Some(schedule(true, "")),
+                false,
+                "starts nothing",
+            ),
+            (Some(&trigger), None, false, "does not exist"),
+            (None, None, false, "names no schedule"),
+        ];
+        for (t, s, want, says) in cases {
+            let f = judge_schedule(p, t, s.as_ref());
+            assert_eq!((f.met, f.precondition), (want, p), "{}", f.detail);
+            assert!(f.detail.contains(says), "{}", f.detail);
+        }
     }
 
     #[test]

@@ -254,6 +254,7 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         triggers: Arc::new(dr_aws::AwsTriggers::new(
             clients.cloudwatch.clone(),
             clients.events.clone(),
+            clients.scheduler.clone(),
         )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(

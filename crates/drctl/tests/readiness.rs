@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 
 const REPLICATION: &str = "statemachines/snapshot-replication.asl.json";
 
-/// What a deployed stack has (the template's alarms and rules), in moto:
-/// the failover's and the app's alarms, each sent by an enabled rule to its
-/// state machine, and GuardDuty's findings to the containment. Returns the
-/// failover rule's name.
+/// What a deployed stack has (the template's alarms, rules and schedules),
+/// in moto: the failover's and the app's alarms, each sent by an enabled
+/// rule to its state machine, GuardDuty's findings to the containment, and
+/// the drill's and the replication's schedules. Returns the failover rule's
+/// name.
 async fn seed_triggers(stack: &Stack) -> String {
     use aws_sdk_cloudwatch::types::ComparisonOperator;
     let clients = stack.moto_clients().await;
@@ -85,7 +86,67 @@ async fn seed_triggers(stack: &Stack) -> String {
             .await
             .expect("target");
     }
+    for (name, expression, target) in [
+        (
+            "local-quarterly-drill",
+            "cron(0 2 ? JAN,APR,JUL,OCT SUN#1 *)",
+            "dr-drill",
+        ),
+        ("local-replication", "rate(6 hours)", "snapshot-replication"),
+    ] {
+        set_schedule(&clients.scheduler, name, expression, &arn(target), true).await;
+    }
     "failover-alarm".to_owned()
+}
+
+/// Creates or replaces (UpdateSchedule replaces every field) a schedule of
+/// the default group.
+async fn set_schedule(
+    scheduler: &aws_sdk_scheduler::Client,
+    name: &str,
+    expression: &str,
+    target: &str,
+    enabled: bool,
+) {
+    use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState};
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .expect("window");
+    let target = aws_sdk_scheduler::types::Target::builder()
+        .arn(target)
+        .role_arn("arn:aws:iam::000000000000:role/scheduler")
+        .build()
+        .expect("target");
+    let state = if enabled {
+        ScheduleState::Enabled
+    } else {
+        ScheduleState::Disabled
+    };
+    let exists = scheduler.get_schedule().name(name).send().await.is_ok();
+    if exists {
+        scheduler
+            .update_schedule()
+            .name(name)
+            .schedule_expression(expression)
+            .flexible_time_window(window)
+            .target(target)
+            .state(state)
+            .send()
+            .await
+            .expect("update schedule");
+    } else {
+        scheduler
+            .create_schedule()
+            .name(name)
+            .schedule_expression(expression)
+            .flexible_time_window(window)
+            .target(target)
+            .state(state)
+            .send()
+            .await
+            .expect("create schedule");
+    }
 }
 
 /// `drctl readiness --local --output json`: the exit code and the report.
@@ -177,6 +238,8 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
         names(&unwired),
         [
             "database-failover",
+            "region-failover",
+            "dr-drill",
             "security-breach",
             "app-server-recovery"
         ],
@@ -186,6 +249,10 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
         unwired[0].1[0]
             .starts_with("failover_trigger: alarm muejam-db-prod-unreachable does not exist"),
         "{unwired:?}"
+    );
+    assert_eq!(
+        unwired[2].1,
+        ["drill_schedule: schedule local-quarterly-drill does not exist"]
     );
     let failover_rule = seed_triggers(&stack).await;
     let (code, report) = readiness(&stack, &request);
@@ -215,6 +282,22 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
         .send()
         .await
         .expect("enable");
+
+    // The drill's schedule disabled (paused "for the migration" and never
+    // resumed): the quarter would pass without a drill.
+    let scheduler = stack.moto_clients().await.scheduler;
+    let drill = "arn:aws:states:local:000000000000:stateMachine:dr-drill";
+    let quarterly = "cron(0 2 ? JAN,APR,JUL,OCT SUN#1 *)";
+    set_schedule(&scheduler, "local-quarterly-drill", quarterly, drill, false).await;
+    let (code, report) = readiness(&stack, &request);
+    assert_eq!(code, 1, "{report:#}");
+    let broken = not_ready(&report);
+    assert_eq!(names(&broken), ["dr-drill"], "{report:#}");
+    assert_eq!(
+        broken[0].1,
+        ["drill_schedule: schedule local-quarterly-drill is disabled"]
+    );
+    set_schedule(&scheduler, "local-quarterly-drill", quarterly, drill, true).await;
 
     // A careless request is refused, not judged.
     let mut bad = request.clone();

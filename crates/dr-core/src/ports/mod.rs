@@ -265,6 +265,8 @@ pub enum PortOperation {
     /// The rules that target a state machine (ListRuleNamesByTarget,
     /// DescribeRule).
     TriggerRules,
+    /// A Scheduler schedule (GetSchedule).
+    TriggerSchedule,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
     UserNotify,

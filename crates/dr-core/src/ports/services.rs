@@ -158,6 +158,15 @@ pub struct RuleInfo {
     pub event_pattern: Option<serde_json::Value>,
 }
 
+/// An EventBridge Scheduler schedule, as GetSchedule shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub enabled: bool,
+    /// What it starts.
+    pub target_arn: String,
+}
+
 /// What starts the scenarios: the alarms, and the rules that send their
 /// state changes (or GuardDuty's findings) to the state machines.
 #[async_trait]
@@ -166,6 +175,9 @@ pub trait Triggers: Send + Sync {
     async fn alarm(&self, name: &str) -> DrResult<Option<AlarmInfo>>;
     /// The rules of the default event bus with a target of `target_arn`.
     async fn rules_targeting(&self, target_arn: &str) -> DrResult<Vec<RuleInfo>>;
+    /// A schedule of the default group by name; `None` when it does not
+    /// exist.
+    async fn schedule(&self, name: &str) -> DrResult<Option<ScheduleInfo>>;
 }
 
 /// Reference to a WAF IP set.
