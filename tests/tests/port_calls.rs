@@ -923,6 +923,42 @@ impl RecoveryJournal for Fake {
 }
 
 #[async_trait]
+impl Permissions for Fake {
+    async fn state_machine(&self, arn: &str) -> DrResult<DeployedStateMachine> {
+        self.0.record(PortOperation::PermissionsStateMachine);
+        Ok(DeployedStateMachine {
+            arn: arn.to_owned(),
+            definition: serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:1:function:f"}, "End": true}}}),
+            role_arn: "arn:aws:iam::1:role/sm".to_owned(),
+        })
+    }
+    async fn function(&self, arn: &str) -> DrResult<DeployedFunction> {
+        self.0.record(PortOperation::PermissionsFunction);
+        Ok(DeployedFunction {
+            arn: arn.to_owned(),
+            role_arn: "arn:aws:iam::1:role/f".to_owned(),
+            dr_function: Some("check-database".to_owned()),
+        })
+    }
+    async fn simulate(
+        &self,
+        _role_arn: &str,
+        _requests: &[ActionRequest],
+    ) -> DrResult<Vec<ActionVerdict>> {
+        self.0.record(PortOperation::PermissionsSimulate);
+        Ok(vec![])
+    }
+    fn actions(&self, operation: PortOperation) -> Vec<String> {
+        dr_aws::iam::iam_actions(operation)
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+    }
+}
+
+#[async_trait]
 impl Triggers for Fake {
     async fn alarm(&self, name: &str) -> DrResult<Option<AlarmInfo>> {
         self.0.record(PortOperation::TriggerAlarm);
@@ -977,6 +1013,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         deployment: Arc::new(Fake(Arc::clone(recorder))),
         firewall: Arc::new(Fake(Arc::clone(recorder))),
         triggers: Arc::new(Fake(Arc::clone(recorder))),
+        permissions: Arc::new(Fake(Arc::clone(recorder))),
         sql: Arc::new(Fake(Arc::clone(recorder))),
         secrets: Arc::new(Fake(Arc::clone(recorder))),
         dns: Arc::new(Fake(Arc::clone(recorder))),
@@ -1271,7 +1308,14 @@ fn payloads(function: Function) -> Vec<Value> {
             record["requestPayload"]["execution_name"] = json!("read-only");
             record
         }],
-        Function::Readiness => vec![sample_event(Function::Readiness)],
+        Function::Readiness => {
+            // As the schedule sends it: the scenarios' state machines too.
+            let mut scheduled = sample_event(Function::Readiness);
+            scheduled["permissions"] = json!({"database-failover": [
+                "arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover"
+            ]});
+            vec![sample_event(Function::Readiness), scheduled]
+        }
         Function::ReplicationReport => vec![
             json!({"topic_arn": "t", "execution": execution, "plan": replication_plan(), "results": [
                 {"database": "muejam", "error": {"Error": "Unavailable", "Cause": "us-east-1 does not answer"}}

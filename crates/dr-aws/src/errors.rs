@@ -29,6 +29,9 @@ const NOT_FOUND: &[&str] = &[
     "NoSuchKey",
     "NoSuchBucket",
     "ExecutionDoesNotExist",
+    "StateMachineDoesNotExist",
+    // IAM's: a role or policy that is not there.
+    "NoSuchEntity",
     "TaskDoesNotExist",
     "WAFNonexistentItemException",
 ];

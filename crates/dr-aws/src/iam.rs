@@ -124,6 +124,16 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         TriggerAlarm => &["cloudwatch:DescribeAlarms"],
         TriggerRules => &["events:ListRuleNamesByTarget", "events:DescribeRule"],
         TriggerSchedule => &["scheduler:GetSchedule"],
+        PermissionsStateMachine => &["states:DescribeStateMachine"],
+        PermissionsFunction => &["lambda:GetFunctionConfiguration"],
+        PermissionsSimulate => &[
+            "iam:ListRolePolicies",
+            "iam:GetRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:GetPolicy",
+            "iam:GetPolicyVersion",
+            "iam:SimulatePrincipalPolicy",
+        ],
         FenceInstance => &[
             "rds:DescribeDBInstances",
             "rds:ModifyDBInstance",

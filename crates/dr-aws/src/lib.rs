@@ -13,6 +13,7 @@ pub mod journal;
 pub mod lock;
 pub mod metrics;
 pub mod notifier;
+pub mod permissions;
 pub mod rds;
 pub mod reports;
 pub mod route53;
@@ -34,6 +35,7 @@ pub use journal::DynamoDbJournal;
 pub use lock::DynamoDbLock;
 pub use metrics::CloudWatchMetrics;
 pub use notifier::SnsNotifier;
+pub use permissions::AwsPermissions;
 pub use rds::{RdsControlPlane, RdsRegions};
 pub use reports::S3ReportStore;
 pub use route53::Route53Dns;
@@ -100,6 +102,8 @@ pub struct AwsClients {
     pub wafv2: aws_sdk_wafv2::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub scheduler: aws_sdk_scheduler::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl AwsClients {
@@ -122,6 +126,8 @@ impl AwsClients {
             wafv2: aws_sdk_wafv2::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
         }
     }
 

@@ -1059,3 +1059,142 @@ async fn the_newest_period_of_a_metric_is_read_back_with_its_dimensions() {
     assert_eq!((newest.minimum, newest.maximum), (0.0, 0.0), "{newest:?}");
     assert!(newest.at > now - chrono::Duration::minutes(2), "{newest:?}");
 }
+
+/// What the permissions check reads of a deployment, as SAM deploys it:
+/// a state machine with its role, a function with its role and DR_FUNCTION,
+/// the role's inline policy (URL-encoded by IAM) and an attached managed
+/// policy (its default version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_state_machine_function_and_role_are_read_back() {
+    let moto = moto().await;
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let role = moto
+        .clients
+        .iam
+        .create_role()
+        .role_name("muejam-CheckDatabaseFunctionRole-X1")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("role");
+    let role_arn = role.role().map(|r| r.arn().to_owned()).expect("arn");
+    // A percent sign and a space survive the encoding.
+    let inline = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["rds:DescribeDBInstances"], "Resource": "*",
+        "Condition": {"StringLike": {"aws:ResourceTag/owner": "100% dr team"}}}]});
+    moto.clients
+        .iam
+        .put_role_policy()
+        .role_name("muejam-CheckDatabaseFunctionRole-X1")
+        .policy_name("CheckDatabaseFunctionRolePolicy0")
+        .policy_document(inline.to_string())
+        .send()
+        .await
+        .expect("inline");
+    let managed = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]});
+    let policy = moto
+        .clients
+        .iam
+        .create_policy()
+        .policy_name("basic-execution")
+        .policy_document(managed.to_string())
+        .send()
+        .await
+        .expect("policy");
+    moto.clients
+        .iam
+        .attach_role_policy()
+        .role_name("muejam-CheckDatabaseFunctionRole-X1")
+        .policy_arn(policy.policy().and_then(|p| p.arn()).expect("arn"))
+        .send()
+        .await
+        .expect("attach");
+    let function = moto
+        .clients
+        .lambda
+        .create_function()
+        .function_name("muejam-CheckDatabaseFunction-A1")
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(&role_arn)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                    b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec(),
+                ))
+                .build(),
+        )
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .variables("DR_FUNCTION", "check-database")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("function");
+    let function_arn = function.function_arn().expect("arn").to_owned();
+    let definition = serde_json::json!({"StartAt": "Check", "States": {"Check": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function_arn, "Payload.$": "$"}, "End": true}}});
+    let machine = moto
+        .clients
+        .sfn
+        .create_state_machine()
+        .name("muejam-database-failover")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/muejam-DatabaseFailoverRole-Y")
+        .send()
+        .await
+        .expect("state machine");
+
+    let permissions = AwsPermissions::new(
+        moto.clients.sfn.clone(),
+        moto.clients.lambda.clone(),
+        moto.clients.iam.clone(),
+    );
+    let deployed = permissions
+        .state_machine(machine.state_machine_arn())
+        .await
+        .expect("described");
+    assert_eq!(deployed.definition, definition);
+    assert_eq!(
+        deployed.role_arn,
+        "arn:aws:iam::123456789012:role/muejam-DatabaseFailoverRole-Y"
+    );
+    assert_eq!(
+        permissions.function(&function_arn).await.expect("read"),
+        DeployedFunction {
+            arn: function_arn.clone(),
+            role_arn: role_arn.clone(),
+            dr_function: Some("check-database".into()),
+        }
+    );
+    assert_eq!(
+        permissions
+            .role_policies(&role_arn)
+            .await
+            .expect("policies"),
+        vec![inline, managed]
+    );
+    // moto has no policy simulation: an error, never a verdict.
+    let simulated = permissions
+        .simulate(
+            &role_arn,
+            &[ActionRequest {
+                action: "rds:DescribeDBInstances".into(),
+                resources: vec![],
+            }],
+        )
+        .await;
+    assert!(simulated.is_err(), "{simulated:?}");
+    assert_eq!(
+        permissions
+            .function("arn:aws:lambda:us-east-1:123456789012:function:gone")
+            .await
+            .expect_err("gone")
+            .name(),
+        "NotFound"
+    );
+}

@@ -295,6 +295,11 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
             clients.events.clone(),
             clients.scheduler.clone(),
         )),
+        permissions: Arc::new(dr_aws::AwsPermissions::new(
+            clients.sfn.clone(),
+            clients.lambda.clone(),
+            clients.iam.clone(),
+        )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger,
         initial_topologies: initial_topologies(),

@@ -63,6 +63,8 @@ pub struct Ports {
     pub firewall: Arc<dyn Firewall>,
     /// The alarms and rules that start the scenarios.
     pub triggers: Arc<dyn Triggers>,
+    /// The deployed roles, simulated against what the steps do.
+    pub permissions: Arc<dyn Permissions>,
     /// The platform's users (the user-notification topic).
     pub users: Arc<dyn UserNotifier>,
     /// Who was told of which incident.
@@ -544,6 +546,9 @@ impl Function {
                 TriggerAlarm,
                 TriggerRules,
                 TriggerSchedule,
+                PermissionsStateMachine,
+                PermissionsFunction,
+                PermissionsSimulate,
             ],
         }
     }

@@ -5,6 +5,8 @@
 //! and a precondition that could not be observed is never met ("not
 //! measured" never counts as "ready").
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use dr_core::*;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,12 @@ pub struct ReadinessRequest {
     /// machines.
     #[serde(default)]
     pub triggers: TriggerWiring,
+    /// The state machines each scenario runs (children are found in their
+    /// definitions): their roles and their functions' roles are simulated
+    /// against what the steps do (IAM policy simulation, on AWS). None: not
+    /// checked.
+    #[serde(default)]
+    pub permissions: Option<BTreeMap<String, Vec<String>>>,
     /// The scheduled check: publish `ScenarioReady` per scenario (1 ready,
     /// 0 not) and keep the report under `readiness/` in the reports store.
     #[serde(default)]
@@ -176,10 +184,13 @@ pub enum Precondition {
     DrillSchedule,
     /// The snapshot replication's schedule is enabled and starts it.
     ReplicationSchedule,
+    /// The roles the scenario runs with allow what its steps do (one
+    /// finding per scenario, in `ReadinessReport::permissions`).
+    Permissions,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 15] = [
+    pub const ALL: [Precondition; 16] = [
         Precondition::ReplicaInSync,
         Precondition::SqlCredentials,
         Precondition::RestorableWindow,
@@ -195,6 +206,7 @@ impl Precondition {
         Precondition::BreachTrigger,
         Precondition::DrillSchedule,
         Precondition::ReplicationSchedule,
+        Precondition::Permissions,
     ];
 }
 
@@ -307,6 +319,18 @@ pub struct ReadinessReport {
     pub scenarios: Vec<ScenarioReadiness>,
     /// What this check does not cover (on the local stack or anywhere).
     pub not_checked: Vec<String>,
+    /// Per scenario, whether its roles allow what its steps do (when the
+    /// request names its state machines).
+    #[serde(default)]
+    pub permissions: Vec<ScenarioFinding>,
+}
+
+/// A finding about one scenario only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFinding {
+    pub scenario: String,
+    pub finding: Finding,
 }
 
 impl ReadinessReport {
@@ -315,8 +339,9 @@ impl ReadinessReport {
     }
 }
 
-/// Pure: each scenario's readiness from the findings.
-pub fn assess(findings: &[Finding]) -> Vec<ScenarioReadiness> {
+/// Pure: each scenario's readiness from the findings, and from the
+/// findings about it alone.
+pub fn assess(findings: &[Finding], scoped: &[ScenarioFinding]) -> Vec<ScenarioReadiness> {
     SCENARIOS
         .iter()
         .map(|(scenario, needs)| {
@@ -327,6 +352,12 @@ pub fn assess(findings: &[Finding]) -> Vec<ScenarioReadiness> {
                     Some(f) => Some(format!("{}: {}", name(*p), f.detail)),
                     None => Some(format!("{}: not checked", name(*p))),
                 })
+                .chain(
+                    scoped
+                        .iter()
+                        .filter(|s| s.scenario == *scenario && !s.finding.met)
+                        .map(|s| format!("{}: {}", name(s.finding.precondition), s.finding.detail)),
+                )
                 .collect();
             ScenarioReadiness {
                 scenario: (*scenario).to_owned(),
@@ -505,6 +536,236 @@ async fn observe_schedule(
     match ports.triggers.schedule(&t.schedule).await {
         Ok(s) => judge_schedule(p, Some(t), s.as_ref()),
         Err(e) => unobserved(p, &format!("read schedule {}", t.schedule), &e),
+    }
+}
+
+/// Pure: the functions and the child state machines a definition invokes
+/// (`FunctionName` of a `lambda:invoke` task or a Lambda ARN as the
+/// `Resource`; `StateMachineArn` of a `startExecution` task), in Map and
+/// Parallel states too.
+pub fn invoked(definition: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    fn walk(v: &serde_json::Value, f: &mut BTreeSet<String>, m: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str()) {
+                        ("FunctionName", Some(name)) => {
+                            f.insert(name.to_owned());
+                        }
+                        ("Resource", Some(arn))
+                            if arn.contains(":lambda:") && arn.contains(":function:") =>
+                        {
+                            f.insert(arn.to_owned());
+                        }
+                        ("StateMachineArn", Some(arn)) => {
+                            m.insert(arn.to_owned());
+                        }
+                        _ => walk(value, f, m),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, f, m)),
+            _ => {}
+        }
+    }
+    let (mut functions, mut machines) = (BTreeSet::new(), BTreeSet::new());
+    walk(definition, &mut functions, &mut machines);
+    (functions, machines)
+}
+
+/// One role's simulated permissions: a state machine's or a function's.
+#[derive(Debug, Clone)]
+pub struct RoleCheck {
+    /// Who holds the role: `function <arn> (DR_FUNCTION=<name>)` or
+    /// `state machine <arn>`.
+    pub principal: String,
+    pub verdicts: Result<Vec<ActionVerdict>, String>,
+}
+
+/// Pure: a scenario's roles allow what its steps do when every simulated
+/// action is allowed on every resource; a role that could not be simulated
+/// is not measured, so not met.
+pub fn judge_permissions(checks: &[RoleCheck]) -> Finding {
+    let p = Precondition::Permissions;
+    let mut problems = Vec::new();
+    let mut allowed = 0;
+    for check in checks {
+        match &check.verdicts {
+            Err(why) => problems.push(format!("{}: {why}: not measured", check.principal)),
+            Ok(verdicts) => {
+                for v in verdicts {
+                    if v.decision == Decision::Allowed {
+                        allowed += 1;
+                        continue;
+                    }
+                    let mut problem = format!(
+                        "{} may not {} on {} ({})",
+                        check.principal,
+                        v.action,
+                        v.resource,
+                        v.decision.name()
+                    );
+                    if !v.missing_context.is_empty() {
+                        problem.push_str(&format!(
+                            "; the simulation lacked {}: not measured",
+                            v.missing_context.join(", ")
+                        ));
+                    }
+                    problems.push(problem);
+                }
+            }
+        }
+    }
+    if checks.is_empty() {
+        return not_met(
+            p,
+            "no role to check: the request names no state machine".to_owned(),
+        );
+    }
+    if problems.is_empty() {
+        met(
+            p,
+            format!(
+                "{} role(s) allow their {allowed} simulated action(s)",
+                checks.len()
+            ),
+        )
+    } else {
+        let shown = problems.len().min(5);
+        let mut detail = problems[..shown].join("; ");
+        if problems.len() > shown {
+            detail.push_str(&format!("; and {} more", problems.len() - shown));
+        }
+        not_met(p, detail)
+    }
+}
+
+/// How many state machines one scenario may start (itself and its
+/// children, transitively): a bound on a definition that names itself.
+const MAX_MACHINES: usize = 8;
+
+/// Simulates the roles one scenario runs with: each state machine's (it
+/// invokes its functions and starts its children) and each function's (the
+/// actions its adapters call). Functions shared by scenarios are simulated
+/// once per check.
+async fn observe_permissions(
+    permissions: &dyn Permissions,
+    machines: &[String],
+    functions_seen: &mut BTreeMap<String, RoleCheck>,
+) -> Finding {
+    let mut checks = Vec::new();
+    let mut queue: Vec<String> = machines.to_vec();
+    let mut seen = BTreeSet::new();
+    let mut functions = BTreeSet::new();
+    while let Some(arn) = queue.pop() {
+        if !seen.insert(arn.clone()) {
+            continue;
+        }
+        if seen.len() > MAX_MACHINES {
+            return not_met(
+                Precondition::Permissions,
+                format!(
+                    "more than {MAX_MACHINES} state machines reached from {}",
+                    machines.join(", ")
+                ),
+            );
+        }
+        let machine = match permissions.state_machine(&arn).await {
+            Ok(m) => m,
+            Err(e) => {
+                return unobserved(
+                    Precondition::Permissions,
+                    &format!("describe state machine {arn}"),
+                    &e,
+                )
+            }
+        };
+        let (invokes, starts) = invoked(&machine.definition);
+        let mut requests: Vec<ActionRequest> = Vec::new();
+        if !invokes.is_empty() {
+            requests.push(ActionRequest {
+                action: "lambda:InvokeFunction".to_owned(),
+                resources: invokes.iter().cloned().collect(),
+            });
+        }
+        if !starts.is_empty() {
+            requests.push(ActionRequest {
+                action: "states:StartExecution".to_owned(),
+                resources: starts.iter().cloned().collect(),
+            });
+        }
+        if !requests.is_empty() {
+            checks.push(RoleCheck {
+                principal: format!("state machine {arn}"),
+                verdicts: permissions
+                    .simulate(&machine.role_arn, &requests)
+                    .await
+                    .map_err(|e| {
+                        format!("{}: {}", e.name(), crate::truncate_message(&e.to_string()))
+                    }),
+            });
+        }
+        functions.extend(invokes);
+        queue.extend(starts);
+    }
+    for arn in functions {
+        if let Some(check) = functions_seen.get(&arn) {
+            checks.push(check.clone());
+            continue;
+        }
+        let check = function_check(permissions, &arn).await;
+        functions_seen.insert(arn, check.clone());
+        checks.push(check);
+    }
+    judge_permissions(&checks)
+}
+
+/// One function's role against the actions of its handler's port calls.
+async fn function_check(permissions: &dyn Permissions, arn: &str) -> RoleCheck {
+    let error = |e: DrError| format!("{}: {}", e.name(), crate::truncate_message(&e.to_string()));
+    let deployed = match permissions.function(arn).await {
+        Ok(f) => f,
+        Err(e) => {
+            return RoleCheck {
+                principal: format!("function {arn}"),
+                verdicts: Err(error(e)),
+            }
+        }
+    };
+    let name = deployed.dr_function.clone().unwrap_or_default();
+    let principal = format!("function {} (DR_FUNCTION={name})", deployed.arn);
+    let Some(function) = crate::Function::from_name(&name) else {
+        return RoleCheck {
+            principal,
+            verdicts: Err(format!(
+                "DR_FUNCTION {name:?} is not a function of this build, so what it needs is unknown"
+            )),
+        };
+    };
+    let mut actions: Vec<String> = function
+        .port_calls()
+        .iter()
+        .flat_map(|op| permissions.actions(*op))
+        .collect();
+    actions.sort();
+    actions.dedup();
+    let requests: Vec<ActionRequest> = actions
+        .into_iter()
+        .map(|action| ActionRequest {
+            action,
+            resources: Vec::new(),
+        })
+        .collect();
+    RoleCheck {
+        principal,
+        verdicts: if requests.is_empty() {
+            Ok(Vec::new())
+        } else {
+            permissions
+                .simulate(&deployed.role_arn, &requests)
+                .await
+                .map_err(error)
+        },
     }
 }
 
@@ -809,6 +1070,24 @@ fn validate(request: &ReadinessRequest) -> DrResult<()> {
             ));
         }
     }
+    if let Some(machines) = &request.permissions {
+        for (scenario, arns) in machines {
+            if !SCENARIOS.iter().any(|(s, _)| s == scenario) {
+                return invalid(format!(
+                    "permissions names {scenario:?}, which is not a scenario"
+                ));
+            }
+            if arns.is_empty()
+                || arns
+                    .iter()
+                    .any(|a| !a.starts_with("arn:") || !a.contains(":stateMachine:"))
+            {
+                return invalid(format!(
+                    "permissions.{scenario} must list state machine ARNs"
+                ));
+            }
+        }
+    }
     if let Some(p) = &request.publish {
         if !namespace_ok(&p.namespace) {
             return invalid(format!(
@@ -1033,15 +1312,37 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
         findings.push(observe_schedule(ports, p, trigger).await);
     }
 
+    let mut permissions = Vec::new();
+    let mut not_checked = Vec::new();
+    match &request.permissions {
+        None => not_checked.push(
+            "the roles' permissions (IAM policy simulation, on AWS: the request names no state machines)"
+                .to_owned(),
+        ),
+        Some(machines) => {
+            let mut functions = BTreeMap::new();
+            for (scenario, arns) in machines {
+                permissions.push(ScenarioFinding {
+                    scenario: scenario.clone(),
+                    finding: observe_permissions(ports.permissions.as_ref(), arns, &mut functions)
+                        .await,
+                });
+            }
+            not_checked.push(
+                "the state machines' other service integrations and the functions' execution-role basics (logs, VPC interfaces)"
+                    .to_owned(),
+            );
+        }
+    }
+
     let report = ReadinessReport {
         database: topology.database.clone(),
         checked_at: now,
         rpo_seconds: rpo,
-        scenarios: assess(&findings),
+        scenarios: assess(&findings, &permissions),
         findings,
-        not_checked: vec![
-            "each function's IAM permissions (IAM policy simulation, on AWS only)".to_owned(),
-        ],
+        not_checked,
+        permissions,
     };
     if let Some(publish) = &request.publish {
         publish_report(ports, publish, &report).await?;
@@ -1153,6 +1454,15 @@ pub fn table(report: &ReadinessReport) -> String {
             f.detail
         ));
     }
+    for s in &report.permissions {
+        out.push_str(&format!(
+            "  {} {} ({}): {}\n",
+            if s.finding.met { "ok  " } else { "FAIL" },
+            name(s.finding.precondition),
+            s.scenario,
+            s.finding.detail
+        ));
+    }
     out.push_str("\nnot checked:\n");
     for n in &report.not_checked {
         out.push_str(&format!("  - {n}\n"));
@@ -1206,9 +1516,10 @@ mod tests {
             database: "muejam".into(),
             checked_at: now(),
             rpo_seconds: 21_600.0,
-            scenarios: assess(&findings),
+            scenarios: assess(&findings, &[]),
             findings,
             not_checked: vec![],
+            permissions: vec![],
         };
         let metrics = ready_metrics(&report);
         assert_eq!(metrics.len(), SCENARIOS.len());
@@ -1393,6 +1704,233 @@ mod tests {
             assert_eq!((f.met, f.precondition), (want, p), "{}", f.detail);
             assert!(f.detail.contains(says), "{}", f.detail);
         }
+    }
+
+    /// Deployed state machines and functions; every simulated action is
+    /// allowed unless its (role, action) is denied.
+    #[derive(Default)]
+    struct FakePermissions {
+        machines: BTreeMap<String, DeployedStateMachine>,
+        functions: BTreeMap<String, DeployedFunction>,
+        denied: Vec<(&'static str, &'static str)>,
+        simulated: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Permissions for FakePermissions {
+        async fn state_machine(&self, arn: &str) -> DrResult<DeployedStateMachine> {
+            self.machines
+                .get(arn)
+                .cloned()
+                .ok_or_else(|| DrError::NotFound(format!("state machine {arn}")))
+        }
+        async fn function(&self, arn: &str) -> DrResult<DeployedFunction> {
+            self.functions
+                .get(arn)
+                .cloned()
+                .ok_or_else(|| DrError::NotFound(format!("function {arn}")))
+        }
+        async fn simulate(
+            &self,
+            role_arn: &str,
+            requests: &[ActionRequest],
+        ) -> DrResult<Vec<ActionVerdict>> {
+            self.simulated
+                .lock()
+                .expect("lock")
+                .push(role_arn.to_owned());
+            Ok(requests
+                .iter()
+                .flat_map(|r| {
+                    let resources = if r.resources.is_empty() {
+                        vec!["*".to_owned()]
+                    } else {
+                        r.resources.clone()
+                    };
+                    resources.into_iter().map(|resource| ActionVerdict {
+                        action: r.action.clone(),
+                        resource,
+                        decision: if self
+                            .denied
+                            .iter()
+                            .any(|(role, action)| *role == role_arn && *action == r.action)
+                        {
+                            Decision::ImplicitDeny
+                        } else {
+                            Decision::Allowed
+                        },
+                        missing_context: vec![],
+                    })
+                })
+                .collect())
+        }
+        fn actions(&self, operation: PortOperation) -> Vec<String> {
+            vec![format!("svc:{operation:?}")]
+        }
+    }
+
+    const FAILOVER: &str = "arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover";
+    const CHILD: &str = "arn:aws:states:us-east-1:1:stateMachine:muejam-child";
+    const CHECK: &str = "arn:aws:lambda:us-east-1:1:function:muejam-Check";
+    const PROMOTE: &str = "arn:aws:lambda:us-east-1:1:function:muejam-Promote";
+
+    fn deployed() -> FakePermissions {
+        let machine = |arn: &str, role: &str, definition: serde_json::Value| {
+            (
+                arn.to_owned(),
+                DeployedStateMachine {
+                    arn: arn.to_owned(),
+                    definition,
+                    role_arn: role.to_owned(),
+                },
+            )
+        };
+        let function = |arn: &str, role: &str, f: crate::Function| {
+            (
+                arn.to_owned(),
+                DeployedFunction {
+                    arn: arn.to_owned(),
+                    role_arn: role.to_owned(),
+                    dr_function: Some(f.name().to_owned()),
+                },
+            )
+        };
+        FakePermissions {
+            machines: [
+                machine(
+                    FAILOVER,
+                    "role/sm",
+                    serde_json::json!({"StartAt": "Check", "States": {
+                        "Check": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                  "Parameters": {"FunctionName": CHECK, "Payload.$": "$"}, "Next": "Each"},
+                        "Each": {"Type": "Map", "ItemProcessor": {"StartAt": "Child", "States": {
+                            "Child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                                      "Parameters": {"StateMachineArn": CHILD, "Input.$": "$"}, "End": true}}}, "End": true}
+                    }}),
+                ),
+                machine(
+                    CHILD,
+                    "role/child",
+                    serde_json::json!({"StartAt": "Promote", "States": {
+                        "Promote": {"Type": "Task", "Resource": PROMOTE, "End": true}
+                    }}),
+                ),
+            ]
+            .into(),
+            functions: [
+                function(CHECK, "role/check", crate::Function::CheckDatabase),
+                function(PROMOTE, "role/promote", crate::Function::PromoteReplica),
+            ]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_definition_names_its_functions_and_children_in_maps_and_direct_resources() {
+        let fake = deployed();
+        let (functions, children) = invoked(&fake.machines[FAILOVER].definition);
+        assert_eq!(functions, BTreeSet::from([CHECK.to_owned()]));
+        assert_eq!(children, BTreeSet::from([CHILD.to_owned()]));
+        let (functions, children) = invoked(&fake.machines[CHILD].definition);
+        assert_eq!(functions, BTreeSet::from([PROMOTE.to_owned()]));
+        assert!(children.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_scenario_is_permitted_only_when_every_role_it_runs_with_allows_its_steps() {
+        async fn check(fake: FakePermissions) -> Finding {
+            let mut seen = BTreeMap::new();
+            observe_permissions(&fake, &[FAILOVER.to_owned()], &mut seen).await
+        }
+        let ok = check(deployed()).await;
+        assert!(ok.met, "{}", ok.detail);
+        assert_eq!(ok.precondition, Precondition::Permissions);
+        assert!(
+            ok.detail.starts_with("4 role(s) allow their"),
+            "{}",
+            ok.detail
+        );
+
+        type Case = (Vec<(&'static str, &'static str)>, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                vec![("role/promote", "svc:PromoteReadReplica")],
+                "function arn:aws:lambda:us-east-1:1:function:muejam-Promote (DR_FUNCTION=promote-replica) may not svc:PromoteReadReplica on * (implicitDeny)",
+            ),
+            (
+                vec![("role/sm", "lambda:InvokeFunction")],
+                "state machine arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover may not lambda:InvokeFunction on arn:aws:lambda:us-east-1:1:function:muejam-Check (implicitDeny)",
+            ),
+            (
+                vec![("role/sm", "states:StartExecution")],
+                "may not states:StartExecution on arn:aws:states:us-east-1:1:stateMachine:muejam-child",
+            ),
+        ];
+        for (denied, says) in cases {
+            let fake = FakePermissions {
+                denied,
+                ..deployed()
+            };
+            let f = check(fake).await;
+            assert!(!f.met);
+            assert!(f.detail.contains(says), "{}", f.detail);
+        }
+
+        // A function that is not ours: what it needs is unknown.
+        let mut foreign = deployed();
+        if let Some(f) = foreign.functions.get_mut(PROMOTE) {
+            f.dr_function = Some("mystery".into());
+        }
+        let f = check(foreign).await;
+        assert!(!f.met);
+        assert!(
+            f.detail
+                .contains("DR_FUNCTION \"mystery\" is not a function of this build"),
+            "{}",
+            f.detail
+        );
+
+        // A state machine that cannot be read: not measured.
+        let mut gone = deployed();
+        gone.machines.remove(CHILD);
+        let f = check(gone).await;
+        assert!(!f.met);
+        assert!(f.detail.starts_with("could not describe state machine arn:aws:states:us-east-1:1:stateMachine:muejam-child (NotFound"), "{}", f.detail);
+        assert!(f.detail.ends_with("not measured"), "{}", f.detail);
+    }
+
+    #[tokio::test]
+    async fn a_function_two_scenarios_share_is_simulated_once() {
+        let fake = deployed();
+        let mut seen = BTreeMap::new();
+        for _ in 0..2 {
+            let f = observe_permissions(&fake, &[CHILD.to_owned()], &mut seen).await;
+            assert!(f.met, "{}", f.detail);
+        }
+        let simulated = fake.simulated.lock().expect("lock").clone();
+        assert_eq!(simulated, ["role/child", "role/promote", "role/child"]);
+    }
+
+    #[test]
+    fn a_scenario_is_not_ready_when_its_own_permissions_are_not_met() {
+        let scoped = vec![ScenarioFinding {
+            scenario: "deployment-rollback".into(),
+            finding: not_met(Precondition::Permissions, "role x may not y".into()),
+        }];
+        let findings = vec![
+            met(Precondition::AlertsSubscriber, "ok".into()),
+            met(Precondition::DeploymentExists, "ok".into()),
+        ];
+        let scenarios = assess(&findings, &scoped);
+        let rollback = scenarios
+            .iter()
+            .find(|s| s.scenario == "deployment-rollback")
+            .expect("rollback");
+        assert_eq!(rollback.reasons, ["permissions: role x may not y"]);
+        assert!(assess(&findings, &[])
+            .iter()
+            .any(|s| s.scenario == "deployment-rollback" && s.ready));
     }
 
     #[test]
@@ -1675,7 +2213,7 @@ mod tests {
                 .collect()
         };
         let not_ready = |unmet: &[Precondition]| -> Vec<String> {
-            assess(&findings(unmet))
+            assess(&findings(unmet), &[])
                 .into_iter()
                 .filter(|s| !s.ready)
                 .map(|s| s.scenario)
@@ -1708,21 +2246,25 @@ mod tests {
         for (unmet, expected) in cases {
             assert_eq!(not_ready(&unmet), expected, "{unmet:?}");
         }
-        // Every precondition is some scenario's.
-        for p in Precondition::ALL {
+        // Every precondition is some scenario's (the permissions are each
+        // scenario's own finding).
+        for p in Precondition::ALL
+            .into_iter()
+            .filter(|p| *p != Precondition::Permissions)
+        {
             assert!(
                 SCENARIOS.iter().any(|(_, needs)| needs.contains(&p)),
                 "{p:?} is nobody's"
             );
         }
         // What was never observed is not met.
-        let missing = assess(&[]);
+        let missing = assess(&[], &[]);
         assert!(missing.iter().all(|s| !s.ready));
         assert!(
             missing[0].reasons[0].ends_with("not checked"),
             "{missing:?}"
         );
-        let reasons = &assess(&findings(&[ReplicaInSync]))[0].reasons;
+        let reasons = &assess(&findings(&[ReplicaInSync]), &[])[0].reasons;
         assert_eq!(reasons, &["replica_in_sync: broken"]);
     }
 }

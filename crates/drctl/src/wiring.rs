@@ -256,6 +256,11 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
             clients.events.clone(),
             clients.scheduler.clone(),
         )),
+        permissions: Arc::new(dr_aws::AwsPermissions::new(
+            clients.sfn.clone(),
+            clients.lambda.clone(),
+            clients.iam.clone(),
+        )),
         users: Arc::new(dr_aws::SnsUserNotifier::new(clients.sns.clone())),
         ledger: Arc::new(dr_aws::DynamoDbLedger::new(
             clients.dynamodb.clone(),

@@ -299,6 +299,23 @@ async fn each_broken_precondition_makes_exactly_its_scenarios_not_ready() {
     );
     set_schedule(&scheduler, "local-quarterly-drill", quarterly, drill, true).await;
 
+    // The roles' permissions asked for, of a state machine moto does not
+    // have: not measured, so that scenario alone is not ready; a scenario
+    // that does not exist is refused.
+    let mut roles = request.clone();
+    roles["permissions"] = json!({"deployment-rollback": ["arn:aws:states:us-east-1:123456789012:stateMachine:muejam-deployment-rollback"]});
+    let (code, report) = readiness(&stack, &roles);
+    assert_eq!(code, 1, "{report:#}");
+    let broken = not_ready(&report);
+    assert_eq!(names(&broken), ["deployment-rollback"], "{report:#}");
+    assert!(
+        broken[0].1[0].starts_with("permissions: could not describe state machine arn:aws:states:us-east-1:123456789012:stateMachine:muejam-deployment-rollback (NotFound"),
+        "{broken:?}"
+    );
+    roles["permissions"] =
+        json!({"deployment-rollbak": ["arn:aws:states:us-east-1:1:stateMachine:x"]});
+    assert_eq!(readiness(&stack, &roles).0, 2);
+
     // A careless request is refused, not judged.
     let mut bad = request.clone();
     bad["rpo_seconds"] = json!(0);

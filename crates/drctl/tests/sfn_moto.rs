@@ -427,9 +427,10 @@ async fn keep_readiness(moto: &Moto, minutes_ago: i64, ready: bool) {
         database: "muejam".to_owned(),
         checked_at,
         rpo_seconds: 21_600.0,
-        scenarios: dr_scenarios::readiness::assess(&findings),
+        scenarios: dr_scenarios::readiness::assess(&findings, &[]),
         findings,
         not_checked: vec![],
+        permissions: vec![],
     };
     moto.clients
         .s3

@@ -267,6 +267,12 @@ pub enum PortOperation {
     TriggerRules,
     /// A Scheduler schedule (GetSchedule).
     TriggerSchedule,
+    /// A deployed state machine (DescribeStateMachine).
+    PermissionsStateMachine,
+    /// A deployed function (GetFunctionConfiguration).
+    PermissionsFunction,
+    /// A role's policies read and simulated (IAM).
+    PermissionsSimulate,
     FirewallGetIpSet,
     FirewallUpdateIpSet,
     UserNotify,

@@ -180,6 +180,80 @@ pub trait Triggers: Send + Sync {
     async fn schedule(&self, name: &str) -> DrResult<Option<ScheduleInfo>>;
 }
 
+/// A state machine as deployed: its definition and the role it runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployedStateMachine {
+    pub arn: String,
+    pub definition: serde_json::Value,
+    pub role_arn: String,
+}
+
+/// A function as deployed: its role, and which handler it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedFunction {
+    pub arn: String,
+    pub role_arn: String,
+    /// Its `DR_FUNCTION` (none: not one of ours).
+    pub dr_function: Option<String>,
+}
+
+/// An action to simulate for a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRequest {
+    pub action: String,
+    /// The resources it acts on; empty: those the role's own policies name
+    /// for the action (what the deployment scoped it to).
+    pub resources: Vec<String>,
+}
+
+/// What IAM's policy simulation decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Decision {
+    Allowed,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+impl Decision {
+    /// IAM's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::ExplicitDeny => "explicitDeny",
+            Decision::ImplicitDeny => "implicitDeny",
+        }
+    }
+}
+
+/// One simulated action on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionVerdict {
+    pub action: String,
+    pub resource: String,
+    pub decision: Decision,
+    /// Condition keys the simulation needed and was not given.
+    #[serde(default)]
+    pub missing_context: Vec<String>,
+}
+
+/// Whether the deployed roles allow what the steps do: the state machines
+/// and functions as deployed, and IAM's policy simulation of their roles.
+#[async_trait]
+pub trait Permissions: Send + Sync {
+    async fn state_machine(&self, arn: &str) -> DrResult<DeployedStateMachine>;
+    async fn function(&self, arn: &str) -> DrResult<DeployedFunction>;
+    /// Simulates the role calling each action on its resources (all
+    /// identity policies, permissions boundary and SCPs included).
+    async fn simulate(
+        &self,
+        role_arn: &str,
+        requests: &[ActionRequest],
+    ) -> DrResult<Vec<ActionVerdict>>;
+    /// The IAM actions the adapter of an operation calls.
+    fn actions(&self, operation: PortOperation) -> Vec<String>;
+}
+
 /// Reference to a WAF IP set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpSetRef {
