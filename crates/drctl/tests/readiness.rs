@@ -99,8 +99,7 @@ async fn seed_triggers(stack: &Stack) -> String {
     "failover-alarm".to_owned()
 }
 
-/// Creates or replaces (UpdateSchedule replaces every field) a schedule of
-/// the default group.
+/// Creates, or replaces, a schedule of the default group.
 async fn set_schedule(
     scheduler: &aws_sdk_scheduler::Client,
     name: &str,
@@ -123,30 +122,24 @@ async fn set_schedule(
     } else {
         ScheduleState::Disabled
     };
-    let exists = scheduler.get_schedule().name(name).send().await.is_ok();
-    if exists {
+    if scheduler.get_schedule().name(name).send().await.is_ok() {
         scheduler
-            .update_schedule()
+            .delete_schedule()
             .name(name)
-            .schedule_expression(expression)
-            .flexible_time_window(window)
-            .target(target)
-            .state(state)
             .send()
             .await
-            .expect("update schedule");
-    } else {
-        scheduler
-            .create_schedule()
-            .name(name)
-            .schedule_expression(expression)
-            .flexible_time_window(window)
-            .target(target)
-            .state(state)
-            .send()
-            .await
-            .expect("create schedule");
+            .expect("delete schedule");
     }
+    scheduler
+        .create_schedule()
+        .name(name)
+        .schedule_expression(expression)
+        .flexible_time_window(window)
+        .target(target)
+        .state(state)
+        .send()
+        .await
+        .expect("create schedule");
 }
 
 /// `drctl readiness --local --output json`: the exit code and the report.
