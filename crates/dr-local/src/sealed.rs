@@ -227,11 +227,42 @@ fn unpack_inner(entry: &mut impl Read, dir: &Path) -> io::Result<()> {
     archive.unpack(dir)
 }
 
-fn corrupt(sealed: &Path, error: &dyn std::fmt::Display) -> DrError {
+/// `Corrupt`, naming the error and every cause beneath it (tar's "failed to
+/// unpack `path`" alone hides why); `Internal` when the cause is this
+/// machine's disk (full, over quota, read-only, not ours): a full disk is not
+/// a corrupt backup, and must not page as one.
+fn corrupt(sealed: &Path, error: &(dyn std::error::Error + 'static)) -> DrError {
+    let mut text = error.to_string();
+    let mut local = is_local_disk(error);
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        local |= is_local_disk(cause);
+        source = cause.source();
+    }
+    if local {
+        return DrError::Internal(format!(
+            "snapshot {} cannot be unpacked on this machine: {text}",
+            sealed.display()
+        ));
+    }
     DrError::Corrupt(format!(
-        "snapshot {} cannot be decrypted and unpacked with the configured key: {error}",
+        "snapshot {} cannot be decrypted and unpacked with the configured key: {text}",
         sealed.display()
     ))
+}
+
+fn is_local_disk(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.downcast_ref::<io::Error>().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull
+                | io::ErrorKind::QuotaExceeded
+                | io::ErrorKind::ReadOnlyFilesystem
+                | io::ErrorKind::PermissionDenied
+        )
+    })
 }
 
 fn io_error(what: &str, error: io::Error) -> DrError {
@@ -285,6 +316,40 @@ mod tests {
             fs::read(tmp.path().join("data/PG_VERSION")).expect("restored"),
             b"PG_VERSION 15 and some table data"
         );
+    }
+
+    #[test]
+    fn a_full_disk_is_not_a_corrupt_snapshot_and_every_cause_is_named() {
+        let full = io::Error::other(TarLike(io::Error::from(io::ErrorKind::StorageFull)));
+        match corrupt(Path::new("s.tar.age"), &full) {
+            DrError::Internal(text) => {
+                assert!(text.contains("failed to unpack `base/4/2691`"), "{text}");
+                assert!(text.contains("no storage space"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let damaged = io::Error::other(TarLike(io::Error::from(io::ErrorKind::UnexpectedEof)));
+        match corrupt(Path::new("s.tar.age"), &damaged) {
+            DrError::Corrupt(text) => assert!(text.contains("unexpected end of file"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What tar's unpack returns: an error whose own text names the file
+    /// and whose source is the I/O error beneath.
+    #[derive(Debug)]
+    struct TarLike(io::Error);
+
+    impl std::fmt::Display for TarLike {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("failed to unpack `base/4/2691`")
+        }
+    }
+
+    impl std::error::Error for TarLike {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
     }
 
     #[test]

@@ -803,17 +803,8 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
         "dies-1",
         &["--fault", "StartSearch:1:Throttled"],
     );
-    let stderr = run.child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("✔ StopWrites") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the run ended before StopWrites"),
-        }
-    }
-    run.child.kill().expect("kill -9");
-    let _ = run.child.wait();
+    run.wait_for_line("✔ StopWrites");
+    run.kill();
     assert!(
         !app_writes(&stack, PRIMARY).await,
         "the dead run left the writes stopped"

@@ -382,33 +382,15 @@ async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_killed_mid_restore_leaves_instances_the_next_drill_removes_first() {
-    use std::io::BufRead;
     let stack = Stack::up();
     let snapshot = drctl(
         &stack.home,
         &["local", "snapshot", PRIMARY, "--home", stack.home_str()],
     );
     assert!(snapshot.status.success());
-    let input = stack.home.join("drill-input.json");
-    std::fs::write(&input, drill_input().to_string()).expect("input");
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_drctl"))
-        .args(["run", "dr-drill", "--input"])
-        .arg(&input)
-        .args(["--local", "--name", "killed-drill"])
-        .env("DRCTL_HOME", &stack.home)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("drill");
-    let stderr = run.stderr.take().expect("stderr");
-    for line in std::io::BufReader::new(stderr).lines() {
-        if line.expect("line").contains("✔ StartRestore") {
-            break;
-        }
-    }
-    run.kill().expect("kill -9");
-    let _ = run.wait();
+    let mut run = Background::start(&stack, "dr-drill", &drill_input(), "killed-drill", &[]);
+    run.wait_for_line("✔ StartRestore");
+    run.kill();
     let left = drill_instances(&stack).await;
     assert!(!left.is_empty(), "the killed drill left its restore behind");
 

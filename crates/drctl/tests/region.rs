@@ -647,17 +647,8 @@ fn kill_after(stack: &Stack, input: &Value, name: &str, faults: &[&str], line: &
         extra.extend(["--fault", fault]);
     }
     let mut run = Background::start(stack, REGION, input, name, &extra);
-    let stderr = run.child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains(line) => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the run ended before {line}"),
-        }
-    }
-    run.child.kill().expect("kill -9");
-    let _ = run.child.wait();
+    run.wait_for_line(line);
+    run.kill();
 }
 
 /// What the death rules call for the run `name` that ended ABORTED: the

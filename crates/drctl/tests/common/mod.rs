@@ -24,9 +24,23 @@ pub const DATA_CORRUPTION: &str = "statemachines/data-corruption.asl.json";
 
 /// A `drctl run` in the background, as on-call would leave one waiting for
 /// an approval.
+///
+/// A test that panics never leaves it running: dropping it kills the run.
 pub struct Background {
-    pub child: Child,
+    child: Option<Child>,
+    /// The run's progress lines (stderr), read by a thread that drains the
+    /// pipe to its end so the run never blocks on a full pipe.
+    progress: Option<std::sync::mpsc::Receiver<String>>,
+    /// Every progress line read so far, for the panic messages.
+    printed: Vec<String>,
 }
+
+/// How long a test waits for a progress line before it gives up on the run:
+/// far beyond any run these tests make, short of nextest's own limit.
+pub const PROGRESS_DEADLINE: Duration = Duration::from_secs(240);
+
+/// How long a test waits for a background run to end.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(480);
 
 impl Background {
     pub fn start(
@@ -69,19 +83,124 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn drctl run");
-        Background { child }
+        Background {
+            child: Some(child),
+            progress: None,
+            printed: Vec::new(),
+        }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the run was not yet reaped")
+    }
+
+    /// Reads the run's progress until a line contains `text`. Panics, with
+    /// what the run printed, when the run ends first or no such line comes
+    /// within [`PROGRESS_DEADLINE`] (the run is killed then): a run that
+    /// hangs fails its test instead of holding CI until its time-out.
+    pub fn wait_for_line(&mut self, text: &str) {
+        if self.progress.is_none() {
+            let stderr = self.child().stderr.take().expect("stderr is piped");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    // Once nobody listens, keep draining to the end.
+                    let _ = tx.send(line);
+                }
+            });
+            self.progress = Some(rx);
+        }
+        let deadline = Instant::now() + PROGRESS_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let received = self
+                .progress
+                .as_ref()
+                .expect("progress is read")
+                .recv_timeout(left);
+            match received {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    self.printed.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    panic!(
+                        "no progress line with {text:?} within {PROGRESS_DEADLINE:?}; \
+                         the run printed:\n{}",
+                        self.printed.join("\n")
+                    );
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "the run ended before {text:?}; it printed:\n{}",
+                    self.printed.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Kills the run (SIGKILL, as a Lambda's or the runner's death) and
+    /// reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Waits for the run to end: its exit code and `--output json`.
-    pub fn finish(self) -> (i32, Value) {
-        let out = self.child.wait_with_output().expect("wait");
-        let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "run printed no JSON: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
+    /// Panics, with what the run printed, when it has not ended within
+    /// [`RUN_DEADLINE`] (the run is killed then).
+    pub fn finish(mut self) -> (i32, Value) {
+        use std::io::Read;
+        let child = self.child();
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let out = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stdout.read_to_end(&mut bytes);
+            bytes
         });
-        (out.status.code().unwrap_or(-1), result)
+        let err = child.stderr.take().map(|mut stderr| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            })
+        });
+        let deadline = Instant::now() + RUN_DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child().try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!(
+                    "the run did not end within {RUN_DEADLINE:?}; it printed:\n{}",
+                    self.printed.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.child = None;
+        let stdout = out.join().expect("stdout reader");
+        let mut printed = self.printed.join("\n");
+        if let Some(err) = err {
+            printed.push_str(&err.join().expect("stderr reader"));
+        }
+        let result = serde_json::from_slice(&stdout)
+            .unwrap_or_else(|_| panic!("run printed no JSON: {printed}"));
+        (status.code().unwrap_or(-1), result)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

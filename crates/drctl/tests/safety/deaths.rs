@@ -8,19 +8,9 @@ use super::*;
 fn kill_after(stack: &Stack, input: &Value, name: &str, after: &str, next: &str) {
     let fault = format!("{next}:1:Throttled");
     let mut run = Background::start(stack, FAILOVER, input, name, &["--fault", &fault]);
-    let stderr = run.child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let marker = format!("✔ {after}");
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(&marker) => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the run ended before {after}"),
-        }
-    }
+    run.wait_for_line(&format!("✔ {after}"));
     std::thread::sleep(Duration::from_millis(300));
-    run.child.kill().expect("kill -9");
-    let _ = run.child.wait();
+    run.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,15 +104,7 @@ async fn a_rerun_after_a_kill_during_the_new_replica_reports_the_replica_failed(
     let alarm = stack.alarm_request(json!({}));
     // Killed while CreateReplica builds the replica (its base backup).
     let mut run = Background::start(&stack, FAILOVER, &alarm, "replica-kill", &[]);
-    let stderr = run.child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("▶ CreateReplica") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the run ended before CreateReplica"),
-        }
-    }
+    run.wait_for_line("▶ CreateReplica");
     // Once the new instance exists (its base backup is being taken), kill.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !stack
@@ -139,8 +121,7 @@ async fn a_rerun_after_a_kill_during_the_new_replica_reports_the_replica_failed(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    run.child.kill().expect("kill -9");
-    let _ = run.child.wait();
+    run.kill();
     assert_ne!(
         stack.describe(NEW_REPLICA).await.status,
         InstanceStatus::Available,
