@@ -1,6 +1,7 @@
 //! Domain core of MueJam disaster recovery: the stable error names, the
 //! resource types and the ports (traits) that adapters implement.
 
+pub mod clock;
 pub mod error;
 pub mod guard;
 pub mod model;

@@ -331,7 +331,7 @@ impl Topology {
         }
         next.primary = new_primary.clone();
         next.generation = self.generation.saturating_add(1);
-        next.updated_at = Some(Utc::now());
+        next.updated_at = Some(crate::clock::now());
         next.updated_by = Some(by.to_owned());
         Ok(next)
     }
@@ -357,7 +357,7 @@ impl Topology {
         }
         next.primary = restored.clone();
         next.generation = self.generation.saturating_add(1);
-        next.updated_at = Some(Utc::now());
+        next.updated_at = Some(crate::clock::now());
         next.updated_by = Some(by.to_owned());
         Ok(next)
     }
@@ -394,7 +394,7 @@ impl Topology {
         next.region = Some(region.to_owned());
         next.availability_zones = availability_zones.to_vec();
         next.generation = self.generation.saturating_add(1);
-        next.updated_at = Some(Utc::now());
+        next.updated_at = Some(crate::clock::now());
         next.updated_by = Some(by.to_owned());
         Ok(next)
     }
@@ -412,7 +412,7 @@ impl Topology {
         }
         let mut next = self.clone();
         next.replicas.insert(0, replica.clone());
-        next.updated_at = Some(Utc::now());
+        next.updated_at = Some(crate::clock::now());
         next.updated_by = Some(by.to_owned());
         Ok(next)
     }

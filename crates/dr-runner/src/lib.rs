@@ -22,7 +22,9 @@ pub mod template;
 
 pub use control::{Fault, FaultPlan, FaultRule, TaskTokens, TokenOutcome};
 pub use definition::{LoadOptions, StateMachine};
-pub use engine::{ChildRecord, ExecutionResult, ExecutionStatus, Observer, Runner, TimeMode};
+pub use engine::{
+    ChildRecord, ExecutionResult, ExecutionStatus, Observer, Runner, TimeMode, TokenDelay,
+};
 pub use error::{LoadError, StateError};
 pub use handler::{HandlerError, Handlers, InvocationContext, TaskHandler};
 pub use history::HistoryEvent;

@@ -83,19 +83,29 @@ impl SamTemplate {
     /// Each function's timeout in seconds (its own `Timeout`, else the
     /// `Globals.Function.Timeout`, else Lambda's default of 3 s).
     pub fn function_timeouts(&self) -> BTreeMap<String, f64> {
+        self.function_property("Timeout", 3.0)
+    }
+
+    /// Each function's memory in MiB (its own `MemorySize`, else the
+    /// `Globals.Function.MemorySize`, else Lambda's default of 128).
+    pub fn function_memory_sizes(&self) -> BTreeMap<String, f64> {
+        self.function_property("MemorySize", 128.0)
+    }
+
+    fn function_property(&self, property: &str, default: f64) -> BTreeMap<String, f64> {
         self.functions()
             .into_iter()
             .map(|id| {
                 let own = self.resources[&id]
                     .get("Properties")
-                    .and_then(|p| p.get("Timeout"))
+                    .and_then(|p| p.get(property))
                     .and_then(Yaml::as_f64);
                 let global = self
                     .globals
                     .get("Function")
-                    .and_then(|f| f.get("Timeout"))
+                    .and_then(|f| f.get(property))
                     .and_then(Yaml::as_f64);
-                (id, own.or(global).unwrap_or(3.0))
+                (id, own.or(global).unwrap_or(default))
             })
             .collect()
     }

@@ -104,7 +104,7 @@ pub fn failover_question(
             "nothing is changed: {} stays the primary, the application stays down until someone acts, and on-call is paged",
             plan.primary
         ),
-        requested_at: Utc::now(),
+        requested_at: dr_core::clock::now(),
         deadline: window.deadline,
         status: ApprovalStatus::Pending,
         answer: None,
@@ -188,7 +188,7 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
                     crate::corruption::MAX_APPROVAL_SECONDS
                 )));
             }
-            let now = Utc::now();
+            let now = dr_core::clock::now();
             let request = ApprovalRequest {
                 execution_name: execution.name.clone(),
                 execution_arn: execution.id.clone(),
@@ -247,4 +247,60 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
             })
         }
     }
+}
+
+/// A person's answer to the approval an execution waits on, as `drctl
+/// approve|reject` gives it: checked against the deadline, claimed in the
+/// store exactly once (a second answer is a `Conflict`), then handed to the
+/// waiting execution through its task token. Returns the closed request and
+/// the answer.
+pub async fn answer(
+    store: &dyn ApprovalStore,
+    tokens: &dyn TaskTokens,
+    execution: &str,
+    approve: bool,
+    by: &str,
+    reason: Option<&str>,
+) -> DrResult<(ApprovalRequest, ApprovalAnswer)> {
+    let (request, token) = store.get(execution).await?.ok_or_else(|| {
+        DrError::NotFound(format!(
+            "no approval was requested by an execution named {execution}"
+        ))
+    })?;
+    let now = dr_core::clock::now();
+    if request.status == ApprovalStatus::Pending && now > request.deadline {
+        return Err(DrError::Conflict(format!(
+            "the approval of {execution} expired at {}: the safe default applies ({})",
+            request.deadline.to_rfc3339(),
+            request.default_action
+        )));
+    }
+    let answer = ApprovalAnswer {
+        approved: approve,
+        by: by.to_owned(),
+        at: now,
+        reason: reason.filter(|r| !r.trim().is_empty()).map(str::to_owned),
+    };
+    let status = if approve {
+        ApprovalStatus::Approved
+    } else {
+        ApprovalStatus::Rejected
+    };
+    // Claim the answer first (exactly once), then wake the execution.
+    let closed = store.close(execution, status, Some(answer.clone())).await?;
+    let delivered = if approve {
+        tokens
+            .send_success(&token, &serde_json::json!(answer))
+            .await
+    } else {
+        let cause = serde_json::to_string(&answer)
+            .map_err(|e| DrError::Internal(format!("serializing the answer: {e}")))?;
+        tokens.send_failure(&token, "Rejected", &cause).await
+    };
+    if let Err(error) = delivered {
+        return Err(DrError::Unavailable(format!(
+            "the answer is recorded but the execution did not take it ({error}): it may have timed out; check it with the Step Functions console or drctl run's output"
+        )));
+    }
+    Ok((closed, answer))
 }

@@ -374,7 +374,7 @@ fn emit_metrics(report: &DrillReport) {
     }
     let mut document = json!({
         "_aws": {
-            "Timestamp": Utc::now().timestamp_millis(),
+            "Timestamp": dr_core::clock::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "MueJam/DR",
                 "Dimensions": [["Scenario"]],

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 
-use chrono::Utc;
 use dr_core::*;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +50,7 @@ fn entry(
         recovery_id: journal.recovery_id.clone(),
         key: key.to_owned(),
         execution: journal.execution.clone(),
-        at: Utc::now(),
+        at: dr_core::clock::now(),
         status,
         summary,
         detail,

@@ -525,7 +525,7 @@ pub async fn validate_input(ports: &Ports, input: ValidateInputInput) -> DrResul
         plan,
         database_record: ObservedRecord {
             value: record.map(|r| r.value),
-            read_at: Utc::now(),
+            read_at: dr_core::clock::now(),
         },
     })
 }

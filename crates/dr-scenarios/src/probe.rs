@@ -169,7 +169,7 @@ pub async fn probe_database(
         input.write_probe,
     )
     .await?;
-    let checked_at = Utc::now();
+    let checked_at = dr_core::clock::now();
     let data = probe_datapoints(&probe, &input.database_label, checked_at);
     ports.metrics.put(&input.namespace, &data).await?;
     let class = probe.failure.map(ProbeFailure::class);
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_broken_probe_never_publishes_a_database_failure() {
-        let at = Utc::now();
+        let at = dr_core::clock::now();
         let published = |r: ProbeReport| -> Vec<(String, f64)> {
             probe_datapoints(&r, "db.muejam.internal", at)
                 .into_iter()

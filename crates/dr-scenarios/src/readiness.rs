@@ -1150,7 +1150,7 @@ pub async fn readiness(ports: &Ports, request: ReadinessRequest) -> DrResult<Rea
             ))
         })?;
     let rpo = request.rpo_seconds;
-    let now = Utc::now();
+    let now = dr_core::clock::now();
     let mut findings = Vec::new();
 
     let mut replicas = Vec::new();

@@ -8,11 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use clap::Args;
 use dr_core::*;
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use crate::output::OutputFormat;
 
@@ -122,48 +120,15 @@ pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
             Box::new(dr_aws::SfnTaskTokens::new(clients.sfn)),
         )
     };
-    let (request, token) = store.get(&args.execution).await?.ok_or_else(|| {
-        DrError::NotFound(format!(
-            "no approval was requested by an execution named {}",
-            args.execution
-        ))
-    })?;
-    let now = Utc::now();
-    if request.status == ApprovalStatus::Pending && now > request.deadline {
-        return Err(DrError::Conflict(format!(
-            "the approval of {} expired at {}: the safe default applies ({})",
-            args.execution,
-            request.deadline.to_rfc3339(),
-            request.default_action
-        )));
-    }
-    let answer = ApprovalAnswer {
-        approved: approve,
-        by: operator(args.by.clone()),
-        at: now,
-        reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
-    };
-    let status = if approve {
-        ApprovalStatus::Approved
-    } else {
-        ApprovalStatus::Rejected
-    };
-    // Claim the answer first (exactly once), then wake the execution.
-    let closed = store
-        .close(&args.execution, status, Some(answer.clone()))
-        .await?;
-    let delivered = if approve {
-        tokens.send_success(&token, &json!(answer)).await
-    } else {
-        let cause = serde_json::to_string(&answer)
-            .map_err(|e| DrError::Internal(format!("serializing the answer: {e}")))?;
-        tokens.send_failure(&token, "Rejected", &cause).await
-    };
-    if let Err(error) = delivered {
-        return Err(DrError::Unavailable(format!(
-            "the answer is recorded but the execution did not take it ({error}): it may have timed out; check it with the Step Functions console or drctl run's output"
-        )));
-    }
+    let (closed, answer) = dr_scenarios::approval::answer(
+        store.as_ref(),
+        tokens.as_ref(),
+        &args.execution,
+        approve,
+        &operator(args.by.clone()),
+        args.reason.as_deref(),
+    )
+    .await?;
     match args.output {
         OutputFormat::Json => crate::output::print_json(&closed)?,
         OutputFormat::Text => println!(

@@ -3,6 +3,7 @@
 mod app;
 mod approve;
 mod control;
+mod estimate;
 mod executions;
 mod invoke;
 mod local;
@@ -75,6 +76,10 @@ enum Command {
     /// done, 1 someone must act, 3 stopped with nothing changed, 4 still
     /// running at --timeout).
     Watch(watch::WatchArgs),
+    /// What RTO a scenario would achieve on AWS: its state machine run many
+    /// times in simulated time over a simulated AWS with AWS's documented
+    /// durations; where the time goes, its history, payloads and cost.
+    Estimate(estimate::EstimateArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
             Command::Start(args) => start::run(args).await,
             Command::Evidence(args) => report::evidence(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Estimate(args) => estimate::run(args).await,
         }
     });
     match result {

@@ -137,11 +137,11 @@ fn parse_fault(text: &str) -> DrResult<FaultRule> {
 }
 
 /// A state machine of the template that tasks may start as a child.
-struct Child {
-    arn: String,
-    name: String,
-    path: PathBuf,
-    substitutions: BTreeMap<String, String>,
+pub(crate) struct Child {
+    pub arn: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub substitutions: BTreeMap<String, String>,
 }
 
 /// The name the runner gives a definition: its file name without `.asl.json`.
@@ -156,25 +156,30 @@ fn stem(path: &Path) -> String {
         .unwrap_or_else(|| "local".to_owned())
 }
 
-type Located = (PathBuf, String, BTreeMap<String, String>, Vec<Child>);
+pub(crate) type Located = (PathBuf, String, BTreeMap<String, String>, Vec<Child>);
 
 fn locate(args: &RunArgs) -> DrResult<Located> {
-    let direct = PathBuf::from(&args.state_machine);
+    locate_machine(&args.state_machine, args.template.as_deref())
+}
+
+/// The definition of `state_machine` (a name or a path), its name, the
+/// template's substitutions for it, and the template's other machines.
+pub(crate) fn locate_machine(state_machine: &str, template: Option<&Path>) -> DrResult<Located> {
+    let direct = PathBuf::from(state_machine);
     let path = if direct.is_file() {
         direct
     } else {
-        let candidate = Path::new("statemachines").join(format!("{}.asl.json", args.state_machine));
+        let candidate = Path::new("statemachines").join(format!("{state_machine}.asl.json"));
         if !candidate.is_file() {
             return Err(DrError::NotFound(format!(
-                "no state machine {:?}: neither a file nor statemachines/{}.asl.json",
-                args.state_machine, args.state_machine
+                "no state machine {state_machine:?}: neither a file nor statemachines/{state_machine}.asl.json"
             )));
         }
         candidate
     };
     let name = stem(&path);
-    let template = match &args.template {
-        Some(t) => Some(t.clone()),
+    let template = match template.map(Path::to_path_buf) {
+        Some(t) => Some(t),
         None => Some(PathBuf::from("template.yaml")).filter(|p| p.is_file()),
     };
     let mut substitutions = BTreeMap::new();

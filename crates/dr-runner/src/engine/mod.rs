@@ -42,7 +42,17 @@ pub enum TimeMode {
     /// Waits and retry intervals advance a simulated clock instantly; task
     /// handlers still take the real time they take, which the clock adds.
     Virtual,
+    /// Only simulated time passes: waits and retries advance it, and each
+    /// task runs inside [`dr_core::clock::simulate`], its handlers reading
+    /// the execution's time and adding what their calls take on the
+    /// simulated AWS. Task tokens are answered after the delay the
+    /// runner's [`TokenDelay`] gives. What `drctl estimate` runs.
+    Simulated,
 }
+
+/// How long a person takes to answer the task token of `state` in
+/// `execution` (a simulated run adds it to the execution's time).
+pub type TokenDelay = Arc<dyn Fn(&str, &str) -> chrono::Duration + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -105,6 +115,7 @@ pub struct Runner {
     tokens: TaskTokens,
     observer: Option<Observer>,
     token_inbox: Option<PathBuf>,
+    token_delay: Option<TokenDelay>,
     state_machine_name: String,
     children: Arc<BTreeMap<String, ChildMachine>>,
     /// Every child execution started, by ARN (names are never reused).
@@ -140,6 +151,7 @@ impl Runner {
             tokens: TaskTokens::default(),
             observer: None,
             token_inbox: None,
+            token_delay: None,
             state_machine_name: "local".to_owned(),
             children: Arc::new(BTreeMap::new()),
             started: Arc::new(Mutex::new(BTreeMap::new())),
@@ -184,6 +196,13 @@ impl Runner {
         self
     }
 
+    /// In [`TimeMode::Simulated`], how long each task token waits for its
+    /// answer in simulated time (the answer itself arrives as always).
+    pub fn token_delay(mut self, delay: TokenDelay) -> Self {
+        self.token_delay = Some(delay);
+        self
+    }
+
     /// A directory other processes drop task-token outcomes into.
     pub fn token_inbox(mut self, dir: PathBuf) -> Self {
         self.token_inbox = Some(dir);
@@ -219,6 +238,25 @@ impl Runner {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         self.execute_as(&self.state_machine_name, machine, input, name, Utc::now())
             .await
+    }
+
+    /// Runs one execution named `name` whose clock starts at `start` (a
+    /// simulated run's fixed epoch).
+    pub async fn execute_at(
+        &self,
+        machine: &StateMachine,
+        input: Value,
+        name: &str,
+        start: DateTime<Utc>,
+    ) -> ExecutionResult {
+        self.execute_as(
+            &self.state_machine_name,
+            machine,
+            input,
+            name.to_owned(),
+            start,
+        )
+        .await
     }
 
     /// Runs one execution of the machine named `machine_name`, its clock
@@ -384,7 +422,10 @@ struct Clock {
 
 impl Clock {
     fn now(&self, branch: &Branch) -> DateTime<Utc> {
-        let elapsed = self.started_real.elapsed() + branch.skipped;
+        let elapsed = match self.mode {
+            TimeMode::Simulated => branch.skipped,
+            TimeMode::Real | TimeMode::Virtual => self.started_real.elapsed() + branch.skipped,
+        };
         self.started_wall
             + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero())
     }
@@ -392,7 +433,7 @@ impl Clock {
     async fn sleep(&self, branch: &mut Branch, duration: Duration) {
         match self.mode {
             TimeMode::Real => tokio::time::sleep(duration).await,
-            TimeMode::Virtual => branch.skipped += duration,
+            TimeMode::Virtual | TimeMode::Simulated => branch.skipped += duration,
         }
     }
 }

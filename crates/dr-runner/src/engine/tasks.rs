@@ -164,40 +164,75 @@ impl Exec<'_> {
                     limit
                 };
                 let parent = branch.clone();
-                let results: Result<Vec<(Value, Branch)>, Stop> =
-                    futures::stream::iter(inputs.into_iter().enumerate())
-                        .map(|(index, input)| {
-                            let mut child = parent.clone();
-                            let name = state.name.clone();
-                            async move {
+                let iteration = |index: usize, input: Value, mut child: Branch| {
+                    let name = state.name.clone();
+                    async move {
+                        self.emit(
+                            &mut child,
+                            "MapIterationStarted",
+                            json!({"name": name, "index": index}),
+                        );
+                        match self.run_flow(processor, input, &mut child).await {
+                            Ok(v) => {
                                 self.emit(
                                     &mut child,
-                                    "MapIterationStarted",
+                                    "MapIterationSucceeded",
                                     json!({"name": name, "index": index}),
                                 );
-                                match self.run_flow(processor, input, &mut child).await {
-                                    Ok(v) => {
-                                        self.emit(
-                                            &mut child,
-                                            "MapIterationSucceeded",
-                                            json!({"name": name, "index": index}),
-                                        );
-                                        Ok((v, child))
+                                Ok((v, child))
+                            }
+                            Err(stop) => {
+                                self.emit(
+                                    &mut child,
+                                    "MapIterationFailed",
+                                    json!({"name": name, "index": index}),
+                                );
+                                Err(stop)
+                            }
+                        }
+                    }
+                };
+                let results: Result<Vec<(Value, Branch)>, Stop> =
+                    if self.runner.time == TimeMode::Simulated {
+                        // Only simulated time passes: an iteration starts when
+                        // one of the MaxConcurrency slots frees up, as on AWS
+                        // (iterations run one after the other here).
+                        let mut slots = vec![parent.skipped; limit.min(inputs.len()).max(1)];
+                        let mut done = Vec::with_capacity(inputs.len());
+                        let mut failure = None;
+                        for (index, input) in inputs.into_iter().enumerate() {
+                            let (slot, start) = slots
+                                .iter()
+                                .copied()
+                                .enumerate()
+                                .min_by_key(|(_, free)| *free)
+                                .unwrap_or((0, parent.skipped));
+                            let mut child = parent.clone();
+                            child.skipped = start;
+                            match iteration(index, input, child).await {
+                                Ok((v, child)) => {
+                                    if let Some(free) = slots.get_mut(slot) {
+                                        *free = child.skipped;
                                     }
-                                    Err(stop) => {
-                                        self.emit(
-                                            &mut child,
-                                            "MapIterationFailed",
-                                            json!({"name": name, "index": index}),
-                                        );
-                                        Err(stop)
-                                    }
+                                    done.push((v, child));
+                                }
+                                Err(stop) => {
+                                    failure = Some(stop);
+                                    break;
                                 }
                             }
-                        })
-                        .buffered(limit)
-                        .try_collect()
-                        .await;
+                        }
+                        match failure {
+                            Some(stop) => Err(stop),
+                            None => Ok(done),
+                        }
+                    } else {
+                        futures::stream::iter(inputs.into_iter().enumerate())
+                            .map(|(index, input)| iteration(index, input, parent.clone()))
+                            .buffered(limit)
+                            .try_collect()
+                            .await
+                    };
                 match results {
                     Ok(results) => {
                         branch.skipped = results
@@ -278,17 +313,41 @@ impl Exec<'_> {
             "TaskStarted",
             json!({"resourceType": "lambda", "resource": resource_name}),
         );
-        let result = self
-            .call(
-                state,
-                &function,
-                payload,
-                token.clone(),
-                timeout,
-                heartbeat,
-                invoke,
-            )
-            .await;
+        let call = self.call(
+            state,
+            &function,
+            payload,
+            token.clone(),
+            timeout,
+            heartbeat,
+            invoke,
+        );
+        let result = if self.runner.time == TimeMode::Simulated {
+            let began = self.clock.now(branch);
+            let (result, ended) = dr_core::clock::simulate(began, call).await;
+            let took = (ended - began).to_std().unwrap_or_default();
+            match timeout.map(Duration::from_secs) {
+                // The task's TimeoutSeconds ends it on AWS, whatever the
+                // function was still doing.
+                Some(limit) if took > limit => {
+                    branch.skipped += limit;
+                    Err(StateError::new(
+                        names::TIMEOUT,
+                        format!(
+                            "Task {:?} did not finish within TimeoutSeconds ({} s)",
+                            state.name,
+                            limit.as_secs()
+                        ),
+                    ))
+                }
+                _ => {
+                    branch.skipped += took;
+                    result
+                }
+            }
+        } else {
+            call.await
+        };
         let result = result.and_then(|output| {
             self.within_limit(&state.name, "task result", &output)?;
             Ok(output)
@@ -425,6 +484,11 @@ impl Exec<'_> {
             }
         };
         self.runner.tokens.forget(&token);
+        if self.runner.time == TimeMode::Simulated {
+            if let Some(delay) = &self.runner.token_delay {
+                dr_core::clock::advance(delay(execution, &state.name));
+            }
+        }
         match outcome? {
             TokenOutcome::Success { output } => Ok(output),
             TokenOutcome::Failure { error, cause } => Err(StateError::new(error, cause)),

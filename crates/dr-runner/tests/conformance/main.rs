@@ -82,5 +82,6 @@ mod fail_context;
 mod history;
 mod map_parallel;
 mod paths;
+mod simulated;
 mod tasks;
 mod time;

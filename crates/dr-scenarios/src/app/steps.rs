@@ -143,7 +143,7 @@ pub async fn recover_fleet(
             let group = fleet.auto_scaling_group.clone();
             let what = format!("refreshing every server of {group} in {region}");
             journaled(ports, Some(&journal), "refresh", &what, async {
-                let asked_at = Utc::now();
+                let asked_at = dr_core::clock::now();
                 let refresh = ports.fleet.start_instance_refresh(&fleet).await?;
                 let joined = joined(&refresh, asked_at);
                 let after = ports.fleet.describe_fleet(&fleet).await?;

@@ -155,7 +155,7 @@ pub async fn notify_users(ports: &Ports, input: NotifyInput) -> DrResult<NotifyO
         .into_iter()
         .map(|e| (e.user_id, e))
         .collect();
-    let now = Utc::now();
+    let now = dr_core::clock::now();
     let mut todo = Vec::new();
     let mut already_sent = 0u64;
     let mut uncertain = Vec::new();
@@ -178,7 +178,7 @@ pub async fn notify_users(ports: &Ports, input: NotifyInput) -> DrResult<NotifyO
         let batch_users: Vec<i64> = batch.iter().map(|(u, _)| *u).collect();
         ports
             .ledger
-            .claim(incident, &batch_users, Utc::now())
+            .claim(incident, &batch_users, dr_core::clock::now())
             .await?;
         let messages: Vec<UserMessage> =
             batch_users.iter().map(|u| user_message(plan, *u)).collect();
@@ -194,7 +194,10 @@ pub async fn notify_users(ports: &Ports, input: NotifyInput) -> DrResult<NotifyO
                 UserDelivery::Failed { reason } => failures.push(format!("user {user}: {reason}")),
             }
         }
-        ports.ledger.mark_sent(incident, &sent, Utc::now()).await?;
+        ports
+            .ledger
+            .mark_sent(incident, &sent, dr_core::clock::now())
+            .await?;
         sent_now += sent.len() as u64;
         processed += batch.len();
         if !failures.is_empty() {
@@ -271,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_user_is_sent_once_resent_only_within_the_deduplication_interval() {
-        let now = Utc::now();
+        let now = dr_core::clock::now();
         let cases = [
             (None, Decision::Send),
             (Some(entry(LedgerState::Sent, 5, now)), Decision::Skip),
@@ -323,7 +326,7 @@ mod tests {
 
     #[test]
     fn the_summary_counts_each_recipient_once() {
-        let now = Utc::now();
+        let now = dr_core::clock::now();
         let mut sent = entry(LedgerState::Sent, 10, now);
         sent.user_id = 1;
         let mut retried = entry(LedgerState::Sent, 10, now);

@@ -113,7 +113,7 @@ pub fn rotation_token(recovery_id: &str, which: &str) -> String {
 
 pub async fn breach_plan(ports: &Ports, input: BreachPlanInput) -> DrResult<BreachPlan> {
     let r = input.request;
-    let checked = check_request(&r, Utc::now())?;
+    let checked = check_request(&r, dr_core::clock::now())?;
     let topology = crate::plan::known_topology(ports, &r.database).await?;
     crate::plan::in_home_region(ports, &topology)?;
     // Each set exists and holds the version of what it will get (AWS
@@ -304,7 +304,7 @@ pub async fn revoke_keys(ports: &Ports, input: RevokeKeysInput) -> DrResult<Revo
         async {
             let revoked = ports
                 .sql
-                .revoke_api_keys(&target, users.as_deref(), Utc::now())
+                .revoke_api_keys(&target, users.as_deref(), dr_core::clock::now())
                 .await?;
             let ids_location = if revoked.revoked.is_empty() {
                 None

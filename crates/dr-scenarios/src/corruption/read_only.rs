@@ -141,7 +141,7 @@ async fn write(
             recovery_id: journal.recovery_id.clone(),
             key: JOURNAL_KEY.to_owned(),
             execution: journal.execution.clone(),
-            at: Utc::now(),
+            at: dr_core::clock::now(),
             status,
             summary,
             detail: Some(
@@ -248,7 +248,7 @@ pub async fn set_read_only(
             };
             let what = format!("putting {deployment} in read-only mode ({READ_ONLY_MODE}=true)");
             set_env_journaled(ports, journal, &record, &what, Some("true"), "").await?;
-            let at = Utc::now();
+            let at = dr_core::clock::now();
             record.set_at = Some(at);
             let done = format!(
                 "put {deployment} in read-only mode at {} ({READ_ONLY_MODE}=true, was {}): its writes answer 503 until it is lifted",
@@ -313,7 +313,7 @@ pub async fn lift_read_only(ports: &Ports, journal: &JournalRef) -> DrResult<Rol
                 .await?;
             let done = format!(
                 "put {deployment} in read-only mode {set_at} and lifted it at {} ({READ_ONLY_MODE} {}): its servers are replaced and write again",
-                Utc::now().to_rfc3339(),
+                dr_core::clock::now().to_rfc3339(),
                 match &previous {
                     None => "unset".to_owned(),
                     Some(_) => format!("back to {}", value_words(&previous)),

@@ -481,7 +481,7 @@ mod tests {
             recovery_id: "run-1".into(),
             key: "dns".into(),
             execution: "run-1".into(),
-            at: Utc::now(),
+            at: dr_core::clock::now(),
             status,
             summary: "pointed the record".into(),
             detail: None,

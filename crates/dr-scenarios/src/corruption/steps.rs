@@ -123,7 +123,7 @@ pub async fn integrity_check(
         _ => None,
     };
     crate::restored::align_passwords(ports, None, &description, &target, application).await?;
-    let checked_at = Utc::now();
+    let checked_at = dr_core::clock::now();
     let summary = ports
         .integrity
         .verify(&target, None, 0.0, &input.checks)

@@ -145,7 +145,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
             WriteAction::Restore => format!("{WRITES_RESTORED_PREFIX}{}", input.instance_id),
         },
         execution: journal.execution.clone(),
-        at: Utc::now(),
+        at: dr_core::clock::now(),
         status,
         summary,
         detail: Some(serde_json::json!({
@@ -202,7 +202,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 .journal
                 .record(&entry(JournalStatus::Done, mutation.clone(), &record))
                 .await?;
-            let at = Utc::now();
+            let at = dr_core::clock::now();
             let row_counts = if input.count_rows {
                 Some(ports.sql.row_counts(&target).await?)
             } else {
@@ -229,7 +229,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                     grants: Vec::new(),
                     sessions_ended: 0,
                     definer_functions: Vec::new(),
-                    at: Utc::now(),
+                    at: dr_core::clock::now(),
                     mutation: None,
                     row_counts: None,
                 });
@@ -254,7 +254,7 @@ pub async fn write_access(ports: &Ports, input: WriteAccessInput) -> DrResult<Wr
                 grants: earlier,
                 sessions_ended: 0,
                 definer_functions: Vec::new(),
-                at: Utc::now(),
+                at: dr_core::clock::now(),
                 mutation: Some(mutation),
                 row_counts: None,
             })

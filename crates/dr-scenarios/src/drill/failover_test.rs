@@ -92,7 +92,7 @@ pub struct DrillMarkerOutput {
 /// Writes the drill's marker row on the throw-away primary, or checks
 /// whether it is on an instance (replicated, survived promotion).
 pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Value> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let described = ports
         .control_plane
         .describe_instance(&input.instance_id)
@@ -141,7 +141,7 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
             let present = ports.sql.marker_present(&target, &marker).await?;
             let promotion_seconds = input
                 .promoted_at
-                .map(|at| (Utc::now() - at).num_milliseconds() as f64 / 1000.0);
+                .map(|at| (dr_core::clock::now() - at).num_milliseconds() as f64 / 1000.0);
             let mut result = TestResult::new(
                 "failover_test",
                 if present {
@@ -189,7 +189,7 @@ pub async fn drill_promote(
         .describe_instance(&input.replica_instance_id)
         .await?;
     ensure_drill_resource(&described, &input.drill_id)?;
-    let promoted_at = Utc::now();
+    let promoted_at = dr_core::clock::now();
     let outcome = ports
         .control_plane
         .promote_read_replica(&input.replica_instance_id)

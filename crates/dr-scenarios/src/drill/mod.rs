@@ -2,8 +2,8 @@
 //! makes is named `drill-…` and tagged `ephemeral=true` and `dr:drill=<id>`;
 //! it changes nothing else, and it cleans up on every path.
 
+use dr_core::clock::Stopwatch;
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use dr_core::*;
@@ -52,7 +52,7 @@ pub struct TestResult {
 
 impl TestResult {
     /// SUCCESSFUL without problems, FAILED with them all as the reason.
-    fn from_problems(name: &str, problems: &[String], started: Instant, details: Value) -> Self {
+    fn from_problems(name: &str, problems: &[String], started: Stopwatch, details: Value) -> Self {
         let status = if problems.is_empty() {
             TestStatus::Successful
         } else {
@@ -71,14 +71,14 @@ impl TestResult {
         name: &str,
         status: TestStatus,
         reason: Option<String>,
-        started: Instant,
+        started: Stopwatch,
         details: Value,
     ) -> Self {
         TestResult {
             name: name.to_owned(),
             status,
             reason,
-            duration_seconds: started.elapsed().as_secs_f64(),
+            duration_seconds: started.seconds(),
             details,
         }
     }

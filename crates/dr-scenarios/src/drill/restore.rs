@@ -18,7 +18,7 @@ pub(crate) fn default_rpo() -> f64 {
 /// Newest snapshot: exists, encrypted, younger than the RPO, intact.
 /// Findings are a FAILED result, not an error; errors are for outages.
 pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<TestResult> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let name = "backup_verification";
     let snapshots = ports
         .control_plane
@@ -36,7 +36,8 @@ pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<
             json!({}),
         ));
     };
-    let age_seconds = (Utc::now() - newest.created_at).num_milliseconds() as f64 / 1000.0;
+    let age_seconds =
+        (dr_core::clock::now() - newest.created_at).num_milliseconds() as f64 / 1000.0;
     let mut details = json!({
         "snapshot_id": newest.snapshot_id,
         "created_at": newest.created_at,
@@ -93,7 +94,7 @@ pub async fn start_restore(
     input: StartRestoreInput,
 ) -> DrResult<StartRestoreOutput> {
     let (restore, replica) = drill_names(&input.database, &input.drill_id)?;
-    let started_at = Utc::now();
+    let started_at = dr_core::clock::now();
     // The restore goes where the database is (its subnet group, security
     // groups, parameters), so the drill's SQL checks can reach it.
     let network = ports
@@ -143,14 +144,15 @@ pub(crate) fn default_database() -> String {
 /// Connects to the restored instance, runs the integrity checks and compares
 /// row counts with the source at snapshot time.
 pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<TestResult> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let name = "restore_test";
     let described = ports
         .control_plane
         .describe_instance(&input.restore_instance_id)
         .await?;
     ensure_drill_resource(&described, &input.drill_id)?;
-    let restore_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    let restore_seconds =
+        (dr_core::clock::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
     let endpoint = described.endpoint.clone().ok_or_else(|| {
         DrError::NotReady(format!("{} has no endpoint", input.restore_instance_id))
     })?;
@@ -202,6 +204,7 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
     }
     let mut result = TestResult::from_problems(name, &problems, started, details);
     // The restore test takes from the restore's start to the end of its checks.
-    result.duration_seconds = (Utc::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
+    result.duration_seconds =
+        (dr_core::clock::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
     Ok(result)
 }

@@ -29,7 +29,7 @@ pub async fn runbook_review(
     input: RunbookReviewInput,
 ) -> DrResult<RunbookReviewOutput> {
     let mut items = Vec::new();
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let counts = ports.notifier.subscriptions(&input.topic_arn).await?;
     items.push(TestResult::new(
         "alerts_topic_has_a_confirmed_subscriber",
@@ -47,7 +47,7 @@ pub async fn runbook_review(
         started,
         json!({"confirmed": counts.confirmed, "pending": counts.pending}),
     ));
-    let started = Instant::now();
+    let started = Stopwatch::start();
     items.push(match &input.runbook_last_updated {
         None => TestResult::new(
             "runbook_reviewed_within_three_months",
@@ -60,7 +60,7 @@ pub async fn runbook_review(
             let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
                 DrError::InvalidInput(format!("runbook_last_updated {date:?} is not YYYY-MM-DD"))
             })?;
-            let age = (Utc::now().date_naive() - date).num_days();
+            let age = (dr_core::clock::now().date_naive() - date).num_days();
             TestResult::new(
                 "runbook_reviewed_within_three_months",
                 if age <= input.max_age_days {

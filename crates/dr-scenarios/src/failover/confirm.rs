@@ -181,7 +181,7 @@ pub async fn confirm_failure(
         )
         .await?;
     }
-    let now = Utc::now();
+    let now = dr_core::clock::now();
     let approval = (verdict.decision == Decision::Ask).then(|| {
         approval_window(
             plan.execution_start,

@@ -177,7 +177,7 @@ pub async fn check_database(
             endpoint,
             in_recovery: None,
             probe_latency_ms: None,
-            checked_at: Utc::now(),
+            checked_at: dr_core::clock::now(),
         };
     let described = match ports
         .plane(input.region.as_deref())?
@@ -226,7 +226,7 @@ pub async fn check_database(
         endpoint: Some(endpoint),
         in_recovery: probe.in_recovery,
         probe_latency_ms: Some(probe.latency_ms),
-        checked_at: Utc::now(),
+        checked_at: dr_core::clock::now(),
     })
 }
 

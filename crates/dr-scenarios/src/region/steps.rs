@@ -93,7 +93,7 @@ pub async fn confirm_region(
         decision,
         reasons,
         evidence,
-        checked_at: Utc::now(),
+        checked_at: dr_core::clock::now(),
     })
 }
 
@@ -192,7 +192,7 @@ pub async fn choose_copy_step(ports: &Ports, input: ChooseCopyInput) -> DrResult
         .control_plane(&plan.backup_region)?
         .list_snapshots(None)
         .await?;
-    let now = Utc::now();
+    let now = dr_core::clock::now();
     let copy = choose_copy(
         &copies,
         &plan.database,

@@ -75,7 +75,7 @@ pub async fn source_snapshot(
     let choice = choose_source(
         &snapshots,
         &taken_id,
-        Utc::now(),
+        dr_core::clock::now(),
         input.fresh_within_seconds,
     );
     let (snapshot, taken) = match choice {
@@ -301,7 +301,7 @@ pub async fn verify_copy(ports: &Ports, input: VerifyCopyInput) -> DrResult<Veri
         .get(VERIFIED_TAG)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(dr_core::clock::now);
     let mut tags = Tags::new();
     tags.insert(VERIFIED_TAG.to_owned(), verified_at.to_rfc3339());
     plane.tag_snapshot(&input.copy_id, &tags).await?;
@@ -371,7 +371,7 @@ pub async fn prune_copies(ports: &Ports, input: PruneInput) -> DrResult<PruneOut
         .into_iter()
         .filter(|s| !deleted.contains(&s.snapshot_id))
         .collect();
-    let now = Utc::now();
+    let now = dr_core::clock::now();
     let newest = newest_verified_age(&remaining, &input.database, now);
     if let Some((_, age)) = &newest {
         ports

@@ -173,7 +173,7 @@ pub async fn rollback_step(
                     recovery_id: super::history_id(&deployment),
                     key: super::LAST_ROLLBACK_KEY.to_owned(),
                     execution: journal.execution.clone(),
-                    at: chrono::Utc::now(),
+                    at: dr_core::clock::now(),
                     status,
                     summary: format!(
                         "{} rolled {deployment} back from revision {} ({}) to the template of revision {}",

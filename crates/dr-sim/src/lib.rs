@@ -1,0 +1,345 @@
+//! A simulated AWS account for the recoveries: in-memory adapters for the
+//! ports that behave like AWS in status sequence and in time. RDS goes
+//! `available → modifying → rebooting → available` over a promotion,
+//! restores go `creating → backing-up → available` over minutes that grow
+//! with size, cross-region copies stay `copying`, Route 53 changes are
+//! `PENDING` until `INSYNC`; every duration is drawn from one table
+//! ([`timings`]), every figure with its source, and passes in the virtual
+//! time of [`dr_core::clock`]. The real handlers run on it unchanged:
+//! `drctl estimate` runs the real state machines on it to say what RTO a
+//! scenario achieves on AWS and what its orchestration costs, and tests run
+//! workflows on it in milliseconds, without PostgreSQL or moto.
+//!
+//! It models what the database failover and the quarterly drill call. The
+//! other scenarios' services (the application tier, WAF, users, the
+//! application's grants) answer [`services::not_modelled`]; `drctl
+//! estimate` refuses those scenarios rather than guess.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use dr_core::*;
+use dr_scenarios::Ports;
+use secrecy::SecretString;
+
+pub mod estimate;
+mod rds;
+pub mod services;
+pub mod timings;
+mod world;
+
+pub use rds::{SimRds, SimRegions};
+pub use services::{not_modelled, SimServices};
+pub use world::{endpoint_address, AsyncOperation, Serving, SimConfig, World};
+
+/// The scenarios the simulated account models end to end.
+pub const SUPPORTED: [&str; 2] = ["database-failover", "dr-drill"];
+
+/// The MueJam databases of the simulated account: `databases` of them,
+/// each a primary with a streaming replica, a DNS record, credentials, a
+/// snapshot from two hours ago (and its copy in the backup region), and
+/// its registered topology. The first is `muejam` on `muejam-db-prod`, as
+/// in production; the others `muejam2` on `muejam2-db-prod`, and so on.
+pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResult<Vec<Topology>> {
+    let mut topologies = Vec::new();
+    let mut state = world.state()?;
+    for n in 1..=databases.max(1) {
+        let name = if n == 1 {
+            "muejam".to_owned()
+        } else {
+            format!("muejam{n}")
+        };
+        let primary = InstanceId::parse(&format!("{name}-db-prod"))?;
+        let replica = InstanceId::parse(&format!("{name}-db-prod-replica"))?;
+        let home = world.config.home_region.clone();
+        let gib = world.config.database_gib;
+        let rows = sample_rows(gib);
+        let long_ago = at - Duration::days(30);
+        let lag = world.draw(timings::Range::fixed(0.2, 3.0), 0.0);
+        for (id, source, zone, lag) in [
+            (&primary, None, "a", 0.0),
+            (
+                &replica,
+                Some(primary.clone()),
+                "b",
+                lag.num_milliseconds() as f64 / 1000.0,
+            ),
+        ] {
+            state.instances.insert(
+                id.clone(),
+                world::SimInstance {
+                    region: home.clone(),
+                    id: id.clone(),
+                    created_at: long_ago,
+                    availability_zone: format!("{home}{zone}"),
+                    tags: Tags::from([("DrDrill".to_owned(), "in-scope".to_owned())]),
+                    phases: vec![world::Phase {
+                        from: long_ago,
+                        status: InstanceStatus::Available,
+                        source,
+                    }],
+                    gib,
+                    serving: Serving::Up,
+                    lag_seconds: lag,
+                    fenced_from: None,
+                    gone_from: None,
+                    markers: BTreeMap::new(),
+                    row_counts: rows.clone(),
+                    network: None,
+                },
+            );
+        }
+        let taken = at - Duration::hours(2);
+        let snapshot = SnapshotId::parse(&format!("rds:{name}-db-prod-auto"))?;
+        let mut automated = rds::new_snapshot(
+            &snapshot,
+            &primary,
+            &home,
+            taken,
+            taken + Duration::minutes(10),
+            gib,
+            rows.clone(),
+            &Tags::new(),
+        );
+        automated.description.snapshot_type = SnapshotType::Automated;
+        state
+            .snapshots
+            .insert((home.clone(), snapshot.clone()), automated);
+        let copy_id = SnapshotId::parse(&format!("dr-copy-{name}-db-prod-auto"))?;
+        let backup = world.config.backup_region.clone();
+        let mut copy = rds::new_snapshot(
+            &copy_id,
+            &primary,
+            &backup,
+            taken + Duration::minutes(15),
+            taken + Duration::minutes(75),
+            gib,
+            rows,
+            &Tags::from([("dr:verified".to_owned(), "true".to_owned())]),
+        );
+        copy.description.original_created_at = Some(taken);
+        copy.description.copied_from = Some(SnapshotSource {
+            snapshot: snapshot.as_str().to_owned(),
+            region: Some(home.clone()),
+        });
+        state.snapshots.insert((backup, copy_id), copy);
+
+        let record_name = if n == 1 {
+            "db.muejam.internal".to_owned()
+        } else {
+            format!("db{n}.muejam.internal")
+        };
+        state.records.insert(
+            (
+                "muejam.internal".to_owned(),
+                record_name.clone(),
+                "CNAME".to_owned(),
+            ),
+            DnsRecord {
+                hosted_zone_id: "muejam.internal".to_owned(),
+                name: record_name.clone(),
+                record_type: "CNAME".to_owned(),
+                ttl: 60,
+                value: endpoint_address(&primary, &home),
+            },
+        );
+        let secret = format!("{name}/db/master");
+        state.secrets.insert(
+            secret.clone(),
+            SecretString::from(
+                r#"{"username":"muejam_admin","password":"simulated-not-a-secret"}"#.to_owned(),
+            ),
+        );
+        let topology = Topology {
+            database: name.clone(),
+            primary: primary.clone(),
+            replicas: vec![replica],
+            fenced: Vec::new(),
+            retired: Vec::new(),
+            db_name: "muejam".to_owned(),
+            credentials_secret_id: secret,
+            dns: DnsBinding {
+                hosted_zone: "muejam.internal".to_owned(),
+                record_name,
+                ttl: 60,
+            },
+            availability_zones: ["a", "b", "c"]
+                .iter()
+                .map(|z| format!("{home}{z}"))
+                .collect(),
+            region: Some(home.clone()),
+            application: None,
+            instance_prefix: primary.as_str().to_owned(),
+            generation: 0,
+            version: 1,
+            updated_at: Some(long_ago),
+            updated_by: Some("simulated account".to_owned()),
+        };
+        state.topologies.insert(name, topology.clone());
+        topologies.push(topology);
+    }
+    Ok(topologies)
+}
+
+/// Row counts of a database of `gib` GiB: the MueJam tables, in
+/// proportion (only their equality between a source and its restore
+/// matters).
+fn sample_rows(gib: f64) -> BTreeMap<String, u64> {
+    let scale = (gib.max(0.01) * 10_000.0) as u64;
+    BTreeMap::from([
+        ("users".to_owned(), scale),
+        ("stories".to_owned(), scale * 4),
+        ("comments".to_owned(), scale * 20),
+        ("api_keys".to_owned(), scale / 2),
+        ("audit_log".to_owned(), scale * 50),
+    ])
+}
+
+/// The ports of the simulated account: the handlers' whole world.
+pub fn ports(world: &Arc<World>) -> Ports {
+    let services = Arc::new(SimServices::new(Arc::clone(world)));
+    let not_modelled = Arc::new(NotModelled);
+    Ports {
+        control_plane: Arc::new(SimRds::new(
+            Arc::clone(world),
+            world.config.home_region.clone(),
+        )),
+        regions: Arc::new(SimRegions::new(Arc::clone(world))),
+        sql: services.clone(),
+        secrets: services.clone(),
+        dns: services.clone(),
+        notifier: services.clone(),
+        reports: services.clone(),
+        lock: services.clone(),
+        integrity: services.clone(),
+        metrics: services.clone(),
+        topology: services.clone(),
+        approvals: services.clone(),
+        journal: services.clone(),
+        executions: services,
+        fleet: not_modelled.clone(),
+        health: not_modelled.clone(),
+        deployment: not_modelled.clone(),
+        firewall: not_modelled.clone(),
+        triggers: not_modelled.clone(),
+        permissions: not_modelled.clone(),
+        users: not_modelled.clone(),
+        ledger: not_modelled,
+        database_tls: DatabaseTls::default(),
+        initial_topologies: Vec::new(),
+    }
+}
+
+/// The services the simulated account does not model: every call answers
+/// [`not_modelled`] (`Unavailable`), so a scenario that needs one fails
+/// loudly instead of measuring a fiction.
+pub struct NotModelled;
+
+#[async_trait]
+impl AppFleet for NotModelled {
+    async fn describe_fleet(&self, _: &FleetRef) -> DrResult<FleetStatus> {
+        Err(not_modelled("Auto Scaling"))
+    }
+    async fn set_desired_capacity(&self, _: &FleetRef, _: u32) -> DrResult<()> {
+        Err(not_modelled("Auto Scaling"))
+    }
+    async fn start_instance_refresh(&self, _: &FleetRef) -> DrResult<InstanceRefresh> {
+        Err(not_modelled("Auto Scaling"))
+    }
+    async fn describe_instance_refresh(&self, _: &FleetRef, _: &str) -> DrResult<InstanceRefresh> {
+        Err(not_modelled("Auto Scaling"))
+    }
+}
+
+#[async_trait]
+impl HealthCheck for NotModelled {
+    async fn check(&self, _: &str, _: u64, _: u16) -> DrResult<HealthObservation> {
+        Err(not_modelled("the application's health URL"))
+    }
+}
+
+#[async_trait]
+impl AppDeployment for NotModelled {
+    async fn describe_deployment(&self, _: &DeploymentRef) -> DrResult<DeploymentStatus> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn rollout_restart(&self, _: &DeploymentRef) -> DrResult<()> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn roll_back(&self, _: &DeploymentRef, _: &AppRevision) -> DrResult<u64> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn set_env(&self, _: &DeploymentRef, _: &str, _: Option<&str>) -> DrResult<()> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn run_migration(&self, _: &DeploymentRef, _: &MigrationJob) -> DrResult<()> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn migration_state(&self, _: &DeploymentRef, _: &str) -> DrResult<JobState> {
+        Err(not_modelled("the application's deployment"))
+    }
+    async fn migrations(&self, _: &DeploymentRef, _: u64, _: &str) -> DrResult<MigrationHistory> {
+        Err(not_modelled("the application's deployment"))
+    }
+}
+
+#[async_trait]
+impl Firewall for NotModelled {
+    async fn get_ip_set(&self, _: &IpSetRef) -> DrResult<IpSetContents> {
+        Err(not_modelled("WAF"))
+    }
+    async fn update_ip_set(&self, _: &IpSetRef, _: &[String], _: &str) -> DrResult<()> {
+        Err(not_modelled("WAF"))
+    }
+}
+
+#[async_trait]
+impl Triggers for NotModelled {
+    async fn alarm(&self, _: &str) -> DrResult<Option<AlarmInfo>> {
+        Err(not_modelled("CloudWatch alarms and EventBridge rules"))
+    }
+    async fn rules_targeting(&self, _: &str) -> DrResult<Vec<RuleInfo>> {
+        Err(not_modelled("CloudWatch alarms and EventBridge rules"))
+    }
+    async fn schedule(&self, _: &str) -> DrResult<Option<ScheduleInfo>> {
+        Err(not_modelled("EventBridge Scheduler"))
+    }
+}
+
+#[async_trait]
+impl Permissions for NotModelled {
+    async fn state_machine(&self, _: &str) -> DrResult<DeployedStateMachine> {
+        Err(not_modelled("IAM"))
+    }
+    async fn function(&self, _: &str) -> DrResult<DeployedFunction> {
+        Err(not_modelled("IAM"))
+    }
+    async fn simulate(&self, _: &str, _: &[ActionRequest]) -> DrResult<Vec<ActionVerdict>> {
+        Err(not_modelled("IAM"))
+    }
+    fn actions(&self, _: PortOperation) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[async_trait]
+impl UserNotifier for NotModelled {
+    async fn send_batch(&self, _: &str, _: &[UserMessage]) -> DrResult<Vec<UserDelivery>> {
+        Err(not_modelled("the user-notification topic"))
+    }
+}
+
+#[async_trait]
+impl NotificationLedger for NotModelled {
+    async fn entries(&self, _: &str) -> DrResult<Vec<LedgerEntry>> {
+        Err(not_modelled("the notification ledger"))
+    }
+    async fn claim(&self, _: &str, _: &[i64], _: DateTime<Utc>) -> DrResult<()> {
+        Err(not_modelled("the notification ledger"))
+    }
+    async fn mark_sent(&self, _: &str, _: &[(i64, String)], _: DateTime<Utc>) -> DrResult<()> {
+        Err(not_modelled("the notification ledger"))
+    }
+}

@@ -1,0 +1,727 @@
+//! The other AWS services a recovery calls, simulated: Route 53 (changes
+//! `PENDING` until `INSYNC`), SNS, S3, DynamoDB's tables (lock, topology,
+//! approvals, journal), Secrets Manager, CloudWatch, Step Functions'
+//! execution states, and the databases' SQL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dr_core::clock;
+use dr_core::*;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::world::{Serving, World};
+
+/// Every simulated service of one account.
+#[derive(Clone)]
+pub struct SimServices {
+    world: Arc<World>,
+}
+
+impl SimServices {
+    pub fn new(world: Arc<World>) -> Self {
+        SimServices { world }
+    }
+}
+
+#[async_trait]
+impl Dns for SimServices {
+    async fn upsert_record(&self, record: &DnsRecord) -> DrResult<DnsChange> {
+        self.world.api_call("ChangeResourceRecordSets")?;
+        let took = self.world.draw(self.world.config.timings.dns_insync, 0.0);
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        state.next_change += 1;
+        let change_id = format!("C{:012}", state.next_change);
+        state.records.insert(
+            (
+                record.hosted_zone_id.clone(),
+                record.name.trim_end_matches('.').to_owned(),
+                record.record_type.clone(),
+            ),
+            record.clone(),
+        );
+        let insync = World::begin(&mut state, "dns", &change_id, now, took);
+        state.changes.insert(change_id.clone(), insync);
+        Ok(DnsChange {
+            change_id,
+            status: DnsChangeStatus::Pending,
+        })
+    }
+
+    async fn change_status(&self, change_id: &str) -> DrResult<DnsChange> {
+        self.world.api_call("GetChange")?;
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let insync = *state
+            .changes
+            .get(change_id)
+            .ok_or_else(|| DrError::NotFound(format!("NoSuchChange: {change_id}")))?;
+        let status = if now >= insync {
+            World::observe(&mut state, "dns", change_id, now);
+            DnsChangeStatus::Insync
+        } else {
+            DnsChangeStatus::Pending
+        };
+        Ok(DnsChange {
+            change_id: change_id.to_owned(),
+            status,
+        })
+    }
+
+    async fn get_record(
+        &self,
+        hosted_zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> DrResult<Option<DnsRecord>> {
+        self.world.api_call("ListResourceRecordSets")?;
+        let state = self.world.state()?;
+        Ok(state
+            .records
+            .get(&(
+                hosted_zone_id.to_owned(),
+                name.trim_end_matches('.').to_owned(),
+                record_type.to_owned(),
+            ))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl Notifier for SimServices {
+    async fn publish(&self, notification: &Notification) -> DrResult<String> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        state
+            .notifications
+            .push((clock::now(), notification.clone()));
+        Ok(format!("sim-message-{}", state.notifications.len()))
+    }
+
+    async fn subscriptions(&self, _topic: &str) -> DrResult<SubscriptionCounts> {
+        self.world.data_call();
+        // Every simulated topic has its on-call's confirmed subscription.
+        Ok(SubscriptionCounts {
+            confirmed: 1,
+            pending: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl ReportStore for SimServices {
+    async fn put(&self, key: &str, _content_type: &str, body: &[u8]) -> DrResult<String> {
+        self.world.data_call();
+        self.world
+            .state()?
+            .reports
+            .insert(key.to_owned(), body.to_vec());
+        Ok(format!("s3://sim-reports/{key}"))
+    }
+
+    async fn get(&self, key: &str) -> DrResult<Option<Vec<u8>>> {
+        self.world.data_call();
+        Ok(self.world.state()?.reports.get(key).cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> DrResult<Vec<String>> {
+        self.world.data_call();
+        Ok(self
+            .world
+            .state()?
+            .reports
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RecoveryLock for SimServices {
+    async fn acquire(&self, resource: &str, owner: &str, _ttl: u64) -> DrResult<LockHolder> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        match state.locks.get(resource) {
+            Some(held) if held.owner == owner => Ok(held.clone()),
+            Some(held) => Err(DrError::Conflict(format!(
+                "{resource} is held by {} since {}",
+                held.owner, held.acquired_at
+            ))),
+            None => {
+                let holder = LockHolder {
+                    resource: resource.to_owned(),
+                    owner: owner.to_owned(),
+                    acquired_at: clock::now(),
+                };
+                state.locks.insert(resource.to_owned(), holder.clone());
+                Ok(holder)
+            }
+        }
+    }
+
+    async fn take_over(
+        &self,
+        resource: &str,
+        owner: &str,
+        stale_owner: &str,
+        _ttl: u64,
+    ) -> DrResult<LockHolder> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        match state.locks.get(resource) {
+            Some(held) if held.owner != stale_owner && held.owner != owner => Err(
+                DrError::Conflict(format!("{resource} is held by {} by now", held.owner)),
+            ),
+            _ => {
+                let holder = LockHolder {
+                    resource: resource.to_owned(),
+                    owner: owner.to_owned(),
+                    acquired_at: clock::now(),
+                };
+                state.locks.insert(resource.to_owned(), holder.clone());
+                Ok(holder)
+            }
+        }
+    }
+
+    async fn release(&self, resource: &str, owner: &str) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        if state.locks.get(resource).is_some_and(|h| h.owner == owner) {
+            state.locks.remove(resource);
+        }
+        Ok(())
+    }
+
+    async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>> {
+        self.world.data_call();
+        Ok(self.world.state()?.locks.get(resource).cloned())
+    }
+
+    async fn holders(&self) -> DrResult<Vec<LockHolder>> {
+        self.world.data_call();
+        Ok(self.world.state()?.locks.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl TopologyRegistry for SimServices {
+    async fn get(&self, database: &str) -> DrResult<Option<Topology>> {
+        self.world.data_call();
+        Ok(self.world.state()?.topologies.get(database).cloned())
+    }
+
+    async fn put(&self, topology: &Topology, expected_version: Option<u64>) -> DrResult<Topology> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        let stored = state.topologies.get(&topology.database).map(|t| t.version);
+        if stored != expected_version {
+            return Err(DrError::Conflict(format!(
+                "the topology of {} is at version {stored:?}, not {expected_version:?}",
+                topology.database
+            )));
+        }
+        let mut next = topology.clone();
+        next.version = expected_version.map_or(1, |v| v + 1);
+        state
+            .topologies
+            .insert(topology.database.clone(), next.clone());
+        Ok(next)
+    }
+
+    async fn list(&self) -> DrResult<Vec<Topology>> {
+        self.world.data_call();
+        Ok(self.world.state()?.topologies.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for SimServices {
+    async fn open(&self, request: &ApprovalRequest, token: &SecretString) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        let keep = state
+            .approvals
+            .get(&request.execution_name)
+            .is_some_and(|(r, _)| r.status != ApprovalStatus::Pending);
+        if !keep {
+            state.approvals.insert(
+                request.execution_name.clone(),
+                (request.clone(), token.clone()),
+            );
+        }
+        Ok(())
+    }
+
+    async fn get(&self, execution_name: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>> {
+        self.world.data_call();
+        Ok(self.world.state()?.approvals.get(execution_name).cloned())
+    }
+
+    async fn close(
+        &self,
+        execution_name: &str,
+        status: ApprovalStatus,
+        answer: Option<ApprovalAnswer>,
+    ) -> DrResult<ApprovalRequest> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        let (request, _) = state.approvals.get_mut(execution_name).ok_or_else(|| {
+            DrError::NotFound(format!(
+                "no approval of an execution named {execution_name}"
+            ))
+        })?;
+        if request.status != ApprovalStatus::Pending {
+            return Err(DrError::Conflict(format!(
+                "the approval of {execution_name} is already {:?}",
+                request.status
+            )));
+        }
+        request.status = status;
+        request.answer = answer;
+        Ok(request.clone())
+    }
+}
+
+#[async_trait]
+impl RecoveryJournal for SimServices {
+    async fn record(&self, entry: &JournalEntry) -> DrResult<()> {
+        self.world.data_call();
+        self.world.state()?.journal.insert(
+            (entry.recovery_id.clone(), entry.key.clone()),
+            entry.clone(),
+        );
+        Ok(())
+    }
+
+    async fn entries(&self, recovery_id: &str) -> DrResult<Vec<JournalEntry>> {
+        self.world.data_call();
+        let mut entries: Vec<JournalEntry> = self
+            .world
+            .state()?
+            .journal
+            .values()
+            .filter(|e| e.recovery_id == recovery_id)
+            .cloned()
+            .collect();
+        entries.sort_by_key(|e| e.at);
+        Ok(entries)
+    }
+}
+
+#[async_trait]
+impl Executions for SimServices {
+    async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>> {
+        self.world.data_call();
+        Ok(self.world.state()?.executions.get(execution_arn).copied())
+    }
+}
+
+#[async_trait]
+impl Secrets for SimServices {
+    async fn get_secret(&self, secret_id: &str) -> DrResult<SecretString> {
+        self.world.data_call();
+        self.world
+            .state()?
+            .secrets
+            .get(secret_id)
+            .cloned()
+            .ok_or_else(|| {
+                DrError::NotFound(format!("ResourceNotFoundException: secret {secret_id}"))
+            })
+    }
+
+    async fn put_secret(&self, secret_id: &str, value: &SecretString) -> DrResult<String> {
+        self.world.data_call();
+        self.world
+            .state()?
+            .secrets
+            .insert(secret_id.to_owned(), value.clone());
+        Ok("sim-version".to_owned())
+    }
+
+    async fn get_secret_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+    ) -> DrResult<Option<SecretVersion>> {
+        self.world.data_call();
+        let state = self.world.state()?;
+        Ok((stage == "AWSCURRENT")
+            .then(|| state.secrets.get(secret_id).cloned())
+            .flatten()
+            .map(|value| SecretVersion {
+                version_id: "sim-version".to_owned(),
+                value,
+                stages: vec!["AWSCURRENT".to_owned()],
+            }))
+    }
+
+    async fn put_secret_pending(
+        &self,
+        _secret_id: &str,
+        _token: &str,
+        _value: &SecretString,
+    ) -> DrResult<String> {
+        Err(not_modelled("Secrets Manager's staged rotation"))
+    }
+
+    async fn move_secret_stage(
+        &self,
+        _secret_id: &str,
+        _stage: &str,
+        _version_id: &str,
+        _from: Option<&str>,
+    ) -> DrResult<()> {
+        Err(not_modelled("Secrets Manager's staged rotation"))
+    }
+
+    async fn remove_secret_stage(
+        &self,
+        _secret_id: &str,
+        _stage: &str,
+        _version_id: &str,
+    ) -> DrResult<()> {
+        Err(not_modelled("Secrets Manager's staged rotation"))
+    }
+}
+
+#[async_trait]
+impl Metrics for SimServices {
+    async fn put(&self, namespace: &str, data: &[MetricDatum]) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        for datum in data {
+            state.metrics.push((namespace.to_owned(), datum.clone()));
+        }
+        Ok(())
+    }
+
+    async fn latest(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dimensions: &BTreeMap<String, String>,
+        since: DateTime<Utc>,
+    ) -> DrResult<Option<MetricPoint>> {
+        self.world.data_call();
+        let state = self.world.state()?;
+        Ok(state
+            .metrics
+            .iter()
+            .filter(|(ns, d)| {
+                ns == namespace
+                    && d.name == metric
+                    && &d.dimensions == dimensions
+                    && d.timestamp >= since
+            })
+            .max_by_key(|(_, d)| d.timestamp)
+            .map(|(_, d)| MetricPoint {
+                at: d.timestamp,
+                minimum: d.value,
+                maximum: d.value,
+            }))
+    }
+}
+
+/// The error of a call into what the simulated account does not model.
+pub fn not_modelled(what: &str) -> DrError {
+    DrError::Unavailable(format!(
+        "the simulated AWS does not model {what}: drctl estimate covers the scenarios that do not need it"
+    ))
+}
+
+/// SQL, simulated: a database answers when its instance serves and our
+/// address is not quarantined; a lost host costs the connect timeout.
+#[async_trait]
+impl SqlTarget for SimServices {
+    async fn write_marker(&self, target: &DatabaseTarget, marker: &str) -> DrResult<DateTime<Utc>> {
+        let id = self.session(target, true)?;
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let replicas: Vec<(InstanceId, f64)> = state
+            .instances
+            .values()
+            .filter(|i| {
+                i.phase_at(now)
+                    .is_some_and(|p| p.source.as_ref() == Some(&id))
+            })
+            .map(|i| (i.id.clone(), i.lag_seconds))
+            .collect();
+        if let Some(primary) = state.instances.get_mut(&id) {
+            primary.markers.insert(marker.to_owned(), now);
+        }
+        for (replica, lag) in replicas {
+            if let Some(r) = state.instances.get_mut(&replica) {
+                let arrives = now + chrono::Duration::milliseconds((lag * 1000.0) as i64);
+                r.markers.insert(marker.to_owned(), arrives);
+            }
+        }
+        Ok(now)
+    }
+
+    async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool> {
+        let id = self.session(target, false)?;
+        let now = clock::now();
+        let state = self.world.state()?;
+        Ok(state
+            .instances
+            .get(&id)
+            .and_then(|i| i.markers.get(marker))
+            .is_some_and(|at| *at <= now))
+    }
+
+    async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport> {
+        let started = clock::now();
+        let unhealthy = |failure: ProbeFailure, reason: String| ProbeReport {
+            healthy: false,
+            reason: Some(reason),
+            failure: Some(failure),
+            in_recovery: None,
+            server_version: None,
+            latency_ms: (clock::now() - started).num_milliseconds().max(0) as u64,
+        };
+        let (id, answers, replica) = {
+            let now = clock::now();
+            let state = self.world.state()?;
+            match World::resolve(&state, &target.endpoint.address) {
+                None => {
+                    return Ok(unhealthy(
+                        ProbeFailure::DnsUnresolvable,
+                        format!("{} does not resolve", target.endpoint.address),
+                    ))
+                }
+                Some(id) => {
+                    let instance = state.instances.get(&id);
+                    let answers = instance.is_some_and(|i| i.answers_sql(now));
+                    let replica = instance
+                        .and_then(|i| i.phase_at(now))
+                        .is_some_and(|p| p.source.is_some());
+                    (id, answers, replica)
+                }
+            }
+        };
+        if !answers {
+            clock::advance(chrono::Duration::seconds(
+                target.connect_timeout_seconds.max(1) as i64,
+            ));
+            return Ok(unhealthy(
+                ProbeFailure::TimedOut,
+                format!(
+                    "no answer from {id} within {} s (simulated)",
+                    target.connect_timeout_seconds
+                ),
+            ));
+        }
+        clock::advance(self.world.draw(self.world.config.timings.sql_session, 0.0));
+        if kind == ProbeKind::ReadWrite && replica {
+            return Ok(unhealthy(
+                ProbeFailure::ReadOnly,
+                format!("{id} is a read replica: cannot execute INSERT in a read-only transaction"),
+            ));
+        }
+        Ok(ProbeReport {
+            healthy: true,
+            reason: None,
+            failure: None,
+            in_recovery: Some(replica),
+            server_version: Some("15.8".to_owned()),
+            latency_ms: (clock::now() - started).num_milliseconds().max(0) as u64,
+        })
+    }
+
+    async fn write_grants(
+        &self,
+        _target: &DatabaseTarget,
+        _role: &str,
+        _schema: &str,
+    ) -> DrResult<Vec<TableGrant>> {
+        Err(not_modelled("the application's grants"))
+    }
+
+    async fn revoke_writes(
+        &self,
+        _target: &DatabaseTarget,
+        _role: &str,
+        _schema: &str,
+        _grants: &[TableGrant],
+    ) -> DrResult<WritesRevoked> {
+        Err(not_modelled("the application's grants"))
+    }
+
+    async fn grant_writes(
+        &self,
+        _target: &DatabaseTarget,
+        _role: &str,
+        _schema: &str,
+        _grants: &[TableGrant],
+    ) -> DrResult<()> {
+        Err(not_modelled("the application's grants"))
+    }
+
+    async fn row_changes(
+        &self,
+        _newer: &DatabaseTarget,
+        _older: &DatabaseTarget,
+        _schema: &str,
+    ) -> DrResult<Vec<TableChanges>> {
+        Err(not_modelled("row-level differences between databases"))
+    }
+
+    async fn set_role_password(
+        &self,
+        target: &DatabaseTarget,
+        _role: &str,
+        password: &SecretString,
+    ) -> DrResult<()> {
+        dr_core::guard::master_password(password)?;
+        self.session(target, true).map(drop)
+    }
+
+    async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
+        let id = self.session(target, false)?;
+        let state = self.world.state()?;
+        Ok(state
+            .instances
+            .get(&id)
+            .map(|i| i.row_counts.clone())
+            .unwrap_or_default())
+    }
+
+    async fn revoke_api_keys(
+        &self,
+        _target: &DatabaseTarget,
+        _users: Option<&[i64]>,
+        _at: DateTime<Utc>,
+    ) -> DrResult<ApiKeysRevoked> {
+        Err(not_modelled("the platform's API keys"))
+    }
+
+    async fn audit_activity(
+        &self,
+        _target: &DatabaseTarget,
+        _networks: &[String],
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+        _max_rows: usize,
+    ) -> DrResult<AuditActivity> {
+        Err(not_modelled("the platform's audit log"))
+    }
+}
+
+impl SimServices {
+    /// Opens a session to the database `target` names: its instance, or
+    /// `Unavailable` after the connect timeout when it does not answer.
+    fn session(&self, target: &DatabaseTarget, write: bool) -> DrResult<InstanceId> {
+        if target.password.expose_secret().is_empty() {
+            return Err(DrError::InvalidInput("an empty password".into()));
+        }
+        let now = clock::now();
+        let (id, answers, replica) = {
+            let state = self.world.state()?;
+            let id = World::resolve(&state, &target.endpoint.address).ok_or_else(|| {
+                DrError::Unavailable(format!("{} does not resolve", target.endpoint.address))
+            })?;
+            let instance = state.instances.get(&id);
+            (
+                id.clone(),
+                instance.is_some_and(|i| i.answers_sql(now)),
+                instance
+                    .and_then(|i| i.phase_at(now))
+                    .is_some_and(|p| p.source.is_some()),
+            )
+        };
+        if !answers {
+            clock::advance(chrono::Duration::seconds(
+                target.connect_timeout_seconds.max(1) as i64,
+            ));
+            return Err(DrError::Unavailable(format!(
+                "{id} does not answer within {} s (simulated)",
+                target.connect_timeout_seconds
+            )));
+        }
+        if write && replica {
+            return Err(DrError::Unavailable(format!(
+                "{id} is a read replica: cannot write (simulated)"
+            )));
+        }
+        clock::advance(self.world.draw(self.world.config.timings.sql_session, 0.0));
+        Ok(id)
+    }
+}
+
+/// The integrity verifier over a simulated database: it reads every table,
+/// which takes time per GiB (on a restore still loading from S3).
+#[async_trait]
+impl IntegrityVerifier for SimServices {
+    async fn verify(
+        &self,
+        target: &DatabaseTarget,
+        baseline: Option<&BTreeMap<String, u64>>,
+        tolerance: f64,
+        checks: &[NamedCheck],
+    ) -> DrResult<IntegritySummary> {
+        let started = clock::now();
+        let id = self.session(target, false)?;
+        let (gib, rows) = {
+            let state = self.world.state()?;
+            let instance = state
+                .instances
+                .get(&id)
+                .ok_or_else(|| DrError::NotFound(format!("{id}")))?;
+            (instance.gib, instance.row_counts.clone())
+        };
+        let checking = clock::now();
+        clock::advance(
+            self.world
+                .draw(self.world.config.timings.integrity_check, gib),
+        );
+        self.world.state()?.checks.push((checking, clock::now()));
+        let mut findings = Vec::new();
+        if let Some(baseline) = baseline {
+            for (table, expected) in baseline {
+                let found = rows.get(table).copied().unwrap_or(0);
+                let allowed = (*expected as f64 * tolerance.max(0.0)).round() as u64;
+                if found.abs_diff(*expected) > allowed {
+                    findings.push(format!("{table}: {found} rows, expected {expected}"));
+                }
+            }
+        }
+        Ok(IntegritySummary {
+            passed: findings.is_empty(),
+            findings,
+            failed_checks: Vec::new(),
+            row_counts: rows,
+            checks_run: checks.len() + baseline.map_or(0, BTreeMap::len) + 3,
+            duration_ms: (clock::now() - started).num_milliseconds().max(0) as u64,
+        })
+    }
+}
+
+impl World {
+    /// Marks `id`'s host lost from `at`: SQL connections to it time out;
+    /// with `reported`, RDS reports it `failed` too (otherwise it still
+    /// says `available`, as for a hung server or a partition).
+    pub fn lose_host(&self, id: &InstanceId, at: DateTime<Utc>, reported: bool) -> DrResult<()> {
+        let now = at;
+        let mut state = self.state()?;
+        let instance = state
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| DrError::NotFound(format!("no simulated instance {id}")))?;
+        instance.serving = Serving::Unreachable;
+        if reported {
+            let source = instance.phase_at(now).and_then(|p| p.source.clone());
+            instance.phases.push(crate::world::Phase {
+                from: now,
+                status: InstanceStatus::Failed,
+                source,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! The simulated account: every resource the adapters share, the seeded
+//! random source their durations come from, and the record of what AWS
+//! spent its time on (the asynchronous operations, with when our polls
+//! noticed each had finished).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use dr_core::clock;
+use dr_core::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::timings::{Range, Timings};
+
+/// What the simulated account holds when a run starts.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub timings: Timings,
+    pub seed: u64,
+    /// The size of each database, in GiB.
+    pub database_gib: f64,
+    pub home_region: String,
+    pub backup_region: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            timings: Timings::aws(),
+            seed: 1,
+            database_gib: 50.0,
+            home_region: "us-east-1".to_owned(),
+            backup_region: "us-west-2".to_owned(),
+        }
+    }
+}
+
+/// Whether a database answers SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// It answers whenever its status lets it.
+    Up,
+    /// Its host is gone: connections time out (what a lost instance or an
+    /// Availability Zone outage looks like from a client).
+    Unreachable,
+}
+
+/// One phase of an instance's life: from `from`, its status and source.
+#[derive(Debug, Clone)]
+pub(crate) struct Phase {
+    pub from: DateTime<Utc>,
+    pub status: InstanceStatus,
+    pub source: Option<InstanceId>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimInstance {
+    pub region: String,
+    pub id: InstanceId,
+    pub created_at: DateTime<Utc>,
+    pub availability_zone: String,
+    pub tags: Tags,
+    pub phases: Vec<Phase>,
+    pub gib: f64,
+    pub serving: Serving,
+    /// Seconds behind its source while it replicates.
+    pub lag_seconds: f64,
+    /// From when the quarantine security group keeps clients out.
+    pub fenced_from: Option<DateTime<Utc>>,
+    /// From when it is gone (deleted).
+    pub gone_from: Option<DateTime<Utc>>,
+    /// Drill markers, with when each is there (written, or replicated).
+    pub markers: BTreeMap<String, DateTime<Utc>>,
+    pub row_counts: BTreeMap<String, u64>,
+    pub network: Option<NetworkPlacement>,
+}
+
+impl SimInstance {
+    pub fn phase_at(&self, now: DateTime<Utc>) -> Option<&Phase> {
+        self.phases.iter().rev().find(|p| p.from <= now)
+    }
+
+    pub fn exists_at(&self, now: DateTime<Utc>) -> bool {
+        self.gone_from.is_none_or(|gone| now < gone) && self.created_at <= now
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: endpoint_address(&self.id, &self.region),
+            port: 5432,
+        }
+    }
+
+    /// Whether SQL reaches it now (its host is up, its status serves, and
+    /// no quarantine keeps us out).
+    pub fn answers_sql(&self, now: DateTime<Utc>) -> bool {
+        let serving_status = self.phase_at(now).is_some_and(|p| {
+            matches!(
+                p.status,
+                InstanceStatus::Available | InstanceStatus::BackingUp | InstanceStatus::Modifying
+            )
+        });
+        self.serving == Serving::Up
+            && serving_status
+            && self.fenced_from.is_none_or(|f| now < f)
+            && self.exists_at(now)
+    }
+}
+
+/// RDS's endpoint name for an instance.
+pub fn endpoint_address(id: &InstanceId, region: &str) -> String {
+    format!("{id}.sim0abcdefgh.{region}.rds.amazonaws.com")
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimSnapshot {
+    pub description: SnapshotDescription,
+    pub available_from: DateTime<Utc>,
+    pub gib: f64,
+    /// The rows it holds (what a restore from it has), which RDS does not
+    /// report.
+    pub rows: BTreeMap<String, u64>,
+}
+
+/// An asynchronous AWS operation: when it began and finished, and when one
+/// of our calls first saw it finished (`None`: nobody looked).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AsyncOperation {
+    pub kind: &'static str,
+    pub resource: String,
+    pub started: DateTime<Utc>,
+    pub completed: DateTime<Utc>,
+    pub observed: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub instances: BTreeMap<InstanceId, SimInstance>,
+    pub snapshots: BTreeMap<(String, SnapshotId), SimSnapshot>,
+    /// By (zone, name, type).
+    pub records: BTreeMap<(String, String, String), DnsRecord>,
+    pub changes: BTreeMap<String, DateTime<Utc>>,
+    pub secrets: BTreeMap<String, SecretString>,
+    pub topologies: BTreeMap<String, Topology>,
+    pub approvals: BTreeMap<String, (ApprovalRequest, SecretString)>,
+    pub journal: BTreeMap<(String, String), JournalEntry>,
+    pub locks: BTreeMap<String, LockHolder>,
+    pub executions: BTreeMap<String, ExecutionState>,
+    pub notifications: Vec<(DateTime<Utc>, Notification)>,
+    pub reports: BTreeMap<String, Vec<u8>>,
+    pub metrics: Vec<(String, MetricDatum)>,
+    pub operations: Vec<AsyncOperation>,
+    /// When the integrity verifier ran.
+    pub checks: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Functions invoked at least once (their next invocations are warm).
+    pub warm: BTreeSet<String>,
+    pub next_change: u64,
+}
+
+/// The simulated account, shared by every adapter of one run.
+pub struct World {
+    pub config: SimConfig,
+    state: Mutex<State>,
+    rng: Mutex<StdRng>,
+}
+
+impl World {
+    pub fn new(config: SimConfig) -> Arc<World> {
+        let rng = StdRng::seed_from_u64(config.seed);
+        Arc::new(World {
+            config,
+            state: Mutex::new(State::default()),
+            rng: Mutex::new(rng),
+        })
+    }
+
+    pub(crate) fn state(&self) -> DrResult<MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| DrError::Internal("the simulated account's state is poisoned".into()))
+    }
+
+    /// One draw of `range` for `gib` GiB, as a duration.
+    pub fn draw(&self, range: Range, gib: f64) -> Duration {
+        let seconds = match self.rng.lock() {
+            Ok(mut rng) => range.sample(&mut *rng, gib),
+            Err(_) => range.worst(gib),
+        };
+        Duration::milliseconds((seconds * 1000.0).round() as i64)
+    }
+
+    fn chance(&self, p: f64) -> bool {
+        p > 0.0
+            && self
+                .rng
+                .lock()
+                .is_ok_and(|mut rng| rng.gen_bool(p.min(1.0)))
+    }
+
+    /// A control-plane call: it takes an API call's time, and is throttled
+    /// at the configured rate (ThrottlingException, as AWS answers).
+    pub fn api_call(&self, operation: &str) -> DrResult<()> {
+        clock::advance(self.draw(self.config.timings.api_call, 0.0));
+        if self.chance(self.config.timings.throttle_rate) {
+            return Err(DrError::Throttled(format!(
+                "{operation}: Rate exceeded (simulated ThrottlingException)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A data-plane call (DynamoDB, SNS, S3, Secrets Manager): an API
+    /// call's time, never throttled at the rates a recovery makes.
+    pub fn data_call(&self) {
+        clock::advance(self.draw(self.config.timings.api_call, 0.0));
+    }
+
+    /// Records an asynchronous operation that runs `took` from now.
+    pub(crate) fn begin(
+        state: &mut State,
+        kind: &'static str,
+        resource: &str,
+        started: DateTime<Utc>,
+        took: Duration,
+    ) -> DateTime<Utc> {
+        let completed = started + took;
+        state.operations.push(AsyncOperation {
+            kind,
+            resource: resource.to_owned(),
+            started,
+            completed,
+            observed: None,
+        });
+        completed
+    }
+
+    /// Notes that a call at `now` saw the `kind` operations on `resource`
+    /// that had finished by then.
+    pub(crate) fn observe(state: &mut State, kind: &str, resource: &str, now: DateTime<Utc>) {
+        for op in state
+            .operations
+            .iter_mut()
+            .filter(|o| o.kind == kind && o.resource == resource)
+        {
+            if op.completed <= now && op.observed.is_none() {
+                op.observed = Some(now);
+            }
+        }
+    }
+
+    /// Every asynchronous operation so far.
+    pub fn operations(&self) -> Vec<AsyncOperation> {
+        self.state()
+            .map(|s| s.operations.clone())
+            .unwrap_or_default()
+    }
+
+    /// When the integrity verifier ran, each time.
+    pub fn checks(&self) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        self.state().map(|s| s.checks.clone()).unwrap_or_default()
+    }
+
+    /// Every notification published, with when.
+    pub fn notifications(&self) -> Vec<(DateTime<Utc>, Notification)> {
+        self.state()
+            .map(|s| s.notifications.clone())
+            .unwrap_or_default()
+    }
+
+    /// The pending approvals.
+    pub fn pending_approvals(&self) -> Vec<ApprovalRequest> {
+        self.state()
+            .map(|s| {
+                s.approvals
+                    .values()
+                    .filter(|(r, _)| r.status == ApprovalStatus::Pending)
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Tells the simulated Step Functions how an execution stands.
+    pub fn set_execution(&self, arn: &str, state: ExecutionState) {
+        if let Ok(mut s) = self.state() {
+            s.executions.insert(arn.to_owned(), state);
+        }
+    }
+
+    /// The time a Lambda invocation of `function` adds before its handler
+    /// runs: a cold start the first time in the run, then a warm one.
+    pub fn invocation_overhead(&self, function: &str) -> Duration {
+        let cold = self
+            .state()
+            .map(|mut s| s.warm.insert(function.to_owned()))
+            .unwrap_or(false);
+        let range = if cold {
+            self.config.timings.lambda_cold
+        } else {
+            self.config.timings.lambda_warm
+        };
+        self.draw(range, 0.0)
+    }
+
+    /// Where `name` (a DNS name or an RDS endpoint) leads: a CNAME of the
+    /// simulated zones followed to an instance.
+    pub(crate) fn resolve(state: &State, name: &str) -> Option<InstanceId> {
+        let mut name = name.trim_end_matches('.').to_owned();
+        for _ in 0..4 {
+            if let Some(instance) = state
+                .instances
+                .values()
+                .find(|i| endpoint_address(&i.id, &i.region) == name)
+            {
+                return Some(instance.id.clone());
+            }
+            let next = state
+                .records
+                .values()
+                .find(|r| r.name.trim_end_matches('.') == name && r.record_type == "CNAME")?;
+            name = next.value.trim_end_matches('.').to_owned();
+        }
+        None
+    }
+}

@@ -1,0 +1,365 @@
+//! The real state machines on the simulated account: what a user checks
+//! (where DNS points, the registry, what was notified, what the report
+//! says, no lock left), in milliseconds, without PostgreSQL or moto; and
+//! a fault at every task.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use dr_core::*;
+use dr_runner::sam::SamTemplate;
+use dr_runner::{Fault, FaultRule, LoadOptions, StateMachine};
+use dr_scenarios::Function;
+use dr_sim::estimate::{self, Failure, Machines, Options, SimulatedRun};
+use dr_sim::{endpoint_address, SimConfig, SimServices};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Loaded {
+    machine: StateMachine,
+    children: Vec<(String, String, StateMachine)>,
+    template: SamTemplate,
+    definition: Value,
+}
+
+/// The scenario's state machine with the template's substitutions, and the
+/// template's other machines (its possible children).
+fn load(scenario: &str) -> Loaded {
+    let template = SamTemplate::load(&repo().join("template.yaml")).expect("template");
+    let known: BTreeSet<String> = Function::ALL
+        .iter()
+        .map(|f| f.logical_id().to_owned())
+        .collect();
+    let mut main = None;
+    let mut children = Vec::new();
+    for declared in template.state_machines().expect("state machines") {
+        let path = template.dir().join(&declared.definition_uri);
+        let text = std::fs::read_to_string(&path).expect("definition");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".asl.json"))
+            .expect("name")
+            .to_owned();
+        let machine = StateMachine::load(
+            &text,
+            &LoadOptions {
+                substitutions: declared.substitutions,
+                known_functions: Some(known.clone()),
+            },
+        )
+        .expect("loads");
+        if name == scenario {
+            main = Some((machine, serde_json::from_str(&text).expect("json")));
+        } else {
+            children.push((declared.arn, name, machine));
+        }
+    }
+    let (machine, definition) = main.expect("the scenario's machine");
+    Loaded {
+        machine,
+        children,
+        template,
+        definition,
+    }
+}
+
+fn options(template: &SamTemplate) -> Options {
+    Options {
+        runs: 1,
+        databases: 1,
+        config: SimConfig::default(),
+        memory_mb: template.function_memory_sizes(),
+        timeouts: template.function_timeouts(),
+        failure: Failure::Failed,
+    }
+}
+
+fn input(file: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo().join("events").join(file)).expect("input"))
+        .expect("json")
+}
+
+async fn failover(seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
+    failover_after(Failure::Failed, seed, faults).await
+}
+
+async fn failover_after(failure: Failure, seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
+    let loaded = load("database-failover");
+    let machines = Machines {
+        scenario: "database-failover",
+        machine: &loaded.machine,
+        children: &loaded.children,
+    };
+    estimate::run(
+        &machines,
+        &input("database-failover.json"),
+        &Options {
+            failure,
+            ..options(&loaded.template)
+        },
+        seed,
+        faults,
+    )
+    .await
+    .expect("ran")
+}
+
+async fn record(run: &SimulatedRun) -> String {
+    let dns = SimServices::new(run.world.clone());
+    Dns::get_record(&dns, "muejam.internal", "db.muejam.internal", "CNAME")
+        .await
+        .expect("read")
+        .expect("exists")
+        .value
+}
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::parse(s).expect("id")
+}
+
+/// A primary RDS reports failed is failed over without asking; one that
+/// is silent while RDS says available only once a person approves.
+#[tokio::test]
+async fn a_lost_primary_fails_over_to_its_replica_with_dns_the_registry_a_page_and_a_report() {
+    for (failure, seed) in [
+        (Failure::Failed, 1),
+        (Failure::Failed, 2),
+        (Failure::Hung, 3),
+        (Failure::Hung, 4),
+    ] {
+        let run = failover_after(failure, seed, Vec::new()).await;
+        let asked = run.measure.split.approval_seconds > 0.0;
+        assert_eq!(
+            asked,
+            failure == Failure::Hung,
+            "seed {seed}: {:?}",
+            run.measure
+        );
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        assert_eq!(
+            record(&run).await,
+            endpoint_address(&id("muejam-db-prod-replica"), "us-east-1"),
+            "seed {seed}: DNS points at the promoted replica"
+        );
+        let services = SimServices::new(run.world.clone());
+        let topology = TopologyRegistry::get(&services, "muejam")
+            .await
+            .expect("read")
+            .expect("registered");
+        assert_eq!(
+            topology.primary,
+            id("muejam-db-prod-replica"),
+            "seed {seed}"
+        );
+        assert!(
+            topology.fenced.contains(&id("muejam-db-prod")),
+            "seed {seed}: {topology:?}"
+        );
+        assert!(
+            RecoveryLock::holders(&services)
+                .await
+                .expect("locks")
+                .is_empty(),
+            "seed {seed}: no lock is left"
+        );
+        let notified: Vec<String> = run
+            .world
+            .notifications()
+            .into_iter()
+            .map(|(_, n)| n.subject)
+            .collect();
+        assert!(!notified.is_empty(), "seed {seed}: on-call was told");
+        let m = &run.measure;
+        assert_eq!(m.outcome.as_deref(), Some("succeeded"), "seed {seed}");
+        let rto = m.rto_seconds.expect("the report measures the RTO");
+        // A promotion of minutes happened inside it, in simulated time.
+        assert!(
+            rto > dr_sim::timings::Timings::aws().promote_modifying.min,
+            "seed {seed}: {rto}"
+        );
+        assert!((m.split.total() - rto).abs() < 0.01, "seed {seed}: {m:?}");
+        let promotion = m
+            .waits
+            .iter()
+            .find(|w| w.kind == "promotion")
+            .expect("the promotion was waited for");
+        let poll = promotion.poll_interval_seconds.expect("polled");
+        assert!(
+            promotion.beyond_seconds <= poll + 1.0,
+            "seed {seed}: {promotion:?}"
+        );
+        assert!(m.cost_usd > 0.0 && m.transitions > 10, "seed {seed}: {m:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_run() {
+    let a = failover(7, Vec::new()).await.measure;
+    let b = failover(7, Vec::new()).await.measure;
+    assert_eq!(a.rto_seconds, b.rto_seconds);
+    assert_eq!(a.split, b.split);
+    assert_eq!(a.transitions, b.transitions);
+}
+
+/// Every Task state of a definition, branches included.
+fn tasks(definition: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(states: &Value, out: &mut Vec<String>) {
+        let Some(states) = states.as_object() else {
+            return;
+        };
+        for (name, state) in states {
+            if state["Type"] == "Task" {
+                out.push(name.clone());
+            }
+            for branch in state["Branches"].as_array().into_iter().flatten() {
+                walk(&branch["States"], out);
+            }
+        }
+    }
+    walk(&definition["States"], &mut out);
+    out
+}
+
+/// A permanent error at any task: the run ends, pages, releases its lock,
+/// and DNS points at the old primary or at a promoted, available one —
+/// never at a replica or an instance still promoting.
+#[tokio::test]
+async fn a_permanent_error_at_any_task_pages_frees_the_lock_and_dns_only_points_at_a_primary() {
+    let loaded = load("database-failover");
+    let all = tasks(&loaded.definition);
+    assert!(all.len() > 10, "{all:?}");
+    let mut outcomes = BTreeMap::new();
+    for task in &all {
+        let run = failover(
+            3,
+            vec![FaultRule {
+                task: task.clone(),
+                call: 1,
+                until_call: None,
+                fault: Fault::Fail {
+                    error: "Unsafe".to_owned(),
+                    cause: format!("injected at {task}"),
+                },
+            }],
+        )
+        .await;
+        let services = SimServices::new(run.world.clone());
+        let pointed = record(&run).await;
+        let target = [id("muejam-db-prod"), id("muejam-db-prod-replica")]
+            .into_iter()
+            .find(|i| endpoint_address(i, "us-east-1") == pointed)
+            .unwrap_or_else(|| panic!("{task}: DNS points at {pointed}"));
+        let (described, _) = dr_core::clock::simulate(run.result.stop_date, async {
+            DatabaseControlPlane::describe_instance(
+                &dr_sim::SimRds::new(run.world.clone(), "us-east-1"),
+                &target,
+            )
+            .await
+        })
+        .await;
+        let described = described.expect("described");
+        assert!(
+            target == id("muejam-db-prod") || described.is_standalone_and_available(),
+            "{task}: DNS points at {target}, which is {described:?}"
+        );
+        // Released, or (its release failed) held only by this run, which
+        // has ended: the next run takes a dead holder's lock over.
+        let holders = RecoveryLock::holders(&services).await.expect("locks");
+        assert!(
+            holders.iter().all(|h| h.owner.contains(&run.result.name)),
+            "{task}: {holders:?}"
+        );
+        if task != "ReleaseLock" && task != "ReleaseLockConclusion" {
+            assert!(holders.is_empty(), "{task}: the lock is released");
+        }
+        assert!(
+            !run.world.notifications().is_empty(),
+            "{task}: somebody was told"
+        );
+        outcomes.insert(task.clone(), run.measure.outcome.clone());
+    }
+    // Errors before the switch end the run failed; a failed report or
+    // page afterwards leaves the recovery standing (its report says so).
+    assert!(
+        outcomes.values().any(|o| o.as_deref() == Some("failed")),
+        "{outcomes:#?}"
+    );
+}
+
+/// The quarterly drill over as many databases as one drill takes: every
+/// test passes, nothing it made is left, and each database's restore was
+/// verified.
+#[tokio::test]
+async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
+    let loaded = load("dr-drill");
+    let machines = Machines {
+        scenario: "dr-drill",
+        machine: &loaded.machine,
+        children: &loaded.children,
+    };
+    let databases = dr_scenarios::drill::MAX_DATABASES;
+    let run = estimate::run(
+        &machines,
+        &input("dr-drill.json"),
+        &Options {
+            databases,
+            ..options(&loaded.template)
+        },
+        11,
+        Vec::new(),
+    )
+    .await
+    .expect("ran");
+    let reports: Vec<Value> = {
+        let services = SimServices::new(run.world.clone());
+        let mut all = Vec::new();
+        for key in ReportStore::list(&services, "").await.expect("list") {
+            if key.ends_with(".json") {
+                let body = ReportStore::get(&services, &key)
+                    .await
+                    .expect("get")
+                    .expect("body");
+                all.push(serde_json::from_slice(&body).expect("json"));
+            }
+        }
+        all
+    };
+    assert!(
+        run.result.succeeded(),
+        "{:?} {:?}\n{:#}",
+        run.result.error,
+        run.result.cause,
+        Value::Array(reports.clone())
+    );
+    let (left, _) =
+        dr_core::clock::simulate(run.result.stop_date + chrono::Duration::hours(1), async {
+            DatabaseControlPlane::list_instances(&dr_sim::SimRds::new(
+                run.world.clone(),
+                "us-east-1",
+            ))
+            .await
+        })
+        .await;
+    let left: Vec<String> = left
+        .expect("listed")
+        .into_iter()
+        .map(|i| i.instance_id.as_str().to_owned())
+        .filter(|i| i.starts_with("drill-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        run.measure.outcome.as_deref(),
+        Some("passed"),
+        "{reports:#?}"
+    );
+}

@@ -1,0 +1,204 @@
+//! `drctl estimate`: the real state machines on the simulated AWS, no stack
+//! needed. What an operator checks: the figures are there and consistent,
+//! the same seed gives the same figures, a bad request exits 2.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn estimate(args: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().expect("home");
+    drctl(home.path(), &[&["estimate"], args].concat())
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn a_failover_estimate_gives_its_rto_split_history_and_cost_and_repeats_with_its_seed() {
+    let args = [
+        "database-failover",
+        "--input",
+        "events/database-failover.json",
+        "--runs",
+        "5",
+        "--output",
+        "json",
+    ];
+    let first = json(&estimate(&args));
+    let e = &first["estimate"];
+    assert_eq!(e["runs"].as_array().map(Vec::len), Some(5));
+    assert_eq!(e["rto_not_measured"], 0, "{e:#}");
+    let p50 = e["rto_p50_seconds"].as_f64().expect("p50");
+    let p95 = e["rto_p95_seconds"].as_f64().expect("p95");
+    let max = e["rto_max_seconds"].as_f64().expect("max");
+    assert!(p50 <= p95 && p95 <= max, "{e:#}");
+    // AWS's promotion alone takes minutes: the estimate is not local time.
+    assert!(p50 > 120.0, "{e:#}");
+    for run in e["runs"].as_array().expect("runs") {
+        let split = &run["split"];
+        let total: f64 = [
+            "aws_seconds",
+            "approval_seconds",
+            "check_seconds",
+            "retry_seconds",
+            "polling_seconds",
+            "steps_seconds",
+        ]
+        .iter()
+        .map(|k| split[k].as_f64().expect("seconds"))
+        .sum();
+        let rto = run["rto_seconds"].as_f64().expect("rto");
+        assert!((total - rto).abs() < 0.01, "{run:#}");
+        assert!(run["cost_usd"].as_f64().expect("cost") > 0.0);
+        assert!(run["history_events"].as_u64().expect("events") > 20);
+    }
+    assert!(first["timings"].as_array().is_some_and(|rows| rows
+        .iter()
+        .all(|r| !r["basis"].as_str().unwrap_or("").is_empty())));
+    let again = json(&estimate(&args));
+    assert_eq!(again["estimate"]["rto_p50_seconds"], e["rto_p50_seconds"]);
+    let other = json(&estimate(&[&args[..], &["--seed", "99"]].concat()));
+    assert_ne!(other["estimate"]["runs"], e["runs"]);
+
+    // Started by the alarm, through the template's EventBridge rule; a
+    // primary that only hangs (RDS says available) waits for a person.
+    let hung = json(&estimate(&[
+        "database-failover",
+        "--event",
+        "events/alarm-state-change.json",
+        "--failure",
+        "hung",
+        "--runs",
+        "2",
+        "--output",
+        "json",
+    ]));
+    for run in hung["estimate"]["runs"].as_array().expect("runs") {
+        assert_eq!(run["status"], "SUCCEEDED", "{run:#}");
+        assert!(
+            run["split"]["approval_seconds"].as_f64().expect("s") > 0.0,
+            "{run:#}"
+        );
+    }
+    assert_eq!(
+        e["split_mean"]["approval_seconds"], 0.0,
+        "RDS reported it failed: nobody is asked"
+    );
+}
+
+#[test]
+fn the_text_estimate_names_the_targets() {
+    let out = estimate(&[
+        "database-failover",
+        "--input",
+        "events/database-failover.json",
+        "--runs",
+        "2",
+        "--timings",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Route 53 change INSYNC",
+        "RTO  p50",
+        "where the time goes",
+        "AWS's own work",
+        "targets:",
+        "cost: $",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_drill_over_a_fleet_covers_every_database() {
+    let e = json(&estimate(&[
+        "dr-drill",
+        "--input",
+        "events/dr-drill.json",
+        "--runs",
+        "1",
+        "--databases",
+        "3",
+        "--output",
+        "json",
+    ]));
+    let run = &e["estimate"]["runs"][0];
+    assert_eq!(run["status"], "SUCCEEDED", "{run:#}");
+    assert_eq!(e["estimate"]["databases"], 3);
+    let one = json(&estimate(&[
+        "dr-drill",
+        "--input",
+        "events/dr-drill.json",
+        "--runs",
+        "1",
+        "--output",
+        "json",
+    ]));
+    let transitions = |v: &Value| v["estimate"]["transitions_mean"].as_f64().expect("n");
+    assert!(
+        transitions(&e) > transitions(&one),
+        "three databases cost more transitions"
+    );
+}
+
+#[test]
+fn a_bad_request_exits_2_before_anything_runs() {
+    for (args, says) in [
+        (
+            vec!["region-failover", "--input", "events/region-failover.json"],
+            "does not model",
+        ),
+        (
+            vec![
+                "database-failover",
+                "--input",
+                "events/database-failover.json",
+                "--runs",
+                "0",
+            ],
+            "--runs 0",
+        ),
+        (
+            vec![
+                "dr-drill",
+                "--input",
+                "events/dr-drill.json",
+                "--databases",
+                "500",
+            ],
+            "--databases 500",
+        ),
+        (
+            vec![
+                "database-failover",
+                "--input",
+                "events/database-failover.json",
+                "--throttle",
+                "0.9",
+            ],
+            "--throttle",
+        ),
+        (
+            vec!["database-failover", "--input", "no-such-file.json"],
+            "no-such-file",
+        ),
+    ] {
+        let out = estimate(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
