@@ -462,6 +462,17 @@ fn prepare(
                 })?;
             world.lose_host(&topology.primary, at, failure == Failure::Failed)?;
         }
+        "region-failover" => {
+            // The home region is down: its RDS and Auto Scaling do not
+            // answer, its databases do not serve.
+            let _ = failure;
+            if input.get("mode").and_then(Value::as_str) == Some("planned") {
+                return Err(DrError::InvalidInput(
+                    "a planned evacuation stops the application's writes, which the simulated AWS does not model yet: estimate the unplanned failover".to_owned(),
+                ));
+            }
+            world.region_down(&world.config.home_region)?;
+        }
         "dr-drill" => {
             let databases: Vec<Value> = topologies
                 .iter()

@@ -35,7 +35,7 @@ pub use services::{not_modelled, SimServices};
 pub use world::{endpoint_address, AsyncOperation, Serving, SimConfig, World};
 
 /// The scenarios the simulated account models end to end.
-pub const SUPPORTED: [&str; 2] = ["database-failover", "dr-drill"];
+pub const SUPPORTED: [&str; 3] = ["database-failover", "region-failover", "dr-drill"];
 
 /// The MueJam databases of the simulated account: `databases` of them,
 /// each a primary with a streaming replica, a DNS record, credentials, a
@@ -117,7 +117,16 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
             taken + Duration::minutes(75),
             gib,
             rows,
-            &Tags::from([("dr:verified".to_owned(), "true".to_owned())]),
+            &Tags::from([
+                (
+                    dr_scenarios::replication::COPY_OF_TAG.to_owned(),
+                    name.clone(),
+                ),
+                (
+                    dr_scenarios::replication::VERIFIED_TAG.to_owned(),
+                    (taken + Duration::minutes(80)).to_rfc3339(),
+                ),
+            ]),
         );
         copy.description.original_created_at = Some(taken);
         copy.description.copied_from = Some(SnapshotSource {
@@ -178,6 +187,30 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
             updated_by: Some("simulated account".to_owned()),
         };
         state.topologies.insert(name, topology.clone());
+        // The application's servers: serving in the home region, none yet
+        // in the backup region (the region failover raises them there).
+        let serving: Vec<(String, DateTime<Utc>)> = (1..=2)
+            .map(|i| (format!("i-home{n:04}{i:08}"), long_ago))
+            .collect();
+        for (region, group, instances) in [
+            (home.clone(), "muejam-app", serving),
+            (
+                world.config.backup_region.clone(),
+                "muejam-dr-app",
+                Vec::new(),
+            ),
+        ] {
+            state
+                .fleets
+                .entry((region, group.to_owned()))
+                .or_insert(world::SimFleet {
+                    desired: instances.len() as u32,
+                    min: 0,
+                    max: 10,
+                    instances,
+                    launched: 0,
+                });
+        }
         topologies.push(topology);
     }
     Ok(topologies)
@@ -218,8 +251,8 @@ pub fn ports(world: &Arc<World>) -> Ports {
         topology: services.clone(),
         approvals: services.clone(),
         journal: services.clone(),
-        executions: services,
-        fleet: not_modelled.clone(),
+        executions: services.clone(),
+        fleet: services,
         health: not_modelled.clone(),
         deployment: not_modelled.clone(),
         firewall: not_modelled.clone(),

@@ -26,6 +26,18 @@ impl SimRds {
         }
     }
 
+    /// A call to this region's RDS: refused while the region is down.
+    fn call(&self, operation: &str) -> DrResult<()> {
+        self.world.api_call(operation)?;
+        if self.world.state()?.down_regions.contains(&self.region) {
+            return Err(DrError::Unavailable(format!(
+                "{operation}: could not connect to the endpoint URL https://rds.{}.amazonaws.com/ (the region is down, simulated)",
+                self.region
+            )));
+        }
+        Ok(())
+    }
+
     fn instance<'s>(&self, state: &'s State, id: &InstanceId) -> DrResult<&'s SimInstance> {
         let now = clock::now();
         state
@@ -187,13 +199,13 @@ fn describe_snapshot(snapshot: &SimSnapshot, now: DateTime<Utc>) -> SnapshotDesc
 #[async_trait]
 impl DatabaseControlPlane for SimRds {
     async fn describe_instance(&self, id: &InstanceId) -> DrResult<InstanceDescription> {
-        self.world.api_call("DescribeDBInstances")?;
+        self.call("DescribeDBInstances")?;
         let mut state = self.world.state()?;
         self.describe_in(&mut state, id)
     }
 
     async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
-        self.world.api_call("DescribeDBInstances")?;
+        self.call("DescribeDBInstances")?;
         let now = clock::now();
         let state = self.world.state()?;
         Ok(state
@@ -208,7 +220,7 @@ impl DatabaseControlPlane for SimRds {
         &self,
         instance: Option<&InstanceId>,
     ) -> DrResult<Vec<SnapshotDescription>> {
-        self.world.api_call("DescribeDBSnapshots")?;
+        self.call("DescribeDBSnapshots")?;
         let now = clock::now();
         let state = self.world.state()?;
         let mut snapshots: Vec<SnapshotDescription> = state
@@ -234,7 +246,7 @@ impl DatabaseControlPlane for SimRds {
                 lag_at_promotion: None,
             });
         }
-        self.world.api_call("PromoteReadReplica")?;
+        self.call("PromoteReadReplica")?;
         let modifying = self
             .world
             .draw(self.world.config.timings.promote_modifying, 0.0);
@@ -281,7 +293,7 @@ impl DatabaseControlPlane for SimRds {
         &self,
         request: &CreateReplicaRequest,
     ) -> DrResult<InstanceDescription> {
-        self.world.api_call("CreateDBInstanceReadReplica")?;
+        self.call("CreateDBInstanceReadReplica")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         if let Some(existing) = self.existing(&mut state, &request.replica_id, |d| {
@@ -333,7 +345,7 @@ impl DatabaseControlPlane for SimRds {
         &self,
         request: &CreateSnapshotRequest,
     ) -> DrResult<SnapshotDescription> {
-        self.world.api_call("CreateDBSnapshot")?;
+        self.call("CreateDBSnapshot")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         let key = (self.region.clone(), request.snapshot_id.clone());
@@ -377,7 +389,7 @@ impl DatabaseControlPlane for SimRds {
         &self,
         request: &RestoreSnapshotRequest,
     ) -> DrResult<InstanceDescription> {
-        self.world.api_call("RestoreDBInstanceFromDBSnapshot")?;
+        self.call("RestoreDBInstanceFromDBSnapshot")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         if let Some(existing) = self.existing(&mut state, &request.target_id, |d| {
@@ -408,7 +420,7 @@ impl DatabaseControlPlane for SimRds {
         &self,
         request: &PointInTimeRestoreRequest,
     ) -> DrResult<InstanceDescription> {
-        self.world.api_call("RestoreDBInstanceToPointInTime")?;
+        self.call("RestoreDBInstanceToPointInTime")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         if let Some(existing) = self.existing(&mut state, &request.target_id, |d| {
@@ -449,7 +461,7 @@ impl DatabaseControlPlane for SimRds {
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
         let described = self.describe_instance(id).await?;
         dr_core::guard::deletion(id, &described.tags, options)?;
-        self.world.api_call("DeleteDBInstance")?;
+        self.call("DeleteDBInstance")?;
         let took = self
             .world
             .draw(self.world.config.timings.delete_instance, 0.0);
@@ -463,7 +475,7 @@ impl DatabaseControlPlane for SimRds {
     }
 
     async fn delete_snapshot(&self, id: &SnapshotId) -> DrResult<()> {
-        self.world.api_call("DeleteDBSnapshot")?;
+        self.call("DeleteDBSnapshot")?;
         let mut state = self.world.state()?;
         self.snapshot_in(&state, id)?;
         state.snapshots.remove(&(self.region.clone(), id.clone()));
@@ -471,7 +483,7 @@ impl DatabaseControlPlane for SimRds {
     }
 
     async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
-        self.world.api_call("DescribeDBSnapshots")?;
+        self.call("DescribeDBSnapshots")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         let described = describe_snapshot(self.snapshot_in(&state, id)?, now);
@@ -484,7 +496,7 @@ impl DatabaseControlPlane for SimRds {
     }
 
     async fn copy_snapshot(&self, request: &CopySnapshotRequest) -> DrResult<SnapshotDescription> {
-        self.world.api_call("CopyDBSnapshot")?;
+        self.call("CopyDBSnapshot")?;
         let now = clock::now();
         let mut state = self.world.state()?;
         let key = (self.region.clone(), request.target_snapshot_id.clone());
@@ -550,7 +562,7 @@ impl DatabaseControlPlane for SimRds {
     }
 
     async fn tag_snapshot(&self, id: &SnapshotId, tags: &Tags) -> DrResult<()> {
-        self.world.api_call("AddTagsToResource")?;
+        self.call("AddTagsToResource")?;
         let mut state = self.world.state()?;
         self.snapshot_in(&state, id)?;
         if let Some(s) = state.snapshots.get_mut(&(self.region.clone(), id.clone())) {
@@ -571,11 +583,11 @@ impl DatabaseControlPlane for SimRds {
                 "DB instance {id} is a read replica; change the credentials on its source"
             )));
         }
-        self.world.api_call("ModifyDBInstance")
+        self.call("ModifyDBInstance")
     }
 
     async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
-        self.world.api_call("AddTagsToResource")?;
+        self.call("AddTagsToResource")?;
         let mut state = self.world.state()?;
         self.instance(&state, instance)?;
         if let Some(i) = state.instances.get_mut(instance) {
@@ -589,7 +601,7 @@ impl DatabaseControlPlane for SimRds {
         id: &InstanceId,
         request: &FenceRequest,
     ) -> DrResult<FenceOutcome> {
-        self.world.api_call("ModifyDBInstance")?;
+        self.call("ModifyDBInstance")?;
         let took = self.world.draw(self.world.config.timings.fence, 0.0);
         let now = clock::now();
         let mut state = self.world.state()?;

@@ -428,6 +428,140 @@ impl Metrics for SimServices {
     }
 }
 
+/// EC2 Auto Scaling, simulated: raising the desired capacity launches
+/// instances that are healthy behind the load balancer after a launch's
+/// time; lowering it terminates the newest.
+#[async_trait]
+impl AppFleet for SimServices {
+    async fn describe_fleet(&self, fleet: &FleetRef) -> DrResult<FleetStatus> {
+        let region = self.fleet_region(fleet)?;
+        self.world.api_call("DescribeAutoScalingGroups")?;
+        let now = clock::now();
+        let state = self.world.state()?;
+        let group = state
+            .fleets
+            .get(&(region, fleet.auto_scaling_group.clone()))
+            .ok_or_else(|| {
+                DrError::NotFound(format!(
+                    "Auto Scaling group {} not found",
+                    fleet.auto_scaling_group
+                ))
+            })?;
+        let instances: Vec<FleetInstance> = group
+            .instances
+            .iter()
+            .map(|(id, healthy_from)| FleetInstance {
+                instance_id: id.clone(),
+                lifecycle_state: if now >= *healthy_from {
+                    "InService"
+                } else {
+                    "Pending"
+                }
+                .to_owned(),
+                health_status: "Healthy".to_owned(),
+            })
+            .collect();
+        let healthy = group.instances.iter().filter(|(_, h)| now >= *h).count() as u32;
+        let seen: Vec<String> = group
+            .instances
+            .iter()
+            .filter(|(_, h)| now >= *h)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let status = FleetStatus {
+            desired_capacity: group.desired,
+            min_size: group.min,
+            max_size: group.max,
+            instances,
+            healthy_targets: healthy,
+            unhealthy_targets: group.instances.len() as u32 - healthy,
+        };
+        drop(state);
+        let mut state = self.world.state()?;
+        for id in seen {
+            World::observe(&mut state, "instance", &id, now);
+        }
+        Ok(status)
+    }
+
+    async fn set_desired_capacity(&self, fleet: &FleetRef, desired: u32) -> DrResult<()> {
+        let region = self.fleet_region(fleet)?;
+        self.world.api_call("SetDesiredCapacity")?;
+        let now = clock::now();
+        let mut launches = Vec::new();
+        {
+            let state = self.world.state()?;
+            let group = state
+                .fleets
+                .get(&(region.clone(), fleet.auto_scaling_group.clone()))
+                .ok_or_else(|| {
+                    DrError::NotFound(format!(
+                        "Auto Scaling group {} not found",
+                        fleet.auto_scaling_group
+                    ))
+                })?;
+            if desired < group.min || desired > group.max {
+                return Err(DrError::InvalidInput(format!(
+                    "ValidationError: desired capacity {desired} is outside {}-{}",
+                    group.min, group.max
+                )));
+            }
+            for _ in group.instances.len()..desired as usize {
+                launches.push(
+                    self.world
+                        .draw(self.world.config.timings.instance_launch, 0.0),
+                );
+            }
+        }
+        let mut state = self.world.state()?;
+        let key = (region, fleet.auto_scaling_group.clone());
+        let mut started = Vec::new();
+        if let Some(group) = state.fleets.get_mut(&key) {
+            group.desired = desired;
+            group.instances.truncate(desired as usize);
+            for took in launches {
+                group.launched += 1;
+                let id = format!("i-{:017x}", group.launched);
+                group.instances.push((id.clone(), now + took));
+                started.push((id, took));
+            }
+        }
+        for (id, took) in started {
+            World::begin(&mut state, "instance", &id, now, took);
+        }
+        Ok(())
+    }
+
+    async fn start_instance_refresh(&self, _fleet: &FleetRef) -> DrResult<InstanceRefresh> {
+        Err(not_modelled("Auto Scaling instance refreshes"))
+    }
+
+    async fn describe_instance_refresh(
+        &self,
+        _fleet: &FleetRef,
+        _refresh_id: &str,
+    ) -> DrResult<InstanceRefresh> {
+        Err(not_modelled("Auto Scaling instance refreshes"))
+    }
+}
+
+impl SimServices {
+    /// The region of a fleet reference: its own, else the home region; a
+    /// region that is down does not answer.
+    fn fleet_region(&self, fleet: &FleetRef) -> DrResult<String> {
+        let region = fleet
+            .region
+            .clone()
+            .unwrap_or_else(|| self.world.config.home_region.clone());
+        if self.world.state()?.down_regions.contains(&region) {
+            return Err(DrError::Unavailable(format!(
+                "Auto Scaling in {region} does not answer (the region is down, simulated)"
+            )));
+        }
+        Ok(region)
+    }
+}
+
 /// The error of a call into what the simulated account does not model.
 pub fn not_modelled(what: &str) -> DrError {
     DrError::Unavailable(format!(
@@ -497,7 +631,7 @@ impl SqlTarget for SimServices {
                 }
                 Some(id) => {
                     let instance = state.instances.get(&id);
-                    let answers = instance.is_some_and(|i| i.answers_sql(now));
+                    let answers = instance.is_some_and(|i| i.answers_sql(now, &state.down_regions));
                     let replica = instance
                         .and_then(|i| i.phase_at(now))
                         .is_some_and(|p| p.source.is_some());
@@ -629,7 +763,7 @@ impl SimServices {
             let instance = state.instances.get(&id);
             (
                 id.clone(),
-                instance.is_some_and(|i| i.answers_sql(now)),
+                instance.is_some_and(|i| i.answers_sql(now, &state.down_regions)),
                 instance
                     .and_then(|i| i.phase_at(now))
                     .is_some_and(|p| p.source.is_some()),

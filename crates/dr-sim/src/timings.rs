@@ -134,6 +134,10 @@ pub struct Timings {
     /// keys and named checks, per GiB, on volumes still loading from S3.
     /// Reported scan rates of 100-500 MiB/s on gp3 storage.
     pub integrity_check: Range,
+    /// An Auto Scaling instance from launch to healthy behind the load
+    /// balancer: boot, the application's start, and the health checks that
+    /// must pass. Reported.
+    pub instance_launch: Range,
     /// A person answering an approval after it is published. The runbook's
     /// escalation path gives the primary on-call 15 minutes to respond.
     pub approval_answer: Range,
@@ -162,6 +166,7 @@ impl Timings {
             fence: Range::fixed(5.0, 60.0),
             dns_insync: Range::fixed(10.0, 60.0),
             integrity_check: Range::sized(10.0, 60.0, 2.0, 10.0),
+            instance_launch: Range::fixed(90.0, 300.0),
             approval_answer: Range::fixed(120.0, 900.0),
             throttle_rate: 0.0,
         }
@@ -213,6 +218,11 @@ impl Timings {
                 "integrity check",
                 self.integrity_check,
                 "reported scan rates",
+            ),
+            row(
+                "app instance healthy",
+                self.instance_launch,
+                "reported: boot, app start, health checks",
             ),
             row(
                 "approval answered",

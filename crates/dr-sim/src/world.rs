@@ -97,7 +97,10 @@ impl SimInstance {
 
     /// Whether SQL reaches it now (its host is up, its status serves, and
     /// no quarantine keeps us out).
-    pub fn answers_sql(&self, now: DateTime<Utc>) -> bool {
+    pub fn answers_sql(&self, now: DateTime<Utc>, down: &BTreeSet<String>) -> bool {
+        if down.contains(&self.region) {
+            return false;
+        }
         let serving_status = self.phase_at(now).is_some_and(|p| {
             matches!(
                 p.status,
@@ -124,6 +127,18 @@ pub(crate) struct SimSnapshot {
     /// The rows it holds (what a restore from it has), which RDS does not
     /// report.
     pub rows: BTreeMap<String, u64>,
+}
+
+/// An Auto Scaling group: its capacity and its instances, each healthy
+/// from a moment on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimFleet {
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    /// (instance id, healthy from).
+    pub instances: Vec<(String, DateTime<Utc>)>,
+    pub launched: u64,
 }
 
 /// An asynchronous AWS operation: when it began and finished, and when one
@@ -156,6 +171,10 @@ pub(crate) struct State {
     pub operations: Vec<AsyncOperation>,
     /// When the integrity verifier ran.
     pub checks: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Regions whose services do not answer (a region failure).
+    pub down_regions: BTreeSet<String>,
+    /// Auto Scaling groups by (region, name).
+    pub fleets: BTreeMap<(String, String), SimFleet>,
     /// Functions invoked at least once (their next invocations are warm).
     pub warm: BTreeSet<String>,
     pub next_change: u64,
@@ -257,6 +276,13 @@ impl World {
         self.state()
             .map(|s| s.operations.clone())
             .unwrap_or_default()
+    }
+
+    /// Takes `region` down: its RDS does not answer and its databases do
+    /// not serve.
+    pub fn region_down(&self, region: &str) -> DrResult<()> {
+        self.state()?.down_regions.insert(region.to_owned());
+        Ok(())
     }
 
     /// When the integrity verifier ran, each time.

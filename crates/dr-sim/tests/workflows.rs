@@ -363,3 +363,64 @@ async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
         "{reports:#?}"
     );
 }
+
+/// us-east-1 is down: the region failover restores the newest verified copy
+/// in us-west-2, verifies it, raises the application's servers there, and
+/// points the record at it once a person approves.
+#[tokio::test]
+async fn a_region_failure_is_recovered_in_the_backup_region() {
+    let loaded = load("region-failover");
+    let machines = Machines {
+        scenario: "region-failover",
+        machine: &loaded.machine,
+        children: &loaded.children,
+    };
+    let run = estimate::run(
+        &machines,
+        &input("region-failover.json"),
+        &options(&loaded.template),
+        5,
+        Vec::new(),
+    )
+    .await
+    .expect("ran");
+    assert!(
+        run.result.succeeded(),
+        "{:?} {:?}",
+        run.result.error,
+        run.result.cause
+    );
+    let pointed = record(&run).await;
+    assert!(
+        pointed.contains(".us-west-2.rds.amazonaws.com"),
+        "the record points into the backup region: {pointed}"
+    );
+    let services = SimServices::new(run.world.clone());
+    let fleet = dr_core::clock::simulate(run.result.stop_date, async {
+        AppFleet::describe_fleet(
+            &services,
+            &FleetRef {
+                auto_scaling_group: "muejam-dr-app".into(),
+                target_group_arn: None,
+                region: Some("us-west-2".into()),
+            },
+        )
+        .await
+    })
+    .await
+    .0
+    .expect("fleet");
+    assert_eq!(fleet.healthy_targets, 4, "{fleet:?}");
+    let m = &run.measure;
+    assert_eq!(m.outcome.as_deref(), Some("succeeded"), "{m:?}");
+    assert!(m.rto_seconds.is_some(), "{m:?}");
+    assert!(m.split.approval_seconds > 0.0, "a person approved: {m:?}");
+    assert!(
+        m.split.check_seconds > 0.0,
+        "the restore was verified: {m:?}"
+    );
+    assert!(
+        m.waits.iter().any(|w| w.kind == "restore"),
+        "the restore was waited for: {m:?}"
+    );
+}

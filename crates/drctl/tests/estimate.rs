@@ -158,7 +158,7 @@ fn a_drill_over_a_fleet_covers_every_database() {
 fn a_bad_request_exits_2_before_anything_runs() {
     for (args, says) in [
         (
-            vec!["region-failover", "--input", "events/region-failover.json"],
+            vec!["security-breach", "--input", "events/security-breach.json"],
             "does not model",
         ),
         (
