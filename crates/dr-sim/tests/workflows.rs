@@ -424,3 +424,111 @@ async fn a_region_failure_is_recovered_in_the_backup_region() {
         "the restore was waited for: {m:?}"
     );
 }
+
+/// A permanent error at any task of the region failover: the record points
+/// at the old primary or at a restore in the backup region that is
+/// available (never at one still being made), and a lock is left only by a
+/// failed release, held by the ended run.
+#[tokio::test]
+async fn a_permanent_error_at_any_region_task_leaves_the_record_on_a_serving_instance() {
+    let loaded = load("region-failover");
+    let machines = Machines {
+        scenario: "region-failover",
+        machine: &loaded.machine,
+        children: &loaded.children,
+    };
+    let all = tasks(&loaded.definition);
+    assert!(all.len() > 10, "{all:?}");
+    let old = endpoint_address(&id("muejam-db-prod"), "us-east-1");
+    let mut switched = 0;
+    for task in &all {
+        let run = estimate::run(
+            &machines,
+            &input("region-failover.json"),
+            &options(&loaded.template),
+            5,
+            vec![FaultRule {
+                task: task.clone(),
+                call: 1,
+                until_call: None,
+                fault: Fault::Fail {
+                    error: "Unsafe".to_owned(),
+                    cause: format!("injected at {task}"),
+                },
+            }],
+        )
+        .await
+        .expect("ran");
+        let pointed = record(&run).await;
+        if pointed != old {
+            switched += 1;
+            let restored = pointed
+                .split('.')
+                .next()
+                .map(id)
+                .unwrap_or_else(|| panic!("{task}: {pointed}"));
+            let (described, _) = dr_core::clock::simulate(run.result.stop_date, async {
+                DatabaseControlPlane::describe_instance(
+                    &dr_sim::SimRds::new(run.world.clone(), "us-west-2"),
+                    &restored,
+                )
+                .await
+            })
+            .await;
+            let described = described.unwrap_or_else(|e| panic!("{task}: {pointed}: {e}"));
+            assert_eq!(
+                described.status,
+                InstanceStatus::Available,
+                "{task}: the record points at {restored}, which is {described:?}"
+            );
+        }
+        let services = SimServices::new(run.world.clone());
+        let holders = RecoveryLock::holders(&services).await.expect("locks");
+        assert!(
+            holders.iter().all(|h| h.owner.contains(&run.result.name)),
+            "{task}: {holders:?}"
+        );
+        // Told by the run itself, or (it failed before it could report) by
+        // the template's alarm on the state machine's failed executions.
+        assert!(
+            !run.world.notifications().is_empty()
+                || (run.result.status == dr_runner::ExecutionStatus::Failed
+                    && pages_on_failure("RegionFailoverStateMachine")),
+            "{task}: somebody was told"
+        );
+    }
+    assert!(pages_on_failure("SecurityBreachStateMachine"));
+    assert!(
+        !pages_on_failure("DatabaseFailoverStateMachine"),
+        "it pages by itself"
+    );
+    // Errors after the switch leave the record on the verified restore.
+    assert!(
+        switched > 0 && switched < all.len(),
+        "{switched} of {}",
+        all.len()
+    );
+}
+
+/// Whether the template has an alarm on `state_machine`'s failed
+/// executions that pages the alerts topic.
+fn pages_on_failure(state_machine: &str) -> bool {
+    let text = std::fs::read_to_string(repo().join("template.yaml")).expect("template");
+    let lines: Vec<&str> = text.lines().collect();
+    lines.iter().enumerate().any(|(i, line)| {
+        line.trim() == "Type: AWS::CloudWatch::Alarm" && {
+            let block: Vec<&str> = lines[i..]
+                .iter()
+                .take_while(|l| {
+                    !l.starts_with("  ") || l.starts_with("    ") || l.trim().is_empty()
+                })
+                .take(40)
+                .copied()
+                .collect();
+            let has = |needle: &str| block.iter().any(|l| l.trim() == needle);
+            has("MetricName: ExecutionsFailed")
+                && has(&format!("Value: !Ref {state_machine}"))
+                && has("AlarmActions: [!Ref AlertsTopic]")
+        }
+    })
+}
