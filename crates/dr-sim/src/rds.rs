@@ -393,7 +393,7 @@ impl DatabaseControlPlane for SimRds {
         let now = clock::now();
         let mut state = self.world.state()?;
         if let Some(existing) = self.existing(&mut state, &request.target_id, |d| {
-            d.replication_source.is_none() && d.created_at <= now
+            d.replication_source.is_none()
         })? {
             return Ok(existing);
         }
@@ -421,10 +421,9 @@ impl DatabaseControlPlane for SimRds {
         request: &PointInTimeRestoreRequest,
     ) -> DrResult<InstanceDescription> {
         self.call("RestoreDBInstanceToPointInTime")?;
-        let now = clock::now();
         let mut state = self.world.state()?;
         if let Some(existing) = self.existing(&mut state, &request.target_id, |d| {
-            d.replication_source.is_none() && d.created_at <= now
+            d.replication_source.is_none()
         })? {
             return Ok(existing);
         }

@@ -19,6 +19,7 @@ fn repo() -> PathBuf {
 }
 
 struct Loaded {
+    scenario: &'static str,
     machine: StateMachine,
     children: Vec<(String, String, StateMachine)>,
     template: SamTemplate,
@@ -27,7 +28,7 @@ struct Loaded {
 
 /// The scenario's state machine with the template's substitutions, and the
 /// template's other machines (its possible children).
-fn load(scenario: &str) -> Loaded {
+fn load(scenario: &'static str) -> Loaded {
     let template = SamTemplate::load(&repo().join("template.yaml")).expect("template");
     let known: BTreeSet<String> = Function::ALL
         .iter()
@@ -60,6 +61,7 @@ fn load(scenario: &str) -> Loaded {
     }
     let (machine, definition) = main.expect("the scenario's machine");
     Loaded {
+        scenario,
         machine,
         children,
         template,
@@ -78,6 +80,35 @@ fn options(template: &SamTemplate) -> Options {
     }
 }
 
+impl Loaded {
+    /// One run on the simulated account of the scenario's sample input
+    /// (events/<scenario>.json), with `options` and `faults`.
+    async fn run(&self, options: Options, seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
+        let machines = Machines {
+            scenario: self.scenario,
+            machine: &self.machine,
+            children: &self.children,
+        };
+        let input = input(&format!("{}.json", self.scenario));
+        estimate::run(&machines, &input, &options, seed, faults)
+            .await
+            .expect("ran")
+    }
+}
+
+/// A permanent error (`Unsafe`) at the first call of `task`.
+fn unsafe_at(task: &str) -> Vec<FaultRule> {
+    vec![FaultRule {
+        task: task.to_owned(),
+        call: 1,
+        until_call: None,
+        fault: Fault::Fail {
+            error: "Unsafe".to_owned(),
+            cause: format!("injected at {task}"),
+        },
+    }]
+}
+
 fn input(file: &str) -> Value {
     serde_json::from_slice(&std::fs::read(repo().join("events").join(file)).expect("input"))
         .expect("json")
@@ -89,23 +120,11 @@ async fn failover(seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
 
 async fn failover_after(failure: Failure, seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
     let loaded = load("database-failover");
-    let machines = Machines {
-        scenario: "database-failover",
-        machine: &loaded.machine,
-        children: &loaded.children,
+    let options = Options {
+        failure,
+        ..options(&loaded.template)
     };
-    estimate::run(
-        &machines,
-        &input("database-failover.json"),
-        &Options {
-            failure,
-            ..options(&loaded.template)
-        },
-        seed,
-        faults,
-    )
-    .await
-    .expect("ran")
+    loaded.run(options, seed, faults).await
 }
 
 async fn record(run: &SimulatedRun) -> String {
@@ -240,19 +259,7 @@ async fn a_permanent_error_at_any_task_pages_frees_the_lock_and_dns_only_points_
     assert!(all.len() > 10, "{all:?}");
     let mut outcomes = BTreeMap::new();
     for task in &all {
-        let run = failover(
-            3,
-            vec![FaultRule {
-                task: task.clone(),
-                call: 1,
-                until_call: None,
-                fault: Fault::Fail {
-                    error: "Unsafe".to_owned(),
-                    cause: format!("injected at {task}"),
-                },
-            }],
-        )
-        .await;
+        let run = failover(3, unsafe_at(task)).await;
         let services = SimServices::new(run.world.clone());
         let pointed = record(&run).await;
         let target = [id("muejam-db-prod"), id("muejam-db-prod-replica")]
@@ -302,24 +309,11 @@ async fn a_permanent_error_at_any_task_pages_frees_the_lock_and_dns_only_points_
 #[tokio::test]
 async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
     let loaded = load("dr-drill");
-    let machines = Machines {
-        scenario: "dr-drill",
-        machine: &loaded.machine,
-        children: &loaded.children,
+    let options = Options {
+        databases: dr_scenarios::drill::MAX_DATABASES,
+        ..options(&loaded.template)
     };
-    let databases = dr_scenarios::drill::MAX_DATABASES;
-    let run = estimate::run(
-        &machines,
-        &input("dr-drill.json"),
-        &Options {
-            databases,
-            ..options(&loaded.template)
-        },
-        11,
-        Vec::new(),
-    )
-    .await
-    .expect("ran");
+    let run = loaded.run(options, 11, Vec::new()).await;
     let reports: Vec<Value> = {
         let services = SimServices::new(run.world.clone());
         let mut all = Vec::new();
@@ -370,20 +364,7 @@ async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
 #[tokio::test]
 async fn a_region_failure_is_recovered_in_the_backup_region() {
     let loaded = load("region-failover");
-    let machines = Machines {
-        scenario: "region-failover",
-        machine: &loaded.machine,
-        children: &loaded.children,
-    };
-    let run = estimate::run(
-        &machines,
-        &input("region-failover.json"),
-        &options(&loaded.template),
-        5,
-        Vec::new(),
-    )
-    .await
-    .expect("ran");
+    let run = loaded.run(options(&loaded.template), 5, Vec::new()).await;
     assert!(
         run.result.succeeded(),
         "{:?} {:?}",
@@ -432,33 +413,14 @@ async fn a_region_failure_is_recovered_in_the_backup_region() {
 #[tokio::test]
 async fn a_permanent_error_at_any_region_task_leaves_the_record_on_a_serving_instance() {
     let loaded = load("region-failover");
-    let machines = Machines {
-        scenario: "region-failover",
-        machine: &loaded.machine,
-        children: &loaded.children,
-    };
     let all = tasks(&loaded.definition);
     assert!(all.len() > 10, "{all:?}");
     let old = endpoint_address(&id("muejam-db-prod"), "us-east-1");
     let mut switched = 0;
     for task in &all {
-        let run = estimate::run(
-            &machines,
-            &input("region-failover.json"),
-            &options(&loaded.template),
-            5,
-            vec![FaultRule {
-                task: task.clone(),
-                call: 1,
-                until_call: None,
-                fault: Fault::Fail {
-                    error: "Unsafe".to_owned(),
-                    cause: format!("injected at {task}"),
-                },
-            }],
-        )
-        .await
-        .expect("ran");
+        let run = loaded
+            .run(options(&loaded.template), 5, unsafe_at(task))
+            .await;
         let pointed = record(&run).await;
         if pointed != old {
             switched += 1;

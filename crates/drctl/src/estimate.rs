@@ -4,14 +4,13 @@
 //! from AWS's documented or reported figures; the figures say where the
 //! time goes, what the history and payloads come to, and what a run costs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use dr_core::{DrError, DrResult};
 use dr_runner::sam::SamTemplate;
-use dr_runner::{LoadOptions, StateMachine};
 use dr_scenarios::Function;
 use dr_sim::estimate::{self, Estimate, Machines, Options};
 use dr_sim::timings::Timings;
@@ -124,13 +123,13 @@ pub async fn run(args: EstimateArgs) -> DrResult<ExitCode> {
         .iter()
         .map(|f| f.logical_id().to_owned())
         .collect();
-    let machine = load(&path, substitutions, &known)?;
+    let machine = crate::run::load_machine(&path, substitutions, &known)?;
     let mut child_machines = Vec::new();
     for child in children {
         child_machines.push((
             child.arn,
             child.name,
-            load(&child.path, child.substitutions, &known)?,
+            crate::run::load_machine(&child.path, child.substitutions, &known)?,
         ));
     }
     let mut timings = Timings::aws();
@@ -207,23 +206,6 @@ fn input_from_event(
                 rules.len()
             ))
         })
-}
-
-fn load(
-    path: &Path,
-    substitutions: BTreeMap<String, String>,
-    known: &BTreeSet<String>,
-) -> DrResult<StateMachine> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
-    StateMachine::load(
-        &text,
-        &LoadOptions {
-            substitutions,
-            known_functions: Some(known.clone()),
-        },
-    )
-    .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))
 }
 
 fn print_timings(timings: &Timings) {

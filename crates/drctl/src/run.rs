@@ -162,6 +162,25 @@ fn locate(args: &RunArgs) -> DrResult<Located> {
     locate_machine(&args.state_machine, args.template.as_deref())
 }
 
+/// A definition with the template's substitutions, its Task states checked
+/// against the functions `known`.
+pub(crate) fn load_machine(
+    path: &Path,
+    substitutions: BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+) -> DrResult<StateMachine> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
+    StateMachine::load(
+        &text,
+        &LoadOptions {
+            substitutions,
+            known_functions: Some(known.clone()),
+        },
+    )
+    .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))
+}
+
 /// The definition of `state_machine` (a name or a path), its name, the
 /// template's substitutions for it, and the template's other machines.
 pub(crate) fn locate_machine(state_machine: &str, template: Option<&Path>) -> DrResult<Located> {
@@ -269,16 +288,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     let (handlers, home) = local_handlers(port_faults).await?;
     let known: BTreeSet<String> = handlers.names().into_iter().collect();
     let load = |path: &Path, substitutions: BTreeMap<String, String>| {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DrError::InvalidInput(format!("reading {}: {e}", path.display())))?;
-        StateMachine::load(
-            &text,
-            &LoadOptions {
-                substitutions,
-                known_functions: Some(known.clone()),
-            },
-        )
-        .map_err(|e| DrError::InvalidInput(format!("{}: {e}", path.display())))
+        load_machine(path, substitutions, &known)
     };
     let machine = load(&path, substitutions)?;
     // The template's other state machines, which tasks may start as child
