@@ -462,6 +462,20 @@ fn prepare(
                 })?;
             world.lose_host(&topology.primary, at, failure == Failure::Failed)?;
         }
+        "app-server-recovery" => {
+            // Every server of the group the request names fails its
+            // health check: the application on them is down.
+            let _ = failure;
+            let group = input
+                .pointer("/fleet/auto_scaling_group")
+                .and_then(Value::as_str)
+                .unwrap_or("muejam-app");
+            let region = input
+                .pointer("/fleet/region")
+                .and_then(Value::as_str)
+                .unwrap_or(&world.config.home_region);
+            world.servers_fail(region, group, at)?;
+        }
         "region-failover" => {
             // The home region is down: its RDS and Auto Scaling do not
             // answer, its databases do not serve.

@@ -10,10 +10,13 @@
 //! scenario achieves on AWS and what its orchestration costs, and tests run
 //! workflows on it in milliseconds, without PostgreSQL or moto.
 //!
-//! It models what the database failover and the quarterly drill call. The
-//! other scenarios' services (the application tier, WAF, users, the
-//! application's grants) answer [`services::not_modelled`]; `drctl
-//! estimate` refuses those scenarios rather than guess.
+//! It models what the database failover, the app-server recovery, the
+//! region failover and the quarterly drill call (RDS, Route 53, Auto
+//! Scaling with its instance refreshes, the health URL behind the load
+//! balancer). The other scenarios' services (the Kubernetes deployment,
+//! WAF, users, the application's grants) answer
+//! [`services::not_modelled`]; `drctl estimate` refuses those scenarios
+//! rather than guess.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +38,12 @@ pub use services::{not_modelled, SimServices};
 pub use world::{endpoint_address, AsyncOperation, Serving, SimConfig, World};
 
 /// The scenarios the simulated account models end to end.
-pub const SUPPORTED: [&str; 3] = ["database-failover", "region-failover", "dr-drill"];
+pub const SUPPORTED: [&str; 4] = [
+    "database-failover",
+    "app-server-recovery",
+    "region-failover",
+    "dr-drill",
+];
 
 /// The MueJam databases of the simulated account: `databases` of them,
 /// each a primary with a streaming replica, a DNS record, credentials, a
@@ -189,8 +197,14 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
         state.topologies.insert(name, topology.clone());
         // The application's servers: serving in the home region, none yet
         // in the backup region (the region failover raises them there).
-        let serving: Vec<(String, DateTime<Utc>)> = (1..=2)
-            .map(|i| (format!("i-home{n:04}{i:08}"), long_ago))
+        let serving: Vec<world::SimServer> = (1..=2)
+            .map(|i| world::SimServer {
+                id: format!("i-home{n:04}{i:08}"),
+                launched: long_ago,
+                healthy_from: long_ago,
+                broken: false,
+                terminated_from: None,
+            })
             .collect();
         for (region, group, instances) in [
             (home.clone(), "muejam-app", serving),
@@ -208,6 +222,7 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
                     min: 0,
                     max: 10,
                     instances,
+                    refreshes: Vec::new(),
                     launched: 0,
                 });
         }
@@ -252,8 +267,8 @@ pub fn ports(world: &Arc<World>) -> Ports {
         approvals: services.clone(),
         journal: services.clone(),
         executions: services.clone(),
+        health: services.clone(),
         fleet: services,
-        health: not_modelled.clone(),
         deployment: not_modelled.clone(),
         firewall: not_modelled.clone(),
         triggers: not_modelled.clone(),
@@ -269,29 +284,6 @@ pub fn ports(world: &Arc<World>) -> Ports {
 /// [`not_modelled`] (`Unavailable`), so a scenario that needs one fails
 /// loudly instead of measuring a fiction.
 pub struct NotModelled;
-
-#[async_trait]
-impl AppFleet for NotModelled {
-    async fn describe_fleet(&self, _: &FleetRef) -> DrResult<FleetStatus> {
-        Err(not_modelled("Auto Scaling"))
-    }
-    async fn set_desired_capacity(&self, _: &FleetRef, _: u32) -> DrResult<()> {
-        Err(not_modelled("Auto Scaling"))
-    }
-    async fn start_instance_refresh(&self, _: &FleetRef) -> DrResult<InstanceRefresh> {
-        Err(not_modelled("Auto Scaling"))
-    }
-    async fn describe_instance_refresh(&self, _: &FleetRef, _: &str) -> DrResult<InstanceRefresh> {
-        Err(not_modelled("Auto Scaling"))
-    }
-}
-
-#[async_trait]
-impl HealthCheck for NotModelled {
-    async fn check(&self, _: &str, _: u64, _: u16) -> DrResult<HealthObservation> {
-        Err(not_modelled("the application's health URL"))
-    }
-}
 
 #[async_trait]
 impl AppDeployment for NotModelled {

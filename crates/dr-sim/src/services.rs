@@ -12,7 +12,7 @@ use dr_core::clock;
 use dr_core::*;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::world::{Serving, World};
+use crate::world::{Serving, SimRefresh, SimServer, World};
 
 /// Every simulated service of one account.
 #[derive(Clone)]
@@ -429,30 +429,29 @@ impl Metrics for SimServices {
 }
 
 /// EC2 Auto Scaling, simulated: raising the desired capacity launches
-/// instances that are healthy behind the load balancer after a launch's
-/// time; lowering it terminates the newest.
+/// servers that pass the load balancer's check after a launch's time;
+/// lowering it terminates the newest; an instance refresh launches a
+/// replacement for every server at once (MinHealthyPercentage 100,
+/// MaxHealthyPercentage 200, as our adapter asks), waits the instance
+/// warmup after the last is `InService`, then terminates the old ones
+/// after the load balancer's deregistration delay, and is `Successful`.
 #[async_trait]
 impl AppFleet for SimServices {
     async fn describe_fleet(&self, fleet: &FleetRef) -> DrResult<FleetStatus> {
         let region = self.fleet_region(fleet)?;
         self.world.api_call("DescribeAutoScalingGroups")?;
         let now = clock::now();
-        let state = self.world.state()?;
+        let mut state = self.world.state()?;
         let group = state
             .fleets
             .get(&(region, fleet.auto_scaling_group.clone()))
-            .ok_or_else(|| {
-                DrError::NotFound(format!(
-                    "Auto Scaling group {} not found",
-                    fleet.auto_scaling_group
-                ))
-            })?;
-        let instances: Vec<FleetInstance> = group
-            .instances
+            .ok_or_else(|| group_not_found(fleet))?;
+        let live: Vec<&SimServer> = group.live(now).collect();
+        let instances: Vec<FleetInstance> = live
             .iter()
-            .map(|(id, healthy_from)| FleetInstance {
-                instance_id: id.clone(),
-                lifecycle_state: if now >= *healthy_from {
+            .map(|s| FleetInstance {
+                instance_id: s.id.clone(),
+                lifecycle_state: if s.in_service_at(now) {
                     "InService"
                 } else {
                     "Pending"
@@ -461,12 +460,11 @@ impl AppFleet for SimServices {
                 health_status: "Healthy".to_owned(),
             })
             .collect();
-        let healthy = group.instances.iter().filter(|(_, h)| now >= *h).count() as u32;
-        let seen: Vec<String> = group
-            .instances
+        let healthy = live.iter().filter(|s| s.passes_at(now)).count() as u32;
+        let seen: Vec<String> = live
             .iter()
-            .filter(|(_, h)| now >= *h)
-            .map(|(id, _)| id.clone())
+            .filter(|s| s.in_service_at(now))
+            .map(|s| s.id.clone())
             .collect();
         let status = FleetStatus {
             desired_capacity: group.desired,
@@ -474,10 +472,8 @@ impl AppFleet for SimServices {
             max_size: group.max,
             instances,
             healthy_targets: healthy,
-            unhealthy_targets: group.instances.len() as u32 - healthy,
+            unhealthy_targets: live.len() as u32 - healthy,
         };
-        drop(state);
-        let mut state = self.world.state()?;
         for id in seen {
             World::observe(&mut state, "instance", &id, now);
         }
@@ -488,41 +484,51 @@ impl AppFleet for SimServices {
         let region = self.fleet_region(fleet)?;
         self.world.api_call("SetDesiredCapacity")?;
         let now = clock::now();
-        let mut launches = Vec::new();
-        {
+        let (live, bounds) = {
             let state = self.world.state()?;
             let group = state
                 .fleets
                 .get(&(region.clone(), fleet.auto_scaling_group.clone()))
-                .ok_or_else(|| {
-                    DrError::NotFound(format!(
-                        "Auto Scaling group {} not found",
-                        fleet.auto_scaling_group
-                    ))
-                })?;
-            if desired < group.min || desired > group.max {
-                return Err(DrError::InvalidInput(format!(
-                    "ValidationError: desired capacity {desired} is outside {}-{}",
-                    group.min, group.max
-                )));
-            }
-            for _ in group.instances.len()..desired as usize {
-                launches.push(
-                    self.world
-                        .draw(self.world.config.timings.instance_launch, 0.0),
-                );
-            }
+                .ok_or_else(|| group_not_found(fleet))?;
+            (group.live(now).count(), (group.min, group.max))
+        };
+        if desired < bounds.0 || desired > bounds.1 {
+            return Err(DrError::InvalidInput(format!(
+                "ValidationError: desired capacity {desired} is outside {}-{}",
+                bounds.0, bounds.1
+            )));
         }
+        let launches: Vec<chrono::Duration> = (live..desired as usize)
+            .map(|_| {
+                self.world
+                    .draw(self.world.config.timings.instance_launch, 0.0)
+            })
+            .collect();
         let mut state = self.world.state()?;
         let key = (region, fleet.auto_scaling_group.clone());
         let mut started = Vec::new();
         if let Some(group) = state.fleets.get_mut(&key) {
             group.desired = desired;
-            group.instances.truncate(desired as usize);
+            // Scale-in takes the newest first.
+            let mut excess = live.saturating_sub(desired as usize);
+            for server in group.instances.iter_mut().rev() {
+                if excess == 0 {
+                    break;
+                }
+                if server.live_at(now) {
+                    server.terminated_from = Some(now);
+                    excess -= 1;
+                }
+            }
             for took in launches {
-                group.launched += 1;
-                let id = format!("i-{:017x}", group.launched);
-                group.instances.push((id.clone(), now + took));
+                let id = group.next_id();
+                group.instances.push(SimServer {
+                    id: id.clone(),
+                    launched: now,
+                    healthy_from: now + took,
+                    broken: false,
+                    terminated_from: None,
+                });
                 started.push((id, took));
             }
         }
@@ -532,16 +538,157 @@ impl AppFleet for SimServices {
         Ok(())
     }
 
-    async fn start_instance_refresh(&self, _fleet: &FleetRef) -> DrResult<InstanceRefresh> {
-        Err(not_modelled("Auto Scaling instance refreshes"))
+    async fn start_instance_refresh(&self, fleet: &FleetRef) -> DrResult<InstanceRefresh> {
+        let region = self.fleet_region(fleet)?;
+        self.world.api_call("StartInstanceRefresh")?;
+        let now = clock::now();
+        let key = (region, fleet.auto_scaling_group.clone());
+        let live = {
+            let state = self.world.state()?;
+            let group = state
+                .fleets
+                .get(&key)
+                .ok_or_else(|| group_not_found(fleet))?;
+            // One is running: Auto Scaling refuses a second
+            // (InstanceRefreshInProgress), and our adapter joins it.
+            if let Some(running) = group
+                .refreshes
+                .iter()
+                .find(|r| r.status_at(now) != "Successful")
+            {
+                return Ok(refresh_at(running, now));
+            }
+            group.live(now).count()
+        };
+        let timings = &self.world.config.timings;
+        let pending = self.world.draw(timings.refresh_pending, 0.0);
+        let launches: Vec<chrono::Duration> = (0..live)
+            .map(|_| self.world.draw(timings.instance_launch, 0.0))
+            .collect();
+        let warmup = self.world.draw(timings.instance_warmup, 0.0);
+        let draining = self.world.draw(timings.deregistration_delay, 0.0);
+        let in_progress_from = now + pending;
+        let in_service = launches
+            .iter()
+            .map(|took| in_progress_from + *took)
+            .max()
+            .unwrap_or(in_progress_from);
+        let completes = in_service + warmup + draining;
+        let mut state = self.world.state()?;
+        let mut started = Vec::new();
+        let refresh = match state.fleets.get_mut(&key) {
+            Some(group) => {
+                for server in group.instances.iter_mut().filter(|s| s.live_at(now)) {
+                    server.terminated_from = Some(completes);
+                }
+                for took in &launches {
+                    let id = group.next_id();
+                    group.instances.push(SimServer {
+                        id: id.clone(),
+                        launched: in_progress_from,
+                        healthy_from: in_progress_from + *took,
+                        broken: false,
+                        terminated_from: None,
+                    });
+                    started.push((id, *took));
+                }
+                let refresh = SimRefresh {
+                    id: format!("refresh-{:08}", group.refreshes.len() + 1),
+                    started: now,
+                    in_progress_from,
+                    completes,
+                };
+                group.refreshes.push(refresh.clone());
+                refresh
+            }
+            None => return Err(group_not_found(fleet)),
+        };
+        for (id, took) in started {
+            World::begin(&mut state, "instance", &id, in_progress_from, took);
+        }
+        World::begin(
+            &mut state,
+            "instance-refresh",
+            &refresh.id,
+            now,
+            completes - now,
+        );
+        Ok(refresh_at(&refresh, now))
     }
 
     async fn describe_instance_refresh(
         &self,
-        _fleet: &FleetRef,
-        _refresh_id: &str,
+        fleet: &FleetRef,
+        refresh_id: &str,
     ) -> DrResult<InstanceRefresh> {
-        Err(not_modelled("Auto Scaling instance refreshes"))
+        let region = self.fleet_region(fleet)?;
+        self.world.api_call("DescribeInstanceRefreshes")?;
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let refresh = state
+            .fleets
+            .get(&(region, fleet.auto_scaling_group.clone()))
+            .ok_or_else(|| group_not_found(fleet))?
+            .refreshes
+            .iter()
+            .find(|r| r.id == refresh_id)
+            .cloned()
+            .ok_or_else(|| DrError::NotFound(format!("instance refresh {refresh_id} not found")))?;
+        World::observe(&mut state, "instance-refresh", refresh_id, now);
+        Ok(refresh_at(&refresh, now))
+    }
+}
+
+fn group_not_found(fleet: &FleetRef) -> DrError {
+    DrError::NotFound(format!(
+        "Auto Scaling group {} not found",
+        fleet.auto_scaling_group
+    ))
+}
+
+fn refresh_at(refresh: &SimRefresh, now: DateTime<Utc>) -> InstanceRefresh {
+    InstanceRefresh {
+        refresh_id: refresh.id.clone(),
+        status: refresh.status_at(now).to_owned(),
+        percentage_complete: u32::try_from(refresh.percentage_at(now)).ok(),
+        started_at: Some(refresh.started),
+    }
+}
+
+/// The application's health URL, simulated: the load balancer routes to
+/// the servers that pass its check, in any region that answers; with none,
+/// it answers 503 (with every target failing, an Application Load Balancer
+/// fails open to them, and they answer errors). A GET takes an API call's
+/// time.
+#[async_trait]
+impl HealthCheck for SimServices {
+    async fn check(
+        &self,
+        url: &str,
+        _timeout_ms: u64,
+        expected: u16,
+    ) -> DrResult<HealthObservation> {
+        let took = self.world.draw(self.world.config.timings.api_call, 0.0);
+        clock::advance(took);
+        let now = clock::now();
+        let serving = {
+            let state = self.world.state()?;
+            state
+                .fleets
+                .iter()
+                .filter(|((region, _), _)| !state.down_regions.contains(region))
+                .any(|(_, group)| group.live(now).any(|s| s.passes_at(now)))
+        };
+        let status = if serving { 200 } else { 503 };
+        Ok(HealthObservation {
+            url: url.to_owned(),
+            status: Some(status),
+            healthy: status == expected,
+            latency_ms: took.num_milliseconds().max(0) as u64,
+            detail: (status != expected)
+                .then(|| "no server passes the load balancer's check (simulated)".to_owned()),
+            checked_at: now,
+        })
     }
 }
 

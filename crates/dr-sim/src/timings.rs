@@ -8,8 +8,12 @@
 //! part of any estimate, and the first thing to replace with a measurement
 //! from a real drill (`drctl report` of an AWS run gives the real ones).
 
+use dr_core::{DrError, DrResult};
 use rand::Rng;
 use serde::Serialize;
+
+/// The longest figure `--set` takes: 30 days.
+pub const MAX_SET_SECONDS: f64 = 30.0 * 86400.0;
 
 /// A duration drawn uniformly from `[min, max]` seconds, plus `per_gib`
 /// seconds (also a range) for each GiB of data the operation handles.
@@ -63,6 +67,8 @@ impl Range {
 /// One row of the table, for printing: what, how long, and the source.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimingRow {
+    /// Its name for [`Timings::set`].
+    pub key: &'static str,
     pub operation: &'static str,
     pub range: Range,
     pub basis: &'static str,
@@ -138,6 +144,22 @@ pub struct Timings {
     /// balancer: boot, the application's start, and the health checks that
     /// must pass. Reported.
     pub instance_launch: Range,
+    /// StartInstanceRefresh until the refresh is `InProgress` and launches
+    /// its first replacement. Reported: seconds to a minute.
+    pub refresh_pending: Range,
+    /// The instance warmup an instance refresh waits after a replacement
+    /// is `InService` before it moves on. Documented default: the group's
+    /// DefaultInstanceWarmup, else its health check grace period (EC2 Auto
+    /// Scaling User Guide, "Understand the default values for an instance
+    /// refresh"); 300 s is the console's grace period, and our adapter
+    /// sets no warmup of its own.
+    pub instance_warmup: Range,
+    /// An old server's deregistration from the load balancer before it is
+    /// terminated. Documented: the target group's deregistration delay,
+    /// 300 s by default, ended early when the target has no in-flight
+    /// requests (Elastic Load Balancing User Guide, "Deregistration
+    /// delay").
+    pub deregistration_delay: Range,
     /// A person answering an approval after it is published. The runbook's
     /// escalation path gives the primary on-call 15 minutes to respond.
     pub approval_answer: Range,
@@ -167,64 +189,198 @@ impl Timings {
             dns_insync: Range::fixed(10.0, 60.0),
             integrity_check: Range::sized(10.0, 60.0, 2.0, 10.0),
             instance_launch: Range::fixed(90.0, 300.0),
+            refresh_pending: Range::fixed(5.0, 60.0),
+            instance_warmup: Range::fixed(60.0, 300.0),
+            deregistration_delay: Range::fixed(0.0, 300.0),
             approval_answer: Range::fixed(120.0, 900.0),
             throttle_rate: 0.0,
         }
     }
 
+    /// The range named `key` (a row's key), to replace.
+    fn range_mut(&mut self, key: &str) -> Option<&mut Range> {
+        Some(match key {
+            "api_call" => &mut self.api_call,
+            "lambda_warm" => &mut self.lambda_warm,
+            "lambda_cold" => &mut self.lambda_cold,
+            "sql_session" => &mut self.sql_session,
+            "promote_modifying" => &mut self.promote_modifying,
+            "promote_rebooting" => &mut self.promote_rebooting,
+            "create_replica" => &mut self.create_replica,
+            "restore_creating" => &mut self.restore_creating,
+            "restore_backing_up" => &mut self.restore_backing_up,
+            "pitr_replay_per_hour" => &mut self.pitr_replay_per_hour,
+            "create_snapshot" => &mut self.create_snapshot,
+            "copy_cross_region" => &mut self.copy_cross_region,
+            "delete_instance" => &mut self.delete_instance,
+            "fence" => &mut self.fence,
+            "dns_insync" => &mut self.dns_insync,
+            "integrity_check" => &mut self.integrity_check,
+            "instance_launch" => &mut self.instance_launch,
+            "refresh_pending" => &mut self.refresh_pending,
+            "instance_warmup" => &mut self.instance_warmup,
+            "deregistration_delay" => &mut self.deregistration_delay,
+            "approval_answer" => &mut self.approval_answer,
+            _ => return None,
+        })
+    }
+
+    /// Replaces one figure with the operator's own (a measurement from a
+    /// real run, or a setting of theirs): `key=MIN..MAX` seconds, or
+    /// `key=S` for a fixed duration; a figure that grows with size keeps
+    /// its per-GiB part. Refused (`InvalidInput`) unless the key is a
+    /// row's and `0 <= MIN <= MAX <= 30 days`.
+    pub fn set(&mut self, spec: &str) -> DrResult<()> {
+        let bad = |why: String| {
+            Err(DrError::InvalidInput(format!(
+                "--set {spec:?}: {why} (as deregistration_delay=0..30; keys: {})",
+                Timings::aws()
+                    .rows()
+                    .iter()
+                    .map(|r| r.key)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        };
+        let Some((key, value)) = spec.split_once('=') else {
+            return bad("not KEY=MIN..MAX".to_owned());
+        };
+        let parse = |v: &str| v.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+        let (min, max) = match value.split_once("..") {
+            Some((lo, hi)) => (parse(lo), parse(hi)),
+            None => (parse(value), parse(value)),
+        };
+        let (Some(min), Some(max)) = (min, max) else {
+            return bad(format!("{value:?} is not seconds, MIN..MAX"));
+        };
+        if !(0.0 <= min && min <= max && max <= MAX_SET_SECONDS) {
+            return bad(format!(
+                "{min}..{max} is not 0 <= MIN <= MAX <= {MAX_SET_SECONDS}"
+            ));
+        }
+        let Some(range) = self.range_mut(key.trim()) else {
+            return bad(format!("no figure is named {:?}", key.trim()));
+        };
+        range.min = min;
+        range.max = max;
+        Ok(())
+    }
+
     /// The table as rows, with the basis of each figure.
     pub fn rows(&self) -> Vec<TimingRow> {
         vec![
-            row("API call", self.api_call, "reported"),
-            row("Lambda invoke (warm)", self.lambda_warm, "reported"),
-            row("Lambda cold start", self.lambda_cold, "reported"),
-            row("SQL session over TLS", self.sql_session, "reported"),
+            row("api_call", "API call", self.api_call, "reported"),
             row(
+                "lambda_warm",
+                "Lambda invoke (warm)",
+                self.lambda_warm,
+                "reported",
+            ),
+            row(
+                "lambda_cold",
+                "Lambda cold start",
+                self.lambda_cold,
+                "reported",
+            ),
+            row(
+                "sql_session",
+                "SQL session over TLS",
+                self.sql_session,
+                "reported",
+            ),
+            row(
+                "promote_modifying",
                 "promotion: modifying",
                 self.promote_modifying,
                 "documented (several minutes or longer); split reported",
             ),
             row(
+                "promote_rebooting",
                 "promotion: rebooting",
                 self.promote_rebooting,
                 "documented (RDS reboots before available); runbook 10-15 min in all",
             ),
             row(
+                "create_replica",
                 "read replica created",
                 self.create_replica,
                 "reported; runbook allows 30 min",
             ),
-            row("restore: creating", self.restore_creating, "reported"),
-            row("restore: backing-up", self.restore_backing_up, "reported"),
             row(
+                "restore_creating",
+                "restore: creating",
+                self.restore_creating,
+                "reported",
+            ),
+            row(
+                "restore_backing_up",
+                "restore: backing-up",
+                self.restore_backing_up,
+                "reported",
+            ),
+            row(
+                "pitr_replay_per_hour",
                 "PITR log replay per hour",
                 self.pitr_replay_per_hour,
                 "reported",
             ),
-            row("snapshot created", self.create_snapshot, "reported"),
             row(
+                "create_snapshot",
+                "snapshot created",
+                self.create_snapshot,
+                "reported",
+            ),
+            row(
+                "copy_cross_region",
                 "cross-region copy",
                 self.copy_cross_region,
                 "documented (can take hours); rate reported",
             ),
-            row("instance deleted", self.delete_instance, "reported"),
-            row("fence (security group)", self.fence, "reported"),
             row(
+                "delete_instance",
+                "instance deleted",
+                self.delete_instance,
+                "reported",
+            ),
+            row("fence", "fence (security group)", self.fence, "reported"),
+            row(
+                "dns_insync",
                 "Route 53 change INSYNC",
                 self.dns_insync,
                 "documented: within 60 s",
             ),
             row(
+                "integrity_check",
                 "integrity check",
                 self.integrity_check,
                 "reported scan rates",
             ),
             row(
+                "instance_launch",
                 "app instance healthy",
                 self.instance_launch,
                 "reported: boot, app start, health checks",
             ),
             row(
+                "refresh_pending",
+                "instance refresh: pending",
+                self.refresh_pending,
+                "reported",
+            ),
+            row(
+                "instance_warmup",
+                "instance refresh: warmup",
+                self.instance_warmup,
+                "documented: the group's warmup or grace period (console 300 s)",
+            ),
+            row(
+                "deregistration_delay",
+                "deregistration delay",
+                self.deregistration_delay,
+                "documented: 300 s default, early without in-flight requests",
+            ),
+            row(
+                "approval_answer",
                 "approval answered",
                 self.approval_answer,
                 "runbook: primary on-call responds within 15 min",
@@ -233,8 +389,9 @@ impl Timings {
     }
 }
 
-fn row(operation: &'static str, range: Range, basis: &'static str) -> TimingRow {
+fn row(key: &'static str, operation: &'static str, range: Range, basis: &'static str) -> TimingRow {
     TimingRow {
+        key,
         operation,
         range,
         basis,
@@ -285,6 +442,46 @@ mod tests {
         };
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn every_row_can_be_set_and_nonsense_is_refused() {
+        let mut timings = Timings::aws();
+        for row in Timings::aws().rows() {
+            timings
+                .set(&format!("{}=1..2", row.key))
+                .unwrap_or_else(|e| panic!("{}: {e}", row.key));
+        }
+        assert!(timings
+            .rows()
+            .iter()
+            .all(|r| r.range.min == 1.0 && r.range.max == 2.0));
+        // A sized figure keeps its per-GiB part.
+        assert_eq!(
+            timings.create_replica.per_gib_max,
+            Timings::aws().create_replica.per_gib_max
+        );
+        let mut t = Timings::aws();
+        t.set(" deregistration_delay = 30 ").expect("fixed");
+        assert_eq!(t.deregistration_delay, Range::fixed(30.0, 30.0));
+        // (spec, why it is refused)
+        let refused = [
+            ("deregistration_delay", "no value"),
+            ("nothing=1..2", "unknown key"),
+            ("fence=2..1", "min above max"),
+            ("fence=-1..2", "negative"),
+            ("fence=1..NaN", "not a number"),
+            ("fence=1..inf", "infinite"),
+            ("fence=0..9999999999", "beyond 30 days"),
+            ("fence=a..b", "not seconds"),
+            ("=1..2", "no key"),
+        ];
+        for (spec, why) in refused {
+            let mut t = Timings::aws();
+            let e = t.set(spec).expect_err(why);
+            assert!(matches!(e, DrError::InvalidInput(_)), "{spec}: {e:?}");
+            assert_eq!(t, Timings::aws(), "{spec}: nothing changed");
+        }
     }
 
     #[test]

@@ -129,16 +129,94 @@ pub(crate) struct SimSnapshot {
     pub rows: BTreeMap<String, u64>,
 }
 
-/// An Auto Scaling group: its capacity and its instances, each healthy
-/// from a moment on.
+/// One server of an Auto Scaling group: launched at a moment, `InService`
+/// and passing the load balancer's check from another, until terminated.
+/// A broken one is `InService` but fails the check (its application is
+/// down: what the app-server recovery replaces).
+#[derive(Debug, Clone)]
+pub(crate) struct SimServer {
+    pub id: String,
+    pub launched: DateTime<Utc>,
+    pub healthy_from: DateTime<Utc>,
+    pub broken: bool,
+    pub terminated_from: Option<DateTime<Utc>>,
+}
+
+impl SimServer {
+    /// Part of the group at `now` (launched, not yet terminated).
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        self.launched <= now && self.terminated_from.is_none_or(|t| now < t)
+    }
+
+    /// `InService` at `now` (launched and booted).
+    pub fn in_service_at(&self, now: DateTime<Utc>) -> bool {
+        self.live_at(now) && self.healthy_from <= now
+    }
+
+    /// Passes the load balancer's health check at `now`.
+    pub fn passes_at(&self, now: DateTime<Utc>) -> bool {
+        self.in_service_at(now) && !self.broken
+    }
+}
+
+/// An instance refresh, decided when it starts: `Pending` until
+/// `in_progress_from`, then `InProgress` until `completes`, then
+/// `Successful`.
+#[derive(Debug, Clone)]
+pub(crate) struct SimRefresh {
+    pub id: String,
+    pub started: DateTime<Utc>,
+    pub in_progress_from: DateTime<Utc>,
+    pub completes: DateTime<Utc>,
+}
+
+impl SimRefresh {
+    pub fn status_at(&self, now: DateTime<Utc>) -> &'static str {
+        if now < self.in_progress_from {
+            "Pending"
+        } else if now < self.completes {
+            "InProgress"
+        } else {
+            "Successful"
+        }
+    }
+
+    pub fn percentage_at(&self, now: DateTime<Utc>) -> i32 {
+        let whole = (self.completes - self.in_progress_from).num_milliseconds();
+        let done = (now - self.in_progress_from).num_milliseconds();
+        if whole <= 0 || done >= whole {
+            100
+        } else if done <= 0 {
+            0
+        } else {
+            (done * 100 / whole) as i32
+        }
+    }
+}
+
+/// An Auto Scaling group: its capacity, its servers, and its instance
+/// refreshes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SimFleet {
     pub desired: u32,
     pub min: u32,
     pub max: u32,
-    /// (instance id, healthy from).
-    pub instances: Vec<(String, DateTime<Utc>)>,
+    pub instances: Vec<SimServer>,
+    pub refreshes: Vec<SimRefresh>,
     pub launched: u64,
+}
+
+impl SimFleet {
+    /// The servers part of the group at `now`.
+    pub fn live(&self, now: DateTime<Utc>) -> impl Iterator<Item = &SimServer> {
+        self.instances.iter().filter(move |s| s.live_at(now))
+    }
+
+    /// A new server's id.
+    pub fn next_id(&mut self) -> String {
+        self.launched += 1;
+        format!("i-{:017x}", self.launched)
+    }
 }
 
 /// An asynchronous AWS operation: when it began and finished, and when one
@@ -283,6 +361,27 @@ impl World {
     pub fn region_down(&self, region: &str) -> DrResult<()> {
         self.state()?.down_regions.insert(region.to_owned());
         Ok(())
+    }
+
+    /// Breaks every server of `group` in `region` from `at`: they stay
+    /// `InService` but fail the load balancer's check (the application on
+    /// them is down), as runbook "Application Server Failure" finds them.
+    pub fn servers_fail(&self, region: &str, group: &str, at: DateTime<Utc>) -> DrResult<usize> {
+        let mut state = self.state()?;
+        let fleet = state
+            .fleets
+            .get_mut(&(region.to_owned(), group.to_owned()))
+            .ok_or_else(|| {
+                DrError::InvalidInput(format!(
+                    "the simulated account has no Auto Scaling group {group:?} in {region} (it has muejam-app)"
+                ))
+            })?;
+        let mut broken = 0;
+        for server in fleet.instances.iter_mut().filter(|s| s.live_at(at)) {
+            server.broken = true;
+            broken += 1;
+        }
+        Ok(broken)
     }
 
     /// When the integrity verifier ran, each time.

@@ -84,13 +84,24 @@ impl Loaded {
     /// One run on the simulated account of the scenario's sample input
     /// (events/<scenario>.json), with `options` and `faults`.
     async fn run(&self, options: Options, seed: u64, faults: Vec<FaultRule>) -> SimulatedRun {
+        let input = input(&format!("{}.json", self.scenario));
+        self.run_input(&input, options, seed, faults).await
+    }
+
+    /// One run of `input`.
+    async fn run_input(
+        &self,
+        input: &Value,
+        options: Options,
+        seed: u64,
+        faults: Vec<FaultRule>,
+    ) -> SimulatedRun {
         let machines = Machines {
             scenario: self.scenario,
             machine: &self.machine,
             children: &self.children,
         };
-        let input = input(&format!("{}.json", self.scenario));
-        estimate::run(&machines, &input, &options, seed, faults)
+        estimate::run(&machines, input, &options, seed, faults)
             .await
             .expect("ran")
     }
@@ -493,4 +504,142 @@ fn pages_on_failure(state_machine: &str) -> bool {
                 && has("AlarmActions: [!Ref AlertsTopic]")
         }
     })
+}
+
+/// The app-server recovery's request, as the app alarms' rule makes it
+/// (the sample of its plan function).
+fn app_request() -> Value {
+    input("functions/app-plan.json")["request"].clone()
+}
+
+/// The group `muejam-app` in us-east-1 as Auto Scaling describes it when
+/// `run` ended.
+async fn app_fleet(run: &SimulatedRun) -> FleetStatus {
+    let services = SimServices::new(run.world.clone());
+    dr_core::clock::simulate(run.result.stop_date, async {
+        AppFleet::describe_fleet(
+            &services,
+            &FleetRef {
+                auto_scaling_group: "muejam-app".into(),
+                target_group_arn: None,
+                region: Some("us-east-1".into()),
+            },
+        )
+        .await
+    })
+    .await
+    .0
+    .expect("fleet")
+}
+
+/// The health URL's answer when `run` ended.
+async fn health_at_end(run: &SimulatedRun) -> HealthObservation {
+    let services = SimServices::new(run.world.clone());
+    dr_core::clock::simulate(run.result.stop_date, async {
+        HealthCheck::check(&services, "https://api.muejam.com/health", 2000, 200).await
+    })
+    .await
+    .0
+    .expect("health")
+}
+
+/// Every app server fails its health check: the recovery raises the group
+/// to its floor, refreshes it, and ends once the replacements pass and the
+/// health URL answers 200; the RTO covers the refresh AWS ran.
+#[tokio::test]
+async fn failed_app_servers_are_replaced_until_the_health_url_answers() {
+    let loaded = load("app-server-recovery");
+    for seed in [1, 2, 3] {
+        let run = loaded
+            .run_input(&app_request(), options(&loaded.template), seed, Vec::new())
+            .await;
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        let fleet = app_fleet(&run).await;
+        assert_eq!(fleet.desired_capacity, 4, "seed {seed}: {fleet:?}");
+        assert!(fleet.healthy_targets >= 4, "seed {seed}: {fleet:?}");
+        assert_eq!(
+            fleet.unhealthy_targets, 0,
+            "seed {seed}: every broken server was replaced: {fleet:?}"
+        );
+        assert!(
+            fleet
+                .instances
+                .iter()
+                .all(|i| !i.instance_id.starts_with("i-home")),
+            "seed {seed}: {fleet:?}"
+        );
+        assert!(health_at_end(&run).await.healthy, "seed {seed}");
+        let services = SimServices::new(run.world.clone());
+        assert!(
+            RecoveryLock::holders(&services)
+                .await
+                .expect("locks")
+                .is_empty(),
+            "seed {seed}"
+        );
+        let m = &run.measure;
+        assert_eq!(
+            m.outcome.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: {m:?}"
+        );
+        let rto = m.rto_seconds.expect("measured");
+        let t = dr_sim::timings::Timings::aws();
+        assert!(
+            rto >= t.instance_launch.min + t.instance_warmup.min,
+            "seed {seed}: the RTO covers a launch and a warmup: {rto}"
+        );
+        assert!(
+            m.waits.iter().any(|w| w.kind == "instance-refresh"),
+            "seed {seed}: the refresh was waited for: {m:?}"
+        );
+    }
+}
+
+/// A permanent error at any task of the app-server recovery: the group is
+/// never lowered below what it had, a lock is left only by a failed
+/// release (held by the ended run), and somebody is told.
+#[tokio::test]
+async fn a_permanent_error_at_any_app_task_never_lowers_the_fleet_and_tells_someone() {
+    let loaded = load("app-server-recovery");
+    let all = tasks(&loaded.definition);
+    assert!(all.len() > 5, "{all:?}");
+    let mut recovered = 0;
+    for task in &all {
+        let run = loaded
+            .run_input(
+                &app_request(),
+                options(&loaded.template),
+                2,
+                unsafe_at(task),
+            )
+            .await;
+        let fleet = app_fleet(&run).await;
+        assert!(fleet.desired_capacity >= 2, "{task}: {fleet:?}");
+        let services = SimServices::new(run.world.clone());
+        let holders = RecoveryLock::holders(&services).await.expect("locks");
+        assert!(
+            holders.iter().all(|h| h.owner.contains(&run.result.name)),
+            "{task}: {holders:?}"
+        );
+        if !task.starts_with("ReleaseLock") {
+            assert!(holders.is_empty(), "{task}: {holders:?}");
+        }
+        assert!(
+            !run.world.notifications().is_empty()
+                || (run.result.status == dr_runner::ExecutionStatus::Failed
+                    && pages_on_failure("AppServerRecoveryStateMachine")),
+            "{task}: somebody was told"
+        );
+        if health_at_end(&run).await.healthy {
+            recovered += 1;
+        }
+    }
+    // A fault after the refresh began leaves AWS to finish it.
+    assert!(recovered > 0, "{recovered} of {}", all.len());
 }

@@ -21,9 +21,9 @@ use crate::output::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
-    /// The scenario: database-failover, region-failover (unplanned) or
-    /// dr-drill (the others need services the simulated AWS does not model
-    /// yet).
+    /// The scenario: database-failover, app-server-recovery,
+    /// region-failover (unplanned) or dr-drill (the others need services
+    /// the simulated AWS does not model yet).
     scenario: String,
     /// The execution input, as `drctl start` takes it.
     #[arg(long, required_unless_present = "event", conflicts_with = "event")]
@@ -61,6 +61,12 @@ pub struct EstimateArgs {
     /// Print the timing table with the source of each figure, then the estimate.
     #[arg(long)]
     timings: bool,
+    /// Replace one of AWS's figures with your own, in seconds (repeatable):
+    /// `--set deregistration_delay=0..30`, `--set instance_warmup=60`; a
+    /// measurement from a real drill beats any table. `--timings` lists
+    /// the keys.
+    #[arg(long = "set", value_name = "KEY=MIN..MAX")]
+    set: Vec<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
 }
@@ -78,7 +84,7 @@ impl EstimateArgs {
         if !dr_sim::SUPPORTED.contains(&self.scenario.as_str()) {
             return bad(format!(
                 "the simulated AWS models {} (not {:?}): the other scenarios call services it does not model yet",
-                dr_sim::SUPPORTED.join(" and "),
+                dr_sim::SUPPORTED.join(", "),
                 self.scenario
             ));
         }
@@ -99,6 +105,10 @@ impl EstimateArgs {
         }
         if !(self.throttle.is_finite() && (0.0..=0.5).contains(&self.throttle)) {
             return bad(format!("--throttle {} is not within 0-0.5", self.throttle));
+        }
+        let mut timings = Timings::aws();
+        for spec in &self.set {
+            timings.set(spec)?;
         }
         Ok(())
     }
@@ -133,6 +143,9 @@ pub async fn run(args: EstimateArgs) -> DrResult<ExitCode> {
         ));
     }
     let mut timings = Timings::aws();
+    for spec in &args.set {
+        timings.set(spec)?;
+    }
     timings.throttle_rate = args.throttle;
     let options = Options {
         runs: args.runs,
@@ -217,8 +230,8 @@ fn print_timings(timings: &Timings) {
             String::new()
         };
         println!(
-            "  {:<26} {:>7}-{:<7}{per:<14} {}",
-            row.operation, row.range.min, row.range.max, row.basis
+            "  {:<21} {:<26} {:>7}-{:<7}{per:<14} {}",
+            row.key, row.operation, row.range.min, row.range.max, row.basis
         );
     }
     println!();

@@ -195,10 +195,81 @@ fn a_bad_request_exits_2_before_anything_runs() {
             vec!["database-failover", "--input", "no-such-file.json"],
             "no-such-file",
         ),
+        (
+            vec![
+                "database-failover",
+                "--input",
+                "events/database-failover.json",
+                "--set",
+                "fence=60..5",
+            ],
+            "0 <= MIN <= MAX",
+        ),
+        (
+            vec![
+                "database-failover",
+                "--input",
+                "events/database-failover.json",
+                "--set",
+                "dns=1",
+            ],
+            "no figure is named \"dns\"",
+        ),
     ] {
         let out = estimate(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// The app alarm's event through the template's rule: the group's servers
+/// are replaced by an instance refresh; the documented deregistration delay
+/// is on the RTO's path, and an operator's own figure (`--set`) moves it.
+#[test]
+fn an_app_recovery_estimate_waits_for_the_refresh_and_takes_the_operators_figures() {
+    let rto_p95 = |extra: &[&str]| {
+        let mut args = vec![
+            "app-server-recovery",
+            "--event",
+            "events/app-alarm-state-change.json",
+            "--runs",
+            "20",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let e = json(&estimate(&args));
+        for run in e["estimate"]["runs"].as_array().expect("runs") {
+            assert_eq!(run["status"], "SUCCEEDED", "{run:#}");
+            assert_eq!(run["outcome"], "succeeded", "{run:#}");
+            assert!(
+                run["waits"]
+                    .as_array()
+                    .expect("waits")
+                    .iter()
+                    .any(|w| w["kind"] == "instance-refresh"),
+                "{run:#}"
+            );
+        }
+        (
+            e["estimate"]["rto_p95_seconds"].as_f64().expect("p95"),
+            e["timings"].clone(),
+        )
+    };
+    let (aws, timings) = rto_p95(&[]);
+    let (quick, set) = rto_p95(&["--set", "deregistration_delay=0..30"]);
+    assert!(
+        quick < aws,
+        "a shorter delay shortens the RTO: {quick} vs {aws}"
+    );
+    let delay = |t: &Value| {
+        t.as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["key"] == "deregistration_delay")
+            .map(|r| r["range"]["max"].clone())
+    };
+    assert_eq!(delay(&timings), Some(serde_json::json!(300.0)));
+    assert_eq!(delay(&set), Some(serde_json::json!(30.0)));
 }
