@@ -11,10 +11,13 @@
 //! workflows on it in milliseconds, without PostgreSQL or moto.
 //!
 //! It models what the database failover, the app-server recovery, the
-//! region failover and the quarterly drill call (RDS, Route 53, Auto
+//! region failover, the security breach's containment and the quarterly
+//! drill call (RDS with its asynchronous master password, Route 53, Auto
 //! Scaling with its instance refreshes, the health URL behind the load
-//! balancer). The other scenarios' services (the Kubernetes deployment,
-//! WAF, users, the application's grants) answer
+//! balancer, Secrets Manager's staging labels, WAF IP sets under their
+//! lock tokens, the platform's API keys and audit log, the users' topic and
+//! its ledger). The other scenarios' services (the Kubernetes deployment,
+//! the application's grants, row-level differences) answer
 //! [`services::not_modelled`]; `drctl estimate` refuses those scenarios
 //! rather than guess.
 
@@ -38,12 +41,20 @@ pub use services::{not_modelled, SimServices};
 pub use world::{endpoint_address, AsyncOperation, Serving, SimConfig, World};
 
 /// The scenarios the simulated account models end to end.
-pub const SUPPORTED: [&str; 4] = [
+pub const SUPPORTED: [&str; 5] = [
     "database-failover",
     "app-server-recovery",
     "region-failover",
+    "security-breach",
     "dr-drill",
 ];
+
+/// The simulated databases' master user and application role, with the
+/// passwords they start with (simulated: nothing here is a secret).
+const MASTER_USER: &str = "muejam_admin";
+const MASTER_PASSWORD: &str = "simulated-not-a-secret";
+const APP_ROLE: &str = "muejam_app";
+const APP_PASSWORD: &str = "simulated-app-not-a-secret";
 
 /// The MueJam databases of the simulated account: `databases` of them,
 /// each a primary with a streaming replica, a DNS record, credentials, a
@@ -96,6 +107,17 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
                     markers: BTreeMap::new(),
                     row_counts: rows.clone(),
                     network: None,
+                    logins: BTreeMap::from([
+                        (
+                            MASTER_USER.to_owned(),
+                            vec![(long_ago, SecretString::from(MASTER_PASSWORD.to_owned()))],
+                        ),
+                        (
+                            APP_ROLE.to_owned(),
+                            vec![(long_ago, SecretString::from(APP_PASSWORD.to_owned()))],
+                        ),
+                    ]),
+                    master_user: Some(MASTER_USER.to_owned()),
                 },
             );
         }
@@ -163,12 +185,22 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
             },
         );
         let secret = format!("{name}/db/master");
-        state.secrets.insert(
-            secret.clone(),
-            SecretString::from(
-                r#"{"username":"muejam_admin","password":"simulated-not-a-secret"}"#.to_owned(),
-            ),
-        );
+        let app_secret = format!("{name}/db/app");
+        for (id, user, password) in [
+            (&secret, MASTER_USER, MASTER_PASSWORD),
+            (&app_secret, APP_ROLE, APP_PASSWORD),
+        ] {
+            state.secrets.insert(
+                id.clone(),
+                vec![world::SimSecretVersion {
+                    id: "sim-v1".to_owned(),
+                    value: SecretString::from(
+                        serde_json::json!({"username": user, "password": password}).to_string(),
+                    ),
+                    stages: ["AWSCURRENT".to_owned()].into(),
+                }],
+            );
+        }
         let topology = Topology {
             database: name.clone(),
             primary: primary.clone(),
@@ -187,7 +219,11 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
                 .map(|z| format!("{home}{z}"))
                 .collect(),
             region: Some(home.clone()),
-            application: None,
+            application: Some(ApplicationAccess {
+                role: APP_ROLE.to_owned(),
+                credentials_secret_id: app_secret,
+                schema: "public".to_owned(),
+            }),
             instance_prefix: primary.as_str().to_owned(),
             generation: 0,
             version: 1,
@@ -228,7 +264,55 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
         }
         topologies.push(topology);
     }
+    state.platform = sample_platform(at);
     Ok(topologies)
+}
+
+/// Addresses an intruder used (documentation ranges, RFC 5737 and 3849),
+/// and how many users acted from them.
+pub const INTRUDER_ADDRESSES: [&str; 4] = [
+    "203.0.113.10",
+    "203.0.113.11",
+    "203.0.113.12",
+    "2001:db8::bad:1",
+];
+pub const INTRUDED_USERS: i64 = 30;
+/// The platform's users, each with one API key.
+pub const PLATFORM_USERS: i64 = 500;
+
+/// The platform's API keys and audit log: every user has a key; over the
+/// last day users acted from ordinary addresses, and [`INTRUDED_USERS`]
+/// of them also from [`INTRUDER_ADDRESSES`], between 7 and 1 hours ago.
+fn sample_platform(at: DateTime<Utc>) -> world::SimPlatform {
+    let api_keys = (1..=PLATFORM_USERS)
+        .map(|user| (user * 10 + 1, (user, true)))
+        .collect();
+    let mut audit = Vec::new();
+    for (n, user) in (1..=PLATFORM_USERS).enumerate() {
+        audit.push(AuditRow {
+            id: n as i64 + 1,
+            user_id: Some(user),
+            action_type: "login".to_owned(),
+            ip_address: format!("198.51.100.{}", user % 250 + 1),
+            created_at: at - Duration::hours(20) + Duration::seconds(n as i64 * 60),
+        });
+    }
+    for user in 1..=INTRUDED_USERS {
+        for (k, (address, action)) in INTRUDER_ADDRESSES
+            .iter()
+            .zip(["login", "api_key_created", "export", "password_change"])
+            .enumerate()
+        {
+            audit.push(AuditRow {
+                id: audit.len() as i64 + 1,
+                user_id: Some(user),
+                action_type: action.to_owned(),
+                ip_address: (*address).to_owned(),
+                created_at: at - Duration::hours(7) + Duration::minutes(user * 10 + k as i64),
+            });
+        }
+    }
+    world::SimPlatform { api_keys, audit }
 }
 
 /// Row counts of a database of `gib` GiB: the MueJam tables, in
@@ -268,13 +352,13 @@ pub fn ports(world: &Arc<World>) -> Ports {
         journal: services.clone(),
         executions: services.clone(),
         health: services.clone(),
+        firewall: services.clone(),
+        users: services.clone(),
+        ledger: services.clone(),
         fleet: services,
         deployment: not_modelled.clone(),
-        firewall: not_modelled.clone(),
         triggers: not_modelled.clone(),
-        permissions: not_modelled.clone(),
-        users: not_modelled.clone(),
-        ledger: not_modelled,
+        permissions: not_modelled,
         database_tls: DatabaseTls::default(),
         initial_topologies: Vec::new(),
     }
@@ -311,16 +395,6 @@ impl AppDeployment for NotModelled {
 }
 
 #[async_trait]
-impl Firewall for NotModelled {
-    async fn get_ip_set(&self, _: &IpSetRef) -> DrResult<IpSetContents> {
-        Err(not_modelled("WAF"))
-    }
-    async fn update_ip_set(&self, _: &IpSetRef, _: &[String], _: &str) -> DrResult<()> {
-        Err(not_modelled("WAF"))
-    }
-}
-
-#[async_trait]
 impl Triggers for NotModelled {
     async fn alarm(&self, _: &str) -> DrResult<Option<AlarmInfo>> {
         Err(not_modelled("CloudWatch alarms and EventBridge rules"))
@@ -346,25 +420,5 @@ impl Permissions for NotModelled {
     }
     fn actions(&self, _: PortOperation) -> Vec<String> {
         Vec::new()
-    }
-}
-
-#[async_trait]
-impl UserNotifier for NotModelled {
-    async fn send_batch(&self, _: &str, _: &[UserMessage]) -> DrResult<Vec<UserDelivery>> {
-        Err(not_modelled("the user-notification topic"))
-    }
-}
-
-#[async_trait]
-impl NotificationLedger for NotModelled {
-    async fn entries(&self, _: &str) -> DrResult<Vec<LedgerEntry>> {
-        Err(not_modelled("the notification ledger"))
-    }
-    async fn claim(&self, _: &str, _: &[i64], _: DateTime<Utc>) -> DrResult<()> {
-        Err(not_modelled("the notification ledger"))
-    }
-    async fn mark_sent(&self, _: &str, _: &[(i64, String)], _: DateTime<Utc>) -> DrResult<()> {
-        Err(not_modelled("the notification ledger"))
     }
 }

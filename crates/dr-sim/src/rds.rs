@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use dr_core::clock;
 use dr_core::*;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::world::{Phase, Serving, SimInstance, SimSnapshot, State, World};
 
@@ -102,6 +102,8 @@ impl SimRds {
             markers: Default::default(),
             row_counts,
             network: network.clone(),
+            logins: Default::default(),
+            master_user: None,
         }
     }
 
@@ -582,7 +584,26 @@ impl DatabaseControlPlane for SimRds {
                 "DB instance {id} is a read replica; change the credentials on its source"
             )));
         }
-        self.call("ModifyDBInstance")
+        self.call("ModifyDBInstance")?;
+        // RDS applies it asynchronously (the instance shows
+        // resetting-master-credentials): the old password works until then.
+        let took = self
+            .world
+            .draw(self.world.config.timings.master_password, 0.0);
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let user = state.instances.get(id).and_then(|i| i.master_user.clone());
+        if let Some(user) = user {
+            World::set_login(
+                &mut state,
+                id,
+                &user,
+                new_password.expose_secret(),
+                now + took,
+            );
+        }
+        World::begin(&mut state, "master-password", id.as_str(), now, took);
+        Ok(())
     }
 
     async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {

@@ -3,7 +3,7 @@
 //! approvals, journal), Secrets Manager, CloudWatch, Step Functions'
 //! execution states, and the databases' SQL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use dr_core::clock;
 use dr_core::*;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::world::{Serving, SimRefresh, SimServer, World};
+use crate::world::{Serving, SimRefresh, SimSecretVersion, SimServer, State, World};
 
 /// Every simulated service of one account.
 #[derive(Clone)]
@@ -321,27 +321,34 @@ impl Executions for SimServices {
     }
 }
 
+/// Secrets Manager, simulated: versions with staging labels, moved as
+/// Secrets Manager moves them (a new AWSCURRENT leaves AWSPREVIOUS on the
+/// version it came from; a label on another version is moved only when
+/// the call names that version).
 #[async_trait]
 impl Secrets for SimServices {
     async fn get_secret(&self, secret_id: &str) -> DrResult<SecretString> {
         self.world.data_call();
-        self.world
-            .state()?
-            .secrets
-            .get(secret_id)
-            .cloned()
-            .ok_or_else(|| {
-                DrError::NotFound(format!("ResourceNotFoundException: secret {secret_id}"))
-            })
+        let state = self.world.state()?;
+        versions(&state, secret_id)?
+            .iter()
+            .find(|v| v.stages.contains(CURRENT))
+            .map(|v| v.value.clone())
+            .ok_or_else(|| DrError::NotFound(format!("secret {secret_id} has no {CURRENT}")))
     }
 
     async fn put_secret(&self, secret_id: &str, value: &SecretString) -> DrResult<String> {
         self.world.data_call();
-        self.world
-            .state()?
-            .secrets
-            .insert(secret_id.to_owned(), value.clone());
-        Ok("sim-version".to_owned())
+        let mut state = self.world.state()?;
+        let all = state.secrets.entry(secret_id.to_owned()).or_default();
+        let id = format!("sim-v{}", all.len() + 1);
+        all.push(SimSecretVersion {
+            id: id.clone(),
+            value: value.clone(),
+            stages: BTreeSet::new(),
+        });
+        move_stage(all, CURRENT, &id);
+        Ok(id)
     }
 
     async fn get_secret_stage(
@@ -351,42 +358,132 @@ impl Secrets for SimServices {
     ) -> DrResult<Option<SecretVersion>> {
         self.world.data_call();
         let state = self.world.state()?;
-        Ok((stage == "AWSCURRENT")
-            .then(|| state.secrets.get(secret_id).cloned())
-            .flatten()
-            .map(|value| SecretVersion {
-                version_id: "sim-version".to_owned(),
-                value,
-                stages: vec!["AWSCURRENT".to_owned()],
+        Ok(versions(&state, secret_id)?
+            .iter()
+            .find(|v| v.stages.contains(stage))
+            .map(|v| SecretVersion {
+                version_id: v.id.clone(),
+                value: v.value.clone(),
+                stages: v.stages.iter().cloned().collect(),
             }))
     }
 
     async fn put_secret_pending(
         &self,
-        _secret_id: &str,
-        _token: &str,
-        _value: &SecretString,
+        secret_id: &str,
+        token: &str,
+        value: &SecretString,
     ) -> DrResult<String> {
-        Err(not_modelled("Secrets Manager's staged rotation"))
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        versions(&state, secret_id)?;
+        let all = state.secrets.entry(secret_id.to_owned()).or_default();
+        match all.iter().find(|v| v.id == token) {
+            // The same token again: nothing new (a different value is
+            // ResourceExistsException).
+            Some(v) if v.value.expose_secret() == value.expose_secret() => {}
+            Some(_) => {
+                return Err(DrError::AlreadyExists(format!(
+                    "ResourceExistsException: {secret_id} already has a version {token} with another value"
+                )))
+            }
+            None => all.push(SimSecretVersion {
+                id: token.to_owned(),
+                value: value.clone(),
+                stages: BTreeSet::new(),
+            }),
+        }
+        move_stage(all, PENDING, token);
+        Ok(token.to_owned())
     }
 
     async fn move_secret_stage(
         &self,
-        _secret_id: &str,
-        _stage: &str,
-        _version_id: &str,
-        _from: Option<&str>,
+        secret_id: &str,
+        stage: &str,
+        version_id: &str,
+        from: Option<&str>,
     ) -> DrResult<()> {
-        Err(not_modelled("Secrets Manager's staged rotation"))
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        versions(&state, secret_id)?;
+        let all = state.secrets.entry(secret_id.to_owned()).or_default();
+        if !all.iter().any(|v| v.id == version_id) {
+            return Err(DrError::NotFound(format!(
+                "{secret_id} has no version {version_id}"
+            )));
+        }
+        let holder = all
+            .iter()
+            .find(|v| v.stages.contains(stage))
+            .map(|v| v.id.clone());
+        if let Some(holder) = holder.filter(|h| h != version_id) {
+            if from != Some(holder.as_str()) {
+                return Err(DrError::InvalidInput(format!(
+                    "InvalidParameterException: {stage} is attached to {holder}, not named as the version to move it from"
+                )));
+            }
+        }
+        move_stage(all, stage, version_id);
+        Ok(())
     }
 
     async fn remove_secret_stage(
         &self,
-        _secret_id: &str,
-        _stage: &str,
-        _version_id: &str,
+        secret_id: &str,
+        stage: &str,
+        version_id: &str,
     ) -> DrResult<()> {
-        Err(not_modelled("Secrets Manager's staged rotation"))
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        versions(&state, secret_id)?;
+        let all = state.secrets.entry(secret_id.to_owned()).or_default();
+        match all.iter_mut().find(|v| v.id == version_id) {
+            Some(v) if v.stages.contains(stage) => {
+                v.stages.remove(stage);
+                Ok(())
+            }
+            _ => Err(DrError::InvalidInput(format!(
+                "InvalidParameterException: {stage} is not attached to {version_id}"
+            ))),
+        }
+    }
+}
+
+const CURRENT: &str = "AWSCURRENT";
+const PENDING: &str = "AWSPENDING";
+const PREVIOUS: &str = "AWSPREVIOUS";
+
+fn versions<'s>(state: &'s State, secret_id: &str) -> DrResult<&'s [SimSecretVersion]> {
+    state
+        .secrets
+        .get(secret_id)
+        .map(Vec::as_slice)
+        .ok_or_else(|| DrError::NotFound(format!("ResourceNotFoundException: secret {secret_id}")))
+}
+
+/// Puts `stage` on `version_id` alone; a new AWSCURRENT leaves AWSPREVIOUS
+/// on the version that had it.
+fn move_stage(all: &mut [SimSecretVersion], stage: &str, version_id: &str) {
+    let old = all
+        .iter()
+        .find(|v| v.stages.contains(stage))
+        .map(|v| v.id.clone());
+    for v in all.iter_mut() {
+        v.stages.remove(stage);
+        if v.id == version_id {
+            v.stages.insert(stage.to_owned());
+        }
+    }
+    if stage == CURRENT {
+        if let Some(old) = old.filter(|o| o != version_id) {
+            for v in all.iter_mut() {
+                v.stages.remove(PREVIOUS);
+                if v.id == old {
+                    v.stages.insert(PREVIOUS.to_owned());
+                }
+            }
+        }
     }
 }
 
@@ -709,6 +806,172 @@ impl SimServices {
     }
 }
 
+/// WAF, simulated: IP sets of one IP version each, updated whole under an
+/// optimistic lock (a stale token is WAFOptimisticLockException, `Conflict`;
+/// an address of the other version is refused, as AWS refuses it), at most
+/// 10,000 addresses (WAF's quota per set).
+#[async_trait]
+impl Firewall for SimServices {
+    async fn get_ip_set(&self, ip_set: &IpSetRef) -> DrResult<IpSetContents> {
+        self.world.api_call("GetIPSet")?;
+        let state = self.world.state()?;
+        let set = state
+            .ip_sets
+            .get(&ip_set.id)
+            .ok_or_else(|| ip_set_not_found(ip_set))?;
+        Ok(IpSetContents {
+            addresses: set.addresses.clone(),
+            lock_token: set.lock_token.to_string(),
+            ip_version: Some(set.ip_version.clone()),
+        })
+    }
+
+    async fn update_ip_set(
+        &self,
+        ip_set: &IpSetRef,
+        addresses: &[String],
+        lock_token: &str,
+    ) -> DrResult<()> {
+        self.world.api_call("UpdateIPSet")?;
+        let mut state = self.world.state()?;
+        let set = state
+            .ip_sets
+            .get_mut(&ip_set.id)
+            .ok_or_else(|| ip_set_not_found(ip_set))?;
+        if set.lock_token.to_string() != lock_token {
+            return Err(DrError::Conflict(format!(
+                "WAFOptimisticLockException: {} changed since it was read",
+                ip_set.name
+            )));
+        }
+        let v6 = set.ip_version == "IPV6";
+        if let Some(other) = addresses.iter().find(|a| {
+            a.parse::<ipnet::IpNet>()
+                .map(|n| matches!(n, ipnet::IpNet::V6(_)) != v6)
+                .unwrap_or(true)
+        }) {
+            return Err(DrError::InvalidInput(format!(
+                "WAFInvalidParameterException: {other:?} is not an {} CIDR block",
+                set.ip_version
+            )));
+        }
+        if addresses.len() > 10_000 {
+            return Err(DrError::InvalidInput(format!(
+                "WAFLimitsExceededException: {} addresses in {}",
+                addresses.len(),
+                ip_set.name
+            )));
+        }
+        set.addresses = addresses.to_vec();
+        set.lock_token += 1;
+        Ok(())
+    }
+}
+
+fn ip_set_not_found(ip_set: &IpSetRef) -> DrError {
+    DrError::NotFound(format!(
+        "WAFNonexistentItemException: IP set {} ({})",
+        ip_set.name, ip_set.id
+    ))
+}
+
+/// The users' topic, simulated: each batch is one PublishBatch call; every
+/// message is accepted.
+#[async_trait]
+impl UserNotifier for SimServices {
+    async fn send_batch(
+        &self,
+        topic: &str,
+        messages: &[UserMessage],
+    ) -> DrResult<Vec<UserDelivery>> {
+        if messages.len() > USER_BATCH_MAX {
+            return Err(DrError::InvalidInput(format!(
+                "TooManyEntriesInBatchRequest: {} messages (at most {USER_BATCH_MAX})",
+                messages.len()
+            )));
+        }
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        Ok(messages
+            .iter()
+            .map(|m| {
+                state
+                    .user_messages
+                    .push((topic.to_owned(), m.user_id, m.notification_id.clone()));
+                UserDelivery::Sent {
+                    message_id: format!("sim-message-{}", state.user_messages.len()),
+                }
+            })
+            .collect())
+    }
+}
+
+/// The notification ledger (DynamoDB), simulated: a claim takes every
+/// user or none.
+#[async_trait]
+impl NotificationLedger for SimServices {
+    async fn entries(&self, incident: &str) -> DrResult<Vec<LedgerEntry>> {
+        self.world.data_call();
+        let state = self.world.state()?;
+        Ok(state
+            .ledger
+            .iter()
+            .filter(|((i, _), _)| i == incident)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn claim(&self, incident: &str, users: &[i64], at: DateTime<Utc>) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        if let Some(sent) = users.iter().find(|u| {
+            state
+                .ledger
+                .get(&(incident.to_owned(), **u))
+                .is_some_and(|e| e.state == LedgerState::Sent)
+        }) {
+            return Err(DrError::Conflict(format!(
+                "TransactionCanceledException: user {sent} of {incident} was told meanwhile"
+            )));
+        }
+        for user in users {
+            let entry = state
+                .ledger
+                .entry((incident.to_owned(), *user))
+                .or_insert(LedgerEntry {
+                    user_id: *user,
+                    state: LedgerState::Sending,
+                    claimed_at: at,
+                    attempts: 0,
+                    message_id: None,
+                    sent_at: None,
+                });
+            entry.state = LedgerState::Sending;
+            entry.claimed_at = at;
+            entry.attempts += 1;
+        }
+        Ok(())
+    }
+
+    async fn mark_sent(
+        &self,
+        incident: &str,
+        sent: &[(i64, String)],
+        at: DateTime<Utc>,
+    ) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        for (user, message_id) in sent {
+            if let Some(entry) = state.ledger.get_mut(&(incident.to_owned(), *user)) {
+                entry.state = LedgerState::Sent;
+                entry.message_id = Some(message_id.clone());
+                entry.sent_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The error of a call into what the simulated account does not model.
 pub fn not_modelled(what: &str) -> DrError {
     DrError::Unavailable(format!(
@@ -799,6 +1062,15 @@ impl SqlTarget for SimServices {
             ));
         }
         clock::advance(self.world.draw(self.world.config.timings.sql_session, 0.0));
+        if !self.logs_in(&id, target)? {
+            return Ok(unhealthy(
+                ProbeFailure::Authentication,
+                format!(
+                    "password authentication failed for user \"{}\" (simulated)",
+                    target.username
+                ),
+            ));
+        }
         if kind == ProbeKind::ReadWrite && replica {
             return Ok(unhealthy(
                 ProbeFailure::ReadOnly,
@@ -856,11 +1128,22 @@ impl SqlTarget for SimServices {
     async fn set_role_password(
         &self,
         target: &DatabaseTarget,
-        _role: &str,
+        role: &str,
         password: &SecretString,
     ) -> DrResult<()> {
         dr_core::guard::master_password(password)?;
-        self.session(target, true).map(drop)
+        validate_sql_name("role", role)?;
+        let id = self.session(target, true)?;
+        // ALTER ROLE: at once, on the primary and its replicas.
+        let now = clock::now();
+        World::set_login(
+            &mut *self.world.state()?,
+            &id,
+            role,
+            password.expose_secret(),
+            now,
+        );
+        Ok(())
     }
 
     async fn row_counts(&self, target: &DatabaseTarget) -> DrResult<BTreeMap<String, u64>> {
@@ -875,26 +1158,94 @@ impl SqlTarget for SimServices {
 
     async fn revoke_api_keys(
         &self,
-        _target: &DatabaseTarget,
-        _users: Option<&[i64]>,
+        target: &DatabaseTarget,
+        users: Option<&[i64]>,
         _at: DateTime<Utc>,
     ) -> DrResult<ApiKeysRevoked> {
-        Err(not_modelled("the platform's API keys"))
+        self.session(target, true)?;
+        let mut state = self.world.state()?;
+        let mut revoked = Vec::new();
+        let mut already_inactive = 0;
+        for (key, (user, active)) in state.platform.api_keys.iter_mut() {
+            if users.is_some_and(|u| !u.contains(user)) {
+                continue;
+            }
+            if *active {
+                *active = false;
+                revoked.push(*key);
+            } else {
+                already_inactive += 1;
+            }
+        }
+        Ok(ApiKeysRevoked {
+            revoked,
+            already_inactive,
+        })
     }
 
     async fn audit_activity(
         &self,
-        _target: &DatabaseTarget,
-        _networks: &[String],
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-        _max_rows: usize,
+        target: &DatabaseTarget,
+        networks: &[String],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_rows: usize,
     ) -> DrResult<AuditActivity> {
-        Err(not_modelled("the platform's audit log"))
+        let networks: Vec<ipnet::IpNet> = networks
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| DrError::InvalidInput(format!("{n:?} is not a network")))
+            })
+            .collect::<DrResult<_>>()?;
+        self.session(target, false)?;
+        let state = self.world.state()?;
+        let rows: Vec<&AuditRow> = state
+            .platform
+            .audit
+            .iter()
+            .filter(|r| r.created_at >= from && r.created_at < to)
+            .filter(|r| {
+                r.ip_address
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| networks.iter().any(|n| n.contains(&ip)))
+            })
+            .collect();
+        let mut by_action = BTreeMap::new();
+        for r in &rows {
+            *by_action.entry(r.action_type.clone()).or_insert(0) += 1;
+        }
+        let users: BTreeSet<i64> = rows.iter().filter_map(|r| r.user_id).collect();
+        Ok(AuditActivity {
+            events: rows.len() as u64,
+            by_action,
+            users: users.into_iter().collect(),
+            first_seen: rows.iter().map(|r| r.created_at).min(),
+            last_seen: rows.iter().map(|r| r.created_at).max(),
+            truncated: rows.len() > max_rows,
+            rows: rows.into_iter().take(max_rows).cloned().collect(),
+        })
     }
 }
 
 impl SimServices {
+    /// Whether `target`'s user and password log in to `id` now; a login
+    /// with a master password RDS has just applied is the moment our call
+    /// sees that change done.
+    fn logs_in(&self, id: &InstanceId, target: &DatabaseTarget) -> DrResult<bool> {
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let takes = state
+            .instances
+            .get(id)
+            .is_none_or(|i| i.takes(&target.username, target.password.expose_secret(), now));
+        if takes {
+            World::observe(&mut state, "master-password", id.as_str(), now);
+        }
+        Ok(takes)
+    }
+
     /// Opens a session to the database `target` names: its instance, or
     /// `Unavailable` after the connect timeout when it does not answer.
     fn session(&self, target: &DatabaseTarget, write: bool) -> DrResult<InstanceId> {
@@ -923,6 +1274,12 @@ impl SimServices {
             return Err(DrError::Unavailable(format!(
                 "{id} does not answer within {} s (simulated)",
                 target.connect_timeout_seconds
+            )));
+        }
+        if !self.logs_in(&id, target)? {
+            return Err(DrError::InvalidInput(format!(
+                "password authentication failed for user \"{}\" on {id} (simulated)",
+                target.username
             )));
         }
         if write && replica {

@@ -160,6 +160,11 @@ pub struct Timings {
     /// requests (Elastic Load Balancing User Guide, "Deregistration
     /// delay").
     pub deregistration_delay: Range,
+    /// ModifyDBInstance with a new MasterUserPassword until the instance
+    /// takes it: RDS applies it asynchronously, the instance showing
+    /// `resetting-master-credentials` meanwhile. Reported: seconds to a
+    /// couple of minutes.
+    pub master_password: Range,
     /// A person answering an approval after it is published. The runbook's
     /// escalation path gives the primary on-call 15 minutes to respond.
     pub approval_answer: Range,
@@ -192,6 +197,7 @@ impl Timings {
             refresh_pending: Range::fixed(5.0, 60.0),
             instance_warmup: Range::fixed(60.0, 300.0),
             deregistration_delay: Range::fixed(0.0, 300.0),
+            master_password: Range::fixed(10.0, 120.0),
             approval_answer: Range::fixed(120.0, 900.0),
             throttle_rate: 0.0,
         }
@@ -220,6 +226,7 @@ impl Timings {
             "refresh_pending" => &mut self.refresh_pending,
             "instance_warmup" => &mut self.instance_warmup,
             "deregistration_delay" => &mut self.deregistration_delay,
+            "master_password" => &mut self.master_password,
             "approval_answer" => &mut self.approval_answer,
             _ => return None,
         })
@@ -378,6 +385,12 @@ impl Timings {
                 "deregistration delay",
                 self.deregistration_delay,
                 "documented: 300 s default, early without in-flight requests",
+            ),
+            row(
+                "master_password",
+                "master password applied",
+                self.master_password,
+                "reported: RDS applies it asynchronously",
             ),
             row(
                 "approval_answer",

@@ -11,7 +11,7 @@ use dr_core::clock;
 use dr_core::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::timings::{Range, Timings};
@@ -77,9 +77,28 @@ pub(crate) struct SimInstance {
     pub markers: BTreeMap<String, DateTime<Utc>>,
     pub row_counts: BTreeMap<String, u64>,
     pub network: Option<NetworkPlacement>,
+    /// The passwords it takes, by user: each from a moment on (a change
+    /// RDS applies asynchronously takes effect later). A user it has no
+    /// entry for logs in with any password (restores and replicas the run
+    /// makes are reached with the secret they were made with).
+    pub logins: BTreeMap<String, Vec<(DateTime<Utc>, SecretString)>>,
+    /// Its master user (ModifyDBInstance MasterUserPassword changes it).
+    pub master_user: Option<String>,
 }
 
 impl SimInstance {
+    /// Whether `user` logs in with `password` at `now`.
+    pub fn takes(&self, user: &str, password: &str, now: DateTime<Utc>) -> bool {
+        match self.logins.get(user) {
+            None => true,
+            Some(timeline) => timeline
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= now)
+                .is_some_and(|(_, p)| p.expose_secret() == password),
+        }
+    }
+
     pub fn phase_at(&self, now: DateTime<Utc>) -> Option<&Phase> {
         self.phases.iter().rev().find(|p| p.from <= now)
     }
@@ -219,6 +238,31 @@ impl SimFleet {
     }
 }
 
+/// One version of a secret and its staging labels.
+#[derive(Debug, Clone)]
+pub(crate) struct SimSecretVersion {
+    pub id: String,
+    pub value: SecretString,
+    pub stages: BTreeSet<String>,
+}
+
+/// A WAF IP set: its addresses (one IP version), and the lock token an
+/// update must name.
+#[derive(Debug, Clone)]
+pub(crate) struct SimIpSet {
+    pub ip_version: String,
+    pub addresses: Vec<String>,
+    pub lock_token: u64,
+}
+
+/// The platform's data the breach works on (in its primary database):
+/// API keys by id (user, active), and the audit log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimPlatform {
+    pub api_keys: BTreeMap<i64, (i64, bool)>,
+    pub audit: Vec<AuditRow>,
+}
+
 /// An asynchronous AWS operation: when it began and finished, and when one
 /// of our calls first saw it finished (`None`: nobody looked).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -237,7 +281,16 @@ pub(crate) struct State {
     /// By (zone, name, type).
     pub records: BTreeMap<(String, String, String), DnsRecord>,
     pub changes: BTreeMap<String, DateTime<Utc>>,
-    pub secrets: BTreeMap<String, SecretString>,
+    /// Each secret's versions, with their staging labels.
+    pub secrets: BTreeMap<String, Vec<SimSecretVersion>>,
+    /// WAF IP sets by id.
+    pub ip_sets: BTreeMap<String, SimIpSet>,
+    /// The platform's API keys and audit log (the first database's).
+    pub platform: SimPlatform,
+    /// Messages sent to the users' topic: (topic, user, notification id).
+    pub user_messages: Vec<(String, i64, String)>,
+    /// The notification ledger, by (incident, user).
+    pub ledger: BTreeMap<(String, i64), LedgerEntry>,
     pub topologies: BTreeMap<String, Topology>,
     pub approvals: BTreeMap<String, (ApprovalRequest, SecretString)>,
     pub journal: BTreeMap<(String, String), JournalEntry>,
@@ -384,6 +437,58 @@ impl World {
         Ok(broken)
     }
 
+    /// The WAF IP sets a breach request names (`ip_set`, `ip_set_v6`),
+    /// made if missing, each with the addresses already blocked.
+    pub fn ip_sets_of(&self, request: &serde_json::Value) -> DrResult<()> {
+        let mut state = self.state()?;
+        for (key, version, existing) in [
+            ("ip_set", "IPV4", "192.0.2.66/32"),
+            ("ip_set_v6", "IPV6", "2001:db8::66/128"),
+        ] {
+            if let Some(id) = request
+                .pointer(&format!("/{key}/id"))
+                .and_then(|v| v.as_str())
+            {
+                state.ip_sets.entry(id.to_owned()).or_insert(SimIpSet {
+                    ip_version: version.to_owned(),
+                    addresses: vec![existing.to_owned()],
+                    lock_token: 1,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `user` takes `password` on `id` from `from`, and on the replicas
+    /// that stream from it (roles replicate).
+    pub(crate) fn set_login(
+        state: &mut State,
+        id: &InstanceId,
+        user: &str,
+        password: &str,
+        from: DateTime<Utc>,
+    ) {
+        let followers: Vec<InstanceId> = state
+            .instances
+            .values()
+            .filter(|i| {
+                i.id == *id
+                    || i.phase_at(from)
+                        .is_some_and(|p| p.source.as_ref() == Some(id))
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        for follower in followers {
+            if let Some(instance) = state.instances.get_mut(&follower) {
+                instance
+                    .logins
+                    .entry(user.to_owned())
+                    .or_default()
+                    .push((from, SecretString::from(password.to_owned())));
+            }
+        }
+    }
+
     /// When the integrity verifier ran, each time.
     pub fn checks(&self) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         self.state().map(|s| s.checks.clone()).unwrap_or_default()
@@ -393,6 +498,27 @@ impl World {
     pub fn notifications(&self) -> Vec<(DateTime<Utc>, Notification)> {
         self.state()
             .map(|s| s.notifications.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every message sent to the users' topic: (topic, user, notification id).
+    pub fn user_messages(&self) -> Vec<(String, i64, String)> {
+        self.state()
+            .map(|s| s.user_messages.clone())
+            .unwrap_or_default()
+    }
+
+    /// The users whose API key is active.
+    pub fn active_api_keys(&self) -> Vec<i64> {
+        self.state()
+            .map(|s| {
+                s.platform
+                    .api_keys
+                    .values()
+                    .filter(|(_, active)| *active)
+                    .map(|(user, _)| *user)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

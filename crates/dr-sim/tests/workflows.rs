@@ -643,3 +643,154 @@ async fn a_permanent_error_at_any_app_task_never_lowers_the_fleet_and_tells_some
     // A fault after the refresh began leaves AWS to finish it.
     assert!(recovered > 0, "{recovered} of {}", all.len());
 }
+
+/// Whether `user` logs in to muejam-db-prod with `secret_id`'s current
+/// password when `run` ended.
+async fn logs_in_with(run: &SimulatedRun, secret_id: &str) -> bool {
+    let services = SimServices::new(run.world.clone());
+    let value = Secrets::get_secret(&services, secret_id)
+        .await
+        .expect("the secret");
+    let credentials: Value =
+        serde_json::from_str(secrecy::ExposeSecret::expose_secret(&value)).expect("json");
+    let target = DatabaseTarget {
+        endpoint: Endpoint {
+            address: endpoint_address(&id("muejam-db-prod"), "us-east-1"),
+            port: 5432,
+        },
+        database: "muejam".into(),
+        username: credentials["username"].as_str().expect("user").to_owned(),
+        password: secrecy::SecretString::from(
+            credentials["password"]
+                .as_str()
+                .expect("password")
+                .to_owned(),
+        ),
+        connect_timeout_seconds: 5,
+        statement_timeout_ms: 5000,
+        tls: DatabaseTls::default(),
+    };
+    dr_core::clock::simulate(run.result.stop_date, async {
+        SqlTarget::probe(&services, &target, ProbeKind::Read).await
+    })
+    .await
+    .0
+    .expect("probed")
+    .healthy
+}
+
+/// The WAF IP set `id`'s addresses when `run` ended.
+async fn blocked(run: &SimulatedRun, id: &str) -> Vec<String> {
+    let services = SimServices::new(run.world.clone());
+    Firewall::get_ip_set(
+        &services,
+        &IpSetRef {
+            name: "set".into(),
+            id: id.into(),
+            scope: "REGIONAL".into(),
+        },
+    )
+    .await
+    .expect("the set")
+    .addresses
+}
+
+/// A breach from the documentation addresses: every intruded user's key is
+/// revoked and nobody else's, both passwords are rotated (the secrets'
+/// current values log in, the old ones do not), both IP sets block their
+/// addresses beside what they held, every affected user is told once after
+/// a person approves, and the report measures the containment.
+#[tokio::test]
+async fn a_breach_is_contained_with_new_passwords_blocked_addresses_and_revoked_keys() {
+    let loaded = load("security-breach");
+    for seed in [1, 2, 3] {
+        let run = loaded
+            .run(options(&loaded.template), seed, Vec::new())
+            .await;
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        let m = &run.measure;
+        assert_eq!(
+            m.outcome.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: {m:?}"
+        );
+        assert!(m.rto_seconds.is_some(), "seed {seed}: containment measured");
+        for secret in ["muejam/db/master", "muejam/db/app"] {
+            assert!(logs_in_with(&run, secret).await, "seed {seed}: {secret}");
+        }
+        let v4 = blocked(&run, "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111").await;
+        for address in ["192.0.2.66/32", "203.0.113.10/32", "203.0.113.12/32"] {
+            assert!(v4.iter().any(|a| a == address), "seed {seed}: {v4:?}");
+        }
+        let v6 = blocked(&run, "b2c3d4e5-6789-01bc-def0-EXAMPLE22222").await;
+        assert!(
+            v6.iter().any(|a| a == "2001:db8::bad:1/128"),
+            "seed {seed}: {v6:?}"
+        );
+        assert!(
+            v6.iter().all(|a| a.contains(':')),
+            "seed {seed}: one IP version per set: {v6:?}"
+        );
+        let told = run.world.user_messages();
+        let mut users: Vec<i64> = told.iter().map(|(_, u, _)| *u).collect();
+        users.sort_unstable();
+        users.dedup();
+        assert_eq!(
+            users,
+            (1..=dr_sim::INTRUDED_USERS).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        assert_eq!(told.len(), users.len(), "seed {seed}: each told once");
+        let keys = run.world.active_api_keys();
+        assert!(
+            (1..=dr_sim::INTRUDED_USERS).all(|u| !keys.contains(&u)),
+            "seed {seed}: the intruded users' keys are revoked"
+        );
+        assert_eq!(
+            keys.len() as i64,
+            dr_sim::PLATFORM_USERS - dr_sim::INTRUDED_USERS,
+            "seed {seed}: nobody else's"
+        );
+        // Users are told only after a person approves, well after the
+        // containment the RTO measures.
+        let rto = m.rto_seconds.unwrap_or_default();
+        assert!(
+            m.elapsed_seconds >= rto + dr_sim::timings::Timings::aws().approval_answer.min,
+            "seed {seed}: {m:?}"
+        );
+    }
+}
+
+/// A permanent error at any task of the breach: the secrets' current
+/// passwords still log in (the application is never locked out), nobody
+/// is told twice, and somebody on call is told.
+#[tokio::test]
+async fn a_permanent_error_at_any_breach_task_never_locks_the_application_out() {
+    let loaded = load("security-breach");
+    let all = tasks(&loaded.definition);
+    assert!(all.len() > 8, "{all:?}");
+    for task in &all {
+        let run = loaded
+            .run(options(&loaded.template), 4, unsafe_at(task))
+            .await;
+        for secret in ["muejam/db/master", "muejam/db/app"] {
+            assert!(logs_in_with(&run, secret).await, "{task}: {secret}");
+        }
+        let told = run.world.user_messages();
+        let mut users: Vec<i64> = told.iter().map(|(_, u, _)| *u).collect();
+        users.sort_unstable();
+        users.dedup();
+        assert_eq!(told.len(), users.len(), "{task}: nobody told twice");
+        assert!(
+            !run.world.notifications().is_empty()
+                || (run.result.status == dr_runner::ExecutionStatus::Failed
+                    && pages_on_failure("SecurityBreachStateMachine")),
+            "{task}: somebody was told"
+        );
+    }
+}

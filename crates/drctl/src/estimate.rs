@@ -22,8 +22,9 @@ use crate::output::OutputFormat;
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
     /// The scenario: database-failover, app-server-recovery,
-    /// region-failover (unplanned) or dr-drill (the others need services
-    /// the simulated AWS does not model yet).
+    /// region-failover (unplanned), security-breach (without a restore) or
+    /// dr-drill (data-corruption and deployment-rollback need services the
+    /// simulated AWS does not model yet).
     scenario: String,
     /// The execution input, as `drctl start` takes it.
     #[arg(long, required_unless_present = "event", conflicts_with = "event")]
