@@ -77,7 +77,10 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                             ("$.plan.poll_interval_seconds".to_owned(), i as f64),
                             (
                                 "$.plan.max_polls".to_owned(),
-                                7200_u64.div_ceil(i).clamp(1, corruption::MAX_RESTORE_POLLS) as f64,
+                                corruption::RESTORE_WAIT_SECONDS
+                                    .div_ceil(i)
+                                    .clamp(1, corruption::MAX_RESTORE_POLLS)
+                                    as f64,
                             ),
                             (
                                 "$.plan.max_search_rounds".to_owned(),

@@ -476,6 +476,33 @@ fn prepare(
                 .unwrap_or(&world.config.home_region);
             world.servers_fail(region, group, at)?;
         }
+        "data-corruption" => {
+            let _ = failure;
+            let names_app = input
+                .pointer("/app/deployment/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if names_app {
+                return Err(DrError::InvalidInput(
+                    "the request names the application's deployment (READ_ONLY_MODE), which the simulated AWS does not model yet: estimate without \"app\"".to_owned(),
+                ));
+            }
+            let database = input
+                .get("database")
+                .and_then(Value::as_str)
+                .unwrap_or("muejam");
+            let topology = topologies
+                .iter()
+                .find(|t| t.database == database)
+                .ok_or_else(|| {
+                    DrError::InvalidInput(format!(
+                        "the simulated account has no database {database:?} (it has muejam)"
+                    ))
+                })?;
+            // The application wrote the damage this long before anyone
+            // started the recovery.
+            world.damage(&topology.primary, at - Duration::hours(DAMAGE_HOURS_AGO))?;
+        }
         "security-breach" => {
             let _ = failure;
             if input.get("restore_before_breach").and_then(Value::as_bool) == Some(true) {
@@ -518,6 +545,9 @@ fn prepare(
     }
     Ok(input)
 }
+
+/// How long before the run the simulated damage was written.
+pub const DAMAGE_HOURS_AGO: i64 = 3;
 
 /// Moves a breach request's window to end at `at` (keeping its length)
 /// when it ends later: the simulated intrusion is in the hours before the

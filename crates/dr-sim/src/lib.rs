@@ -38,13 +38,14 @@ mod world;
 
 pub use rds::{SimRds, SimRegions};
 pub use services::{not_modelled, SimServices};
-pub use world::{endpoint_address, AsyncOperation, Serving, SimConfig, World};
+pub use world::{endpoint_address, AsyncOperation, InstanceData, Serving, SimConfig, World};
 
 /// The scenarios the simulated account models end to end.
-pub const SUPPORTED: [&str; 5] = [
+pub const SUPPORTED: [&str; 6] = [
     "database-failover",
     "app-server-recovery",
     "region-failover",
+    "data-corruption",
     "security-breach",
     "dr-drill",
 ];
@@ -53,7 +54,7 @@ pub const SUPPORTED: [&str; 5] = [
 /// passwords they start with (simulated: nothing here is a secret).
 const MASTER_USER: &str = "muejam_admin";
 const MASTER_PASSWORD: &str = "simulated-not-a-secret";
-const APP_ROLE: &str = "muejam_app";
+pub(crate) const APP_ROLE: &str = "muejam_app";
 const APP_PASSWORD: &str = "simulated-app-not-a-secret";
 
 /// The MueJam databases of the simulated account: `databases` of them,
@@ -118,6 +119,10 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
                         ),
                     ]),
                     master_user: Some(MASTER_USER.to_owned()),
+                    damaged_from: None,
+                    data_as_of: None,
+                    writes_stopped_at: None,
+                    grants: BTreeMap::from([(APP_ROLE.to_owned(), app_grants())]),
                 },
             );
         }
@@ -314,6 +319,31 @@ fn sample_platform(at: DateTime<Utc>) -> world::SimPlatform {
     }
     world::SimPlatform { api_keys, audit }
 }
+
+/// The application role's write privileges on the MueJam tables.
+pub(crate) fn app_grants() -> std::collections::BTreeSet<TableGrant> {
+    ["users", "stories", "comments", "api_keys", "audit_log"]
+        .iter()
+        .flat_map(|table| {
+            ["INSERT", "UPDATE", "DELETE"].iter().map(|p| TableGrant {
+                table: (*table).to_owned(),
+                privilege: (*p).to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Rows the platform writes per hour, by table (what a restore to an
+/// earlier moment loses).
+pub(crate) const WRITES_PER_HOUR: [(&str, u64); 5] = [
+    ("users", 12),
+    ("stories", 40),
+    ("comments", 220),
+    ("api_keys", 3),
+    ("audit_log", 900),
+];
+/// Rows the simulated damage changed (display names blanked).
+pub(crate) const DAMAGED_ROWS: u64 = 120;
 
 /// Row counts of a database of `gib` GiB: the MueJam tables, in
 /// proportion (only their equality between a source and its restore

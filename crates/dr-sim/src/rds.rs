@@ -1,6 +1,7 @@
 //! RDS, simulated: instances and snapshots that move through RDS's
 //! statuses over the durations of the timing table, in simulated time.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -104,6 +105,10 @@ impl SimRds {
             network: network.clone(),
             logins: Default::default(),
             master_user: None,
+            damaged_from: None,
+            data_as_of: None,
+            writes_stopped_at: None,
+            grants: Default::default(),
         }
     }
 
@@ -174,7 +179,9 @@ pub(crate) fn describe(
         }),
         replication_source: source,
         read_replicas,
-        earliest_restorable_time: Some(instance.created_at),
+        // Automated backups are kept 7 days (the console's default
+        // retention): no point in time before that can be restored.
+        earliest_restorable_time: Some(instance.created_at.max(now - Duration::days(7))),
         latest_restorable_time: (instance.serving == Serving::Up)
             .then(|| now - Duration::minutes(5)),
         created_at: instance.created_at,
@@ -431,16 +438,25 @@ impl DatabaseControlPlane for SimRds {
         }
         let source = self.instance(&state, &request.source_id)?;
         let (gib, rows) = (source.gib, source.row_counts.clone());
-        // Logs are replayed from the newest snapshot before the restore
-        // time (RDS's automated snapshots are daily).
-        let base = state
-            .snapshots
-            .values()
-            .filter(|s| {
-                s.description.source_instance_id == request.source_id
-                    && s.description.created_at <= request.restore_time
-            })
+        // Logs are replayed from the newest backup before the restore
+        // time: a snapshot, or the daily automated backup (taken at the
+        // time of day of the newest automated snapshot, every day of the
+        // retention).
+        let snapshots = || {
+            state
+                .snapshots
+                .values()
+                .filter(|s| s.description.source_instance_id == request.source_id)
+        };
+        let daily = snapshots()
+            .filter(|s| s.description.snapshot_type == SnapshotType::Automated)
             .map(|s| s.description.created_at)
+            .max()
+            .map(|s| daily_backup_before(s, request.restore_time));
+        let base = snapshots()
+            .map(|s| s.description.created_at)
+            .filter(|t| *t <= request.restore_time)
+            .chain(daily)
             .max()
             .unwrap_or(request.restore_time - Duration::hours(24));
         let hours = ((request.restore_time - base).num_seconds().max(0) as f64) / 3600.0;
@@ -448,7 +464,14 @@ impl DatabaseControlPlane for SimRds {
             .world
             .draw(self.world.config.timings.pitr_replay_per_hour, 0.0);
         let replay = Duration::milliseconds((per_hour.num_milliseconds() as f64 * hours) as i64);
-        self.restore_into(
+        // The restore holds the source's data as of the restore time: its
+        // damage if that came before, the grants and logins it had.
+        let source = self.instance(&state, &request.source_id)?;
+        let damaged = source
+            .damaged_from
+            .is_some_and(|d| d <= request.restore_time);
+        let (logins, master_user) = (source.logins.clone(), source.master_user.clone());
+        let described = self.restore_into(
             &mut state,
             &request.target_id,
             &request.tags,
@@ -456,7 +479,15 @@ impl DatabaseControlPlane for SimRds {
             gib,
             rows,
             replay,
-        )
+        )?;
+        if let Some(restored) = state.instances.get_mut(&request.target_id) {
+            restored.damaged_from = damaged.then_some(restored.created_at);
+            restored.data_as_of = Some(request.restore_time);
+            restored.grants = BTreeMap::from([(crate::APP_ROLE.to_owned(), crate::app_grants())]);
+            restored.logins = logins;
+            restored.master_user = master_user;
+        }
+        Ok(described)
     }
 
     async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
@@ -695,6 +726,14 @@ impl SimRds {
     }
 }
 
+/// The newest daily backup at or before `t`, backups being taken every
+/// 24 hours in step with `one` (one of them).
+pub(crate) fn daily_backup_before(one: DateTime<Utc>, t: DateTime<Utc>) -> DateTime<Utc> {
+    let day = 86_400;
+    let days = (t - one).num_seconds().div_euclid(day);
+    one + Duration::seconds(days * day)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn new_snapshot(
     id: &SnapshotId,
@@ -757,5 +796,27 @@ impl RegionalControlPlanes for SimRegions {
             )));
         }
         Ok(Arc::new(SimRds::new(Arc::clone(&self.world), region)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_backup_before_a_moment_is_at_most_a_day_older() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let one = t("2026-03-03T01:00:00Z");
+        // (moment, the backup before it)
+        let cases = [
+            ("2026-03-03T01:00:00Z", "2026-03-03T01:00:00Z"),
+            ("2026-03-03T02:59:00Z", "2026-03-03T01:00:00Z"),
+            ("2026-03-03T00:59:59Z", "2026-03-02T01:00:00Z"),
+            ("2026-02-24T03:00:01Z", "2026-02-24T01:00:00Z"),
+            ("2026-03-05T00:00:00Z", "2026-03-04T01:00:00Z"),
+        ];
+        for (moment, backup) in cases {
+            assert_eq!(daily_backup_before(one, t(moment)), t(backup), "{moment}");
+        }
     }
 }

@@ -1089,40 +1089,124 @@ impl SqlTarget for SimServices {
 
     async fn write_grants(
         &self,
-        _target: &DatabaseTarget,
-        _role: &str,
+        target: &DatabaseTarget,
+        role: &str,
         _schema: &str,
     ) -> DrResult<Vec<TableGrant>> {
-        Err(not_modelled("the application's grants"))
+        validate_sql_name("role", role)?;
+        let id = self.session(target, false)?;
+        let state = self.world.state()?;
+        Ok(state
+            .instances
+            .get(&id)
+            .and_then(|i| i.grants.get(role))
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn revoke_writes(
         &self,
-        _target: &DatabaseTarget,
-        _role: &str,
+        target: &DatabaseTarget,
+        role: &str,
         _schema: &str,
-        _grants: &[TableGrant],
+        grants: &[TableGrant],
     ) -> DrResult<WritesRevoked> {
-        Err(not_modelled("the application's grants"))
+        validate_sql_name("role", role)?;
+        let id = self.session(target, true)?;
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        if let Some(instance) = state.instances.get_mut(&id) {
+            if let Some(held) = instance.grants.get_mut(role) {
+                for grant in grants {
+                    held.remove(grant);
+                }
+            }
+            instance.writes_stopped_at.get_or_insert(now);
+        }
+        Ok(WritesRevoked {
+            sessions_ended: 0,
+            definer_functions: Vec::new(),
+        })
     }
 
     async fn grant_writes(
         &self,
-        _target: &DatabaseTarget,
-        _role: &str,
+        target: &DatabaseTarget,
+        role: &str,
         _schema: &str,
-        _grants: &[TableGrant],
+        grants: &[TableGrant],
     ) -> DrResult<()> {
-        Err(not_modelled("the application's grants"))
+        validate_sql_name("role", role)?;
+        let id = self.session(target, true)?;
+        let mut state = self.world.state()?;
+        if let Some(instance) = state.instances.get_mut(&id) {
+            instance
+                .grants
+                .entry(role.to_owned())
+                .or_default()
+                .extend(grants.iter().cloned());
+            instance.writes_stopped_at = None;
+        }
+        Ok(())
     }
 
+    /// The rows the platform wrote between the older copy's moment and the
+    /// newer's (at [`crate::WRITES_PER_HOUR`]), and the damaged rows when
+    /// only the newer holds the damage.
     async fn row_changes(
         &self,
-        _newer: &DatabaseTarget,
-        _older: &DatabaseTarget,
+        newer: &DatabaseTarget,
+        older: &DatabaseTarget,
         _schema: &str,
     ) -> DrResult<Vec<TableChanges>> {
-        Err(not_modelled("row-level differences between databases"))
+        let newer_id = self.session(newer, false)?;
+        let older_id = self.session(older, false)?;
+        let now = clock::now();
+        let state = self.world.state()?;
+        let of = |id: &InstanceId| {
+            state
+                .instances
+                .get(id)
+                .ok_or_else(|| DrError::NotFound(format!("{id}")))
+        };
+        let (n, o) = (of(&newer_id)?, of(&older_id)?);
+        let hours = ((n.data_moment(now) - o.data_moment(now))
+            .num_seconds()
+            .max(0) as f64)
+            / 3600.0;
+        let damage_only_in_newer = n.damaged_at(now) && !o.damaged_at(now);
+        // Comparing two copies reads both in full.
+        let gib = n.gib.max(o.gib);
+        drop(state);
+        clock::advance(
+            self.world
+                .draw(self.world.config.timings.integrity_check, gib),
+        );
+        Ok(crate::WRITES_PER_HOUR
+            .iter()
+            .map(|(table, per_hour)| {
+                let inserted = (*per_hour as f64 * hours).round() as u64;
+                let updated = if damage_only_in_newer && *table == "users" {
+                    crate::DAMAGED_ROWS
+                } else {
+                    0
+                };
+                let mut keys: Vec<(RowChange, Vec<String>)> = (1..=inserted)
+                    .map(|k| (RowChange::Inserted, vec![format!("{}", 1_000_000 + k)]))
+                    .collect();
+                keys.extend((1..=updated).map(|k| (RowChange::Updated, vec![k.to_string()])));
+                TableChanges {
+                    table: (*table).to_owned(),
+                    key_columns: vec!["id".to_owned()],
+                    inserted,
+                    updated,
+                    deleted: 0,
+                    keys,
+                    newer_rows: 1_000_000 + inserted,
+                    older_rows: 1_000_000,
+                }
+            })
+            .collect())
     }
 
     async fn set_role_password(
@@ -1305,13 +1389,17 @@ impl IntegrityVerifier for SimServices {
     ) -> DrResult<IntegritySummary> {
         let started = clock::now();
         let id = self.session(target, false)?;
-        let (gib, rows) = {
+        let (gib, rows, damaged) = {
             let state = self.world.state()?;
             let instance = state
                 .instances
                 .get(&id)
                 .ok_or_else(|| DrError::NotFound(format!("{id}")))?;
-            (instance.gib, instance.row_counts.clone())
+            (
+                instance.gib,
+                instance.row_counts.clone(),
+                instance.damaged_at(clock::now()),
+            )
         };
         let checking = clock::now();
         clock::advance(
@@ -1329,10 +1417,32 @@ impl IntegrityVerifier for SimServices {
                 }
             }
         }
+        // Every named check finds the damage where the data holds it (the
+        // simulated damage breaks what the checks look for).
+        let failed_checks: Vec<IntegrityFinding> = if damaged {
+            checks
+                .iter()
+                .map(|c| IntegrityFinding {
+                    name: c.name.clone(),
+                    kind: "custom".to_owned(),
+                    status: "failed".to_owned(),
+                    count: Some(crate::DAMAGED_ROWS),
+                    samples: Vec::new(),
+                    detail: Some("the simulated damage".to_owned()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        findings.extend(
+            failed_checks
+                .iter()
+                .map(|f| format!("{}: {} rows", f.name, crate::DAMAGED_ROWS)),
+        );
         Ok(IntegritySummary {
             passed: findings.is_empty(),
             findings,
-            failed_checks: Vec::new(),
+            failed_checks,
             row_counts: rows,
             checks_run: checks.len() + baseline.map_or(0, BTreeMap::len) + 3,
             duration_ms: (clock::now() - started).num_milliseconds().max(0) as u64,

@@ -84,9 +84,33 @@ pub(crate) struct SimInstance {
     pub logins: BTreeMap<String, Vec<(DateTime<Utc>, SecretString)>>,
     /// Its master user (ModifyDBInstance MasterUserPassword changes it).
     pub master_user: Option<String>,
+    /// From when its data holds the damage a data-corruption recovery
+    /// searches for (the application's bad writes).
+    pub damaged_from: Option<DateTime<Utc>>,
+    /// The moment its data is of, when it is a point-in-time restore
+    /// (`None`: it takes writes, or took them until they were stopped).
+    pub data_as_of: Option<DateTime<Utc>>,
+    /// When its application role's writes were revoked (`None`: they run).
+    pub writes_stopped_at: Option<DateTime<Utc>>,
+    /// The write privileges granted to each role.
+    pub grants: BTreeMap<String, BTreeSet<TableGrant>>,
 }
 
 impl SimInstance {
+    /// Whether its data holds the damage at `now`.
+    pub fn damaged_at(&self, now: DateTime<Utc>) -> bool {
+        self.damaged_from.is_some_and(|d| d <= now)
+    }
+
+    /// The moment its data is of at `now`: a restore's time, else when its
+    /// writes stopped, else now.
+    pub fn data_moment(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.data_as_of
+            .or(self.writes_stopped_at)
+            .unwrap_or(now)
+            .min(now)
+    }
+
     /// Whether `user` logs in with `password` at `now`.
     pub fn takes(&self, user: &str, password: &str, now: DateTime<Utc>) -> bool {
         match self.logins.get(user) {
@@ -236,6 +260,15 @@ impl SimFleet {
         self.launched += 1;
         format!("i-{:017x}", self.launched)
     }
+}
+
+/// What [`World::instance_data`] says of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceData {
+    pub exists: bool,
+    pub damaged: bool,
+    pub data_as_of: Option<DateTime<Utc>>,
+    pub app_write_grants: usize,
 }
 
 /// One version of a secret and its staging labels.
@@ -459,6 +492,23 @@ impl World {
         Ok(())
     }
 
+    /// Damages `id`'s data from `at` (and its replicas', which replay it).
+    pub fn damage(&self, id: &InstanceId, at: DateTime<Utc>) -> DrResult<()> {
+        let mut state = self.state()?;
+        if !state.instances.contains_key(id) {
+            return Err(DrError::NotFound(format!("no simulated instance {id}")));
+        }
+        for instance in state.instances.values_mut() {
+            let follows = instance
+                .phase_at(at)
+                .is_some_and(|p| p.source.as_ref() == Some(id));
+            if instance.id == *id || follows {
+                instance.damaged_from = Some(at);
+            }
+        }
+        Ok(())
+    }
+
     /// `user` takes `password` on `id` from `from`, and on the replicas
     /// that stream from it (roles replicate).
     pub(crate) fn set_login(
@@ -517,6 +567,34 @@ impl World {
                     .values()
                     .filter(|(_, active)| *active)
                     .map(|(user, _)| *user)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What a data-corruption test checks of an instance at `at`: whether
+    /// it exists, holds the damage, the moment its data is of (a
+    /// restore's), and how many write privileges the application role has
+    /// on it.
+    pub fn instance_data(&self, id: &InstanceId, at: DateTime<Utc>) -> Option<InstanceData> {
+        let state = self.state().ok()?;
+        let i = state.instances.get(id)?;
+        Some(InstanceData {
+            exists: i.exists_at(at),
+            damaged: i.damaged_at(at),
+            data_as_of: i.data_as_of,
+            app_write_grants: i.grants.values().map(BTreeSet::len).sum(),
+        })
+    }
+
+    /// The instances that exist at `at`.
+    pub fn instances_at(&self, at: DateTime<Utc>) -> Vec<InstanceId> {
+        self.state()
+            .map(|s| {
+                s.instances
+                    .values()
+                    .filter(|i| i.exists_at(at))
+                    .map(|i| i.id.clone())
                     .collect()
             })
             .unwrap_or_default()

@@ -794,3 +794,168 @@ async fn a_permanent_error_at_any_breach_task_never_locks_the_application_out() 
         );
     }
 }
+
+/// The application damaged the data three hours before the recovery: the
+/// search restores candidates until it finds the last moment without the
+/// damage, a person approves the switch, and the record ends on a restore
+/// of that moment (within the resolution) that holds no damage, takes the
+/// application's writes and has a replica; no candidate is left and the
+/// old primary is fenced.
+#[tokio::test]
+async fn damaged_data_is_replaced_by_the_last_restore_without_the_damage() {
+    let loaded = load("data-corruption");
+    let request = input("data-corruption.json");
+    let resolution = request["resolution_seconds"].as_i64().expect("resolution");
+    for seed in [1, 2] {
+        let run = loaded
+            .run(options(&loaded.template), seed, Vec::new())
+            .await;
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        let m = &run.measure;
+        assert_eq!(
+            m.outcome.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: {m:?}"
+        );
+        assert!(m.rto_seconds.is_some(), "seed {seed}: {m:?}");
+        assert!(
+            m.split.approval_seconds > 0.0,
+            "seed {seed}: a person approved"
+        );
+        let end = run.result.stop_date;
+        let pointed = record(&run).await;
+        let restored = pointed
+            .split('.')
+            .next()
+            .map(id)
+            .unwrap_or_else(|| panic!("{pointed}"));
+        assert_ne!(restored, id("muejam-db-prod"), "seed {seed}");
+        let data = run
+            .world
+            .instance_data(&restored, end)
+            .expect("the restore");
+        assert!(data.exists && !data.damaged, "seed {seed}: {data:?}");
+        assert!(
+            data.app_write_grants > 0,
+            "seed {seed}: writes given back: {data:?}"
+        );
+        let damage =
+            run.result.start_date - chrono::Duration::hours(dr_sim::estimate::DAMAGE_HOURS_AGO);
+        let moment = data.data_as_of.expect("a point-in-time restore");
+        assert!(
+            moment < damage && damage - moment <= chrono::Duration::seconds(resolution),
+            "seed {seed}: restored to {moment}, the damage at {damage}"
+        );
+        let services = SimServices::new(run.world.clone());
+        let topology = TopologyRegistry::get(&services, "muejam")
+            .await
+            .expect("read")
+            .expect("registered");
+        assert_eq!(topology.primary, restored, "seed {seed}");
+        assert!(
+            topology.fenced.contains(&id("muejam-db-prod")),
+            "seed {seed}: {topology:?}"
+        );
+        assert_eq!(topology.replicas.len(), 1, "seed {seed}: {topology:?}");
+        // Candidates are deleted (their deletion may still be running).
+        let later = end + chrono::Duration::hours(1);
+        let left: Vec<InstanceId> = run
+            .world
+            .instances_at(later)
+            .into_iter()
+            .filter(|i| {
+                ![
+                    id("muejam-db-prod"),
+                    id("muejam-db-prod-replica"),
+                    restored.clone(),
+                ]
+                .contains(i)
+                    && !topology.replicas.contains(i)
+            })
+            .collect();
+        assert!(left.is_empty(), "seed {seed}: left {left:?}");
+        assert!(
+            RecoveryLock::holders(&services)
+                .await
+                .expect("locks")
+                .is_empty(),
+            "seed {seed}"
+        );
+    }
+}
+
+/// A permanent error at any task of the data-corruption recovery (its
+/// rounds' tasks too): the record points at the old primary or at a
+/// restore without the damage, never at a candidate; the primary it points
+/// at takes the application's writes unless the step that gives them back
+/// is the one that failed; candidates are swept unless the sweep failed;
+/// somebody is told.
+#[tokio::test]
+async fn a_permanent_error_at_any_corruption_task_never_switches_to_damage_or_leaves_writes_stopped(
+) {
+    let loaded = load("data-corruption");
+    let round = load("data-corruption-round");
+    let mut all = tasks(&loaded.definition);
+    all.extend(tasks(&round.definition));
+    assert!(all.len() > 20, "{all:?}");
+    let mut switched = 0;
+    for task in &all {
+        let run = loaded
+            .run(options(&loaded.template), 2, unsafe_at(task))
+            .await;
+        let end = run.result.stop_date;
+        let pointed = record(&run).await;
+        let target = pointed
+            .split('.')
+            .next()
+            .map(id)
+            .unwrap_or_else(|| panic!("{task}: {pointed}"));
+        let data = run
+            .world
+            .instance_data(&target, end)
+            .unwrap_or_else(|| panic!("{task}: {pointed}"));
+        if target != id("muejam-db-prod") {
+            switched += 1;
+            assert!(
+                !data.damaged && data.data_as_of.is_some(),
+                "{task}: the record points at {target}: {data:?}"
+            );
+            assert!(
+                !target.as_str().starts_with("muejam-db-prod-c"),
+                "{task}: a candidate"
+            );
+        }
+        if !["GiveWritesBack", "RestoreGrants"].contains(&task.as_str()) {
+            assert!(
+                data.app_write_grants > 0,
+                "{task}: {target} takes no writes: {data:?}"
+            );
+        }
+        if !task.contains("Sweep") && !task.contains("Delete") {
+            let later = end + chrono::Duration::hours(1);
+            let candidates: Vec<InstanceId> = run
+                .world
+                .instances_at(later)
+                .into_iter()
+                .filter(|i| i.as_str().starts_with("muejam-db-prod-c"))
+                .collect();
+            assert!(candidates.is_empty(), "{task}: {candidates:?}");
+        }
+        assert!(
+            !run.world.notifications().is_empty()
+                || (run.result.status == dr_runner::ExecutionStatus::Failed
+                    && pages_on_failure("DataCorruptionStateMachine")),
+            "{task}: somebody was told"
+        );
+    }
+    assert!(
+        switched > 0 && switched < all.len(),
+        "{switched} of {}",
+        all.len()
+    );
+}

@@ -165,13 +165,32 @@ fn a_bad_request_exits_2_before_anything_runs() {
     let restoring_file = dir.path().join("breach-with-restore.json");
     std::fs::write(&restoring_file, restoring.to_string()).expect("write");
     let restoring_path = restoring_file.to_string_lossy().into_owned();
+    let mut with_app: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/data-corruption.json")).expect("event"),
+    )
+    .expect("json");
+    with_app["app"] = serde_json::json!({
+        "deployment": {"namespace": "muejam", "name": "muejam-api"},
+        "health_url": "https://api.muejam.com/health"
+    });
+    let with_app_file = dir.path().join("corruption-with-app.json");
+    std::fs::write(&with_app_file, with_app.to_string()).expect("write");
+    let with_app_path = with_app_file.to_string_lossy().into_owned();
     for (args, says) in [
         (
             vec!["security-breach", "--input", restoring_path.as_str()],
             "restore from before the breach",
         ),
         (
-            vec!["data-corruption", "--input", "events/data-corruption.json"],
+            vec!["data-corruption", "--input", with_app_path.as_str()],
+            "READ_ONLY_MODE",
+        ),
+        (
+            vec![
+                "deployment-rollback",
+                "--input",
+                "events/deployment-rollback.json",
+            ],
             "does not model",
         ),
         (

@@ -31,12 +31,20 @@ pub const MAX_CANDIDATES_PER_ROUND: u32 = 8;
 /// Functions' history quota; a window that needs more is refused up front
 /// (raise K or the resolution, or narrow the window).
 pub const MAX_SEARCH_ROUNDS: u32 = 8;
-/// A candidate is polled at least this far apart, at most this many times:
-/// a point-in-time restore on RDS takes tens of minutes.
-pub const CANDIDATE_POLL_SECONDS: u64 = 60;
-pub const CANDIDATE_POLLS: u64 = 60;
+/// How long a point-in-time restore is waited for, candidate or chosen:
+/// RDS replays the logs from the daily backup before the moment, up to a
+/// day of them, after restoring that backup, so a restore of a busy
+/// database takes hours, not the tens of minutes of a snapshot restore
+/// (`drctl estimate data-corruption` found candidates of a 50 GiB database
+/// taking over the one hour they were given).
+pub const RESTORE_WAIT_SECONDS: u64 = 4 * 3600;
+/// A candidate is polled at least this far apart, this many times at most
+/// ([`RESTORE_WAIT_SECONDS`] in all; the round's history stays within
+/// Step Functions' quota with [`MAX_CANDIDATES_PER_ROUND`] candidates).
+pub const CANDIDATE_POLL_SECONDS: u64 = 180;
+pub const CANDIDATE_POLLS: u64 = RESTORE_WAIT_SECONDS / CANDIDATE_POLL_SECONDS;
 /// The restore of the chosen moment is polled at most this many times.
-pub const MAX_RESTORE_POLLS: u64 = 240;
+pub const MAX_RESTORE_POLLS: u64 = 480;
 /// The most named checks an input may add.
 pub const MAX_CHECKS: usize = 50;
 /// The longest a person may take to approve the switch.
@@ -346,7 +354,7 @@ pub fn resolve(
     after.generation = after.generation.saturating_add(1);
     after.replicas.push(restored_instance.clone());
     let new_replica = after.next_instance_id()?;
-    let max_polls = 7200_u64
+    let max_polls = RESTORE_WAIT_SECONDS
         .div_ceil(request.poll_interval_seconds)
         .clamp(1, MAX_RESTORE_POLLS);
     let search_from = request
@@ -639,8 +647,8 @@ mod tests {
         assert_eq!(plan.application.schema, "public");
         assert_eq!(plan.search_from, at("2026-11-20T00:00:01Z"));
         assert_eq!(plan.recovery_id, "run-1");
-        assert_eq!(plan.max_polls, 240);
-        assert_eq!(plan.candidate_poll_seconds, 60);
+        assert_eq!(plan.max_polls, 480);
+        assert_eq!(plan.candidate_poll_seconds, 180);
         // A week at 300 s with 3 candidates: ⌈604740/3⌉ → … ≤ 300.
         assert_eq!(plan.max_search_rounds, 6);
         let mut no_app = topology();
