@@ -517,15 +517,14 @@ fn prepare(
             world.ip_sets_of(&input)?;
         }
         "region-failover" => {
-            // The home region is down: its RDS and Auto Scaling do not
-            // answer, its databases do not serve.
+            // Unplanned: the home region is down (its RDS and Auto Scaling
+            // do not answer, its databases do not serve). Planned: it still
+            // answers, and the evacuation stops the application's writes,
+            // copies a final snapshot and restores that.
             let _ = failure;
-            if input.get("mode").and_then(Value::as_str) == Some("planned") {
-                return Err(DrError::InvalidInput(
-                    "a planned evacuation stops the application's writes, which the simulated AWS does not model yet: estimate the unplanned failover".to_owned(),
-                ));
+            if input.get("mode").and_then(Value::as_str) != Some("planned") {
+                world.region_down(&world.config.home_region)?;
             }
-            world.region_down(&world.config.home_region)?;
         }
         "dr-drill" => {
             let databases: Vec<Value> = topologies

@@ -959,3 +959,48 @@ async fn a_permanent_error_at_any_corruption_task_never_switches_to_damage_or_le
         all.len()
     );
 }
+
+/// A planned evacuation while us-east-1 still answers: the application's
+/// writes stop on the old primary (and stay stopped there: nothing writes
+/// to two primaries), a final snapshot is copied and restored in
+/// us-west-2, the record moves there and the new primary takes the writes.
+#[tokio::test]
+async fn a_planned_evacuation_stops_writes_at_home_and_moves_them_to_the_backup_region() {
+    let loaded = load("region-failover");
+    let mut request = input("region-failover.json");
+    request["mode"] = Value::from("planned");
+    request["kms_key_id"] =
+        Value::from("arn:aws:kms:us-west-2:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789");
+    let run = loaded
+        .run_input(&request, options(&loaded.template), 8, Vec::new())
+        .await;
+    assert!(
+        run.result.succeeded(),
+        "{:?} {:?}",
+        run.result.error,
+        run.result.cause
+    );
+    let end = run.result.stop_date;
+    let pointed = record(&run).await;
+    assert!(
+        pointed.contains(".us-west-2.rds.amazonaws.com"),
+        "{pointed}"
+    );
+    let restored = pointed.split('.').next().map(id).expect("id");
+    let new = run.world.instance_data(&restored, end).expect("restored");
+    assert!(new.exists && new.app_write_grants > 0, "{new:?}");
+    let old = run
+        .world
+        .instance_data(&id("muejam-db-prod"), end)
+        .expect("old");
+    assert_eq!(
+        old.app_write_grants, 0,
+        "writes stay stopped at home: {old:?}"
+    );
+    let m = &run.measure;
+    assert_eq!(m.outcome.as_deref(), Some("succeeded"), "{m:?}");
+    assert!(
+        m.waits.iter().any(|w| w.kind == "copy"),
+        "the final snapshot's copy was waited for: {m:?}"
+    );
+}

@@ -22,8 +22,9 @@ use crate::output::OutputFormat;
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
     /// The scenario: database-failover, app-server-recovery,
-    /// region-failover (unplanned), security-breach (without a restore) or
-    /// dr-drill (data-corruption and deployment-rollback need services the
+    /// region-failover, data-corruption (without the application's
+    /// deployment), security-breach (without a restore) or dr-drill
+    /// (deployment-rollback needs the Kubernetes deployment, which the
     /// simulated AWS does not model yet).
     scenario: String,
     /// The execution input, as `drctl start` takes it.
