@@ -17,6 +17,13 @@ use dr_core::*;
 
 use crate::Ports;
 
+/// How long a restore's new master password is waited for inside one
+/// invocation, and how often it is tried: the functions that align
+/// passwords have 900 s, and RDS's asynchronous apply takes seconds to a
+/// couple of minutes.
+pub const MASTER_PASSWORD_WAIT_SECONDS: u64 = 180;
+pub const MASTER_PASSWORD_POLL_SECONDS: u64 = 5;
+
 /// The tag the data-corruption recovery puts on what it restores.
 pub const RESTORED_FROM_TAG: &str = "dr:restored-from";
 
@@ -54,11 +61,24 @@ pub async fn align_passwords(
             .plane(region)?
             .change_master_credentials(id, &master.password)
             .await?;
-        if refuses(ports, master).await? {
-            // RDS applies it in a while: the caller's retry checks again.
-            return Err(DrError::NotReady(format!(
-                "{id} was restored with its backup's master password, which the secret no longer holds (rotated since): set to the secret's current one, not applied yet"
-            )));
+        // RDS applies it asynchronously (resetting-master-credentials,
+        // typically within two minutes): wait for it here, looking every few
+        // seconds, rather than leave it to the state's retries, which give
+        // up after half a minute (`drctl estimate` found most restores of a
+        // breach failing there).
+        let mut waited = 0;
+        while refuses(ports, master).await? {
+            if waited >= MASTER_PASSWORD_WAIT_SECONDS {
+                // The caller's retry checks again.
+                return Err(DrError::NotReady(format!(
+                    "{id} was restored with its backup's master password, which the secret no longer holds (rotated since): set to the secret's current one, not applied after {waited} s"
+                )));
+            }
+            dr_core::clock::sleep(chrono::Duration::seconds(
+                MASTER_PASSWORD_POLL_SECONDS as i64,
+            ))
+            .await;
+            waited += MASTER_PASSWORD_POLL_SECONDS;
         }
         done.push(format!(
             "set the master password of {id} to its secret's current one (the backup held an older one)"

@@ -505,11 +505,6 @@ fn prepare(
         }
         "security-breach" => {
             let _ = failure;
-            if input.get("restore_before_breach").and_then(Value::as_bool) == Some(true) {
-                return Err(DrError::InvalidInput(
-                    "a restore from before the breach runs the data corruption's restore, which the simulated AWS does not model yet: estimate the containment without it".to_owned(),
-                ));
-            }
             // The intrusion happened in the window the request names;
             // the simulated account's is the last hours before the run, so
             // a window that ends after the run starts is moved back.
@@ -657,7 +652,7 @@ pub async fn run(
         .await;
     answering.abort();
 
-    let report = report_of(&world);
+    let report = report_of(&world, &name);
     // A breach's objective is its containment.
     let rto_seconds = report
         .as_ref()
@@ -784,19 +779,29 @@ fn seconds(d: Duration) -> f64 {
     d.num_milliseconds() as f64 / 1000.0
 }
 
-/// The run's JSON report, as its report step stored it.
-fn report_of(world: &World) -> Option<Value> {
+/// The run's JSON report, as its report step stored it: the one that
+/// names the execution `name` (a child's, as the restore a breach starts,
+/// is not the run's), else the first report there is.
+fn report_of(world: &World, name: &str) -> Option<Value> {
     let state = world.state().ok()?;
-    state
+    let reports: Vec<Value> = state
         .reports
         .iter()
         .filter(|(key, _)| key.ends_with(".json"))
         .filter_map(|(_, body)| serde_json::from_slice::<Value>(body).ok())
-        .find(|r| {
+        .filter(|r| {
             ["rto", "containment", "outcome", "passed"]
                 .iter()
                 .any(|k| r.get(k).is_some())
         })
+        .collect();
+    let named = reports
+        .iter()
+        .position(|r| r.get("execution_name").and_then(Value::as_str) == Some(name));
+    match named {
+        Some(i) => reports.into_iter().nth(i),
+        None => reports.into_iter().next(),
+    }
 }
 
 /// The runs of one estimate, and what they add up to.

@@ -470,7 +470,21 @@ impl DatabaseControlPlane for SimRds {
         let damaged = source
             .damaged_from
             .is_some_and(|d| d <= request.restore_time);
-        let (logins, master_user) = (source.logins.clone(), source.master_user.clone());
+        // The passwords as they were at the restore time: a rotation
+        // after it is not in the restore.
+        let logins: BTreeMap<String, Vec<(DateTime<Utc>, SecretString)>> = source
+            .logins
+            .iter()
+            .map(|(user, timeline)| {
+                let then: Vec<_> = timeline
+                    .iter()
+                    .filter(|(from, _)| *from <= request.restore_time)
+                    .cloned()
+                    .collect();
+                (user.clone(), then)
+            })
+            .collect();
+        let master_user = source.master_user.clone();
         let described = self.restore_into(
             &mut state,
             &request.target_id,

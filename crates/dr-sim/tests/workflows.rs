@@ -647,6 +647,12 @@ async fn a_permanent_error_at_any_app_task_never_lowers_the_fleet_and_tells_some
 /// Whether `user` logs in to muejam-db-prod with `secret_id`'s current
 /// password when `run` ended.
 async fn logs_in_with(run: &SimulatedRun, secret_id: &str) -> bool {
+    logs_in_to(run, &id("muejam-db-prod"), secret_id).await
+}
+
+/// Whether `instance` takes `secret_id`'s current password when `run`
+/// ended.
+async fn logs_in_to(run: &SimulatedRun, instance: &InstanceId, secret_id: &str) -> bool {
     let services = SimServices::new(run.world.clone());
     let value = Secrets::get_secret(&services, secret_id)
         .await
@@ -655,7 +661,7 @@ async fn logs_in_with(run: &SimulatedRun, secret_id: &str) -> bool {
         serde_json::from_str(secrecy::ExposeSecret::expose_secret(&value)).expect("json");
     let target = DatabaseTarget {
         endpoint: Endpoint {
-            address: endpoint_address(&id("muejam-db-prod"), "us-east-1"),
+            address: endpoint_address(instance, "us-east-1"),
             port: 5432,
         },
         database: "muejam".into(),
@@ -1003,4 +1009,49 @@ async fn a_planned_evacuation_stops_writes_at_home_and_moves_them_to_the_backup_
         m.waits.iter().any(|w| w.kind == "copy"),
         "the final snapshot's copy was waited for: {m:?}"
     );
+}
+
+/// A breach with a restore from before it: the data-corruption recovery
+/// restores the moment before the breach window, whose backup holds the
+/// passwords the breach just rotated away; the restore is given the
+/// secrets' current ones (RDS applying the master's in its own time)
+/// before the switch, so after it both secrets log in to the new primary.
+#[tokio::test]
+async fn a_restore_from_before_a_breach_takes_the_rotated_passwords() {
+    let loaded = load("security-breach");
+    let mut request = input("security-breach.json");
+    request["restore_before_breach"] = Value::Bool(true);
+    for seed in [1, 5] {
+        let run = loaded
+            .run_input(&request, options(&loaded.template), seed, Vec::new())
+            .await;
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        let pointed = record(&run).await;
+        let restored = pointed.split('.').next().map(id).expect("id");
+        assert_ne!(restored, id("muejam-db-prod"), "seed {seed}: switched");
+        let data = run
+            .world
+            .instance_data(&restored, run.result.stop_date)
+            .expect("restored");
+        assert!(
+            data.data_as_of.is_some_and(|t| t < run.result.start_date),
+            "seed {seed}: {data:?}"
+        );
+        for secret in ["muejam/db/master", "muejam/db/app"] {
+            assert!(
+                logs_in_to(&run, &restored, secret).await,
+                "seed {seed}: {secret} on {restored}"
+            );
+        }
+        assert!(
+            run.measure.rto_seconds.is_some_and(|c| c < 600.0),
+            "seed {seed}: the containment, not the restore: {:?}",
+            run.measure.rto_seconds
+        );
+    }
 }

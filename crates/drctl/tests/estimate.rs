@@ -156,15 +156,7 @@ fn a_drill_over_a_fleet_covers_every_database() {
 
 #[test]
 fn a_bad_request_exits_2_before_anything_runs() {
-    let mut restoring: Value = serde_json::from_slice(
-        &std::fs::read(repo().join("events/security-breach.json")).expect("event"),
-    )
-    .expect("json");
-    restoring["restore_before_breach"] = Value::Bool(true);
     let dir = tempfile::tempdir().expect("dir");
-    let restoring_file = dir.path().join("breach-with-restore.json");
-    std::fs::write(&restoring_file, restoring.to_string()).expect("write");
-    let restoring_path = restoring_file.to_string_lossy().into_owned();
     let mut with_app: Value = serde_json::from_slice(
         &std::fs::read(repo().join("events/data-corruption.json")).expect("event"),
     )
@@ -177,10 +169,6 @@ fn a_bad_request_exits_2_before_anything_runs() {
     std::fs::write(&with_app_file, with_app.to_string()).expect("write");
     let with_app_path = with_app_file.to_string_lossy().into_owned();
     for (args, says) in [
-        (
-            vec!["security-breach", "--input", restoring_path.as_str()],
-            "restore from before the breach",
-        ),
         (
             vec!["data-corruption", "--input", with_app_path.as_str()],
             "READ_ONLY_MODE",
