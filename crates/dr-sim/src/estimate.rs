@@ -36,6 +36,9 @@ pub fn runbook_minutes(scenario: &str) -> Option<f64> {
         "region-failover" => Some(180.0),
         "data-corruption" => Some(100.0),
         "security-breach" => Some(10.0),
+        // "Quick Rollback (5 minutes)" and "Database Migration Rollback
+        // (15 minutes)".
+        "deployment-rollback" => Some(20.0),
         "dr-drill" => Some(180.0),
         _ => None,
     }
@@ -478,15 +481,6 @@ fn prepare(
         }
         "data-corruption" => {
             let _ = failure;
-            let names_app = input
-                .pointer("/app/deployment/name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            if names_app {
-                return Err(DrError::InvalidInput(
-                    "the request names the application's deployment (READ_ONLY_MODE), which the simulated AWS does not model yet: estimate without \"app\"".to_owned(),
-                ));
-            }
             let database = input
                 .get("database")
                 .and_then(Value::as_str)
@@ -502,6 +496,18 @@ fn prepare(
             // The application wrote the damage this long before anyone
             // started the recovery.
             world.damage(&topology.primary, at - Duration::hours(DAMAGE_HOURS_AGO))?;
+        }
+        "deployment-rollback" => {
+            // The release the deployment runs answers errors.
+            let _ = failure;
+            let at_deployment = |k: &str| {
+                input
+                    .pointer(&format!("/deployment/{k}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            world.break_current_release(&at_deployment("namespace"), &at_deployment("name"))?;
         }
         "security-breach" => {
             let _ = failure;

@@ -16,10 +16,12 @@
 //! Scaling with its instance refreshes, the health URL behind the load
 //! balancer, Secrets Manager's staging labels, WAF IP sets under their
 //! lock tokens, the platform's API keys and audit log, the users' topic and
-//! its ledger). The other scenarios' services (the Kubernetes deployment,
-//! the application's grants, row-level differences) answer
-//! [`services::not_modelled`]; `drctl estimate` refuses those scenarios
-//! rather than guess.
+//! its ledger), the data corruption (damaged data that point-in-time
+//! restores carry from their moment, the application's grants, the rows a
+//! switch loses) and the deployment rollback (the Kubernetes Deployment,
+//! its rollouts, revisions and migration jobs). What no scenario needs
+//! (CloudWatch alarms and rules, Scheduler, IAM) answers
+//! [`services::not_modelled`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,12 +43,13 @@ pub use services::{not_modelled, SimServices};
 pub use world::{endpoint_address, AsyncOperation, InstanceData, Serving, SimConfig, World};
 
 /// The scenarios the simulated account models end to end.
-pub const SUPPORTED: [&str; 6] = [
+pub const SUPPORTED: [&str; 7] = [
     "database-failover",
     "app-server-recovery",
     "region-failover",
     "data-corruption",
     "security-breach",
+    "deployment-rollback",
     "dr-drill",
 ];
 
@@ -270,7 +273,55 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
         topologies.push(topology);
     }
     state.platform = sample_platform(at);
+    state.deployments.insert(
+        ("muejam".to_owned(), "muejam-api".to_owned()),
+        sample_deployment(at),
+    );
     Ok(topologies)
+}
+
+/// The MueJam API's Deployment: release 1 (migrations 0001-0002) and
+/// release 2 (0003 too, applied), 4 replicas, release 2 serving.
+fn sample_deployment(at: DateTime<Utc>) -> world::SimDeployment {
+    let revision = |n: u64, hash: &str, days: i64| AppRevision {
+        revision: n,
+        image: format!("registry.muejam.internal/muejam-api:release-{n}"),
+        template_hash: hash.to_owned(),
+        change_cause: Some(format!("release {n}")),
+        created_at: Some(at - Duration::days(days)),
+    };
+    let first = ["0001_initial", "0002_story_views_source"].map(str::to_owned);
+    let second = [
+        "0001_initial",
+        "0002_story_views_source",
+        "0003_story_views_drop_source",
+    ]
+    .map(str::to_owned);
+    world::SimDeployment {
+        revisions: vec![revision(1, "5d4f7b9c6", 20), revision(2, "7c8d9e0f1", 1)],
+        broken: Default::default(),
+        current_hash: "7c8d9e0f1".to_owned(),
+        previous_hash: "7c8d9e0f1".to_owned(),
+        env: BTreeMap::from([(
+            "DJANGO_SETTINGS_MODULE".to_owned(),
+            "muejam.settings".to_owned(),
+        )]),
+        generation: 2,
+        replicas: 4,
+        rolled_out_at: at - Duration::days(1),
+        applied: BTreeMap::from([("muejam".to_owned(), second.to_vec())]),
+        known: BTreeMap::from([
+            (
+                "5d4f7b9c6".to_owned(),
+                BTreeMap::from([("muejam".to_owned(), first.to_vec())]),
+            ),
+            (
+                "7c8d9e0f1".to_owned(),
+                BTreeMap::from([("muejam".to_owned(), second.to_vec())]),
+            ),
+        ]),
+        jobs: BTreeMap::new(),
+    }
 }
 
 /// Addresses an intruder used (documentation ranges, RFC 5737 and 3849),
@@ -385,8 +436,8 @@ pub fn ports(world: &Arc<World>) -> Ports {
         firewall: services.clone(),
         users: services.clone(),
         ledger: services.clone(),
+        deployment: services.clone(),
         fleet: services,
-        deployment: not_modelled.clone(),
         triggers: not_modelled.clone(),
         permissions: not_modelled,
         database_tls: DatabaseTls::default(),
@@ -398,31 +449,6 @@ pub fn ports(world: &Arc<World>) -> Ports {
 /// [`not_modelled`] (`Unavailable`), so a scenario that needs one fails
 /// loudly instead of measuring a fiction.
 pub struct NotModelled;
-
-#[async_trait]
-impl AppDeployment for NotModelled {
-    async fn describe_deployment(&self, _: &DeploymentRef) -> DrResult<DeploymentStatus> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn rollout_restart(&self, _: &DeploymentRef) -> DrResult<()> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn roll_back(&self, _: &DeploymentRef, _: &AppRevision) -> DrResult<u64> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn set_env(&self, _: &DeploymentRef, _: &str, _: Option<&str>) -> DrResult<()> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn run_migration(&self, _: &DeploymentRef, _: &MigrationJob) -> DrResult<()> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn migration_state(&self, _: &DeploymentRef, _: &str) -> DrResult<JobState> {
-        Err(not_modelled("the application's deployment"))
-    }
-    async fn migrations(&self, _: &DeploymentRef, _: u64, _: &str) -> DrResult<MigrationHistory> {
-        Err(not_modelled("the application's deployment"))
-    }
-}
 
 #[async_trait]
 impl Triggers for NotModelled {

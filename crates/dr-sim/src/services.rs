@@ -768,22 +768,37 @@ impl HealthCheck for SimServices {
         let took = self.world.draw(self.world.config.timings.api_call, 0.0);
         clock::advance(took);
         let now = clock::now();
-        let serving = {
+        let (serving, release_fails) = {
             let state = self.world.state()?;
-            state
+            let serving = state
                 .fleets
                 .iter()
                 .filter(|((region, _), _)| !state.down_regions.contains(region))
-                .any(|(_, group)| group.live(now).any(|s| s.passes_at(now)))
+                .any(|(_, group)| group.live(now).any(|s| s.passes_at(now)));
+            let release_fails = state
+                .deployments
+                .values()
+                .any(|d| d.broken.contains(d.serving_hash(now)));
+            (serving, release_fails)
         };
-        let status = if serving { 200 } else { 503 };
+        let status = match (serving, release_fails) {
+            (false, _) => 503,
+            (true, true) => 500,
+            (true, false) => 200,
+        };
         Ok(HealthObservation {
             url: url.to_owned(),
             status: Some(status),
             healthy: status == expected,
             latency_ms: took.num_milliseconds().max(0) as u64,
-            detail: (status != expected)
-                .then(|| "no server passes the load balancer's check (simulated)".to_owned()),
+            detail: (status != expected).then(|| {
+                if status == 500 {
+                    "the release the pods run answers errors (simulated)"
+                } else {
+                    "no server passes the load balancer's check (simulated)"
+                }
+                .to_owned()
+            }),
             checked_at: now,
         })
     }
@@ -970,6 +985,268 @@ impl NotificationLedger for SimServices {
         }
         Ok(())
     }
+}
+
+/// The application's Kubernetes Deployment, simulated: a change of its
+/// template (a rollback, a restart, an environment variable) rolls its pods
+/// out over a rolling update's time, the revision history moves as
+/// `kubectl rollout undo` moves it, and a migration job unapplies the
+/// app's migrations down to its target after a job's time.
+#[async_trait]
+impl AppDeployment for SimServices {
+    async fn describe_deployment(&self, deployment: &DeploymentRef) -> DrResult<DeploymentStatus> {
+        self.world.data_call();
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let d = deployment_of(&state, deployment)?;
+        let current = d
+            .revisions
+            .iter()
+            .find(|r| r.template_hash == d.current_hash)
+            .cloned()
+            .ok_or_else(|| DrError::Internal("the current template has no revision".into()))?;
+        let done = now >= d.rolled_out_at;
+        let rollout = RolloutObservation {
+            generation: d.generation,
+            observed_generation: d.generation,
+            desired_replicas: Some(d.replicas),
+            replicas: if done { d.replicas } else { d.replicas + 1 },
+            updated_replicas: if done { d.replicas } else { d.replicas / 2 },
+            available_replicas: d.replicas,
+            progressing_reason: Some(
+                if done {
+                    "NewReplicaSetAvailable"
+                } else {
+                    "ReplicaSetUpdated"
+                }
+                .to_owned(),
+            ),
+        };
+        let status = DeploymentStatus {
+            deployment: deployment.clone(),
+            current,
+            revisions: d.revisions.clone(),
+            paused: false,
+            env: d.env.clone(),
+            rollout,
+        };
+        let resource = format!("{}/{}", deployment.namespace, deployment.name);
+        if done {
+            World::observe(&mut state, "rollout", &resource, now);
+        }
+        Ok(status)
+    }
+
+    async fn rollout_restart(&self, deployment: &DeploymentRef) -> DrResult<()> {
+        self.world.data_call();
+        self.roll_out(deployment, |d| {
+            // A restart annotates the template: a new one, same code.
+            let broken = d.broken.contains(&d.current_hash);
+            let hash = format!("{}-r{}", d.current_hash, d.generation + 1);
+            if broken {
+                d.broken.insert(hash.clone());
+            }
+            new_revision(d, &hash);
+            Ok(Some(hash))
+        })
+    }
+
+    async fn roll_back(&self, deployment: &DeploymentRef, to: &AppRevision) -> DrResult<u64> {
+        self.world.data_call();
+        let mut revision = 0;
+        self.roll_out(deployment, |d| {
+            if !d
+                .revisions
+                .iter()
+                .any(|r| r.template_hash == to.template_hash)
+            {
+                return Err(DrError::NotFound(format!(
+                    "revision {} is not in the rollout history",
+                    to.revision
+                )));
+            }
+            if d.current_hash == to.template_hash {
+                revision = to.revision;
+                return Ok(None);
+            }
+            // rollout undo: the old template becomes the newest revision.
+            revision = new_revision(d, &to.template_hash);
+            Ok(Some(to.template_hash.clone()))
+        })?;
+        Ok(revision)
+    }
+
+    async fn set_env(
+        &self,
+        deployment: &DeploymentRef,
+        name: &str,
+        value: Option<&str>,
+    ) -> DrResult<()> {
+        self.world.data_call();
+        self.roll_out(deployment, |d| {
+            if d.env.get(name).map(String::as_str) == value {
+                return Ok(None);
+            }
+            match value {
+                Some(v) => d.env.insert(name.to_owned(), v.to_owned()),
+                None => d.env.remove(name),
+            };
+            let broken = d.broken.contains(&d.current_hash);
+            let hash = format!("{}-e{}", d.current_hash, d.generation + 1);
+            if broken {
+                d.broken.insert(hash.clone());
+            }
+            new_revision(d, &hash);
+            Ok(Some(hash))
+        })
+    }
+
+    async fn run_migration(&self, deployment: &DeploymentRef, job: &MigrationJob) -> DrResult<()> {
+        job.validate()?;
+        self.world.data_call();
+        let took = self
+            .world
+            .draw(self.world.config.timings.migration_job, 0.0);
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let d = deployment_mut(&mut state, deployment)?;
+        if d.jobs.contains_key(&job.name) {
+            return Ok(());
+        }
+        d.jobs.insert(
+            job.name.clone(),
+            (now + took, job.app.clone(), job.target.clone()),
+        );
+        World::begin(&mut state, "migration", &job.name, now, took);
+        Ok(())
+    }
+
+    async fn migration_state(&self, deployment: &DeploymentRef, job: &str) -> DrResult<JobState> {
+        self.world.data_call();
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let d = deployment_mut(&mut state, deployment)?;
+        let (done_at, app, target) = d
+            .jobs
+            .get(job)
+            .cloned()
+            .ok_or_else(|| DrError::NotFound(format!("job {job} not found")))?;
+        if now < done_at {
+            return Ok(JobState::Running);
+        }
+        let applied = d.applied.entry(app.clone()).or_default();
+        let keep = if target == "zero" {
+            0
+        } else {
+            match applied.iter().position(|m| *m == target) {
+                Some(i) => i + 1,
+                None => {
+                    return Ok(JobState::Failed {
+                        reason: format!("CommandError: {app} has no migration {target} applied"),
+                    })
+                }
+            }
+        };
+        applied.truncate(keep);
+        World::observe(&mut state, "migration", job, now);
+        Ok(JobState::Succeeded {
+            output: format!("Unapplied {app} down to {target} (simulated)"),
+        })
+    }
+
+    async fn migrations(
+        &self,
+        deployment: &DeploymentRef,
+        revision: u64,
+        app: &str,
+    ) -> DrResult<MigrationHistory> {
+        self.world.data_call();
+        let state = self.world.state()?;
+        let d = deployment_of(&state, deployment)?;
+        let hash = d
+            .revisions
+            .iter()
+            .find(|r| r.revision == revision)
+            .map(|r| base_template(&r.template_hash))
+            .ok_or_else(|| DrError::NotFound(format!("revision {revision} not found")))?;
+        Ok(MigrationHistory {
+            applied: d.applied.get(app).cloned().unwrap_or_default(),
+            known: d
+                .known
+                .get(hash)
+                .and_then(|k| k.get(app))
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl SimServices {
+    /// Changes the deployment's template with `change` (which names the new
+    /// template, or `None` when nothing changes) and rolls it out.
+    fn roll_out(
+        &self,
+        deployment: &DeploymentRef,
+        change: impl FnOnce(&mut crate::world::SimDeployment) -> DrResult<Option<String>>,
+    ) -> DrResult<()> {
+        let took = self.world.draw(self.world.config.timings.pod_rollout, 0.0);
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let d = deployment_mut(&mut state, deployment)?;
+        if let Some(hash) = change(d)? {
+            d.roll_out(&hash, now, took);
+            let resource = format!("{}/{}", deployment.namespace, deployment.name);
+            World::begin(&mut state, "rollout", &resource, now, took);
+        }
+        Ok(())
+    }
+}
+
+/// The template a derived one (a restart's, an environment change's) was
+/// made from: its image and migration files.
+fn base_template(hash: &str) -> &str {
+    hash.split('-').next().unwrap_or(hash)
+}
+
+/// Adds `hash` as the newest revision (or moves its revision up, as
+/// `rollout undo` does); returns its number.
+fn new_revision(d: &mut crate::world::SimDeployment, hash: &str) -> u64 {
+    let next = d.revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
+    let image = d
+        .revisions
+        .iter()
+        .find(|r| base_template(&r.template_hash) == base_template(hash))
+        .map(|r| r.image.clone())
+        .unwrap_or_default();
+    d.revisions.retain(|r| r.template_hash != hash);
+    d.revisions.push(AppRevision {
+        revision: next,
+        image,
+        template_hash: hash.to_owned(),
+        change_cause: None,
+        created_at: Some(clock::now()),
+    });
+    next
+}
+
+fn deployment_of<'s>(
+    state: &'s State,
+    d: &DeploymentRef,
+) -> DrResult<&'s crate::world::SimDeployment> {
+    state
+        .deployments
+        .get(&(d.namespace.clone(), d.name.clone()))
+        .ok_or_else(|| DrError::NotFound(format!("deployments.apps \"{}\" not found", d.name)))
+}
+
+fn deployment_mut<'s>(
+    state: &'s mut State,
+    d: &DeploymentRef,
+) -> DrResult<&'s mut crate::world::SimDeployment> {
+    state
+        .deployments
+        .get_mut(&(d.namespace.clone(), d.name.clone()))
+        .ok_or_else(|| DrError::NotFound(format!("deployments.apps \"{}\" not found", d.name)))
 }
 
 /// The error of a call into what the simulated account does not model.

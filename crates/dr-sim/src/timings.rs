@@ -165,6 +165,13 @@ pub struct Timings {
     /// `resetting-master-credentials` meanwhile. Reported: seconds to a
     /// couple of minutes.
     pub master_password: Range,
+    /// A Deployment's rolling update until every pod runs the new template
+    /// and is ready (image pulled, the app started, readiness passing).
+    /// Reported: a minute or a few for a handful of replicas.
+    pub pod_rollout: Range,
+    /// A migration job from creation to completion (a pod scheduled, the
+    /// image pulled, `manage.py migrate`). Reported.
+    pub migration_job: Range,
     /// A person answering an approval after it is published. The runbook's
     /// escalation path gives the primary on-call 15 minutes to respond.
     pub approval_answer: Range,
@@ -198,6 +205,8 @@ impl Timings {
             instance_warmup: Range::fixed(60.0, 300.0),
             deregistration_delay: Range::fixed(0.0, 300.0),
             master_password: Range::fixed(10.0, 120.0),
+            pod_rollout: Range::fixed(45.0, 240.0),
+            migration_job: Range::fixed(20.0, 120.0),
             approval_answer: Range::fixed(120.0, 900.0),
             throttle_rate: 0.0,
         }
@@ -227,6 +236,8 @@ impl Timings {
             "instance_warmup" => &mut self.instance_warmup,
             "deregistration_delay" => &mut self.deregistration_delay,
             "master_password" => &mut self.master_password,
+            "pod_rollout" => &mut self.pod_rollout,
+            "migration_job" => &mut self.migration_job,
             "approval_answer" => &mut self.approval_answer,
             _ => return None,
         })
@@ -391,6 +402,18 @@ impl Timings {
                 "master password applied",
                 self.master_password,
                 "reported: RDS applies it asynchronously",
+            ),
+            row(
+                "pod_rollout",
+                "deployment rolled out",
+                self.pod_rollout,
+                "reported: pods replaced, readiness passing",
+            ),
+            row(
+                "migration_job",
+                "migration job done",
+                self.migration_job,
+                "reported",
             ),
             row(
                 "approval_answer",

@@ -262,6 +262,49 @@ impl SimFleet {
     }
 }
 
+/// The application's Kubernetes Deployment: its revisions (which of them
+/// answer errors), the current template, its environment, the rollout in
+/// progress, the Django migrations applied, and the migration jobs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimDeployment {
+    pub revisions: Vec<AppRevision>,
+    /// The template hashes whose pods answer 500.
+    pub broken: BTreeSet<String>,
+    pub current_hash: String,
+    /// The template that served before the rollout in progress.
+    pub previous_hash: String,
+    pub env: BTreeMap<String, String>,
+    pub generation: i64,
+    pub replicas: u32,
+    /// When the rollout of the current template is done.
+    pub rolled_out_at: DateTime<Utc>,
+    /// Applied migrations, by app, in order.
+    pub applied: BTreeMap<String, Vec<String>>,
+    /// The migrations each template's image knows, by app.
+    pub known: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Jobs by name: (finishes at, app, target).
+    pub jobs: BTreeMap<String, (DateTime<Utc>, String, String)>,
+}
+
+impl SimDeployment {
+    /// The template serving at `now`: the current one once rolled out.
+    pub fn serving_hash(&self, now: DateTime<Utc>) -> &str {
+        if now >= self.rolled_out_at {
+            &self.current_hash
+        } else {
+            &self.previous_hash
+        }
+    }
+
+    /// A new rollout of `hash` from `now`, done after `took`.
+    pub fn roll_out(&mut self, hash: &str, now: DateTime<Utc>, took: Duration) {
+        self.previous_hash = self.serving_hash(now).to_owned();
+        self.current_hash = hash.to_owned();
+        self.generation += 1;
+        self.rolled_out_at = now + took;
+    }
+}
+
 /// What [`World::instance_data`] says of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceData {
@@ -320,6 +363,8 @@ pub(crate) struct State {
     pub ip_sets: BTreeMap<String, SimIpSet>,
     /// The platform's API keys and audit log (the first database's).
     pub platform: SimPlatform,
+    /// Kubernetes Deployments by (namespace, name).
+    pub deployments: BTreeMap<(String, String), SimDeployment>,
     /// Messages sent to the users' topic: (topic, user, notification id).
     pub user_messages: Vec<(String, i64, String)>,
     /// The notification ledger, by (incident, user).
@@ -489,6 +534,23 @@ impl World {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Makes the current release of the deployment answer 500 (a bad
+    /// release, runbook "Rollback Procedures").
+    pub fn break_current_release(&self, namespace: &str, name: &str) -> DrResult<()> {
+        let mut state = self.state()?;
+        let d = state
+            .deployments
+            .get_mut(&(namespace.to_owned(), name.to_owned()))
+            .ok_or_else(|| {
+                DrError::InvalidInput(format!(
+                    "the simulated account has no deployment {namespace}/{name} (it has muejam/muejam-api)"
+                ))
+            })?;
+        let hash = d.current_hash.clone();
+        d.broken.insert(hash);
         Ok(())
     }
 

@@ -1055,3 +1055,84 @@ async fn a_restore_from_before_a_breach_takes_the_rotated_passwords() {
         );
     }
 }
+
+/// The deployment's current release and its health URL when `run` ended.
+async fn release_at_end(run: &SimulatedRun) -> (DeploymentStatus, HealthObservation) {
+    let services = SimServices::new(run.world.clone());
+    let deployment = DeploymentRef {
+        namespace: "muejam".into(),
+        name: "muejam-api".into(),
+    };
+    let status = dr_core::clock::simulate(run.result.stop_date, async {
+        AppDeployment::describe_deployment(&services, &deployment).await
+    })
+    .await
+    .0
+    .expect("deployment");
+    (status, health_at_end(run).await)
+}
+
+/// Release 2 answers 500: the rollback unapplies its migration with a job
+/// of release 2's image, rolls the deployment back to release 1's template,
+/// waits for the rollout, and ends with the health URL answering 200.
+#[tokio::test]
+async fn a_bad_release_is_rolled_back_with_its_migration_until_health_answers() {
+    let loaded = load("deployment-rollback");
+    for seed in [1, 2] {
+        let run = loaded
+            .run(options(&loaded.template), seed, Vec::new())
+            .await;
+        assert!(
+            run.result.succeeded(),
+            "seed {seed}: {:?} {:?}",
+            run.result.error,
+            run.result.cause
+        );
+        let (status, health) = release_at_end(&run).await;
+        assert_eq!(
+            status.current.template_hash, "5d4f7b9c6",
+            "seed {seed}: release 1's template: {status:?}"
+        );
+        assert!(health.healthy, "seed {seed}: {health:?}");
+        let m = &run.measure;
+        assert_eq!(
+            m.outcome.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: {m:?}"
+        );
+        assert!(
+            m.waits.iter().any(|w| w.kind == "migration")
+                && m.waits.iter().any(|w| w.kind == "rollout"),
+            "seed {seed}: the job and the rollout were waited for: {m:?}"
+        );
+    }
+}
+
+/// A data-corruption recovery that names the application puts it in
+/// READ_ONLY_MODE before it stops the writes and lifts it at the end: the
+/// deployment's environment ends without it and its health answers 200.
+#[tokio::test]
+async fn a_corruption_recovery_with_the_app_lifts_read_only_mode_at_the_end() {
+    let loaded = load("data-corruption");
+    let mut request = input("data-corruption.json");
+    request["app"] = serde_json::json!({
+        "deployment": {"namespace": "muejam", "name": "muejam-api"},
+        "health_url": "https://api.muejam.com/health"
+    });
+    let run = loaded
+        .run_input(&request, options(&loaded.template), 3, Vec::new())
+        .await;
+    assert!(
+        run.result.succeeded(),
+        "{:?} {:?}",
+        run.result.error,
+        run.result.cause
+    );
+    let (status, health) = release_at_end(&run).await;
+    assert!(!status.env.contains_key(READ_ONLY_MODE), "{:?}", status.env);
+    assert!(health.healthy, "{health:?}");
+    assert!(
+        status.revisions.len() > 2,
+        "read-only mode was set and lifted: {status:?}"
+    );
+}

@@ -22,10 +22,8 @@ use crate::output::OutputFormat;
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
     /// The scenario: database-failover, app-server-recovery,
-    /// region-failover, data-corruption (without the application's
-    /// deployment), security-breach (without a restore) or dr-drill
-    /// (deployment-rollback needs the Kubernetes deployment, which the
-    /// simulated AWS does not model yet).
+    /// region-failover, data-corruption, security-breach,
+    /// deployment-rollback or dr-drill.
     scenario: String,
     /// The execution input, as `drctl start` takes it.
     #[arg(long, required_unless_present = "event", conflicts_with = "event")]

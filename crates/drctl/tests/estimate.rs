@@ -156,28 +156,12 @@ fn a_drill_over_a_fleet_covers_every_database() {
 
 #[test]
 fn a_bad_request_exits_2_before_anything_runs() {
-    let dir = tempfile::tempdir().expect("dir");
-    let mut with_app: Value = serde_json::from_slice(
-        &std::fs::read(repo().join("events/data-corruption.json")).expect("event"),
-    )
-    .expect("json");
-    with_app["app"] = serde_json::json!({
-        "deployment": {"namespace": "muejam", "name": "muejam-api"},
-        "health_url": "https://api.muejam.com/health"
-    });
-    let with_app_file = dir.path().join("corruption-with-app.json");
-    std::fs::write(&with_app_file, with_app.to_string()).expect("write");
-    let with_app_path = with_app_file.to_string_lossy().into_owned();
     for (args, says) in [
         (
-            vec!["data-corruption", "--input", with_app_path.as_str()],
-            "READ_ONLY_MODE",
-        ),
-        (
             vec![
-                "deployment-rollback",
+                "snapshot-replication",
                 "--input",
-                "events/deployment-rollback.json",
+                "events/snapshot-replication.json",
             ],
             "does not model",
         ),
