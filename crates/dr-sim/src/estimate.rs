@@ -451,18 +451,7 @@ fn prepare(
     let mut input = input.clone();
     match scenario {
         "database-failover" => {
-            let database = input
-                .get("database")
-                .and_then(Value::as_str)
-                .unwrap_or("muejam");
-            let topology = topologies
-                .iter()
-                .find(|t| t.database == database)
-                .ok_or_else(|| {
-                    DrError::InvalidInput(format!(
-                        "the simulated account has no database {database:?} (it has muejam)"
-                    ))
-                })?;
+            let topology = named_topology(&input, topologies)?;
             world.lose_host(&topology.primary, at, failure == Failure::Failed)?;
         }
         "app-server-recovery" => {
@@ -481,18 +470,7 @@ fn prepare(
         }
         "data-corruption" => {
             let _ = failure;
-            let database = input
-                .get("database")
-                .and_then(Value::as_str)
-                .unwrap_or("muejam");
-            let topology = topologies
-                .iter()
-                .find(|t| t.database == database)
-                .ok_or_else(|| {
-                    DrError::InvalidInput(format!(
-                        "the simulated account has no database {database:?} (it has muejam)"
-                    ))
-                })?;
+            let topology = named_topology(&input, topologies)?;
             // The application wrote the damage this long before anyone
             // started the recovery.
             world.damage(&topology.primary, at - Duration::hours(DAMAGE_HOURS_AGO))?;
@@ -544,6 +522,23 @@ fn prepare(
         }
     }
     Ok(input)
+}
+
+/// The topology of the database the request names (`muejam` when it
+/// names none).
+fn named_topology<'t>(input: &Value, topologies: &'t [Topology]) -> DrResult<&'t Topology> {
+    let database = input
+        .get("database")
+        .and_then(Value::as_str)
+        .unwrap_or("muejam");
+    topologies
+        .iter()
+        .find(|t| t.database == database)
+        .ok_or_else(|| {
+            DrError::InvalidInput(format!(
+                "the simulated account has no database {database:?} (it has muejam)"
+            ))
+        })
 }
 
 /// How long before the run the simulated damage was written.

@@ -271,13 +271,12 @@ async fn a_permanent_error_at_any_task_pages_frees_the_lock_and_dns_only_points_
     let mut outcomes = BTreeMap::new();
     for task in &all {
         let run = failover(3, unsafe_at(task)).await;
-        let services = SimServices::new(run.world.clone());
         let pointed = record(&run).await;
         let target = [id("muejam-db-prod"), id("muejam-db-prod-replica")]
             .into_iter()
             .find(|i| endpoint_address(i, "us-east-1") == pointed)
             .unwrap_or_else(|| panic!("{task}: DNS points at {pointed}"));
-        let (described, _) = dr_core::clock::simulate(run.result.stop_date, async {
+        let described = at_end(&run, async {
             DatabaseControlPlane::describe_instance(
                 &dr_sim::SimRds::new(run.world.clone(), "us-east-1"),
                 &target,
@@ -292,11 +291,7 @@ async fn a_permanent_error_at_any_task_pages_frees_the_lock_and_dns_only_points_
         );
         // Released, or (its release failed) held only by this run, which
         // has ended: the next run takes a dead holder's lock over.
-        let holders = RecoveryLock::holders(&services).await.expect("locks");
-        assert!(
-            holders.iter().all(|h| h.owner.contains(&run.result.name)),
-            "{task}: {holders:?}"
-        );
+        let holders = holders_of_the_run(&run, task).await;
         if task != "ReleaseLock" && task != "ReleaseLockConclusion" {
             assert!(holders.is_empty(), "{task}: the lock is released");
         }
@@ -388,7 +383,7 @@ async fn a_region_failure_is_recovered_in_the_backup_region() {
         "the record points into the backup region: {pointed}"
     );
     let services = SimServices::new(run.world.clone());
-    let fleet = dr_core::clock::simulate(run.result.stop_date, async {
+    let fleet = at_end(&run, async {
         AppFleet::describe_fleet(
             &services,
             &FleetRef {
@@ -400,7 +395,6 @@ async fn a_region_failure_is_recovered_in_the_backup_region() {
         .await
     })
     .await
-    .0
     .expect("fleet");
     assert_eq!(fleet.healthy_targets, 4, "{fleet:?}");
     let m = &run.measure;
@@ -440,7 +434,7 @@ async fn a_permanent_error_at_any_region_task_leaves_the_record_on_a_serving_ins
                 .next()
                 .map(id)
                 .unwrap_or_else(|| panic!("{task}: {pointed}"));
-            let (described, _) = dr_core::clock::simulate(run.result.stop_date, async {
+            let described = at_end(&run, async {
                 DatabaseControlPlane::describe_instance(
                     &dr_sim::SimRds::new(run.world.clone(), "us-west-2"),
                     &restored,
@@ -455,20 +449,8 @@ async fn a_permanent_error_at_any_region_task_leaves_the_record_on_a_serving_ins
                 "{task}: the record points at {restored}, which is {described:?}"
             );
         }
-        let services = SimServices::new(run.world.clone());
-        let holders = RecoveryLock::holders(&services).await.expect("locks");
-        assert!(
-            holders.iter().all(|h| h.owner.contains(&run.result.name)),
-            "{task}: {holders:?}"
-        );
-        // Told by the run itself, or (it failed before it could report) by
-        // the template's alarm on the state machine's failed executions.
-        assert!(
-            !run.world.notifications().is_empty()
-                || (run.result.status == dr_runner::ExecutionStatus::Failed
-                    && pages_on_failure("RegionFailoverStateMachine")),
-            "{task}: somebody was told"
-        );
+        holders_of_the_run(&run, task).await;
+        assert_told(&run, task, "RegionFailoverStateMachine");
     }
     assert!(pages_on_failure("SecurityBreachStateMachine"));
     assert!(
@@ -481,6 +463,35 @@ async fn a_permanent_error_at_any_region_task_leaves_the_record_on_a_serving_ins
         "{switched} of {}",
         all.len()
     );
+}
+
+/// Somebody was told of `run` (a fault at `task`): by the run itself, or
+/// (it failed before it could report) by the template's alarm on
+/// `state_machine`'s failed executions.
+fn assert_told(run: &SimulatedRun, task: &str, state_machine: &str) {
+    assert!(
+        !run.world.notifications().is_empty()
+            || (run.result.status == dr_runner::ExecutionStatus::Failed
+                && pages_on_failure(state_machine)),
+        "{task}: somebody was told"
+    );
+}
+
+/// The locks held when `run` (a fault at `task`) ended, each held by the
+/// run itself: a dead holder's lock the next run takes over.
+async fn holders_of_the_run(run: &SimulatedRun, task: &str) -> Vec<LockHolder> {
+    let services = SimServices::new(run.world.clone());
+    let holders = RecoveryLock::holders(&services).await.expect("locks");
+    assert!(
+        holders.iter().all(|h| h.owner.contains(&run.result.name)),
+        "{task}: {holders:?}"
+    );
+    holders
+}
+
+/// `work` run at the moment `run` ended.
+async fn at_end<T>(run: &SimulatedRun, work: impl std::future::Future<Output = T>) -> T {
+    dr_core::clock::simulate(run.result.stop_date, work).await.0
 }
 
 /// Whether the template has an alarm on `state_machine`'s failed
@@ -516,7 +527,7 @@ fn app_request() -> Value {
 /// `run` ended.
 async fn app_fleet(run: &SimulatedRun) -> FleetStatus {
     let services = SimServices::new(run.world.clone());
-    dr_core::clock::simulate(run.result.stop_date, async {
+    at_end(run, async {
         AppFleet::describe_fleet(
             &services,
             &FleetRef {
@@ -528,18 +539,16 @@ async fn app_fleet(run: &SimulatedRun) -> FleetStatus {
         .await
     })
     .await
-    .0
     .expect("fleet")
 }
 
 /// The health URL's answer when `run` ended.
 async fn health_at_end(run: &SimulatedRun) -> HealthObservation {
     let services = SimServices::new(run.world.clone());
-    dr_core::clock::simulate(run.result.stop_date, async {
+    at_end(run, async {
         HealthCheck::check(&services, "https://api.muejam.com/health", 2000, 200).await
     })
     .await
-    .0
     .expect("health")
 }
 
@@ -621,21 +630,11 @@ async fn a_permanent_error_at_any_app_task_never_lowers_the_fleet_and_tells_some
             .await;
         let fleet = app_fleet(&run).await;
         assert!(fleet.desired_capacity >= 2, "{task}: {fleet:?}");
-        let services = SimServices::new(run.world.clone());
-        let holders = RecoveryLock::holders(&services).await.expect("locks");
-        assert!(
-            holders.iter().all(|h| h.owner.contains(&run.result.name)),
-            "{task}: {holders:?}"
-        );
+        let holders = holders_of_the_run(&run, task).await;
         if !task.starts_with("ReleaseLock") {
             assert!(holders.is_empty(), "{task}: {holders:?}");
         }
-        assert!(
-            !run.world.notifications().is_empty()
-                || (run.result.status == dr_runner::ExecutionStatus::Failed
-                    && pages_on_failure("AppServerRecoveryStateMachine")),
-            "{task}: somebody was told"
-        );
+        assert_told(&run, task, "AppServerRecoveryStateMachine");
         if health_at_end(&run).await.healthy {
             recovered += 1;
         }
@@ -676,11 +675,10 @@ async fn logs_in_to(run: &SimulatedRun, instance: &InstanceId, secret_id: &str) 
         statement_timeout_ms: 5000,
         tls: DatabaseTls::default(),
     };
-    dr_core::clock::simulate(run.result.stop_date, async {
+    at_end(run, async {
         SqlTarget::probe(&services, &target, ProbeKind::Read).await
     })
     .await
-    .0
     .expect("probed")
     .healthy
 }
@@ -699,6 +697,16 @@ async fn blocked(run: &SimulatedRun, id: &str) -> Vec<String> {
     .await
     .expect("the set")
     .addresses
+}
+
+/// How many messages the users' topic got when `run` ended, and the
+/// distinct users they went to, ascending.
+fn told_users(run: &SimulatedRun) -> (usize, Vec<i64>) {
+    let told = run.world.user_messages();
+    let mut users: Vec<i64> = told.iter().map(|(_, u, _)| *u).collect();
+    users.sort_unstable();
+    users.dedup();
+    (told.len(), users)
 }
 
 /// A breach from the documentation addresses: every intruded user's key is
@@ -742,16 +750,13 @@ async fn a_breach_is_contained_with_new_passwords_blocked_addresses_and_revoked_
             v6.iter().all(|a| a.contains(':')),
             "seed {seed}: one IP version per set: {v6:?}"
         );
-        let told = run.world.user_messages();
-        let mut users: Vec<i64> = told.iter().map(|(_, u, _)| *u).collect();
-        users.sort_unstable();
-        users.dedup();
+        let (told, users) = told_users(&run);
         assert_eq!(
             users,
             (1..=dr_sim::INTRUDED_USERS).collect::<Vec<_>>(),
             "seed {seed}"
         );
-        assert_eq!(told.len(), users.len(), "seed {seed}: each told once");
+        assert_eq!(told, users.len(), "seed {seed}: each told once");
         let keys = run.world.active_api_keys();
         assert!(
             (1..=dr_sim::INTRUDED_USERS).all(|u| !keys.contains(&u)),
@@ -787,17 +792,9 @@ async fn a_permanent_error_at_any_breach_task_never_locks_the_application_out() 
         for secret in ["muejam/db/master", "muejam/db/app"] {
             assert!(logs_in_with(&run, secret).await, "{task}: {secret}");
         }
-        let told = run.world.user_messages();
-        let mut users: Vec<i64> = told.iter().map(|(_, u, _)| *u).collect();
-        users.sort_unstable();
-        users.dedup();
-        assert_eq!(told.len(), users.len(), "{task}: nobody told twice");
-        assert!(
-            !run.world.notifications().is_empty()
-                || (run.result.status == dr_runner::ExecutionStatus::Failed
-                    && pages_on_failure("SecurityBreachStateMachine")),
-            "{task}: somebody was told"
-        );
+        let (told, users) = told_users(&run);
+        assert_eq!(told, users.len(), "{task}: nobody told twice");
+        assert_told(&run, task, "SecurityBreachStateMachine");
     }
 }
 
@@ -952,12 +949,7 @@ async fn a_permanent_error_at_any_corruption_task_never_switches_to_damage_or_le
                 .collect();
             assert!(candidates.is_empty(), "{task}: {candidates:?}");
         }
-        assert!(
-            !run.world.notifications().is_empty()
-                || (run.result.status == dr_runner::ExecutionStatus::Failed
-                    && pages_on_failure("DataCorruptionStateMachine")),
-            "{task}: somebody was told"
-        );
+        assert_told(&run, task, "DataCorruptionStateMachine");
     }
     assert!(
         switched > 0 && switched < all.len(),
@@ -1063,11 +1055,10 @@ async fn release_at_end(run: &SimulatedRun) -> (DeploymentStatus, HealthObservat
         namespace: "muejam".into(),
         name: "muejam-api".into(),
     };
-    let status = dr_core::clock::simulate(run.result.stop_date, async {
+    let status = at_end(run, async {
         AppDeployment::describe_deployment(&services, &deployment).await
     })
     .await
-    .0
     .expect("deployment");
     (status, health_at_end(run).await)
 }
