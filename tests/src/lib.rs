@@ -540,7 +540,10 @@ pub fn check(root: &Path) -> Vec<String> {
                     function.logical_id()
                 ));
             }
-            if dr_aws::iam::is_mutating(action) && resources.iter().any(|r| r == "*") {
+            if dr_aws::iam::is_mutating(action)
+                && !dr_aws::iam::WITHOUT_RESOURCE_TYPES.contains(&action.as_str())
+                && resources.iter().any(|r| r == "*")
+            {
                 problems.push(format!(
                     "{} may {action} on every resource (*)",
                     function.logical_id()

@@ -45,6 +45,11 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                             "$.steps.confirm.result.approval.timeout_seconds".to_owned(),
                             plan::MAX_APPROVAL_SECONDS as f64,
                         ),
+                        // A tier of the escalation waits at most the whole deadline.
+                        (
+                            "$.escalation.wait_seconds".to_owned(),
+                            plan::MAX_APPROVAL_SECONDS as f64,
+                        ),
                     ])
                 })
                 .collect(),
@@ -88,6 +93,10 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                             ),
                             (
                                 "$.plan.approval_timeout_seconds".to_owned(),
+                                corruption::MAX_APPROVAL_SECONDS as f64,
+                            ),
+                            (
+                                "$.escalation.wait_seconds".to_owned(),
                                 corruption::MAX_APPROVAL_SECONDS as f64,
                             ),
                             (
@@ -199,6 +208,10 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                                 "$.plan.approval_timeout_seconds".to_owned(),
                                 MAX_APPROVAL_SECONDS as f64,
                             ),
+                            (
+                                "$.escalation.wait_seconds".to_owned(),
+                                MAX_APPROVAL_SECONDS as f64,
+                            ),
                         ])
                     })
                     .collect(),
@@ -267,10 +280,16 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
         )),
         // No waits or polls; the approval to tell users at its longest.
         "security-breach" => Some((
-            vec![BTreeMap::from([(
-                "$.plan.approval_timeout_seconds".to_owned(),
-                dr_scenarios::corruption::MAX_APPROVAL_SECONDS as f64,
-            )])],
+            vec![BTreeMap::from([
+                (
+                    "$.plan.approval_timeout_seconds".to_owned(),
+                    dr_scenarios::corruption::MAX_APPROVAL_SECONDS as f64,
+                ),
+                (
+                    "$.escalation.wait_seconds".to_owned(),
+                    dr_scenarios::corruption::MAX_APPROVAL_SECONDS as f64,
+                ),
+            ])],
             BTreeMap::new(),
         )),
         _ => None,

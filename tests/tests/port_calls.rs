@@ -828,8 +828,11 @@ impl TopologyRegistry for Fake {
 
 #[async_trait]
 impl ApprovalStore for Fake {
-    async fn open(&self, _r: &ApprovalRequest, _t: &SecretString) -> DrResult<()> {
+    async fn open(&self, r: &ApprovalRequest, _t: &SecretString) -> DrResult<()> {
         self.0.record(PortOperation::ApprovalOpen);
+        if r.execution_name == "answered" {
+            return Err(DrError::Conflict("already approved".into()));
+        }
         Ok(())
     }
     async fn get(&self, name: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>> {
@@ -856,7 +859,7 @@ impl ApprovalStore for Fake {
 }
 
 fn approval_request(name: &str) -> ApprovalRequest {
-    ApprovalRequest {
+    let mut request = ApprovalRequest {
         execution_name: name.into(),
         execution_arn: "arn:x".into(),
         scenario: "database-failover".into(),
@@ -869,6 +872,31 @@ fn approval_request(name: &str) -> ApprovalRequest {
         deadline: Utc::now(),
         status: ApprovalStatus::Pending,
         answer: None,
+        escalation: vec![],
+    };
+    // "answered": approved while the escalation moved to its next tier.
+    if name == "answered" {
+        request.status = ApprovalStatus::Approved;
+        request.answer = Some(ApprovalAnswer {
+            approved: true,
+            by: "alice".into(),
+            at: Utc::now(),
+            reason: None,
+            tier: Some("primary-on-call".into()),
+        });
+    }
+    request
+}
+
+#[async_trait]
+impl TaskTokens for Fake {
+    async fn send_success(&self, _t: &SecretString, _o: &Value) -> DrResult<()> {
+        self.0.record(PortOperation::TaskAnswer);
+        Ok(())
+    }
+    async fn send_failure(&self, _t: &SecretString, _e: &str, _c: &str) -> DrResult<()> {
+        self.0.record(PortOperation::TaskAnswer);
+        Ok(())
     }
 }
 
@@ -1025,12 +1053,31 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         database_tls: DatabaseTls::default(),
         topology: Arc::new(Fake(Arc::clone(recorder))),
         approvals: Arc::new(Fake(Arc::clone(recorder))),
+        tokens: Arc::new(Fake(Arc::clone(recorder))),
         journal: Arc::new(Fake(Arc::clone(recorder))),
         executions: Arc::new(Fake(Arc::clone(recorder))),
         users: Arc::new(Fake(Arc::clone(recorder))),
         ledger: Arc::new(Fake(Arc::clone(recorder))),
         initial_topologies: vec![topology("fresh")],
     }
+}
+
+/// The escalation path as the state machines carry it before the climb.
+fn escalation() -> Value {
+    json!({"tiers": [
+        {"name": "primary-on-call", "topic_arn": "arn:aws:sns:us-east-1:1:t1", "response_minutes": "15"},
+        {"name": "backup-on-call", "topic_arn": "arn:aws:sns:us-east-1:1:t2", "response_minutes": "30"}
+    ]})
+}
+
+/// The same, as the first climb leaves it.
+fn escalation_at_tier_one() -> Value {
+    let mut e = escalation();
+    e["asked"] = json!([{"tier": "primary-on-call", "at": "2026-11-26T02:00:00Z"}]);
+    e["deadline"] = json!("2026-11-26T02:10:00Z");
+    e["current"] = json!(0);
+    e["wait_seconds"] = json!(600);
+    e
 }
 
 /// A confirmation that asks a person.
@@ -1169,6 +1216,11 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "ask", "token": "tok", "topic_arn": "t", "execution": execution, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
                    "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
             json!({"action": "expire", "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}}),
+            json!({"action": "climb", "escalation": escalation(), "timeout_seconds": 600, "now": "2026-11-26T02:00:00Z"}),
+            json!({"action": "ask", "token": "tok", "escalation": escalation_at_tier_one(), "execution": execution, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
+                   "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
+            json!({"action": "ask", "token": "tok", "escalation": escalation_at_tier_one(), "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
+                   "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
         ],
         Function::CorruptionPlan => vec![
             json!({"request": {"database": "muejam", "trigger": {"source": "manual"}}, "execution": execution}),

@@ -145,6 +145,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         ApprovalOpen => &["dynamodb:PutItem"],
         ApprovalGet => &["dynamodb:GetItem"],
         ApprovalClose => &["dynamodb:GetItem", "dynamodb:PutItem"],
+        TaskAnswer => &["states:SendTaskSuccess", "states:SendTaskFailure"],
         JournalRecord => &["dynamodb:PutItem"],
         JournalEntries => &["dynamodb:Query"],
         LockTakeOver => &["dynamodb:PutItem", "dynamodb:GetItem"],
@@ -158,7 +159,13 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
     }
 }
 
-/// Whether an IAM action changes something (and so must never be granted on `*`).
+/// Actions that take no resource-level permission: the Service
+/// Authorization Reference lists no resource type for them, so a policy can
+/// only grant them on `*` (the task token itself is the capability).
+pub const WITHOUT_RESOURCE_TYPES: &[&str] = &["states:SendTaskSuccess", "states:SendTaskFailure"];
+
+/// Whether an IAM action changes something (and so must never be granted on
+/// `*`, unless it takes no resource at all).
 pub fn is_mutating(action: &str) -> bool {
     let name = action.split(':').nth(1).unwrap_or(action);
     !["Describe", "List", "Get"]

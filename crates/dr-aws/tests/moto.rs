@@ -444,6 +444,7 @@ async fn an_approval_is_answered_exactly_once_and_its_token_stays_secret() {
         deadline: chrono::Utc::now() + chrono::Duration::minutes(10),
         status: ApprovalStatus::Pending,
         answer: None,
+        escalation: vec![],
     };
     let token = SecretString::from("AQB4-secret-token".to_owned());
     store.open(&request, &token).await.expect("open");
@@ -451,8 +452,25 @@ async fn an_approval_is_answered_exactly_once_and_its_token_stays_secret() {
         .open(&request, &token)
         .await
         .expect("a retried request");
+    // The escalation's next tier asks again with its own token: it replaces
+    // the pending one, and the record says who has been asked.
+    let mut escalated = request.clone();
+    escalated.escalation = vec![
+        TierAsked {
+            tier: "primary-on-call".to_owned(),
+            at: request.requested_at,
+        },
+        TierAsked {
+            tier: "backup-on-call".to_owned(),
+            at: request.requested_at + chrono::Duration::minutes(15),
+        },
+    ];
+    let old_token = SecretString::from("AQB4-old-token".to_owned());
+    store.open(&request, &old_token).await.expect("tier 1");
+    store.open(&escalated, &token).await.expect("tier 2");
     let (read, read_token) = store.get("incident-1").await.expect("get").expect("exists");
     assert_eq!(read.status, ApprovalStatus::Pending);
+    assert_eq!(read.escalation.len(), 2);
     assert_eq!(read_token.expose_secret(), "AQB4-secret-token");
     assert!(
         !format!("{read:?} {read_token:?}").contains("AQB4"),
@@ -463,6 +481,7 @@ async fn an_approval_is_answered_exactly_once_and_its_token_stays_secret() {
         by: "alice".to_owned(),
         at: chrono::Utc::now(),
         reason: Some("gone".to_owned()),
+        tier: Some("backup-on-call".to_owned()),
     };
     let closed = store
         .close("incident-1", ApprovalStatus::Approved, Some(answer.clone()))

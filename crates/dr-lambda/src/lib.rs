@@ -281,6 +281,7 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
         }),
         topology,
         approvals,
+        tokens: Arc::new(dr_aws::SfnTaskTokens::new(clients.sfn.clone())),
         journal,
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(

@@ -9,6 +9,7 @@ use dr_core::*;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::escalation::{climb_lines, Escalation};
 use crate::evidence::ApprovalWindow;
 use crate::failover::ConfirmFailureOutput;
 use crate::plan::FailoverPlan;
@@ -23,7 +24,12 @@ pub enum ApprovalInput {
     Request {
         /// The task token (`$$.Task.Token`): never logged or published.
         token: SecretString,
-        topic_arn: String,
+        /// Where the question goes without an escalation path.
+        #[serde(default)]
+        topic_arn: Option<String>,
+        /// The climb: the question goes to its current tier.
+        #[serde(default)]
+        escalation: Option<Escalation>,
         execution: ExecutionInfo,
         plan: Box<FailoverPlan>,
         confirm: Box<ConfirmFailureOutput>,
@@ -32,7 +38,10 @@ pub enum ApprovalInput {
     /// what it will lose); the task then waits for `drctl approve|reject`.
     Ask {
         token: SecretString,
-        topic_arn: String,
+        #[serde(default)]
+        topic_arn: Option<String>,
+        #[serde(default)]
+        escalation: Option<Escalation>,
         execution: ExecutionInfo,
         scenario: String,
         resource: String,
@@ -40,9 +49,25 @@ pub enum ApprovalInput {
         /// The state's TimeoutSeconds: the deadline people are told.
         timeout_seconds: u64,
     },
+    /// The next step of the escalation path: which tier to ask and for how
+    /// long (`now` is the execution's clock, `$$.State.EnteredTime`).
+    Climb {
+        escalation: Escalation,
+        timeout_seconds: u64,
+        now: chrono::DateTime<Utc>,
+    },
     /// Nobody answered before the deadline: record it, so a late answer is
     /// refused.
     Expire { execution: ExecutionInfo },
+}
+
+/// What an approval step returns: the question's record, or the climb's
+/// next step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ApprovalStep {
+    Asked(ApprovalOutput),
+    Climbed(Escalation),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,20 +133,43 @@ pub fn failover_question(
         deadline: window.deadline,
         status: ApprovalStatus::Pending,
         answer: None,
+        escalation: Vec::new(),
     }
+}
+
+/// "tier 2/4": where the climb is, short enough for a subject.
+pub fn tier_short(escalation: &Escalation) -> Option<String> {
+    escalation
+        .current
+        .map(|i| format!("tier {}/{}", i + 1, escalation.tiers.len()))
 }
 
 /// The message people on call get: what is known, what would happen, how
 /// to answer, and what happens without an answer.
-pub fn approval_message(request: &ApprovalRequest) -> (String, String) {
+pub fn approval_message(
+    request: &ApprovalRequest,
+    escalation: Option<&Escalation>,
+) -> (String, String) {
+    let (tier, earlier) = escalation.map(climb_lines).unwrap_or_default();
+    // SNS keeps 100 characters of a subject: the tier is short there, named
+    // in full in the body.
     let subject = format!(
-        "[MueJam DR] APPROVAL NEEDED by {}: {}",
+        "[MueJam DR] APPROVAL NEEDED by {}{}: {}",
         request.deadline.format("%H:%M UTC"),
+        escalation
+            .and_then(tier_short)
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default(),
         request.question
     );
     let facts: String = request.facts.iter().map(|f| format!("- {f}\n")).collect();
+    let climbed = match (tier.is_empty(), earlier.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("You are {tier}.\n\n"),
+        (false, false) => format!("Escalated to you, {tier}: {}.\n\n", earlier.join("; ")),
+    };
     let body = format!(
-        "{question}\n\nWhat is known:\n{facts}\nIf approved: {proposed}.\n\n\
+        "{climbed}{question}\n\nWhat is known:\n{facts}\nIf approved: {proposed}.\n\n\
          Without an answer by {deadline}: {default}.\n\n\
          Answer (on the local stack add --local):\n  \
          drctl approve {name} --reason \"...\"\n  \
@@ -136,32 +184,75 @@ pub fn approval_message(request: &ApprovalRequest) -> (String, String) {
     (subject, body)
 }
 
-/// Records a pending question and publishes it to the people on call.
+/// Where a question goes and by when: the escalation's current tier (its
+/// first ask and deadline, on the execution's clock), or the one topic.
+fn route(
+    request: &mut ApprovalRequest,
+    topic_arn: Option<String>,
+    escalation: Option<&Escalation>,
+) -> DrResult<String> {
+    let Some(escalation) = escalation else {
+        return topic_arn.ok_or_else(|| {
+            DrError::InvalidInput("an approval needs a topic_arn or an escalation".to_owned())
+        });
+    };
+    let tier = escalation.current_tier().ok_or_else(|| {
+        DrError::InvalidInput("the escalation has no tier to ask (climb first)".to_owned())
+    })?;
+    if let Some(first) = escalation.asked.first() {
+        request.requested_at = first.at;
+    }
+    if let Some(deadline) = escalation.deadline {
+        request.deadline = deadline;
+    }
+    request.escalation = escalation.asked.clone();
+    Ok(tier.topic_arn.clone())
+}
+
+/// Records a pending question (with this tier's token) and publishes it to
+/// the people on call. A question answered between two tiers (the answer
+/// came while the last tier's wait ended) takes its recorded answer
+/// through this tier's token, so no answer is lost at a tier's boundary.
 async fn ask(
     ports: &Ports,
-    request: ApprovalRequest,
+    mut request: ApprovalRequest,
     token: &SecretString,
-    topic_arn: String,
+    topic_arn: Option<String>,
+    escalation: Option<Escalation>,
 ) -> DrResult<ApprovalOutput> {
-    ports.approvals.open(&request, token).await?;
-    let (subject, body) = approval_message(&request);
+    let topic_arn = route(&mut request, topic_arn, escalation.as_ref())?;
+    if let Err(error) = ports.approvals.open(&request, token).await {
+        let DrError::Conflict(_) = error else {
+            return Err(error);
+        };
+        return deliver_recorded(ports, &request.execution_name, token).await;
+    }
+    let (subject, body) = approval_message(&request, escalation.as_ref());
+    let tier = escalation
+        .as_ref()
+        .and_then(|e| e.current_tier())
+        .map(|t| t.name.clone());
+    let mut attributes: std::collections::BTreeMap<String, String> = [
+        ("scenario".to_owned(), request.scenario.clone()),
+        ("event".to_owned(), "approval_requested".to_owned()),
+        ("execution".to_owned(), request.execution_name.clone()),
+        ("resource".to_owned(), request.resource.clone()),
+        ("severity".to_owned(), "critical".to_owned()),
+    ]
+    .into();
+    if let Some(tier) = &tier {
+        attributes.insert("tier".to_owned(), tier.clone());
+    }
     let message_id = ports
         .notifier
         .publish(&Notification {
             topic: topic_arn,
             subject,
             body,
-            attributes: [
-                ("scenario".to_owned(), request.scenario.clone()),
-                ("event".to_owned(), "approval_requested".to_owned()),
-                ("execution".to_owned(), request.execution_name.clone()),
-                ("resource".to_owned(), request.resource.clone()),
-                ("severity".to_owned(), "critical".to_owned()),
-            ]
-            .into(),
+            attributes: attributes.into_iter().collect(),
         })
         .await?;
-    tracing::warn!(execution = %request.execution_name, deadline = %request.deadline, "approval requested");
+    tracing::warn!(execution = %request.execution_name, deadline = %request.deadline, tier = ?tier, "approval requested");
     Ok(ApprovalOutput {
         execution_name: request.execution_name,
         status: ApprovalStatus::Pending,
@@ -171,11 +262,66 @@ async fn ask(
     })
 }
 
-pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalOutput> {
+/// The approval was answered before this tier's token was recorded: hand
+/// the recorded answer to this token (what `drctl approve` would have
+/// done), or, when it expired, say so.
+async fn deliver_recorded(
+    ports: &Ports,
+    execution: &str,
+    token: &SecretString,
+) -> DrResult<ApprovalOutput> {
+    let (closed, _) = ports
+        .approvals
+        .get(execution)
+        .await?
+        .ok_or_else(|| DrError::Internal(format!("the approval of {execution} vanished")))?;
+    let Some(answer) = closed.answer.clone() else {
+        return Err(DrError::Conflict(format!(
+            "the approval of {execution} is {:?}: nobody is asked again",
+            closed.status
+        )));
+    };
+    deliver(ports.tokens.as_ref(), token, &answer).await?;
+    tracing::warn!(
+        execution,
+        "the approval was answered between two tiers; the answer is taken"
+    );
+    Ok(ApprovalOutput {
+        execution_name: closed.execution_name,
+        status: closed.status,
+        deadline: closed.deadline,
+        message_id: None,
+        answer: Some(answer),
+    })
+}
+
+/// Hands an answer to the task waiting on `token`: its output when
+/// approved, the `Rejected` error (the answer as its cause) when not.
+async fn deliver(
+    tokens: &dyn TaskTokens,
+    token: &SecretString,
+    answer: &ApprovalAnswer,
+) -> DrResult<()> {
+    if answer.approved {
+        tokens.send_success(token, &serde_json::json!(answer)).await
+    } else {
+        let cause = serde_json::to_string(answer)
+            .map_err(|e| DrError::Internal(format!("serializing the answer: {e}")))?;
+        tokens.send_failure(token, "Rejected", &cause).await
+    }
+}
+
+pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalStep> {
     match input {
+        ApprovalInput::Climb {
+            escalation,
+            timeout_seconds,
+            now,
+        } => crate::escalation::climb(escalation, now, timeout_seconds).map(ApprovalStep::Climbed),
         ApprovalInput::Ask {
             token,
             topic_arn,
+            escalation,
             execution,
             scenario,
             resource,
@@ -202,12 +348,16 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
                 deadline: now + chrono::Duration::seconds(timeout_seconds as i64),
                 status: ApprovalStatus::Pending,
                 answer: None,
+                escalation: Vec::new(),
             };
-            ask(ports, request, &token, topic_arn).await
+            ask(ports, request, &token, topic_arn, escalation)
+                .await
+                .map(ApprovalStep::Asked)
         }
         ApprovalInput::Request {
             token,
             topic_arn,
+            escalation,
             execution,
             plan,
             confirm,
@@ -218,7 +368,9 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
                 )
             })?;
             let request = failover_question(&plan, &confirm, &window, &execution);
-            ask(ports, request, &token, topic_arn).await
+            ask(ports, request, &token, topic_arn, escalation)
+                .await
+                .map(ApprovalStep::Asked)
         }
         ApprovalInput::Expire { execution } => {
             let closed = match ports
@@ -238,13 +390,13 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalO
                     })?,
                 Err(e) => return Err(e),
             };
-            Ok(ApprovalOutput {
+            Ok(ApprovalStep::Asked(ApprovalOutput {
                 execution_name: closed.execution_name,
                 status: closed.status,
                 deadline: closed.deadline,
                 message_id: None,
                 answer: closed.answer,
-            })
+            }))
         }
     }
 }
@@ -280,6 +432,7 @@ pub async fn answer(
         by: by.to_owned(),
         at: now,
         reason: reason.filter(|r| !r.trim().is_empty()).map(str::to_owned),
+        tier: request.escalation.last().map(|t| t.tier.clone()),
     };
     let status = if approve {
         ApprovalStatus::Approved
@@ -288,19 +441,69 @@ pub async fn answer(
     };
     // Claim the answer first (exactly once), then wake the execution.
     let closed = store.close(execution, status, Some(answer.clone())).await?;
-    let delivered = if approve {
-        tokens
-            .send_success(&token, &serde_json::json!(answer))
-            .await
-    } else {
-        let cause = serde_json::to_string(&answer)
-            .map_err(|e| DrError::Internal(format!("serializing the answer: {e}")))?;
-        tokens.send_failure(&token, "Rejected", &cause).await
-    };
-    if let Err(error) = delivered {
+    if let Err(error) = deliver(tokens, &token, &answer).await {
         return Err(DrError::Unavailable(format!(
-            "the answer is recorded but the execution did not take it ({error}): it may have timed out; check it with the Step Functions console or drctl run's output"
+            "the answer is recorded but the waiting step did not take it ({error}): if a tier's wait ended just now, the next tier's step takes the recorded answer; if the deadline passed, the safe default applies. drctl watch {execution} shows which"
         )));
     }
     Ok((closed, answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::escalation::{climb, Tier};
+
+    #[test]
+    fn an_escalated_question_says_its_tier_in_a_subject_sns_keeps_whole() {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let tiers = ["primary-on-call", "backup-on-call"]
+            .iter()
+            .map(|n| Tier {
+                name: (*n).to_owned(),
+                topic_arn: format!("arn:aws:sns:us-east-1:1:{n}"),
+                response_minutes: 15,
+            })
+            .collect();
+        let e = Escalation {
+            tiers,
+            asked: vec![],
+            deadline: None,
+            current: None,
+            wait_seconds: 0,
+            done: false,
+            answered_at: None,
+        };
+        let e = climb(e, t0, 3600).expect("1");
+        let e = climb(e, t0 + chrono::Duration::minutes(15), 3600).expect("2");
+        let request = ApprovalRequest {
+            execution_name: "breach-1".to_owned(),
+            execution_arn: "arn:x".to_owned(),
+            scenario: "security-breach".to_owned(),
+            resource: "muejam".to_owned(),
+            question: "Tell 25 user(s) of muejam that their account was in a breach?".to_owned(),
+            facts: vec![],
+            proposed_action: "tell them".to_owned(),
+            default_action: "nobody is told".to_owned(),
+            requested_at: t0,
+            deadline: t0 + chrono::Duration::hours(1),
+            status: ApprovalStatus::Pending,
+            answer: None,
+            escalation: vec![],
+        };
+        let (subject, body) = approval_message(&request, Some(&e));
+        // SNS keeps the first 100 characters: the deadline and tier are in them.
+        let kept: String = subject.chars().take(100).collect();
+        assert!(
+            kept.starts_with(
+                "[MueJam DR] APPROVAL NEEDED by 04:00 UTC (tier 2/2): Tell 25 user(s)"
+            ),
+            "{subject}"
+        );
+        assert!(body.starts_with(
+            "Escalated to you, escalation tier 2 of 2 (backup-on-call): primary-on-call was asked at 03:00:00 UTC and did not answer within 15 min."
+        ), "{body}");
+    }
 }

@@ -9,6 +9,7 @@ pub mod corruption;
 pub mod details;
 pub mod drill;
 pub mod drill_report;
+pub mod escalation;
 pub mod evidence;
 pub mod failover;
 pub mod html;
@@ -50,6 +51,9 @@ pub struct Ports {
     pub metrics: Arc<dyn Metrics>,
     pub topology: Arc<dyn TopologyRegistry>,
     pub approvals: Arc<dyn ApprovalStore>,
+    /// Answers a waiting task (an answer recorded between two tiers of an
+    /// escalation is handed to the next tier's token).
+    pub tokens: Arc<dyn TaskTokens>,
     pub journal: Arc<dyn RecoveryJournal>,
     pub executions: Arc<dyn Executions>,
     /// The application servers (Auto Scaling), in any region.
@@ -369,9 +373,13 @@ impl Function {
             Function::ConfirmFailure => &[DescribeInstance, SecretsGet, SqlProbe, JournalRecord],
             Function::FenceInstance => &[FenceInstance, JournalEntries, JournalRecord],
             Function::UpdateTopology => &[TopologyGet, TopologyPut, JournalEntries, JournalRecord],
-            Function::RequestApproval => {
-                &[ApprovalOpen, NotifierPublish, ApprovalClose, ApprovalGet]
-            }
+            Function::RequestApproval => &[
+                ApprovalOpen,
+                NotifierPublish,
+                ApprovalClose,
+                ApprovalGet,
+                TaskAnswer,
+            ],
             Function::CorruptionPlan => &[TopologyGet, DescribeInstance, DeploymentDescribe],
             Function::IntegrityCheck => &[
                 DescribeInstance,

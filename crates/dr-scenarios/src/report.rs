@@ -138,6 +138,10 @@ pub struct Report {
     pub evidence: Option<EvidenceSummary>,
     /// Who answered the approval, when and why (or that nobody did).
     pub approval: Option<String>,
+    /// Who the question climbed to on the escalation path, when, and who
+    /// answered how fast (empty when nobody was asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<String>,
     pub timeline: Vec<TimelineEntry>,
     /// Every change made or tried, with how it ended.
     pub changes: Vec<Change>,
@@ -239,6 +243,7 @@ pub fn build(input: &ReportInput, journal: &[JournalEntry]) -> DrResult<Report> 
         rpo,
         evidence,
         approval,
+        escalation: crate::escalation::lines_of(&input.details),
         timeline,
         changes,
         mutations,
@@ -330,6 +335,12 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(approval) = &report.approval {
         md.push_str(&format!("\n## Approval\n\n{approval}\n"));
+    }
+    if !report.escalation.is_empty() {
+        md.push_str("\n## Escalation\n\n");
+        for line in &report.escalation {
+            md.push_str(&format!("- {line}\n"));
+        }
     }
     md.push_str("\n## Changes made\n\n");
     if report.changes.is_empty() {

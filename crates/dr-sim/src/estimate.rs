@@ -635,6 +635,8 @@ pub async fn run(
     for (child_arn, child_name, child) in machines.children {
         runner = runner.child_machine(child_arn.clone(), child_name.clone(), child.clone());
     }
+    // Steps answer waiting tasks through this run's runner.
+    let _ = world.tokens.set(runner.tokens());
     let on_call = OnCall {
         world: Arc::clone(&world),
         tokens: runner.tokens(),

@@ -430,6 +430,7 @@ pub fn ports(world: &Arc<World>) -> Ports {
         metrics: services.clone(),
         topology: services.clone(),
         approvals: services.clone(),
+        tokens: services.clone(),
         journal: services.clone(),
         executions: services.clone(),
         health: services.clone(),

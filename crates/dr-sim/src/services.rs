@@ -244,16 +244,22 @@ impl ApprovalStore for SimServices {
     async fn open(&self, request: &ApprovalRequest, token: &SecretString) -> DrResult<()> {
         self.world.data_call();
         let mut state = self.world.state()?;
-        let keep = state
+        // As the table's condition: a retry or the next tier replaces a
+        // pending record, never an answered one.
+        if state
             .approvals
             .get(&request.execution_name)
-            .is_some_and(|(r, _)| r.status != ApprovalStatus::Pending);
-        if !keep {
-            state.approvals.insert(
-                request.execution_name.clone(),
-                (request.clone(), token.clone()),
-            );
+            .is_some_and(|(r, _)| r.status != ApprovalStatus::Pending)
+        {
+            return Err(DrError::Conflict(format!(
+                "the approval of {} was already answered",
+                request.execution_name
+            )));
         }
+        state.approvals.insert(
+            request.execution_name.clone(),
+            (request.clone(), token.clone()),
+        );
         Ok(())
     }
 
@@ -284,6 +290,27 @@ impl ApprovalStore for SimServices {
         request.status = status;
         request.answer = answer;
         Ok(request.clone())
+    }
+}
+
+/// Answers a waiting task of the simulated run through its runner.
+#[async_trait]
+impl TaskTokens for SimServices {
+    async fn send_success(&self, token: &SecretString, output: &serde_json::Value) -> DrResult<()> {
+        self.world
+            .tokens
+            .get()
+            .ok_or_else(|| DrError::Unavailable("no runner answers task tokens".to_owned()))?
+            .send_success(token.expose_secret(), output.clone())
+            .map_err(|e| DrError::NotFound(e.to_string()))
+    }
+    async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()> {
+        self.world
+            .tokens
+            .get()
+            .ok_or_else(|| DrError::Unavailable("no runner answers task tokens".to_owned()))?
+            .send_failure(token.expose_secret(), error, cause)
+            .map_err(|e| DrError::NotFound(e.to_string()))
     }
 }
 

@@ -394,6 +394,9 @@ pub struct World {
     pub config: SimConfig,
     state: Mutex<State>,
     rng: Mutex<StdRng>,
+    /// The runner's task tokens, once the estimate has made its runner:
+    /// what a step answers a waiting task through.
+    pub(crate) tokens: std::sync::OnceLock<dr_runner::TaskTokens>,
 }
 
 impl World {
@@ -403,6 +406,7 @@ impl World {
             config,
             state: Mutex::new(State::default()),
             rng: Mutex::new(rng),
+            tokens: std::sync::OnceLock::new(),
         })
     }
 

@@ -35,7 +35,9 @@ pub struct AnswerArgs {
 }
 
 /// The local runner's token inbox: `drctl run` picks answers up from it.
-struct InboxTaskTokens(PathBuf);
+/// Answers the local runner's waiting tasks through its token inbox (the
+/// directory `drctl run` watches).
+pub(crate) struct InboxTaskTokens(pub(crate) PathBuf);
 
 #[async_trait]
 impl TaskTokens for InboxTaskTokens {

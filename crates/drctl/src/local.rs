@@ -57,6 +57,10 @@ enum LocalCommand {
         /// platform's mailer received; kept in user-messages.jsonl).
         #[arg(long)]
         users: bool,
+        /// What escalation tier N's topic delivered (its own SQS subscription; kept in
+        /// tier-N-messages.jsonl): what that tier's people received.
+        #[arg(long, value_name = "N", conflicts_with = "users", value_parser = clap::value_parser!(u8).range(1..=4))]
+        tier: Option<u8>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -315,10 +319,16 @@ pub async fn run(args: LocalArgs) -> DrResult<ExitCode> {
             eprintln!("{id} is {}", described.status);
             Ok(ExitCode::SUCCESS)
         }
-        LocalCommand::Messages { users, output } => {
+        LocalCommand::Messages {
+            users,
+            tier,
+            output,
+        } => {
             let platform = open(&existing_home(args.home)?, key)?;
             let messages = if users {
                 crate::wiring::read_user_messages(&platform).await?
+            } else if let Some(tier) = tier {
+                crate::wiring::read_tier_messages(&platform, usize::from(tier)).await?
             } else {
                 crate::wiring::read_alerts(&platform).await?
             };

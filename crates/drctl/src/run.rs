@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// Waits and retry intervals advance a simulated clock instead of taking real time.
     #[arg(long)]
     virtual_time: bool,
+    /// With --virtual-time: how many real seconds a step waiting for a person (an approval's
+    /// tier) waits for an answer before its timeout is taken as passed on the virtual clock.
+    /// Without it, such waits take real time.
+    #[arg(long, value_name = "SECONDS", requires = "virtual_time", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    token_patience: Option<u64>,
     /// The SAM template holding the DefinitionSubstitutions (default: ./template.yaml when present).
     #[arg(long)]
     template: Option<PathBuf>,
@@ -354,6 +359,9 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         })
         .faults(FaultPlan::new(faults))
         .token_inbox(inbox.clone());
+    if let Some(seconds) = args.token_patience {
+        runner = runner.token_patience(Duration::from_secs(seconds));
+    }
     for (arn, child_name, child) in child_machines {
         runner = runner.child_machine(arn, child_name, child);
     }

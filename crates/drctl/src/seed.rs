@@ -19,7 +19,19 @@ pub const APP_SECRET: &str = "muejam/db/app";
 pub const LOCK_TABLE: &str = "muejam-dr-locks";
 pub const TOPOLOGY_TABLE: &str = "muejam-dr-topology";
 pub const APPROVALS_TABLE: &str = "muejam-dr-approvals";
-pub const APPROVALS_TOPIC: &str = "muejam-dr-approvals";
+/// The escalation path's tier topics, in order (the template's defaults:
+/// primary on-call, backup on-call, engineering manager, CTO).
+pub const TIER_TOPICS: [&str; 4] = [
+    "muejam-dr-tier-1",
+    "muejam-dr-tier-2",
+    "muejam-dr-tier-3",
+    "muejam-dr-tier-4",
+];
+/// The queue subscribed to one tier's topic alone: what that tier's people
+/// received.
+pub fn tier_inbox_queue(tier: usize) -> String {
+    format!("muejam-dr-tier-{tier}-inbox")
+}
 pub const JOURNAL_TABLE: &str = "muejam-dr-journal";
 pub const NOTIFICATIONS_TABLE: &str = "muejam-dr-notifications";
 /// The user-notification topic (FIFO: a repeated notification id is
@@ -101,10 +113,11 @@ pub async fn seed(
         dr_runner::sam::LOCAL_REGION,
         dr_runner::sam::LOCAL_ACCOUNT
     );
-    // The inbox queue hears both topics: `drctl local messages` shows pages
-    // and approval requests in the order they were sent.
+    // The inbox queue hears every topic: `drctl local messages` shows pages
+    // and approval requests in the order they were sent; each tier's own
+    // queue shows what that tier received.
     let mut topic_arn = String::new();
-    for topic in [ALERTS_TOPIC, APPROVALS_TOPIC] {
+    for topic in std::iter::once(ALERTS_TOPIC).chain(TIER_TOPICS) {
         let arn = clients
             .sns
             .create_topic()
@@ -116,6 +129,20 @@ pub async fn seed(
             .unwrap_or_default()
             .to_owned();
         subscribe_queue(clients, &arn, &queue_arn).await?;
+        if let Some(tier) = TIER_TOPICS.iter().position(|t| *t == topic) {
+            let name = tier_inbox_queue(tier + 1);
+            sqs.create_queue()
+                .queue_name(&name)
+                .send()
+                .await
+                .map_err(|e| sdk("queue")(e.to_string()))?;
+            let tier_queue_arn = format!(
+                "arn:aws:sqs:{}:{}:{name}",
+                dr_runner::sam::LOCAL_REGION,
+                dr_runner::sam::LOCAL_ACCOUNT
+            );
+            subscribe_queue(clients, &arn, &tier_queue_arn).await?;
+        }
         if topic == ALERTS_TOPIC {
             topic_arn = arn;
         }

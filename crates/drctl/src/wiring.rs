@@ -72,6 +72,20 @@ pub async fn read_user_messages(platform: &LocalControlPlane) -> DrResult<Vec<De
     .await
 }
 
+/// Every message escalation tier `tier`'s topic delivered, oldest first;
+/// kept in `tier-<tier>-messages.jsonl`.
+pub async fn read_tier_messages(
+    platform: &LocalControlPlane,
+    tier: usize,
+) -> DrResult<Vec<DeliveredMessage>> {
+    read_inbox(
+        platform,
+        &crate::seed::tier_inbox_queue(tier),
+        &format!("tier-{tier}-messages.jsonl"),
+    )
+    .await
+}
+
 async fn read_inbox(
     platform: &LocalControlPlane,
     queue: &str,
@@ -238,6 +252,9 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         approvals: Arc::new(dr_aws::DynamoDbApprovals::new(
             clients.dynamodb.clone(),
             crate::seed::APPROVALS_TABLE,
+        )),
+        tokens: Arc::new(crate::approve::InboxTaskTokens(
+            platform.home().join("task-tokens"),
         )),
         journal: Arc::new(dr_aws::DynamoDbJournal::new(
             clients.dynamodb.clone(),

@@ -735,3 +735,238 @@ async fn a_restore_from_before_the_breach_takes_the_new_passwords_and_its_keys_a
     assert!(logs_in_to(&stack, restored, &app_user, &app_new).await);
     assert!(logs_in_to(&stack, restored, &master_user, &master_new).await);
 }
+
+/// What escalation tier `n`'s topic delivered (its own SQS subscription).
+fn tier_messages(stack: &Stack, n: u8) -> Vec<Value> {
+    let out = drctl(
+        &stack.home,
+        &[
+            "local",
+            "messages",
+            "--tier",
+            &n.to_string(),
+            "--home",
+            stack.home_str(),
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The runbook's escalation path on virtual time: nobody answers the
+/// approval to tell users, so it climbs every tier after the one before has
+/// had its 15 / 30 / 60 / 120 minutes, each tier's message naming who was
+/// asked before, then takes its safe default (nobody is told).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_nobody_answers_climbs_all_four_tiers_then_takes_its_safe_default() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let input = request(
+        &ip_set,
+        json!({"notify_users": true, "approval_timeout_seconds": 225 * 60}),
+    );
+    let (code, result) = stack.run(
+        BREACH,
+        &input,
+        &[
+            "--virtual-time",
+            "--token-patience",
+            "2",
+            "--name",
+            "climb-1",
+        ],
+    );
+    assert_eq!(code, 0, "containment is done: {result:#}");
+    assert!(user_messages(&stack).is_empty(), "nobody told");
+    let earlier = ["primary-on-call", "backup-on-call", "engineering-manager"];
+    for (tier, name) in (1..=4u8).zip([
+        "primary-on-call",
+        "backup-on-call",
+        "engineering-manager",
+        "cto",
+    ]) {
+        let messages = tier_messages(&stack, tier);
+        assert_eq!(messages.len(), 1, "tier {tier} asked once: {messages:#?}");
+        let subject = messages[0]["subject"].as_str().unwrap_or_default();
+        assert!(subject.contains(&format!("(tier {tier}/4)")), "{subject}");
+        let body = messages[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            body.contains(&format!("escalation tier {tier} of 4 ({name})")),
+            "{body}"
+        );
+        for (i, before) in earlier.iter().enumerate() {
+            assert_eq!(
+                body.contains(&format!("{before} was asked at")),
+                i + 1 < usize::from(tier),
+                "tier {tier}'s message and {before}: {body}"
+            );
+        }
+    }
+    let n = &report_of(&stack, "climb-1")["notifications"];
+    assert_eq!(n["status"], "expired", "{n:#}");
+    let lines: Vec<&str> = n["escalation"]
+        .as_array()
+        .expect("escalation")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let waited: Vec<&str> = lines
+        .iter()
+        .map(|l| l.rsplit("no answer in ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        waited,
+        vec!["15.0 min", "30.0 min", "1.00 h", "2.00 h"],
+        "{lines:#?}"
+    );
+}
+
+/// An answer after the second tier's message stops the climb: tiers three
+/// and four hear nothing, and the report says which tier answered and when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_answered_at_the_second_tier_stops_the_climb() {
+    let stack = Stack::up();
+    let ip_set = ip_set(&stack).await;
+    let input = request(
+        &ip_set,
+        json!({"notify_users": true, "approval_timeout_seconds": 225 * 60}),
+    );
+    let run = Background::start(
+        &stack,
+        BREACH,
+        &input,
+        "climb-2",
+        &["--virtual-time", "--token-patience", "15"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while tier_messages(&stack, 2).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tier 2 was never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    answered(&stack, "approve", "climb-2", "backup on-call: go");
+    let (code, result) = run.finish();
+    assert_eq!(code, 0, "{result:#}");
+    assert!(!user_messages(&stack).is_empty(), "the users were told");
+    assert_eq!(tier_messages(&stack, 1).len(), 1);
+    assert!(tier_messages(&stack, 3).is_empty(), "tier 3 hears nothing");
+    assert!(tier_messages(&stack, 4).is_empty(), "tier 4 hears nothing");
+    let n = &report_of(&stack, "climb-2")["notifications"];
+    assert_eq!(n["status"], "sent", "{n:#}");
+    let lines: Vec<&str> = n["escalation"]
+        .as_array()
+        .expect("escalation")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(lines[0].contains("no answer in 15.0 min"), "{lines:#?}");
+    assert!(
+        lines[1].starts_with("backup-on-call: asked at")
+            && lines[1].contains("answered by alice (approved)"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        &lines[2..],
+        &["engineering-manager: not asked", "cto: not asked"]
+    );
+}
+
+/// The drill's runbook review checks that every tier of the escalation path
+/// reaches somebody: a tier whose topic lost its subscribers is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_review_reports_a_tier_nobody_is_subscribed_to() {
+    let stack = Stack::up();
+    let sns = stack.moto_clients().await.sns;
+    let topics: Vec<String> = sns
+        .list_topics()
+        .send()
+        .await
+        .expect("topics")
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn().map(str::to_owned))
+        .collect();
+    let arn = |name: &str| {
+        topics
+            .iter()
+            .find(|t| t.ends_with(&format!(":{name}")))
+            .cloned()
+            .unwrap_or_else(|| panic!("no topic {name} in {topics:?}"))
+    };
+    let third = arn("muejam-dr-tier-3");
+    for subscription in sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&third)
+        .send()
+        .await
+        .expect("subscriptions")
+        .subscriptions()
+    {
+        sns.unsubscribe()
+            .subscription_arn(subscription.subscription_arn().unwrap_or_default())
+            .send()
+            .await
+            .expect("unsubscribe");
+    }
+    let tiers: Vec<Value> = ["primary-on-call", "backup-on-call", "engineering-manager", "cto"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            json!({"name": name, "topic_arn": arn(&format!("muejam-dr-tier-{}", i + 1)), "response_minutes": "15"})
+        })
+        .collect();
+    let payload = stack.home.join("review-payload.json");
+    std::fs::write(
+        &payload,
+        json!({"topic_arn": arn("muejam-dr-alerts"), "tiers": tiers}).to_string(),
+    )
+    .expect("payload");
+    let out = drctl(
+        &stack.home,
+        &[
+            "invoke",
+            "runbook-review",
+            "--local",
+            "--payload",
+            payload.to_str().expect("path"),
+        ],
+    );
+    let review: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("review output: {}", String::from_utf8_lossy(&out.stderr)));
+    let status = |name: &str| {
+        review["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["name"] == name))
+            .map(|i| (i["status"].clone(), i["reason"].clone()))
+            .unwrap_or_else(|| panic!("no item {name}: {review:#}"))
+    };
+    for tier in [1, 2, 4] {
+        assert_eq!(
+            status(&format!(
+                "escalation_tier_{tier}_has_a_confirmed_subscriber"
+            ))
+            .0,
+            "SUCCESSFUL"
+        );
+    }
+    let (third_status, reason) = status("escalation_tier_3_has_a_confirmed_subscriber");
+    assert_eq!(third_status, "FAILED");
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|r| r.contains("engineering-manager") && r.contains("reach nobody")),
+        "{reason}"
+    );
+}

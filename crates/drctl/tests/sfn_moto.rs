@@ -229,6 +229,7 @@ async fn open_approval(moto: &Moto, execution: &str, token: String) {
                 deadline: now + Span::minutes(30),
                 status: ApprovalStatus::Pending,
                 answer: None,
+                escalation: vec![],
             },
             &SecretString::from(token),
         )

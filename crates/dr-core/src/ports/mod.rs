@@ -240,6 +240,8 @@ pub enum PortOperation {
     ApprovalOpen,
     ApprovalGet,
     ApprovalClose,
+    /// SendTaskSuccess / SendTaskFailure: an answer handed to a waiting task.
+    TaskAnswer,
     JournalRecord,
     JournalEntries,
     LockTakeOver,

@@ -36,6 +36,20 @@ pub struct ApprovalAnswer {
     pub at: DateTime<Utc>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The escalation tier that was being asked when the answer came (the
+    /// runbook's escalation path), when the question climbed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+/// One tier of the escalation path that was asked, and when (on the
+/// execution's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierAsked {
+    /// The tier's name (`primary-on-call`, ...).
+    pub tier: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A question to a person, waiting for an answer by execution name.
@@ -54,6 +68,9 @@ pub struct ApprovalRequest {
     pub status: ApprovalStatus,
     #[serde(default)]
     pub answer: Option<ApprovalAnswer>,
+    /// The tiers asked so far, oldest first; the last is the one asked now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<TierAsked>,
 }
 
 /// Where pending approvals wait (a DynamoDB table): what `drctl approve`

@@ -116,6 +116,9 @@ pub struct Runner {
     observer: Option<Observer>,
     token_inbox: Option<PathBuf>,
     token_delay: Option<TokenDelay>,
+    /// In [`TimeMode::Virtual`], how long a task waits in real time for a
+    /// person's answer before its TimeoutSeconds is taken as passed.
+    token_patience: Option<Duration>,
     state_machine_name: String,
     children: Arc<BTreeMap<String, ChildMachine>>,
     /// Every child execution started, by ARN (names are never reused).
@@ -152,6 +155,7 @@ impl Runner {
             observer: None,
             token_inbox: None,
             token_delay: None,
+            token_patience: None,
             state_machine_name: "local".to_owned(),
             children: Arc::new(BTreeMap::new()),
             started: Arc::new(Mutex::new(BTreeMap::new())),
@@ -200,6 +204,16 @@ impl Runner {
     /// answer in simulated time (the answer itself arrives as always).
     pub fn token_delay(mut self, delay: TokenDelay) -> Self {
         self.token_delay = Some(delay);
+        self
+    }
+
+    /// In [`TimeMode::Virtual`], a task waiting for a token waits at most
+    /// `patience` of real time; unanswered by then, its TimeoutSeconds is
+    /// taken as passed and the execution's clock moves on by all of it (an
+    /// escalation of hours climbs in seconds, and a person can still answer
+    /// within the patience). Without it, token waits take real time.
+    pub fn token_patience(mut self, patience: Duration) -> Self {
+        self.token_patience = Some(patience);
         self
     }
 

@@ -346,7 +346,22 @@ impl Exec<'_> {
                 }
             }
         } else {
-            call.await
+            let began = Instant::now();
+            let result = call.await;
+            // A virtual-time wait for a person that ran out of patience:
+            // the execution's clock moves on by the whole TimeoutSeconds.
+            if let (TimeMode::Virtual, Some(_), Some(_), Some(limit), Err(e)) = (
+                self.runner.time,
+                self.runner.token_patience,
+                &token,
+                timeout,
+                &result,
+            ) {
+                if e.error == names::TIMEOUT {
+                    branch.skipped += Duration::from_secs(limit).saturating_sub(began.elapsed());
+                }
+            }
+            result
         };
         let result = result.and_then(|output| {
             self.within_limit(&state.name, "task result", &output)?;
@@ -421,7 +436,14 @@ impl Exec<'_> {
             request_id,
             task_token: token.clone(),
         };
-        let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+        let patience = match (self.runner.time, &token) {
+            (TimeMode::Virtual, Some(_)) => self.runner.token_patience,
+            _ => None,
+        };
+        let deadline = timeout.map(|s| {
+            let limit = Duration::from_secs(s);
+            tokio::time::Instant::now() + patience.map_or(limit, |p| p.min(limit))
+        });
         let timed_out = || {
             StateError::new(
                 names::TIMEOUT,

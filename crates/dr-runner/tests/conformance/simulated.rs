@@ -131,3 +131,54 @@ async fn a_task_token_is_answered_after_its_delay() {
     assert!(result.succeeded(), "{:?}", result.cause);
     assert_eq!(seconds_between(&result), 420.0);
 }
+
+/// A climb of waits for a person in virtual time: each ask waits a little
+/// real time (the patience) for an answer, then its TimeoutSeconds is taken
+/// as passed and the execution's clock moves on by all of it; an answer
+/// within the patience is taken at once.
+#[tokio::test]
+async fn in_virtual_time_an_unanswered_wait_for_a_person_passes_its_whole_timeout() {
+    let mut handlers = Handlers::new();
+    handlers.register_fn("Ask", |_payload, _ctx| async { Ok(json!({})) });
+    let definition = json!({"StartAt": "Ask", "States": {
+        "Ask": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": "Ask", "Payload": {"token.$": "$$.Task.Token"}},
+            "TimeoutSeconds": 3600,
+            "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timed_out", "Next": "Unanswered"}],
+            "End": true
+        },
+        "Unanswered": {"Type": "Pass", "End": true}
+    }});
+    let runner = Runner::new(handlers)
+        .time_mode(TimeMode::Virtual)
+        .token_patience(Duration::from_millis(300));
+    let real = std::time::Instant::now();
+    let unanswered = runner
+        .execute(&machine(definition.clone()), json!({}), Some("nobody"))
+        .await;
+    assert!(unanswered.succeeded(), "{:?}", unanswered.cause);
+    assert_eq!(unanswered.states_entered(), vec!["Ask", "Unanswered"]);
+    assert!(seconds_between(&unanswered) >= 3600.0);
+    assert!(
+        real.elapsed() < Duration::from_secs(30),
+        "it did not wait an hour"
+    );
+
+    let tokens = runner.tokens();
+    let answering = tokio::spawn(async move {
+        loop {
+            for token in tokens.pending() {
+                let _ = tokens.send_success(&token, json!({"approved": true}));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let answered = runner
+        .execute(&machine(definition), json!({}), Some("answered"))
+        .await;
+    answering.abort();
+    assert_eq!(answered.states_entered(), vec!["Ask"]);
+    assert!(seconds_between(&answered) < 60.0, "answered at once");
+}

@@ -177,6 +177,10 @@ pub struct Notifications {
     pub status: String,
     /// Who answered, when, and why.
     pub approval: Option<String>,
+    /// Who the question climbed to on the escalation path, when, and who
+    /// answered how fast (empty when nobody was asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<String>,
     /// What the ledger says (none when nothing was sent).
     pub ledger: Option<super::notify::LedgerSummary>,
     /// Why the sending failed.
@@ -239,6 +243,7 @@ pub fn notifications(d: &Value, ledger: Option<super::notify::LedgerSummary>) ->
     Notifications {
         status: status.to_owned(),
         approval,
+        escalation: crate::escalation::lines_of(d),
         ledger,
         error,
     }
@@ -484,6 +489,9 @@ fn notifications_md(n: &Notifications) -> String {
     md.push_str(&format!("- status: {what}\n"));
     if let Some(a) = &n.approval {
         md.push_str(&format!("- approval: {a}\n"));
+    }
+    for line in &n.escalation {
+        md.push_str(&format!("- escalation: {line}\n"));
     }
     if let Some(l) = &n.ledger {
         md.push_str(&format!(

@@ -48,7 +48,7 @@ pub const MAX_RESTORE_POLLS: u64 = 480;
 /// The most named checks an input may add.
 pub const MAX_CHECKS: usize = 50;
 /// The longest a person may take to approve the switch.
-pub const MAX_APPROVAL_SECONDS: u64 = 3600;
+pub const MAX_APPROVAL_SECONDS: u64 = 4 * 3600;
 
 fn default_resolution() -> u64 {
     300

@@ -97,6 +97,10 @@ pub struct CorruptionReport {
     pub search: Option<SearchSummary>,
     pub loss: Option<AssessLossOutput>,
     pub approval: Option<String>,
+    /// Who the question climbed to on the escalation path, when, and who
+    /// answered how fast (empty when nobody was asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<String>,
     /// The application (when the request named it): its read-only mode,
     /// its rollout after the lift, its health URL's last answer.
     #[serde(default)]
@@ -232,6 +236,7 @@ pub fn build(
         }),
         loss,
         approval,
+        escalation: crate::escalation::lines_of(details),
         application: application_lines(details, plan.as_ref()),
         changes,
         timeline,
@@ -408,6 +413,12 @@ pub fn markdown(report: &CorruptionReport) -> String {
     }
     if let Some(approval) = &report.approval {
         md.push_str(&format!("\n## Approval\n\n{approval}\n"));
+    }
+    if !report.escalation.is_empty() {
+        md.push_str("\n## Escalation\n\n");
+        for line in &report.escalation {
+            md.push_str(&format!("- {line}\n"));
+        }
     }
     if !report.application.is_empty() {
         md.push_str("\n## Application\n\n");

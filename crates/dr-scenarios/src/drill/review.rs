@@ -11,6 +11,10 @@ pub struct RunbookReviewInput {
     pub runbook_last_updated: Option<String>,
     #[serde(default = "default_review_days")]
     pub max_age_days: i64,
+    /// The escalation path: each tier's topic must reach somebody (the
+    /// runbook's "verify contact information").
+    #[serde(default)]
+    pub tiers: Vec<crate::escalation::Tier>,
 }
 
 pub(crate) fn default_review_days() -> i64 {
@@ -47,6 +51,33 @@ pub async fn runbook_review(
         started,
         json!({"confirmed": counts.confirmed, "pending": counts.pending}),
     ));
+    if !input.tiers.is_empty() {
+        crate::escalation::validate_tiers(&input.tiers)?;
+    }
+    for (i, tier) in input.tiers.iter().enumerate() {
+        let started = Stopwatch::start();
+        let counts = ports.notifier.subscriptions(&tier.topic_arn).await?;
+        items.push(TestResult::new(
+            &format!("escalation_tier_{}_has_a_confirmed_subscriber", i + 1),
+            if counts.confirmed > 0 {
+                TestStatus::Successful
+            } else {
+                TestStatus::Failed
+            },
+            (counts.confirmed == 0).then(|| {
+                format!(
+                    "escalation tier {} ({}): {} has no confirmed subscription ({} pending): its pages and approvals reach nobody, and the climb loses {} min there",
+                    i + 1,
+                    tier.name,
+                    tier.topic_arn,
+                    counts.pending,
+                    tier.response_minutes
+                )
+            }),
+            started,
+            json!({"tier": tier.name, "confirmed": counts.confirmed, "pending": counts.pending}),
+        ));
+    }
     let started = Stopwatch::start();
     items.push(match &input.runbook_last_updated {
         None => TestResult::new(

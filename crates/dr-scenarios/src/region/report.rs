@@ -36,6 +36,10 @@ pub struct RegionReport {
     pub evidence: Vec<String>,
     pub copy: Option<ChosenCopy>,
     pub approval: Option<String>,
+    /// Who the question climbed to on the escalation path, when, and who
+    /// answered how fast (empty when nobody was asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalation: Vec<String>,
     pub verification: Option<VerifyRegionRestoreOutput>,
     /// Planned mode: rows per table at the moment writes stopped (the final
     /// snapshot's) against the restore's; equal means nothing was lost.
@@ -196,6 +200,7 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
         evidence: confirm.map(|c| c.reasons).unwrap_or_default(),
         copy,
         approval,
+        escalation: crate::escalation::lines_of(d),
         verification,
         rows_lost,
         new_primary: succeeded
@@ -422,6 +427,12 @@ pub fn markdown(r: &RegionReport) -> String {
     }
     if let Some(a) = &r.approval {
         md.push_str(&format!("\n## Approval\n\n{a}\n"));
+    }
+    if !r.escalation.is_empty() {
+        md.push_str("\n## Escalation\n\n");
+        for line in &r.escalation {
+            md.push_str(&format!("- {line}\n"));
+        }
     }
     if let Some(v) = &r.verification {
         md.push_str(&format!(
