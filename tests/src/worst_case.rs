@@ -278,6 +278,14 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
             vec![BTreeMap::new()],
             BTreeMap::from([("PerDatabase".to_owned(), drill::MAX_DATABASES)]),
         )),
+        // A page climbs four tiers, each given at most a day.
+        "page-escalation" => Some((
+            vec![BTreeMap::from([(
+                "$.escalation.wait_seconds".to_owned(),
+                (dr_scenarios::escalation::MAX_RESPONSE_MINUTES * 60) as f64,
+            )])],
+            BTreeMap::new(),
+        )),
         // No waits or polls; the approval to tell users at its longest.
         "security-breach" => Some((
             vec![BTreeMap::from([

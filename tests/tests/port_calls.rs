@@ -889,6 +889,14 @@ fn approval_request(name: &str) -> ApprovalRequest {
 }
 
 #[async_trait]
+impl Pager for Fake {
+    async fn raise(&self, _p: &Page) -> DrResult<()> {
+        self.0.record(PortOperation::PageRaise);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl TaskTokens for Fake {
     async fn send_success(&self, _t: &SecretString, _o: &Value) -> DrResult<()> {
         self.0.record(PortOperation::TaskAnswer);
@@ -1054,6 +1062,7 @@ fn ports(recorder: &Arc<Recorder>) -> Ports {
         topology: Arc::new(Fake(Arc::clone(recorder))),
         approvals: Arc::new(Fake(Arc::clone(recorder))),
         tokens: Arc::new(Fake(Arc::clone(recorder))),
+        pager: Arc::new(Fake(Arc::clone(recorder))),
         journal: Arc::new(Fake(Arc::clone(recorder))),
         executions: Arc::new(Fake(Arc::clone(recorder))),
         users: Arc::new(Fake(Arc::clone(recorder))),
@@ -1068,6 +1077,18 @@ fn escalation() -> Value {
         {"name": "primary-on-call", "topic_arn": "arn:aws:sns:us-east-1:1:t1", "response_minutes": "15"},
         {"name": "backup-on-call", "topic_arn": "arn:aws:sns:us-east-1:1:t2", "response_minutes": "30"}
     ]})
+}
+
+/// A report's sample event as a failed run's (which pages).
+fn failed_run(mut event: Value) -> Value {
+    event["outcome"] = json!("failed");
+    event
+}
+
+/// A failed recovery's page.
+fn page() -> Value {
+    json!({"id": "incident-1", "subject": "[MueJam DR] database-failover FAILED", "body": "b", "scenario": "database-failover",
+           "resource": "muejam", "raised_at": "2026-11-26T02:00:00Z"})
 }
 
 /// The same, as the first climb leaves it.
@@ -1148,9 +1169,11 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::Notify => vec![
             json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}}),
+            json!({"topic_arn": "t", "scenario": "database-failover", "event": "failed", "details": {}, "execution": "incident-1"}),
         ],
         Function::Report => vec![
             json!({"scenario": "database-failover", "resource": "muejam", "execution": execution, "outcome": "succeeded", "details": {"plan": plan()}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"}),
+            json!({"scenario": "database-failover", "resource": "muejam", "execution": execution, "outcome": "failed", "details": {"plan": plan()}, "finished_at": "2026-11-26T02:01:00Z", "topic_arn": "t"}),
         ],
         Function::RecoveryLock => vec![
             json!({"action": "acquire", "resource": "r", "owner": "o"}),
@@ -1217,6 +1240,11 @@ fn payloads(function: Function) -> Vec<Value> {
                    "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
             json!({"action": "expire", "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}}),
             json!({"action": "climb", "escalation": escalation(), "timeout_seconds": 600, "now": "2026-11-26T02:00:00Z"}),
+            json!({"action": "climb", "escalation": escalation(), "now": "2026-11-26T02:00:00Z"}),
+            json!({"action": "plan_page", "event": {"page": page()}}),
+            json!({"action": "plan_page", "event": {"detail-type": "CloudWatch Alarm State Change", "time": "2026-11-26T02:00:00Z",
+                   "detail": {"alarmName": "muejam-probe-broken", "state": {"value": "ALARM", "reason": "no data", "timestamp": "2026-11-26T02:00:00Z"}}}}),
+            json!({"action": "page", "token": "tok", "page": page(), "escalation": escalation_at_tier_one()}),
             json!({"action": "ask", "token": "tok", "escalation": escalation_at_tier_one(), "execution": execution, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
                    "draft": {"question": "Switch?", "facts": ["f"], "proposed_action": "p", "default_action": "d"}}),
             json!({"action": "ask", "token": "tok", "escalation": escalation_at_tier_one(), "execution": {"id": "arn:x", "name": "answered", "start_time": "2026-11-26T02:00:00Z"}, "scenario": "data-corruption", "resource": "muejam", "timeout_seconds": 600,
@@ -1256,6 +1284,7 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::CorruptionReport => vec![
             json!({"execution": execution, "outcome": "succeeded", "details": {"plan": corruption_plan()}, "finished_at": "2026-11-26T02:30:00Z", "topic_arn": "t"}),
+            json!({"execution": execution, "outcome": "failed", "details": {"plan": corruption_plan()}, "finished_at": "2026-11-26T02:30:00Z", "topic_arn": "t"}),
         ],
         Function::UpdateTopology => vec![
             json!({"action": "restore", "database": "muejam", "restored": "muejam-db-prod-r1", "by": "arn:x"}),
@@ -1291,7 +1320,10 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "raise", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2", "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "status", "fleet": {"auto_scaling_group": "muejam-dr-app", "desired_capacity": 4}, "region": "us-west-2"}),
         ],
-        Function::RegionReport => vec![sample_event(Function::RegionReport)],
+        Function::RegionReport => vec![
+            sample_event(Function::RegionReport),
+            failed_run(sample_event(Function::RegionReport)),
+        ],
         Function::BreachPlan => vec![sample_event(Function::BreachPlan)],
         Function::RevokeApiKeys => vec![
             json!({"plan": breach_plan("all"), "pass": "contain"}),
@@ -1338,7 +1370,10 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "status", "fleet": {"auto_scaling_group": "muejam-app", "target_group_arn": null, "region": "us-east-1"}, "refresh_id": "rf-1", "capacity": 3}),
         ],
         Function::VerifyHealth => vec![sample_event(Function::VerifyHealth)],
-        Function::AppReport => vec![sample_event(Function::AppReport)],
+        Function::AppReport => vec![
+            sample_event(Function::AppReport),
+            failed_run(sample_event(Function::AppReport)),
+        ],
         Function::RollbackPlan => vec![
             json!({"request": {"deployment": {"namespace": "muejam", "name": "muejam-api"}, "migration": {"app": "muejam", "target": "0002_story_views_source"}, "health_url": "https://api.muejam.com/health"}, "execution": execution}),
         ],
@@ -1348,7 +1383,10 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "undo", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "to": {"revision": 1, "image": "muejam-api:1", "template_hash": "a", "change_cause": null, "created_at": null}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "rollout_status", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "to": {"revision": 1, "image": "muejam-api:1", "template_hash": "a", "change_cause": null, "created_at": null}}),
         ],
-        Function::RollbackReport => vec![sample_event(Function::RollbackReport)],
+        Function::RollbackReport => vec![
+            sample_event(Function::RollbackReport),
+            failed_run(sample_event(Function::RollbackReport)),
+        ],
         Function::RestartApp => vec![
             sample_event(Function::RestartApp),
             json!({"action": "status", "deployment": {"namespace": "muejam", "name": "muejam-api"}}),

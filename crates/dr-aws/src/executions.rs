@@ -362,3 +362,52 @@ impl ExecutionControl for SfnControl {
         Ok(serde_json::from_str(output.definition()).ok())
     }
 }
+
+/// [`Pager`] on Step Functions: StartExecution of the page-escalation state
+/// machine, named after the page, so the same page raised twice (a retry,
+/// the report after the notification) starts one climb.
+#[derive(Debug, Clone)]
+pub struct SfnPager {
+    client: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl SfnPager {
+    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+        SfnPager {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Pager for SfnPager {
+    async fn raise(&self, page: &Page) -> DrResult<()> {
+        let input = serde_json::to_string(&serde_json::json!({ "page": page }))
+            .map_err(|e| DrError::Internal(format!("serializing a page: {e}")))?;
+        let started = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(Page::execution_name(&page.id))
+            .input(input)
+            .send()
+            .await;
+        match started {
+            Ok(_) => Ok(()),
+            // The same name with another input (the report after the
+            // notification of the same run): that page already climbs.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(crate::errors::map_sdk_error(
+                &format!("starting the climb of page {}", page.id),
+                e,
+            )),
+        }
+    }
+}

@@ -146,6 +146,7 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         ApprovalGet => &["dynamodb:GetItem"],
         ApprovalClose => &["dynamodb:GetItem", "dynamodb:PutItem"],
         TaskAnswer => &["states:SendTaskSuccess", "states:SendTaskFailure"],
+        PageRaise => &["states:StartExecution"],
         JournalRecord => &["dynamodb:PutItem"],
         JournalEntries => &["dynamodb:Query"],
         LockTakeOver => &["dynamodb:PutItem", "dynamodb:GetItem"],

@@ -28,7 +28,7 @@ pub use approvals::{DynamoDbApprovals, SfnTaskTokens};
 /// Types needed to create the lock table (local stack set-up, tests).
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb::types as dynamodb_types;
-pub use executions::{SfnControl, SfnExecutions};
+pub use executions::{SfnControl, SfnExecutions, SfnPager};
 pub use firewall::WafFirewall;
 pub use fleet::AutoScalingFleet;
 pub use journal::DynamoDbJournal;

@@ -19,6 +19,8 @@ pub const REPORTS_BUCKET_ENV: &str = "REPORTS_BUCKET";
 pub const LOCK_TABLE_ENV: &str = "LOCK_TABLE";
 pub const TOPOLOGY_TABLE_ENV: &str = "TOPOLOGY_TABLE";
 pub const APPROVALS_TABLE_ENV: &str = "APPROVALS_TABLE";
+/// The page-escalation state machine a page's climb is started on.
+pub const PAGE_ESCALATION_ENV: &str = "PAGE_ESCALATION_STATE_MACHINE_ARN";
 pub const JOURNAL_TABLE_ENV: &str = "JOURNAL_TABLE";
 /// Who was told of which incident (the security breach's notifications).
 pub const NOTIFICATIONS_TABLE_ENV: &str = "NOTIFICATIONS_TABLE";
@@ -91,6 +93,13 @@ impl TopologyRegistry for Unconfigured {
         Err(self.error())
     }
     async fn list(&self) -> DrResult<Vec<Topology>> {
+        Err(self.error())
+    }
+}
+
+#[async_trait]
+impl Pager for Unconfigured {
+    async fn raise(&self, _page: &Page) -> DrResult<()> {
         Err(self.error())
     }
 }
@@ -282,6 +291,10 @@ pub fn aws_ports(config: &dr_aws::SdkConfig, clients: &AwsClients) -> DrResult<P
         topology,
         approvals,
         tokens: Arc::new(dr_aws::SfnTaskTokens::new(clients.sfn.clone())),
+        pager: match std::env::var(PAGE_ESCALATION_ENV) {
+            Ok(arn) => Arc::new(dr_aws::SfnPager::new(clients.sfn.clone(), arn)),
+            Err(_) => Arc::new(Unconfigured(PAGE_ESCALATION_ENV)),
+        },
         journal,
         executions: Arc::new(dr_aws::SfnExecutions::new(clients.sfn.clone())),
         fleet: Arc::new(dr_aws::AutoScalingFleet::new(

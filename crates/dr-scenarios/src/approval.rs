@@ -53,8 +53,20 @@ pub enum ApprovalInput {
     /// long (`now` is the execution's clock, `$$.State.EnteredTime`).
     Climb {
         escalation: Escalation,
-        timeout_seconds: u64,
+        /// The approval's deadline; none for a page, which climbs the
+        /// whole path.
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
         now: chrono::DateTime<Utc>,
+    },
+    /// The page a page-escalation execution climbs with, from its input (a
+    /// recovery's page or an alarm's state change).
+    PlanPage { event: serde_json::Value },
+    /// Page the escalation's current tier and wait for `drctl ack`.
+    Page {
+        token: SecretString,
+        page: Page,
+        escalation: Escalation,
     },
     /// Nobody answered before the deadline: record it, so a late answer is
     /// refused.
@@ -68,6 +80,7 @@ pub enum ApprovalInput {
 pub enum ApprovalStep {
     Asked(ApprovalOutput),
     Climbed(Escalation),
+    Planned(Page),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,10 +228,36 @@ fn route(
 /// through this tier's token, so no answer is lost at a tier's boundary.
 async fn ask(
     ports: &Ports,
+    request: ApprovalRequest,
+    token: &SecretString,
+    topic_arn: Option<String>,
+    escalation: Option<Escalation>,
+) -> DrResult<ApprovalOutput> {
+    send(
+        ports,
+        request,
+        token,
+        topic_arn,
+        escalation,
+        "approval_requested",
+        &approval_message,
+    )
+    .await
+}
+
+/// What a tier is sent: the subject and body of its message.
+type Message<'a> = &'a (dyn Fn(&ApprovalRequest, Option<&Escalation>) -> (String, String) + Sync);
+
+/// Records the question (or page) with this tier's token, then publishes
+/// it to the tier (see [`ask`]).
+async fn send(
+    ports: &Ports,
     mut request: ApprovalRequest,
     token: &SecretString,
     topic_arn: Option<String>,
     escalation: Option<Escalation>,
+    event: &str,
+    message: Message<'_>,
 ) -> DrResult<ApprovalOutput> {
     let topic_arn = route(&mut request, topic_arn, escalation.as_ref())?;
     if let Err(error) = ports.approvals.open(&request, token).await {
@@ -227,14 +266,14 @@ async fn ask(
         };
         return deliver_recorded(ports, &request.execution_name, token).await;
     }
-    let (subject, body) = approval_message(&request, escalation.as_ref());
+    let (subject, body) = message(&request, escalation.as_ref());
     let tier = escalation
         .as_ref()
         .and_then(|e| e.current_tier())
         .map(|t| t.name.clone());
     let mut attributes: std::collections::BTreeMap<String, String> = [
         ("scenario".to_owned(), request.scenario.clone()),
-        ("event".to_owned(), "approval_requested".to_owned()),
+        ("event".to_owned(), event.to_owned()),
         ("execution".to_owned(), request.execution_name.clone()),
         ("resource".to_owned(), request.resource.clone()),
         ("severity".to_owned(), "critical".to_owned()),
@@ -317,7 +356,50 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
             escalation,
             timeout_seconds,
             now,
-        } => crate::escalation::climb(escalation, now, timeout_seconds).map(ApprovalStep::Climbed),
+        } => {
+            let timeout = timeout_seconds
+                .unwrap_or_else(|| crate::escalation::path_seconds(&escalation.tiers));
+            crate::escalation::climb(escalation, now, timeout).map(ApprovalStep::Climbed)
+        }
+        ApprovalInput::PlanPage { event } => {
+            crate::escalation::page_of(&event).map(ApprovalStep::Planned)
+        }
+        ApprovalInput::Page {
+            token,
+            page,
+            escalation,
+        } => {
+            let request = ApprovalRequest {
+                execution_name: Page::key(&page.id),
+                execution_arn: String::new(),
+                scenario: page.scenario.clone(),
+                resource: page.resource.clone(),
+                question: page.subject.clone(),
+                facts: Vec::new(),
+                proposed_action: format!("acknowledge the page: drctl ack {}", page.id),
+                default_action: "every tier of the escalation path is paged in turn".to_owned(),
+                requested_at: page.raised_at,
+                deadline: page.raised_at,
+                status: ApprovalStatus::Pending,
+                answer: None,
+                escalation: Vec::new(),
+            };
+            let message = move |_: &ApprovalRequest, e: Option<&Escalation>| match e {
+                Some(e) => crate::escalation::page_message(&page, e),
+                None => (page.subject.clone(), page.body.clone()),
+            };
+            send(
+                ports,
+                request,
+                &token,
+                None,
+                Some(escalation),
+                "page",
+                &message,
+            )
+            .await
+            .map(ApprovalStep::Asked)
+        }
         ApprovalInput::Ask {
             token,
             topic_arn,

@@ -146,6 +146,99 @@ pub fn climb(
     Ok(escalation)
 }
 
+/// How long a page climbs: every tier its response time (a page has no
+/// deadline of its own). Pure.
+pub fn path_seconds(tiers: &[Tier]) -> u64 {
+    tiers.iter().map(|t| t.response_minutes * 60).sum()
+}
+
+/// The page a page-escalation execution climbs with, from what started it:
+/// a recovery's page (`{"page": ...}`), or EventBridge's "CloudWatch Alarm
+/// State Change" of an alarm that pages (the probe that cannot probe, a
+/// readiness failure). Anything else, or an alarm leaving ALARM, is refused.
+/// Pure.
+pub fn page_of(event: &serde_json::Value) -> DrResult<Page> {
+    if let Some(page) = event.get("page") {
+        let page: Page = serde_json::from_value(page.clone())
+            .map_err(|e| DrError::InvalidInput(format!("not a page: {e}")))?;
+        if page.id.trim().is_empty() || page.subject.trim().is_empty() {
+            return Err(DrError::InvalidInput(
+                "a page needs an id and a subject".to_owned(),
+            ));
+        }
+        return Ok(page);
+    }
+    if event.get("detail-type").and_then(|d| d.as_str()) != Some("CloudWatch Alarm State Change") {
+        return Err(DrError::InvalidInput(
+            "the event is neither a page nor a CloudWatch alarm's state change".to_owned(),
+        ));
+    }
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let alarm = text("/detail/alarmName")
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| DrError::InvalidInput("the alarm event names no alarm".to_owned()))?;
+    let state = text("/detail/state/value").unwrap_or_default();
+    if state != "ALARM" {
+        return Err(DrError::InvalidInput(format!(
+            "{alarm} went to {state:?}, not ALARM: nothing to page"
+        )));
+    }
+    // CloudWatch writes the state's timestamp as 2026-11-29T03:00:00.000+0000
+    // (no colon in the offset: not RFC 3339); EventBridge's time is RFC 3339.
+    let parse = |t: String| {
+        DateTime::parse_from_rfc3339(&t)
+            .or_else(|_| DateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let raised_at = text("/detail/state/timestamp")
+        .and_then(parse)
+        .or_else(|| text("/time").and_then(parse))
+        .ok_or_else(|| DrError::InvalidInput("the alarm event has no time".to_owned()))?;
+    let reason = text("/detail/state/reason").unwrap_or_default();
+    Ok(Page {
+        id: format!("{alarm}-{}", raised_at.format("%Y%m%dT%H%M%SZ")),
+        subject: format!("[MueJam DR] ALARM: {alarm}"),
+        body: format!(
+            "The alarm {alarm} went to ALARM at {}.\n{reason}\n\nSee the runbook's section for this alarm; readiness (drctl readiness) says which scenarios it leaves not ready.\n",
+            raised_at.to_rfc3339()
+        ),
+        scenario: "alarm".to_owned(),
+        resource: alarm,
+        raised_at,
+    })
+}
+
+/// The message a tier gets for a page: the tier, who was paged before, the
+/// page itself, and how to acknowledge it. Pure.
+pub fn page_message(page: &Page, escalation: &Escalation) -> (String, String) {
+    let (tier, earlier) = climb_lines(escalation);
+    let short = escalation
+        .current
+        .map(|i| format!(" (tier {}/{})", i + 1, escalation.tiers.len()))
+        .unwrap_or_default();
+    let subject = format!(
+        "[MueJam DR] PAGE{short}: {}",
+        page.subject.trim_start_matches("[MueJam DR] ")
+    );
+    let climbed = if earlier.is_empty() {
+        format!("You are {tier}.\n\n")
+    } else {
+        format!("Escalated to you, {tier}: {}.\n\n", earlier.join("; "))
+    };
+    let body = format!(
+        "{climbed}{}\n\nAcknowledge it (the climb stops; on the local stack add --local):\n  drctl ack {} --reason \"...\"\n",
+        page.body.trim_end(),
+        page.id
+    );
+    (subject, body)
+}
+
 fn finished(mut escalation: Escalation) -> Escalation {
     escalation.current = None;
     escalation.wait_seconds = 0;
@@ -429,6 +522,83 @@ mod tests {
             assert_eq!(error.name(), "InvalidInput");
             assert!(error.to_string().contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn a_page_comes_from_a_recovery_or_from_an_alarm_entering_alarm() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/page-escalation.json"))
+                .expect("sample");
+        let page = page_of(&sample).expect("the sample alarm pages");
+        assert_eq!(
+            page.id,
+            "muejam-dr-ProbeBrokenAlarm-1A2B3C-20261129T030000Z"
+        );
+        assert_eq!(
+            page.subject,
+            "[MueJam DR] ALARM: muejam-dr-ProbeBrokenAlarm-1A2B3C"
+        );
+        assert!(page.body.contains("Threshold Crossed"));
+        let mut ok = sample.clone();
+        ok["detail"]["state"]["value"] = "OK".into();
+        let mut other = sample.clone();
+        other["detail-type"] = "EC2 Instance State-change Notification".into();
+        let mut nameless = sample.clone();
+        nameless["detail"]["alarmName"] = "".into();
+        for (event, expected) in [
+            (ok, "not ALARM"),
+            (other, "neither a page nor"),
+            (nameless, "names no alarm"),
+            (
+                serde_json::json!({"page": {"id": "", "subject": "s", "body": "b", "raised_at": "2026-11-29T03:00:00Z"}}),
+                "needs an id",
+            ),
+        ] {
+            let error = page_of(&event).expect_err("refused");
+            assert_eq!(error.name(), "InvalidInput");
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+        let recovery = serde_json::json!({"page": {"id": "incident-1", "subject": "[MueJam DR] failed", "body": "b",
+            "scenario": "database-failover", "resource": "muejam", "raised_at": "2026-11-29T03:00:00Z"}});
+        assert_eq!(page_of(&recovery).expect("page").id, "incident-1");
+    }
+
+    #[test]
+    fn a_page_climbs_the_whole_path_and_says_how_to_acknowledge_it() {
+        assert_eq!(path_seconds(&runbook()), 225 * 60);
+        let page = Page {
+            id: "incident-1".to_owned(),
+            subject: "[MueJam DR] Database failover: failed (FAILED)".to_owned(),
+            body: "the report".to_owned(),
+            scenario: "database-failover".to_owned(),
+            resource: "muejam".to_owned(),
+            raised_at: at("2026-11-29T03:00:00Z"),
+        };
+        let t0 = at("2026-11-29T03:00:00Z");
+        let e = climb(start(), t0, path_seconds(&runbook())).expect("1");
+        let e = climb(e, t0 + Duration::minutes(15), 0).expect("2");
+        let (subject, body) = page_message(&page, &e);
+        assert_eq!(
+            subject,
+            "[MueJam DR] PAGE (tier 2/4): Database failover: failed (FAILED)"
+        );
+        assert!(body.starts_with("Escalated to you, escalation tier 2 of 4 (backup-on-call): primary-on-call was asked at 03:00:00 UTC"), "{body}");
+        assert!(body.contains("drctl ack incident-1"), "{body}");
+        // The last tier waits its own minutes: the path ends there.
+        let e = climb(e, t0 + Duration::minutes(45), 0).expect("3");
+        let e = climb(e, t0 + Duration::minutes(105), 0).expect("4");
+        assert_eq!(e.wait_seconds, 120 * 60);
+    }
+
+    #[test]
+    fn a_page_climbs_in_one_execution_named_after_it() {
+        assert_eq!(Page::execution_name("incident-1"), "page-incident-1");
+        assert_eq!(Page::execution_name("a b/c"), "page-a-b-c");
+        let long = "x".repeat(300);
+        let name = Page::execution_name(&long);
+        assert_eq!(name.len(), 80);
+        assert_eq!(name, Page::execution_name(&long), "stable");
+        assert_ne!(name, Page::execution_name(&format!("{long}y")));
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Ports {
     /// Answers a waiting task (an answer recorded between two tiers of an
     /// escalation is handed to the next tier's token).
     pub tokens: Arc<dyn TaskTokens>,
+    /// Starts a page's climb of the escalation path.
+    pub pager: Arc<dyn Pager>,
     pub journal: Arc<dyn RecoveryJournal>,
     pub executions: Arc<dyn Executions>,
     /// The application servers (Auto Scaling), in any region.
@@ -327,8 +329,8 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::Notify => &[NotifierPublish],
-            Function::Report => &[ReportPut, NotifierPublish, JournalEntries],
+            Function::Notify => &[NotifierPublish, PageRaise],
+            Function::Report => &[ReportPut, NotifierPublish, JournalEntries, PageRaise],
             Function::RecoveryLock => &[
                 LockAcquire,
                 LockRelease,
@@ -407,7 +409,7 @@ impl Function {
                 ListInstances,
             ],
             Function::AssessLoss => &[DescribeInstance, SecretsGet, SqlRowChanges, ReportPut],
-            Function::CorruptionReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::CorruptionReport => &[JournalEntries, ReportPut, NotifierPublish, PageRaise],
             Function::CorruptionCleanup => &[
                 ListInstances,
                 DescribeInstance,
@@ -469,6 +471,7 @@ impl Function {
                 ReportGet,
                 NotifierPublish,
                 LedgerEntries,
+                PageRaise,
             ],
             Function::NotifyUsers => &[
                 ReportGet,
@@ -503,7 +506,7 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::RegionReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::RegionReport => &[JournalEntries, ReportPut, NotifierPublish, PageRaise],
             Function::AppPlan => &[FleetDescribe, HealthGet],
             Function::RecoverFleet => &[
                 FleetDescribe,
@@ -514,7 +517,7 @@ impl Function {
                 JournalRecord,
             ],
             Function::VerifyHealth => &[HealthGet],
-            Function::AppReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::AppReport => &[JournalEntries, ReportPut, NotifierPublish, PageRaise],
             Function::RollbackPlan => &[
                 DeploymentDescribe,
                 DeploymentMigrations,
@@ -529,7 +532,7 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::RollbackReport => &[JournalEntries, ReportPut, NotifierPublish],
+            Function::RollbackReport => &[JournalEntries, ReportPut, NotifierPublish, PageRaise],
             Function::RestartApp => &[
                 DeploymentRestart,
                 DeploymentDescribe,

@@ -301,15 +301,28 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
     if let Some(execution) = &input.execution {
         attributes.insert("execution".to_owned(), execution.clone());
     }
+    let resource = attributes.get("resource").cloned().unwrap_or_default();
     let message_id = ports
         .notifier
         .publish(&Notification {
             topic: input.topic_arn,
             subject: subject.clone(),
-            body,
+            body: body.clone(),
             attributes,
         })
         .await?;
+    // What a person must act on climbs the escalation path until acknowledged.
+    if let (Some(execution), "critical") = (&input.execution, input.event.severity()) {
+        crate::report::raise_page(
+            ports,
+            execution,
+            &input.scenario,
+            &resource,
+            &subject,
+            &body,
+        )
+        .await;
+    }
     Ok(NotifyOutput {
         message_id,
         subject,

@@ -480,6 +480,12 @@ pub(crate) async fn publish_recovery(
     document: RecoveryDocument<'_>,
     topic: Option<&str>,
 ) -> DrResult<RecoveryReportOutput> {
+    let subject = format!(
+        "[MueJam DR] {}: {} ({})",
+        document.title,
+        document.outcome.as_str(),
+        if document.passed { "passed" } else { "FAILED" }
+    );
     let published = publish(
         ports,
         &ReportDocument {
@@ -491,14 +497,23 @@ pub(crate) async fn publish_recovery(
             passed: document.passed,
         },
         topic,
-        format!(
-            "[MueJam DR] {}: {} ({})",
-            document.title,
-            document.outcome.as_str(),
-            if document.passed { "passed" } else { "FAILED" }
-        ),
+        subject.clone(),
     )
     .await?;
+    if topic.is_some() && report_pages(document.outcome, document.passed) {
+        raise_page(
+            ports,
+            document.execution_name,
+            document.scenario,
+            "",
+            &subject,
+            &format!(
+                "{}\nFull report: {}\n",
+                document.markdown, published.json_location
+            ),
+        )
+        .await;
+    }
     Ok(RecoveryReportOutput {
         outcome: document.outcome,
         passed: document.passed,
@@ -508,6 +523,37 @@ pub(crate) async fn publish_recovery(
         markdown_location: published.markdown_location,
         message_id: published.message_id,
     })
+}
+
+/// Starts a page's climb of the escalation path (tier 1 first), named after
+/// the execution that pages so its notification and its report start one
+/// climb. The message already went to the alerts topic: a climb that does
+/// not start is logged as an error, and the report still goes out.
+pub(crate) async fn raise_page(
+    ports: &Ports,
+    execution: &str,
+    scenario: &str,
+    resource: &str,
+    subject: &str,
+    body: &str,
+) {
+    let page = Page {
+        id: execution.to_owned(),
+        subject: subject.to_owned(),
+        body: body.to_owned(),
+        scenario: scenario.to_owned(),
+        resource: resource.to_owned(),
+        raised_at: dr_core::clock::now(),
+    };
+    if let Err(error) = ports.pager.raise(&page).await {
+        tracing::error!(%error, page = %execution, "the page's climb of the escalation path did not start: only the alerts topic has it");
+    }
+}
+
+/// Whether a report pages: a recovery that did not pass, unless a person
+/// decided it (a rejection is that person's answer).
+pub(crate) fn report_pages(outcome: Outcome, passed: bool) -> bool {
+    !passed && outcome != Outcome::Rejected
 }
 
 pub(crate) struct Published {
@@ -665,9 +711,20 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
             passed: report.passed,
         },
         input.topic_arn.as_deref(),
-        subject,
+        subject.clone(),
     )
     .await?;
+    if input.topic_arn.is_some() && report_pages(report.outcome, report.passed) {
+        raise_page(
+            ports,
+            &report.execution_name,
+            &report.scenario,
+            &report.resource,
+            &subject,
+            &format!("{}\nFull report: {json_location}\n", markdown(&report)),
+        )
+        .await;
+    }
     Ok(ReportOutput {
         outcome: report.outcome,
         passed: report.passed,

@@ -431,6 +431,7 @@ pub fn ports(world: &Arc<World>) -> Ports {
         topology: services.clone(),
         approvals: services.clone(),
         tokens: services.clone(),
+        pager: services.clone(),
         journal: services.clone(),
         executions: services.clone(),
         health: services.clone(),

@@ -293,6 +293,19 @@ impl ApprovalStore for SimServices {
     }
 }
 
+/// Records the page: its climb would follow the recovery's end.
+#[async_trait]
+impl Pager for SimServices {
+    async fn raise(&self, page: &Page) -> DrResult<()> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        if !state.pages.iter().any(|p| p.id == page.id) {
+            state.pages.push(page.clone());
+        }
+        Ok(())
+    }
+}
+
 /// Answers a waiting task of the simulated run through its runner.
 #[async_trait]
 impl TaskTokens for SimServices {

@@ -371,6 +371,10 @@ pub(crate) struct State {
     pub ledger: BTreeMap<(String, i64), LedgerEntry>,
     pub topologies: BTreeMap<String, Topology>,
     pub approvals: BTreeMap<String, (ApprovalRequest, SecretString)>,
+    /// The pages raised: each would start a climb of the escalation path
+    /// (a page-escalation execution, which the estimate does not run: it
+    /// comes after the recovery's end).
+    pub pages: Vec<Page>,
     pub journal: BTreeMap<(String, String), JournalEntry>,
     pub locks: BTreeMap<String, LockHolder>,
     pub executions: BTreeMap<String, ExecutionState>,

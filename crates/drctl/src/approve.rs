@@ -82,6 +82,10 @@ fn check(args: &AnswerArgs, approve: bool) -> DrResult<()> {
             "the execution name has 1 to 80 characters".to_owned(),
         ));
     }
+    check_reason(args, approve)
+}
+
+fn check_reason(args: &AnswerArgs, approve: bool) -> DrResult<()> {
     if !approve && args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(DrError::InvalidInput(
             "a rejection needs --reason: the report and the people on call will read it".to_owned(),
@@ -99,9 +103,9 @@ fn check(args: &AnswerArgs, approve: bool) -> DrResult<()> {
     Ok(())
 }
 
-pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
-    check(&args, approve)?;
-    let (store, tokens): (Box<dyn ApprovalStore>, Box<dyn TaskTokens>) = if args.local {
+/// The approvals table and the task tokens, locally or on AWS.
+async fn open(args: &AnswerArgs) -> DrResult<(Box<dyn ApprovalStore>, Box<dyn TaskTokens>)> {
+    Ok(if args.local {
         let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
         let platform = dr_local::LocalControlPlane::open(&home, None)?;
         let clients = crate::wiring::moto_clients(&platform).await?;
@@ -121,7 +125,12 @@ pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
             )),
             Box::new(dr_aws::SfnTaskTokens::new(clients.sfn)),
         )
-    };
+    })
+}
+
+pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
+    check(&args, approve)?;
+    let (store, tokens) = open(&args).await?;
     let (closed, answer) = dr_scenarios::approval::answer(
         store.as_ref(),
         tokens.as_ref(),
@@ -144,6 +153,50 @@ pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
                 .reason
                 .as_deref()
                 .map(|r| format!("\n  reason: {r}"))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drctl ack <page>`: someone has the page; its climb of the escalation
+/// path stops (recorded with who and when, like an approval).
+pub async fn ack(args: AnswerArgs) -> DrResult<ExitCode> {
+    if args.execution.trim().is_empty() || args.execution.len() > 300 {
+        return Err(DrError::InvalidInput(
+            "the page's id (as its message shows it) has 1 to 300 characters".to_owned(),
+        ));
+    }
+    check_reason(&args, true)?;
+    let (store, tokens) = open(&args).await?;
+    let (page, answer) = dr_scenarios::approval::answer(
+        store.as_ref(),
+        tokens.as_ref(),
+        &Page::key(&args.execution),
+        true,
+        &operator(args.by.clone()),
+        args.reason.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        DrError::NotFound(_) => DrError::NotFound(format!(
+            "no page {} is climbing the escalation path (is the id the one its message shows?)",
+            args.execution
+        )),
+        other => other,
+    })?;
+    match args.output {
+        OutputFormat::Json => crate::output::print_json(&page)?,
+        OutputFormat::Text => println!(
+            "acknowledged {}: {}\n  by {} at {}{}; the escalation stops",
+            args.execution,
+            page.question,
+            answer.by,
+            answer.at.to_rfc3339(),
+            answer
+                .tier
+                .as_deref()
+                .map(|t| format!(" (paged as {t})"))
                 .unwrap_or_default()
         ),
     }

@@ -80,6 +80,8 @@ pub struct LocalControl {
     home: PathBuf,
     registry: LocalExecutions,
     virtual_time: bool,
+    /// `--token-patience` for the runs it starts (with virtual time).
+    token_patience: Option<u64>,
 }
 
 /// How long a detached run may take to register itself.
@@ -117,7 +119,15 @@ impl LocalControl {
             home: home.to_owned(),
             registry: LocalExecutions::new(home),
             virtual_time,
+            token_patience: None,
         }
+    }
+
+    /// The runs it starts wait this many real seconds for a person on the
+    /// virtual clock (`drctl run --token-patience`).
+    pub fn with_token_patience(mut self, seconds: Option<u64>) -> Self {
+        self.token_patience = seconds;
+        self
     }
 
     fn existing(&self, name: &str, claim: &StartClaim) -> DrResult<ExecutionSummary> {
@@ -159,6 +169,9 @@ impl LocalControl {
             .stderr(log_err);
         if self.virtual_time {
             command.arg("--virtual-time");
+            if let Some(seconds) = self.token_patience {
+                command.args(["--token-patience", &seconds.to_string()]);
+            }
         }
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command

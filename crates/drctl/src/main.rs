@@ -55,6 +55,8 @@ enum Command {
     Approve(approve::AnswerArgs),
     /// Reject what an execution asks (by execution name): nothing is changed.
     Reject(approve::AnswerArgs),
+    /// Acknowledge a page (by the id its message shows): its climb of the escalation path stops.
+    Ack(approve::AnswerArgs),
     /// Invoke one function on a payload, as a schedule or a Task state would.
     Invoke(invoke::InvokeArgs),
     /// Is this database consistent? Orphans per foreign key, unvalidated
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
             Command::Task(args) => run::task(args),
             Command::Approve(args) => approve::run(args, true).await,
             Command::Reject(args) => approve::run(args, false).await,
+            Command::Ack(args) => approve::ack(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::VerifyIntegrity(args) => verify::run(args).await,
             Command::Readiness(args) => readiness::run(args).await,

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Without it, such waits take real time.
     #[arg(long, value_name = "SECONDS", requires = "virtual_time", value_parser = clap::value_parser!(u64).range(1..=3600))]
     token_patience: Option<u64>,
+    /// Pages this run raises climb the escalation path, each as a `drctl run page-escalation` of
+    /// its own with this run's clock (without it, they are kept in pages.jsonl in the home).
+    #[arg(long)]
+    escalate_pages: bool,
     /// The SAM template holding the DefinitionSubstitutions (default: ./template.yaml when present).
     #[arg(long)]
     template: Option<PathBuf>,
@@ -236,13 +240,14 @@ pub(crate) fn locate_machine(state_machine: &str, template: Option<&Path>) -> Dr
 /// is then refused at load time, naming the state).
 async fn local_handlers(
     port_faults: Vec<crate::port_faults::PortFault>,
+    paging: crate::wiring::LocalPaging,
 ) -> DrResult<(Handlers, Option<PathBuf>)> {
     let Ok(home) = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))
     else {
         return Ok((Handlers::new(), None));
     };
     let platform = dr_local::LocalControlPlane::open(&home, None)?;
-    let ports = crate::wiring::local_ports(&platform).await?;
+    let ports = crate::wiring::local_ports_paging(&platform, paging).await?;
     let ports = crate::port_faults::inject(ports, port_faults);
     Ok((crate::wiring::handlers(ports), Some(home)))
 }
@@ -290,7 +295,15 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .iter()
         .map(|f| crate::port_faults::parse(f))
         .collect::<DrResult<Vec<_>>>()?;
-    let (handlers, home) = local_handlers(port_faults).await?;
+    let paging = if args.escalate_pages {
+        crate::wiring::LocalPaging::Climb {
+            virtual_time: args.virtual_time,
+            token_patience: args.token_patience,
+        }
+    } else {
+        crate::wiring::LocalPaging::Recorded
+    };
+    let (handlers, home) = local_handlers(port_faults, paging).await?;
     let known: BTreeSet<String> = handlers.names().into_iter().collect();
     let load = |path: &Path, substitutions: BTreeMap<String, String>| {
         load_machine(path, substitutions, &known)

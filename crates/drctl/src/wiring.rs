@@ -228,7 +228,75 @@ fn local_tls(platform: &LocalControlPlane) -> DrResult<dr_core::DatabaseTls> {
     Ok(tls)
 }
 
+/// What a page raised on the local stack does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalPaging {
+    /// Kept in `pages.jsonl` in the home; no climb is started (a failing
+    /// local run would otherwise leave a climb of hours behind it).
+    Recorded,
+    /// Each page starts a `drctl run page-escalation` of its own, with the
+    /// same clock (`drctl run --escalate-pages`).
+    Climb {
+        virtual_time: bool,
+        token_patience: Option<u64>,
+    },
+}
+
+/// [`Pager`](dr_core::Pager) on the local stack: see [`LocalPaging`].
+struct LocalPager {
+    home: std::path::PathBuf,
+    paging: LocalPaging,
+}
+
+#[async_trait::async_trait]
+impl dr_core::Pager for LocalPager {
+    async fn raise(&self, page: &dr_core::Page) -> DrResult<()> {
+        use std::io::Write;
+        let path = self.home.join("pages.jsonl");
+        let line = serde_json::to_string(page)
+            .map_err(|e| DrError::Internal(format!("serializing a page: {e}")))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"))
+            .map_err(|e| DrError::Internal(format!("keeping a page in {}: {e}", path.display())))?;
+        let LocalPaging::Climb {
+            virtual_time,
+            token_patience,
+        } = self.paging
+        else {
+            tracing::info!(page = %page.id, "page kept in pages.jsonl; its climb starts only under drctl run --escalate-pages");
+            return Ok(());
+        };
+        let control = crate::control::LocalControl::new(&self.home, virtual_time)
+            .with_token_patience(token_patience);
+        dr_core::ExecutionControl::start(
+            &control,
+            "page-escalation",
+            &dr_core::Page::execution_name(&page.id),
+            &serde_json::json!({ "page": page }),
+        )
+        .await
+        .map(drop)
+        .or_else(|e| match e {
+            // The same page's climb runs already (the report after the
+            // notification of the same run).
+            DrError::AlreadyExists(_) => Ok(()),
+            other => Err(other),
+        })
+    }
+}
+
 pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
+    local_ports_paging(platform, LocalPaging::Recorded).await
+}
+
+/// [`local_ports`] with pages climbing as `paging` says.
+pub async fn local_ports_paging(
+    platform: &LocalControlPlane,
+    paging: LocalPaging,
+) -> DrResult<Ports> {
     let clients = moto_clients(platform).await?;
     Ok(Ports {
         control_plane: Arc::new(platform.clone()),
@@ -256,6 +324,10 @@ pub async fn local_ports(platform: &LocalControlPlane) -> DrResult<Ports> {
         tokens: Arc::new(crate::approve::InboxTaskTokens(
             platform.home().join("task-tokens"),
         )),
+        pager: Arc::new(LocalPager {
+            home: platform.home().to_owned(),
+            paging,
+        }),
         journal: Arc::new(dr_aws::DynamoDbJournal::new(
             clients.dynamodb.clone(),
             crate::seed::JOURNAL_TABLE,

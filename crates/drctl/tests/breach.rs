@@ -970,3 +970,84 @@ async fn the_runbook_review_reports_a_tier_nobody_is_subscribed_to() {
         "{reason}"
     );
 }
+
+/// A failed recovery pages tier 1 of the escalation path (in a climb of its
+/// own); `drctl ack` stops the climb: no other tier hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_recovery_pages_tier_one_and_an_ack_stops_the_climb() {
+    let stack = Stack::up();
+    stack.crash(PRIMARY);
+    let (code, result) = stack.failover(
+        json!({}),
+        &[
+            "--virtual-time",
+            "--escalate-pages",
+            "--token-patience",
+            "30",
+            "--name",
+            "paged-1",
+            "--fault",
+            "PromoteReplica:1:Unsafe",
+        ],
+    );
+    assert_eq!(code, 1, "{result:#}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let page = loop {
+        if let Some(m) = tier_messages(&stack, 1).into_iter().next() {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tier 1 was never paged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        page["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[MueJam DR] PAGE (tier 1/4)")),
+        "{page:#}"
+    );
+    let body = page["message"].as_str().unwrap_or_default();
+    assert!(body.contains("drctl ack paged-1"), "{body}");
+    assert_eq!(page["attributes"]["event"], "page");
+    let acked = drctl(
+        &stack.home,
+        &[
+            "ack", "paged-1", "--local", "--by", "alice", "--reason", "on it",
+        ],
+    );
+    assert!(
+        acked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acked.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&acked.stdout).contains("(paged as primary-on-call)"),
+        "{}",
+        String::from_utf8_lossy(&acked.stdout)
+    );
+    // The climb ends acknowledged, and nobody else was paged.
+    let registry = dr_local::executions::LocalExecutions::new(&stack.home);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = registry
+            .get(&Page::execution_name("paged-1"))
+            .expect("registry")
+            .map(|r| r.state);
+        if state == Some(ExecutionState::Succeeded) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the climb did not end acknowledged: {state:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    for tier in 2..=4 {
+        assert!(tier_messages(&stack, tier).is_empty(), "tier {tier} paged");
+    }
+    // A second acknowledgement is refused: it was acknowledged once.
+    let again = drctl(&stack.home, &["ack", "paged-1", "--local", "--by", "bob"]);
+    assert!(!again.status.success());
+}

@@ -242,6 +242,8 @@ pub enum PortOperation {
     ApprovalClose,
     /// SendTaskSuccess / SendTaskFailure: an answer handed to a waiting task.
     TaskAnswer,
+    /// StartExecution of the page-escalation state machine.
+    PageRaise,
     JournalRecord,
     JournalEntries,
     LockTakeOver,

@@ -42,6 +42,63 @@ pub struct ApprovalAnswer {
     pub tier: Option<String>,
 }
 
+/// A page: something a person must act on (a failed recovery, a probe that
+/// cannot probe, a readiness failure), climbing the escalation path until
+/// someone acknowledges it (`drctl ack <id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// What `drctl ack` names: the execution that paged, or the alarm.
+    pub id: String,
+    pub subject: String,
+    pub body: String,
+    #[serde(default)]
+    pub scenario: String,
+    #[serde(default)]
+    pub resource: String,
+    pub raised_at: DateTime<Utc>,
+}
+
+impl Page {
+    /// The key its acknowledgement is kept under (beside approvals, apart
+    /// from an approval of the same execution).
+    pub fn key(id: &str) -> String {
+        format!("page:{id}")
+    }
+
+    /// The name of its climb's execution: the same page, the same name, so
+    /// raising it twice starts one climb. Step Functions' names are 1 to 80
+    /// letters, digits, `-` and `_`; a longer id keeps a hash of the rest.
+    pub fn execution_name(id: &str) -> String {
+        let clean: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let name = format!("page-{clean}");
+        if name.len() <= 80 {
+            return name;
+        }
+        // FNV-1a of the whole id: stable across builds and platforms.
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{}-{hash:016x}", &name[..63])
+    }
+}
+
+/// Starts a page's climb of the escalation path (the page-escalation state
+/// machine); raising the same page again starts nothing new.
+#[async_trait]
+pub trait Pager: Send + Sync {
+    async fn raise(&self, page: &Page) -> DrResult<()>;
+}
+
 /// One tier of the escalation path that was asked, and when (on the
 /// execution's clock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
