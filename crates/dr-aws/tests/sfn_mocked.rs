@@ -8,7 +8,7 @@ use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use aws_sdk_sfn::types::ExecutionStatus;
 use aws_sdk_sfn::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use dr_aws::{SfnExecutions, SfnTaskTokens};
+use dr_aws::{SfnExecutions, SfnPager, SfnTaskTokens};
 use dr_core::*;
 
 const ARN: &str =
@@ -226,4 +226,75 @@ async fn a_start_that_races_another_gives_back_the_running_execution_or_refuses_
         assert_eq!(got, want, "{theirs}");
         assert_eq!(start.num_calls(), 1);
     }
+}
+
+fn page() -> Page {
+    Page {
+        id: "incident-1".to_owned(),
+        subject: "[MueJam DR] Database failover: failed (FAILED)".to_owned(),
+        body: "the report".to_owned(),
+        scenario: "database-failover".to_owned(),
+        resource: "muejam".to_owned(),
+        raised_at: chrono::Utc::now(),
+    }
+}
+
+/// A page's climb is one execution named after the page: the same page
+/// raised again (the report after the notification, a retry) finds it
+/// there and starts nothing; a refusal is an error, never "started".
+#[tokio::test]
+async fn a_page_starts_one_climb_named_after_it_and_a_refusal_is_an_error() {
+    use aws_sdk_sfn::operation::start_execution::{StartExecutionError, StartExecutionOutput};
+    const MACHINE: &str =
+        "arn:aws:states:us-east-1:123456789012:stateMachine:muejam-page-escalation";
+    let started = mock!(Client::start_execution)
+        .match_requests(|r| {
+            r.state_machine_arn() == Some(MACHINE)
+                && r.name() == Some("page-incident-1")
+                && r.input()
+                    .is_some_and(|i| i.contains("\"id\":\"incident-1\""))
+        })
+        .then_output(|| {
+            StartExecutionOutput::builder()
+                .execution_arn(format!("{MACHINE}:page-incident-1"))
+                .start_date(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .expect("output")
+        });
+    let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&started]);
+    SfnPager::new(sfn, MACHINE)
+        .raise(&page())
+        .await
+        .expect("started");
+    assert_eq!(started.num_calls(), 1);
+
+    let exists = mock!(Client::start_execution).then_error(|| {
+        StartExecutionError::ExecutionAlreadyExists(
+            aws_sdk_sfn::types::error::ExecutionAlreadyExists::builder()
+                .message("Execution Already Exists: 'page-incident-1'")
+                .build(),
+        )
+    });
+    let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&exists]);
+    SfnPager::new(sfn, MACHINE)
+        .raise(&page())
+        .await
+        .expect("already climbing is not an error");
+
+    let denied = mock!(Client::start_execution).then_error(|| {
+        StartExecutionError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("not authorized to perform: states:StartExecution")
+                .build(),
+        )
+    });
+    let sfn = mock_client!(aws_sdk_sfn, RuleMode::MatchAny, [&denied]);
+    let error = SfnPager::new(sfn, MACHINE)
+        .raise(&page())
+        .await
+        .expect_err("refused");
+    // A permission the deployment lacks: a configuration error, named.
+    assert_eq!(error.name(), "Internal", "{error:?}");
+    assert!(error.to_string().contains("page incident-1"), "{error}");
 }
