@@ -1,7 +1,9 @@
 //! The security breach end to end on the local stack: containment in
 //! parallel (API keys, both database passwords, the WAF IP set in moto),
 //! the impact against the breach seeded in the sample data, a report; and
-//! what a failed step or a bad input leaves.
+//! what a failed step or a bad input leaves. Also the runbook's escalation
+//! path, on the breach's approval to tell users (the longest approval),
+//! on a failed recovery's page and on an alarm's page.
 
 mod common;
 
@@ -1050,4 +1052,38 @@ async fn a_failed_recovery_pages_tier_one_and_an_ack_stops_the_climb() {
     // A second acknowledgement is refused: it was acknowledged once.
     let again = drctl(&stack.home, &["ack", "paged-1", "--local", "--by", "bob"]);
     assert!(!again.status.success());
+}
+
+/// An alarm that pages (the probe that cannot probe) climbs all four tiers
+/// when nobody acknowledges it, and the climb ends saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_nobody_acknowledges_pages_every_tier_in_turn() {
+    let stack = Stack::up();
+    let event: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("events/page-escalation.json")).expect("event"),
+    )
+    .expect("json");
+    let (code, result) = stack.run(
+        "statemachines/page-escalation.asl.json",
+        &event,
+        &[
+            "--virtual-time",
+            "--token-patience",
+            "1",
+            "--name",
+            "alarm-1",
+        ],
+    );
+    assert_eq!(code, 1, "{result:#}");
+    assert_eq!(result["error"], "Unacknowledged", "{result:#}");
+    for tier in 1..=4u8 {
+        let messages = tier_messages(&stack, tier);
+        assert_eq!(messages.len(), 1, "tier {tier}: {messages:#?}");
+        let body = messages[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            body.contains("drctl ack muejam-dr-ProbeBrokenAlarm-1A2B3C-20261129T030000Z"),
+            "{body}"
+        );
+        assert!(body.contains("Threshold Crossed"), "{body}");
+    }
 }
