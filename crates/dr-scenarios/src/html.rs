@@ -39,6 +39,8 @@ pub struct ReportView {
     pub objectives: Vec<(String, Objective)>,
     pub spans: Vec<Span>,
     pub approval: Option<String>,
+    /// Who the approval climbed to on the escalation path, and who answered.
+    pub escalation: Vec<String>,
     pub changes: Vec<String>,
     pub findings: Vec<String>,
     pub error: Option<String>,
@@ -243,6 +245,13 @@ pub fn view_of(report: &Value) -> ReportView {
         objectives,
         spans,
         approval: report["approval"].as_str().map(str::to_owned),
+        // The breach keeps its approval with the notifications.
+        escalation: report
+            .get("escalation")
+            .or_else(|| report.pointer("/notifications/escalation"))
+            .and_then(Value::as_array)
+            .map(|lines| lines.iter().map(line_of).collect())
+            .unwrap_or_default(),
         changes,
         findings,
         error: report["error"].as_str().map(|e| {
@@ -480,6 +489,10 @@ pub fn report_html(report: &Value) -> String {
         }
         h2 { "Approval" }
         p id="approval" { (view.approval.as_deref().unwrap_or("None was needed.")) }
+        @if !view.escalation.is_empty() {
+            h2 { "Escalation" }
+            ul id="escalation" { @for e in &view.escalation { li { (e) } } }
+        }
         h2 { "Changes" }
         @if view.changes.is_empty() { p { "Nothing was changed." } }
         ul id="changes" { @for c in &view.changes { li { (c) } } }
@@ -774,6 +787,23 @@ mod tests {
         );
         assert_eq!(v.changes, ["promoted the replica (done)"]);
         assert_eq!(v.findings, ["the primary refuses connections"]);
+        assert!(v.escalation.is_empty(), "nobody was escalated to");
+        // The escalation, of a report and of the breach's notifications.
+        let lines = json!([
+            "primary-on-call: asked at 03:00, no answer in 15.0 min",
+            "backup-on-call: asked at 03:15, answered by bob (approved)"
+        ]);
+        let mut climbed = failover.clone();
+        climbed["escalation"] = lines.clone();
+        let v = view_of(&climbed);
+        assert_eq!(v.escalation.len(), 2);
+        let page = report_html(&climbed);
+        assert!(
+            page.contains("<ul id=\"escalation\"><li>primary-on-call"),
+            "{page}"
+        );
+        let breach = json!({"scenario": "security-breach", "outcome": "succeeded", "notifications": {"escalation": lines}});
+        assert_eq!(view_of(&breach).escalation.len(), 2);
         // Pairs, as the recovery reports keep their timeline.
         let recovery = json!({"scenario": "app-server-recovery", "outcome": "failed", "passed": false,
             "started_at": "2026-11-28T03:00:00Z", "finished_at": "2026-11-28T03:00:20Z",

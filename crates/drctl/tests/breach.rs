@@ -890,49 +890,24 @@ async fn an_approval_answered_at_the_second_tier_stops_the_climb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runbook_review_reports_a_tier_nobody_is_subscribed_to() {
     let stack = Stack::up();
-    let sns = stack.moto_clients().await.sns;
-    let topics: Vec<String> = sns
-        .list_topics()
-        .send()
-        .await
-        .expect("topics")
-        .topics()
-        .iter()
-        .filter_map(|t| t.topic_arn().map(str::to_owned))
-        .collect();
-    let arn = |name: &str| {
-        topics
-            .iter()
-            .find(|t| t.ends_with(&format!(":{name}")))
-            .cloned()
-            .unwrap_or_else(|| panic!("no topic {name} in {topics:?}"))
-    };
-    let third = arn("muejam-dr-tier-3");
-    for subscription in sns
-        .list_subscriptions_by_topic()
-        .topic_arn(&third)
-        .send()
-        .await
-        .expect("subscriptions")
-        .subscriptions()
+    stack.unsubscribe_all("muejam-dr-tier-3").await;
+    let mut tiers = Vec::new();
+    for (i, name) in [
+        "primary-on-call",
+        "backup-on-call",
+        "engineering-manager",
+        "cto",
+    ]
+    .iter()
+    .enumerate()
     {
-        sns.unsubscribe()
-            .subscription_arn(subscription.subscription_arn().unwrap_or_default())
-            .send()
-            .await
-            .expect("unsubscribe");
+        let arn = stack.topic_arn(&format!("muejam-dr-tier-{}", i + 1)).await;
+        tiers.push(json!({"name": name, "topic_arn": arn, "response_minutes": "15"}));
     }
-    let tiers: Vec<Value> = ["primary-on-call", "backup-on-call", "engineering-manager", "cto"]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            json!({"name": name, "topic_arn": arn(&format!("muejam-dr-tier-{}", i + 1)), "response_minutes": "15"})
-        })
-        .collect();
     let payload = stack.home.join("review-payload.json");
     std::fs::write(
         &payload,
-        json!({"topic_arn": arn("muejam-dr-alerts"), "tiers": tiers}).to_string(),
+        json!({"topic_arn": stack.topic_arn("muejam-dr-alerts").await, "tiers": tiers}).to_string(),
     )
     .expect("payload");
     let out = drctl(

@@ -13,6 +13,13 @@ fn drill_input() -> Value {
         .expect("json")
 }
 
+/// Each database test of a drill that passed them all.
+fn every_test_successful() -> Vec<(String, String)> {
+    ["backup_verification", "restore_test", "failover_test"]
+        .map(|t| (t.to_owned(), "SUCCESSFUL".to_owned()))
+        .to_vec()
+}
+
 fn report_of(stack: &Stack) -> Value {
     let dir = stack.home.join("reports/dr-drill");
     let mut reports: Vec<_> = std::fs::read_dir(&dir)
@@ -82,14 +89,7 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
     assert_eq!(code, 0, "{result:#}");
     let report = report_of(&stack);
     assert_eq!(report["overall_status"], "PASSED", "{report:#}");
-    assert_eq!(
-        tests_of(&report),
-        vec![
-            ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
-            ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
-            ("failover_test".to_owned(), "SUCCESSFUL".to_owned()),
-        ]
-    );
+    assert_eq!(tests_of(&report), every_test_successful());
     let tests = report["databases"][0]["tests"].as_array().expect("tests");
     assert!(
         tests
@@ -590,4 +590,39 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
             "payloads stay small: {payload}"
         );
     }
+}
+
+/// The runbook's "verify contact information": a tier of the escalation
+/// path whose topic has no confirmed subscriber fails the drill, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_nobody_is_subscribed_to_fails_the_drill_by_name() {
+    let stack = Stack::up();
+    stack.unsubscribe_all("muejam-dr-tier-3").await;
+    let (code, result) = stack.run("dr-drill", &drill_input(), &[]);
+    assert_ne!(code, 0, "{result:#}");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "FAILED", "{report:#}");
+    let items: Vec<(String, String)> = report["runbook_items"]
+        .as_array()
+        .expect("runbook items")
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default().to_owned(),
+                i["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .filter(|(name, _)| name.starts_with("escalation_tier_"))
+        .collect();
+    assert_eq!(
+        items,
+        [1, 2, 3, 4]
+            .map(|n| (
+                format!("escalation_tier_{n}_has_a_confirmed_subscriber"),
+                if n == 3 { "FAILED" } else { "SUCCESSFUL" }.to_owned()
+            ))
+            .to_vec()
+    );
+    // The databases' own tests still pass: only the contacts failed.
+    assert_eq!(tests_of(&report), every_test_successful());
 }

@@ -728,6 +728,45 @@ impl Stack {
             .unwrap_or_default()
     }
 
+    /// The ARN of the local topic named `name`.
+    pub async fn topic_arn(&self, name: &str) -> String {
+        let topics = self
+            .moto_clients()
+            .await
+            .sns
+            .list_topics()
+            .send()
+            .await
+            .expect("topics");
+        topics
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .find(|t| t.ends_with(&format!(":{name}")))
+            .unwrap_or_else(|| panic!("no topic {name}"))
+            .to_owned()
+    }
+
+    /// Removes every subscription of the local topic named `name`: nobody
+    /// hears it any more.
+    pub async fn unsubscribe_all(&self, name: &str) {
+        let arn = self.topic_arn(name).await;
+        let sns = self.moto_clients().await.sns;
+        let subscriptions = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .expect("subscriptions");
+        for subscription in subscriptions.subscriptions() {
+            sns.unsubscribe()
+                .subscription_arn(subscription.subscription_arn().unwrap_or_default())
+                .send()
+                .await
+                .expect("unsubscribe");
+        }
+    }
+
     pub fn subjects(&self) -> Vec<String> {
         self.messages()
             .iter()
