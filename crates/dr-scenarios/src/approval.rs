@@ -150,13 +150,6 @@ pub fn failover_question(
     }
 }
 
-/// "tier 2/4": where the climb is, short enough for a subject.
-pub fn tier_short(escalation: &Escalation) -> Option<String> {
-    escalation
-        .current
-        .map(|i| format!("tier {}/{}", i + 1, escalation.tiers.len()))
-}
-
 /// The message people on call get: what is known, what would happen, how
 /// to answer, and what happens without an answer.
 pub fn approval_message(
@@ -170,7 +163,7 @@ pub fn approval_message(
         "[MueJam DR] APPROVAL NEEDED by {}{}: {}",
         request.deadline.format("%H:%M UTC"),
         escalation
-            .and_then(tier_short)
+            .and_then(crate::escalation::tier_short)
             .map(|t| format!(" ({t})"))
             .unwrap_or_default(),
         request.question

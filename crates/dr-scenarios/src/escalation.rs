@@ -214,13 +214,20 @@ pub fn page_of(event: &serde_json::Value) -> DrResult<Page> {
     })
 }
 
+/// "tier 2/4": where the climb is, short enough for a subject (SNS keeps
+/// 100 characters of one).
+pub fn tier_short(escalation: &Escalation) -> Option<String> {
+    escalation
+        .current
+        .map(|i| format!("tier {}/{}", i + 1, escalation.tiers.len()))
+}
+
 /// The message a tier gets for a page: the tier, who was paged before, the
 /// page itself, and how to acknowledge it. Pure.
 pub fn page_message(page: &Page, escalation: &Escalation) -> (String, String) {
     let (tier, earlier) = climb_lines(escalation);
-    let short = escalation
-        .current
-        .map(|i| format!(" (tier {}/{})", i + 1, escalation.tiers.len()))
+    let short = tier_short(escalation)
+        .map(|t| format!(" ({t})"))
         .unwrap_or_default();
     let subject = format!(
         "[MueJam DR] PAGE{short}: {}",

@@ -14,7 +14,6 @@ use dr_runner::{
     ExecutionResult, HandlerError, Handlers, HistoryEvent, Runner, StateMachine, TimeMode,
 };
 use dr_scenarios::{dispatch, Function};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -318,33 +317,15 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 /// `drctl approve`.
 struct OnCall {
     world: Arc<World>,
-    tokens: dr_runner::TaskTokens,
     /// The delay of each execution's answer, by execution ARN.
     delays: Arc<Mutex<BTreeMap<String, Duration>>>,
     /// The approval spans, for the split.
     spans: Arc<Mutex<Vec<Span>>>,
 }
 
-struct RunnerTokens(dr_runner::TaskTokens);
-
-#[async_trait::async_trait]
-impl TaskTokens for RunnerTokens {
-    async fn send_success(&self, token: &SecretString, output: &Value) -> DrResult<()> {
-        self.0
-            .send_success(token.expose_secret(), output.clone())
-            .map_err(|e| DrError::NotFound(e.to_string()))
-    }
-    async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()> {
-        self.0
-            .send_failure(token.expose_secret(), error, cause)
-            .map_err(|e| DrError::NotFound(e.to_string()))
-    }
-}
-
 impl OnCall {
     async fn answer_pending(&self, answered: &mut BTreeSet<String>) {
         let store = crate::SimServices::new(Arc::clone(&self.world));
-        let tokens = RunnerTokens(self.tokens.clone());
         for request in self.world.pending_approvals() {
             if !answered.insert(request.execution_name.clone()) {
                 continue;
@@ -363,7 +344,7 @@ impl OnCall {
                 at,
                 dr_scenarios::approval::answer(
                     &store,
-                    &tokens,
+                    &store,
                     &request.execution_name,
                     true,
                     "simulated on-call",
@@ -639,7 +620,6 @@ pub async fn run(
     let _ = world.tokens.set(runner.tokens());
     let on_call = OnCall {
         world: Arc::clone(&world),
-        tokens: runner.tokens(),
         delays: Arc::clone(&delays),
         spans: Arc::clone(&approval_spans),
     };

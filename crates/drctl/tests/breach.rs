@@ -474,28 +474,8 @@ async fn a_guardduty_finding_starts_the_containment_of_its_address() {
 /// What the user-notification topic delivered (the platform's mailer's
 /// queue): (user, notification id) of each message.
 fn user_messages(stack: &Stack) -> Vec<(i64, String)> {
-    let out = drctl(
-        &stack.home,
-        &[
-            "local",
-            "messages",
-            "--users",
-            "--home",
-            stack.home_str(),
-            "--output",
-            "json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .expect("json")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    stack
+        .messages_of(&["--users"])
         .iter()
         .map(|m| {
             (
@@ -738,33 +718,6 @@ async fn a_restore_from_before_the_breach_takes_the_new_passwords_and_its_keys_a
     assert!(logs_in_to(&stack, restored, &master_user, &master_new).await);
 }
 
-/// What escalation tier `n`'s topic delivered (its own SQS subscription).
-fn tier_messages(stack: &Stack, n: u8) -> Vec<Value> {
-    let out = drctl(
-        &stack.home,
-        &[
-            "local",
-            "messages",
-            "--tier",
-            &n.to_string(),
-            "--home",
-            stack.home_str(),
-            "--output",
-            "json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .expect("json")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The runbook's escalation path on virtual time: nobody answers the
 /// approval to tell users, so it climbs every tier after the one before has
 /// had its 15 / 30 / 60 / 120 minutes, each tier's message naming who was
@@ -797,7 +750,7 @@ async fn an_approval_nobody_answers_climbs_all_four_tiers_then_takes_its_safe_de
         "engineering-manager",
         "cto",
     ]) {
-        let messages = tier_messages(&stack, tier);
+        let messages = stack.tier_messages(tier);
         assert_eq!(messages.len(), 1, "tier {tier} asked once: {messages:#?}");
         let subject = messages[0]["subject"].as_str().unwrap_or_default();
         assert!(subject.contains(&format!("(tier {tier}/4)")), "{subject}");
@@ -851,7 +804,7 @@ async fn an_approval_answered_at_the_second_tier_stops_the_climb() {
         &["--virtual-time", "--token-patience", "15"],
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while tier_messages(&stack, 2).is_empty() {
+    while stack.tier_messages(2).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "tier 2 was never asked"
@@ -862,9 +815,9 @@ async fn an_approval_answered_at_the_second_tier_stops_the_climb() {
     let (code, result) = run.finish();
     assert_eq!(code, 0, "{result:#}");
     assert!(!user_messages(&stack).is_empty(), "the users were told");
-    assert_eq!(tier_messages(&stack, 1).len(), 1);
-    assert!(tier_messages(&stack, 3).is_empty(), "tier 3 hears nothing");
-    assert!(tier_messages(&stack, 4).is_empty(), "tier 4 hears nothing");
+    assert_eq!(stack.tier_messages(1).len(), 1);
+    assert!(stack.tier_messages(3).is_empty(), "tier 3 hears nothing");
+    assert!(stack.tier_messages(4).is_empty(), "tier 4 hears nothing");
     let n = &report_of(&stack, "climb-2")["notifications"];
     assert_eq!(n["status"], "sent", "{n:#}");
     let lines: Vec<&str> = n["escalation"]
@@ -970,7 +923,7 @@ async fn a_failed_recovery_pages_tier_one_and_an_ack_stops_the_climb() {
     assert_eq!(code, 1, "{result:#}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let page = loop {
-        if let Some(m) = tier_messages(&stack, 1).into_iter().next() {
+        if let Some(m) = stack.tier_messages(1).into_iter().next() {
             break m;
         }
         assert!(
@@ -1022,7 +975,7 @@ async fn a_failed_recovery_pages_tier_one_and_an_ack_stops_the_climb() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     for tier in 2..=4 {
-        assert!(tier_messages(&stack, tier).is_empty(), "tier {tier} paged");
+        assert!(stack.tier_messages(tier).is_empty(), "tier {tier} paged");
     }
     // A second acknowledgement is refused: it was acknowledged once.
     let again = drctl(&stack.home, &["ack", "paged-1", "--local", "--by", "bob"]);
@@ -1052,7 +1005,7 @@ async fn an_alarm_nobody_acknowledges_pages_every_tier_in_turn() {
     assert_eq!(code, 1, "{result:#}");
     assert_eq!(result["error"], "Unacknowledged", "{result:#}");
     for tier in 1..=4u8 {
-        let messages = tier_messages(&stack, tier);
+        let messages = stack.tier_messages(tier);
         assert_eq!(messages.len(), 1, "tier {tier}: {messages:#?}");
         let body = messages[0]["message"].as_str().unwrap_or_default();
         assert!(

@@ -28,55 +28,75 @@ pub struct RunbookReviewOutput {
     pub manual: Vec<String>,
 }
 
-pub async fn runbook_review(
+/// Whether `topic` reaches somebody: SUCCESSFUL with a confirmed
+/// subscription, FAILED (saying `nobody(pending)`) without; `details` gains
+/// the counts.
+async fn subscribed(
     ports: &Ports,
-    input: RunbookReviewInput,
-) -> DrResult<RunbookReviewOutput> {
-    let mut items = Vec::new();
+    name: &str,
+    topic: &str,
+    mut details: Value,
+    nobody: impl FnOnce(u32) -> String,
+) -> DrResult<TestResult> {
     let started = Stopwatch::start();
-    let counts = ports.notifier.subscriptions(&input.topic_arn).await?;
-    items.push(TestResult::new(
-        "alerts_topic_has_a_confirmed_subscriber",
+    let counts = ports.notifier.subscriptions(topic).await?;
+    details["confirmed"] = json!(counts.confirmed);
+    details["pending"] = json!(counts.pending);
+    Ok(TestResult::new(
+        name,
         if counts.confirmed > 0 {
             TestStatus::Successful
         } else {
             TestStatus::Failed
         },
-        (counts.confirmed == 0).then(|| {
-            format!(
-                "{} has no confirmed subscription ({} pending): alerts reach nobody",
-                input.topic_arn, counts.pending
-            )
-        }),
+        (counts.confirmed == 0).then(|| nobody(counts.pending)),
         started,
-        json!({"confirmed": counts.confirmed, "pending": counts.pending}),
-    ));
+        details,
+    ))
+}
+
+pub async fn runbook_review(
+    ports: &Ports,
+    input: RunbookReviewInput,
+) -> DrResult<RunbookReviewOutput> {
+    let mut items = Vec::new();
+    items.push(
+        subscribed(
+            ports,
+            "alerts_topic_has_a_confirmed_subscriber",
+            &input.topic_arn,
+            json!({}),
+            |pending| {
+                format!(
+                    "{} has no confirmed subscription ({pending} pending): alerts reach nobody",
+                    input.topic_arn
+                )
+            },
+        )
+        .await?,
+    );
     if !input.tiers.is_empty() {
         crate::escalation::validate_tiers(&input.tiers)?;
     }
     for (i, tier) in input.tiers.iter().enumerate() {
-        let started = Stopwatch::start();
-        let counts = ports.notifier.subscriptions(&tier.topic_arn).await?;
-        items.push(TestResult::new(
-            &format!("escalation_tier_{}_has_a_confirmed_subscriber", i + 1),
-            if counts.confirmed > 0 {
-                TestStatus::Successful
-            } else {
-                TestStatus::Failed
-            },
-            (counts.confirmed == 0).then(|| {
-                format!(
-                    "escalation tier {} ({}): {} has no confirmed subscription ({} pending): its pages and approvals reach nobody, and the climb loses {} min there",
-                    i + 1,
-                    tier.name,
-                    tier.topic_arn,
-                    counts.pending,
-                    tier.response_minutes
-                )
-            }),
-            started,
-            json!({"tier": tier.name, "confirmed": counts.confirmed, "pending": counts.pending}),
-        ));
+        items.push(
+            subscribed(
+                ports,
+                &format!("escalation_tier_{}_has_a_confirmed_subscriber", i + 1),
+                &tier.topic_arn,
+                json!({"tier": tier.name}),
+                |pending| {
+                    format!(
+                        "escalation tier {} ({}): {} has no confirmed subscription ({pending} pending): its pages and approvals reach nobody, and the climb loses {} min there",
+                        i + 1,
+                        tier.name,
+                        tier.topic_arn,
+                        tier.response_minutes
+                    )
+                },
+            )
+            .await?,
+        );
     }
     let started = Stopwatch::start();
     items.push(match &input.runbook_last_updated {

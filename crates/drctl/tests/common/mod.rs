@@ -705,17 +705,20 @@ impl Stack {
     }
 
     pub fn messages(&self) -> Vec<Value> {
-        let out = drctl(
-            &self.home,
-            &[
-                "local",
-                "messages",
-                "--home",
-                self.home_str(),
-                "--output",
-                "json",
-            ],
-        );
+        self.messages_of(&[])
+    }
+
+    /// What escalation tier `n`'s topic delivered (its own SQS queue).
+    pub fn tier_messages(&self, n: u8) -> Vec<Value> {
+        self.messages_of(&["--tier", &n.to_string()])
+    }
+
+    /// `drctl local messages` with `which` (none: the alerts inbox).
+    pub fn messages_of(&self, which: &[&str]) -> Vec<Value> {
+        let mut args = vec!["local", "messages"];
+        args.extend_from_slice(which);
+        args.extend_from_slice(&["--home", self.home_str(), "--output", "json"]);
+        let out = drctl(&self.home, &args);
         assert!(
             out.status.success(),
             "{}",
