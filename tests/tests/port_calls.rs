@@ -299,6 +299,11 @@ struct Fake(Arc<Recorder>);
 
 #[async_trait]
 impl DatabaseControlPlane for Fake {
+    async fn inject_failure(&self, i: &InstanceId, _r: &FailureRequest) -> DrResult<String> {
+        self.0.record(PortOperation::InjectFailure);
+        ensure_failure_target(i, &instance(i.as_str()).tags)?;
+        Ok("failed".into())
+    }
     async fn describe_instance(&self, i: &InstanceId) -> DrResult<InstanceDescription> {
         self.0.record(PortOperation::DescribeInstance);
         // Names no instance has yet: a new replica, a restore's target.
@@ -562,6 +567,10 @@ impl Dns for Fake {
             status: DnsChangeStatus::Insync,
         })
     }
+    async fn delete_record(&self, _z: &str, _n: &str, _t: &str) -> DrResult<Option<DnsChange>> {
+        self.0.record(PortOperation::DnsDeleteRecord);
+        Ok(None)
+    }
     async fn get_record(&self, z: &str, n: &str, t: &str) -> DrResult<Option<DnsRecord>> {
         self.0.record(PortOperation::DnsGetRecord);
         Ok((n == "db.muejam.internal").then(|| DnsRecord {
@@ -823,6 +832,10 @@ impl TopologyRegistry for Fake {
     async fn list(&self) -> DrResult<Vec<Topology>> {
         self.0.record(PortOperation::TopologyList);
         Ok(vec![topology("muejam")])
+    }
+    async fn delete(&self, _database: &str, _expected: u64) -> DrResult<bool> {
+        self.0.record(PortOperation::TopologyDelete);
+        Ok(true)
     }
 }
 

@@ -100,6 +100,11 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "route53:ChangeResourceRecordSets",
         ],
         DnsChangeStatus => &["route53:GetChange"],
+        DnsDeleteRecord => &[
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "route53:ChangeResourceRecordSets",
+        ],
         DnsGetRecord => &[
             "route53:ListHostedZonesByName",
             "route53:ListResourceRecordSets",
@@ -139,9 +144,11 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
             "rds:ModifyDBInstance",
             "rds:AddTagsToResource",
         ],
+        InjectFailure => &["rds:DescribeDBInstances", "rds:ModifyDBInstance"],
         TopologyGet => &["dynamodb:GetItem"],
         TopologyPut => &["dynamodb:PutItem"],
         TopologyList => &["dynamodb:Scan"],
+        TopologyDelete => &["dynamodb:DeleteItem"],
         ApprovalOpen => &["dynamodb:PutItem"],
         ApprovalGet => &["dynamodb:GetItem"],
         ApprovalClose => &["dynamodb:GetItem", "dynamodb:PutItem"],

@@ -659,6 +659,42 @@ impl DatabaseControlPlane for RdsControlPlane {
         })
     }
 
+    async fn inject_failure(&self, id: &InstanceId, request: &FailureRequest) -> DrResult<String> {
+        let group = request
+            .quarantine_security_group
+            .as_deref()
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| {
+                DrError::InvalidInput(
+                    "no quarantine security group is configured (QuarantineSecurityGroupId): \
+                     the drill cannot cut its copy's primary off"
+                        .to_owned(),
+                )
+            })?;
+        let db = self.fetch(id).await?;
+        ensure_failure_target(id, &tags_of(db.tag_list()))?;
+        let groups: Vec<&str> = db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id())
+            .collect();
+        // StopDBInstance is refused for an instance with a read replica:
+        // cutting it off the network is the failure RDS lets us make.
+        if groups != [group] {
+            self.rds
+                .modify_db_instance()
+                .db_instance_identifier(id.as_str())
+                .vpc_security_group_ids(group)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&format!("cutting {id} off"), e))?;
+        }
+        Ok(format!(
+            "cut off the network: moved into quarantine security group {group}"
+        ))
+    }
+
     async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
         Self::snapshot_from(&self.fetch_snapshot(id).await?)
     }

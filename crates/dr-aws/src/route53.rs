@@ -34,6 +34,56 @@ impl Route53Dns {
         Route53Dns { client }
     }
 
+    /// One change of one record set, as ChangeResourceRecordSets takes it
+    /// (a DELETE must name the set exactly as it is: name, type, TTL, value).
+    async fn change(
+        &self,
+        action: ChangeAction,
+        record: &DnsRecord,
+        comment: &str,
+    ) -> DrResult<DnsChange> {
+        let zone = self.zone_id(&record.hosted_zone_id).await?;
+        let record_type = RrType::from(record.record_type.as_str());
+        let set = ResourceRecordSet::builder()
+            .name(fqdn(&record.name))
+            .r#type(record_type)
+            .ttl(i64::from(record.ttl))
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(&record.value)
+                    .build()
+                    .map_err(|e| DrError::InvalidInput(e.to_string()))?,
+            )
+            .build()
+            .map_err(|e| DrError::InvalidInput(e.to_string()))?;
+        let batch = ChangeBatch::builder()
+            .comment(comment)
+            .changes(
+                Change::builder()
+                    .action(action)
+                    .resource_record_set(set)
+                    .build()
+                    .map_err(|e| DrError::InvalidInput(e.to_string()))?,
+            )
+            .build()
+            .map_err(|e| DrError::InvalidInput(e.to_string()))?;
+        let output = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("changing {}", record.name), e))?;
+        let info = output.change_info().ok_or_else(|| {
+            DrError::Internal("ChangeResourceRecordSets returned no change".into())
+        })?;
+        Ok(DnsChange {
+            change_id: info.id().trim_start_matches("/change/").to_owned(),
+            status: status(info.status()),
+        })
+    }
+
     /// Accepts a hosted zone id (`Z…`, with or without `/hostedzone/`) or a
     /// zone name (`muejam.internal`), which it looks up.
     pub async fn zone_id(&self, zone: &str) -> DrResult<String> {
@@ -66,46 +116,12 @@ impl Dns for Route53Dns {
                 "a DNS record needs a name and a value".to_owned(),
             ));
         }
-        let zone = self.zone_id(&record.hosted_zone_id).await?;
-        let record_type = RrType::from(record.record_type.as_str());
-        let set = ResourceRecordSet::builder()
-            .name(fqdn(&record.name))
-            .r#type(record_type)
-            .ttl(i64::from(record.ttl))
-            .resource_records(
-                ResourceRecord::builder()
-                    .value(&record.value)
-                    .build()
-                    .map_err(|e| DrError::InvalidInput(e.to_string()))?,
-            )
-            .build()
-            .map_err(|e| DrError::InvalidInput(e.to_string()))?;
-        let batch = ChangeBatch::builder()
-            .comment("MueJam DR: point the database record at the new primary")
-            .changes(
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(set)
-                    .build()
-                    .map_err(|e| DrError::InvalidInput(e.to_string()))?,
-            )
-            .build()
-            .map_err(|e| DrError::InvalidInput(e.to_string()))?;
-        let output = self
-            .client
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone)
-            .change_batch(batch)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&format!("updating {}", record.name), e))?;
-        let info = output.change_info().ok_or_else(|| {
-            DrError::Internal("ChangeResourceRecordSets returned no change".into())
-        })?;
-        Ok(DnsChange {
-            change_id: info.id().trim_start_matches("/change/").to_owned(),
-            status: status(info.status()),
-        })
+        self.change(
+            ChangeAction::Upsert,
+            record,
+            "MueJam DR: point the database record at the new primary",
+        )
+        .await
     }
 
     async fn change_status(&self, change_id: &str) -> DrResult<DnsChange> {
@@ -123,6 +139,33 @@ impl Dns for Route53Dns {
             change_id: change_id.to_owned(),
             status: status(info.status()),
         })
+    }
+
+    async fn delete_record(
+        &self,
+        hosted_zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> DrResult<Option<DnsChange>> {
+        let Some(record) = self.get_record(hosted_zone_id, name, record_type).await? else {
+            return Ok(None);
+        };
+        match self
+            .change(
+                ChangeAction::Delete,
+                &record,
+                "MueJam DR: remove a drill's record",
+            )
+            .await
+        {
+            Ok(change) => Ok(Some(change)),
+            // Route 53 refuses a DELETE that does not match the set exactly
+            // (InvalidChangeBatch): it changed since it was read.
+            Err(DrError::InvalidInput(message)) => Err(DrError::Conflict(format!(
+                "{name} changed while it was being deleted: {message}"
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     async fn get_record(

@@ -102,6 +102,34 @@ impl TopologyRegistry for DynamoDbTopology {
         }
     }
 
+    async fn delete(&self, database: &str, expected_version: u64) -> DrResult<bool> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("database", AttributeValue::S(database.to_owned()))
+            .condition_expression("attribute_not_exists(#d) OR #v = :expected")
+            .expression_attribute_names("#d", "database")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match deleted {
+            // DeleteItem of a missing key succeeds, with no old item.
+            Ok(output) => Ok(output.attributes().is_some_and(|a| !a.is_empty())),
+            Err(e) => match map_sdk_error(&format!("removing the topology of {database}"), e) {
+                DrError::Conflict(_) => Err(DrError::Conflict(format!(
+                    "the topology of {database} changed meanwhile (expected version {expected_version}): read it again"
+                ))),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn list(&self) -> DrResult<Vec<Topology>> {
         let mut all = crate::lock::scan_all(&self.client, &self.table, "listing topologies")
             .await?

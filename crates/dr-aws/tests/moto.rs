@@ -80,6 +80,35 @@ async fn route53_upserts_reads_back_and_reports_insync() {
         .await
         .expect("read")
         .is_none());
+    // A drill's record is removed whatever it points at, once.
+    let drill = DnsRecord {
+        name: "drill-q4.db.muejam.internal".to_owned(),
+        ..record("drill-muejam-db-prod-q4.abc.rds.amazonaws.com")
+    };
+    dns.upsert_record(&drill).await.expect("drill record");
+    assert!(dns
+        .delete_record("muejam.internal", &drill.name, "CNAME")
+        .await
+        .expect("delete")
+        .is_some());
+    assert!(dns
+        .get_record("muejam.internal", &drill.name, "CNAME")
+        .await
+        .expect("read")
+        .is_none());
+    assert!(dns
+        .delete_record("muejam.internal", &drill.name, "CNAME")
+        .await
+        .expect("a second delete finds nothing")
+        .is_none());
+    assert_eq!(
+        dns.get_record("muejam.internal", "db.muejam.internal", "CNAME")
+            .await
+            .expect("read")
+            .map(|r| r.value),
+        Some("muejam-db-prod-replica.abc.rds.amazonaws.com".to_owned()),
+        "the production record is untouched"
+    );
     let missing = dns
         .zone_id("no-such-zone.example")
         .await
@@ -424,6 +453,16 @@ async fn the_topology_registry_writes_only_on_the_version_it_read() {
     );
     assert_eq!(registry.list().await.expect("list").len(), 1);
     assert!(registry.get("other").await.expect("get").is_none());
+    // Removed only at the version read, once.
+    let stale = registry
+        .delete("muejam", 1)
+        .await
+        .expect_err("a stale version");
+    assert_eq!(stale.name(), "Conflict");
+    assert!(registry.get("muejam").await.expect("get").is_some());
+    assert!(registry.delete("muejam", 2).await.expect("delete"));
+    assert!(!registry.delete("muejam", 2).await.expect("gone already"));
+    assert!(registry.list().await.expect("list").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -241,6 +241,79 @@ async fn fencing_moves_the_instance_to_the_quarantine_group_alone_and_tags_it_on
     assert_eq!(modify.num_calls(), 0);
 }
 
+fn drill_primary(ephemeral: bool, groups: &[&str]) -> DescribeDbInstancesOutput {
+    use aws_sdk_rds::types::{Tag, VpcSecurityGroupMembership};
+    let mut db = DbInstance::builder()
+        .db_instance_identifier("drill-muejam-db-prod-q4")
+        .db_instance_status("available")
+        .engine("postgres");
+    for g in groups {
+        db = db.vpc_security_groups(
+            VpcSecurityGroupMembership::builder()
+                .vpc_security_group_id(*g)
+                .status("active")
+                .build(),
+        );
+    }
+    if ephemeral {
+        db = db.tag_list(Tag::builder().key(EPHEMERAL_TAG).value("true").build());
+    }
+    DescribeDbInstancesOutput::builder()
+        .db_instances(db.build())
+        .build()
+}
+
+#[tokio::test]
+async fn a_drill_cuts_only_a_throw_away_primary_off_and_only_once() {
+    use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
+    let request = FailureRequest {
+        quarantine_security_group: Some("sg-quarantine".to_owned()),
+    };
+    // StopDBInstance is refused for a source of read replicas: the drill
+    // moves its primary into the quarantine group, nothing else.
+    let describe =
+        mock!(Client::describe_db_instances).then_output(|| drill_primary(true, &["sg-app"]));
+    let modify = mock!(Client::modify_db_instance)
+        .match_requests(|r| {
+            r.vpc_security_group_ids() == ["sg-quarantine".to_owned()]
+                && r.apply_immediately() == Some(true)
+                && r.db_instance_identifier() == Some("drill-muejam-db-prod-q4")
+        })
+        .then_output(|| ModifyDbInstanceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify]);
+    let how = RdsControlPlane::new(rds, None)
+        .inject_failure(&id("drill-muejam-db-prod-q4"), &request)
+        .await
+        .expect("cut off");
+    assert!(how.contains("sg-quarantine"), "{how}");
+    assert_eq!(modify.num_calls(), 1);
+
+    // Already cut off: a retry changes nothing.
+    let describe = mock!(Client::describe_db_instances)
+        .then_output(|| drill_primary(true, &["sg-quarantine"]));
+    let modify =
+        mock!(Client::modify_db_instance).then_output(|| ModifyDbInstanceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify]);
+    RdsControlPlane::new(rds, None)
+        .inject_failure(&id("drill-muejam-db-prod-q4"), &request)
+        .await
+        .expect("again");
+    assert_eq!(modify.num_calls(), 0);
+
+    // Not throw-away: refused before any change, whoever asks.
+    let describe =
+        mock!(Client::describe_db_instances).then_output(|| drill_primary(false, &["sg-app"]));
+    let modify =
+        mock!(Client::modify_db_instance).then_output(|| ModifyDbInstanceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &modify]);
+    let refused = RdsControlPlane::new(rds, None)
+        .inject_failure(&id("drill-muejam-db-prod-q4"), &request)
+        .await
+        .expect_err("not ephemeral");
+    assert_eq!(refused.name(), "Unsafe");
+    assert_eq!(modify.num_calls(), 0);
+}
+
 #[tokio::test]
 async fn fencing_an_instance_rds_cannot_modify_is_not_ready_and_without_a_group_is_refused() {
     use aws_sdk_rds::operation::modify_db_instance::ModifyDBInstanceError;

@@ -11,6 +11,9 @@ use crate::error::{DrError, DrResult};
 /// Tag that marks an instance as safe to delete without `force`
 /// (drill and test resources carry it; production never does).
 pub const EPHEMERAL_TAG: &str = "ephemeral";
+/// The drill that made a resource (its id): a drill acts only on what it
+/// made, and its cleanup removes everything that carries its id.
+pub const DRILL_TAG: &str = "dr:drill";
 
 pub type Tags = BTreeMap<String, String>;
 

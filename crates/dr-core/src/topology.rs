@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DrError, DrResult};
-use crate::model::InstanceId;
+use crate::model::{InstanceId, Tags, DRILL_TAG};
 
 /// The longest DNS name (RFC 1035: 253 characters in text form).
 pub const MAX_DNS_NAME: usize = 253;
@@ -69,6 +69,11 @@ pub struct Topology {
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_by: Option<String>,
+    /// Tags every instance a recovery creates for this database carries,
+    /// besides the recovery's own. A drill's copy carries the drill's
+    /// (`dr:drill`, `ephemeral`), so its cleanup finds them.
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 /// The application's access to the database.
@@ -242,6 +247,12 @@ impl Topology {
             .chain(self.replicas.iter())
             .chain(self.fenced.iter())
             .chain(self.retired.iter())
+    }
+
+    /// The drill whose throw-away copy this is (its `dr:drill` tag); none
+    /// for a real database.
+    pub fn drill_id(&self) -> Option<&str> {
+        self.tags.get(DRILL_TAG).map(String::as_str)
     }
 
     /// Whether an instance has any role in this database.
@@ -448,6 +459,7 @@ mod tests {
             version: 1,
             updated_at: None,
             updated_by: None,
+            tags: Default::default(),
         }
     }
 

@@ -95,6 +95,9 @@ impl TopologyRegistry for Unconfigured {
     async fn list(&self) -> DrResult<Vec<Topology>> {
         Err(self.error())
     }
+    async fn delete(&self, _database: &str, _expected: u64) -> DrResult<bool> {
+        Err(self.error())
+    }
 }
 
 #[async_trait]

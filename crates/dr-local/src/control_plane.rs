@@ -323,6 +323,14 @@ impl DatabaseControlPlane for LocalControlPlane {
         self.fence(id, request).await
     }
 
+    async fn inject_failure(&self, id: &InstanceId, _request: &FailureRequest) -> DrResult<String> {
+        self.check_region_up()?;
+        let tags = self.with_state(|guard| Ok(guard.instance(id)?.tags.clone()))?;
+        ensure_failure_target(id, &tags)?;
+        self.crash_instance(id).await?;
+        Ok("crashed: its server was killed (immediate shutdown)".to_owned())
+    }
+
     async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
         self.check_region_up()?;
         let verification = LocalControlPlane::verify_snapshot(self, id).await?;

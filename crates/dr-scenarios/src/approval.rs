@@ -238,6 +238,48 @@ async fn ask(
     .await
 }
 
+/// The drill answers the approvals of its own rehearsal (validation made
+/// sure the run acts on nothing but the drill's copy): the question is
+/// recorded as any other, approved by `drill <id>`, and handed to the
+/// waiting step; nobody on call is asked.
+async fn answered_by_drill(
+    ports: &Ports,
+    mut request: ApprovalRequest,
+    token: &SecretString,
+    topic_arn: Option<String>,
+    escalation: Option<Escalation>,
+    drill: &str,
+) -> DrResult<ApprovalOutput> {
+    route(&mut request, topic_arn, escalation.as_ref())?;
+    if let Err(error) = ports.approvals.open(&request, token).await {
+        let DrError::Conflict(_) = error else {
+            return Err(error);
+        };
+        return deliver_recorded(ports, &request.execution_name, token).await;
+    }
+    let (closed, answer) = answer(
+        ports.approvals.as_ref(),
+        ports.tokens.as_ref(),
+        &request.execution_name,
+        true,
+        &format!("drill {drill}"),
+        Some(DRILL_ANSWER),
+    )
+    .await?;
+    tracing::info!(execution = %closed.execution_name, drill, "the drill answered its rehearsal's approval");
+    Ok(ApprovalOutput {
+        execution_name: closed.execution_name,
+        status: closed.status,
+        deadline: closed.deadline,
+        message_id: None,
+        answer: Some(answer),
+    })
+}
+
+/// Why the drill approves its own rehearsal's failover.
+pub const DRILL_ANSWER: &str =
+    "the drill answers the approvals of its rehearsal on its own throw-away copy";
+
 /// What a tier is sent: the subject and body of its message.
 type Message<'a> = &'a (dyn Fn(&ApprovalRequest, Option<&Escalation>) -> (String, String) + Sync);
 
@@ -443,9 +485,13 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
                 )
             })?;
             let request = failover_question(&plan, &confirm, &window, &execution);
-            ask(ports, request, &token, topic_arn, escalation)
-                .await
-                .map(ApprovalStep::Asked)
+            match &plan.drill {
+                Some(drill) => {
+                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill).await
+                }
+                None => ask(ports, request, &token, topic_arn, escalation).await,
+            }
+            .map(ApprovalStep::Asked)
         }
         ApprovalInput::Expire { execution } => {
             let closed = match ports

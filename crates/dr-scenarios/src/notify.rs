@@ -301,6 +301,10 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
     if let Some(execution) = &input.execution {
         attributes.insert("execution".to_owned(), execution.clone());
     }
+    let drill = crate::report::drill_of_details(&input.details);
+    if let Some(drill) = drill {
+        attributes.insert("drill".to_owned(), drill.to_owned());
+    }
     let resource = attributes.get("resource").cloned().unwrap_or_default();
     let message_id = ports
         .notifier
@@ -312,7 +316,8 @@ pub async fn notify(ports: &Ports, input: NotifyInput) -> DrResult<NotifyOutput>
         })
         .await?;
     // What a person must act on climbs the escalation path until acknowledged.
-    if let (Some(execution), "critical") = (&input.execution, input.event.severity()) {
+    // A drill's rehearsal pages nobody: the drill reports it.
+    if let (Some(execution), "critical", None) = (&input.execution, input.event.severity(), drill) {
         crate::report::raise_page(
             ports,
             execution,

@@ -209,6 +209,65 @@ pub struct FailoverPlan {
     /// The application restarted after the switch (none: not restarted).
     #[serde(default)]
     pub app: Option<crate::app::restart::AppTarget>,
+    /// The tags of the instances this recovery creates (the new replica).
+    #[serde(default = "base_instance_tags")]
+    pub instance_tags: Tags,
+    /// The drill rehearsing this failover on its throw-away copy: it
+    /// answers the run's approvals itself, and nobody on call is paged.
+    #[serde(default)]
+    pub drill: Option<String>,
+}
+
+/// The tags every instance a recovery creates carries.
+pub fn base_instance_tags() -> Tags {
+    [
+        ("Application", "muejam"),
+        ("CreatedBy", "muejam-dr"),
+        ("dr:managed", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The tags of the instances a recovery of `topology` creates: ours, and
+/// the database's own (a drill copy's make its cleanup find them).
+pub fn instance_tags(topology: &Topology) -> Tags {
+    let mut tags = base_instance_tags();
+    tags.extend(topology.tags.clone());
+    tags
+}
+
+/// Pure: a run the drill triggers acts only on a drill's copy: a topology
+/// tagged by a drill, every instance named `drill-…`, its record a
+/// `drill-…` name. Returns the drill's id; none for any other trigger.
+pub fn drill_of(trigger: &Trigger, topology: &Topology) -> DrResult<Option<String>> {
+    if trigger.source != TriggerSource::Drill {
+        return Ok(None);
+    }
+    let refuse = |why: String| {
+        Err(invalid(format!(
+            "trigger.source drill runs only on a drill's throw-away copy, and {} {why}",
+            topology.database
+        )))
+    };
+    let Some(drill) = topology.drill_id() else {
+        return refuse("is not one (no dr:drill tag in its topology)".to_owned());
+    };
+    if let Some(member) = topology
+        .members()
+        .find(|m| !m.as_str().starts_with(crate::drill::DRILL_PREFIX))
+    {
+        return refuse(format!("has {member}, which no drill made"));
+    }
+    let first_label = topology.dns.record_name.split('.').next().unwrap_or("");
+    if !first_label.starts_with(crate::drill::DRILL_PREFIX) {
+        return refuse(format!(
+            "points at the record {}, which is not a drill's",
+            topology.dns.record_name
+        ));
+    }
+    Ok(Some(drill.to_owned()))
 }
 
 /// What an earlier execution of the same recovery began.
@@ -412,6 +471,8 @@ pub fn resolve(
         execution_start: execution.start_time,
         resume: None,
         app: crate::app::restart::AppTarget::validated(request.app.clone())?,
+        instance_tags: instance_tags(topology),
+        drill: drill_of(&request.trigger, topology)?,
     })
 }
 
@@ -580,6 +641,14 @@ async fn validated_plan(ports: &Ports, input: ValidateInputInput) -> DrResult<Fa
         }
         Err(e) => return Err(e),
     };
+    if let Some(drill) = &plan.drill {
+        crate::drill::ensure_drill_resource(&replica, drill).map_err(|e| {
+            invalid(format!(
+                "trigger.source drill: {}",
+                e.to_string().trim_start_matches("unsafe: ")
+            ))
+        })?;
+    }
     if let Some(source) = &replica.replication_source {
         if source != &plan.primary {
             return Err(invalid(format!(
@@ -717,6 +786,102 @@ mod tests {
             serde_json::from_value(request).map_err(|e| DrError::InvalidInput(e.to_string()))?;
         check_request(&request)?;
         resolve(&request, &topology(), &execution())
+    }
+
+    fn drill_copy() -> Topology {
+        let mut t = topology();
+        t.database = "drill-q4-muejam".to_owned();
+        t.primary = InstanceId::parse("drill-muejam-db-prod-q4").expect("id");
+        t.replicas = vec![InstanceId::parse("drill-muejam-db-prod-q4-rep").expect("id")];
+        t.instance_prefix = "drill-muejam-db-prod-q4".to_owned();
+        t.dns.record_name = "drill-q4.db.muejam.internal".to_owned();
+        t.tags = [
+            ("dr:drill".to_owned(), "q4".to_owned()),
+            ("ephemeral".to_owned(), "true".to_owned()),
+        ]
+        .into();
+        t
+    }
+
+    #[test]
+    fn a_drill_trigger_runs_only_on_a_drill_copy() {
+        let drill = Trigger {
+            source: TriggerSource::Drill,
+            reason: None,
+            alarm: None,
+            time: None,
+        };
+        let manual = Trigger {
+            source: TriggerSource::Manual,
+            ..drill.clone()
+        };
+        let with = |f: &dyn Fn(&mut Topology)| {
+            let mut t = drill_copy();
+            f(&mut t);
+            t
+        };
+        // (what, trigger, topology, the drill or the refusal's words)
+        type Case<'a> = (&'a str, Trigger, Topology, Result<Option<&'a str>, &'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                "the drill's copy",
+                drill.clone(),
+                drill_copy(),
+                Ok(Some("q4")),
+            ),
+            (
+                "production, by a person",
+                manual.clone(),
+                topology(),
+                Ok(None),
+            ),
+            ("a drill copy, by a person", manual, drill_copy(), Ok(None)),
+            (
+                "production, by a drill",
+                drill.clone(),
+                topology(),
+                Err("no dr:drill tag"),
+            ),
+            (
+                "a copy whose replica is production's",
+                drill.clone(),
+                with(&|t| {
+                    t.replicas = vec![InstanceId::parse("muejam-db-prod-replica").expect("id")]
+                }),
+                Err("has muejam-db-prod-replica, which no drill made"),
+            ),
+            (
+                "a copy pointing at production's record",
+                drill.clone(),
+                with(&|t| t.dns.record_name = "db.muejam.internal".to_owned()),
+                Err("points at the record db.muejam.internal"),
+            ),
+            (
+                "a copy whose fenced primary is production's",
+                drill,
+                with(&|t| t.fenced = vec![InstanceId::parse("muejam-db-prod").expect("id")]),
+                Err("has muejam-db-prod"),
+            ),
+        ];
+        for (what, trigger, topology, expected) in cases {
+            match (drill_of(&trigger, &topology), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{what}"),
+                (Err(e), Err(want)) => {
+                    assert_eq!(e.name(), "InvalidInput", "{what}");
+                    assert!(e.to_string().contains(want), "{what}: {e}");
+                }
+                (got, want) => panic!("{what}: got {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_replica_carries_the_databases_tags_besides_ours() {
+        assert_eq!(instance_tags(&topology()), base_instance_tags());
+        let tags = instance_tags(&drill_copy());
+        assert_eq!(tags.get("dr:drill").map(String::as_str), Some("q4"));
+        assert_eq!(tags.get("ephemeral").map(String::as_str), Some("true"));
+        assert_eq!(tags.get("CreatedBy").map(String::as_str), Some("muejam-dr"));
     }
 
     #[test]

@@ -550,6 +550,12 @@ pub(crate) async fn raise_page(
     }
 }
 
+/// The drill a run rehearses for (its plan's `drill`): such a run pages
+/// nobody; the drill's own report says how the rehearsal went.
+pub(crate) fn drill_of_details(details: &Value) -> Option<&str> {
+    details.pointer("/plan/drill").and_then(Value::as_str)
+}
+
 /// Whether a report pages: a recovery that did not pass, unless a person
 /// decided it (a rejection is that person's answer).
 pub(crate) fn report_pages(outcome: Outcome, passed: bool) -> bool {
@@ -714,7 +720,10 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
         subject.clone(),
     )
     .await?;
-    if input.topic_arn.is_some() && report_pages(report.outcome, report.passed) {
+    if input.topic_arn.is_some()
+        && report_pages(report.outcome, report.passed)
+        && drill_of_details(&input.details).is_none()
+    {
         raise_page(
             ports,
             &report.execution_name,

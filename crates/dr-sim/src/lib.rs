@@ -237,6 +237,7 @@ pub fn seed_muejam(world: &World, databases: usize, at: DateTime<Utc>) -> DrResu
             version: 1,
             updated_at: Some(long_ago),
             updated_by: Some("simulated account".to_owned()),
+            tags: Default::default(),
         };
         state.topologies.insert(name, topology.clone());
         // The application's servers: serving in the home region, none yet

@@ -661,6 +661,20 @@ impl DatabaseControlPlane for SimRds {
         Ok(())
     }
 
+    async fn inject_failure(&self, id: &InstanceId, _request: &FailureRequest) -> DrResult<String> {
+        self.call("ModifyDBInstance")?;
+        let mut state = self.world.state()?;
+        self.instance(&state, id)?;
+        let instance = state
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| DrError::NotFound(format!("DBInstance {id} not found")))?;
+        ensure_failure_target(id, &instance.tags)?;
+        // As on RDS: cut off, still reported available.
+        instance.serving = crate::world::Serving::Unreachable;
+        Ok("cut off the network (simulated)".to_owned())
+    }
+
     async fn fence_instance(
         &self,
         id: &InstanceId,

@@ -71,6 +71,34 @@ impl Dns for SimServices {
         })
     }
 
+    async fn delete_record(
+        &self,
+        hosted_zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> DrResult<Option<DnsChange>> {
+        self.world.api_call("ChangeResourceRecordSets")?;
+        let now = clock::now();
+        let mut state = self.world.state()?;
+        let key = (
+            hosted_zone_id.to_owned(),
+            name.trim_end_matches('.').to_owned(),
+            record_type.to_owned(),
+        );
+        if state.records.remove(&key).is_none() {
+            return Ok(None);
+        }
+        state.next_change += 1;
+        let change_id = format!("C{:012}", state.next_change);
+        let took = self.world.draw(self.world.config.timings.dns_insync, 0.0);
+        let insync = World::begin(&mut state, "dns", &change_id, now, took);
+        state.changes.insert(change_id.clone(), insync);
+        Ok(Some(DnsChange {
+            change_id,
+            status: DnsChangeStatus::Pending,
+        }))
+    }
+
     async fn get_record(
         &self,
         hosted_zone_id: &str,
@@ -236,6 +264,18 @@ impl TopologyRegistry for SimServices {
     async fn list(&self) -> DrResult<Vec<Topology>> {
         self.world.data_call();
         Ok(self.world.state()?.topologies.values().cloned().collect())
+    }
+
+    async fn delete(&self, database: &str, expected_version: u64) -> DrResult<bool> {
+        self.world.data_call();
+        let mut state = self.world.state()?;
+        match state.topologies.get(database).map(|t| t.version) {
+            None => Ok(false),
+            Some(v) if v == expected_version => Ok(state.topologies.remove(database).is_some()),
+            Some(v) => Err(DrError::Conflict(format!(
+                "the topology of {database} is at version {v}, not {expected_version}"
+            ))),
+        }
     }
 }
 

@@ -321,6 +321,7 @@ pub fn initial_topology() -> DrResult<dr_core::Topology> {
         version: 0,
         updated_at: None,
         updated_by: Some("drctl local up".to_owned()),
+        tags: Default::default(),
     })
 }
 

@@ -94,6 +94,13 @@ pub trait DatabaseControlPlane: Send + Sync {
         id: &InstanceId,
         request: &FenceRequest,
     ) -> DrResult<FenceOutcome>;
+    /// A drill's fault: makes a throw-away instance stop serving as a
+    /// failure would, so the real failover confirms a real failure. RDS
+    /// moves it into the quarantine security group (RDS still reports it
+    /// `available`: the evidence asks a person, whom the drill answers);
+    /// the local platform kills its server (`failed`). Refuses an instance
+    /// not tagged `ephemeral=true` (`Unsafe`). Idempotent; returns how.
+    async fn inject_failure(&self, id: &InstanceId, request: &FailureRequest) -> DrResult<String>;
     /// Checks a snapshot in place where the platform can; a snapshot that
     /// fails the check is `Corrupt`.
     async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
@@ -148,6 +155,25 @@ pub struct FenceRequest {
     pub by: String,
     /// The security group that admits nothing (RDS); unused locally.
     pub quarantine_security_group: Option<String>,
+}
+
+/// How a drill makes its throw-away primary fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRequest {
+    /// The security group that admits nothing (RDS); unused locally.
+    pub quarantine_security_group: Option<String>,
+}
+
+/// `Unsafe` unless the instance is throw-away: a drill's fault never
+/// reaches anything else, whoever asks.
+pub fn ensure_failure_target(id: &InstanceId, tags: &Tags) -> DrResult<()> {
+    if crate::guard::is_ephemeral(tags) {
+        Ok(())
+    } else {
+        Err(DrError::Unsafe(format!(
+            "{id} is not tagged ephemeral=true: only a drill's throw-away instance is made to fail"
+        )))
+    }
 }
 
 /// What fencing did.
@@ -215,6 +241,8 @@ pub enum PortOperation {
     DnsUpsert,
     DnsChangeStatus,
     DnsGetRecord,
+    /// A drill's record goes (read first: a DELETE names the set exactly).
+    DnsDeleteRecord,
     NotifierPublish,
     NotifierSubscriptions,
     SecretsGet,
@@ -234,9 +262,13 @@ pub enum PortOperation {
     /// The newest period of a metric (GetMetricStatistics).
     MetricsLatest,
     FenceInstance,
+    /// A drill's fault on its throw-away primary (RDS: quarantine group).
+    InjectFailure,
     TopologyGet,
     TopologyPut,
     TopologyList,
+    /// A drill's copy leaves the registry.
+    TopologyDelete,
     ApprovalOpen,
     ApprovalGet,
     ApprovalClose,

@@ -14,6 +14,11 @@ pub trait TopologyRegistry: Send + Sync {
     async fn put(&self, topology: &Topology, expected_version: Option<u64>) -> DrResult<Topology>;
     /// Every registered database.
     async fn list(&self) -> DrResult<Vec<Topology>>;
+    /// Removes the record of `database` if it is still at
+    /// `expected_version`; `false` when there is none (idempotent), a
+    /// `Conflict` when someone changed it meanwhile. Only a drill's
+    /// throw-away copies are ever removed.
+    async fn delete(&self, database: &str, expected_version: u64) -> DrResult<bool>;
 }
 
 /// Where an approval stands.

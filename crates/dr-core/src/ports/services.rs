@@ -33,6 +33,15 @@ pub trait Dns: Send + Sync {
     /// Creates or replaces the record (idempotent).
     async fn upsert_record(&self, record: &DnsRecord) -> DrResult<DnsChange>;
     async fn change_status(&self, change_id: &str) -> DrResult<DnsChange>;
+    /// Deletes the record if it exists, whatever it points at; `None` when
+    /// there was none (idempotent). A record changed between the read and
+    /// the delete is a `Conflict`.
+    async fn delete_record(
+        &self,
+        hosted_zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> DrResult<Option<DnsChange>>;
     async fn get_record(
         &self,
         hosted_zone_id: &str,

@@ -24,7 +24,7 @@ pub use cleanup::*;
 mod review;
 pub use review::*;
 
-pub const DRILL_TAG: &str = "dr:drill";
+pub use dr_core::DRILL_TAG;
 pub const DRILL_SOURCE_TAG: &str = "dr:drill-source";
 pub const DRILL_PREFIX: &str = "drill-";
 /// Instances tagged `DrDrill=in-scope` are drilled when no list is given.
@@ -124,7 +124,10 @@ fn drill_tags(drill_id: &str, database: &InstanceId) -> Tags {
 
 /// A drill may act only on what it made: named `drill-…`, tagged ephemeral
 /// and with its own drill id.
-fn ensure_drill_resource(description: &InstanceDescription, drill_id: &str) -> DrResult<()> {
+pub(crate) fn ensure_drill_resource(
+    description: &InstanceDescription,
+    drill_id: &str,
+) -> DrResult<()> {
     let ours = description.instance_id.as_str().starts_with(DRILL_PREFIX)
         && description.is_ephemeral()
         && description.tags.get(DRILL_TAG).map(String::as_str) == Some(drill_id);
