@@ -331,8 +331,25 @@ pub fn worst_cases(root: &Path) -> Result<Vec<WorstCase>, Vec<String>> {
             .unwrap_or_default();
         loaded.push((machine, stem, definition));
     }
-    // Children before the machines that start them.
-    loaded.sort_by_key(|(_, _, d)| !d.children().is_empty());
+    // Children before the machines that start them, at any depth (the
+    // drill starts each database's drill, which starts the failover).
+    let mut ordered = Vec::new();
+    let mut placed: std::collections::BTreeSet<String> = Default::default();
+    while !loaded.is_empty() {
+        let (ready, rest): (Vec<_>, Vec<_>) = loaded
+            .into_iter()
+            .partition(|(_, _, d)| d.children().iter().all(|(_, arn)| placed.contains(arn)));
+        if ready.is_empty() {
+            // A cycle, or a child no template declares: their worst cases
+            // are reported as not given.
+            ordered.extend(rest);
+            break;
+        }
+        placed.extend(ready.iter().map(|(m, _, _)| m.arn.clone()));
+        ordered.extend(ready);
+        loaded = rest;
+    }
+    let loaded = ordered;
     let mut children: BTreeMap<String, Budget> = BTreeMap::new();
     let mut out = Vec::new();
     let mut problems = Vec::new();

@@ -94,8 +94,8 @@ fn a_function_built_apart_wired_to_another_step_or_undocumented_is_caught() {
             ),
             (
                 "DR_FUNCTION: promote-replica",
-                "DR_FUNCTION: drill-promote",
-                "PromoteReplicaFunction sets DR_FUNCTION \"drill-promote\", the step of DrillPromoteFunction",
+                "DR_FUNCTION: drill-copy",
+                "PromoteReplicaFunction sets DR_FUNCTION \"drill-copy\", the step of DrillCopyFunction",
             ),
             (
                 "DR_FUNCTION: notify",
@@ -614,4 +614,49 @@ fn a_standby_that_watches_or_cannot_fail_over_is_caught() {
         deploy_checks::deployments(copy.path()),
         vec!["primary (us-east-1): the database secret is not replicated to us-west-2".to_owned()]
     );
+}
+
+/// The rehearsed failover promotes, fences and cuts off the drill's copy
+/// with the same policies as production's: RDS checks each tag those
+/// policies' conditions name, so the drill's instances must carry them
+/// (moto checks no condition: without this, AccessDenied on AWS only).
+#[test]
+fn the_drills_instances_carry_every_tag_the_failovers_policies_require() {
+    let template = std::fs::read_to_string(repo().join("template.yaml")).expect("template");
+    let tags = dr_scenarios::drill::drill_tags(
+        "q4",
+        &dr_core::InstanceId::parse("muejam-db-prod").expect("id"),
+    );
+    let mut required = Vec::new();
+    for function in [
+        "PromoteReplicaFunction",
+        "FenceInstanceFunction",
+        "UpdateDnsFunction",
+        "CheckDatabaseFunction",
+        "ConfirmFailureFunction",
+    ] {
+        let block = resource_block(&template, function);
+        for line in block.lines() {
+            if let Some((key, value)) = line.trim().split_once(": ") {
+                if let Some(tag) = key.strip_prefix("aws:ResourceTag/") {
+                    required.push((
+                        function,
+                        tag.to_owned(),
+                        value.trim_matches('\'').to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        !required.is_empty(),
+        "the promotion is conditioned on a tag"
+    );
+    for (function, tag, value) in required {
+        assert_eq!(
+            tags.get(&tag).map(String::as_str),
+            Some(value.as_str()),
+            "{function} acts only on instances tagged {tag}={value}: the drill's are not"
+        );
+    }
 }

@@ -683,12 +683,23 @@ impl ReportStore for Fake {
     }
     async fn get(&self, k: &str) -> DrResult<Option<Vec<u8>>> {
         self.0.record(PortOperation::ReportGet);
+        if k == REHEARSAL_REPORT {
+            return Ok(Some(
+                json!({"outcome": "succeeded", "passed": true, "rto": {"achieved_seconds": 300.0}, "rpo": {"achieved_seconds": 0.0}})
+                    .to_string()
+                    .into_bytes(),
+            ));
+        }
         Ok(k.ends_with("/recipients.json")
             .then(|| b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]".to_vec()))
     }
-    async fn list(&self, _p: &str) -> DrResult<Vec<String>> {
+    async fn list(&self, p: &str) -> DrResult<Vec<String>> {
         self.0.record(PortOperation::ReportList);
-        Ok(Vec::new())
+        Ok(REHEARSAL_REPORT
+            .starts_with(p)
+            .then(|| REHEARSAL_REPORT.to_owned())
+            .into_iter()
+            .collect())
     }
 }
 
@@ -765,11 +776,14 @@ impl RecoveryLock for Fake {
     }
     async fn holder(&self, resource: &str) -> DrResult<Option<LockHolder>> {
         self.0.record(PortOperation::LockHolder);
-        Ok((resource == "held").then(|| LockHolder {
-            resource: resource.into(),
-            owner: "arn:dead".into(),
-            acquired_at: Utc::now(),
-        }))
+        // A rehearsal that died holds its copy's lock.
+        Ok(
+            (resource == "held" || resource == DRILL_COPY).then(|| LockHolder {
+                resource: resource.into(),
+                owner: "arn:dead".into(),
+                acquired_at: Utc::now(),
+            }),
+        )
     }
     async fn holders(&self) -> DrResult<Vec<LockHolder>> {
         self.0.record(PortOperation::LockHolders);
@@ -802,6 +816,27 @@ impl IntegrityVerifier for Fake {
     }
 }
 
+/// The report drill d1's rehearsed failover filed.
+const REHEARSAL_REPORT: &str = "database-failover/20261126T020500Z-drill-d1-muejam-failover.json";
+
+/// Drill d1's copy of muejam, as its rehearsal registers it.
+const DRILL_COPY: &str = "drill-d1-muejam";
+
+fn drill_copy() -> Topology {
+    serde_json::from_value(json!({
+        "database": DRILL_COPY,
+        "primary": "drill-muejam-db-prod-d1",
+        "replicas": ["drill-muejam-db-prod-d1-rep"],
+        "db_name": "muejam",
+        "credentials_secret_id": "muejam/db/master",
+        "dns": {"hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal", "ttl": 60},
+        "instance_prefix": "drill-muejam-db-prod-d1",
+        "tags": {"dr:drill": "d1", "ephemeral": "true", "dr:drill-source": "muejam-db-prod"},
+        "version": 2
+    }))
+    .expect("topology")
+}
+
 fn topology(database: &str) -> Topology {
     serde_json::from_value(json!({
         "database": database,
@@ -821,7 +856,11 @@ fn topology(database: &str) -> Topology {
 impl TopologyRegistry for Fake {
     async fn get(&self, database: &str) -> DrResult<Option<Topology>> {
         self.0.record(PortOperation::TopologyGet);
-        Ok((database == "muejam").then(|| topology(database)))
+        Ok(match database {
+            "muejam" => Some(topology(database)),
+            DRILL_COPY => Some(drill_copy()),
+            _ => None,
+        })
     }
     async fn put(&self, t: &Topology, expected: Option<u64>) -> DrResult<Topology> {
         self.0.record(PortOperation::TopologyPut);
@@ -831,7 +870,7 @@ impl TopologyRegistry for Fake {
     }
     async fn list(&self) -> DrResult<Vec<Topology>> {
         self.0.record(PortOperation::TopologyList);
-        Ok(vec![topology("muejam")])
+        Ok(vec![topology("muejam"), drill_copy()])
     }
     async fn delete(&self, _database: &str, _expected: u64) -> DrResult<bool> {
         self.0.record(PortOperation::TopologyDelete);
@@ -926,6 +965,13 @@ impl Executions for Fake {
     async fn state(&self, _arn: &str) -> DrResult<Option<ExecutionState>> {
         self.0.record(PortOperation::ExecutionState);
         Ok(Some(ExecutionState::Aborted))
+    }
+    async fn definitions(&self, _m: &str, _e: &str) -> DrResult<Option<DefinitionDigests>> {
+        self.0.record(PortOperation::ExecutionDefinition);
+        Ok(Some(DefinitionDigests {
+            ran_sha256: "a".repeat(64),
+            deployed_sha256: "a".repeat(64),
+        }))
     }
 }
 
@@ -1209,17 +1255,25 @@ fn payloads(function: Function) -> Vec<Value> {
             // The backup predates a rotation: its master password is set.
             json!({"drill_id": "d1", "restore_instance_id": "drill-muejam-db-prod-d1", "snapshot_id": "s1", "credentials_secret_id": "rotated-drill", "started_at": "2026-11-26T02:00:00Z"}),
         ],
-        Function::DrillReplica => vec![
-            json!({"drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
+        Function::DrillCopy => vec![
+            json!({"action": "replica", "drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
+            json!({"action": "register", "drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
+            json!({"action": "fail", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "quarantine_security_group": "sg-q"}),
+            json!({"action": "rehearsed", "drill_id": "d1", "copy": {
+                    "database": "drill-d1-muejam", "hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal",
+                    "primary": "drill-muejam-db-prod-d1", "replica": "drill-muejam-db-prod-d1-rep",
+                    "production": {"database": "muejam", "hosted_zone": "muejam.internal", "record_name": "db.muejam.internal"}},
+                "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover",
+                "execution_name": "drill-d1-muejam-failover",
+                "markers": {"instance_id": "drill-muejam-db-prod-d1-rep", "found": ["drill:d1:1", "drill:d1:2", "drill:d1:3"], "missing": ["drill:d1:in-flight"]},
+                "error": null}),
         ],
         Function::DrillMarker => vec![
             json!({"action": "write", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
+            json!({"action": "write", "in_flight": true, "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
             json!({"action": "check", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1-rep", "credentials_secret_id": "s"}),
-            json!({"action": "verify", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s", "promoted_at": "2026-11-26T02:00:00Z"}),
+            json!({"action": "count", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s"}),
         ],
-        Function::DrillPromote => {
-            vec![json!({"drill_id": "d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"})]
-        }
         Function::DrillCleanup => vec![
             json!({"drill_id": "d1"}),
             json!({"drill_id": "d2", "sweep_earlier": true, "execution_arn": "arn:aws:states:us-east-1:1:execution:muejam-dr-drill:d2"}),

@@ -57,6 +57,49 @@ impl Executions for SfnExecutions {
             },
         }
     }
+
+    async fn definitions(
+        &self,
+        state_machine_arn: &str,
+        execution_arn: &str,
+    ) -> DrResult<Option<DefinitionDigests>> {
+        if !execution_arn.starts_with("arn:") {
+            return Ok(None);
+        }
+        // What the execution ran (the definition it started with, even if
+        // the state machine was updated since), then what is deployed now.
+        let ran = match self
+            .client
+            .describe_state_machine_for_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+        {
+            Ok(output) => output.definition().to_owned(),
+            Err(e) => {
+                return match map_sdk_error(
+                    &format!("reading the definition {execution_arn} ran"),
+                    e,
+                ) {
+                    DrError::NotFound(_) => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        let deployed = self
+            .client
+            .describe_state_machine()
+            .state_machine_arn(state_machine_arn)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("reading {state_machine_arn}"), e))?
+            .definition()
+            .to_owned();
+        Ok(Some(DefinitionDigests {
+            ran_sha256: definition_sha256(&ran),
+            deployed_sha256: definition_sha256(&deployed),
+        }))
+    }
 }
 
 /// [`ExecutionControl`] on Step Functions: the deployment's state machines

@@ -159,6 +159,10 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         LockTakeOver => &["dynamodb:PutItem", "dynamodb:GetItem"],
         LockHolders => &["dynamodb:Scan"],
         ExecutionState => &["states:DescribeExecution"],
+        ExecutionDefinition => &[
+            "states:DescribeStateMachineForExecution",
+            "states:DescribeStateMachine",
+        ],
         // PublishBatch is authorised as sns:Publish.
         UserNotify => &["sns:Publish"],
         LedgerEntries => &["dynamodb:Query"],

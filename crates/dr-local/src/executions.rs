@@ -78,7 +78,51 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> DrError {
     DrError::Internal(format!("{what} {}: {e}", path.display()))
 }
 
+/// A state machine as a `drctl run` loaded it: the digest of the text it
+/// runs, and where that text comes from (the file and the template's
+/// substitutions), which is what "deployed" means on the local stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadedDefinition {
+    pub sha256: String,
+    pub path: PathBuf,
+    pub substitutions: std::collections::BTreeMap<String, String>,
+}
+
 impl LocalExecutions {
+    /// The state machines a run loaded, by ARN (`definitions.json`, beside
+    /// the records; the last run's word for each).
+    fn definitions_path(&self) -> PathBuf {
+        self.dir.join("definitions.json")
+    }
+
+    /// Records what a run loaded, over what earlier runs recorded.
+    pub fn record_definitions(
+        &self,
+        loaded: &std::collections::BTreeMap<String, LoadedDefinition>,
+    ) -> DrResult<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| io("creating", &self.dir, e))?;
+        let path = self.definitions_path();
+        let mut all = self.loaded_definitions()?;
+        all.extend(loaded.clone());
+        let text = serde_json::to_vec_pretty(&all)
+            .map_err(|e| DrError::Internal(format!("serializing definitions: {e}")))?;
+        let temporary = self
+            .dir
+            .join(format!("definitions.json.{}", std::process::id()));
+        fs::write(&temporary, text).map_err(|e| io("writing", &temporary, e))?;
+        fs::rename(&temporary, &path).map_err(|e| io("replacing", &path, e))
+    }
+
+    fn loaded_definitions(&self) -> DrResult<std::collections::BTreeMap<String, LoadedDefinition>> {
+        let path = self.definitions_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| DrError::Internal(format!("{} is unreadable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(io("reading", &path, e)),
+        }
+    }
+
     pub fn new(home: &Path) -> Self {
         LocalExecutions {
             dir: home.join("executions"),
@@ -313,6 +357,28 @@ impl Executions for LocalExecutions {
             .get(name)?
             .filter(|r| r.arn == execution_arn || r.state_machine == machine)
             .map(|r| r.effective_state()))
+    }
+
+    /// Ran: the digest recorded by the run that loaded the state machine.
+    /// Deployed: its file as the template renders it now.
+    async fn definitions(
+        &self,
+        state_machine_arn: &str,
+        _execution_arn: &str,
+    ) -> DrResult<Option<DefinitionDigests>> {
+        let Some(loaded) = self.loaded_definitions()?.remove(state_machine_arn) else {
+            return Ok(None);
+        };
+        let text = match fs::read_to_string(&loaded.path) {
+            Ok(text) => text,
+            // Gone from the repository: nothing is deployed under it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io("reading", &loaded.path, e)),
+        };
+        Ok(Some(DefinitionDigests {
+            ran_sha256: loaded.sha256,
+            deployed_sha256: definition_sha256(&render_definition(&text, &loaded.substitutions)?),
+        }))
     }
 }
 

@@ -314,6 +314,13 @@ pub fn markdown(report: &DrillReport) -> String {
                 .unwrap_or_else(|| "did not run".to_owned())
         ));
     }
+    let rehearsals = rehearsal_lines(&serde_json::to_value(report).unwrap_or_default());
+    if !rehearsals.is_empty() {
+        md.push_str("\n## Rehearsed workflows\n\n");
+        for line in rehearsals {
+            md.push_str(&format!("- {line}\n"));
+        }
+    }
     md.push_str("\n## Cleanup check\n\n");
     if report.cleanup_verified {
         md.push_str("- nothing tagged for this drill is left\n");
@@ -368,6 +375,53 @@ pub fn markdown(report: &DrillReport) -> String {
 
 /// CloudWatch Embedded Metric Format, printed where Lambda turns stdout into
 /// logs (and so metrics); elsewhere stdout belongs to the caller.
+/// Pure: one line per workflow the drill rehearsed (a test whose details
+/// name its `workflow`): the database, the run, its outcome, RTO, RPO, the
+/// rows it lost, and the definition it ran against the deployed one.
+pub fn rehearsal_lines(report: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for db in report["databases"].as_array().into_iter().flatten() {
+        for test in db["tests"].as_array().into_iter().flatten() {
+            let d = &test["details"];
+            let Some(workflow) = d["workflow"].as_str() else {
+                continue;
+            };
+            let digest = |key: &str| d[key].as_str().map(|h| h.get(..12).unwrap_or(h).to_owned());
+            let definition = match (digest("definition_sha256"), digest("deployed_sha256")) {
+                (Some(ran), Some(deployed)) if ran == deployed => {
+                    format!("definition sha256 {ran}… = deployed")
+                }
+                (Some(ran), Some(deployed)) => {
+                    format!("definition sha256 {ran}… ≠ deployed {deployed}…")
+                }
+                _ => "definition not read".to_owned(),
+            };
+            let lost = match (d["rows_lost"].as_u64(), d["rows_written"].as_u64()) {
+                (Some(lost), Some(written)) => format!(
+                    "{lost} of {written} marker rows lost{}",
+                    if d["in_flight_lost"] == true {
+                        " (the one written just before the failure)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => "rows lost not measured".to_owned(),
+            };
+            lines.push(format!(
+                "{} {workflow} on {} (`{}`): {} — {}; RTO {}, RPO {}; {lost}; {definition}",
+                db["database"].as_str().unwrap_or("?"),
+                d["copy"].as_str().unwrap_or("its copy"),
+                d["execution"].as_str().unwrap_or("?"),
+                test["status"].as_str().unwrap_or("?"),
+                d["outcome"].as_str().unwrap_or("no outcome"),
+                seconds(d["rto_seconds"].as_f64()),
+                seconds(d["rpo_seconds"].as_f64()),
+            ));
+        }
+    }
+    lines
+}
+
 fn emit_metrics(report: &DrillReport) {
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
         return;
@@ -525,5 +579,38 @@ mod tests {
             vec![TestStatus::Failed, TestStatus::Skipped, TestStatus::Skipped]
         );
         assert!(!report.passed);
+    }
+
+    #[test]
+    fn each_rehearsed_workflow_says_its_outcome_times_losses_and_definition() {
+        let h = |c: char| c.to_string().repeat(64);
+        let rehearsal = |details: Value, status: &str| {
+            let mut i = input("SUCCESSFUL");
+            i.results[0]["tests"]["failover"] = test("failover_test", status, details);
+            markdown(&build(&i, None))
+        };
+        let base = json!({"workflow": "database-failover", "copy": "drill-q4-muejam",
+            "execution": "drill-q4-muejam-failover", "outcome": "succeeded",
+            "rto_seconds": 312.0, "rpo_seconds": 0.0, "rows_written": 4, "rows_lost": 0,
+            "in_flight_lost": false, "definition_sha256": h('a'), "deployed_sha256": h('a')});
+        let with = |k: &str, v: Value| {
+            let mut d = base.clone();
+            d[k] = v;
+            d
+        };
+        let cases = [
+            (base.clone(), "SUCCESSFUL", "muejam-db-prod database-failover on drill-q4-muejam (`drill-q4-muejam-failover`): SUCCESSFUL — succeeded; RTO 5.2 min, RPO 0.0 s; 0 of 4 marker rows lost; definition sha256 aaaaaaaaaaaa… = deployed"),
+            (with("deployed_sha256", json!(h('b'))), "FAILED", "definition sha256 aaaaaaaaaaaa… ≠ deployed bbbbbbbbbbbb…"),
+            (with("rows_lost", Value::Null), "FAILED", "rows lost not measured"),
+            ({let mut d = with("rows_lost", json!(1)); d["in_flight_lost"] = json!(true); d}, "SUCCESSFUL", "1 of 4 marker rows lost (the one written just before the failure)"),
+            (with("outcome", json!("failed")), "FAILED", "FAILED — failed; RTO"),
+        ];
+        for (details, status, expected) in cases {
+            let md = rehearsal(details.clone(), status);
+            assert!(md.contains("## Rehearsed workflows"), "{md}");
+            assert!(md.contains(expected), "{expected:?} not in:\n{md}");
+        }
+        // A drill whose failover test rehearsed nothing has no such section.
+        assert!(!markdown(&build(&input("SUCCESSFUL"), None)).contains("Rehearsed"));
     }
 }

@@ -220,6 +220,7 @@ pub fn view_of(report: &Value) -> ReportView {
         }));
     }
     findings.extend(lines(report.pointer("/evidence/reasons")));
+    findings.extend(crate::drill_report::rehearsal_lines(report));
     findings.extend(lines(report.get("manual_review")));
     let mut changes = lines(report.get("changes"));
     if changes.is_empty() {

@@ -109,9 +109,8 @@ pub enum Function {
     VerifyBackup,
     StartRestore,
     RestoreCheck,
-    DrillReplica,
+    DrillCopy,
     DrillMarker,
-    DrillPromote,
     DrillCleanup,
     RunbookReview,
     DrillReport,
@@ -164,7 +163,7 @@ pub enum Function {
 }
 
 impl Function {
-    pub const ALL: [Function; 64] = [
+    pub const ALL: [Function; 63] = [
         Function::CheckDatabase,
         Function::PromoteReplica,
         Function::DescribeInstance,
@@ -177,9 +176,8 @@ impl Function {
         Function::VerifyBackup,
         Function::StartRestore,
         Function::RestoreCheck,
-        Function::DrillReplica,
+        Function::DrillCopy,
         Function::DrillMarker,
-        Function::DrillPromote,
         Function::DrillCleanup,
         Function::RunbookReview,
         Function::DrillReport,
@@ -246,9 +244,8 @@ impl Function {
             Function::VerifyBackup => "VerifyBackupFunction",
             Function::StartRestore => "StartRestoreFunction",
             Function::RestoreCheck => "RestoreCheckFunction",
-            Function::DrillReplica => "DrillReplicaFunction",
+            Function::DrillCopy => "DrillCopyFunction",
             Function::DrillMarker => "DrillMarkerFunction",
-            Function::DrillPromote => "DrillPromoteFunction",
             Function::DrillCleanup => "DrillCleanupFunction",
             Function::RunbookReview => "RunbookReviewFunction",
             Function::DrillReport => "DrillReportFunction",
@@ -352,15 +349,36 @@ impl Function {
                 IntegrityVerify,
                 ChangeMasterCredentials,
             ],
-            Function::DrillReplica => &[DescribeInstance, CreateReadReplica],
+            Function::DrillCopy => &[
+                DescribeInstance,
+                CreateReadReplica,
+                TopologyList,
+                TopologyGet,
+                TopologyPut,
+                DnsUpsert,
+                DnsGetRecord,
+                InjectFailure,
+                ReportList,
+                ReportGet,
+                ExecutionDefinition,
+            ],
             Function::DrillMarker => &[
                 DescribeInstance,
+                TopologyGet,
                 SecretsGet,
                 SqlWriteMarker,
                 SqlMarkerPresent,
             ],
-            Function::DrillPromote => &[DescribeInstance, PromoteReadReplica],
-            Function::DrillCleanup => &[ListInstances, DeleteInstance, ExecutionState],
+            Function::DrillCleanup => &[
+                ListInstances,
+                DeleteInstance,
+                ExecutionState,
+                TopologyList,
+                TopologyDelete,
+                DnsDeleteRecord,
+                LockHolder,
+                LockRelease,
+            ],
             Function::RunbookReview => &[NotifierSubscriptions],
             Function::DrillReport => &[ReportGet, ReportPut, NotifierPublish],
             Function::ProbeDatabase => &[SecretsGet, SqlProbe, MetricsPut],
@@ -580,9 +598,8 @@ impl Function {
             Function::VerifyBackup => "verify-backup",
             Function::StartRestore => "start-restore",
             Function::RestoreCheck => "restore-check",
-            Function::DrillReplica => "drill-replica",
+            Function::DrillCopy => "drill-copy",
             Function::DrillMarker => "drill-marker",
-            Function::DrillPromote => "drill-promote",
             Function::DrillCleanup => "drill-cleanup",
             Function::RunbookReview => "runbook-review",
             Function::DrillReport => "drill-report",
@@ -739,13 +756,8 @@ async fn dispatch_unguarded(function: Function, ports: &Ports, payload: Value) -
         Function::RestoreCheck => {
             to_value(drill::restore_check(ports, parse(function, payload)?).await?)
         }
-        Function::DrillReplica => {
-            to_value(drill::drill_replica(ports, parse(function, payload)?).await?)
-        }
+        Function::DrillCopy => drill::drill_copy(ports, parse(function, payload)?).await,
         Function::DrillMarker => drill::drill_marker(ports, parse(function, payload)?).await,
-        Function::DrillPromote => {
-            to_value(drill::drill_promote(ports, parse(function, payload)?).await?)
-        }
         Function::DrillCleanup => {
             to_value(drill::drill_cleanup(ports, parse(function, payload)?).await?)
         }

@@ -523,6 +523,25 @@ pub async fn known_topology(ports: &Ports, database: &str) -> DrResult<Topology>
         .ok_or_else(|| invalid(format!("database {database:?} is not registered")))
 }
 
+/// Every production database: the registry's records, and the
+/// deployment's initial ones not registered yet. A drill's throw-away
+/// copies are not production: nothing replicates, checks or drills them.
+pub async fn production_databases(ports: &Ports) -> DrResult<Vec<Topology>> {
+    let mut known: Vec<Topology> = ports
+        .topology
+        .list()
+        .await?
+        .into_iter()
+        .filter(|t| t.drill_id().is_none())
+        .collect();
+    for initial in &ports.initial_topologies {
+        if !known.iter().any(|t| t.database == initial.database) {
+            known.push(initial.clone());
+        }
+    }
+    Ok(known)
+}
+
 pub async fn registered_topology(ports: &Ports, database: &str) -> DrResult<Topology> {
     if let Some(topology) = ports.topology.get(database).await? {
         return Ok(topology);

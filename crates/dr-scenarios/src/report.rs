@@ -550,10 +550,19 @@ pub(crate) async fn raise_page(
     }
 }
 
-/// The drill a run rehearses for (its plan's `drill`): such a run pages
+/// The drill a run rehearses for: its plan's `drill`, or, for a run
+/// refused before it had a plan, a request triggered by a drill on a
+/// drill's copy (`drill-…`; the copy's name is returned). Such a run pages
 /// nobody; the drill's own report says how the rehearsal went.
 pub(crate) fn drill_of_details(details: &Value) -> Option<&str> {
-    details.pointer("/plan/drill").and_then(Value::as_str)
+    if let Some(drill) = details.pointer("/plan/drill").and_then(Value::as_str) {
+        return Some(drill);
+    }
+    let request = details.get("request")?;
+    let database = request.get("database").and_then(Value::as_str)?;
+    (request.pointer("/trigger/source").and_then(Value::as_str) == Some("drill")
+        && database.starts_with(crate::drill::DRILL_PREFIX))
+    .then_some(database)
 }
 
 /// Whether a report pages: a recovery that did not pass, unless a person
@@ -747,6 +756,33 @@ pub async fn report(ports: &Ports, input: ReportInput) -> DrResult<ReportOutput>
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn only_a_drills_rehearsal_on_its_copy_pages_nobody() {
+        let cases = [
+            (json!({"plan": {"drill": "q4"}}), Some("q4")),
+            (json!({"plan": {"drill": null}}), None),
+            (json!({"plan": {"database": "muejam"}}), None),
+            // Refused before it had a plan: a drill's request on a copy.
+            (
+                json!({"request": {"database": "drill-q4-muejam", "trigger": {"source": "drill"}}}),
+                Some("drill-q4-muejam"),
+            ),
+            // A request that says "drill" about production still pages.
+            (
+                json!({"request": {"database": "muejam", "trigger": {"source": "drill"}}}),
+                None,
+            ),
+            (
+                json!({"request": {"database": "drill-q4-muejam", "trigger": {"source": "manual"}}}),
+                None,
+            ),
+            (json!({}), None),
+        ];
+        for (details, expected) in cases {
+            assert_eq!(drill_of_details(&details), expected, "{details}");
+        }
+    }
 
     #[test]
     fn a_report_is_found_by_its_execution_exactly() {

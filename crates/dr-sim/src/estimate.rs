@@ -616,6 +616,18 @@ pub async fn run(
     for (child_arn, child_name, child) in machines.children {
         runner = runner.child_machine(child_arn.clone(), child_name.clone(), child.clone());
     }
+    let _ = world.definitions.set(
+        machines
+            .children
+            .iter()
+            .filter_map(|(arn, _, child)| {
+                child
+                    .definition_sha256
+                    .clone()
+                    .map(|digest| (arn.clone(), digest))
+            })
+            .collect(),
+    );
     // Steps answer waiting tasks through this run's runner.
     let _ = world.tokens.set(runner.tokens());
     let on_call = OnCall {

@@ -399,6 +399,23 @@ impl Executions for SimServices {
         self.world.data_call();
         Ok(self.world.state()?.executions.get(execution_arn).copied())
     }
+
+    async fn definitions(
+        &self,
+        state_machine_arn: &str,
+        _execution_arn: &str,
+    ) -> DrResult<Option<DefinitionDigests>> {
+        self.world.api_call("DescribeStateMachineForExecution")?;
+        Ok(self
+            .world
+            .definitions
+            .get()
+            .and_then(|d| d.get(state_machine_arn))
+            .map(|digest| DefinitionDigests {
+                ran_sha256: digest.clone(),
+                deployed_sha256: digest.clone(),
+            }))
+    }
 }
 
 /// Secrets Manager, simulated: versions with staging labels, moved as

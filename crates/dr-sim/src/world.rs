@@ -401,6 +401,9 @@ pub struct World {
     /// The runner's task tokens, once the estimate has made its runner:
     /// what a step answers a waiting task through.
     pub(crate) tokens: std::sync::OnceLock<dr_runner::TaskTokens>,
+    /// The digest of each state machine the run deployed, by ARN: the one
+    /// definition each runs (the simulated account has one deployment).
+    pub(crate) definitions: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
 }
 
 impl World {
@@ -411,6 +414,7 @@ impl World {
             state: Mutex::new(State::default()),
             rng: Mutex::new(rng),
             tokens: std::sync::OnceLock::new(),
+            definitions: std::sync::OnceLock::new(),
         })
     }
 
@@ -612,6 +616,30 @@ impl World {
     /// When the integrity verifier ran, each time.
     pub fn checks(&self) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         self.state().map(|s| s.checks.clone()).unwrap_or_default()
+    }
+
+    /// The pages raised (each would climb the escalation path).
+    pub fn pages(&self) -> Vec<Page> {
+        self.state().map(|s| s.pages.clone()).unwrap_or_default()
+    }
+
+    /// Every approval asked, by execution name, with where it stands.
+    pub fn approvals(&self) -> Vec<(String, ApprovalStatus)> {
+        self.state()
+            .map(|s| {
+                s.approvals
+                    .iter()
+                    .map(|(name, (request, _))| (name.clone(), request.status))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The names of the DNS records that exist.
+    pub fn record_names(&self) -> Vec<String> {
+        self.state()
+            .map(|s| s.records.keys().map(|(_, name, _)| name.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Every notification published, with when.

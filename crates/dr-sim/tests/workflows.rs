@@ -320,28 +320,184 @@ async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
         ..options(&loaded.template)
     };
     let run = loaded.run(options, 11, Vec::new()).await;
-    let reports: Vec<Value> = {
-        let services = SimServices::new(run.world.clone());
-        let mut all = Vec::new();
-        for key in ReportStore::list(&services, "").await.expect("list") {
-            if key.ends_with(".json") {
-                let body = ReportStore::get(&services, &key)
-                    .await
-                    .expect("get")
-                    .expect("body");
-                all.push(serde_json::from_slice(&body).expect("json"));
-            }
-        }
-        all
-    };
+    let after = drill_aftermath(&run).await;
     assert!(
         run.result.succeeded(),
         "{:?} {:?}\n{:#}",
         run.result.error,
         run.result.cause,
-        Value::Array(reports.clone())
+        after.report
     );
-    let (left, _) =
+    after.assert_nothing_left("the full batch");
+    assert_eq!(
+        run.measure.outcome.as_deref(),
+        Some("passed"),
+        "{:#}",
+        after.report
+    );
+    // Each database's failover test is a rehearsal of the real failover
+    // on the drill's copy, judged from that run's own report.
+    let databases = after.report["databases"].as_array().expect("databases");
+    assert_eq!(databases.len(), dr_scenarios::drill::MAX_DATABASES);
+    for db in databases {
+        let test = failover_test_of(db);
+        assert_eq!(test["status"], "SUCCESSFUL", "{test:#}");
+        let d = &test["details"];
+        assert_eq!(d["workflow"], "database-failover", "{d:#}");
+        assert_eq!(d["outcome"], "succeeded", "{d:#}");
+        assert!(d["rto_seconds"].as_f64().is_some_and(|s| s > 0.0), "{d:#}");
+        assert_eq!(d["rows_lost"].as_u64().map(|n| n <= 1), Some(true), "{d:#}");
+        assert_eq!(d["definition_sha256"], d["deployed_sha256"], "{d:#}");
+        assert_eq!(
+            d["definition_sha256"].as_str().map(str::len),
+            Some(64),
+            "{d:#}"
+        );
+    }
+    // The copy's primary was cut off while RDS said available: each
+    // rehearsal asked, and the drill answered, as itself.
+    let services = SimServices::new(run.world.clone());
+    assert!(
+        run.world
+            .notifications()
+            .iter()
+            .any(|(_, n)| n.attributes.contains_key("drill")),
+        "the rehearsals notified as a drill's"
+    );
+    assert!(!run.world.approvals().is_empty(), "the rehearsals asked");
+    for (name, _) in run.world.approvals() {
+        let (request, _) = ApprovalStore::get(&services, &name)
+            .await
+            .expect("read")
+            .expect("asked");
+        let by = request.answer.map(|a| a.by).unwrap_or_default();
+        assert!(by.starts_with("drill "), "{name}: answered by {by:?}");
+    }
+}
+
+/// A permanent error at any task of the rehearsed failover: the drill's
+/// failover test says FAILED unless the failover still succeeded and
+/// passed (a failed step of its aftercare), and whatever happened,
+/// nothing the drill made is left, production's record is where it was,
+/// and nobody is paged.
+#[tokio::test]
+async fn a_permanent_error_at_any_task_of_the_rehearsed_failover_fails_it_and_leaves_nothing() {
+    let failover = load("database-failover");
+    let drill = load("dr-drill");
+    // A fault names a state: one the drill's own machines share (Report)
+    // would fail the drill's step too, which is not this test's case.
+    let drills_own: BTreeSet<String> = ["dr-drill", "dr-drill-database"]
+        .iter()
+        .flat_map(|m| tasks(&load(m).definition))
+        .collect();
+    let all: Vec<String> = tasks(&failover.definition)
+        .into_iter()
+        .filter(|t| !drills_own.contains(t))
+        .collect();
+    assert!(all.len() > 10, "{all:?}");
+    let mut statuses = BTreeMap::new();
+    for task in &all {
+        let run = drill
+            .run(options(&drill.template), 5, unsafe_at(task))
+            .await;
+        let after = drill_aftermath(&run).await;
+        after.assert_nothing_left(task);
+        let databases = after.report["databases"].as_array().unwrap_or_else(|| {
+            panic!(
+                "{task}: no drill report: {:?} {:?}",
+                run.result.error, run.result.cause
+            )
+        });
+        let test = failover_test_of(&databases[0]);
+        let d = &test["details"];
+        let expected = if d["outcome"] == "succeeded" && test["reason"].is_null() {
+            "SUCCESSFUL"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(test["status"], expected, "{task}: {test:#}");
+        if test["status"] == "FAILED" {
+            assert!(test["reason"].is_string(), "{task}: {test:#}");
+        }
+        assert_eq!(
+            record(&run).await,
+            endpoint_address(&id("muejam-db-prod"), "us-east-1"),
+            "{task}: production's record is untouched"
+        );
+        statuses.insert(task.clone(), test["status"].clone());
+    }
+    for task in [
+        "ValidateInput",
+        "AcquireLock",
+        "ConfirmFailure",
+        "PromoteReplica",
+        "SwitchDns",
+        "VerifyNewPrimary",
+    ] {
+        assert_eq!(statuses[task], "FAILED", "{task}: {statuses:#?}");
+    }
+}
+
+fn failover_test_of(db: &Value) -> &Value {
+    db["tests"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "failover_test"))
+        .expect("failover_test")
+}
+
+/// The drill's report, and what of the drill is left on the simulated
+/// account an hour after it ended.
+struct DrillAftermath {
+    report: Value,
+    instances: Vec<String>,
+    copies: Vec<String>,
+    records: Vec<String>,
+    locks: Vec<LockHolder>,
+    pages: Vec<Page>,
+}
+
+impl DrillAftermath {
+    fn assert_nothing_left(&self, what: &str) {
+        assert!(self.instances.is_empty(), "{what}: {:?}", self.instances);
+        assert!(
+            self.copies.is_empty(),
+            "{what}: the copies left the registry: {:?}",
+            self.copies
+        );
+        assert!(
+            self.records.is_empty(),
+            "{what}: the drill records are removed: {:?}",
+            self.records
+        );
+        assert!(
+            self.locks.is_empty(),
+            "{what}: no lock is left: {:?}",
+            self.locks
+        );
+        assert!(
+            self.pages.is_empty(),
+            "{what}: a drill pages nobody: {:?}",
+            self.pages
+        );
+    }
+}
+
+async fn drill_aftermath(run: &SimulatedRun) -> DrillAftermath {
+    let services = SimServices::new(run.world.clone());
+    let mut report = Value::Null;
+    for key in ReportStore::list(&services, "dr-drill/")
+        .await
+        .expect("list")
+    {
+        if key.ends_with(".json") && !key.ends_with("latest.json") {
+            let body = ReportStore::get(&services, &key)
+                .await
+                .expect("get")
+                .expect("body");
+            report = serde_json::from_slice(&body).expect("json");
+        }
+    }
+    let (instances, _) =
         dr_core::clock::simulate(run.result.stop_date + chrono::Duration::hours(1), async {
             DatabaseControlPlane::list_instances(&dr_sim::SimRds::new(
                 run.world.clone(),
@@ -350,18 +506,30 @@ async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
             .await
         })
         .await;
-    let left: Vec<String> = left
-        .expect("listed")
-        .into_iter()
-        .map(|i| i.instance_id.as_str().to_owned())
-        .filter(|i| i.starts_with("drill-"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-    assert_eq!(
-        run.measure.outcome.as_deref(),
-        Some("passed"),
-        "{reports:#?}"
-    );
+    DrillAftermath {
+        report,
+        instances: instances
+            .expect("listed")
+            .into_iter()
+            .map(|i| i.instance_id.as_str().to_owned())
+            .filter(|i| i.starts_with("drill-"))
+            .collect(),
+        copies: TopologyRegistry::list(&services)
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|t| t.drill_id().is_some())
+            .map(|t| t.database)
+            .collect(),
+        records: run
+            .world
+            .record_names()
+            .into_iter()
+            .filter(|r| r.starts_with("drill-"))
+            .collect(),
+        locks: RecoveryLock::holders(&services).await.expect("locks"),
+        pages: run.world.pages(),
+    }
 }
 
 /// us-east-1 is down: the region failover restores the newest verified copy

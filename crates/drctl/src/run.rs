@@ -312,13 +312,23 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
     // The template's other state machines, which tasks may start as child
     // executions (loaded only when this one starts any).
     let mut child_machines = Vec::new();
+    // What this run loads, as the local stack's "deployed" definitions: a
+    // drill's rehearsal compares the one its child ran with the file now.
+    let mut loaded = BTreeMap::new();
     if !machine.children().is_empty() {
         for child in children {
-            child_machines.push((
-                child.arn,
-                child.name,
-                load(&child.path, child.substitutions)?,
-            ));
+            let child_machine = load(&child.path, child.substitutions.clone())?;
+            if let Some(sha256) = child_machine.definition_sha256.clone() {
+                loaded.insert(
+                    child.arn.clone(),
+                    dr_local::executions::LoadedDefinition {
+                        sha256,
+                        path: child.path.clone(),
+                        substitutions: child.substitutions,
+                    },
+                );
+            }
+            child_machines.push((child.arn, child.name, child_machine));
         }
     }
 
@@ -361,6 +371,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         if let Err(error) = registry.set_input(&execution_name, &input) {
             tracing::warn!(%error, "the input was not kept beside the execution");
         }
+        registry.record_definitions(&loaded)?;
     }
     let started = chrono::Utc::now();
     let mut runner = Runner::new(handlers)

@@ -59,7 +59,59 @@ async fn drill_instances(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
-async fn production_fingerprint(
+/// Everything of production a drill may read but never change: its
+/// instances and their roles, its data, its record, its registry entry, its
+/// secrets' current versions, and the locks held.
+#[derive(Debug, PartialEq)]
+struct Production {
+    instances: Vec<(String, InstanceRole, Option<InstanceId>)>,
+    users: i64,
+    record: Option<String>,
+    registry: Vec<Value>,
+    secrets: Vec<(String, Option<String>)>,
+    locks: Vec<String>,
+}
+
+async fn production_fingerprint(stack: &Stack) -> Production {
+    let clients = stack.moto_clients().await;
+    let registry = dr_aws::DynamoDbTopology::new(clients.dynamodb.clone(), "muejam-dr-topology")
+        .list()
+        .await
+        .expect("registry")
+        .into_iter()
+        .map(|t| json!(t))
+        .collect();
+    let mut secrets = Vec::new();
+    for id in ["muejam/db/master", "muejam/db/app"] {
+        let version = clients
+            .secrets
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .expect("secret")
+            .version_id()
+            .map(str::to_owned);
+        secrets.push((id.to_owned(), version));
+    }
+    let locks = stack
+        .locks()
+        .await
+        .into_iter()
+        .map(|l| format!("{} {}", l.resource, l.owner))
+        .collect();
+    let (instances, users) = instances_and_data(stack).await;
+    Production {
+        instances,
+        users,
+        record: stack.dns_value_or_none().await,
+        registry,
+        secrets,
+        locks,
+    }
+}
+
+async fn instances_and_data(
     stack: &Stack,
 ) -> (Vec<(String, InstanceRole, Option<InstanceId>)>, i64) {
     let instances = stack
@@ -103,7 +155,45 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
     assert!(report["backup_age"]["achieved_seconds"]
         .as_f64()
         .is_some_and(|s| s > 0.0));
-    assert_eq!(tests[2]["details"]["rows_lost"], 0);
+    // The failover test ran the real database-failover state machine on
+    // the drill's copy, and says what it came to.
+    let failover = &tests[2]["details"];
+    assert_eq!(failover["workflow"], "database-failover", "{failover:#}");
+    assert_eq!(failover["outcome"], "succeeded", "{failover:#}");
+    assert!(
+        failover["rto_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{failover:#}"
+    );
+    assert!(failover["rpo_seconds"].as_f64().is_some(), "{failover:#}");
+    // The rows replicated before the crash all survive; the one written
+    // just before it may not (asynchronous replication).
+    let lost = failover["rows_lost"].as_u64().expect("rows lost measured");
+    assert!(
+        lost == 0 || (lost == 1 && failover["in_flight_lost"] == true),
+        "{failover:#}"
+    );
+    assert_eq!(failover["rows_written"], 4, "{failover:#}");
+    assert_eq!(
+        failover["definition_sha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert_eq!(failover["definition_sha256"], failover["deployed_sha256"]);
+    assert_eq!(
+        failover["production_record_points_at"].as_str(),
+        Some(stack.address(PRIMARY).await.as_str()),
+        "production's record still points at muejam-db-prod"
+    );
+    let child_report = stack.home.join(format!(
+        "reports/{}",
+        failover["report"].as_str().expect("the rehearsal's report")
+    ));
+    let child: Value =
+        serde_json::from_slice(&std::fs::read(&child_report).expect("kept")).expect("json");
+    assert_eq!(child["passed"], true, "{child:#}");
+    assert!(
+        !stack.home.join("pages.jsonl").exists(),
+        "a rehearsal pages nobody"
+    );
     assert_eq!(report["databases"][0]["cleanup_clean"], true);
     assert_eq!(report["cleanup_verified"], true);
     assert!(
@@ -284,12 +374,12 @@ async fn a_drill_never_touches_an_instance_it_did_not_create() {
     );
 
     // Drill steps pointed at production refuse with Unsafe.
-    let machine = stack.home.join("promote-production.asl.json");
+    let machine = stack.home.join("fail-production.asl.json");
     std::fs::write(
         &machine,
         serde_json::to_vec(&json!({"StartAt": "Promote", "States": {"Promote": {
             "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": "DrillPromoteFunction", "Payload": {"drill_id": "fixed-drill", "replica_instance_id": REPLICA}},
+            "Parameters": {"FunctionName": "DrillCopyFunction", "Payload": {"action": "fail", "drill_id": "fixed-drill", "instance_id": REPLICA}},
             "End": true}}}))
         .expect("json"),
     )
@@ -476,11 +566,6 @@ fn worst_case_faults(interval: u64) -> Vec<String> {
             limits.marker_polls - 1,
             json!({"present": false})
         ),
-        format!(
-            "DescribePromoted:1-{}:return={}",
-            limits.promotion_polls - 1,
-            json!({"status": "modifying", "standalone_and_available": false})
-        ),
     ];
     for file in ["dr-drill", "dr-drill-database"] {
         let definition: Value = serde_json::from_slice(
@@ -533,9 +618,18 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
 
     // What the run measured, beside what the definition's worst case says
     // for the same input and one database.
+    // One child per database, each with its rehearsal of the failover.
     let children = result["children"].as_object().expect("children");
-    assert_eq!(children.len(), 1, "one child per database");
-    let child = children.values().next().expect("child");
+    let of = |machine: &str| {
+        children
+            .iter()
+            .filter(|(arn, _)| arn.contains(&format!(":execution:{machine}:")))
+            .map(|(_, c)| c)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("dr-drill-database").len(), 1, "{children:#?}");
+    assert_eq!(of("database-failover").len(), 1, "{children:#?}");
+    let child = of("dr-drill-database")[0];
     let sam = dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
     let declared = sam.state_machines().expect("machines");
     let child_machine = declared
@@ -556,7 +650,6 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
             ("$.request.poll_interval_seconds", interval as f64),
             ("$.limits.restore_polls", limits.restore_polls as f64),
             ("$.limits.replica_polls", limits.replica_polls as f64),
-            ("$.limits.promotion_polls", limits.promotion_polls as f64),
             ("$.limits.marker_polls", limits.marker_polls as f64),
         ]
         .into_iter()
@@ -564,6 +657,21 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
         .collect(),
         function_seconds: sam.function_timeouts(),
         task_seconds: 3.0,
+        // The rehearsed failover: its events are in its own history, and
+        // the task waits for it no longer than its TimeoutSeconds.
+        children: declared
+            .iter()
+            .filter(|m| m.logical_id == "DatabaseFailoverStateMachine")
+            .map(|m| {
+                (
+                    m.arn.clone(),
+                    dr_runner::budget::Budget {
+                        events: 0,
+                        seconds: 7200.0,
+                    },
+                )
+            })
+            .collect(),
         ..Assumptions::default()
     };
     let model = worst_case(&definition, &assumptions).expect("bounded");
@@ -590,6 +698,97 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
             "payloads stay small: {payload}"
         );
     }
+}
+
+/// The drill's records in the production zone (`drill-…`).
+async fn drill_records(stack: &Stack) -> Vec<String> {
+    let route53 = stack.moto_clients().await.route53;
+    let zone = dr_aws::Route53Dns::new(route53.clone())
+        .zone_id("muejam.internal")
+        .await
+        .expect("zone");
+    route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("records")
+        .resource_record_sets()
+        .iter()
+        .map(|r| r.name().to_owned())
+        .filter(|n| n.starts_with("drill-"))
+        .collect()
+}
+
+/// A fault in a step of the rehearsed failover (a child of the drill's
+/// child): that rehearsal is FAILED in the report, naming why, the other
+/// tests stand, and everything the drill made is removed: instances, the
+/// copy's registry entry, its record and its lock. Production is as it was,
+/// and nobody is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothing() {
+    let stack = Stack::up();
+    let before = production_fingerprint(&stack).await;
+    let (code, result) = stack.run(
+        "dr-drill",
+        &drill_input(),
+        &[
+            "--name",
+            "faulty-rehearsal",
+            "--fault",
+            "PromoteReplica:1:Unsafe",
+        ],
+    );
+    assert_eq!(code, 1, "the drill fails: {result:#}");
+    let report = report_of(&stack);
+    assert_eq!(report["overall_status"], "FAILED", "{report:#}");
+    assert_eq!(
+        tests_of(&report),
+        vec![
+            ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
+            ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
+            ("failover_test".to_owned(), "FAILED".to_owned()),
+        ]
+    );
+    let failover = &report["databases"][0]["tests"][2];
+    let reason = failover["reason"].as_str().expect("why");
+    assert!(
+        reason.contains("the database-failover run failed: ") && reason.contains("Unsafe"),
+        "{reason}"
+    );
+    assert!(reason.contains("ended failed (FAILED)"), "{reason}");
+    // The run's own report says the same, and was kept.
+    assert_eq!(failover["details"]["outcome"], "failed", "{failover:#}");
+    assert!(failover["details"]["report"].is_string(), "{failover:#}");
+    // Everything the drill made is gone.
+    assert!(
+        drill_instances(&stack).await.is_empty(),
+        "no drill instance"
+    );
+    assert!(drill_records(&stack).await.is_empty(), "no drill record");
+    assert!(
+        report["databases"][0]["cleanup_clean"] == true && report["cleanup_verified"] == true,
+        "{report:#}"
+    );
+    let copies: Vec<String> =
+        dr_aws::DynamoDbTopology::new(stack.moto_clients().await.dynamodb, "muejam-dr-topology")
+            .list()
+            .await
+            .expect("registry")
+            .into_iter()
+            .map(|t| t.database)
+            .filter(|d| d.starts_with("drill-"))
+            .collect();
+    assert!(copies.is_empty(), "the copy left the registry: {copies:?}");
+    assert_eq!(
+        production_fingerprint(&stack).await,
+        before,
+        "production untouched: instances, data, record, registry, secrets, locks"
+    );
+    assert!(
+        !stack.home.join("pages.jsonl").exists(),
+        "a failed rehearsal pages nobody: the drill's report says it"
+    );
 }
 
 /// The runbook's "verify contact information": a tier of the escalation

@@ -281,6 +281,9 @@ pub enum PortOperation {
     LockTakeOver,
     LockHolders,
     ExecutionState,
+    /// The definition an execution ran and the deployed one
+    /// (DescribeStateMachineForExecution, DescribeStateMachine).
+    ExecutionDefinition,
     FleetDescribe,
     FleetSetDesiredCapacity,
     FleetStartRefresh,

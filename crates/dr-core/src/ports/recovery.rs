@@ -258,6 +258,46 @@ pub trait Executions: Send + Sync {
     /// The state of an execution by its ARN; `None` when it is not known
     /// here (then nothing can be concluded about it).
     async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>>;
+    /// The definition an execution of `state_machine_arn` ran and the one
+    /// deployed now, as digests; `None` when it is not known here.
+    async fn definitions(
+        &self,
+        state_machine_arn: &str,
+        execution_arn: &str,
+    ) -> DrResult<Option<DefinitionDigests>>;
+}
+
+/// The SHA-256 (hex) of the definition an execution ran and of the one
+/// deployed now: equal when a drill rehearsed the workflow an incident
+/// would run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionDigests {
+    pub ran_sha256: String,
+    pub deployed_sha256: String,
+}
+
+/// A definition's text as deployed: each `${Name}` replaced by its value
+/// (JSON-escaped), as SAM's DefinitionSubstitutions do.
+pub fn render_definition(
+    text: &str,
+    substitutions: &std::collections::BTreeMap<String, String>,
+) -> DrResult<String> {
+    let mut rendered = text.to_owned();
+    for (name, value) in substitutions {
+        let escaped = serde_json::to_string(value)
+            .map_err(|e| DrError::InvalidInput(format!("substitution {name}: {e}")))?;
+        rendered = rendered.replace(&format!("${{{name}}}"), &escaped[1..escaped.len() - 1]);
+    }
+    Ok(rendered)
+}
+
+/// The SHA-256 of a definition's text, in hex.
+pub fn definition_sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where one user's notification of an incident stands.

@@ -210,6 +210,9 @@ pub struct StateMachine {
     pub flow: Flow,
     pub timeout_seconds: Option<u64>,
     pub comment: Option<String>,
+    /// The SHA-256 of the definition's text as deployed (substitutions
+    /// applied), when it was loaded from text.
+    pub definition_sha256: Option<String>,
 }
 
 /// Options for loading a definition.
@@ -224,13 +227,8 @@ pub struct LoadOptions {
 impl StateMachine {
     /// Applies substitutions to the definition text and loads it.
     pub fn load(text: &str, options: &LoadOptions) -> Result<StateMachine, LoadError> {
-        let mut substituted = text.to_owned();
-        for (name, value) in &options.substitutions {
-            let escaped = serde_json::to_string(value)
-                .map_err(|e| LoadError::new("substitutions", e.to_string()))?;
-            substituted =
-                substituted.replace(&format!("${{{name}}}"), &escaped[1..escaped.len() - 1]);
-        }
+        let substituted = dr_core::render_definition(text, &options.substitutions)
+            .map_err(|e| LoadError::new("substitutions", e.to_string()))?;
         let value: Value = serde_json::from_str(&substituted)
             .map_err(|e| LoadError::new("definition", format!("not valid JSON: {e}")))?;
         if let Some((location, name)) = unresolved_substitution(&value) {
@@ -239,7 +237,9 @@ impl StateMachine {
                 format!("${{{name}}} has no value: add it to the DefinitionSubstitutions"),
             ));
         }
-        Self::from_value(&value, options)
+        let mut machine = Self::from_value(&value, options)?;
+        machine.definition_sha256 = Some(dr_core::definition_sha256(&substituted));
+        Ok(machine)
     }
 
     pub fn from_value(value: &Value, options: &LoadOptions) -> Result<StateMachine, LoadError> {
@@ -269,6 +269,7 @@ impl StateMachine {
         let loader = Loader { options };
         let flow = loader.flow("definition", top)?;
         Ok(StateMachine {
+            definition_sha256: None,
             flow,
             timeout_seconds: top
                 .get("TimeoutSeconds")

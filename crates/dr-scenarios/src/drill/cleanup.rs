@@ -25,6 +25,12 @@ pub struct DrillCleanupOutput {
     pub deleted: Vec<InstanceId>,
     /// Drill instances still there (and not being deleted) afterwards.
     pub remaining: Vec<InstanceId>,
+    /// The copies' records, registry entries and locks removed.
+    #[serde(default)]
+    pub copies_removed: Vec<String>,
+    /// What of a copy could not be removed, and why.
+    #[serde(default)]
+    pub copies_remaining: Vec<String>,
     pub clean: bool,
 }
 
@@ -60,16 +66,28 @@ pub(crate) async fn sweep_earlier_drills(
         .execution_arn
         .as_deref()
         .ok_or_else(|| DrError::InvalidInput("sweep_earlier needs execution_arn".to_owned()))?;
-    let earlier: std::collections::BTreeSet<String> = ports
+    let mut earlier: std::collections::BTreeSet<String> = ports
         .control_plane
         .list_instances()
         .await?
         .into_iter()
         .filter_map(|i| i.tags.get(DRILL_TAG).cloned())
-        .filter(|id| id != &input.drill_id)
         .collect();
+    // A drill that died after its instances went may have left its copy
+    // in the registry and its record in the zone.
+    earlier.extend(
+        ports
+            .topology
+            .list()
+            .await?
+            .iter()
+            .filter_map(|t| t.drill_id().map(str::to_owned)),
+    );
+    earlier.remove(&input.drill_id);
     let mut deleted = Vec::new();
     let mut remaining = Vec::new();
+    let mut copies_removed = Vec::new();
+    let mut copies_remaining = Vec::new();
     for drill in earlier {
         let running = match sibling_execution(execution_arn, &drill) {
             Some(arn) => ports.executions.state(&arn).await? == Some(ExecutionState::Running),
@@ -82,11 +100,15 @@ pub(crate) async fn sweep_earlier_drills(
         let cleaned = cleanup_drill(ports, &drill, None).await?;
         deleted.extend(cleaned.deleted);
         remaining.extend(cleaned.remaining);
+        copies_removed.extend(cleaned.copies_removed);
+        copies_remaining.extend(cleaned.copies_remaining);
     }
     Ok(DrillCleanupOutput {
-        clean: remaining.is_empty(),
+        clean: remaining.is_empty() && copies_remaining.is_empty(),
         deleted,
         remaining,
+        copies_removed,
+        copies_remaining,
     })
 }
 
@@ -141,9 +163,87 @@ pub(crate) async fn cleanup_drill(
         .filter(|i| ours(i) && i.status != InstanceStatus::Deleting)
         .map(|i| i.instance_id)
         .collect();
+    let mut copies_removed = Vec::new();
+    let mut copies_remaining = Vec::new();
+    let copies = ports.topology.list().await?.into_iter().filter(|t| {
+        t.drill_id() == Some(drill_id)
+            && database.is_none_or(|d| {
+                t.tags.get(DRILL_SOURCE_TAG).map(String::as_str) == Some(d.as_str())
+            })
+    });
+    for copy in copies {
+        remove_copy(ports, &copy, &mut copies_removed, &mut copies_remaining).await?;
+    }
     Ok(DrillCleanupOutput {
-        clean: remaining.is_empty(),
+        clean: remaining.is_empty() && copies_remaining.is_empty(),
         deleted,
         remaining,
+        copies_removed,
+        copies_remaining,
     })
+}
+
+/// Pure: whether a registry entry has the shape of a drill's copy (every
+/// instance `drill-…`, its record a `drill-…` name): only such an entry,
+/// and its record, are ever removed.
+pub fn is_drill_copy(topology: &Topology) -> bool {
+    topology.drill_id().is_some()
+        && topology
+            .members()
+            .all(|m| m.as_str().starts_with(DRILL_PREFIX))
+        && topology
+            .dns
+            .record_name
+            .split('.')
+            .next()
+            .is_some_and(|label| label.starts_with(DRILL_PREFIX))
+}
+
+/// Removes a drill's copy: the lock a rehearsal that died still holds on
+/// it, its record, then its registry entry. A rehearsal still running
+/// keeps it (reported as remaining).
+async fn remove_copy(
+    ports: &Ports,
+    copy: &Topology,
+    removed: &mut Vec<String>,
+    left: &mut Vec<String>,
+) -> DrResult<()> {
+    if !is_drill_copy(copy) {
+        left.push(format!(
+            "registry entry {} (tagged for a drill but not shaped as its copy: left alone)",
+            copy.database
+        ));
+        return Ok(());
+    }
+    if let Some(holder) = ports.lock.holder(&copy.database).await? {
+        if ports.executions.state(&holder.owner).await? == Some(ExecutionState::Running) {
+            left.push(format!(
+                "{} (its rehearsal {} still runs)",
+                copy.database, holder.owner
+            ));
+            return Ok(());
+        }
+        ports.lock.release(&copy.database, &holder.owner).await?;
+        removed.push(format!(
+            "lock on {} held by {}",
+            copy.database, holder.owner
+        ));
+    }
+    if ports
+        .dns
+        .delete_record(&copy.dns.hosted_zone, &copy.dns.record_name, "CNAME")
+        .await?
+        .is_some()
+    {
+        removed.push(format!("record {}", copy.dns.record_name));
+    }
+    match ports.topology.delete(&copy.database, copy.version).await {
+        Ok(_) => removed.push(format!("registry entry {}", copy.database)),
+        Err(DrError::Conflict(e)) => left.push(format!(
+            "registry entry {} (changed while it was being removed: {e})",
+            copy.database
+        )),
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! The failover test: a throw-away replica of the restore, a marker row, the
-//! replica's promotion, and the rows it lost.
+//! The failover test's own steps: the copy's replica (a throw-away replica
+//! of the throw-away restore) and the marker rows whose survival measures
+//! the rows the rehearsed failover lost.
 
 use super::*;
 
@@ -60,12 +61,14 @@ pub async fn drill_replica(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarkerAction {
-    /// Write the marker on the throw-away primary.
+    /// Write the marker rows on the copy's primary (`in_flight`: the one
+    /// written just before the failure).
     Write,
-    /// Is the marker there yet (on the replica, before promotion)?
+    /// Are the marker rows on the copy's replica yet?
     Check,
-    /// After promotion: the failover test's result (rows lost, promotion time).
-    Verify,
+    /// After the rehearsal: which marker rows the copy's primary (as the
+    /// registry has it now) holds.
+    Count,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,34 +76,69 @@ pub enum MarkerAction {
 pub struct DrillMarkerInput {
     pub action: MarkerAction,
     pub drill_id: String,
-    pub instance_id: InstanceId,
+    /// Where to write or check; for `count`, the copy's primary is read
+    /// from the registry instead.
+    #[serde(default)]
+    pub instance_id: Option<InstanceId>,
+    /// The copy's database in the registry (for `count`).
+    #[serde(default)]
+    pub copy_database: Option<String>,
     pub credentials_secret_id: String,
     #[serde(default = "default_database")]
     pub database: String,
-    /// For `verify`: when the promotion started.
+    #[serde(default = "marker_rows")]
+    pub rows: u32,
+    /// `write`: the one marker written just before the failure.
     #[serde(default)]
-    pub promoted_at: Option<DateTime<Utc>>,
+    pub in_flight: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DrillMarkerOutput {
-    pub instance_id: InstanceId,
-    pub present: bool,
-    pub written_at: Option<DateTime<Utc>>,
+fn marker_rows() -> u32 {
+    MARKER_ROWS
 }
 
-/// Writes the drill's marker row on the throw-away primary, or checks
-/// whether it is on an instance (replicated, survived promotion).
+/// The most marker rows a drill writes.
+pub const MAX_MARKER_ROWS: u32 = 100;
+
+/// Writes the drill's marker rows on the copy's primary, checks whether
+/// they reached its replica, or counts them on the primary after the
+/// rehearsal. Only ever on the drill's own instances.
 pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Value> {
-    let started = Stopwatch::start();
-    let described = ports
-        .control_plane
-        .describe_instance(&input.instance_id)
-        .await?;
+    if !(1..=MAX_MARKER_ROWS).contains(&input.rows) {
+        return Err(DrError::InvalidInput(format!(
+            "rows must be between 1 and {MAX_MARKER_ROWS}"
+        )));
+    }
+    let instance_id = match (input.action, &input.instance_id, &input.copy_database) {
+        (MarkerAction::Count, _, Some(copy)) => {
+            let topology = ports.topology.get(copy).await?.ok_or_else(|| {
+                DrError::NotFound(format!("the drill's copy {copy} is not registered"))
+            })?;
+            if topology.drill_id() != Some(input.drill_id.as_str()) {
+                return Err(DrError::Unsafe(format!(
+                    "{copy} is not drill {}'s copy",
+                    input.drill_id
+                )));
+            }
+            topology.primary
+        }
+        (MarkerAction::Count, _, None) => {
+            return Err(DrError::InvalidInput(
+                "count needs copy_database".to_owned(),
+            ))
+        }
+        (_, Some(id), _) => id.clone(),
+        (_, None, _) => {
+            return Err(DrError::InvalidInput(
+                "write and check need instance_id".to_owned(),
+            ))
+        }
+    };
+    let described = ports.control_plane.describe_instance(&instance_id).await?;
     ensure_drill_resource(&described, &input.drill_id)?;
     let endpoint = described
         .endpoint
-        .ok_or_else(|| DrError::NotReady(format!("{} has no endpoint", input.instance_id)))?;
+        .ok_or_else(|| DrError::NotReady(format!("{instance_id} has no endpoint")))?;
     let target = target_for(
         ports,
         &SqlAccess {
@@ -113,90 +151,42 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
         },
     )
     .await?;
-    let marker = format!("drill:{}", input.drill_id);
-    let output = match input.action {
+    let (replicated, in_flight) = marker_names(&input.drill_id, input.rows);
+    match input.action {
         MarkerAction::Write => {
-            let at = ports.sql.write_marker(&target, &marker).await?;
-            json!(DrillMarkerOutput {
-                instance_id: input.instance_id,
-                present: true,
-                written_at: Some(at)
-            })
+            let markers = if input.in_flight {
+                vec![in_flight]
+            } else {
+                replicated
+            };
+            let mut written_at = None;
+            for marker in &markers {
+                written_at = Some(ports.sql.write_marker(&target, marker).await?);
+            }
+            Ok(json!({"instance_id": instance_id, "markers": markers, "written_at": written_at}))
         }
         MarkerAction::Check => {
-            let present = ports.sql.marker_present(&target, &marker).await?;
-            json!(DrillMarkerOutput {
-                instance_id: input.instance_id,
-                present,
-                written_at: None
-            })
-        }
-        MarkerAction::Verify => {
-            if described.replication_source.is_some() {
-                return Err(DrError::NotReady(format!(
-                    "{} is not promoted yet",
-                    input.instance_id
-                )));
+            let mut present = true;
+            for marker in &replicated {
+                present = present && ports.sql.marker_present(&target, marker).await?;
             }
-            let present = ports.sql.marker_present(&target, &marker).await?;
-            let promotion_seconds = input
-                .promoted_at
-                .map(|at| (dr_core::clock::now() - at).num_milliseconds() as f64 / 1000.0);
-            let mut result = TestResult::new(
-                "failover_test",
-                if present {
-                    TestStatus::Successful
+            Ok(json!({"instance_id": instance_id, "present": present}))
+        }
+        MarkerAction::Count => {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for marker in replicated.into_iter().chain(std::iter::once(in_flight)) {
+                if ports.sql.marker_present(&target, &marker).await? {
+                    found.push(marker);
                 } else {
-                    TestStatus::Failed
-                },
-                (!present).then(|| {
-                    "the marker row written before the promotion is missing: rows were lost"
-                        .to_owned()
-                }),
-                started,
-                json!({"rows_lost": if present { 0 } else { 1 }, "promotion_seconds": promotion_seconds}),
-            );
-            if let Some(seconds) = promotion_seconds {
-                result.duration_seconds = seconds;
+                    missing.push(marker);
+                }
             }
-            json!(result)
+            Ok(json!(MarkersCounted {
+                instance_id,
+                found,
+                missing
+            }))
         }
-    };
-    Ok(output)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrillPromoteInput {
-    pub drill_id: String,
-    pub replica_instance_id: InstanceId,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DrillPromoteOutput {
-    pub instance_id: InstanceId,
-    pub promoted_at: DateTime<Utc>,
-    pub lag_at_promotion_seconds: Option<f64>,
-}
-
-/// Promotes the drill's own replica (and nothing else).
-pub async fn drill_promote(
-    ports: &Ports,
-    input: DrillPromoteInput,
-) -> DrResult<DrillPromoteOutput> {
-    let described = ports
-        .control_plane
-        .describe_instance(&input.replica_instance_id)
-        .await?;
-    ensure_drill_resource(&described, &input.drill_id)?;
-    let promoted_at = dr_core::clock::now();
-    let outcome = ports
-        .control_plane
-        .promote_read_replica(&input.replica_instance_id)
-        .await?;
-    Ok(DrillPromoteOutput {
-        instance_id: input.replica_instance_id,
-        promoted_at,
-        lag_at_promotion_seconds: outcome.lag_at_promotion.map(|l| l.seconds),
-    })
+    }
 }

@@ -19,6 +19,8 @@ mod restore;
 pub use restore::*;
 mod failover_test;
 pub use failover_test::*;
+mod rehearsal;
+pub use rehearsal::*;
 mod cleanup;
 pub use cleanup::*;
 mod review;
@@ -113,8 +115,12 @@ pub fn drill_names(database: &InstanceId, drill_id: &str) -> DrResult<(InstanceI
     Ok((restore, replica))
 }
 
-fn drill_tags(drill_id: &str, database: &InstanceId) -> Tags {
+/// The tags of everything a drill makes. `dr:managed=true` too: the
+/// rehearsed failover's IAM policies promote and fence only instances
+/// that carry it (RDS checks `aws:ResourceTag/dr:managed`).
+pub fn drill_tags(drill_id: &str, database: &InstanceId) -> Tags {
     BTreeMap::from([
+        ("dr:managed".to_owned(), "true".to_owned()),
         (EPHEMERAL_TAG.to_owned(), "true".to_owned()),
         (DRILL_TAG.to_owned(), drill_id.to_owned()),
         (DRILL_SOURCE_TAG.to_owned(), database.to_string()),

@@ -220,12 +220,7 @@ pub async fn replication_plan(
 ) -> DrResult<ReplicationPlan> {
     validate_request(&request)?;
     ports.regions.control_plane(&request.backup_region)?;
-    let mut known = ports.topology.list().await?;
-    for initial in &ports.initial_topologies {
-        if !known.iter().any(|t| t.database == initial.database) {
-            known.push(initial.clone());
-        }
-    }
+    let known = crate::plan::production_databases(ports).await?;
     let chosen: Vec<Topology> = if request.databases.is_empty() {
         known
     } else {

@@ -1,0 +1,838 @@
+//! The failover rehearsal. The drill builds a throw-away copy of the
+//! production topology (its restored primary, a replica of it, a `drill-…`
+//! record in the production zone, registered under a drill database name),
+//! makes the copy's primary fail, and starts the real `database-failover`
+//! state machine on the copy. What that run came to is judged here: its
+//! outcome, RTO and RPO from its own report, the marker rows it kept, where
+//! the drill record points, the definition it ran, and that production's
+//! record still points at production's primary.
+
+use super::*;
+
+/// The state machine the rehearsal runs, as its reports are filed.
+pub const REHEARSED_SCENARIO: &str = "database-failover";
+/// Marker rows written (and replicated) before the failure.
+pub const MARKER_ROWS: u32 = 3;
+/// The marker written just before the failure, not waited for: lost or
+/// kept, it is what asynchronous replication risks.
+pub const IN_FLIGHT: &str = "in-flight";
+
+/// The names of the drill's marker rows: `drill:<id>:1` … and the one in
+/// flight.
+pub fn marker_names(drill_id: &str, rows: u32) -> (Vec<String>, String) {
+    (
+        (1..=rows)
+            .map(|n| format!("drill:{drill_id}:{n}"))
+            .collect(),
+        format!("drill:{drill_id}:{IN_FLIGHT}"),
+    )
+}
+
+/// Pure: the copy's database name (`drill-<id>-<database>`) and record
+/// (`drill-<id>.<production record>`, in production's zone).
+pub fn copy_names(drill_id: &str, production: &Topology) -> DrResult<(String, String)> {
+    let short = short_drill_id(drill_id);
+    if short.is_empty() {
+        return Err(DrError::InvalidInput(
+            "drill_id needs letters or digits".to_owned(),
+        ));
+    }
+    let database: String = format!("{DRILL_PREFIX}{short}-{}", production.database)
+        .chars()
+        .take(63)
+        .collect();
+    let database = database.trim_end_matches('-').to_owned();
+    validate_database_name(&database)?;
+    let record = format!(
+        "{DRILL_PREFIX}{short}.{}",
+        production.dns.record_name.trim_end_matches('.')
+    );
+    validate_dns_name("the drill's record", &record)?;
+    Ok((database, record))
+}
+
+/// Pure: the copy's topology: production's shape (zone, TTL, SQL database,
+/// credentials, zones, region) over the drill's instances, tagged for the
+/// drill so that what the failover creates is the drill's too.
+pub fn copy_topology(
+    drill_id: &str,
+    source: &InstanceId,
+    production: &Topology,
+    primary: &InstanceId,
+    replica: &InstanceId,
+) -> DrResult<Topology> {
+    let (database, record) = copy_names(drill_id, production)?;
+    let topology = Topology {
+        database,
+        primary: primary.clone(),
+        replicas: vec![replica.clone()],
+        fenced: Vec::new(),
+        retired: Vec::new(),
+        db_name: production.db_name.clone(),
+        credentials_secret_id: production.credentials_secret_id.clone(),
+        dns: DnsBinding {
+            hosted_zone: production.dns.hosted_zone.clone(),
+            record_name: record,
+            ttl: production.dns.ttl,
+        },
+        availability_zones: production.availability_zones.clone(),
+        region: production.region.clone(),
+        // The copy has no application: nothing is restarted for it.
+        application: None,
+        instance_prefix: primary.as_str().to_owned(),
+        generation: 0,
+        version: 0,
+        updated_at: None,
+        updated_by: Some(format!("drill {drill_id}")),
+        tags: drill_tags(drill_id, source),
+    };
+    topology.validate()?;
+    Ok(topology)
+}
+
+/// What the drill registered: the copy, and the production database it
+/// copies (read, never changed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRegistration {
+    pub database: String,
+    pub hosted_zone: String,
+    pub record_name: String,
+    pub primary: InstanceId,
+    pub replica: InstanceId,
+    pub production: ProductionDatabase,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductionDatabase {
+    pub database: String,
+    pub hosted_zone: String,
+    pub record_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DrillCopyInput {
+    /// A replica of the restore: the copy's replica.
+    Replica {
+        drill_id: String,
+        database: InstanceId,
+        restore_instance_id: InstanceId,
+        replica_instance_id: InstanceId,
+        #[serde(default)]
+        availability_zones: Vec<String>,
+    },
+    /// The copy in the registry, and its record at the restore.
+    Register {
+        drill_id: String,
+        database: InstanceId,
+        restore_instance_id: InstanceId,
+        replica_instance_id: InstanceId,
+    },
+    /// The copy's primary fails.
+    Fail {
+        drill_id: String,
+        instance_id: InstanceId,
+        #[serde(default)]
+        quarantine_security_group: Option<String>,
+    },
+    /// What the rehearsal came to: the failover test's result.
+    Rehearsed {
+        drill_id: String,
+        copy: Box<CopyRegistration>,
+        state_machine_arn: String,
+        execution_name: String,
+        /// The marker count on the copy's primary afterwards (none: not
+        /// counted).
+        #[serde(default)]
+        markers: Option<MarkersCounted>,
+        #[serde(default = "marker_rows")]
+        rows: u32,
+        /// The child's error, when it did not succeed.
+        #[serde(default)]
+        error: Option<Value>,
+    },
+}
+
+fn marker_rows() -> u32 {
+    MARKER_ROWS
+}
+
+/// The marker rows found on the copy's primary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkersCounted {
+    pub instance_id: InstanceId,
+    pub found: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value> {
+    match input {
+        DrillCopyInput::Replica {
+            drill_id,
+            database,
+            restore_instance_id,
+            replica_instance_id,
+            availability_zones,
+        } => to_json(
+            drill_replica(
+                ports,
+                DrillReplicaInput {
+                    drill_id,
+                    database,
+                    restore_instance_id,
+                    replica_instance_id,
+                    availability_zones,
+                },
+            )
+            .await?,
+        ),
+        DrillCopyInput::Register {
+            drill_id,
+            database,
+            restore_instance_id,
+            replica_instance_id,
+        } => to_json(
+            register_copy(
+                ports,
+                &drill_id,
+                &database,
+                &restore_instance_id,
+                &replica_instance_id,
+            )
+            .await?,
+        ),
+        DrillCopyInput::Fail {
+            drill_id,
+            instance_id,
+            quarantine_security_group,
+        } => {
+            let described = ports.control_plane.describe_instance(&instance_id).await?;
+            ensure_drill_resource(&described, &drill_id)?;
+            let how = ports
+                .control_plane
+                .inject_failure(
+                    &instance_id,
+                    &FailureRequest {
+                        quarantine_security_group: quarantine_security_group
+                            .filter(|g| !g.is_empty()),
+                    },
+                )
+                .await?;
+            tracing::warn!(instance = %instance_id, how, "the drill made its copy's primary fail");
+            Ok(json!({"instance_id": instance_id, "how": how, "at": dr_core::clock::now()}))
+        }
+        DrillCopyInput::Rehearsed {
+            drill_id,
+            copy,
+            state_machine_arn,
+            execution_name,
+            markers,
+            rows,
+            error,
+        } => {
+            let facts = RehearsalFacts::gather(
+                ports,
+                &drill_id,
+                &copy,
+                &state_machine_arn,
+                &execution_name,
+                markers,
+                rows,
+                error,
+            )
+            .await?;
+            to_json(judge_rehearsal(&facts))
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: T) -> DrResult<Value> {
+    serde_json::to_value(value).map_err(|e| DrError::Internal(format!("serializing: {e}")))
+}
+
+/// The production topology the drilled instance belongs to (the registry's
+/// record, or the deployment's initial one): read only.
+pub(crate) async fn production_topology(ports: &Ports, source: &InstanceId) -> DrResult<Topology> {
+    crate::plan::production_databases(ports)
+        .await?
+        .into_iter()
+        .find(|t| t.knows(source))
+        .ok_or_else(|| {
+            DrError::InvalidInput(format!(
+                "{source} belongs to no registered database: the drill rehearses the failover of a database in the topology registry"
+            ))
+        })
+}
+
+async fn register_copy(
+    ports: &Ports,
+    drill_id: &str,
+    source: &InstanceId,
+    restore: &InstanceId,
+    replica: &InstanceId,
+) -> DrResult<CopyRegistration> {
+    let primary = ports.control_plane.describe_instance(restore).await?;
+    ensure_drill_resource(&primary, drill_id)?;
+    let follower = ports.control_plane.describe_instance(replica).await?;
+    ensure_drill_resource(&follower, drill_id)?;
+    if follower.replication_source.as_ref() != Some(restore) {
+        return Err(DrError::NotReady(format!(
+            "{replica} does not replicate from {restore} yet"
+        )));
+    }
+    let endpoint = primary
+        .endpoint
+        .clone()
+        .ok_or_else(|| DrError::NotReady(format!("{restore} has no endpoint yet")))?;
+    let production = production_topology(ports, source).await?;
+    let copy = copy_topology(drill_id, source, &production, restore, replica)?;
+    match ports.topology.put(&copy, None).await {
+        Ok(_) => {}
+        // A retry: the copy is registered already, by this drill.
+        Err(DrError::Conflict(_)) => {
+            let stored = ports.topology.get(&copy.database).await?;
+            let ours = stored
+                .as_ref()
+                .is_some_and(|t| t.drill_id() == Some(drill_id) && &t.primary == restore);
+            if !ours {
+                return Err(DrError::Conflict(format!(
+                    "{} is registered already, and not as this drill's copy",
+                    copy.database
+                )));
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    ports
+        .dns
+        .upsert_record(&DnsRecord {
+            hosted_zone_id: copy.dns.hosted_zone.clone(),
+            name: copy.dns.record_name.clone(),
+            record_type: "CNAME".to_owned(),
+            ttl: copy.dns.ttl,
+            value: endpoint.address,
+        })
+        .await?;
+    Ok(CopyRegistration {
+        database: copy.database,
+        hosted_zone: copy.dns.hosted_zone,
+        record_name: copy.dns.record_name,
+        primary: restore.clone(),
+        replica: replica.clone(),
+        production: ProductionDatabase {
+            database: production.database,
+            hosted_zone: production.dns.hosted_zone,
+            record_name: production.dns.record_name,
+        },
+    })
+}
+
+/// What the child's report says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildReport {
+    pub outcome: String,
+    pub passed: bool,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub location: String,
+}
+
+/// Everything the rehearsal is judged on, as read after the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RehearsalFacts {
+    pub execution_name: String,
+    pub execution_arn: String,
+    pub copy: CopyRegistration,
+    pub error: Option<String>,
+    pub report: Option<ChildReport>,
+    pub markers: Option<MarkersCounted>,
+    pub rows: u32,
+    pub definition: Option<DefinitionDigests>,
+    /// The copy's primary as the registry has it now, and its endpoint.
+    pub copy_primary: Option<InstanceId>,
+    pub copy_primary_endpoint: Option<String>,
+    /// What the drill's record points at now.
+    pub drill_record: Option<String>,
+    /// Production's primary and record, now.
+    pub production_primary: Option<InstanceId>,
+    pub production_primary_endpoint: Option<String>,
+    pub production_record: Option<String>,
+}
+
+/// The ARN of an execution of a state machine, as Step Functions shapes it.
+pub fn execution_arn_of(state_machine_arn: &str, name: &str) -> Option<String> {
+    state_machine_arn.contains(":stateMachine:").then(|| {
+        format!(
+            "{}:{name}",
+            state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        )
+    })
+}
+
+impl RehearsalFacts {
+    #[allow(clippy::too_many_arguments)]
+    async fn gather(
+        ports: &Ports,
+        drill_id: &str,
+        copy: &CopyRegistration,
+        state_machine_arn: &str,
+        execution_name: &str,
+        markers: Option<MarkersCounted>,
+        rows: u32,
+        error: Option<Value>,
+    ) -> DrResult<Self> {
+        let execution_arn =
+            execution_arn_of(state_machine_arn, execution_name).ok_or_else(|| {
+                DrError::InvalidInput(format!(
+                    "state_machine_arn {state_machine_arn:?} is not a state machine's ARN"
+                ))
+            })?;
+        let report = child_report(ports, execution_name).await?;
+        let definition = ports
+            .executions
+            .definitions(state_machine_arn, &execution_arn)
+            .await?;
+        let endpoint_of = |id: InstanceId| async move {
+            ports
+                .control_plane
+                .describe_instance(&id)
+                .await
+                .ok()
+                .and_then(|d| d.endpoint)
+                .map(|e| e.address)
+        };
+        let copy_topology = ports.topology.get(&copy.database).await?;
+        if let Some(t) = &copy_topology {
+            if t.drill_id() != Some(drill_id) {
+                return Err(DrError::Unsafe(format!(
+                    "{} is not this drill's copy",
+                    copy.database
+                )));
+            }
+        }
+        let copy_primary = copy_topology.map(|t| t.primary);
+        let copy_primary_endpoint = match &copy_primary {
+            Some(p) => endpoint_of(p.clone()).await,
+            None => None,
+        };
+        let drill_record = ports
+            .dns
+            .get_record(&copy.hosted_zone, &copy.record_name, "CNAME")
+            .await?
+            .map(|r| r.value);
+        let production = crate::plan::known_topology(ports, &copy.production.database).await?;
+        let production_primary_endpoint = endpoint_of(production.primary.clone()).await;
+        let production_record = ports
+            .dns
+            .get_record(
+                &copy.production.hosted_zone,
+                &copy.production.record_name,
+                "CNAME",
+            )
+            .await?
+            .map(|r| r.value);
+        Ok(RehearsalFacts {
+            execution_name: execution_name.to_owned(),
+            execution_arn,
+            copy: copy.clone(),
+            error: error.map(|e| describe_error(&e)),
+            report,
+            markers,
+            rows,
+            definition,
+            copy_primary,
+            copy_primary_endpoint,
+            drill_record,
+            production_primary: Some(production.primary),
+            production_primary_endpoint,
+            production_record,
+        })
+    }
+}
+
+/// A Catch's `{Error, Cause}` as one line (a child's Cause is its whole
+/// description: only its error and cause are kept).
+fn describe_error(error: &Value) -> String {
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
+    let inner: Option<Value> = serde_json::from_str(cause).ok();
+    let cause = match inner {
+        Some(v) => {
+            let e = v
+                .get("error")
+                .or_else(|| v.get("Error"))
+                .and_then(Value::as_str);
+            let c = v
+                .get("cause")
+                .or_else(|| v.get("Cause"))
+                .and_then(Value::as_str);
+            match (e, c) {
+                (Some(e), Some(c)) => format!("{e}: {c}"),
+                (Some(e), None) => e.to_owned(),
+                _ => v
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or(cause)
+                    .to_owned(),
+            }
+        }
+        None => cause.to_owned(),
+    };
+    crate::truncate_message(&format!("{name}: {cause}"))
+}
+
+/// The report the child filed (`database-failover/<start>-<name>.json`):
+/// the newest when a retry filed two.
+async fn child_report(ports: &Ports, execution_name: &str) -> DrResult<Option<ChildReport>> {
+    let keys = ports
+        .reports
+        .list(&format!("{REHEARSED_SCENARIO}/"))
+        .await?;
+    let Some(key) =
+        crate::report::report_keys_of(&keys, execution_name, Some(REHEARSED_SCENARIO), "json")
+            .pop()
+    else {
+        return Ok(None);
+    };
+    let Some(body) = ports.reports.get(&key).await? else {
+        return Ok(None);
+    };
+    let report: Value = serde_json::from_slice(&body)
+        .map_err(|e| DrError::Internal(format!("the report {key} is unreadable: {e}")))?;
+    Ok(Some(ChildReport {
+        outcome: report
+            .get("outcome")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned(),
+        passed: report
+            .get("passed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        rto_seconds: report
+            .pointer("/rto/achieved_seconds")
+            .and_then(Value::as_f64),
+        rpo_seconds: report
+            .pointer("/rpo/achieved_seconds")
+            .and_then(Value::as_f64),
+        location: key,
+    }))
+}
+
+/// Pure: the failover test's result from what the rehearsal came to. It
+/// passes only when the run succeeded and passed its own report, every
+/// marker row replicated before the failure is on the new primary, the
+/// drill's record points at that primary, the run ran the deployed
+/// definition, and production's record still points at production's
+/// primary. Anything not measured fails it.
+pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
+    let mut problems = Vec::new();
+    if let Some(error) = &facts.error {
+        problems.push(format!("the {REHEARSED_SCENARIO} run failed: {error}"));
+    }
+    match &facts.report {
+        None => problems.push(format!(
+            "the {REHEARSED_SCENARIO} run filed no report: its RTO and RPO are not measured"
+        )),
+        Some(r) if r.outcome != "succeeded" || !r.passed => problems.push(format!(
+            "the {REHEARSED_SCENARIO} run ended {} ({})",
+            r.outcome,
+            if r.passed { "passed" } else { "FAILED" }
+        )),
+        Some(_) => {}
+    }
+    let (replicated, in_flight) = marker_names("", facts.rows);
+    let suffix = |name: &str| name.rsplit(':').next().unwrap_or("").to_owned();
+    let replicated: Vec<String> = replicated.iter().map(|m| suffix(m)).collect();
+    let (rows_lost, in_flight_lost) = match &facts.markers {
+        None => {
+            problems.push(
+                "the marker rows were not counted on the new primary: rows lost not measured"
+                    .to_owned(),
+            );
+            (None, None)
+        }
+        Some(m) => {
+            let lost: Vec<&String> = m
+                .missing
+                .iter()
+                .filter(|name| replicated.contains(&suffix(name)))
+                .collect();
+            if !lost.is_empty() {
+                problems.push(format!(
+                    "{} of the {} marker rows replicated before the failure are missing on {}: rows were lost",
+                    lost.len(),
+                    facts.rows,
+                    m.instance_id
+                ));
+            }
+            let in_flight_lost = m.missing.iter().any(|n| suffix(n) == suffix(&in_flight));
+            (Some(m.missing.len()), Some(in_flight_lost))
+        }
+    };
+    match (
+        &facts.copy_primary,
+        &facts.copy_primary_endpoint,
+        &facts.drill_record,
+    ) {
+        (Some(primary), Some(endpoint), Some(record)) if record == endpoint => {
+            if primary == &facts.copy.primary {
+                problems.push(format!(
+                    "{} is still the copy's primary: nothing was failed over",
+                    primary
+                ));
+            }
+        }
+        (primary, endpoint, record) => problems.push(format!(
+            "the drill's record {} points at {}, not at the copy's primary {} ({})",
+            facts.copy.record_name,
+            record.as_deref().unwrap_or("nothing"),
+            primary
+                .as_ref()
+                .map_or("unknown".to_owned(), ToString::to_string),
+            endpoint.as_deref().unwrap_or("no endpoint")
+        )),
+    }
+    match &facts.definition {
+        None => problems.push(format!(
+            "the definition {} ran could not be read: it is not known to be the deployed one",
+            facts.execution_name
+        )),
+        Some(d) if d.ran_sha256 != d.deployed_sha256 => problems.push(format!(
+            "{} ran definition sha256 {}, but the deployed one is {}",
+            facts.execution_name,
+            short_digest(&d.ran_sha256),
+            short_digest(&d.deployed_sha256)
+        )),
+        Some(_) => {}
+    }
+    let production_intact = matches!(
+        (&facts.production_record, &facts.production_primary_endpoint),
+        (Some(record), Some(endpoint)) if record == endpoint
+    );
+    if !production_intact {
+        problems.push(format!(
+            "production's record {} points at {}, not at its primary {} ({})",
+            facts.copy.production.record_name,
+            facts.production_record.as_deref().unwrap_or("nothing"),
+            facts
+                .production_primary
+                .as_ref()
+                .map_or("unknown".to_owned(), ToString::to_string),
+            facts
+                .production_primary_endpoint
+                .as_deref()
+                .unwrap_or("no endpoint")
+        ));
+    }
+    let status = if problems.is_empty() {
+        TestStatus::Successful
+    } else {
+        TestStatus::Failed
+    };
+    let report = facts.report.as_ref();
+    TestResult {
+        name: "failover_test".to_owned(),
+        status,
+        reason: (!problems.is_empty()).then(|| problems.join("; ")),
+        duration_seconds: report.and_then(|r| r.rto_seconds).unwrap_or(0.0),
+        details: json!({
+            "workflow": REHEARSED_SCENARIO,
+            "execution": facts.execution_name,
+            "execution_arn": facts.execution_arn,
+            "outcome": report.map(|r| r.outcome.clone()),
+            "rto_seconds": report.and_then(|r| r.rto_seconds),
+            "rpo_seconds": report.and_then(|r| r.rpo_seconds),
+            "report": report.map(|r| r.location.clone()),
+            "rows_written": facts.rows + 1,
+            "rows_lost": rows_lost,
+            "in_flight_lost": in_flight_lost,
+            "copy": facts.copy.database,
+            "new_primary": facts.copy_primary,
+            "drill_record": facts.copy.record_name,
+            "definition_sha256": facts.definition.as_ref().map(|d| d.ran_sha256.clone()),
+            "deployed_sha256": facts.definition.as_ref().map(|d| d.deployed_sha256.clone()),
+            "production_record": facts.copy.production.record_name,
+            "production_record_points_at": facts.production_record,
+            "production_primary": facts.production_primary,
+        }),
+    }
+}
+
+fn short_digest(d: &str) -> &str {
+    d.get(..12).unwrap_or(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::parse(s).expect("id")
+    }
+
+    fn production() -> Topology {
+        serde_json::from_value(json!({
+            "database": "muejam", "primary": "muejam-db-prod", "replicas": ["muejam-db-prod-replica"],
+            "db_name": "muejam", "credentials_secret_id": "muejam/db/master",
+            "dns": {"hosted_zone": "muejam.internal", "record_name": "db.muejam.internal", "ttl": 60},
+            "availability_zones": ["us-east-1a", "us-east-1b"], "region": "us-east-1",
+            "instance_prefix": "muejam-db-prod", "version": 7,
+            "application": {"role": "muejam_app", "credentials_secret_id": "muejam/db/app"}
+        }))
+        .expect("topology")
+    }
+
+    #[test]
+    fn the_copy_has_productions_shape_over_the_drills_instances_and_record() {
+        let copy = copy_topology(
+            "3F2A-91c4-7b7e",
+            &id("muejam-db-prod"),
+            &production(),
+            &id("drill-muejam-db-prod-3f2a91c47b7e"),
+            &id("drill-muejam-db-prod-3f2a91c47b7e-rep"),
+        )
+        .expect("copy");
+        assert_eq!(copy.database, "drill-3f2a91c47b7e-muejam");
+        assert_eq!(
+            copy.dns.record_name,
+            "drill-3f2a91c47b7e.db.muejam.internal"
+        );
+        assert_eq!(copy.dns.hosted_zone, "muejam.internal");
+        assert_eq!((copy.dns.ttl, copy.version, copy.generation), (60, 0, 0));
+        assert_eq!(
+            copy.application, None,
+            "no application is restarted for a copy"
+        );
+        assert_eq!(copy.drill_id(), Some("3F2A-91c4-7b7e"));
+        assert_eq!(
+            copy.tags.get("dr:managed").map(String::as_str),
+            Some("true")
+        );
+        assert!(copy.members().all(|m| m.as_str().starts_with("drill-")));
+        // Its new replica is a drill-… name too.
+        assert!(copy
+            .next_instance_id()
+            .expect("next")
+            .as_str()
+            .starts_with("drill-"));
+        assert!(crate::drill::is_drill_copy(&copy));
+        assert!(!crate::drill::is_drill_copy(&production()));
+        // A drill id without letters or digits names nothing.
+        assert!(copy_names("---", &production()).is_err());
+        // A long database name is cut to 63 characters, never to a hyphen.
+        let mut long = production();
+        long.database = format!("a{}", "-b".repeat(40));
+        let (name, _) = copy_names("q4", &long).expect("names");
+        assert!(name.len() <= 63 && !name.ends_with('-'), "{name}");
+    }
+
+    fn facts() -> RehearsalFacts {
+        RehearsalFacts {
+            execution_name: "drill-q4-muejam-failover".to_owned(),
+            execution_arn: "arn:aws:states:us-east-1:1:execution:muejam-database-failover:drill-q4-muejam-failover".to_owned(),
+            copy: CopyRegistration {
+                database: "drill-q4-muejam".to_owned(),
+                hosted_zone: "muejam.internal".to_owned(),
+                record_name: "drill-q4.db.muejam.internal".to_owned(),
+                primary: id("drill-muejam-db-prod-q4"),
+                replica: id("drill-muejam-db-prod-q4-rep"),
+                production: ProductionDatabase {
+                    database: "muejam".to_owned(),
+                    hosted_zone: "muejam.internal".to_owned(),
+                    record_name: "db.muejam.internal".to_owned(),
+                },
+            },
+            error: None,
+            report: Some(ChildReport {
+                outcome: "succeeded".to_owned(),
+                passed: true,
+                rto_seconds: Some(312.0),
+                rpo_seconds: Some(0.0),
+                location: "database-failover/x.json".to_owned(),
+            }),
+            markers: Some(MarkersCounted {
+                instance_id: id("drill-muejam-db-prod-q4-rep"),
+                found: marker_names("q4", MARKER_ROWS).0,
+                missing: vec![marker_names("q4", MARKER_ROWS).1],
+            }),
+            rows: MARKER_ROWS,
+            definition: Some(DefinitionDigests {
+                ran_sha256: "a".repeat(64),
+                deployed_sha256: "a".repeat(64),
+            }),
+            copy_primary: Some(id("drill-muejam-db-prod-q4-rep")),
+            copy_primary_endpoint: Some("rep.example".to_owned()),
+            drill_record: Some("rep.example".to_owned()),
+            production_primary: Some(id("muejam-db-prod")),
+            production_primary_endpoint: Some("prod.example".to_owned()),
+            production_record: Some("prod.example".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_rehearsal_passes_only_when_every_measure_is_taken_and_met() {
+        type Change = fn(&mut RehearsalFacts);
+        let cases: [(&str, Change, Option<&str>); 10] = [
+            ("all measured and met; the in-flight row lost", |_| {}, None),
+            ("the run failed", |f| f.error = Some("States.TaskFailed: Unsafe".to_owned()), Some("the database-failover run failed: States.TaskFailed: Unsafe")),
+            ("no report", |f| f.report = None, Some("filed no report: its RTO and RPO are not measured")),
+            ("a report that did not pass", |f| { if let Some(r) = &mut f.report { r.passed = false; } }, Some("ended succeeded (FAILED)")),
+            ("not counted", |f| f.markers = None, Some("rows lost not measured")),
+            ("a replicated row lost", |f| { if let Some(m) = &mut f.markers { m.missing.push("drill:q4:2".to_owned()); } }, Some("1 of the 3 marker rows replicated before the failure are missing")),
+            ("the drill record elsewhere", |f| f.drill_record = Some("prod.example".to_owned()), Some("the drill's record drill-q4.db.muejam.internal points at prod.example")),
+            ("nothing failed over", |f| f.copy_primary = Some(id("drill-muejam-db-prod-q4")), Some("is still the copy's primary")),
+            ("another definition", |f| { if let Some(d) = &mut f.definition { d.deployed_sha256 = "b".repeat(64); } }, Some("but the deployed one is bbbbbbbbbbbb")),
+            ("production's record moved", |f| f.production_record = Some("rep.example".to_owned()), Some("production's record db.muejam.internal points at rep.example, not at its primary muejam-db-prod")),
+        ];
+        for (what, change, problem) in cases {
+            let mut f = facts();
+            change(&mut f);
+            let result = judge_rehearsal(&f);
+            match problem {
+                None => {
+                    assert_eq!(result.status, TestStatus::Successful, "{what}: {result:?}");
+                    assert_eq!(result.details["rows_lost"], 1, "{what}");
+                    assert_eq!(result.details["in_flight_lost"], true, "{what}");
+                    assert_eq!(result.duration_seconds, 312.0, "{what}");
+                }
+                Some(problem) => {
+                    assert_eq!(result.status, TestStatus::Failed, "{what}");
+                    let reason = result.reason.unwrap_or_default();
+                    assert!(reason.contains(problem), "{what}: {reason}");
+                }
+            }
+        }
+        // Not read is not equal.
+        let mut f = facts();
+        f.definition = None;
+        assert_eq!(judge_rehearsal(&f).status, TestStatus::Failed);
+    }
+
+    #[test]
+    fn a_childs_failure_is_said_in_one_line() {
+        let cause = json!({"status": "FAILED", "error": "Unsafe", "cause": "injected at PromoteReplica", "input": "…"}).to_string();
+        assert_eq!(
+            describe_error(&json!({"Error": "States.TaskFailed", "Cause": cause})),
+            "States.TaskFailed: Unsafe: injected at PromoteReplica"
+        );
+        assert_eq!(
+            describe_error(&json!({"Error": "States.Timeout", "Cause": "Task did not finish"})),
+            "States.Timeout: Task did not finish"
+        );
+        assert_eq!(
+            execution_arn_of(
+                "arn:aws:states:us-east-1:1:stateMachine:muejam-database-failover",
+                "x"
+            ),
+            Some("arn:aws:states:us-east-1:1:execution:muejam-database-failover:x".to_owned())
+        );
+        assert_eq!(execution_arn_of("nonsense", "x"), None);
+    }
+}
