@@ -89,10 +89,10 @@ pub struct LoadedDefinition {
 }
 
 impl LocalExecutions {
-    /// The state machines a run loaded, by ARN (`definitions.json`, beside
-    /// the records; the last run's word for each).
+    /// The state machines a run loaded, by ARN (`definitions.json` in the
+    /// home, apart from the execution records; the last run's word for each).
     fn definitions_path(&self) -> PathBuf {
-        self.dir.join("definitions.json")
+        self.dir.with_file_name("definitions.json")
     }
 
     /// Records what a run loaded, over what earlier runs recorded.
@@ -100,15 +100,12 @@ impl LocalExecutions {
         &self,
         loaded: &std::collections::BTreeMap<String, LoadedDefinition>,
     ) -> DrResult<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| io("creating", &self.dir, e))?;
         let path = self.definitions_path();
         let mut all = self.loaded_definitions()?;
         all.extend(loaded.clone());
         let text = serde_json::to_vec_pretty(&all)
             .map_err(|e| DrError::Internal(format!("serializing definitions: {e}")))?;
-        let temporary = self
-            .dir
-            .join(format!("definitions.json.{}", std::process::id()));
+        let temporary = path.with_file_name(format!("definitions.json.{}", std::process::id()));
         fs::write(&temporary, text).map_err(|e| io("writing", &temporary, e))?;
         fs::rename(&temporary, &path).map_err(|e| io("replacing", &path, e))
     }
@@ -446,6 +443,52 @@ mod tests {
             .list()
             .expect("an empty registry")
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_definition_a_run_loaded_is_compared_with_the_file_as_it_is_now() {
+        let home = tempfile::tempdir().expect("tmp");
+        let registry = LocalExecutions::new(home.path());
+        let file = home.path().join("failover.asl.json");
+        let text = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Comment": "${Name}", "End": true}}}"#;
+        std::fs::write(&file, text).expect("write");
+        let substitutions: std::collections::BTreeMap<String, String> =
+            [("Name".to_owned(), "x\"y".to_owned())].into();
+        let sm = "arn:aws:states:us-east-1:123456789012:stateMachine:muejam-database-failover";
+        let loaded = LoadedDefinition {
+            sha256: definition_sha256(&render_definition(text, &substitutions).expect("render")),
+            path: file.clone(),
+            substitutions,
+        };
+        registry
+            .start(&record("drill-run", std::process::id()))
+            .expect("start");
+        registry
+            .record_definitions(&[(sm.to_owned(), loaded)].into())
+            .expect("record");
+        let digests = registry
+            .definitions(sm, "arn:…:execution:muejam-database-failover:x")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_eq!(digests.ran_sha256, digests.deployed_sha256);
+        // Not an execution record: the listing is unchanged.
+        assert_eq!(registry.list().expect("list").len(), 1);
+        // The file changed after the run loaded it: not the deployed one.
+        std::fs::write(&file, text.replace("Pass", "Succeed")).expect("edit");
+        let digests = registry
+            .definitions(sm, "arn:…")
+            .await
+            .expect("read")
+            .expect("known");
+        assert_ne!(digests.ran_sha256, digests.deployed_sha256);
+        assert_eq!(
+            registry
+                .definitions("arn:…:stateMachine:other", "arn:…")
+                .await
+                .expect("read"),
+            None
+        );
     }
 
     #[test]
