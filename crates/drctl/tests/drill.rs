@@ -432,6 +432,50 @@ async fn a_drill_yields_to_a_running_recovery_and_cleans_up() {
     );
 }
 
+/// A real incident that begins while the drill builds its copy: the drill
+/// checks once more before its copy's primary fails, yields, and removes
+/// the copy; the failover is not rehearsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_yields_to_an_incident_that_begins_while_it_builds_its_copy() {
+    let stack = Stack::up();
+    let before = production_fingerprint(&stack).await;
+    let held = json!({"resource": PRIMARY, "owner": "d", "held": true,
+        "holder": "arn:aws:states:local:000000000000:execution:real-failover", "released_stale": []});
+    let fault = format!("CheckIncidentBeforeFailure:1:return={held}");
+    let (code, result) = stack.run("dr-drill", &drill_input(), &["--fault", &fault]);
+    assert_eq!(code, 1, "{result:#}");
+    let report = report_of(&stack);
+    let statuses = tests_of(&report);
+    assert_eq!(
+        statuses,
+        vec![
+            ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
+            ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
+            ("failover_test".to_owned(), "SKIPPED".to_owned()),
+        ]
+    );
+    let failover = &report["databases"][0]["tests"][2];
+    assert!(
+        failover["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("real-failover")),
+        "{failover:#}"
+    );
+    let executions = result["children"].as_object().expect("children");
+    assert!(
+        !executions
+            .keys()
+            .any(|arn| arn.contains(":execution:database-failover:")),
+        "no rehearsal ran: {executions:#?}"
+    );
+    assert!(
+        drill_instances(&stack).await.is_empty(),
+        "the copy is removed"
+    );
+    assert!(drill_records(&stack).await.is_empty(), "its record too");
+    assert_eq!(production_fingerprint(&stack).await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_input_with_a_typo_or_a_bad_value_is_refused_before_anything_is_created() {
     let stack = Stack::up();
