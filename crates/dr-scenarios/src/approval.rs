@@ -249,7 +249,9 @@ async fn answered_by_drill(
     topic_arn: Option<String>,
     escalation: Option<Escalation>,
     drill: &str,
+    plan: &FailoverPlan,
 ) -> DrResult<ApprovalOutput> {
+    crate::plan::plan_on_drill_copy(plan)?;
     route(&mut request, topic_arn, escalation.as_ref())?;
     if let Err(error) = ports.approvals.open(&request, token).await {
         let DrError::Conflict(_) = error else {
@@ -487,7 +489,8 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
             let request = failover_question(&plan, &confirm, &window, &execution);
             match &plan.drill {
                 Some(drill) => {
-                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill).await
+                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill, &plan)
+                        .await
                 }
                 None => ask(ports, request, &token, topic_arn, escalation).await,
             }

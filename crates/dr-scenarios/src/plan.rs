@@ -238,6 +238,29 @@ pub fn instance_tags(topology: &Topology) -> Tags {
     tags
 }
 
+/// Pure: the plan acts on nothing but a drill's copy (its database, every
+/// instance and its record named `drill-…`). What the drill answers for
+/// itself is checked against it once more, whatever the plan says of
+/// `drill`.
+pub fn plan_on_drill_copy(plan: &FailoverPlan) -> DrResult<()> {
+    let prefix = crate::drill::DRILL_PREFIX;
+    let record_label = plan.dns.record_name.split('.').next().unwrap_or("");
+    let named: Vec<&str> = [&plan.primary, &plan.replica, &plan.new_replica]
+        .iter()
+        .map(|i| i.as_str())
+        .chain([plan.database.as_str(), record_label])
+        .filter(|name| !name.starts_with(prefix))
+        .collect();
+    if named.is_empty() {
+        Ok(())
+    } else {
+        Err(DrError::Unsafe(format!(
+            "the drill answers only for its own copy, and {} is not a drill's",
+            named.join(", ")
+        )))
+    }
+}
+
 /// Pure: a run the drill triggers acts only on a drill's copy: a topology
 /// tagged by a drill, every instance named `drill-…`, its record a
 /// `drill-…` name. Returns the drill's id; none for any other trigger.
@@ -892,6 +915,26 @@ mod tests {
                 (got, want) => panic!("{what}: got {got:?}, expected {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_drill_answers_only_for_a_plan_on_its_copy() {
+        let request: FailoverRequest = serde_json::from_value(
+            json!({"database": "drill-q4-muejam", "trigger": {"source": "drill"}}),
+        )
+        .expect("request");
+        let plan = resolve(&request, &drill_copy(), &execution()).expect("plan");
+        assert_eq!(plan.drill.as_deref(), Some("q4"));
+        assert!(plan_on_drill_copy(&plan).is_ok());
+        let mut forged = plan.clone();
+        forged.primary = InstanceId::parse("muejam-db-prod").expect("id");
+        forged.dns.record_name = "db.muejam.internal".to_owned();
+        let err = plan_on_drill_copy(&forged).expect_err("production");
+        assert_eq!(err.name(), "Unsafe");
+        assert!(
+            err.to_string().contains("muejam-db-prod, db"),
+            "names what is not a drill's: {err}"
+        );
     }
 
     #[test]
