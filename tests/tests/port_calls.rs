@@ -1273,6 +1273,7 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "write", "in_flight": true, "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
             json!({"action": "check", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1-rep", "credentials_secret_id": "s"}),
             json!({"action": "count", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s"}),
+            json!({"action": "count", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s", "failed_instance_id": "drill-muejam-db-prod-d0"}),
         ],
         Function::DrillCleanup => vec![
             json!({"drill_id": "d1"}),

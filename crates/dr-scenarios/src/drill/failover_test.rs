@@ -91,6 +91,11 @@ pub struct DrillMarkerInput {
     /// `write`: the one marker written just before the failure.
     #[serde(default)]
     pub in_flight: bool,
+    /// `count`: the primary the drill made fail. Still the copy's primary
+    /// afterwards (nothing was failed over), it has nothing to count: said
+    /// at once instead of retried against a dead server.
+    #[serde(default)]
+    pub failed_instance_id: Option<InstanceId>,
 }
 
 fn marker_rows() -> u32 {
@@ -118,6 +123,12 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
                 return Err(DrError::Unsafe(format!(
                     "{copy} is not drill {}'s copy",
                     input.drill_id
+                )));
+            }
+            if input.failed_instance_id.as_ref() == Some(&topology.primary) {
+                return Err(DrError::Conflict(format!(
+                    "{} is still the primary of {copy}, and it is the one the drill made fail: nothing was failed over, there is nothing to count",
+                    topology.primary
                 )));
             }
             topology.primary
