@@ -168,7 +168,9 @@ pub enum Fault {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
-    /// A Task state name or a function name.
+    /// A Task state name or a function name, in every execution; or
+    /// `<state machine>/<name>`, in that state machine's executions only
+    /// (a child's state that shares its name with one of its parent's).
     pub task: String,
     /// Which call, counting from 1, retries included.
     pub call: u32,
@@ -179,8 +181,12 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
-    fn covers(&self, task: &str, n: u32) -> bool {
-        self.task == task && (self.call..=self.until_call.unwrap_or(self.call)).contains(&n)
+    fn covers(&self, machine: &str, task: &str, n: u32) -> bool {
+        let named = match self.task.split_once('/') {
+            Some((m, t)) => m == machine && t == task,
+            None => self.task == task,
+        };
+        named && (self.call..=self.until_call.unwrap_or(self.call)).contains(&n)
     }
 }
 
@@ -203,6 +209,8 @@ impl FaultPlan {
     /// Counts a call of the task (by state and by function) and returns the
     /// fault planned for it, if any.
     pub(crate) fn on_call(&self, execution: &str, state: &str, function: &str) -> Option<Fault> {
+        // arn:aws:states:<region>:<account>:execution:<state machine>:<name>
+        let machine = execution.rsplit(':').nth(1).unwrap_or_default();
         let mut calls = self.calls.lock().ok()?;
         let mut planned = None;
         for key in [state, function] {
@@ -215,7 +223,7 @@ impl FaultPlan {
                 planned = self
                     .rules
                     .iter()
-                    .find(|r| r.covers(key, n))
+                    .find(|r| r.covers(machine, key, n))
                     .map(|r| r.fault.clone());
             }
             if state == function {

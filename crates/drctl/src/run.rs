@@ -49,7 +49,9 @@ pub struct RunArgs {
     name: Option<String>,
     /// Inject a fault: TASK:CALL:ERROR (fail the CALL-th call of TASK with ERROR), TASK:CALL:timeout,
     /// or TASK:CALL:return=<json> (the function answers that without running); CALL may be a range
-    /// N-M. Calls count retries, in each execution (a child's from 1 again).
+    /// N-M. Calls count retries, in each execution (a child's from 1 again). TASK may be
+    /// <state machine>/<name> to hit that state machine's executions only (e.g.
+    /// database-failover/Report in a drill's rehearsal, not the drill's own Report).
     #[arg(long = "fault", value_name = "TASK:CALL:ERROR")]
     faults: Vec<String>,
     /// Fail a port operation inside a handler: OPERATION:CALL[-LAST]:ERROR (the CALL-th call of
@@ -100,7 +102,9 @@ fn default_inbox() -> Option<PathBuf> {
     std::env::var_os("DRCTL_HOME").map(|home| PathBuf::from(home).join("task-tokens"))
 }
 
-/// `TASK:CALLS:WHAT`: CALLS is N or N-M (retries counted, per execution);
+/// `TASK:CALLS:WHAT`: TASK is a state or function name, or
+/// `<state machine>/<name>` for that state machine's executions only (a
+/// child's step); CALLS is N or N-M (retries counted, per execution);
 /// WHAT is `timeout`, `return=<json>` (the function answers that, without
 /// running) or an error name.
 fn parse_fault(text: &str) -> DrResult<FaultRule> {

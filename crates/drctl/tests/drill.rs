@@ -780,7 +780,8 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
             "--name",
             "faulty-rehearsal",
             "--fault",
-            "PromoteReplica:1:Unsafe",
+            // The failover's step, in the rehearsal only.
+            "database-failover/PromoteReplica:1:Unsafe",
         ],
     );
     assert_eq!(code, 1, "the drill fails: {result:#}");

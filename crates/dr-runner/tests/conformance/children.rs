@@ -205,3 +205,58 @@ async fn a_range_of_calls_can_answer_without_running_the_function() {
     assert_eq!(result.output.expect("output")["c"]["n"], 3);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A fault named `<state machine>/<state>` hits that state machine's
+/// executions only: a child's step can fail while its parent's step of the
+/// same name runs; a bare name hits both.
+#[tokio::test]
+async fn a_fault_qualified_by_state_machine_hits_only_its_executions() {
+    let child = machine(json!({"StartAt": "Work", "States": {"Work": task(json!({}))}}));
+    let definition = json!({"StartAt": "Work", "States": {
+        "Work": task(json!({"ResultPath": "$.work", "End": null, "Next": "Run"})),
+        "Run": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::states:startExecution.sync:2",
+            "Parameters": {"StateMachineArn": CHILD_ARN, "Name": "child-1", "Input": {}},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+            "ResultPath": "$.run",
+            "End": true
+        },
+        "Caught": {"Type": "Pass", "End": true}
+    }});
+    for (task, parent_failed, child_failed) in [
+        ("child/Work", false, true),
+        ("local/Work", true, false),
+        ("other/Work", false, false),
+    ] {
+        let (handlers, _) = flaky_handlers(0, "unused");
+        let runner = Runner::new(handlers)
+            .time_mode(TimeMode::Virtual)
+            .child_machine(CHILD_ARN, "child", child.clone())
+            .faults(FaultPlan::new(vec![FaultRule {
+                task: task.into(),
+                call: 1,
+                until_call: None,
+                fault: Fault::Fail {
+                    error: "Boom".into(),
+                    cause: "injected".into(),
+                },
+            }]));
+        let result = run_with(&runner, definition.clone(), json!({})).await;
+        assert_eq!(
+            !result.succeeded(),
+            parent_failed,
+            "{task}: {:?}",
+            result.error
+        );
+        let child_status = runner
+            .child_executions()
+            .get("arn:aws:states:local:000000000000:execution:child:child-1")
+            .map(|c| c.status);
+        assert_eq!(
+            child_status == Some(ExecutionStatus::Failed),
+            child_failed,
+            "{task}: {child_status:?}"
+        );
+    }
+}
