@@ -63,10 +63,6 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                         ("$.request.poll_interval_seconds".to_owned(), i as f64),
                         ("$.limits.restore_polls".to_owned(), l.restore_polls as f64),
                         ("$.limits.replica_polls".to_owned(), l.replica_polls as f64),
-                        (
-                            "$.limits.promotion_polls".to_owned(),
-                            l.promotion_polls as f64,
-                        ),
                         ("$.limits.marker_polls".to_owned(), l.marker_polls as f64),
                     ])
                 })

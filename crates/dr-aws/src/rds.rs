@@ -89,7 +89,48 @@ fn instance_id(value: &str) -> DrResult<InstanceId> {
     InstanceId::parse(value)
 }
 
+/// The quarantine security group a request names; `InvalidInput` saying
+/// what cannot be done without it.
+fn quarantine_group<'a>(group: Option<&'a str>, without: &str) -> DrResult<&'a str> {
+    group.filter(|g| !g.is_empty()).ok_or_else(|| {
+        DrError::InvalidInput(format!(
+            "no quarantine security group is configured (QuarantineSecurityGroupId): {without}"
+        ))
+    })
+}
+
+/// The VPC security groups an instance is in.
+fn groups_of(db: &DbInstance) -> Vec<&str> {
+    db.vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect()
+}
+
 impl RdsControlPlane {
+    /// Moves an instance into `group` alone, applied immediately, unless it
+    /// is there already (idempotent).
+    async fn move_to_group(
+        &self,
+        id: &InstanceId,
+        groups: &[&str],
+        group: &str,
+        doing: &str,
+    ) -> DrResult<()> {
+        if groups == [group] {
+            return Ok(());
+        }
+        self.rds
+            .modify_db_instance()
+            .db_instance_identifier(id.as_str())
+            .vpc_security_group_ids(group)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&format!("{doing} {id}"), e))?;
+        Ok(())
+    }
+
     pub fn new(rds: aws_sdk_rds::Client, cloudwatch: Option<aws_sdk_cloudwatch::Client>) -> Self {
         RdsControlPlane { rds, cloudwatch }
     }
@@ -163,12 +204,7 @@ impl RdsControlPlane {
                     .db_subnet_group()
                     .and_then(|g| g.db_subnet_group_name())
                     .map(str::to_owned),
-                security_groups: db
-                    .vpc_security_groups()
-                    .iter()
-                    .filter_map(|g| g.vpc_security_group_id())
-                    .map(str::to_owned)
-                    .collect(),
+                security_groups: groups_of(db).into_iter().map(str::to_owned).collect(),
                 parameter_group: db
                     .db_parameter_groups()
                     .first()
@@ -605,23 +641,12 @@ impl DatabaseControlPlane for RdsControlPlane {
         id: &InstanceId,
         request: &FenceRequest,
     ) -> DrResult<FenceOutcome> {
-        let group = request
-            .quarantine_security_group
-            .as_deref()
-            .filter(|g| !g.is_empty())
-            .ok_or_else(|| {
-                DrError::InvalidInput(
-                    "no quarantine security group is configured (QuarantineSecurityGroupId): \
-                     the old primary cannot be fenced"
-                        .to_owned(),
-                )
-            })?;
+        let group = quarantine_group(
+            request.quarantine_security_group.as_deref(),
+            "the old primary cannot be fenced",
+        )?;
         let db = self.fetch(id).await?;
-        let groups: Vec<&str> = db
-            .vpc_security_groups()
-            .iter()
-            .filter_map(|g| g.vpc_security_group_id())
-            .collect();
+        let groups = groups_of(&db);
         let tagged = tags_of(db.tag_list()).contains_key(FENCED_TAG);
         if groups == [group] && tagged {
             return Ok(FenceOutcome {
@@ -629,16 +654,7 @@ impl DatabaseControlPlane for RdsControlPlane {
                 method: format!("already in quarantine security group {group}"),
             });
         }
-        if groups != [group] {
-            self.rds
-                .modify_db_instance()
-                .db_instance_identifier(id.as_str())
-                .vpc_security_group_ids(group)
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| map_sdk_error(&format!("fencing {id}"), e))?;
-        }
+        self.move_to_group(id, &groups, group, "fencing").await?;
         let arn = db
             .db_instance_arn()
             .map(str::to_owned)
@@ -660,36 +676,16 @@ impl DatabaseControlPlane for RdsControlPlane {
     }
 
     async fn inject_failure(&self, id: &InstanceId, request: &FailureRequest) -> DrResult<String> {
-        let group = request
-            .quarantine_security_group
-            .as_deref()
-            .filter(|g| !g.is_empty())
-            .ok_or_else(|| {
-                DrError::InvalidInput(
-                    "no quarantine security group is configured (QuarantineSecurityGroupId): \
-                     the drill cannot cut its copy's primary off"
-                        .to_owned(),
-                )
-            })?;
+        let group = quarantine_group(
+            request.quarantine_security_group.as_deref(),
+            "the drill cannot cut its copy's primary off",
+        )?;
         let db = self.fetch(id).await?;
         ensure_failure_target(id, &tags_of(db.tag_list()))?;
-        let groups: Vec<&str> = db
-            .vpc_security_groups()
-            .iter()
-            .filter_map(|g| g.vpc_security_group_id())
-            .collect();
         // StopDBInstance is refused for an instance with a read replica:
         // cutting it off the network is the failure RDS lets us make.
-        if groups != [group] {
-            self.rds
-                .modify_db_instance()
-                .db_instance_identifier(id.as_str())
-                .vpc_security_group_ids(group)
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| map_sdk_error(&format!("cutting {id} off"), e))?;
-        }
+        self.move_to_group(id, &groups_of(&db), group, "cutting off")
+            .await?;
         Ok(format!(
             "cut off the network: moved into quarantine security group {group}"
         ))

@@ -164,11 +164,12 @@ async fn throttling_and_not_found_keep_their_stable_names() {
     assert_eq!(error.name(), "NotFound", "{error}");
 }
 
-fn fenced_or_not(groups: &[&str], tagged: bool) -> DescribeDbInstancesOutput {
+/// An available instance in `groups`, with `tags`.
+fn instance_in(id: &str, groups: &[&str], tags: &[(&str, &str)]) -> DescribeDbInstancesOutput {
     use aws_sdk_rds::types::{Tag, VpcSecurityGroupMembership};
     let mut db = DbInstance::builder()
-        .db_instance_identifier("muejam-db-prod")
-        .db_instance_arn("arn:aws:rds:us-east-1:123456789012:db:muejam-db-prod")
+        .db_instance_identifier(id)
+        .db_instance_arn(format!("arn:aws:rds:us-east-1:123456789012:db:{id}"))
         .db_instance_status("available")
         .engine("postgres");
     for g in groups {
@@ -179,12 +180,21 @@ fn fenced_or_not(groups: &[&str], tagged: bool) -> DescribeDbInstancesOutput {
                 .build(),
         );
     }
-    if tagged {
-        db = db.tag_list(Tag::builder().key(FENCED_TAG).value("exec-1").build());
+    for (key, value) in tags {
+        db = db.tag_list(Tag::builder().key(*key).value(*value).build());
     }
     DescribeDbInstancesOutput::builder()
         .db_instances(db.build())
         .build()
+}
+
+fn fenced_or_not(groups: &[&str], tagged: bool) -> DescribeDbInstancesOutput {
+    let tags: &[(&str, &str)] = if tagged {
+        &[(FENCED_TAG, "exec-1")]
+    } else {
+        &[]
+    };
+    instance_in("muejam-db-prod", groups, tags)
 }
 
 fn fence_request() -> FenceRequest {
@@ -242,25 +252,12 @@ async fn fencing_moves_the_instance_to_the_quarantine_group_alone_and_tags_it_on
 }
 
 fn drill_primary(ephemeral: bool, groups: &[&str]) -> DescribeDbInstancesOutput {
-    use aws_sdk_rds::types::{Tag, VpcSecurityGroupMembership};
-    let mut db = DbInstance::builder()
-        .db_instance_identifier("drill-muejam-db-prod-q4")
-        .db_instance_status("available")
-        .engine("postgres");
-    for g in groups {
-        db = db.vpc_security_groups(
-            VpcSecurityGroupMembership::builder()
-                .vpc_security_group_id(*g)
-                .status("active")
-                .build(),
-        );
-    }
-    if ephemeral {
-        db = db.tag_list(Tag::builder().key(EPHEMERAL_TAG).value("true").build());
-    }
-    DescribeDbInstancesOutput::builder()
-        .db_instances(db.build())
-        .build()
+    let tags: &[(&str, &str)] = if ephemeral {
+        &[(EPHEMERAL_TAG, "true")]
+    } else {
+        &[]
+    };
+    instance_in("drill-muejam-db-prod-q4", groups, tags)
 }
 
 #[tokio::test]

@@ -253,11 +253,8 @@ async fn answered_by_drill(
 ) -> DrResult<ApprovalOutput> {
     crate::plan::plan_on_drill_copy(plan)?;
     route(&mut request, topic_arn, escalation.as_ref())?;
-    if let Err(error) = ports.approvals.open(&request, token).await {
-        let DrError::Conflict(_) = error else {
-            return Err(error);
-        };
-        return deliver_recorded(ports, &request.execution_name, token).await;
+    if let Some(answered) = open_or_take_answer(ports, &request, token).await? {
+        return Ok(answered);
     }
     let (closed, answer) = answer(
         ports.approvals.as_ref(),
@@ -269,13 +266,7 @@ async fn answered_by_drill(
     )
     .await?;
     tracing::info!(execution = %closed.execution_name, drill, "the drill answered its rehearsal's approval");
-    Ok(ApprovalOutput {
-        execution_name: closed.execution_name,
-        status: closed.status,
-        deadline: closed.deadline,
-        message_id: None,
-        answer: Some(answer),
-    })
+    Ok(ApprovalOutput::answered(closed, answer))
 }
 
 /// Why the drill approves its own rehearsal's failover.
@@ -297,11 +288,8 @@ async fn send(
     message: Message<'_>,
 ) -> DrResult<ApprovalOutput> {
     let topic_arn = route(&mut request, topic_arn, escalation.as_ref())?;
-    if let Err(error) = ports.approvals.open(&request, token).await {
-        let DrError::Conflict(_) = error else {
-            return Err(error);
-        };
-        return deliver_recorded(ports, &request.execution_name, token).await;
+    if let Some(answered) = open_or_take_answer(ports, &request, token).await? {
+        return Ok(answered);
     }
     let (subject, body) = message(&request, escalation.as_ref());
     let tier = escalation
@@ -338,6 +326,36 @@ async fn send(
     })
 }
 
+/// Records the pending question with this tier's token; `Some` when it was
+/// answered already (between two tiers): the recorded answer, handed to
+/// this token.
+async fn open_or_take_answer(
+    ports: &Ports,
+    request: &ApprovalRequest,
+    token: &SecretString,
+) -> DrResult<Option<ApprovalOutput>> {
+    match ports.approvals.open(request, token).await {
+        Ok(()) => Ok(None),
+        Err(DrError::Conflict(_)) => deliver_recorded(ports, &request.execution_name, token)
+            .await
+            .map(Some),
+        Err(error) => Err(error),
+    }
+}
+
+impl ApprovalOutput {
+    /// A closed approval and its answer.
+    fn answered(closed: ApprovalRequest, answer: ApprovalAnswer) -> Self {
+        ApprovalOutput {
+            execution_name: closed.execution_name,
+            status: closed.status,
+            deadline: closed.deadline,
+            message_id: None,
+            answer: Some(answer),
+        }
+    }
+}
+
 /// The approval was answered before this tier's token was recorded: hand
 /// the recorded answer to this token (what `drctl approve` would have
 /// done), or, when it expired, say so.
@@ -362,13 +380,7 @@ async fn deliver_recorded(
         execution,
         "the approval was answered between two tiers; the answer is taken"
     );
-    Ok(ApprovalOutput {
-        execution_name: closed.execution_name,
-        status: closed.status,
-        deadline: closed.deadline,
-        message_id: None,
-        answer: Some(answer),
-    })
+    Ok(ApprovalOutput::answered(closed, answer))
 }
 
 /// Hands an answer to the task waiting on `token`: its output when

@@ -687,7 +687,7 @@ pub fn parse<T: DeserializeOwned>(function: Function, payload: Value) -> DrResul
     })
 }
 
-fn to_value(output: impl serde::Serialize) -> DrResult<Value> {
+pub(crate) fn to_value(output: impl serde::Serialize) -> DrResult<Value> {
     serde_json::to_value(output).map_err(|e| DrError::Internal(format!("serializing output: {e}")))
 }
 

@@ -166,27 +166,26 @@ mod tests {
 
     #[test]
     fn poll_limits_follow_the_time_budgets_and_never_pass_the_cap() {
-        // (interval, restore, replica, promotion)
+        // (interval, restore, replica)
         let cases = [
-            (1, 240, 240, 240),
-            (15, 240, 240, 120),
-            (30, 240, 120, 60),
-            (45, 240, 80, 40),
-            (60, 180, 60, 30),
-            (301 - 1, 36, 12, 6),
-            (7, 240, 240, 240),
-            (3600, 3, 1, 1),
+            (1, 240, 240),
+            (15, 240, 240),
+            (30, 240, 120),
+            (45, 240, 80),
+            (60, 180, 60),
+            (301 - 1, 36, 12),
+            (7, 240, 240),
+            (3600, 3, 1),
         ];
-        for (interval, restore, replica, promotion) in cases {
+        for (interval, restore, replica) in cases {
             let limits = poll_limits(interval);
             assert_eq!(
                 (
                     limits.restore_polls,
                     limits.replica_polls,
-                    limits.promotion_polls,
                     limits.marker_polls
                 ),
-                (restore, replica, promotion, MARKER_POLLS),
+                (restore, replica, MARKER_POLLS),
                 "interval {interval}"
             );
         }

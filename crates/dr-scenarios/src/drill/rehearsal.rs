@@ -176,7 +176,7 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
             restore_instance_id,
             replica_instance_id,
             availability_zones,
-        } => to_json(
+        } => crate::to_value(
             drill_replica(
                 ports,
                 DrillReplicaInput {
@@ -194,7 +194,7 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
             database,
             restore_instance_id,
             replica_instance_id,
-        } => to_json(
+        } => crate::to_value(
             register_copy(
                 ports,
                 &drill_id,
@@ -244,13 +244,9 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
                 error,
             )
             .await?;
-            to_json(judge_rehearsal(&facts))
+            crate::to_value(judge_rehearsal(&facts))
         }
     }
-}
-
-fn to_json<T: Serialize>(value: T) -> DrResult<Value> {
-    serde_json::to_value(value).map_err(|e| DrError::Internal(format!("serializing: {e}")))
 }
 
 /// The production topology the drilled instance belongs to (the registry's
@@ -547,9 +543,8 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
         )),
         Some(_) => {}
     }
-    let (replicated, in_flight) = marker_names("", facts.rows);
-    let suffix = |name: &str| name.rsplit(':').next().unwrap_or("").to_owned();
-    let replicated: Vec<String> = replicated.iter().map(|m| suffix(m)).collect();
+    // Every marker but the one in flight was replicated before the failure.
+    let in_flight = |name: &str| name.ends_with(&format!(":{IN_FLIGHT}"));
     let (rows_lost, in_flight_lost) = match &facts.markers {
         None => {
             problems.push(
@@ -559,20 +554,15 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
             (None, None)
         }
         Some(m) => {
-            let lost: Vec<&String> = m
-                .missing
-                .iter()
-                .filter(|name| replicated.contains(&suffix(name)))
-                .collect();
-            if !lost.is_empty() {
+            let lost = m.missing.iter().filter(|name| !in_flight(name)).count();
+            if lost > 0 {
                 problems.push(format!(
-                    "{} of the {} marker rows replicated before the failure are missing on {}: rows were lost",
-                    lost.len(),
+                    "{lost} of the {} marker rows replicated before the failure are missing on {}: rows were lost",
                     facts.rows,
                     m.instance_id
                 ));
             }
-            let in_flight_lost = m.missing.iter().any(|n| suffix(n) == suffix(&in_flight));
+            let in_flight_lost = m.missing.iter().any(|name| in_flight(name));
             (Some(m.missing.len()), Some(in_flight_lost))
         }
     };

@@ -112,7 +112,6 @@ pub const RESTORE_WAIT_SECONDS: u64 = 3 * 3600;
 /// How long the drill replica may take to become available.
 pub const REPLICA_WAIT_SECONDS: u64 = 3600;
 /// How long the drill replica's promotion may take.
-pub const PROMOTION_WAIT_SECONDS: u64 = 1800;
 /// How many times (once a second) the marker's replication is checked.
 pub const MARKER_POLLS: u64 = 120;
 /// The interval when the scope is asked without a request.
@@ -126,7 +125,6 @@ pub(crate) const DEFAULT_POLL_INTERVAL_SECONDS: u64 = 15;
 pub struct PollLimits {
     pub restore_polls: u64,
     pub replica_polls: u64,
-    pub promotion_polls: u64,
     pub marker_polls: u64,
 }
 
@@ -136,7 +134,6 @@ pub fn poll_limits(interval_seconds: u64) -> PollLimits {
     PollLimits {
         restore_polls: polls(RESTORE_WAIT_SECONDS),
         replica_polls: polls(REPLICA_WAIT_SECONDS),
-        promotion_polls: polls(PROMOTION_WAIT_SECONDS),
         marker_polls: MARKER_POLLS,
     }
 }
