@@ -64,6 +64,11 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                         ("$.limits.restore_polls".to_owned(), l.restore_polls as f64),
                         ("$.limits.replica_polls".to_owned(), l.replica_polls as f64),
                         ("$.limits.marker_polls".to_owned(), l.marker_polls as f64),
+                        ("$.limits.base_polls".to_owned(), l.base_polls as f64),
+                        (
+                            "$.limits.damage_gap_seconds".to_owned(),
+                            l.damage_gap_seconds as f64,
+                        ),
                     ])
                 })
                 .collect(),

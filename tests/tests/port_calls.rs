@@ -102,7 +102,9 @@ fn instance(name: &str) -> InstanceDescription {
             seconds: 1.0,
             bytes: Some(0),
         }),
-        earliest_restorable_time: Some(Utc::now() - chrono::Duration::days(7)),
+        // A drill's fresh restore has no backup of its own yet.
+        earliest_restorable_time: (!name.starts_with("drill-"))
+            .then(|| Utc::now() - chrono::Duration::days(7)),
         latest_restorable_time: Some(Utc::now()),
         created_at: Utc::now(),
         tags,
@@ -332,10 +334,16 @@ impl DatabaseControlPlane for Fake {
         // Two verified copies: with retain 1 the older one is pruned.
         let mut older = snapshot("dr-copy-s0", Some("s0"));
         older.original_created_at = Some(Utc::now() - chrono::Duration::hours(1));
+        // Drill d1's base of its copy's point-in-time restores.
+        let mut base = snapshot("drill-muejam-db-prod-d1-pitr-base", None);
+        base.source_instance_id = id("drill-muejam-db-prod-d1");
+        base.created_at = Utc::now() - chrono::Duration::days(30);
+        base.tags = instance("drill-muejam-db-prod-d1").tags;
         Ok(vec![
             snapshot("s1", None),
             snapshot("dr-copy-s1", Some("s1")),
             older,
+            base,
         ])
     }
     async fn describe_snapshot(&self, i: &SnapshotId) -> DrResult<SnapshotDescription> {
@@ -438,6 +446,22 @@ impl SqlTarget for Fake {
     async fn marker_present(&self, _t: &DatabaseTarget, _m: &str) -> DrResult<bool> {
         self.0.record(PortOperation::SqlMarkerPresent);
         Ok(true)
+    }
+    async fn commit_damage(
+        &self,
+        _t: &DatabaseTarget,
+        kind: DamageKind,
+        rows: u32,
+        _n: Option<chrono::DateTime<Utc>>,
+    ) -> DrResult<Damage> {
+        self.0.record(PortOperation::SqlCommitDamage);
+        Ok(Damage {
+            kind,
+            table: "users".into(),
+            rows: u64::from(rows),
+            before: Utc::now(),
+            at: Utc::now(),
+        })
     }
     async fn probe(&self, t: &DatabaseTarget, _k: ProbeKind) -> DrResult<ProbeReport> {
         self.0.record(PortOperation::SqlProbe);
@@ -1259,6 +1283,7 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "replica", "drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
             json!({"action": "register", "drill_id": "d1", "database": "muejam-db-prod", "restore_instance_id": "drill-muejam-db-prod-d1", "replica_instance_id": "drill-muejam-db-prod-d1-rep"}),
             json!({"action": "fail", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "quarantine_security_group": "sg-q"}),
+            json!({"action": "base", "drill_id": "d1", "copy_database": "drill-d1-muejam"}),
             json!({"action": "rehearsed", "drill_id": "d1", "copy": {
                     "database": "drill-d1-muejam", "hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal",
                     "primary": "drill-muejam-db-prod-d1", "replica": "drill-muejam-db-prod-d1-rep",
@@ -1267,6 +1292,14 @@ fn payloads(function: Function) -> Vec<Value> {
                 "execution_name": "drill-d1-muejam-failover",
                 "markers": {"instance_id": "drill-muejam-db-prod-d1-rep", "found": ["drill:d1:1", "drill:d1:2", "drill:d1:3"], "missing": ["drill:d1:in-flight"]},
                 "error": null}),
+            json!({"action": "rehearsed", "drill_id": "d1", "workflow": "corruption", "replaced_instance_id": "drill-muejam-db-prod-d1-rep", "copy": {
+                    "database": "drill-d1-muejam", "hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal",
+                    "primary": "drill-muejam-db-prod-d1", "replica": "drill-muejam-db-prod-d1-rep",
+                    "production": {"database": "muejam", "hosted_zone": "muejam.internal", "record_name": "db.muejam.internal"}},
+                "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:muejam-data-corruption",
+                "execution_name": "drill-d1-muejam-corruption",
+                "markers": {"instance_id": "drill-muejam-db-prod-d1-r1", "found": ["drill:d1:good:1", "drill:d1:good:2", "drill:d1:good:3"], "missing": ["drill:d1:after-damage"]},
+                "error": null}),
         ],
         Function::DrillMarker => vec![
             json!({"action": "write", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
@@ -1274,6 +1307,8 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "check", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1-rep", "credentials_secret_id": "s"}),
             json!({"action": "count", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s"}),
             json!({"action": "count", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s", "failed_instance_id": "drill-muejam-db-prod-d0"}),
+            json!({"action": "write", "set": "corruption", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s"}),
+            json!({"action": "damage", "drill_id": "d1", "copy_database": "drill-d1-muejam", "credentials_secret_id": "s"}),
         ],
         Function::DrillCleanup => vec![
             json!({"drill_id": "d1"}),

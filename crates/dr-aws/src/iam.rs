@@ -90,9 +90,9 @@ pub fn iam_actions(operation: PortOperation) -> &'static [&'static str] {
         | DeploymentRunMigration
         | DeploymentMigrationState
         | DeploymentMigrations => &["eks:DescribeCluster"],
-        SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlWriteGrants | SqlRevokeWrites
-        | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys | SqlAuditActivity | SqlRowCounts
-        | SqlSetRolePassword => &[],
+        SqlProbe | SqlWriteMarker | SqlMarkerPresent | SqlCommitDamage | SqlWriteGrants
+        | SqlRevokeWrites | SqlGrantWrites | SqlRowChanges | SqlRevokeApiKeys
+        | SqlAuditActivity | SqlRowCounts | SqlSetRolePassword => &[],
         FirewallGetIpSet => &["wafv2:GetIPSet"],
         FirewallUpdateIpSet => &["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
         DnsUpsert => &[

@@ -2,49 +2,11 @@
 //! the data-corruption recovery can be rehearsed (`drctl local corrupt`).
 
 use chrono::{DateTime, Utc};
+pub use dr_core::{Damage, DamageKind};
 use dr_core::{DrError, DrResult};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::connect::map_pg_error;
-
-/// What kind of damage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DamageKind {
-    /// Authors deleted behind the foreign keys' back (triggers off, as a
-    /// bad bulk job with `session_replication_role = replica` does): their
-    /// stories, comments, follows, ... become orphans.
-    Orphans,
-    /// Users' display names overwritten with an empty string (a bad
-    /// UPDATE without its WHERE clause, stopped early): no constraint sees
-    /// it, only a named check (`SELECT id FROM users WHERE display_name =
-    /// ''`) finds it.
-    Overwrite,
-}
-
-impl DamageKind {
-    pub fn parse(value: &str) -> DrResult<Self> {
-        match value {
-            "orphans" => Ok(DamageKind::Orphans),
-            "overwrite" => Ok(DamageKind::Overwrite),
-            other => Err(DrError::InvalidInput(format!(
-                "damage kind {other:?} is not one of orphans, overwrite"
-            ))),
-        }
-    }
-}
-
-/// The damage done, and when: it was committed after `before` and by `at`;
-/// a restore to any moment before `before` precedes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Damage {
-    pub kind: DamageKind,
-    pub table: String,
-    pub rows: u64,
-    pub before: DateTime<Utc>,
-    pub at: DateTime<Utc>,
-}
 
 async fn now(client: &Client) -> DrResult<DateTime<Utc>> {
     Ok(client

@@ -77,6 +77,33 @@ impl PostgresSqlTarget {
 
 #[async_trait]
 impl SqlTarget for PostgresSqlTarget {
+    async fn commit_damage(
+        &self,
+        target: &DatabaseTarget,
+        kind: dr_core::DamageKind,
+        rows: u32,
+        not_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> DrResult<dr_core::Damage> {
+        let client = connect(target).await?;
+        if let Some(at) = not_before {
+            // By the database's clock: the moment the search must find is
+            // measured by it, whatever the caller's clock says.
+            let ahead: f64 = client
+                .query_one(
+                    "SELECT extract(epoch from ($1::timestamptz - clock_timestamp()))::float8",
+                    &[&at],
+                )
+                .await
+                .map_err(|e| map_pg_error("reading the clock", &e))?
+                .get(0);
+            if ahead > 0.0 {
+                let wait = ahead.min(dr_core::MAX_DAMAGE_WAIT_SECONDS as f64);
+                tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+            }
+        }
+        crate::damage::corrupt(&client, kind, rows).await
+    }
+
     async fn write_marker(
         &self,
         target: &DatabaseTarget,

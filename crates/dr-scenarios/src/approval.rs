@@ -48,6 +48,10 @@ pub enum ApprovalInput {
         draft: crate::corruption::loss::ApprovalDraft,
         /// The state's TimeoutSeconds: the deadline people are told.
         timeout_seconds: u64,
+        /// The plan's drill: the drill answers, once the resource is
+        /// checked to be that drill's throw-away copy.
+        #[serde(default)]
+        drill: Option<String>,
     },
     /// The next step of the escalation path: which tier to ask and for how
     /// long (`now` is the execution's clock, `$$.State.EnteredTime`).
@@ -249,9 +253,7 @@ async fn answered_by_drill(
     topic_arn: Option<String>,
     escalation: Option<Escalation>,
     drill: &str,
-    plan: &FailoverPlan,
 ) -> DrResult<ApprovalOutput> {
-    crate::plan::plan_on_drill_copy(plan)?;
     route(&mut request, topic_arn, escalation.as_ref())?;
     if let Some(answered) = open_or_take_answer(ports, &request, token).await? {
         return Ok(answered);
@@ -267,6 +269,34 @@ async fn answered_by_drill(
     .await?;
     tracing::info!(execution = %closed.execution_name, drill, "the drill answered its rehearsal's approval");
     Ok(ApprovalOutput::answered(closed, answer))
+}
+
+/// `Unsafe` unless `database` is registered as `drill`'s throw-away copy
+/// (its topology tagged by the drill, every instance and its record the
+/// drill's): whatever a plan says of `drill`, the drill answers for its
+/// copy alone.
+async fn database_is_drill_copy(ports: &Ports, database: &str, drill: &str) -> DrResult<()> {
+    let topology = ports.topology.get(database).await?.ok_or_else(|| {
+        DrError::Unsafe(format!(
+            "the drill answers only for its own copy, and {database} is not registered"
+        ))
+    })?;
+    let trigger = crate::plan::Trigger {
+        source: crate::plan::TriggerSource::Drill,
+        reason: None,
+        alarm: None,
+        time: None,
+    };
+    match crate::plan::drill_of(&trigger, &topology) {
+        Ok(Some(found)) if found == drill => Ok(()),
+        Ok(_) => Err(DrError::Unsafe(format!(
+            "{database} is not drill {drill}'s copy: the drill answers only for its own"
+        ))),
+        Err(e) => Err(DrError::Unsafe(format!(
+            "the drill answers only for its own copy: {}",
+            e.to_string().trim_start_matches("invalid input: ")
+        ))),
+    }
 }
 
 /// Why the drill approves its own rehearsal's failover.
@@ -458,6 +488,7 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
             resource,
             draft,
             timeout_seconds,
+            drill,
         } => {
             if !(1..=crate::corruption::MAX_APPROVAL_SECONDS).contains(&timeout_seconds) {
                 return Err(DrError::InvalidInput(format!(
@@ -481,9 +512,14 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
                 answer: None,
                 escalation: Vec::new(),
             };
-            ask(ports, request, &token, topic_arn, escalation)
-                .await
-                .map(ApprovalStep::Asked)
+            match &drill {
+                Some(drill) => {
+                    database_is_drill_copy(ports, &request.resource, drill).await?;
+                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill).await
+                }
+                None => ask(ports, request, &token, topic_arn, escalation).await,
+            }
+            .map(ApprovalStep::Asked)
         }
         ApprovalInput::Request {
             token,
@@ -501,8 +537,8 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
             let request = failover_question(&plan, &confirm, &window, &execution);
             match &plan.drill {
                 Some(drill) => {
-                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill, &plan)
-                        .await
+                    crate::plan::plan_on_drill_copy(&plan)?;
+                    answered_by_drill(ports, request, &token, topic_arn, escalation, drill).await
                 }
                 None => ask(ports, request, &token, topic_arn, escalation).await,
             }

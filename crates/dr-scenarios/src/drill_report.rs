@@ -95,12 +95,17 @@ pub struct DrillReportOutput {
 /// `tests.*` and its cleanup under `cleanup`.
 fn database_result(entry: &Value) -> DatabaseResult {
     let database = entry["database"].as_str().unwrap_or("unknown").to_owned();
-    let mut tests: Vec<TestResult> = ["backup", "restore", "failover"]
+    let mut tests: Vec<TestResult> = ["backup", "restore", "failover", "corruption"]
         .iter()
         .filter_map(|k| entry.pointer(&format!("/tests/{k}")))
         .filter_map(|t| serde_json::from_value(t.clone()).ok())
         .collect();
-    let expected = ["backup_verification", "restore_test", "failover_test"];
+    let expected = [
+        "backup_verification",
+        "restore_test",
+        "failover_test",
+        "corruption_test",
+    ];
     for name in expected {
         if !tests.iter().any(|t| t.name == name) {
             tests.push(TestResult {
@@ -401,6 +406,8 @@ pub fn rehearsal_lines(report: &Value) -> Vec<String> {
                     "{lost} of {written} marker rows lost{}",
                     if d["in_flight_lost"] == true {
                         " (the one written just before the failure)"
+                    } else if d["after_damage_discarded"] == true {
+                        "; the one written after the damage discarded with it"
                     } else {
                         ""
                     }
@@ -520,7 +527,8 @@ mod tests {
                 "tests": {
                     "backup": test("backup_verification", "SUCCESSFUL", json!({"age_seconds": 600.0})),
                     "restore": test("restore_test", restore_status, json!({"restore_seconds": 42.0})),
-                    "failover": test("failover_test", "SUCCESSFUL", json!({"rows_lost": 0}))
+                    "failover": test("failover_test", "SUCCESSFUL", json!({"rows_lost": 0})),
+                    "corruption": test("corruption_test", "SUCCESSFUL", json!({"rows_lost": 0}))
                 },
                 "cleanup": {"clean": true, "deleted": ["drill-muejam-db-prod-d1"], "remaining": []}
             })],
@@ -576,7 +584,12 @@ mod tests {
             report.databases[0].tests.iter().map(|t| t.status).collect();
         assert_eq!(
             statuses,
-            vec![TestStatus::Failed, TestStatus::Skipped, TestStatus::Skipped]
+            vec![
+                TestStatus::Failed,
+                TestStatus::Skipped,
+                TestStatus::Skipped,
+                TestStatus::Skipped
+            ]
         );
         assert!(!report.passed);
     }

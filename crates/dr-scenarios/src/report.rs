@@ -473,6 +473,8 @@ pub(crate) struct RecoveryDocument<'a> {
     pub rpo: &'a Objective,
     pub json: &'a [u8],
     pub markdown: &'a str,
+    /// The execution's details: a drill's rehearsal pages nobody.
+    pub details: &'a Value,
 }
 
 pub(crate) async fn publish_recovery(
@@ -500,7 +502,10 @@ pub(crate) async fn publish_recovery(
         subject.clone(),
     )
     .await?;
-    if topic.is_some() && report_pages(document.outcome, document.passed) {
+    if topic.is_some()
+        && report_pages(document.outcome, document.passed)
+        && drill_of_details(document.details).is_none()
+    {
         raise_page(
             ports,
             document.execution_name,

@@ -1357,6 +1357,26 @@ pub fn not_modelled(what: &str) -> DrError {
 /// address is not quarantined; a lost host costs the connect timeout.
 #[async_trait]
 impl SqlTarget for SimServices {
+    async fn commit_damage(
+        &self,
+        target: &DatabaseTarget,
+        kind: DamageKind,
+        rows: u32,
+        // The simulated clock moves only with the execution's waits.
+        _not_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> DrResult<Damage> {
+        let id = self.session(target, true)?;
+        let before = clock::now();
+        self.world.damage(&id, before)?;
+        Ok(Damage {
+            kind,
+            table: "users".to_owned(),
+            rows: u64::from(rows),
+            before,
+            at: clock::now(),
+        })
+    }
+
     async fn write_marker(&self, target: &DatabaseTarget, marker: &str) -> DrResult<DateTime<Utc>> {
         let id = self.session(target, true)?;
         let now = clock::now();

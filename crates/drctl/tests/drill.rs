@@ -15,9 +15,14 @@ fn drill_input() -> Value {
 
 /// Each database test of a drill that passed them all.
 fn every_test_successful() -> Vec<(String, String)> {
-    ["backup_verification", "restore_test", "failover_test"]
-        .map(|t| (t.to_owned(), "SUCCESSFUL".to_owned()))
-        .to_vec()
+    [
+        "backup_verification",
+        "restore_test",
+        "failover_test",
+        "corruption_test",
+    ]
+    .map(|t| (t.to_owned(), "SUCCESSFUL".to_owned()))
+    .to_vec()
 }
 
 fn report_of(stack: &Stack) -> Value {
@@ -190,6 +195,66 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
     let child: Value =
         serde_json::from_slice(&std::fs::read(&child_report).expect("kept")).expect("json");
     assert_eq!(child["passed"], true, "{child:#}");
+    // Then the real data-corruption recovery ran on the copy the failover
+    // left: it found the drill's damage, restored the last good moment
+    // (the rows written before the damage kept, the one after discarded),
+    // and switched the drill's record.
+    let corruption = &tests[3]["details"];
+    assert_eq!(corruption["workflow"], "data-corruption", "{corruption:#}");
+    assert_eq!(corruption["outcome"], "succeeded", "{corruption:#}");
+    assert!(
+        corruption["rto_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{corruption:#}"
+    );
+    assert!(
+        corruption["rpo_seconds"].as_f64().is_some(),
+        "{corruption:#}"
+    );
+    assert_eq!(corruption["rows_lost"], 0, "{corruption:#}");
+    assert_eq!(corruption["rows_written"], 3, "{corruption:#}");
+    assert_eq!(corruption["after_damage_discarded"], true, "{corruption:#}");
+    assert_eq!(
+        corruption["replaced_primary"], failover["new_primary"],
+        "the corruption was rehearsed on the copy's primary after the failover"
+    );
+    assert_ne!(corruption["new_primary"], corruption["replaced_primary"]);
+    assert_eq!(
+        corruption["definition_sha256"],
+        corruption["deployed_sha256"]
+    );
+    assert_eq!(
+        corruption["production_record_points_at"].as_str(),
+        Some(stack.address(PRIMARY).await.as_str())
+    );
+    let child: Value = serde_json::from_slice(
+        &std::fs::read(stack.home.join(format!(
+            "reports/{}",
+            corruption["report"].as_str().expect("the rehearsal's report")
+        )))
+        .expect("kept"),
+    )
+    .expect("json");
+    assert_eq!(child["passed"], true, "{child:#}");
+    assert!(
+        child["approval"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("approved by drill ")),
+        "the drill answered its rehearsal's approval: {child:#}"
+    );
+    let markdown = std::fs::read_to_string(
+        std::fs::read_dir(stack.home.join("reports/dr-drill"))
+            .expect("reports")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .max()
+            .expect("the drill's Markdown"),
+    )
+    .expect("read");
+    assert!(
+        markdown.contains("data-corruption on drill-"),
+        "the rehearsal's line: {markdown}"
+    );
     assert!(
         !stack.home.join("pages.jsonl").exists(),
         "a rehearsal pages nobody"
@@ -199,6 +264,16 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
     assert!(
         drill_instances(&stack).await.is_empty(),
         "no drill instance remains"
+    );
+    assert!(
+        stack
+            .platform()
+            .list_snapshots(None)
+            .await
+            .expect("snapshots")
+            .iter()
+            .all(|s| !s.snapshot_id.as_str().starts_with("drill-")),
+        "the snapshot of the copy went with it"
     );
     assert_eq!(
         production_fingerprint(&stack).await,
@@ -452,6 +527,7 @@ async fn a_drill_yields_to_an_incident_that_begins_while_it_builds_its_copy() {
             ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
             ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("failover_test".to_owned(), "SKIPPED".to_owned()),
+            ("corruption_test".to_owned(), "SKIPPED".to_owned()),
         ]
     );
     let failover = &report["databases"][0]["tests"][2];
@@ -610,6 +686,11 @@ fn worst_case_faults(interval: u64) -> Vec<String> {
             limits.marker_polls - 1,
             json!({"present": false})
         ),
+        format!(
+            "dr-drill-database/CheckBase:1-{}:return={}",
+            limits.base_polls - 1,
+            json!({"ready": false, "instance_id": "drill-copy-primary"})
+        ),
     ];
     for file in ["dr-drill", "dr-drill-database"] {
         let definition: Value = serde_json::from_slice(
@@ -634,7 +715,9 @@ fn worst_case_faults(interval: u64) -> Vec<String> {
             });
             if let Some(retrier) = retried {
                 let attempts = retrier["MaxAttempts"].as_u64().expect("MaxAttempts");
-                faults.push(format!("{name}:1-{attempts}:Throttled"));
+                // This machine's state only: the rehearsed workflows have
+                // states of the same names, with retries of their own.
+                faults.push(format!("{file}/{name}:1-{attempts}:Throttled"));
             }
         }
     }
@@ -654,7 +737,13 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
         args.push(fault);
     }
     let (code, result) = stack.run("dr-drill", &input, &args);
-    assert_eq!(code, 0, "{}", result["cause"]);
+    assert_eq!(
+        code,
+        0,
+        "{}: {:#}",
+        result["cause"],
+        report_of(&stack)["databases"]
+    );
     // Cleanup and the report ran, and the drill still passed.
     assert!(drill_instances(&stack).await.is_empty(), "nothing is left");
     let report = report_of(&stack);
@@ -673,6 +762,7 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
     };
     assert_eq!(of("dr-drill-database").len(), 1, "{children:#?}");
     assert_eq!(of("database-failover").len(), 1, "{children:#?}");
+    assert_eq!(of("data-corruption").len(), 1, "{children:#?}");
     let child = of("dr-drill-database")[0];
     let sam = dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
     let declared = sam.state_machines().expect("machines");
@@ -695,26 +785,27 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
             ("$.limits.restore_polls", limits.restore_polls as f64),
             ("$.limits.replica_polls", limits.replica_polls as f64),
             ("$.limits.marker_polls", limits.marker_polls as f64),
+            ("$.limits.base_polls", limits.base_polls as f64),
+            (
+                "$.limits.damage_gap_seconds",
+                limits.damage_gap_seconds as f64,
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
         function_seconds: sam.function_timeouts(),
         task_seconds: 3.0,
-        // The rehearsed failover: its events are in its own history, and
-        // the task waits for it no longer than its TimeoutSeconds.
+        // The rehearsed workflows: their events are in their own histories,
+        // and the tasks wait for them no longer than their TimeoutSeconds.
         children: declared
             .iter()
-            .filter(|m| m.logical_id == "DatabaseFailoverStateMachine")
-            .map(|m| {
-                (
-                    m.arn.clone(),
-                    dr_runner::budget::Budget {
-                        events: 0,
-                        seconds: 7200.0,
-                    },
-                )
+            .filter_map(|m| match m.logical_id.as_str() {
+                "DatabaseFailoverStateMachine" => Some((m.arn.clone(), 7200.0)),
+                "DataCorruptionStateMachine" => Some((m.arn.clone(), 14400.0)),
+                _ => None,
             })
+            .map(|(arn, seconds)| (arn, dr_runner::budget::Budget { events: 0, seconds }))
             .collect(),
         ..Assumptions::default()
     };
@@ -793,7 +884,14 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
             ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
             ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("failover_test".to_owned(), "FAILED".to_owned()),
+            ("corruption_test".to_owned(), "SKIPPED".to_owned()),
         ]
+    );
+    assert!(
+        report["databases"][0]["tests"][3]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the failover rehearsal did not pass")),
+        "{report:#}"
     );
     let failover = &report["databases"][0]["tests"][2];
     let reason = failover["reason"].as_str().expect("why");
@@ -807,35 +905,7 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
     // The run's own report says the same, and was kept.
     assert_eq!(failover["details"]["outcome"], "failed", "{failover:#}");
     assert!(failover["details"]["report"].is_string(), "{failover:#}");
-    // Everything the drill made is gone.
-    assert!(
-        drill_instances(&stack).await.is_empty(),
-        "no drill instance"
-    );
-    assert!(drill_records(&stack).await.is_empty(), "no drill record");
-    assert!(
-        report["databases"][0]["cleanup_clean"] == true && report["cleanup_verified"] == true,
-        "{report:#}"
-    );
-    let copies: Vec<String> =
-        dr_aws::DynamoDbTopology::new(stack.moto_clients().await.dynamodb, "muejam-dr-topology")
-            .list()
-            .await
-            .expect("registry")
-            .into_iter()
-            .map(|t| t.database)
-            .filter(|d| d.starts_with("drill-"))
-            .collect();
-    assert!(copies.is_empty(), "the copy left the registry: {copies:?}");
-    assert_eq!(
-        production_fingerprint(&stack).await,
-        before,
-        "production untouched: instances, data, record, registry, secrets, locks"
-    );
-    assert!(
-        !stack.home.join("pages.jsonl").exists(),
-        "a failed rehearsal pages nobody: the drill's report says it"
-    );
+    assert_the_drill_left_nothing(&stack, &report, &before).await;
 }
 
 /// The runbook's "verify contact information": a tier of the escalation
@@ -871,4 +941,70 @@ async fn a_tier_nobody_is_subscribed_to_fails_the_drill_by_name() {
     );
     // The databases' own tests still pass: only the contacts failed.
     assert_eq!(tests_of(&report), every_test_successful());
+}
+
+/// Everything the drill made is gone (instances, snapshots, records,
+/// registry entries), production is as it was, and nobody was paged.
+async fn assert_the_drill_left_nothing(stack: &Stack, report: &Value, before: &Production) {
+    // Everything the drill made is gone.
+    assert!(drill_instances(stack).await.is_empty(), "no drill instance");
+    assert!(drill_records(stack).await.is_empty(), "no drill record");
+    assert!(
+        report["databases"][0]["cleanup_clean"] == true && report["cleanup_verified"] == true,
+        "{report:#}"
+    );
+    let copies: Vec<String> =
+        dr_aws::DynamoDbTopology::new(stack.moto_clients().await.dynamodb, "muejam-dr-topology")
+            .list()
+            .await
+            .expect("registry")
+            .into_iter()
+            .map(|t| t.database)
+            .filter(|d| d.starts_with("drill-"))
+            .collect();
+    assert!(copies.is_empty(), "the copy left the registry: {copies:?}");
+    assert_eq!(
+        &production_fingerprint(stack).await,
+        before,
+        "production untouched: instances, data, record, registry, secrets, locks"
+    );
+    assert!(
+        !stack.home.join("pages.jsonl").exists(),
+        "a failed rehearsal pages nobody: the drill's report says it"
+    );
+}
+
+/// A fault in a step of the rehearsed data-corruption recovery (its DNS
+/// switch, after the restore it made): that rehearsal is FAILED with the
+/// run's own reason, the failover's still passed, and the drill removes
+/// everything, the recovery's restore and its snapshot of the copy too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_in_the_rehearsed_corruption_recovery_fails_that_rehearsal_and_leaves_nothing() {
+    let stack = Stack::up();
+    let before = production_fingerprint(&stack).await;
+    let (code, result) = stack.run(
+        "dr-drill",
+        &drill_input(),
+        &["--fault", "data-corruption/SwitchDns:1:Unsafe"],
+    );
+    assert_eq!(code, 1, "the drill fails: {result:#}");
+    let report = report_of(&stack);
+    assert_eq!(
+        tests_of(&report),
+        vec![
+            ("backup_verification".to_owned(), "SUCCESSFUL".to_owned()),
+            ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
+            ("failover_test".to_owned(), "SUCCESSFUL".to_owned()),
+            ("corruption_test".to_owned(), "FAILED".to_owned()),
+        ]
+    );
+    let corruption = &report["databases"][0]["tests"][3];
+    let reason = corruption["reason"].as_str().expect("why");
+    assert!(
+        reason.contains("the data-corruption run ended failed (FAILED)"),
+        "{reason}"
+    );
+    assert!(reason.contains("replaced nothing"), "{reason}");
+    assert_eq!(corruption["details"]["outcome"], "failed", "{corruption:#}");
+    assert_the_drill_left_nothing(&stack, &report, &before).await;
 }

@@ -194,6 +194,7 @@ impl PortOperation {
             SqlProbe
                 | SqlWriteMarker
                 | SqlMarkerPresent
+                | SqlCommitDamage
                 | SqlWriteGrants
                 | SqlRevokeWrites
                 | SqlGrantWrites
@@ -230,6 +231,8 @@ pub enum PortOperation {
     SqlProbe,
     SqlWriteMarker,
     SqlMarkerPresent,
+    /// A drill's damage on its throw-away copy.
+    SqlCommitDamage,
     SqlWriteGrants,
     SqlRevokeWrites,
     SqlGrantWrites,

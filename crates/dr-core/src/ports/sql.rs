@@ -300,6 +300,9 @@ pub struct TableChanges {
     pub older_rows: u64,
 }
 
+/// The longest [`SqlTarget::commit_damage`] waits for its moment.
+pub const MAX_DAMAGE_WAIT_SECONDS: u64 = 90;
+
 /// SQL access to a database for probes, counts and checks.
 #[async_trait]
 pub trait SqlTarget: Send + Sync {
@@ -307,6 +310,17 @@ pub trait SqlTarget: Send + Sync {
     async fn write_marker(&self, target: &DatabaseTarget, marker: &str) -> DrResult<DateTime<Utc>>;
     /// Whether the marker row is there (on a replica: whether it replicated).
     async fn marker_present(&self, target: &DatabaseTarget, marker: &str) -> DrResult<bool>;
+    /// Commits `rows` rows of damage of `kind` (a drill rehearses the
+    /// data-corruption recovery on its throw-away copy with it; the same
+    /// code as `drctl local corrupt`), no sooner than `not_before` by the
+    /// database's own clock (waiting at most [`MAX_DAMAGE_WAIT_SECONDS`]).
+    async fn commit_damage(
+        &self,
+        target: &DatabaseTarget,
+        kind: DamageKind,
+        rows: u32,
+        not_before: Option<DateTime<Utc>>,
+    ) -> DrResult<Damage>;
     /// Never fails for an unreachable database: that is an unhealthy report.
     async fn probe(&self, target: &DatabaseTarget, kind: ProbeKind) -> DrResult<ProbeReport>;
     /// The write privileges ([`WRITE_PRIVILEGES`]) granted directly to
@@ -410,4 +424,42 @@ pub struct AuditActivity {
     pub rows: Vec<AuditRow>,
     /// More events than `rows` holds.
     pub truncated: bool,
+}
+
+/// What kind of damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DamageKind {
+    /// Authors deleted behind the foreign keys' back (triggers off, as a
+    /// bad bulk job with `session_replication_role = replica` does): their
+    /// stories, comments, follows, ... become orphans.
+    Orphans,
+    /// Users' display names overwritten with an empty string (a bad
+    /// UPDATE without its WHERE clause, stopped early): no constraint sees
+    /// it, only a named check (`SELECT id FROM users WHERE display_name =
+    /// ''`) finds it.
+    Overwrite,
+}
+
+impl DamageKind {
+    pub fn parse(value: &str) -> DrResult<Self> {
+        match value {
+            "orphans" => Ok(DamageKind::Orphans),
+            "overwrite" => Ok(DamageKind::Overwrite),
+            other => Err(DrError::InvalidInput(format!(
+                "damage kind {other:?} is not one of orphans, overwrite"
+            ))),
+        }
+    }
+}
+
+/// The damage done, and when: it was committed after `before` and by `at`;
+/// a restore to any moment before `before` precedes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Damage {
+    pub kind: DamageKind,
+    pub table: String,
+    pub rows: u64,
+    pub before: DateTime<Utc>,
+    pub at: DateTime<Utc>,
 }

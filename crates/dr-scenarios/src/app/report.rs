@@ -289,6 +289,7 @@ pub async fn app_report(ports: &Ports, input: AppReportInput) -> DrResult<AppRep
             rpo: &crate::report::RPO_NOT_APPLICABLE,
             json: &json,
             markdown: &md,
+            details: &input.details,
         },
         Some(&input.topic_arn),
     )

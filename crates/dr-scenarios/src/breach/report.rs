@@ -562,6 +562,7 @@ pub async fn breach_report(
             rpo: &not_measured,
             json: &json,
             markdown: &md,
+            details: &input.details,
         },
         Some(&input.topic_arn),
     )

@@ -157,6 +157,19 @@ pub struct CorruptionPlan {
     pub topology_version: u64,
     pub trigger: Trigger,
     pub execution_start: DateTime<Utc>,
+    /// The drill whose throw-away copy this run rehearses on (validated:
+    /// every instance and the record are the drill's); it answers the
+    /// approval itself and nobody is paged.
+    #[serde(default)]
+    pub drill: Option<String>,
+    /// The tags of the replica made after the switch: ours and the
+    /// database's own.
+    #[serde(default = "crate::plan::base_instance_tags")]
+    pub instance_tags: Tags,
+    /// The database's own tags, put on the candidates and the restore too
+    /// (a drill copy's make its cleanup find them).
+    #[serde(default)]
+    pub copy_tags: Tags,
 }
 
 /// An instance's description and how to reach its database as the master
@@ -357,11 +370,14 @@ pub fn resolve(
     let max_polls = RESTORE_WAIT_SECONDS
         .div_ceil(request.poll_interval_seconds)
         .clamp(1, MAX_RESTORE_POLLS);
+    // A second in: the window's very start is where the base backup ends,
+    // which a restore can only just reach; and the search asks for whole
+    // seconds, so a start given within the window's first second would be
+    // floored out of it.
     let search_from = request
         .search_from
-        // A second in: the window's very start is where the base backup
-        // ends, which a restore can only just reach.
-        .unwrap_or(earliest + chrono::Duration::seconds(1));
+        .unwrap_or(earliest)
+        .max(earliest + chrono::Duration::seconds(1));
     let search_to = request.search_to.unwrap_or(latest);
     let window = (search_to - search_from).num_seconds().max(1) as u64;
     let max_search_rounds = search::rounds_needed(
@@ -410,6 +426,9 @@ pub fn resolve(
         topology_version: topology.version,
         trigger: request.trigger.clone(),
         execution_start: execution.start_time,
+        drill: crate::plan::drill_of(&request.trigger, topology)?,
+        instance_tags: crate::plan::instance_tags(topology),
+        copy_tags: topology.tags.clone(),
     })
 }
 
@@ -617,6 +636,27 @@ mod tests {
             assert_eq!(err.name(), "InvalidInput");
             assert!(err.to_string().contains(field), "{err}");
             assert!(err.to_string().contains("restorable window"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_search_starting_in_the_windows_first_second_starts_a_second_in() {
+        let earliest = at("2026-11-27T11:00:00.400Z");
+        let window = (earliest, at("2026-11-27T11:10:00Z"));
+        for (given, expected) in [
+            (Some("2026-11-27T11:00:00.600Z"), "2026-11-27T11:00:01.400Z"),
+            (None, "2026-11-27T11:00:01.400Z"),
+            (Some("2026-11-27T11:05:00Z"), "2026-11-27T11:05:00Z"),
+        ] {
+            let r = request(json!({ "search_from": given }));
+            let plan = resolve(&r, &topology(), window, &execution()).expect("plan");
+            assert_eq!(plan.search_from, at(expected), "{given:?}");
+            let state = search::start(plan.search_from, window.1, 3, 1).expect("search");
+            assert!(
+                state.candidates.iter().all(|c| *c > earliest),
+                "every candidate restorable: {:?}",
+                state.candidates
+            );
         }
     }
 

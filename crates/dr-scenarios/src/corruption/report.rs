@@ -462,6 +462,7 @@ pub async fn corruption_report(
             rpo: &report.rpo,
             json: &json,
             markdown: &md,
+            details: &input.details,
         },
         input.topic_arn.as_deref(),
     )

@@ -284,6 +284,10 @@ pub enum PitrRestoreInput {
         restore_time: DateTime<Utc>,
         purpose: RestorePurpose,
         recovery_id: String,
+        /// The database's own tags (a drill copy's: what makes every
+        /// instance the rehearsal creates the drill's to remove).
+        #[serde(default)]
+        tags: Tags,
     },
     /// Deletes a candidate of this recovery (gone already is fine).
     Delete {
@@ -317,18 +321,19 @@ pub async fn pitr_restore(ports: &Ports, input: PitrRestoreInput) -> DrResult<Pi
             restore_time,
             purpose,
             recovery_id,
+            tags: own_tags,
         } => {
             check_recovery_id(&recovery_id)?;
             let source = ports.control_plane.describe_instance(&source_id).await?;
-            let mut tags: Tags = [
+            let mut tags = own_tags;
+            tags.extend([
                 (RECOVERY_TAG.to_owned(), recovery_id.clone()),
                 (
                     crate::restored::RESTORED_FROM_TAG.to_owned(),
                     source_id.to_string(),
                 ),
                 ("dr:restore-time".to_owned(), restore_time.to_rfc3339()),
-            ]
-            .into();
+            ]);
             match purpose {
                 RestorePurpose::Candidate => {
                     tags.insert(EPHEMERAL_TAG.to_owned(), "true".to_owned());

@@ -31,6 +31,10 @@ pub struct DrillCleanupOutput {
     /// What of a copy could not be removed, and why.
     #[serde(default)]
     pub copies_remaining: Vec<String>,
+    /// The snapshots the drill took of its copy (the base of the rehearsed
+    /// point-in-time restores).
+    #[serde(default)]
+    pub snapshots_deleted: Vec<SnapshotId>,
     pub clean: bool,
 }
 
@@ -83,8 +87,18 @@ pub(crate) async fn sweep_earlier_drills(
             .iter()
             .filter_map(|t| t.drill_id().map(str::to_owned)),
     );
+    earlier.extend(
+        ports
+            .control_plane
+            .list_snapshots(None)
+            .await?
+            .into_iter()
+            .filter(|s| s.snapshot_id.as_str().starts_with(DRILL_PREFIX))
+            .filter_map(|s| s.tags.get(DRILL_TAG).cloned()),
+    );
     earlier.remove(&input.drill_id);
     let mut deleted = Vec::new();
+    let mut snapshots_deleted = Vec::new();
     let mut remaining = Vec::new();
     let mut copies_removed = Vec::new();
     let mut copies_remaining = Vec::new();
@@ -102,6 +116,7 @@ pub(crate) async fn sweep_earlier_drills(
         remaining.extend(cleaned.remaining);
         copies_removed.extend(cleaned.copies_removed);
         copies_remaining.extend(cleaned.copies_remaining);
+        snapshots_deleted.extend(cleaned.snapshots_deleted);
     }
     Ok(DrillCleanupOutput {
         clean: remaining.is_empty() && copies_remaining.is_empty(),
@@ -109,6 +124,7 @@ pub(crate) async fn sweep_earlier_drills(
         remaining,
         copies_removed,
         copies_remaining,
+        snapshots_deleted,
     })
 }
 
@@ -174,12 +190,38 @@ pub(crate) async fn cleanup_drill(
     for copy in copies {
         remove_copy(ports, &copy, &mut copies_removed, &mut copies_remaining).await?;
     }
+    let mut snapshots_deleted = Vec::new();
+    let snapshots = ports.control_plane.list_snapshots(None).await?;
+    for snapshot in snapshots.iter().filter(|s| {
+        s.snapshot_id.as_str().starts_with(DRILL_PREFIX)
+            && s.tags.get(DRILL_TAG).map(String::as_str) == Some(drill_id)
+            && database.is_none_or(|d| {
+                s.tags.get(DRILL_SOURCE_TAG).map(String::as_str) == Some(d.as_str())
+            })
+    }) {
+        match ports
+            .control_plane
+            .delete_snapshot(&snapshot.snapshot_id)
+            .await
+        {
+            Ok(()) | Err(DrError::NotFound(_)) => {
+                snapshots_deleted.push(snapshot.snapshot_id.clone())
+            }
+            // Still being taken (RDS refuses to delete it then): the next
+            // drill's sweep removes it.
+            Err(DrError::NotReady(e)) => {
+                copies_remaining.push(format!("snapshot {} ({e})", snapshot.snapshot_id))
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(DrillCleanupOutput {
         clean: remaining.is_empty() && copies_remaining.is_empty(),
         deleted,
         remaining,
         copies_removed,
         copies_remaining,
+        snapshots_deleted,
     })
 }
 

@@ -69,6 +69,38 @@ pub enum MarkerAction {
     /// After the rehearsal: which marker rows the copy's primary (as the
     /// registry has it now) holds.
     Count,
+    /// Damage committed on the copy's primary (the same code as `drctl
+    /// local corrupt`), for the rehearsed data-corruption recovery to find.
+    Damage,
+}
+
+/// Which rehearsal the marker rows are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerSet {
+    /// Written and replicated before the copy's primary fails; the one in
+    /// flight is written just before.
+    #[default]
+    Failover,
+    /// Written before the damage (the recovery must keep them); the last
+    /// one after it (the recovery discards it with the damage).
+    Corruption,
+}
+
+impl MarkerSet {
+    /// The rows a recovery must keep, and the one it may lose (in flight)
+    /// or must lose (written after the damage).
+    pub fn names(self, drill_id: &str, rows: u32) -> (Vec<String>, String) {
+        match self {
+            MarkerSet::Failover => marker_names(drill_id, rows),
+            MarkerSet::Corruption => (
+                (1..=rows)
+                    .map(|n| format!("drill:{drill_id}:good:{n}"))
+                    .collect(),
+                format!("drill:{drill_id}:{AFTER_DAMAGE}"),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,19 +108,33 @@ pub enum MarkerAction {
 pub struct DrillMarkerInput {
     pub action: MarkerAction,
     pub drill_id: String,
-    /// Where to write or check; for `count`, the copy's primary is read
-    /// from the registry instead.
+    /// Where to write or check; with `copy_database`, the copy's primary
+    /// is read from the registry instead (`count` and `damage` need it).
     #[serde(default)]
     pub instance_id: Option<InstanceId>,
-    /// The copy's database in the registry (for `count`).
+    /// The copy's database in the registry.
     #[serde(default)]
     pub copy_database: Option<String>,
+    #[serde(default)]
+    pub set: MarkerSet,
+    /// `damage`: what kind, and how many rows.
+    #[serde(default = "default_damage")]
+    pub damage: DamageKind,
+    #[serde(default = "marker_rows")]
+    pub damage_rows: u32,
+    /// `damage`: committed at least `gap_seconds` after `after` (the rows
+    /// it must not take), by the database's clock.
+    #[serde(default)]
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub gap_seconds: u64,
     pub credentials_secret_id: String,
     #[serde(default = "default_database")]
     pub database: String,
     #[serde(default = "marker_rows")]
     pub rows: u32,
-    /// `write`: the one marker written just before the failure.
+    /// `write`: the one marker written just before the failure (after the
+    /// damage, for the corruption set).
     #[serde(default)]
     pub in_flight: bool,
     /// `count`: the primary the drill made fail. Still the copy's primary
@@ -100,6 +146,10 @@ pub struct DrillMarkerInput {
 
 fn marker_rows() -> u32 {
     MARKER_ROWS
+}
+
+fn default_damage() -> DamageKind {
+    DamageKind::Orphans
 }
 
 /// The most marker rows a drill writes.
@@ -114,18 +164,22 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
             "rows must be between 1 and {MAX_MARKER_ROWS}"
         )));
     }
+    if input.gap_seconds > MAX_DAMAGE_WAIT_SECONDS {
+        return Err(DrError::InvalidInput(format!(
+            "gap_seconds must be at most {MAX_DAMAGE_WAIT_SECONDS}"
+        )));
+    }
+    if !(1..=MAX_MARKER_ROWS).contains(&input.damage_rows) {
+        return Err(DrError::InvalidInput(format!(
+            "damage_rows must be between 1 and {MAX_MARKER_ROWS}"
+        )));
+    }
     let instance_id = match (input.action, &input.instance_id, &input.copy_database) {
-        (MarkerAction::Count, _, Some(copy)) => {
-            let topology = ports.topology.get(copy).await?.ok_or_else(|| {
-                DrError::NotFound(format!("the drill's copy {copy} is not registered"))
-            })?;
-            if topology.drill_id() != Some(input.drill_id.as_str()) {
-                return Err(DrError::Unsafe(format!(
-                    "{copy} is not drill {}'s copy",
-                    input.drill_id
-                )));
-            }
-            if input.failed_instance_id.as_ref() == Some(&topology.primary) {
+        (_, _, Some(copy)) => {
+            let topology = registered_copy(ports, copy, &input.drill_id).await?;
+            if input.action == MarkerAction::Count
+                && input.failed_instance_id.as_ref() == Some(&topology.primary)
+            {
                 return Err(DrError::Conflict(format!(
                     "{} is still the primary of {copy}, and it is the one the drill made fail: nothing was failed over, there is nothing to count",
                     topology.primary
@@ -133,9 +187,9 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
             }
             topology.primary
         }
-        (MarkerAction::Count, _, None) => {
+        (MarkerAction::Count | MarkerAction::Damage, _, None) => {
             return Err(DrError::InvalidInput(
-                "count needs copy_database".to_owned(),
+                "count and damage need copy_database".to_owned(),
             ))
         }
         (_, Some(id), _) => id.clone(),
@@ -162,7 +216,7 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
         },
     )
     .await?;
-    let (replicated, in_flight) = marker_names(&input.drill_id, input.rows);
+    let (replicated, in_flight) = input.set.names(&input.drill_id, input.rows);
     match input.action {
         MarkerAction::Write => {
             let markers = if input.in_flight {
@@ -197,6 +251,28 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
                 instance_id,
                 found,
                 missing
+            }))
+        }
+        MarkerAction::Damage => {
+            let damage = ports
+                .sql
+                .commit_damage(
+                    &target,
+                    input.damage,
+                    input.damage_rows,
+                    input
+                        .after
+                        .map(|a| a + chrono::Duration::seconds(input.gap_seconds as i64)),
+                )
+                .await?;
+            tracing::warn!(instance = %instance_id, rows = damage.rows, table = %damage.table, "the drill damaged its copy's primary");
+            Ok(json!({
+                "instance_id": instance_id,
+                "kind": damage.kind,
+                "table": damage.table,
+                "rows": damage.rows,
+                "before": damage.before,
+                "at": damage.at,
             }))
         }
     }

@@ -9,13 +9,61 @@
 
 use super::*;
 
-/// The state machine the rehearsal runs, as its reports are filed.
+/// The state machine the failover rehearsal runs, as its reports are filed.
 pub const REHEARSED_SCENARIO: &str = "database-failover";
+
+/// Which production workflow a rehearsal ran on the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RehearsedWorkflow {
+    /// `database-failover`, after the drill made the copy's primary fail.
+    #[default]
+    Failover,
+    /// `data-corruption`, after the drill damaged the copy's primary.
+    Corruption,
+}
+
+impl RehearsedWorkflow {
+    /// The state machine, as its reports are filed.
+    pub fn scenario(self) -> &'static str {
+        match self {
+            RehearsedWorkflow::Failover => REHEARSED_SCENARIO,
+            RehearsedWorkflow::Corruption => crate::corruption::report::SCENARIO,
+        }
+    }
+
+    /// The drill report's test.
+    pub fn test_name(self) -> &'static str {
+        match self {
+            RehearsedWorkflow::Failover => "failover_test",
+            RehearsedWorkflow::Corruption => "corruption_test",
+        }
+    }
+
+    fn markers(self) -> MarkerSet {
+        match self {
+            RehearsedWorkflow::Failover => MarkerSet::Failover,
+            RehearsedWorkflow::Corruption => MarkerSet::Corruption,
+        }
+    }
+
+    /// When the rows that must survive were written.
+    fn kept_rows(self) -> &'static str {
+        match self {
+            RehearsedWorkflow::Failover => "replicated before the failure",
+            RehearsedWorkflow::Corruption => "written before the damage",
+        }
+    }
+}
 /// Marker rows written (and replicated) before the failure.
 pub const MARKER_ROWS: u32 = 3;
 /// The marker written just before the failure, not waited for: lost or
 /// kept, it is what asynchronous replication risks.
 pub const IN_FLIGHT: &str = "in-flight";
+
+/// The marker written after the damage: the data-corruption recovery
+/// discards it with the damage.
+pub const AFTER_DAMAGE: &str = "after-damage";
 
 /// The names of the drill's marker rows: `drill:<id>:1` … and the one in
 /// flight.
@@ -77,8 +125,11 @@ pub fn copy_topology(
         },
         availability_zones: production.availability_zones.clone(),
         region: production.region.clone(),
-        // The copy has no application: nothing is restarted for it.
-        application: None,
+        // Production's database role and its secret (read, never written):
+        // the rehearsed data-corruption recovery stops and gives back that
+        // role's writes on the copy. No deployment is named anywhere for
+        // the copy: nothing of the application is restarted for it.
+        application: production.application.clone(),
         instance_prefix: primary.as_str().to_owned(),
         generation: 0,
         version: 0,
@@ -137,10 +188,24 @@ pub enum DrillCopyInput {
         #[serde(default)]
         quarantine_security_group: Option<String>,
     },
-    /// What the rehearsal came to: the failover test's result.
+    /// The copy's primary can be restored to a point in time: snapshotted
+    /// when it has no restorable window yet (the local stack's base of a
+    /// point-in-time restore; RDS opens the window with its own first
+    /// backup of a promoted or restored instance, which this waits for).
+    Base {
+        drill_id: String,
+        copy_database: String,
+    },
+    /// What a rehearsal came to: its test's result.
     Rehearsed {
         drill_id: String,
         copy: Box<CopyRegistration>,
+        #[serde(default)]
+        workflow: RehearsedWorkflow,
+        /// The copy's primary the rehearsal had to replace (default: the
+        /// registered one).
+        #[serde(default)]
+        replaced_instance_id: Option<InstanceId>,
         state_machine_arn: String,
         execution_name: String,
         /// The marker count on the copy's primary afterwards (none: not
@@ -224,9 +289,15 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
             tracing::warn!(instance = %instance_id, how, "the drill made its copy's primary fail");
             Ok(json!({"instance_id": instance_id, "how": how, "at": dr_core::clock::now()}))
         }
+        DrillCopyInput::Base {
+            drill_id,
+            copy_database,
+        } => pitr_base(ports, &drill_id, &copy_database).await,
         DrillCopyInput::Rehearsed {
             drill_id,
             copy,
+            workflow,
+            replaced_instance_id,
             state_machine_arn,
             execution_name,
             markers,
@@ -237,6 +308,8 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
                 ports,
                 &drill_id,
                 &copy,
+                workflow,
+                replaced_instance_id,
                 &state_machine_arn,
                 &execution_name,
                 markers,
@@ -247,6 +320,70 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
             crate::to_value(judge_rehearsal(&facts))
         }
     }
+}
+
+/// The drill's copy as registered: `Unsafe` unless it is this drill's.
+pub(crate) async fn registered_copy(
+    ports: &Ports,
+    copy: &str,
+    drill_id: &str,
+) -> DrResult<Topology> {
+    let topology =
+        ports.topology.get(copy).await?.ok_or_else(|| {
+            DrError::NotFound(format!("the drill's copy {copy} is not registered"))
+        })?;
+    if topology.drill_id() != Some(drill_id) {
+        return Err(DrError::Unsafe(format!(
+            "{copy} is not drill {drill_id}'s copy"
+        )));
+    }
+    Ok(topology)
+}
+
+/// Pure: the start of an instance's restorable window, when it has one.
+pub fn restorable_since(description: &InstanceDescription) -> Option<DateTime<Utc>> {
+    match (
+        description.earliest_restorable_time,
+        description.latest_restorable_time,
+    ) {
+        (Some(earliest), Some(latest)) if earliest < latest => Some(earliest),
+        _ => None,
+    }
+}
+
+/// See [`DrillCopyInput::Base`]: `ready` once the copy's primary has a
+/// restorable window. Idempotent: the snapshot is taken once.
+async fn pitr_base(ports: &Ports, drill_id: &str, copy_database: &str) -> DrResult<Value> {
+    let copy = registered_copy(ports, copy_database, drill_id).await?;
+    let primary = ports.control_plane.describe_instance(&copy.primary).await?;
+    ensure_drill_resource(&primary, drill_id)?;
+    if let Some(since) = restorable_since(&primary) {
+        return Ok(json!({"ready": true, "instance_id": copy.primary, "restorable_since": since}));
+    }
+    if primary.status != InstanceStatus::Available {
+        return Ok(json!({"ready": false, "instance_id": copy.primary, "status": primary.status}));
+    }
+    let snapshot_id = SnapshotId::parse(&format!("{}-pitr-base", copy.primary))?;
+    match ports
+        .control_plane
+        .create_snapshot(&CreateSnapshotRequest {
+            instance_id: copy.primary.clone(),
+            snapshot_id: snapshot_id.clone(),
+            tags: copy.tags.clone(),
+        })
+        .await
+    {
+        Ok(_) | Err(DrError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let after = ports.control_plane.describe_instance(&copy.primary).await?;
+    let since = restorable_since(&after);
+    Ok(json!({
+        "ready": since.is_some(),
+        "instance_id": copy.primary,
+        "restorable_since": since,
+        "snapshot_id": snapshot_id,
+    }))
 }
 
 /// The production topology the drilled instance belongs to (the registry's
@@ -339,6 +476,9 @@ pub struct ChildReport {
 /// Everything the rehearsal is judged on, as read after the run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RehearsalFacts {
+    pub workflow: RehearsedWorkflow,
+    /// The copy's primary before the rehearsal (what it had to replace).
+    pub replaced: InstanceId,
     pub execution_name: String,
     pub execution_arn: String,
     pub copy: CopyRegistration,
@@ -374,6 +514,8 @@ impl RehearsalFacts {
         ports: &Ports,
         drill_id: &str,
         copy: &CopyRegistration,
+        workflow: RehearsedWorkflow,
+        replaced: Option<InstanceId>,
         state_machine_arn: &str,
         execution_name: &str,
         markers: Option<MarkersCounted>,
@@ -386,7 +528,7 @@ impl RehearsalFacts {
                     "state_machine_arn {state_machine_arn:?} is not a state machine's ARN"
                 ))
             })?;
-        let report = child_report(ports, execution_name).await?;
+        let report = child_report(ports, workflow.scenario(), execution_name).await?;
         let definition = ports
             .executions
             .definitions(state_machine_arn, &execution_arn)
@@ -431,6 +573,8 @@ impl RehearsalFacts {
             .await?
             .map(|r| r.value);
         Ok(RehearsalFacts {
+            workflow,
+            replaced: replaced.unwrap_or_else(|| copy.primary.clone()),
             execution_name: execution_name.to_owned(),
             execution_arn,
             copy: copy.clone(),
@@ -483,16 +627,16 @@ fn describe_error(error: &Value) -> String {
     crate::truncate_message(&format!("{name}: {cause}"))
 }
 
-/// The report the child filed (`database-failover/<start>-<name>.json`):
-/// the newest when a retry filed two.
-async fn child_report(ports: &Ports, execution_name: &str) -> DrResult<Option<ChildReport>> {
-    let keys = ports
-        .reports
-        .list(&format!("{REHEARSED_SCENARIO}/"))
-        .await?;
+/// The report the child filed (`<scenario>/<start>-<name>.json`): the
+/// newest when a retry filed two.
+async fn child_report(
+    ports: &Ports,
+    scenario: &str,
+    execution_name: &str,
+) -> DrResult<Option<ChildReport>> {
+    let keys = ports.reports.list(&format!("{scenario}/")).await?;
     let Some(key) =
-        crate::report::report_keys_of(&keys, execution_name, Some(REHEARSED_SCENARIO), "json")
-            .pop()
+        crate::report::report_keys_of(&keys, execution_name, Some(scenario), "json").pop()
     else {
         return Ok(None);
     };
@@ -521,31 +665,35 @@ async fn child_report(ports: &Ports, execution_name: &str) -> DrResult<Option<Ch
     }))
 }
 
-/// Pure: the failover test's result from what the rehearsal came to. It
-/// passes only when the run succeeded and passed its own report, every
-/// marker row replicated before the failure is on the new primary, the
-/// drill's record points at that primary, the run ran the deployed
-/// definition, and production's record still points at production's
-/// primary. Anything not measured fails it.
+/// Pure: a rehearsal's test result from what it came to. It passes only
+/// when the run succeeded and passed its own report, every marker row
+/// that must survive (replicated before the failure; written before the
+/// damage) is on the copy's new primary (and, for the corruption, the row
+/// written after the damage is not), the drill's record points at that
+/// primary, the run ran the deployed definition, and production's record
+/// still points at production's primary. Anything not measured fails it.
 pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
+    let workflow = facts.workflow;
+    let scenario = workflow.scenario();
     let mut problems = Vec::new();
     if let Some(error) = &facts.error {
-        problems.push(format!("the {REHEARSED_SCENARIO} run failed: {error}"));
+        problems.push(format!("the {scenario} run failed: {error}"));
     }
     match &facts.report {
         None => problems.push(format!(
-            "the {REHEARSED_SCENARIO} run filed no report: its RTO and RPO are not measured"
+            "the {scenario} run filed no report: its RTO and RPO are not measured"
         )),
         Some(r) if r.outcome != "succeeded" || !r.passed => problems.push(format!(
-            "the {REHEARSED_SCENARIO} run ended {} ({})",
+            "the {scenario} run ended {} ({})",
             r.outcome,
             if r.passed { "passed" } else { "FAILED" }
         )),
         Some(_) => {}
     }
-    // Every marker but the one in flight was replicated before the failure.
-    let in_flight = |name: &str| name.ends_with(&format!(":{IN_FLIGHT}"));
-    let (rows_lost, in_flight_lost) = match &facts.markers {
+    let (_, last) = workflow.markers().names("", 1);
+    let last_suffix = last.rsplit(':').next().unwrap_or_default().to_owned();
+    let is_last = |name: &str| name.ends_with(&format!(":{last_suffix}"));
+    let (rows_lost, last_lost) = match &facts.markers {
         None => {
             problems.push(
                 "the marker rows were not counted on the new primary: rows lost not measured"
@@ -554,16 +702,30 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
             (None, None)
         }
         Some(m) => {
-            let lost = m.missing.iter().filter(|name| !in_flight(name)).count();
+            let lost = m.missing.iter().filter(|name| !is_last(name)).count();
             if lost > 0 {
                 problems.push(format!(
-                    "{lost} of the {} marker rows replicated before the failure are missing on {}: rows were lost",
+                    "{lost} of the {} marker rows {} are missing on {}: rows were lost",
                     facts.rows,
+                    workflow.kept_rows(),
                     m.instance_id
                 ));
             }
-            let in_flight_lost = m.missing.iter().any(|name| in_flight(name));
-            (Some(m.missing.len()), Some(in_flight_lost))
+            let last_lost = m.missing.iter().any(|name| is_last(name));
+            if workflow == RehearsedWorkflow::Corruption && !last_lost {
+                problems.push(format!(
+                    "the row written after the damage is on {}: the restore is not from before the damage",
+                    m.instance_id
+                ));
+            }
+            // The failover's count includes the row in flight (its loss is
+            // data lost); the corruption's does not (discarding the row
+            // written after the damage is the recovery doing its job).
+            let counted = match workflow {
+                RehearsedWorkflow::Failover => m.missing.len(),
+                RehearsedWorkflow::Corruption => lost,
+            };
+            (Some(counted), Some(last_lost))
         }
     };
     match (
@@ -572,10 +734,9 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
         &facts.drill_record,
     ) {
         (Some(primary), Some(endpoint), Some(record)) if record == endpoint => {
-            if primary == &facts.copy.primary {
+            if primary == &facts.replaced {
                 problems.push(format!(
-                    "{} is still the copy's primary: nothing was failed over",
-                    primary
+                    "{primary} is still the copy's primary: the {scenario} run replaced nothing"
                 ));
             }
         }
@@ -627,31 +788,39 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
         TestStatus::Failed
     };
     let report = facts.report.as_ref();
+    let mut details = json!({
+        "workflow": scenario,
+        "execution": facts.execution_name,
+        "execution_arn": facts.execution_arn,
+        "outcome": report.map(|r| r.outcome.clone()),
+        "rto_seconds": report.and_then(|r| r.rto_seconds),
+        "rpo_seconds": report.and_then(|r| r.rpo_seconds),
+        "report": report.map(|r| r.location.clone()),
+        "rows_written": match workflow {
+            RehearsedWorkflow::Failover => facts.rows + 1,
+            RehearsedWorkflow::Corruption => facts.rows,
+        },
+        "rows_lost": rows_lost,
+        "copy": facts.copy.database,
+        "replaced_primary": facts.replaced,
+        "new_primary": facts.copy_primary,
+        "drill_record": facts.copy.record_name,
+        "definition_sha256": facts.definition.as_ref().map(|d| d.ran_sha256.clone()),
+        "deployed_sha256": facts.definition.as_ref().map(|d| d.deployed_sha256.clone()),
+        "production_record": facts.copy.production.record_name,
+        "production_record_points_at": facts.production_record,
+        "production_primary": facts.production_primary,
+    });
+    details[match workflow {
+        RehearsedWorkflow::Failover => "in_flight_lost",
+        RehearsedWorkflow::Corruption => "after_damage_discarded",
+    }] = json!(last_lost);
     TestResult {
-        name: "failover_test".to_owned(),
+        name: workflow.test_name().to_owned(),
         status,
         reason: (!problems.is_empty()).then(|| problems.join("; ")),
         duration_seconds: report.and_then(|r| r.rto_seconds).unwrap_or(0.0),
-        details: json!({
-            "workflow": REHEARSED_SCENARIO,
-            "execution": facts.execution_name,
-            "execution_arn": facts.execution_arn,
-            "outcome": report.map(|r| r.outcome.clone()),
-            "rto_seconds": report.and_then(|r| r.rto_seconds),
-            "rpo_seconds": report.and_then(|r| r.rpo_seconds),
-            "report": report.map(|r| r.location.clone()),
-            "rows_written": facts.rows + 1,
-            "rows_lost": rows_lost,
-            "in_flight_lost": in_flight_lost,
-            "copy": facts.copy.database,
-            "new_primary": facts.copy_primary,
-            "drill_record": facts.copy.record_name,
-            "definition_sha256": facts.definition.as_ref().map(|d| d.ran_sha256.clone()),
-            "deployed_sha256": facts.definition.as_ref().map(|d| d.deployed_sha256.clone()),
-            "production_record": facts.copy.production.record_name,
-            "production_record_points_at": facts.production_record,
-            "production_primary": facts.production_primary,
-        }),
+        details,
     }
 }
 
@@ -697,8 +866,9 @@ mod tests {
         assert_eq!(copy.dns.hosted_zone, "muejam.internal");
         assert_eq!((copy.dns.ttl, copy.version, copy.generation), (60, 0, 0));
         assert_eq!(
-            copy.application, None,
-            "no application is restarted for a copy"
+            copy.application,
+            production().application,
+            "production's role, whose writes the rehearsed recovery stops on the copy"
         );
         assert_eq!(copy.drill_id(), Some("3F2A-91c4-7b7e"));
         assert_eq!(
@@ -725,6 +895,8 @@ mod tests {
 
     fn facts() -> RehearsalFacts {
         RehearsalFacts {
+            workflow: RehearsedWorkflow::Failover,
+            replaced: id("drill-muejam-db-prod-q4"),
             execution_name: "drill-q4-muejam-failover".to_owned(),
             execution_arn: "arn:aws:states:us-east-1:1:execution:muejam-database-failover:drill-q4-muejam-failover".to_owned(),
             copy: CopyRegistration {
@@ -803,6 +975,61 @@ mod tests {
         let mut f = facts();
         f.definition = None;
         assert_eq!(judge_rehearsal(&f).status, TestStatus::Failed);
+    }
+
+    /// The rehearsed data-corruption recovery on the copy the failover
+    /// left: its primary (the old replica) damaged, restored into `-r2`.
+    fn corruption_facts() -> RehearsalFacts {
+        let (kept, after) = MarkerSet::Corruption.names("q4", MARKER_ROWS);
+        let mut f = facts();
+        f.workflow = RehearsedWorkflow::Corruption;
+        f.replaced = id("drill-muejam-db-prod-q4-rep");
+        f.execution_name = "drill-q4-muejam-corruption".to_owned();
+        f.markers = Some(MarkersCounted {
+            instance_id: id("drill-muejam-db-prod-q4-r2"),
+            found: kept,
+            missing: vec![after],
+        });
+        f.copy_primary = Some(id("drill-muejam-db-prod-q4-r2"));
+        f.copy_primary_endpoint = Some("r2.example".to_owned());
+        f.drill_record = Some("r2.example".to_owned());
+        f
+    }
+
+    #[test]
+    fn a_corruption_rehearsal_keeps_the_rows_before_the_damage_and_discards_the_one_after() {
+        type Change = fn(&mut RehearsalFacts);
+        let cases: [(&str, Change, Option<&str>); 5] = [
+            ("all met: the row after the damage discarded", |_| {}, None),
+            ("a row before the damage lost", |f| { if let Some(m) = &mut f.markers { m.found.pop(); m.missing.push("drill:q4:good:3".to_owned()); } }, Some("1 of the 3 marker rows written before the damage are missing")),
+            ("the row after the damage kept", |f| { if let Some(m) = &mut f.markers { m.found.append(&mut m.missing); } }, Some("the row written after the damage is on drill-muejam-db-prod-q4-r2")),
+            ("nothing switched", |f| { f.copy_primary = Some(id("drill-muejam-db-prod-q4-rep")); }, Some("drill-muejam-db-prod-q4-rep is still the copy's primary: the data-corruption run replaced nothing")),
+            ("the run failed", |f| f.error = Some("States.TaskFailed: Unsafe".to_owned()), Some("the data-corruption run failed")),
+        ];
+        for (what, change, problem) in cases {
+            let mut f = corruption_facts();
+            change(&mut f);
+            let result = judge_rehearsal(&f);
+            assert_eq!(result.name, "corruption_test", "{what}");
+            assert_eq!(result.details["workflow"], "data-corruption", "{what}");
+            match problem {
+                None => {
+                    assert_eq!(result.status, TestStatus::Successful, "{what}: {result:?}");
+                    assert_eq!(result.details["rows_lost"], 0, "{what}");
+                    assert_eq!(result.details["rows_written"], 3, "{what}");
+                    assert_eq!(result.details["after_damage_discarded"], true, "{what}");
+                    assert_eq!(
+                        result.details["replaced_primary"],
+                        "drill-muejam-db-prod-q4-rep"
+                    );
+                }
+                Some(problem) => {
+                    assert_eq!(result.status, TestStatus::Failed, "{what}");
+                    let reason = result.reason.unwrap_or_default();
+                    assert!(reason.contains(problem), "{what}: {reason}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -111,7 +111,9 @@ pub const MAX_POLLS: u64 = 240;
 pub const RESTORE_WAIT_SECONDS: u64 = 3 * 3600;
 /// How long the drill replica may take to become available.
 pub const REPLICA_WAIT_SECONDS: u64 = 3600;
-/// How long the drill replica's promotion may take.
+/// How long the copy's primary may take to become restorable to a point
+/// in time (RDS backs a promoted instance up first).
+pub const BASE_WAIT_SECONDS: u64 = 3600;
 /// How many times (once a second) the marker's replication is checked.
 pub const MARKER_POLLS: u64 = 120;
 /// The interval when the scope is asked without a request.
@@ -126,6 +128,14 @@ pub struct PollLimits {
     pub restore_polls: u64,
     pub replica_polls: u64,
     pub marker_polls: u64,
+    /// How many polls the copy's primary may take to become restorable to
+    /// a point in time (its first backup).
+    pub base_polls: u64,
+    /// The rehearsed data-corruption search's resolution, and the time
+    /// between the marker rows it must keep and the damage (more than the
+    /// resolution, so the moment it finds is after them).
+    pub search_resolution_seconds: u64,
+    pub damage_gap_seconds: u64,
 }
 
 /// Pure: the poll limits at an interval (seconds, at least 1).
@@ -135,7 +145,17 @@ pub fn poll_limits(interval_seconds: u64) -> PollLimits {
         restore_polls: polls(RESTORE_WAIT_SECONDS),
         replica_polls: polls(REPLICA_WAIT_SECONDS),
         marker_polls: MARKER_POLLS,
+        base_polls: polls(BASE_WAIT_SECONDS),
+        search_resolution_seconds: search_resolution(interval_seconds),
+        damage_gap_seconds: search_resolution(interval_seconds) + 1,
     }
+}
+
+/// Pure: the rehearsed search's resolution at a poll interval: as fine as
+/// the platform answers (a second locally), at most a minute (RDS: every
+/// round restores whole instances; a coarser search takes fewer).
+pub fn search_resolution(interval_seconds: u64) -> u64 {
+    interval_seconds.clamp(1, 60)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

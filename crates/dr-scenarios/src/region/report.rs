@@ -493,6 +493,7 @@ pub async fn region_report(
             rpo: &report.rpo,
             json: &json,
             markdown: &md,
+            details: &input.details,
         },
         Some(&input.topic_arn),
     )

@@ -255,6 +255,7 @@ pub async fn rollback_report(
             rpo: &crate::report::RPO_NOT_APPLICABLE,
             json: &json,
             markdown: &md,
+            details: &input.details,
         },
         Some(&input.topic_arn),
     )
