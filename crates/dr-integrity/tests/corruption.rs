@@ -322,3 +322,32 @@ async fn a_damaged_index_page_fails_its_amcheck_by_sqlstate() {
         "the other indexes are intact"
     );
 }
+
+/// Each damage `drctl local corrupt` (and the drill) commits is found by its
+/// own named check, which passes before it: what the drill hands the
+/// rehearsed recovery to judge its candidates by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_damage_is_found_by_its_named_check_and_only_after_it() {
+    for kind in [DamageKind::Orphans, DamageKind::Overwrite] {
+        let (_lab, target, client) = lab_with_data().await;
+        let check = kind.finding_check();
+        let options = VerifyOptions {
+            custom_checks: vec![check.clone()],
+            ..VerifyOptions::default()
+        };
+        let before = verify(&target, &options).await.expect("verify");
+        assert_eq!(
+            find(&before, &check.name).status,
+            CheckStatus::Passed,
+            "{kind:?}"
+        );
+        let damage = dr_postgres::damage::corrupt(&client, kind, 2)
+            .await
+            .expect("damage");
+        assert!(damage.rows > 0, "{kind:?}: {damage:?}");
+        let after = verify(&target, &options).await.expect("verify");
+        let found = find(&after, &check.name);
+        assert_eq!(found.status, CheckStatus::Failed, "{kind:?}: {found:?}");
+        assert!(found.count.is_some_and(|c| c > 0), "{kind:?}: {found:?}");
+    }
+}

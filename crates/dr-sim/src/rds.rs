@@ -485,6 +485,13 @@ impl DatabaseControlPlane for SimRds {
             })
             .collect();
         let master_user = source.master_user.clone();
+        // The rows committed by the restore time (a drill's marker rows).
+        let markers: Vec<String> = source
+            .markers
+            .iter()
+            .filter(|(_, at)| **at <= request.restore_time)
+            .map(|(marker, _)| marker.clone())
+            .collect();
         let described = self.restore_into(
             &mut state,
             &request.target_id,
@@ -500,6 +507,8 @@ impl DatabaseControlPlane for SimRds {
             restored.grants = BTreeMap::from([(crate::APP_ROLE.to_owned(), crate::app_grants())]);
             restored.logins = logins;
             restored.master_user = master_user;
+            let created = restored.created_at;
+            restored.markers = markers.into_iter().map(|m| (m, created)).collect();
         }
         Ok(described)
     }

@@ -442,6 +442,25 @@ pub enum DamageKind {
 }
 
 impl DamageKind {
+    /// The named check that finds this damage (the query returns the rows
+    /// it broke), as an operator hands it to the data-corruption recovery.
+    pub fn finding_check(self) -> NamedCheck {
+        let (name, sql) = match self {
+            DamageKind::Orphans => (
+                "stories_without_author",
+                "SELECT s.id FROM stories s WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.author_id)",
+            ),
+            DamageKind::Overwrite => (
+                "users_without_display_name",
+                "SELECT id FROM users WHERE display_name = ''",
+            ),
+        };
+        NamedCheck {
+            name: name.to_owned(),
+            sql: sql.to_owned(),
+        }
+    }
+
     pub fn parse(value: &str) -> DrResult<Self> {
         match value {
             "orphans" => Ok(DamageKind::Orphans),

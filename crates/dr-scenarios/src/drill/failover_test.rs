@@ -273,6 +273,9 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
                 "rows": damage.rows,
                 "before": damage.before,
                 "at": damage.at,
+                // What the rehearsed recovery is told to check, as an
+                // operator who knows the damage would.
+                "checks": [damage.kind.finding_check()],
             }))
         }
     }

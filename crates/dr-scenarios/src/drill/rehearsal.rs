@@ -195,6 +195,11 @@ pub enum DrillCopyInput {
     Base {
         drill_id: String,
         copy_database: String,
+        /// Ready only once the window reaches this moment too (RDS's
+        /// latest restorable time trails the present by minutes: the
+        /// damage must be inside the window the recovery searches).
+        #[serde(default)]
+        past: Option<DateTime<Utc>>,
     },
     /// What a rehearsal came to: its test's result.
     Rehearsed {
@@ -292,7 +297,8 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
         DrillCopyInput::Base {
             drill_id,
             copy_database,
-        } => pitr_base(ports, &drill_id, &copy_database).await,
+            past,
+        } => pitr_base(ports, &drill_id, &copy_database, past).await,
         DrillCopyInput::Rehearsed {
             drill_id,
             copy,
@@ -340,25 +346,44 @@ pub(crate) async fn registered_copy(
     Ok(topology)
 }
 
-/// Pure: the start of an instance's restorable window, when it has one.
-pub fn restorable_since(description: &InstanceDescription) -> Option<DateTime<Utc>> {
+/// Pure: the start of an instance's restorable window, when it has one
+/// that reaches `past` (if given).
+pub fn restorable_since(
+    description: &InstanceDescription,
+    past: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
     match (
         description.earliest_restorable_time,
         description.latest_restorable_time,
     ) {
-        (Some(earliest), Some(latest)) if earliest < latest => Some(earliest),
+        (Some(earliest), Some(latest)) if earliest < latest && past.is_none_or(|p| latest >= p) => {
+            Some(earliest)
+        }
         _ => None,
     }
 }
 
 /// See [`DrillCopyInput::Base`]: `ready` once the copy's primary has a
 /// restorable window. Idempotent: the snapshot is taken once.
-async fn pitr_base(ports: &Ports, drill_id: &str, copy_database: &str) -> DrResult<Value> {
+async fn pitr_base(
+    ports: &Ports,
+    drill_id: &str,
+    copy_database: &str,
+    past: Option<DateTime<Utc>>,
+) -> DrResult<Value> {
     let copy = registered_copy(ports, copy_database, drill_id).await?;
     let primary = ports.control_plane.describe_instance(&copy.primary).await?;
     ensure_drill_resource(&primary, drill_id)?;
-    if let Some(since) = restorable_since(&primary) {
+    if let Some(since) = restorable_since(&primary, past) {
         return Ok(json!({"ready": true, "instance_id": copy.primary, "restorable_since": since}));
+    }
+    if restorable_since(&primary, None).is_some() {
+        // A window that does not reach `past` yet: only time helps.
+        return Ok(json!({
+            "ready": false,
+            "instance_id": copy.primary,
+            "restorable_until": primary.latest_restorable_time,
+        }));
     }
     if primary.status != InstanceStatus::Available {
         return Ok(json!({"ready": false, "instance_id": copy.primary, "status": primary.status}));
@@ -377,7 +402,7 @@ async fn pitr_base(ports: &Ports, drill_id: &str, copy_database: &str) -> DrResu
         Err(e) => return Err(e),
     }
     let after = ports.control_plane.describe_instance(&copy.primary).await?;
-    let since = restorable_since(&after);
+    let since = restorable_since(&after, past);
     Ok(json!({
         "ready": since.is_some(),
         "instance_id": copy.primary,
@@ -470,6 +495,11 @@ pub struct ChildReport {
     pub passed: bool,
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
+    /// The run's own objectives, as its report states them.
+    #[serde(default)]
+    pub rto_objective_seconds: Option<f64>,
+    #[serde(default)]
+    pub rpo_objective_seconds: Option<f64>,
     pub location: String,
 }
 
@@ -661,6 +691,12 @@ async fn child_report(
         rpo_seconds: report
             .pointer("/rpo/achieved_seconds")
             .and_then(Value::as_f64),
+        rto_objective_seconds: report
+            .pointer("/rto/objective_seconds")
+            .and_then(Value::as_f64),
+        rpo_objective_seconds: report
+            .pointer("/rpo/objective_seconds")
+            .and_then(Value::as_f64),
         location: key,
     }))
 }
@@ -684,9 +720,10 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
             "the {scenario} run filed no report: its RTO and RPO are not measured"
         )),
         Some(r) if r.outcome != "succeeded" || !r.passed => problems.push(format!(
-            "the {scenario} run ended {} ({})",
+            "the {scenario} run ended {} ({}){}",
             r.outcome,
-            if r.passed { "passed" } else { "FAILED" }
+            if r.passed { "passed" } else { "FAILED" },
+            missed_objectives(r)
         )),
         Some(_) => {}
     }
@@ -824,6 +861,31 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
     }
 }
 
+/// Pure: the objectives a run's report says it missed, as `: RTO 4.9 h
+/// over its objective of 4.0 h` (empty when none is known missed).
+fn missed_objectives(report: &ChildReport) -> String {
+    let hours = |s: f64| format!("{:.1} h", s / 3600.0);
+    let missed: Vec<String> = [
+        ("RTO", report.rto_seconds, report.rto_objective_seconds),
+        ("RPO", report.rpo_seconds, report.rpo_objective_seconds),
+    ]
+    .into_iter()
+    .filter_map(|(what, achieved, objective)| match (achieved, objective) {
+        (Some(a), Some(o)) if a > o => Some(format!(
+            "{what} {} over its objective of {}",
+            hours(a),
+            hours(o)
+        )),
+        _ => None,
+    })
+    .collect();
+    if missed.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", missed.join(", "))
+    }
+}
+
 fn short_digest(d: &str) -> &str {
     d.get(..12).unwrap_or(d)
 }
@@ -917,6 +979,8 @@ mod tests {
                 passed: true,
                 rto_seconds: Some(312.0),
                 rpo_seconds: Some(0.0),
+                rto_objective_seconds: Some(14_400.0),
+                rpo_objective_seconds: Some(21_600.0),
                 location: "database-failover/x.json".to_owned(),
             }),
             markers: Some(MarkersCounted {
@@ -999,12 +1063,13 @@ mod tests {
     #[test]
     fn a_corruption_rehearsal_keeps_the_rows_before_the_damage_and_discards_the_one_after() {
         type Change = fn(&mut RehearsalFacts);
-        let cases: [(&str, Change, Option<&str>); 5] = [
+        let cases: [(&str, Change, Option<&str>); 6] = [
             ("all met: the row after the damage discarded", |_| {}, None),
             ("a row before the damage lost", |f| { if let Some(m) = &mut f.markers { m.found.pop(); m.missing.push("drill:q4:good:3".to_owned()); } }, Some("1 of the 3 marker rows written before the damage are missing")),
             ("the row after the damage kept", |f| { if let Some(m) = &mut f.markers { m.found.append(&mut m.missing); } }, Some("the row written after the damage is on drill-muejam-db-prod-q4-r2")),
             ("nothing switched", |f| { f.copy_primary = Some(id("drill-muejam-db-prod-q4-rep")); }, Some("drill-muejam-db-prod-q4-rep is still the copy's primary: the data-corruption run replaced nothing")),
             ("the run failed", |f| f.error = Some("States.TaskFailed: Unsafe".to_owned()), Some("the data-corruption run failed")),
+            ("its RTO missed", |f| { if let Some(r) = &mut f.report { r.passed = false; r.rto_seconds = Some(17_640.0); } }, Some("the data-corruption run ended succeeded (FAILED): RTO 4.9 h over its objective of 4.0 h")),
         ];
         for (what, change, problem) in cases {
             let mut f = corruption_facts();

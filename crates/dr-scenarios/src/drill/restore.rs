@@ -9,6 +9,22 @@ pub struct VerifyBackupInput {
     pub instance_id: InstanceId,
     #[serde(default = "default_rpo")]
     pub max_age_seconds: f64,
+    /// When the drill began: the age is what a recovery starting then
+    /// would have had, not stretched by the drill's own earlier databases
+    /// (the second of a batch starts hours after the first).
+    #[serde(default)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Pure: a backup's age in seconds at `as_of` (the drill's start), or at
+/// `now` for a backup taken since then or when no start is known.
+pub fn backup_age_seconds(
+    created_at: chrono::DateTime<chrono::Utc>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> f64 {
+    let reference = as_of.filter(|a| *a >= created_at).unwrap_or(now);
+    (reference - created_at).num_milliseconds() as f64 / 1000.0
 }
 
 pub(crate) fn default_rpo() -> f64 {
@@ -36,8 +52,7 @@ pub async fn verify_backup(ports: &Ports, input: VerifyBackupInput) -> DrResult<
             json!({}),
         ));
     };
-    let age_seconds =
-        (dr_core::clock::now() - newest.created_at).num_milliseconds() as f64 / 1000.0;
+    let age_seconds = backup_age_seconds(newest.created_at, input.as_of, dr_core::clock::now());
     let mut details = json!({
         "snapshot_id": newest.snapshot_id,
         "created_at": newest.created_at,
@@ -207,4 +222,30 @@ pub async fn restore_check(ports: &Ports, input: RestoreCheckInput) -> DrResult<
     result.duration_seconds =
         (dr_core::clock::now() - input.started_at).num_milliseconds() as f64 / 1000.0;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backups_age_is_taken_at_the_drills_start_unless_it_is_newer() {
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("time");
+        let created = t("2026-11-29T00:00:00Z");
+        let start = t("2026-11-29T02:00:00Z");
+        let now = t("2026-11-29T07:00:00Z");
+        let cases = [
+            (Some(start), created, 7200.0, "as the drill began"),
+            (None, created, 25_200.0, "no start known: now"),
+            (
+                Some(start),
+                t("2026-11-29T03:00:00Z"),
+                14_400.0,
+                "taken since: now",
+            ),
+        ];
+        for (as_of, created, expected, what) in cases {
+            assert_eq!(backup_age_seconds(created, as_of, now), expected, "{what}");
+        }
+    }
 }

@@ -136,6 +136,13 @@ pub struct PollLimits {
     /// resolution, so the moment it finds is after them).
     pub search_resolution_seconds: u64,
     pub damage_gap_seconds: u64,
+    /// The rehearsed recovery's poll interval: the drill's, but never so
+    /// short that its capped restore polls ([`MAX_RESTORE_POLLS`]) wait
+    /// less than a restore may take ([`RESTORE_WAIT_SECONDS`]).
+    ///
+    /// [`MAX_RESTORE_POLLS`]: crate::corruption::MAX_RESTORE_POLLS
+    /// [`RESTORE_WAIT_SECONDS`]: crate::corruption::RESTORE_WAIT_SECONDS
+    pub corruption_poll_seconds: u64,
 }
 
 /// Pure: the poll limits at an interval (seconds, at least 1).
@@ -148,6 +155,9 @@ pub fn poll_limits(interval_seconds: u64) -> PollLimits {
         base_polls: polls(BASE_WAIT_SECONDS),
         search_resolution_seconds: search_resolution(interval_seconds),
         damage_gap_seconds: search_resolution(interval_seconds) + 1,
+        corruption_poll_seconds: interval_seconds.max(
+            crate::corruption::RESTORE_WAIT_SECONDS.div_ceil(crate::corruption::MAX_RESTORE_POLLS),
+        ),
     }
 }
 
