@@ -136,7 +136,13 @@ fn a_drill_over_a_fleet_covers_every_database() {
         "json",
     ]));
     let run = &e["estimate"]["runs"][0];
-    assert_eq!(run["status"], "SUCCEEDED", "{run:#}");
+    // The run ends: passed, or failed by a test's finding (with AWS's
+    // restore times a rehearsed data-corruption recovery can miss its RTO),
+    // never broken.
+    assert!(
+        run["status"] == "SUCCEEDED" || run["error"] == "DrillFailed",
+        "{run:#}"
+    );
     assert_eq!(e["estimate"]["databases"], 3);
     let one = json(&estimate(&[
         "dr-drill",
