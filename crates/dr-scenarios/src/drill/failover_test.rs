@@ -88,6 +88,15 @@ pub enum MarkerSet {
 }
 
 impl MarkerSet {
+    /// The label of the one row a recovery may (in flight) or must (after
+    /// the damage) lose.
+    pub fn last_label(self) -> &'static str {
+        match self {
+            MarkerSet::Failover => IN_FLIGHT,
+            MarkerSet::Corruption => AFTER_DAMAGE,
+        }
+    }
+
     /// The rows a recovery must keep, and the one it may lose (in flight)
     /// or must lose (written after the damage).
     pub fn names(self, drill_id: &str, rows: u32) -> (Vec<String>, String) {
@@ -97,7 +106,7 @@ impl MarkerSet {
                 (1..=rows)
                     .map(|n| format!("drill:{drill_id}:good:{n}"))
                     .collect(),
-                format!("drill:{drill_id}:{AFTER_DAMAGE}"),
+                format!("drill:{drill_id}:{}", self.last_label()),
             ),
         }
     }

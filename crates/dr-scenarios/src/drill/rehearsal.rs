@@ -727,9 +727,8 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
         )),
         Some(_) => {}
     }
-    let (_, last) = workflow.markers().names("", 1);
-    let last_suffix = last.rsplit(':').next().unwrap_or_default().to_owned();
-    let is_last = |name: &str| name.ends_with(&format!(":{last_suffix}"));
+    let last_suffix = format!(":{}", workflow.markers().last_label());
+    let is_last = |name: &str| name.ends_with(&last_suffix);
     let (rows_lost, last_lost) = match &facts.markers {
         None => {
             problems.push(
