@@ -1300,6 +1300,19 @@ fn payloads(function: Function) -> Vec<Value> {
                 "execution_name": "drill-d1-muejam-corruption",
                 "markers": {"instance_id": "drill-muejam-db-prod-d1-r1", "found": ["drill:d1:good:1", "drill:d1:good:2", "drill:d1:good:3"], "missing": ["drill:d1:after-damage"]},
                 "error": null}),
+            json!({"action": "region_plan", "drill_id": "d1", "database": "muejam-db-prod", "copy": {
+                    "database": "drill-d1-muejam", "hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal",
+                    "primary": "drill-muejam-db-prod-d1", "replica": "drill-muejam-db-prod-d1-rep",
+                    "production": {"database": "muejam", "hosted_zone": "muejam.internal", "record_name": "db.muejam.internal"}},
+                "request": serde_json::from_slice::<Value>(&std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/dr-drill.json")).expect("event")).expect("json")}),
+            json!({"action": "rehearsed_region", "copy": {
+                    "database": "drill-d1-muejam", "hosted_zone": "muejam.internal", "record_name": "drill-d1.db.muejam.internal",
+                    "primary": "drill-muejam-db-prod-d1", "replica": "drill-muejam-db-prod-d1-rep",
+                    "production": {"database": "muejam", "hosted_zone": "muejam.internal", "record_name": "db.muejam.internal"}},
+                "backup_region": "us-west-2",
+                "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:muejam-region-failover",
+                "execution_name": "drill-d1-muejam-region",
+                "error": null}),
         ],
         Function::DrillMarker => vec![
             json!({"action": "write", "drill_id": "d1", "instance_id": "drill-muejam-db-prod-d1", "credentials_secret_id": "s"}),
@@ -1312,7 +1325,8 @@ fn payloads(function: Function) -> Vec<Value> {
         ],
         Function::DrillCleanup => vec![
             json!({"drill_id": "d1"}),
-            json!({"drill_id": "d2", "sweep_earlier": true, "execution_arn": "arn:aws:states:us-east-1:1:execution:muejam-dr-drill:d2"}),
+            json!({"drill_id": "d1", "regions": ["us-west-2"]}),
+            json!({"drill_id": "d2", "sweep_earlier": true, "execution_arn": "arn:aws:states:us-east-1:1:execution:muejam-dr-drill:d2", "regions": ["us-west-2"]}),
         ],
         Function::RunbookReview => {
             vec![json!({"topic_arn": "t", "runbook_last_updated": "2026-11-01"})]

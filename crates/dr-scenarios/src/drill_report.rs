@@ -95,7 +95,7 @@ pub struct DrillReportOutput {
 /// `tests.*` and its cleanup under `cleanup`.
 fn database_result(entry: &Value) -> DatabaseResult {
     let database = entry["database"].as_str().unwrap_or("unknown").to_owned();
-    let mut tests: Vec<TestResult> = ["backup", "restore", "failover", "corruption"]
+    let mut tests: Vec<TestResult> = ["backup", "restore", "failover", "corruption", "region"]
         .iter()
         .filter_map(|k| entry.pointer(&format!("/tests/{k}")))
         .filter_map(|t| serde_json::from_value(t.clone()).ok())
@@ -105,6 +105,7 @@ fn database_result(entry: &Value) -> DatabaseResult {
         "restore_test",
         "failover_test",
         "corruption_test",
+        crate::drill::REGION_TEST,
     ];
     for name in expected {
         if !tests.iter().any(|t| t.name == name) {
@@ -401,7 +402,14 @@ pub fn rehearsal_lines(report: &Value) -> Vec<String> {
                 }
                 _ => "definition not read".to_owned(),
             };
+            let region = d["backup_region"].as_str();
             let lost = match (d["rows_lost"].as_u64(), d["rows_written"].as_u64()) {
+                _ if region.is_some() => if test["status"] == "SUCCESSFUL" {
+                    "restored, verified against the copy's row counts and deleted; RPO is the copy's age"
+                } else {
+                    "see the test's reason"
+                }
+                .to_owned(),
                 (Some(lost), Some(written)) => format!(
                     "{lost} of {written} marker rows lost{}",
                     if d["in_flight_lost"] == true {
@@ -417,7 +425,10 @@ pub fn rehearsal_lines(report: &Value) -> Vec<String> {
             lines.push(format!(
                 "{} {workflow} on {} (`{}`): {} — {}; RTO {}, RPO {}; {lost}; {definition}",
                 db["database"].as_str().unwrap_or("?"),
-                d["copy"].as_str().unwrap_or("its copy"),
+                match region {
+                    Some(region) => format!("production's newest copy in {region}"),
+                    None => d["copy"].as_str().unwrap_or("its copy").to_owned(),
+                },
                 d["execution"].as_str().unwrap_or("?"),
                 test["status"].as_str().unwrap_or("?"),
                 d["outcome"].as_str().unwrap_or("no outcome"),
@@ -528,7 +539,8 @@ mod tests {
                     "backup": test("backup_verification", "SUCCESSFUL", json!({"age_seconds": 600.0})),
                     "restore": test("restore_test", restore_status, json!({"restore_seconds": 42.0})),
                     "failover": test("failover_test", "SUCCESSFUL", json!({"rows_lost": 0})),
-                    "corruption": test("corruption_test", "SUCCESSFUL", json!({"rows_lost": 0}))
+                    "corruption": test("corruption_test", "SUCCESSFUL", json!({"rows_lost": 0})),
+                    "region": test("region_restore_test", "SUCCESSFUL", json!({"backup_region": "us-west-2"}))
                 },
                 "cleanup": {"clean": true, "deleted": ["drill-muejam-db-prod-d1"], "remaining": []}
             })],
@@ -588,6 +600,7 @@ mod tests {
                 TestStatus::Failed,
                 TestStatus::Skipped,
                 TestStatus::Skipped,
+                TestStatus::Skipped,
                 TestStatus::Skipped
             ]
         );
@@ -623,6 +636,21 @@ mod tests {
             assert!(md.contains("## Rehearsed workflows"), "{md}");
             assert!(md.contains(expected), "{expected:?} not in:\n{md}");
         }
+        let mut i = input("SUCCESSFUL");
+        i.results[0]["tests"]["region"] = test(
+            "region_restore_test",
+            "SUCCESSFUL",
+            json!({"workflow": "region-failover", "backup_region": "us-west-2",
+                "execution": "drill-q4-muejam-region", "outcome": "succeeded",
+                "rto_seconds": 1500.0, "rpo_seconds": 3600.0,
+                "definition_sha256": h('a'), "deployed_sha256": h('a')}),
+        );
+        let md = markdown(&build(&i, None));
+        assert!(
+            md.contains("muejam-db-prod region-failover on production's newest copy in us-west-2 (`drill-q4-muejam-region`): SUCCESSFUL — succeeded; RTO ")
+                && md.contains("restored, verified against the copy's row counts and deleted; RPO is the copy's age; definition sha256 aaaaaaaaaaaa… = deployed"),
+            "{md}"
+        );
         // A drill whose failover test rehearsed nothing has no such section.
         assert!(!markdown(&build(&input("SUCCESSFUL"), None)).contains("Rehearsed"));
     }

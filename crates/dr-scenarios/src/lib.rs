@@ -362,6 +362,8 @@ impl Function {
                 ReportList,
                 ReportGet,
                 ExecutionDefinition,
+                // Is the region-restore rehearsal's instance gone?
+                ListInstances,
             ],
             Function::DrillMarker => &[
                 DescribeInstance,

@@ -330,6 +330,20 @@ async fn a_drill_of_a_full_batch_passes_and_leaves_nothing_behind() {
     // restore times its RTO lands either side of the runbook's 4 h (a
     // search restores whole instances, round after round): a miss fails
     // that test, and the drill, by that measure alone.
+    // Each database's region-restore rehearsal restored muejam's newest
+    // verified copy in the backup region, verified and deleted it, with
+    // AWS's restore times.
+    for db in databases {
+        let test = &db["tests"].as_array().expect("tests")[4];
+        let d = &test["details"];
+        assert_eq!(test["name"], "region_restore_test", "{test:#}");
+        assert_eq!(test["status"], "SUCCESSFUL", "{test:#}");
+        assert_eq!(d["workflow"], "region-failover", "{d:#}");
+        assert_eq!(d["outcome"], "succeeded", "{d:#}");
+        assert_eq!(d["left_in_backup_region"], serde_json::json!([]), "{d:#}");
+        assert_eq!(d["definition_sha256"], d["deployed_sha256"], "{d:#}");
+        assert!(d["rto_seconds"].as_f64().is_some_and(|s| s > 0.0), "{d:#}");
+    }
     let mut missed = 0;
     for db in databases {
         let test = &db["tests"].as_array().expect("tests")[3];
@@ -532,19 +546,23 @@ async fn drill_aftermath(run: &SimulatedRun) -> DrillAftermath {
             report = serde_json::from_slice(&body).expect("json");
         }
     }
-    let (instances, _) =
-        dr_core::clock::simulate(run.result.stop_date + chrono::Duration::hours(1), async {
-            DatabaseControlPlane::list_instances(&dr_sim::SimRds::new(
-                run.world.clone(),
-                "us-east-1",
-            ))
-            .await
-        })
-        .await;
+    // Both regions: the region-restore rehearsal restores in us-west-2.
+    let mut instances = Vec::new();
+    for region in ["us-east-1", "us-west-2"] {
+        let (listed, _) =
+            dr_core::clock::simulate(run.result.stop_date + chrono::Duration::hours(1), async {
+                DatabaseControlPlane::list_instances(&dr_sim::SimRds::new(
+                    run.world.clone(),
+                    region,
+                ))
+                .await
+            })
+            .await;
+        instances.extend(listed.expect("listed"));
+    }
     DrillAftermath {
         report,
         instances: instances
-            .expect("listed")
             .into_iter()
             .map(|i| i.instance_id.as_str().to_owned())
             .filter(|i| i.starts_with("drill-"))

@@ -20,6 +20,7 @@ fn every_test_successful() -> Vec<(String, String)> {
         "restore_test",
         "failover_test",
         "corruption_test",
+        "region_restore_test",
     ]
     .map(|t| (t.to_owned(), "SUCCESSFUL".to_owned()))
     .to_vec()
@@ -52,16 +53,32 @@ fn tests_of(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The drill instances in us-east-1 and in us-west-2 (the region-restore
+/// rehearsal's).
 async fn drill_instances(stack: &Stack) -> Vec<String> {
-    stack
-        .platform()
-        .list_instances()
-        .await
-        .expect("list")
+    let mut instances = stack.platform().list_instances().await.expect("list");
+    instances.extend(
+        stack
+            .platform()
+            .in_region("us-west-2")
+            .expect("us-west-2")
+            .list_instances()
+            .await
+            .expect("list us-west-2"),
+    );
+    instances
         .into_iter()
         .map(|i| i.instance_id.to_string())
         .filter(|i| i.starts_with("drill-"))
         .collect()
+}
+
+/// The drill's input without the region-restore rehearsal (its test is
+/// then SKIPPED): for the tests about another part of the drill.
+fn drill_input_without_region() -> Value {
+    let mut input = drill_input();
+    input.as_object_mut().map(|i| i.remove("region_restore"));
+    input
 }
 
 /// Everything of production a drill may read but never change: its
@@ -141,6 +158,7 @@ async fn instances_and_data(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_it_was() {
     let stack = Stack::up();
+    stack.replicate_to_us_west_2();
     let before = production_fingerprint(&stack).await;
     let (code, result) = stack.run("dr-drill", &drill_input(), &[]);
     assert_eq!(code, 0, "{result:#}");
@@ -255,6 +273,32 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
         markdown.contains("data-corruption on drill-"),
         "the rehearsal's line: {markdown}"
     );
+    // The region restore, rehearsed by the real region failover in its
+    // rehearsal mode on production's newest copy in us-west-2.
+    let region = &tests[4];
+    assert_eq!(region["name"], "region_restore_test", "{region:#}");
+    assert_eq!(region["details"]["outcome"], "succeeded", "{region:#}");
+    assert_eq!(region["details"]["backup_region"], "us-west-2");
+    assert!(region["details"]["rto_seconds"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0));
+    assert!(region["details"]["rpo_seconds"]
+        .as_f64()
+        .is_some_and(|s| s >= 0.0));
+    assert_eq!(
+        region["details"]["definition_sha256"],
+        region["details"]["deployed_sha256"]
+    );
+    assert!(
+        markdown.contains("region-failover on production's newest copy in us-west-2"),
+        "the rehearsal's line: {markdown}"
+    );
+    let region_report = stack.report_named(
+        "region-failover",
+        region["details"]["execution"].as_str().expect("execution"),
+    );
+    assert_eq!(region_report["mode"], "rehearsal", "{region_report:#}");
+    assert_eq!(region_report["verification"]["baseline_compared"], true);
     assert!(
         !stack.home.join("pages.jsonl").exists(),
         "a rehearsal pages nobody"
@@ -437,7 +481,11 @@ async fn a_drill_never_touches_an_instance_it_did_not_create() {
         .await
         .expect("tag");
     let before = production_fingerprint(&stack).await;
-    let (code, _) = stack.run("dr-drill", &drill_input(), &["--name", "fixed-drill"]);
+    let (code, _) = stack.run(
+        "dr-drill",
+        &drill_input_without_region(),
+        &["--name", "fixed-drill"],
+    );
     assert_eq!(code, 1, "a drill that cannot clean up does not pass");
     let report = report_of(&stack);
     assert_eq!(report["cleanup_verified"], false);
@@ -528,6 +576,7 @@ async fn a_drill_yields_to_an_incident_that_begins_while_it_builds_its_copy() {
             ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("failover_test".to_owned(), "SKIPPED".to_owned()),
             ("corruption_test".to_owned(), "SKIPPED".to_owned()),
+            ("region_restore_test".to_owned(), "SKIPPED".to_owned()),
         ]
     );
     let failover = &report["databases"][0]["tests"][2];
@@ -598,6 +647,7 @@ async fn a_drill_killed_mid_restore_leaves_instances_the_next_drill_removes_firs
         &["local", "snapshot", PRIMARY, "--home", stack.home_str()],
     );
     assert!(snapshot.status.success());
+    stack.replicate_to_us_west_2();
     let mut run = Background::start(&stack, "dr-drill", &drill_input(), "killed-drill", &[]);
     run.wait_for_line("✔ StartRestore");
     run.kill();
@@ -672,17 +722,17 @@ fn worst_case_faults(interval: u64) -> Vec<String> {
     let limits = dr_scenarios::drill::poll_limits(interval);
     let mut faults = vec![
         format!(
-            "DescribeRestore:1-{}:return={}",
+            "dr-drill-database/DescribeRestore:1-{}:return={}",
             limits.restore_polls - 1,
             json!({"status": "creating"})
         ),
         format!(
-            "DescribeReplica:1-{}:return={}",
+            "dr-drill-database/DescribeReplica:1-{}:return={}",
             limits.replica_polls - 1,
             json!({"status": "creating"})
         ),
         format!(
-            "CheckMarkerReplicated:1-{}:return={}",
+            "dr-drill-database/CheckMarkerReplicated:1-{}:return={}",
             limits.marker_polls - 1,
             json!({"present": false})
         ),
@@ -728,6 +778,7 @@ fn worst_case_faults(interval: u64) -> Vec<String> {
 async fn the_worst_case_drill_still_cleans_up_and_reports() {
     use dr_runner::budget::{worst_case, Assumptions};
     let stack = Stack::up();
+    stack.replicate_to_us_west_2();
     let input = drill_input();
     let interval = input["poll_interval_seconds"].as_u64().expect("interval");
     let faults = worst_case_faults(interval);
@@ -763,6 +814,7 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
     assert_eq!(of("dr-drill-database").len(), 1, "{children:#?}");
     assert_eq!(of("database-failover").len(), 1, "{children:#?}");
     assert_eq!(of("data-corruption").len(), 1, "{children:#?}");
+    assert_eq!(of("region-failover").len(), 1, "{children:#?}");
     let child = of("dr-drill-database")[0];
     let sam = dr_runner::sam::SamTemplate::load(&repo().join("template.yaml")).expect("template");
     let declared = sam.state_machines().expect("machines");
@@ -803,6 +855,7 @@ async fn the_worst_case_drill_still_cleans_up_and_reports() {
             .filter_map(|m| match m.logical_id.as_str() {
                 "DatabaseFailoverStateMachine" => Some((m.arn.clone(), 7200.0)),
                 "DataCorruptionStateMachine" => Some((m.arn.clone(), 14400.0)),
+                "RegionFailoverStateMachine" => Some((m.arn.clone(), 14400.0)),
                 _ => None,
             })
             .map(|(arn, seconds)| (arn, dr_runner::budget::Budget { events: 0, seconds }))
@@ -866,7 +919,7 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
     let before = production_fingerprint(&stack).await;
     let (code, result) = stack.run(
         "dr-drill",
-        &drill_input(),
+        &drill_input_without_region(),
         &[
             "--name",
             "faulty-rehearsal",
@@ -885,6 +938,7 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
             ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("failover_test".to_owned(), "FAILED".to_owned()),
             ("corruption_test".to_owned(), "SKIPPED".to_owned()),
+            ("region_restore_test".to_owned(), "SKIPPED".to_owned()),
         ]
     );
     assert!(
@@ -913,6 +967,7 @@ async fn a_fault_in_the_rehearsed_failover_fails_that_rehearsal_and_leaves_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tier_nobody_is_subscribed_to_fails_the_drill_by_name() {
     let stack = Stack::up();
+    stack.replicate_to_us_west_2();
     stack.unsubscribe_all("muejam-dr-tier-3").await;
     let (code, result) = stack.run("dr-drill", &drill_input(), &[]);
     assert_ne!(code, 0, "{result:#}");
@@ -975,17 +1030,26 @@ async fn assert_the_drill_left_nothing(stack: &Stack, report: &Value, before: &P
 }
 
 /// A fault in a step of the rehearsed data-corruption recovery (its DNS
-/// switch, after the restore it made): that rehearsal is FAILED with the
-/// run's own reason, the failover's still passed, and the drill removes
-/// everything, the recovery's restore and its snapshot of the copy too.
+/// switch, after the restore it made) and one in the rehearsed region
+/// restore (its verification, after the restore in us-west-2): each
+/// rehearsal is FAILED with its run's own reason, the failover's still
+/// passed, and the drill removes everything, the recoveries' restores in
+/// both regions and its snapshot of the copy too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fault_in_the_rehearsed_corruption_recovery_fails_that_rehearsal_and_leaves_nothing() {
+async fn a_fault_in_the_rehearsed_corruption_recovery_or_region_restore_fails_that_rehearsal_and_leaves_nothing(
+) {
     let stack = Stack::up();
+    stack.replicate_to_us_west_2();
     let before = production_fingerprint(&stack).await;
     let (code, result) = stack.run(
         "dr-drill",
         &drill_input(),
-        &["--fault", "data-corruption/SwitchDns:1:Unsafe"],
+        &[
+            "--fault",
+            "data-corruption/SwitchDns:1:Unsafe",
+            "--fault",
+            "region-failover/VerifyRestore:1:Unsafe",
+        ],
     );
     assert_eq!(code, 1, "the drill fails: {result:#}");
     let report = report_of(&stack);
@@ -996,8 +1060,22 @@ async fn a_fault_in_the_rehearsed_corruption_recovery_fails_that_rehearsal_and_l
             ("restore_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("failover_test".to_owned(), "SUCCESSFUL".to_owned()),
             ("corruption_test".to_owned(), "FAILED".to_owned()),
+            ("region_restore_test".to_owned(), "FAILED".to_owned()),
         ]
     );
+    let region = &report["databases"][0]["tests"][4];
+    let reason = region["reason"].as_str().expect("why");
+    assert!(
+        reason.contains("the region-failover run failed: ")
+            && reason.contains("Unsafe")
+            && reason.contains("ended failed (FAILED)"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("still in us-west-2"),
+        "discarded: {reason}"
+    );
+    assert_eq!(region["details"]["outcome"], "failed", "{region:#}");
     let corruption = &report["databases"][0]["tests"][3];
     let reason = corruption["reason"].as_str().expect("why");
     assert!(

@@ -12,7 +12,6 @@ use dr_core::*;
 use serde_json::{json, Value};
 
 const REGION: &str = "statemachines/region-failover.asl.json";
-const REPLICATION: &str = "statemachines/snapshot-replication.asl.json";
 const RESTORED: &str = "muejam-db-prod-r1";
 const NEW_DR_REPLICA: &str = "muejam-db-prod-r2";
 const FLEET: &str = "muejam-dr-app";
@@ -23,13 +22,7 @@ const APPROVED: &str =
 /// fleet there.
 async fn prepared_stack() -> Stack {
     let stack = Stack::up();
-    let input = json!({
-        "backup_region": "us-west-2",
-        "kms_key_id": "local/us-west-2/snapshots",
-        "poll_interval_seconds": 1
-    });
-    let (code, result) = stack.run(REPLICATION, &input, &["--virtual-time", "--name", "repl"]);
-    assert_eq!(code, 0, "{result:#}");
+    stack.replicate_to_us_west_2();
     let autoscaling = west_autoscaling(&stack).await;
     autoscaling
         .create_launch_configuration()
@@ -869,4 +862,105 @@ async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() 
     );
     assert!(stack.locks().await.is_empty());
     outage(&stack, "region-restore");
+}
+
+/// The quarterly drill's rehearsal: the newest verified copy restored into
+/// a drill instance in us-west-2 and verified, then deleted; production's
+/// lock (held here by a running recovery), record and registry untouched,
+/// nobody asked or paged. A fault at the verification fails it and still
+/// leaves nothing; a rehearsal is the drill's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_rehearsal_restores_and_verifies_the_newest_copy_then_deletes_it_touching_nothing_of_production(
+) {
+    let stack = prepared_stack().await;
+    let copy = west(&stack)
+        .list_snapshots(None)
+        .await
+        .expect("copies")
+        .into_iter()
+        .next()
+        .expect("a verified copy");
+    let dns_before = stack.dns_value().await;
+    let topology_before = stack.topology().await;
+    let owner = "arn:aws:states:us-east-1:000000000000:execution:database-failover:real-one";
+    let _held = stack.hold_recovery_lock("muejam", owner).await;
+    let rehearsal = json!({
+        "mode": "rehearsal",
+        "fleet": null,
+        "drill": {"drill_id": "drill-rehearsal", "source": PRIMARY},
+        "trigger": {"source": "drill", "reason": "quarterly drill"}
+    });
+    let input = request(&stack, rehearsal.clone()).await;
+    let (code, result) = run_with_faults(&stack, &input, "rehearsal-1", &[]);
+    assert_eq!(code, 0, "{result:#}");
+
+    let report = report_of(&stack, "rehearsal-1");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["mode"], "rehearsal");
+    assert_eq!(report["copy"]["snapshot_id"], copy.snapshot_id.as_str());
+    assert!(
+        report["rto"]["achieved_seconds"].as_f64().is_some(),
+        "{report:#}"
+    );
+    assert!(report["rpo"]["achieved_seconds"]
+        .as_f64()
+        .is_some_and(|s| s >= 0.0));
+    assert_eq!(report["verification"]["passed"], true);
+    assert_eq!(report["verification"]["baseline_compared"], true);
+    assert_eq!(report["new_primary"], Value::Null);
+    assert!(report["approval"].is_null(), "nobody was asked: {report:#}");
+    let changes = report["changes"].to_string();
+    assert!(
+        changes.contains("drill-muejam-db-prod-drillrehears-region"),
+        "{changes}"
+    );
+    assert!(
+        changes.contains("deleted the unswitched restore"),
+        "{changes}"
+    );
+
+    // Nothing is left in us-west-2; production is as it was.
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+    assert_eq!(stack.topology().await, topology_before);
+    let locks = stack.locks().await;
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(
+        locks[0].owner, owner,
+        "the real recovery's lock stays its own"
+    );
+    assert!(
+        !stack
+            .messages()
+            .iter()
+            .any(|m| m.to_string().contains("APPROVAL NEEDED")),
+        "nobody is asked"
+    );
+
+    // A fault at the verification fails the rehearsal; the restore still goes.
+    let (code, result) =
+        run_with_faults(&stack, &input, "rehearsal-2", &["VerifyRestore:1:Unsafe"]);
+    assert_ne!(code, 0, "{result:#}");
+    let failed = report_of(&stack, "rehearsal-2");
+    assert_eq!(failed["passed"], false, "{failed:#}");
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.dns_value().await, dns_before);
+
+    // A rehearsal is the drill's alone, and a drill only rehearses.
+    let by_person = request(
+        &stack,
+        json!({"mode": "rehearsal", "fleet": null, "drill": {"drill_id": "drill-x", "source": PRIMARY}}),
+    )
+    .await;
+    let (code, result) = run_with_faults(&stack, &by_person, "rehearsal-3", &[]);
+    assert_eq!(code, 2, "{result:#}");
+    let drill_failover = request(
+        &stack,
+        json!({"trigger": {"source": "drill", "reason": "quarterly drill"}}),
+    )
+    .await;
+    let (code, result) = run_with_faults(&stack, &drill_failover, "rehearsal-4", &[]);
+    assert_eq!(code, 2, "{result:#}");
+    assert!(west_instances(&stack).await.is_empty());
+    assert_eq!(stack.topology().await, topology_before);
 }

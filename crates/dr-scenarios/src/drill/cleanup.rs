@@ -18,6 +18,10 @@ pub struct DrillCleanupInput {
     pub sweep_earlier: bool,
     #[serde(default)]
     pub execution_arn: Option<String>,
+    /// Other regions the drill made instances in (the region-restore
+    /// rehearsal's backup region).
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,7 +51,29 @@ pub async fn drill_cleanup(
     if input.sweep_earlier {
         return sweep_earlier_drills(ports, &input).await;
     }
-    cleanup_drill(ports, &input.drill_id, input.database.as_ref()).await
+    cleanup_drill(
+        ports,
+        &input.drill_id,
+        input.database.as_ref(),
+        &input.regions,
+    )
+    .await
+}
+
+/// The control planes a drill's instances may be in: the home region's and
+/// the regions named (each validated).
+fn control_planes(
+    ports: &Ports,
+    regions: &[String],
+) -> DrResult<Vec<std::sync::Arc<dyn DatabaseControlPlane>>> {
+    let mut planes = vec![ports.control_plane.clone()];
+    for region in regions {
+        validate_region(region)?;
+        if region != ports.regions.home_region() {
+            planes.push(ports.regions.control_plane(region)?);
+        }
+    }
+    Ok(planes)
 }
 
 /// The ARN of another execution of the same state machine.
@@ -70,13 +96,16 @@ pub(crate) async fn sweep_earlier_drills(
         .execution_arn
         .as_deref()
         .ok_or_else(|| DrError::InvalidInput("sweep_earlier needs execution_arn".to_owned()))?;
-    let mut earlier: std::collections::BTreeSet<String> = ports
-        .control_plane
-        .list_instances()
-        .await?
-        .into_iter()
-        .filter_map(|i| i.tags.get(DRILL_TAG).cloned())
-        .collect();
+    let mut earlier = std::collections::BTreeSet::new();
+    for plane in control_planes(ports, &input.regions)? {
+        earlier.extend(
+            plane
+                .list_instances()
+                .await?
+                .into_iter()
+                .filter_map(|i| i.tags.get(DRILL_TAG).cloned()),
+        );
+    }
     // A drill that died after its instances went may have left its copy
     // in the registry and its record in the zone.
     earlier.extend(
@@ -111,7 +140,7 @@ pub(crate) async fn sweep_earlier_drills(
             tracing::info!(drill = %drill, "an earlier drill still runs: its instances are left alone");
             continue;
         }
-        let cleaned = cleanup_drill(ports, &drill, None).await?;
+        let cleaned = cleanup_drill(ports, &drill, None, &input.regions).await?;
         deleted.extend(cleaned.deleted);
         remaining.extend(cleaned.remaining);
         copies_removed.extend(cleaned.copies_removed);
@@ -132,53 +161,20 @@ pub(crate) async fn cleanup_drill(
     ports: &Ports,
     drill_id: &str,
     database: Option<&InstanceId>,
+    regions: &[String],
 ) -> DrResult<DrillCleanupOutput> {
-    let input = DrillCleanupInput {
-        drill_id: drill_id.to_owned(),
-        database: database.cloned(),
-        sweep_earlier: false,
-        execution_arn: None,
-    };
-    let ours = |i: &InstanceDescription| {
-        i.tags.get(DRILL_TAG).map(String::as_str) == Some(input.drill_id.as_str())
-            && input.database.as_ref().is_none_or(|d| {
-                i.tags.get(DRILL_SOURCE_TAG).map(String::as_str) == Some(d.as_str())
-            })
-    };
-    let mut targets: Vec<InstanceDescription> = ports
-        .control_plane
-        .list_instances()
-        .await?
-        .into_iter()
-        .filter(ours)
-        .collect();
-    // Replicas before their sources, as RDS requires nothing of the sort but
-    // a source deleted first would leave its replica reporting a dead source.
-    targets.sort_by_key(|i| i.replication_source.is_none());
     let mut deleted = Vec::new();
-    for instance in &targets {
-        if ensure_drill_resource(instance, &input.drill_id).is_err() {
-            // Tagged with our drill id but not made by us (not drill-…, or
-            // not ephemeral): leave it, and it shows as remaining.
-            continue;
-        }
-        match ports
-            .control_plane
-            .delete_instance(&instance.instance_id, DeleteOptions::default())
-            .await
-        {
-            Ok(()) | Err(DrError::NotFound(_)) => deleted.push(instance.instance_id.clone()),
-            Err(e) => return Err(e),
-        }
+    let mut remaining = Vec::new();
+    for plane in control_planes(ports, regions)? {
+        delete_drill_instances(
+            plane.as_ref(),
+            drill_id,
+            database,
+            &mut deleted,
+            &mut remaining,
+        )
+        .await?;
     }
-    let remaining: Vec<InstanceId> = ports
-        .control_plane
-        .list_instances()
-        .await?
-        .into_iter()
-        .filter(|i| ours(i) && i.status != InstanceStatus::Deleting)
-        .map(|i| i.instance_id)
-        .collect();
     let mut copies_removed = Vec::new();
     let mut copies_remaining = Vec::new();
     let copies = ports.topology.list().await?.into_iter().filter(|t| {
@@ -223,6 +219,55 @@ pub(crate) async fn cleanup_drill(
         copies_remaining,
         snapshots_deleted,
     })
+}
+
+/// Deletes the drill's instances in one region (replicas first) and says
+/// which are still there afterwards.
+async fn delete_drill_instances(
+    plane: &dyn DatabaseControlPlane,
+    drill_id: &str,
+    database: Option<&InstanceId>,
+    deleted: &mut Vec<InstanceId>,
+    remaining: &mut Vec<InstanceId>,
+) -> DrResult<()> {
+    let ours = |i: &InstanceDescription| {
+        i.tags.get(DRILL_TAG).map(String::as_str) == Some(drill_id)
+            && database.is_none_or(|d| {
+                i.tags.get(DRILL_SOURCE_TAG).map(String::as_str) == Some(d.as_str())
+            })
+    };
+    let mut targets: Vec<InstanceDescription> = plane
+        .list_instances()
+        .await?
+        .into_iter()
+        .filter(ours)
+        .collect();
+    // Replicas before their sources, as RDS requires nothing of the sort but
+    // a source deleted first would leave its replica reporting a dead source.
+    targets.sort_by_key(|i| i.replication_source.is_none());
+    for instance in &targets {
+        if ensure_drill_resource(instance, drill_id).is_err() {
+            // Tagged with our drill id but not made by us (not drill-…, or
+            // not ephemeral): leave it, and it shows as remaining.
+            continue;
+        }
+        match plane
+            .delete_instance(&instance.instance_id, DeleteOptions::default())
+            .await
+        {
+            Ok(()) | Err(DrError::NotFound(_)) => deleted.push(instance.instance_id.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    remaining.extend(
+        plane
+            .list_instances()
+            .await?
+            .into_iter()
+            .filter(|i| ours(i) && i.status != InstanceStatus::Deleting)
+            .map(|i| i.instance_id),
+    );
+    Ok(())
 }
 
 /// Pure: whether a registry entry has the shape of a drill's copy (every

@@ -21,6 +21,8 @@ mod failover_test;
 pub use failover_test::*;
 mod rehearsal;
 pub use rehearsal::*;
+mod region_test;
+pub use region_test::*;
 mod cleanup;
 pub use cleanup::*;
 mod review;

@@ -201,6 +201,23 @@ pub enum DrillCopyInput {
         #[serde(default)]
         past: Option<DateTime<Utc>>,
     },
+    /// The region failover's input for the region-restore rehearsal, or
+    /// why it is not run.
+    RegionPlan {
+        drill_id: String,
+        database: InstanceId,
+        copy: Box<CopyRegistration>,
+        request: Box<DrillRequest>,
+    },
+    /// What the region-restore rehearsal came to: its test's result.
+    RehearsedRegion {
+        copy: Box<CopyRegistration>,
+        backup_region: String,
+        state_machine_arn: String,
+        execution_name: String,
+        #[serde(default)]
+        error: Option<Value>,
+    },
     /// What a rehearsal came to: its test's result.
     Rehearsed {
         drill_id: String,
@@ -299,6 +316,33 @@ pub async fn drill_copy(ports: &Ports, input: DrillCopyInput) -> DrResult<Value>
             copy_database,
             past,
         } => pitr_base(ports, &drill_id, &copy_database, past).await,
+        DrillCopyInput::RegionPlan {
+            drill_id,
+            database,
+            copy,
+            request,
+        } => {
+            request.check()?;
+            crate::to_value(region_rehearsal_plan(&drill_id, &database, &copy, &request))
+        }
+        DrillCopyInput::RehearsedRegion {
+            copy,
+            backup_region,
+            state_machine_arn,
+            execution_name,
+            error,
+        } => {
+            let facts = RegionRehearsalFacts::gather(
+                ports,
+                &copy,
+                &backup_region,
+                &state_machine_arn,
+                &execution_name,
+                error,
+            )
+            .await?;
+            crate::to_value(judge_region_rehearsal(&facts))
+        }
         DrillCopyInput::Rehearsed {
             drill_id,
             copy,
@@ -625,7 +669,7 @@ impl RehearsalFacts {
 
 /// A Catch's `{Error, Cause}` as one line (a child's Cause is its whole
 /// description: only its error and cause are kept).
-fn describe_error(error: &Value) -> String {
+pub(crate) fn describe_error(error: &Value) -> String {
     let name = error
         .get("Error")
         .and_then(Value::as_str)
@@ -659,7 +703,7 @@ fn describe_error(error: &Value) -> String {
 
 /// The report the child filed (`<scenario>/<start>-<name>.json`): the
 /// newest when a retry filed two.
-async fn child_report(
+pub(crate) async fn child_report(
     ports: &Ports,
     scenario: &str,
     execution_name: &str,
@@ -711,22 +755,13 @@ async fn child_report(
 pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
     let workflow = facts.workflow;
     let scenario = workflow.scenario();
-    let mut problems = Vec::new();
-    if let Some(error) = &facts.error {
-        problems.push(format!("the {scenario} run failed: {error}"));
-    }
-    match &facts.report {
-        None => problems.push(format!(
-            "the {scenario} run filed no report: its RTO and RPO are not measured"
-        )),
-        Some(r) if r.outcome != "succeeded" || !r.passed => problems.push(format!(
-            "the {scenario} run ended {} ({}){}",
-            r.outcome,
-            if r.passed { "passed" } else { "FAILED" },
-            missed_objectives(r)
-        )),
-        Some(_) => {}
-    }
+    let mut problems = run_problems(
+        scenario,
+        facts.error.as_deref(),
+        facts.report.as_ref(),
+        &facts.execution_name,
+        facts.definition.as_ref(),
+    );
     let last_suffix = format!(":{}", workflow.markers().last_label());
     let is_last = |name: &str| name.ends_with(&last_suffix);
     let (rows_lost, last_lost) = match &facts.markers {
@@ -786,38 +821,12 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
             endpoint.as_deref().unwrap_or("no endpoint")
         )),
     }
-    match &facts.definition {
-        None => problems.push(format!(
-            "the definition {} ran could not be read: it is not known to be the deployed one",
-            facts.execution_name
-        )),
-        Some(d) if d.ran_sha256 != d.deployed_sha256 => problems.push(format!(
-            "{} ran definition sha256 {}, but the deployed one is {}",
-            facts.execution_name,
-            short_digest(&d.ran_sha256),
-            short_digest(&d.deployed_sha256)
-        )),
-        Some(_) => {}
-    }
-    let production_intact = matches!(
-        (&facts.production_record, &facts.production_primary_endpoint),
-        (Some(record), Some(endpoint)) if record == endpoint
-    );
-    if !production_intact {
-        problems.push(format!(
-            "production's record {} points at {}, not at its primary {} ({})",
-            facts.copy.production.record_name,
-            facts.production_record.as_deref().unwrap_or("nothing"),
-            facts
-                .production_primary
-                .as_ref()
-                .map_or("unknown".to_owned(), ToString::to_string),
-            facts
-                .production_primary_endpoint
-                .as_deref()
-                .unwrap_or("no endpoint")
-        ));
-    }
+    problems.extend(production_problem(
+        &facts.copy.production.record_name,
+        facts.production_record.as_deref(),
+        facts.production_primary.as_ref(),
+        facts.production_primary_endpoint.as_deref(),
+    ));
     let status = if problems.is_empty() {
         TestStatus::Successful
     } else {
@@ -858,6 +867,64 @@ pub fn judge_rehearsal(facts: &RehearsalFacts) -> TestResult {
         duration_seconds: report.and_then(|r| r.rto_seconds).unwrap_or(0.0),
         details,
     }
+}
+
+/// Pure: what a rehearsed run itself came to: its error, its report (which
+/// must exist, say succeeded and passed) and the definition it ran (which
+/// must be the deployed one).
+pub(crate) fn run_problems(
+    scenario: &str,
+    error: Option<&str>,
+    report: Option<&ChildReport>,
+    execution_name: &str,
+    definition: Option<&DefinitionDigests>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(error) = error {
+        problems.push(format!("the {scenario} run failed: {error}"));
+    }
+    match report {
+        None => problems.push(format!(
+            "the {scenario} run filed no report: its RTO and RPO are not measured"
+        )),
+        Some(r) if r.outcome != "succeeded" || !r.passed => problems.push(format!(
+            "the {scenario} run ended {} ({}){}",
+            r.outcome,
+            if r.passed { "passed" } else { "FAILED" },
+            missed_objectives(r)
+        )),
+        Some(_) => {}
+    }
+    match definition {
+        None => problems.push(format!(
+            "the definition {execution_name} ran could not be read: it is not known to be the deployed one"
+        )),
+        Some(d) if d.ran_sha256 != d.deployed_sha256 => problems.push(format!(
+            "{execution_name} ran definition sha256 {}, but the deployed one is {}",
+            short_digest(&d.ran_sha256),
+            short_digest(&d.deployed_sha256)
+        )),
+        Some(_) => {}
+    }
+    problems
+}
+
+/// Pure: production's record must still point at production's primary.
+pub(crate) fn production_problem(
+    record_name: &str,
+    record: Option<&str>,
+    primary: Option<&InstanceId>,
+    primary_endpoint: Option<&str>,
+) -> Option<String> {
+    let intact = matches!((record, primary_endpoint), (Some(r), Some(e)) if r == e);
+    (!intact).then(|| {
+        format!(
+            "production's record {record_name} points at {}, not at its primary {} ({})",
+            record.unwrap_or("nothing"),
+            primary.map_or("unknown".to_owned(), ToString::to_string),
+            primary_endpoint.unwrap_or("no endpoint")
+        )
+    })
 }
 
 /// Pure: the objectives a run's report says it missed, as `: RTO 4.9 h

@@ -30,6 +30,11 @@ pub struct DrillRequest {
     pub row_count_tolerance: f64,
     pub poll_interval_seconds: u64,
     pub runbook_last_updated: Option<String>,
+    /// The region restore to rehearse (the region failover's restore and
+    /// verification of the newest verified copy in the backup region).
+    /// Absent: not rehearsed, and the drill cannot pass.
+    #[serde(default)]
+    pub region_restore: Option<DrillRegionRestore>,
 }
 
 impl DrillRequest {
@@ -85,6 +90,9 @@ impl DrillRequest {
                     shorten(date)
                 ));
             }
+        }
+        if let Some(region) = &self.region_restore {
+            region.check()?;
         }
         if self
             .databases
@@ -172,6 +180,8 @@ pub fn search_resolution(interval_seconds: u64) -> u64 {
 pub struct DrillScopeOutput {
     pub databases: Vec<InstanceId>,
     pub limits: PollLimits,
+    /// Other regions the drill makes instances in (its cleanup looks there).
+    pub regions: Vec<String>,
 }
 
 pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<DrillScopeOutput> {
@@ -184,6 +194,12 @@ pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<Dril
             .as_ref()
             .map_or(DEFAULT_POLL_INTERVAL_SECONDS, |r| r.poll_interval_seconds),
     );
+    let regions: Vec<String> = input
+        .request
+        .as_ref()
+        .and_then(|r| r.region_restore.as_ref())
+        .map(|r| vec![r.backup_region.clone()])
+        .unwrap_or_default();
     let listed = input.request.and_then(|r| r.databases).or(input.databases);
     let databases = match listed {
         Some(list) => list,
@@ -216,5 +232,9 @@ pub async fn drill_scope(ports: &Ports, input: DrillScopeInput) -> DrResult<Dril
             databases.len()
         )));
     }
-    Ok(DrillScopeOutput { databases, limits })
+    Ok(DrillScopeOutput {
+        databases,
+        limits,
+        regions,
+    })
 }

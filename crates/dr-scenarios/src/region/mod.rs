@@ -54,6 +54,20 @@ pub enum RegionMode {
     /// An evacuation announced in advance: stop writes, take a final
     /// snapshot, copy it, restore it; nothing is lost.
     Planned,
+    /// The quarterly drill's rehearsal: the newest verified copy restored
+    /// into a `drill-…` instance in the backup region and verified, then
+    /// deleted. No lock, no confirmation, no approval, and nothing of
+    /// production (writes, fleet, record, registry) is touched.
+    Rehearsal,
+}
+
+/// Who runs a rehearsal: the drill, and the production instance it drills
+/// (the restore carries the drill's tags, so its cleanup finds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RehearsalBy {
+    pub drill_id: String,
+    pub source: InstanceId,
 }
 
 /// The backup region's application fleet, raised before DNS moves.
@@ -102,6 +116,9 @@ pub struct RegionRequest {
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: u64,
     pub trigger: Trigger,
+    /// Rehearsal mode: the drill that runs it.
+    #[serde(default)]
+    pub drill: Option<RehearsalBy>,
 }
 
 /// Bounded waits: each polled no more often than its floor, at most so
@@ -180,6 +197,12 @@ pub struct RegionPlan {
     pub limits: RegionLimits,
     pub started_at: DateTime<Utc>,
     pub trigger: Trigger,
+    /// Rehearsal mode: the drill's id (the report pages nobody for it).
+    #[serde(default)]
+    pub drill: Option<String>,
+    /// Rehearsal mode: the tags of the restore (the drill's).
+    #[serde(default)]
+    pub instance_tags: Tags,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +282,31 @@ pub fn validate_request(r: &RegionRequest) -> DrResult<()> {
     if r.database_port == 0 {
         return Err(invalid("database_port must be 1 to 65535"));
     }
+    let by_drill = r.trigger.source == crate::plan::TriggerSource::Drill;
+    match (r.mode, &r.drill, by_drill) {
+        (RegionMode::Rehearsal, Some(d), true) => {
+            crate::drill::drill_names(&d.source, &d.drill_id)?;
+            if r.fleet.is_some() {
+                return Err(invalid(
+                    "a rehearsal scales no fleet: leave fleet out (the rehearsal restores and verifies only)",
+                ));
+            }
+        }
+        (RegionMode::Rehearsal, _, _) => {
+            return Err(invalid(
+                "mode rehearsal is the drill's: it needs trigger.source drill and drill {drill_id, source}",
+            ))
+        }
+        (_, _, true) => {
+            return Err(invalid(
+                "trigger.source drill only rehearses: a drill never fails production over (mode rehearsal)",
+            ))
+        }
+        (_, Some(_), false) => {
+            return Err(invalid("drill is for mode rehearsal only"));
+        }
+        (_, None, false) => {}
+    }
     if r.trigger
         .reason
         .as_ref()
@@ -305,10 +353,23 @@ pub async fn region_plan(ports: &Ports, input: RegionPlanInput) -> DrResult<Regi
         )
         .await?
         .map(|r| r.value);
-    let restored_instance = topology.next_instance_id()?;
-    let mut with_restore = topology.clone();
-    with_restore.retired.push(restored_instance.clone());
-    let new_replica = with_restore.next_instance_id()?;
+    let (restored_instance, new_replica, instance_tags) = match &r.drill {
+        Some(by) => {
+            let (restored, replica) = rehearsal_names(&by.source, &by.drill_id)?;
+            let tags = crate::drill::drill_tags(&by.drill_id, &by.source);
+            (restored, replica, tags)
+        }
+        None => {
+            let restored_instance = topology.next_instance_id()?;
+            let mut with_restore = topology.clone();
+            with_restore.retired.push(restored_instance.clone());
+            (
+                restored_instance,
+                with_restore.next_instance_id()?,
+                Tags::new(),
+            )
+        }
+    };
     let poll = r.poll_interval_seconds;
     Ok(RegionPlan {
         database: r.database,
@@ -340,7 +401,23 @@ pub async fn region_plan(ports: &Ports, input: RegionPlanInput) -> DrResult<Regi
         limits: RegionLimits::for_interval(poll),
         started_at: input.execution.start_time,
         trigger: r.trigger,
+        drill: r.drill.map(|d| d.drill_id),
+        instance_tags,
     })
+}
+
+/// Pure: a rehearsal's restore and the replica name its plan carries (never
+/// created): `drill-<instance>-<drill>-region` and `…-region-rep`.
+pub fn rehearsal_names(source: &InstanceId, drill_id: &str) -> DrResult<(InstanceId, InstanceId)> {
+    let (restore, _) = crate::drill::drill_names(source, drill_id)?;
+    // `drill_names` leaves 10 characters of the 63 for its suffixes; this
+    // one needs 11.
+    let restore: String = restore.as_str().chars().take(63 - 11).collect();
+    let restore = restore.trim_end_matches('-');
+    Ok((
+        InstanceId::parse(&format!("{restore}-region"))?,
+        InstanceId::parse(&format!("{restore}-region-rep"))?,
+    ))
 }
 
 /// What one look at a region's API or a database endpoint found.
@@ -442,7 +519,10 @@ pub fn judge_region(mode: RegionMode, evidence: &RegionEvidence) -> (RegionDecis
     ]
     .iter()
     .any(|o| matches!(o, Broken { .. }));
-    let decision = if broken {
+    let decision = if mode == RegionMode::Rehearsal {
+        reasons.push("a rehearsal confirms nothing: it never fails production over".into());
+        RegionDecision::CannotConfirm
+    } else if broken {
         reasons.push("our own checks failed: they say nothing about the region; fix them".into());
         RegionDecision::CannotConfirm
     } else if !matches!(evidence.backup, Answered { .. }) {
@@ -494,6 +574,7 @@ pub fn judge_region(mode: RegionMode, evidence: &RegionEvidence) -> (RegionDecis
                 );
                 RegionDecision::CannotConfirm
             }
+            RegionMode::Rehearsal => RegionDecision::CannotConfirm,
         }
     };
     (decision, reasons)

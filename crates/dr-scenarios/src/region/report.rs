@@ -94,7 +94,9 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
         rto_objective,
         verified_at.map(|v| seconds_between(input.execution.start_time, v)),
     );
-    let planned = plan.as_ref().is_some_and(|p| p.mode == RegionMode::Planned);
+    let mode = plan.as_ref().map(|p| p.mode);
+    let planned = mode == Some(RegionMode::Planned);
+    let rehearsal = mode == Some(RegionMode::Rehearsal);
     let rows_lost = match (planned, &verification, &copy) {
         (true, Some(v), Some(c)) if succeeded && v.baseline_compared => {
             c.row_counts.as_ref().map(|base| {
@@ -108,7 +110,10 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
     // Unplanned: what was written after the copy's data, up to when the
     // region was found down (an upper bound: it died at or before then).
     // Planned: nothing, when the counts prove it.
+    // A rehearsal: the copy's age when chosen, what a region failure would
+    // have lost at that moment.
     let rpo_seconds = match (succeeded, planned, &copy, &confirm) {
+        (true, _, Some(c), _) if rehearsal => Some(c.age_seconds),
         (true, true, _, _) => rows_lost.filter(|n| *n == 0).map(|_| 0.0),
         (true, false, Some(c), Some(confirm)) => {
             Some(seconds_between(c.data_time, confirm.checked_at).max(0.0))
@@ -117,7 +122,7 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
     };
     let rpo = Objective::measure(rpo_objective, rpo_seconds);
     let mut warnings = Vec::new();
-    if let (Some(p), true, false) = (&plan, succeeded, planned) {
+    if let (Some(p), true, Some(RegionMode::Unplanned)) = (&plan, succeeded, mode) {
         warnings.push(format!(
             "{} and its replicas in {} could not be fenced while the region is down: they are retired in the registry; fence them (quarantine security group) as soon as {} answers, before anything connects to them",
             p.primary, p.primary_region, p.primary_region
@@ -143,6 +148,25 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
             .push("the application fleet in the backup region did not reach its capacity".into());
     }
     warnings.extend(loose_ends(d, plan.as_ref(), succeeded));
+    // A rehearsal passes only once its restore is gone again.
+    let discarded = plan.as_ref().is_some_and(|p| {
+        d.pointer("/steps/discard/result/deleted")
+            .and_then(Value::as_array)
+            .is_some_and(|deleted| {
+                deleted
+                    .iter()
+                    .any(|i| i.as_str() == Some(p.restored_instance.as_str()))
+            })
+    });
+    if rehearsal && succeeded && !discarded {
+        warnings.push(format!(
+            "the rehearsal's restore {} was not deleted: the drill's cleanup deletes it",
+            plan.as_ref().map_or_else(
+                || "of this run".to_owned(),
+                |p| p.restored_instance.to_string()
+            )
+        ));
+    }
     if let Some(v) = &verification {
         if !v.baseline_compared {
             warnings.push(
@@ -189,25 +213,43 @@ pub fn build(input: &RegionReportInput, journal: &[JournalEntry]) -> RegionRepor
         ),
         execution_name: input.execution.name.clone(),
         outcome: input.outcome,
-        passed: succeeded && verification.as_ref().is_some_and(|v| v.passed),
-        mode: plan.as_ref().map(|p| p.mode),
+        passed: succeeded
+            && verification.as_ref().is_some_and(|v| v.passed)
+            && (!rehearsal || discarded),
+        mode,
         started_at: input.execution.start_time,
         finished_at: input.finished_at,
         primary_region: plan.as_ref().map(|p| p.primary_region.clone()),
         backup_region: plan.as_ref().map(|p| p.backup_region.clone()),
         rto,
         rpo,
-        evidence: confirm.map(|c| c.reasons).unwrap_or_default(),
+        evidence: match (&plan, confirm) {
+            (Some(p), _) if rehearsal => vec![format!(
+                "a rehearsal by drill {}: nothing was confirmed, asked or switched; production's lock, writes, fleet, record and registry were not touched; the RTO covers choosing, restoring and verifying the copy",
+                p.drill.as_deref().unwrap_or("unknown")
+            )],
+            (_, confirm) => confirm.map(|c| c.reasons).unwrap_or_default(),
+        },
         copy,
         approval,
         escalation: crate::escalation::lines_of(d),
         verification,
         rows_lost,
-        new_primary: succeeded
+        new_primary: (succeeded && !rehearsal)
             .then(|| plan.as_ref().map(|p| p.restored_instance.to_string()))
             .flatten(),
         warnings,
-        changes: changes(journal),
+        changes: {
+            // The discard is not journaled (the sweep runs it without a
+            // plan): what it deleted is in its result.
+            let mut lines = changes(journal);
+            lines.extend(
+                d.pointer("/steps/discard/result/mutation")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            );
+            lines
+        },
         timeline,
         error,
     }
@@ -387,6 +429,7 @@ pub fn markdown(r: &RegionReport) -> String {
         r.backup_region.as_deref().unwrap_or("?"),
         match r.mode {
             Some(RegionMode::Planned) => "planned evacuation",
+            Some(RegionMode::Rehearsal) => "the drill's rehearsal: restore and verify only",
             _ => "region failure",
         }
     );
@@ -484,7 +527,11 @@ pub async fn region_report(
         ports,
         RecoveryDocument {
             scenario: SCENARIO,
-            title: format!("region failover of {}", report.resource),
+            title: if report.mode == Some(RegionMode::Rehearsal) {
+                format!("region restore rehearsal of {}", report.resource)
+            } else {
+                format!("region failover of {}", report.resource)
+            },
             outcome: report.outcome,
             passed: report.passed,
             started_at: report.started_at,
@@ -603,6 +650,38 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn a_rehearsal_passes_once_its_verified_restore_is_deleted_again() {
+        let rehearsal = |deleted: Value, verified: bool| {
+            let mut details = steps(5);
+            if !verified {
+                details.as_object_mut().map(|d| d.remove("verified"));
+            }
+            details["steps"]["discard"] = json!({"result": {"deleted": deleted}});
+            let mut input = input(Outcome::Succeeded, "rehearsal", details);
+            input.details["plan"]["drill"] = json!("drill-1");
+            input.details["plan"]["restored_instance"] =
+                json!("drill-muejam-db-prod-drill1-region");
+            build(&input, &[])
+        };
+        let restore = json!(["drill-muejam-db-prod-drill1-region"]);
+        let passed = rehearsal(restore.clone(), true);
+        assert!(passed.passed, "{passed:#?}");
+        // RTO: start to the restore verified; RPO: the copy's age when chosen.
+        assert_eq!(passed.rto.achieved_seconds, Some(2400.0));
+        assert_eq!(passed.rpo.achieved_seconds, Some(7200.0));
+        assert_eq!(passed.new_primary, None);
+        assert!(passed.evidence[0].contains("rehearsal by drill drill-1"));
+        assert!(markdown(&passed).contains("rehearsal: restore and verify only"));
+        let kept = rehearsal(json!([]), true);
+        assert!(!kept.passed);
+        assert!(kept.warnings.iter().any(|w| w.contains("was not deleted")));
+        let unverified = rehearsal(restore, false);
+        assert!(!unverified.passed);
+        assert_eq!(unverified.rto.achieved_seconds, None);
+        assert_eq!(unverified.rpo.achieved_seconds, None);
     }
 
     #[test]

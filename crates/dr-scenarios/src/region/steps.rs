@@ -423,13 +423,15 @@ async fn start_restore(
         Err(DrError::NotFound(_)) => false,
         Err(e) => return Err(e),
     };
-    let tags: Tags = [
+    // A rehearsal's restore is the drill's too (its tags first: the drill's
+    // cleanup and IAM scope find it by them).
+    let mut tags = plan.instance_tags.clone();
+    tags.extend([
         (EPHEMERAL_TAG.to_owned(), "true".to_owned()),
         (RECOVERY_TAG.to_owned(), plan.recovery_id.clone()),
         ("dr:region-failover".to_owned(), plan.database.clone()),
         ("dr:restored-from".to_owned(), snapshot_id.to_string()),
-    ]
-    .into();
+    ]);
     let restored = backup
         .restore_from_snapshot(&RestoreSnapshotRequest {
             snapshot_id: snapshot_id.clone(),
@@ -453,6 +455,12 @@ async fn start_restore(
 }
 
 async fn adopt(ports: &Ports, plan: &RegionPlan) -> DrResult<RegionRestoreOutput> {
+    if plan.mode == RegionMode::Rehearsal {
+        return Err(DrError::Unsafe(format!(
+            "{} is a rehearsal's restore: it is never kept",
+            plan.restored_instance
+        )));
+    }
     let backup = ports.regions.control_plane(&plan.backup_region)?;
     let described = backup.describe_instance(&plan.restored_instance).await?;
     if described.tags.get(RECOVERY_TAG) != Some(&plan.recovery_id) {

@@ -225,8 +225,14 @@ fn the_input_is_refused_whole_before_anything_is_read() {
         .expect("request")
     };
     assert!(validate_request(&base()).is_ok());
+    let mut rehearsal = base();
+    rehearsal.mode = RegionMode::Rehearsal;
+    rehearsal.fleet = None;
+    rehearsal.drill = Some(rehearsal_by());
+    rehearsal.trigger.source = crate::plan::TriggerSource::Drill;
+    assert!(validate_request(&rehearsal).is_ok());
     type Spoil = fn(&mut RegionRequest);
-    let bad: [(&str, Spoil); 9] = [
+    let bad: [(&str, Spoil); 14] = [
         ("database", |r| r.database = "Muejam!".into()),
         ("region", |r| r.backup_region = "west".into()),
         ("zone of another region", |r| {
@@ -244,6 +250,27 @@ fn the_input_is_refused_whole_before_anything_is_read() {
         ("approval", |r| r.approval_timeout_seconds = 7200),
         ("poll", |r| r.poll_interval_seconds = 0),
         ("port", |r| r.database_port = 0),
+        ("rehearsal by a person", |r| {
+            r.mode = RegionMode::Rehearsal;
+            r.fleet = None;
+            r.drill = Some(rehearsal_by());
+        }),
+        ("rehearsal without its drill", |r| {
+            r.mode = RegionMode::Rehearsal;
+            r.fleet = None;
+            r.trigger.source = crate::plan::TriggerSource::Drill;
+        }),
+        ("rehearsal with a fleet", |r| {
+            r.mode = RegionMode::Rehearsal;
+            r.drill = Some(rehearsal_by());
+            r.trigger.source = crate::plan::TriggerSource::Drill;
+        }),
+        ("a drill failing production over", |r| {
+            r.trigger.source = crate::plan::TriggerSource::Drill;
+        }),
+        ("a drill named outside a rehearsal", |r| {
+            r.drill = Some(rehearsal_by());
+        }),
     ];
     for (what, spoil) in bad {
         let mut r = base();
@@ -254,4 +281,25 @@ fn the_input_is_refused_whole_before_anything_is_read() {
             "{what}"
         );
     }
+}
+
+fn rehearsal_by() -> RehearsalBy {
+    RehearsalBy {
+        drill_id: "drill-20261127".into(),
+        source: InstanceId::parse("muejam-db-prod").expect("id"),
+    }
+}
+
+#[test]
+fn a_rehearsal_restores_into_a_drill_instance_named_for_its_drill() {
+    let by = rehearsal_by();
+    let (restore, replica) = rehearsal_names(&by.source, &by.drill_id).expect("names");
+    assert_eq!(restore.as_str(), "drill-muejam-db-prod-drill2026112-region");
+    assert_eq!(
+        replica.as_str(),
+        "drill-muejam-db-prod-drill2026112-region-rep"
+    );
+    let long = InstanceId::parse(&"a".repeat(63)).expect("id");
+    let (restore, replica) = rehearsal_names(&long, &by.drill_id).expect("names");
+    assert!(restore.as_str().len() <= 63 && replica.as_str().len() <= 63);
 }

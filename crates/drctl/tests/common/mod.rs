@@ -518,6 +518,23 @@ impl Stack {
         (out.status.code().unwrap_or(-1), result)
     }
 
+    /// Snapshot replication run once (as its schedule would): a verified
+    /// copy of the newest snapshot in us-west-2, what the region failover
+    /// and the drill's region-restore rehearsal restore.
+    pub fn replicate_to_us_west_2(&self) {
+        let input = serde_json::json!({
+            "backup_region": "us-west-2",
+            "kms_key_id": "local/us-west-2/snapshots",
+            "poll_interval_seconds": 1
+        });
+        let (code, result) = self.run(
+            "statemachines/snapshot-replication.asl.json",
+            &input,
+            &["--virtual-time", "--name", "repl"],
+        );
+        assert_eq!(code, 0, "snapshot replication: {result:#}");
+    }
+
     /// The input the alarm sends: the database's name only.
     pub fn alarm_request(&self, changes: Value) -> Value {
         let mut input = serde_json::json!({
