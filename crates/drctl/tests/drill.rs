@@ -329,9 +329,14 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
         .iter()
         .any(|s| s.starts_with("[MueJam DR] Quarterly drill PASSED")));
 
-    // The next drill compares itself with this one.
-    let (code, _) = stack.run("dr-drill", &drill_input(), &[]);
-    assert_eq!(code, 0);
+    // The next drill compares itself with this one (it stops after its
+    // restore test: building its copy fails).
+    let (code, _) = stack.run(
+        "dr-drill",
+        &drill_input(),
+        &["--fault", "dr-drill-database/CreateDrillReplica:1:Unsafe"],
+    );
+    assert_eq!(code, 1);
     let second = report_of(&stack);
     let changes: Vec<&str> = second["changes_since_previous"]
         .as_array()
@@ -343,6 +348,7 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
         changes.iter().any(|c| c.starts_with("restore time:")),
         "{changes:?}"
     );
+    assert!(changes.contains(&"overall: PASSED → FAILED"), "{changes:?}");
 
     // The quarter's evidence pack holds both drills, charted, each report
     // linked; a browser renders it.
@@ -358,7 +364,7 @@ async fn a_drill_with_a_good_backup_passes_every_test_and_leaves_production_as_i
     );
     let rendered = render_in_chromium(&pack);
     let dom = &rendered.dom;
-    assert!(dom.contains("2 drill(s), 2 passed."), "{dom}");
+    assert!(dom.contains("2 drill(s), 1 passed."), "{dom}");
     for chart in ["restore-chart", "backup-chart", "loss-chart"] {
         assert!(dom.contains(&format!("id=\"{chart}\"")), "{chart}: {dom}");
     }
@@ -663,8 +669,13 @@ async fn a_drill_killed_mid_restore_leaves_instances_the_next_drill_removes_firs
         .expect("recorded");
     record.pid = std::process::id();
     registry.start(&record).expect("alive again");
-    let (code, result) = stack.run("dr-drill", &drill_input(), &["--name", "second-drill"]);
-    assert_eq!(code, 0, "{result:#}");
+    // (It stops at its backup verification: only its sweep matters here.)
+    let (code, result) = stack.run(
+        "dr-drill",
+        &drill_input(),
+        &["--name", "second-drill", "--fault", "VerifyBackup:1:Unsafe"],
+    );
+    assert_eq!(code, 1, "{result:#}");
     for instance in &left {
         assert!(
             drill_instances(&stack).await.contains(instance),
