@@ -396,13 +396,16 @@ async fn nothing_switched(stack: &Stack, dns_before: &str, what: &str) {
 async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
     let (stack, clean_moment) = damaged_stack_with_time().await;
     let dns_before = stack.dns_value().await;
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         DATA_CORRUPTION,
         &request(json!({"app": stack.app_target()})),
         "corrupt-2",
         &[],
     );
+    // A run that ends (or stalls) before it asks fails here, with what it
+    // printed.
+    run.wait_for_line("▶ RequestApproval");
     wait_for_message(&stack, "APPROVAL NEEDED");
     assert!(
         !app_writes(&stack, PRIMARY).await,
