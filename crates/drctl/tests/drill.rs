@@ -724,6 +724,30 @@ async fn the_drill_sweeper_rule_hands_the_dead_drill_to_its_cleanup() {
     assert_eq!(payload, json!({"drill_id": "incident-2026-11-26"}));
     let output = stack.invoke("drill-cleanup", &payload);
     assert_eq!(output["clean"], true, "{output}");
+
+    // A backup region the cleanup cannot reach (a typo in the drill's
+    // input) is said and makes the cleanup not clean; it never keeps the
+    // home region's drill instances.
+    let snapshot = stack.platform().list_snapshots(None).await.expect("list")[0]
+        .snapshot_id
+        .clone();
+    let restored = stack.invoke(
+        "start-restore",
+        &json!({"database": PRIMARY, "snapshot_id": snapshot, "drill_id": "typo-drill"}),
+    );
+    assert!(!drill_instances(&stack).await.is_empty(), "{restored}");
+    let output = stack.invoke(
+        "drill-cleanup",
+        &json!({"drill_id": "typo-drill", "regions": ["us-west-2", "eu-west-9"]}),
+    );
+    assert_eq!(output["clean"], false, "{output}");
+    assert!(
+        output["copies_remaining"]
+            .to_string()
+            .contains("instances in eu-west-9 were not listed or deleted"),
+        "{output}"
+    );
+    assert!(drill_instances(&stack).await.is_empty(), "{output}");
 }
 
 /// Faults that make the drill take its worst path: every poll loop waits

@@ -124,6 +124,17 @@ fn west(stack: &Stack) -> dr_local::LocalControlPlane {
     stack.platform().in_region("us-west-2").expect("west")
 }
 
+/// The verified copy snapshot replication made in us-west-2.
+async fn verified_copy(stack: &Stack) -> SnapshotDescription {
+    west(stack)
+        .list_snapshots(None)
+        .await
+        .expect("copies")
+        .into_iter()
+        .next()
+        .expect("a verified copy")
+}
+
 async fn west_instances(stack: &Stack) -> Vec<String> {
     west(stack)
         .list_instances()
@@ -151,13 +162,7 @@ fn report_of(stack: &Stack, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_region_is_failed_over_to_the_verified_copy_once_a_person_approves() {
     let stack = prepared_stack().await;
-    let copy = west(&stack)
-        .list_snapshots(None)
-        .await
-        .expect("copies")
-        .into_iter()
-        .next()
-        .expect("a verified copy");
+    let copy = verified_copy(&stack).await;
     let input = request(&stack, json!({})).await;
     let dns_before = stack.dns_value().await;
     outage(&stack, "region-outage");
@@ -873,13 +878,7 @@ async fn a_failure_after_the_switch_leaves_the_record_on_the_verified_restore() 
 async fn a_drill_rehearsal_restores_and_verifies_the_newest_copy_then_deletes_it_touching_nothing_of_production(
 ) {
     let stack = prepared_stack().await;
-    let copy = west(&stack)
-        .list_snapshots(None)
-        .await
-        .expect("copies")
-        .into_iter()
-        .next()
-        .expect("a verified copy");
+    let copy = verified_copy(&stack).await;
     let dns_before = stack.dns_value().await;
     let topology_before = stack.topology().await;
     let owner = "arn:aws:states:us-east-1:000000000000:execution:database-failover:real-one";

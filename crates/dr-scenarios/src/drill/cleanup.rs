@@ -32,7 +32,8 @@ pub struct DrillCleanupOutput {
     /// The copies' records, registry entries and locks removed.
     #[serde(default)]
     pub copies_removed: Vec<String>,
-    /// What of a copy could not be removed, and why.
+    /// What of a copy (or of the drill in another region) could not be
+    /// removed, and why.
     #[serde(default)]
     pub copies_remaining: Vec<String>,
     /// The snapshots the drill took of its copy (the base of the rehearsed
@@ -60,20 +61,24 @@ pub async fn drill_cleanup(
     .await
 }
 
-/// The control planes a drill's instances may be in: the home region's and
-/// the regions named (each validated).
-fn control_planes(
-    ports: &Ports,
-    regions: &[String],
-) -> DrResult<Vec<std::sync::Arc<dyn DatabaseControlPlane>>> {
-    let mut planes = vec![ports.control_plane.clone()];
+/// A region's control plane (`None` names the home region), or why it
+/// cannot be had.
+type RegionPlane<'r> = (
+    Option<&'r str>,
+    DrResult<std::sync::Arc<dyn DatabaseControlPlane>>,
+);
+
+/// The control planes a drill's instances may be in: the home region's
+/// (`None`) and the other regions named. Another region's error is its
+/// own: it never keeps the home region from being cleaned.
+fn control_planes<'r>(ports: &Ports, regions: &'r [String]) -> Vec<RegionPlane<'r>> {
+    let mut planes = vec![(None, Ok(ports.control_plane.clone()))];
     for region in regions {
-        validate_region(region)?;
         if region != ports.regions.home_region() {
-            planes.push(ports.regions.control_plane(region)?);
+            planes.push((Some(region.as_str()), ports.regions.control_plane(region)));
         }
     }
-    Ok(planes)
+    planes
 }
 
 /// The ARN of another execution of the same state machine.
@@ -97,14 +102,25 @@ pub(crate) async fn sweep_earlier_drills(
         .as_deref()
         .ok_or_else(|| DrError::InvalidInput("sweep_earlier needs execution_arn".to_owned()))?;
     let mut earlier = std::collections::BTreeSet::new();
-    for plane in control_planes(ports, &input.regions)? {
-        earlier.extend(
-            plane
-                .list_instances()
-                .await?
-                .into_iter()
-                .filter_map(|i| i.tags.get(DRILL_TAG).cloned()),
-        );
+    for (region, plane) in control_planes(ports, &input.regions) {
+        let listed = match plane {
+            Ok(plane) => plane.list_instances().await,
+            Err(e) => Err(e),
+        };
+        match (listed, region) {
+            (Ok(instances), _) => earlier.extend(
+                instances
+                    .into_iter()
+                    .filter_map(|i| i.tags.get(DRILL_TAG).cloned()),
+            ),
+            (Err(e), None) => return Err(e),
+            // Another region that does not answer (or is not ours) must not
+            // keep the home region's leftovers: each drill's own cleanup
+            // says what it could not reach there.
+            (Err(e), Some(region)) => {
+                tracing::warn!(region, error = %e, "earlier drills not swept in this region")
+            }
+        }
     }
     // A drill that died after its instances went may have left its copy
     // in the registry and its record in the zone.
@@ -165,18 +181,34 @@ pub(crate) async fn cleanup_drill(
 ) -> DrResult<DrillCleanupOutput> {
     let mut deleted = Vec::new();
     let mut remaining = Vec::new();
-    for plane in control_planes(ports, regions)? {
-        delete_drill_instances(
-            plane.as_ref(),
-            drill_id,
-            database,
-            &mut deleted,
-            &mut remaining,
-        )
-        .await?;
+    let mut copies_remaining = Vec::new();
+    for (region, plane) in control_planes(ports, regions) {
+        let cleaned = match plane {
+            Ok(plane) => {
+                delete_drill_instances(
+                    plane.as_ref(),
+                    drill_id,
+                    database,
+                    &mut deleted,
+                    &mut remaining,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match (cleaned, region) {
+            (Ok(()), _) => {}
+            (Err(e), None) => return Err(e),
+            // Another region (a typo in the input, a region IAM does not
+            // allow) never keeps the home region's instances: it is said,
+            // and the drill is not clean.
+            (Err(e), Some(region)) => copies_remaining.push(format!(
+                "the drill's instances in {region} were not listed or deleted: {}: {e}",
+                e.name()
+            )),
+        }
     }
     let mut copies_removed = Vec::new();
-    let mut copies_remaining = Vec::new();
     let copies = ports.topology.list().await?.into_iter().filter(|t| {
         t.drill_id() == Some(drill_id)
             && database.is_none_or(|d| {

@@ -137,17 +137,8 @@ impl RegionRehearsalFacts {
         error: Option<Value>,
     ) -> DrResult<Self> {
         validate_region(backup_region)?;
-        let execution_arn =
-            execution_arn_of(state_machine_arn, execution_name).ok_or_else(|| {
-                DrError::InvalidInput(format!(
-                    "state_machine_arn {state_machine_arn:?} is not a state machine's ARN"
-                ))
-            })?;
-        let report = child_report(ports, REGION_SCENARIO, execution_name).await?;
-        let definition = ports
-            .executions
-            .definitions(state_machine_arn, &execution_arn)
-            .await?;
+        let (execution_arn, report, definition) =
+            read_run(ports, REGION_SCENARIO, state_machine_arn, execution_name).await?;
         let left = ports
             .regions
             .control_plane(backup_region)?
@@ -160,23 +151,8 @@ impl RegionRehearsalFacts {
             })
             .map(|i| i.instance_id)
             .collect();
-        let production = crate::plan::known_topology(ports, &copy.production.database).await?;
-        let production_primary_endpoint = ports
-            .control_plane
-            .describe_instance(&production.primary)
-            .await
-            .ok()
-            .and_then(|d| d.endpoint)
-            .map(|e| e.address);
-        let production_record = ports
-            .dns
-            .get_record(
-                &copy.production.hosted_zone,
-                &copy.production.record_name,
-                "CNAME",
-            )
-            .await?
-            .map(|r| r.value);
+        let (production_primary, production_primary_endpoint, production_record) =
+            production_now(ports, &copy.production).await?;
         Ok(RegionRehearsalFacts {
             execution_name: execution_name.to_owned(),
             execution_arn,
@@ -186,7 +162,7 @@ impl RegionRehearsalFacts {
             definition,
             left,
             production: copy.production.clone(),
-            production_primary: Some(production.primary),
+            production_primary: Some(production_primary),
             production_primary_endpoint,
             production_record,
         })

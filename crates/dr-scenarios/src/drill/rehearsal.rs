@@ -596,17 +596,13 @@ impl RehearsalFacts {
         rows: u32,
         error: Option<Value>,
     ) -> DrResult<Self> {
-        let execution_arn =
-            execution_arn_of(state_machine_arn, execution_name).ok_or_else(|| {
-                DrError::InvalidInput(format!(
-                    "state_machine_arn {state_machine_arn:?} is not a state machine's ARN"
-                ))
-            })?;
-        let report = child_report(ports, workflow.scenario(), execution_name).await?;
-        let definition = ports
-            .executions
-            .definitions(state_machine_arn, &execution_arn)
-            .await?;
+        let (execution_arn, report, definition) = read_run(
+            ports,
+            workflow.scenario(),
+            state_machine_arn,
+            execution_name,
+        )
+        .await?;
         let endpoint_of = |id: InstanceId| async move {
             ports
                 .control_plane
@@ -635,17 +631,8 @@ impl RehearsalFacts {
             .get_record(&copy.hosted_zone, &copy.record_name, "CNAME")
             .await?
             .map(|r| r.value);
-        let production = crate::plan::known_topology(ports, &copy.production.database).await?;
-        let production_primary_endpoint = endpoint_of(production.primary.clone()).await;
-        let production_record = ports
-            .dns
-            .get_record(
-                &copy.production.hosted_zone,
-                &copy.production.record_name,
-                "CNAME",
-            )
-            .await?
-            .map(|r| r.value);
+        let (production_primary, production_primary_endpoint, production_record) =
+            production_now(ports, &copy.production).await?;
         Ok(RehearsalFacts {
             workflow,
             replaced: replaced.unwrap_or_else(|| copy.primary.clone()),
@@ -660,11 +647,55 @@ impl RehearsalFacts {
             copy_primary,
             copy_primary_endpoint,
             drill_record,
-            production_primary: Some(production.primary),
+            production_primary: Some(production_primary),
             production_primary_endpoint,
             production_record,
         })
     }
+}
+
+/// What a rehearsed run came to as Step Functions and its own report say:
+/// its execution ARN, the report it filed, and the definition it ran
+/// beside the deployed one.
+pub(crate) async fn read_run(
+    ports: &Ports,
+    scenario: &str,
+    state_machine_arn: &str,
+    execution_name: &str,
+) -> DrResult<(String, Option<ChildReport>, Option<DefinitionDigests>)> {
+    let execution_arn = execution_arn_of(state_machine_arn, execution_name).ok_or_else(|| {
+        DrError::InvalidInput(format!(
+            "state_machine_arn {state_machine_arn:?} is not a state machine's ARN"
+        ))
+    })?;
+    let report = child_report(ports, scenario, execution_name).await?;
+    let definition = ports
+        .executions
+        .definitions(state_machine_arn, &execution_arn)
+        .await?;
+    Ok((execution_arn, report, definition))
+}
+
+/// Production's primary as registered, its endpoint, and where its record
+/// points, now (read only).
+pub(crate) async fn production_now(
+    ports: &Ports,
+    production: &ProductionDatabase,
+) -> DrResult<(InstanceId, Option<String>, Option<String>)> {
+    let topology = crate::plan::known_topology(ports, &production.database).await?;
+    let endpoint = ports
+        .control_plane
+        .describe_instance(&topology.primary)
+        .await
+        .ok()
+        .and_then(|d| d.endpoint)
+        .map(|e| e.address);
+    let record = ports
+        .dns
+        .get_record(&production.hosted_zone, &production.record_name, "CNAME")
+        .await?
+        .map(|r| r.value);
+    Ok((topology.primary, endpoint, record))
 }
 
 /// A Catch's `{Error, Cause}` as one line (a child's Cause is its whole

@@ -285,7 +285,7 @@ pub fn validate_request(r: &RegionRequest) -> DrResult<()> {
     let by_drill = r.trigger.source == crate::plan::TriggerSource::Drill;
     match (r.mode, &r.drill, by_drill) {
         (RegionMode::Rehearsal, Some(d), true) => {
-            crate::drill::drill_names(&d.source, &d.drill_id)?;
+            rehearsal_names(&d.source, &d.drill_id)?;
             if r.fleet.is_some() {
                 return Err(invalid(
                     "a rehearsal scales no fleet: leave fleet out (the rehearsal restores and verifies only)",
@@ -519,10 +519,7 @@ pub fn judge_region(mode: RegionMode, evidence: &RegionEvidence) -> (RegionDecis
     ]
     .iter()
     .any(|o| matches!(o, Broken { .. }));
-    let decision = if mode == RegionMode::Rehearsal {
-        reasons.push("a rehearsal confirms nothing: it never fails production over".into());
-        RegionDecision::CannotConfirm
-    } else if broken {
+    let decision = if broken {
         reasons.push("our own checks failed: they say nothing about the region; fix them".into());
         RegionDecision::CannotConfirm
     } else if !matches!(evidence.backup, Answered { .. }) {
@@ -574,7 +571,10 @@ pub fn judge_region(mode: RegionMode, evidence: &RegionEvidence) -> (RegionDecis
                 );
                 RegionDecision::CannotConfirm
             }
-            RegionMode::Rehearsal => RegionDecision::CannotConfirm,
+            RegionMode::Rehearsal => {
+                reasons.push("a rehearsal confirms nothing: it never fails production over".into());
+                RegionDecision::CannotConfirm
+            }
         }
     };
     (decision, reasons)
