@@ -512,7 +512,7 @@ async fn affected_users_are_told_once_each_after_approval_even_when_a_batch_fail
     let input = request(&ip_set, json!({"notify_users": true, "users": named}));
     // The second batch is never sent (the topic fails), the third is sent
     // and never recorded (the ledger fails after the send): both retried.
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         BREACH,
         &input,
@@ -525,7 +525,7 @@ async fn affected_users_are_told_once_each_after_approval_even_when_a_batch_fail
             "LedgerMarkSent:3:Unavailable",
         ],
     );
-    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let question = run.wait_for_message(&stack, "APPROVAL NEEDED");
     assert!(
         question["subject"]
             .as_str()
@@ -594,14 +594,14 @@ async fn affected_users_are_told_once_each_after_approval_even_when_a_batch_fail
 async fn a_rejected_notification_tells_nobody_and_says_so() {
     let stack = Stack::up();
     let ip_set = ip_set(&stack).await;
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         BREACH,
         &request(&ip_set, json!({"notify_users": true})),
         "notify-2",
         &["--virtual-time"],
     );
-    wait_for_message(&stack, "APPROVAL NEEDED");
+    run.wait_for_message(&stack, "APPROVAL NEEDED");
     answered(&stack, "reject", "notify-2", "legal wants to word it first");
     let (code, result) = run.finish();
     assert_eq!(code, 0, "containment is done: {result:#}");
@@ -654,9 +654,9 @@ async fn a_restore_from_before_the_breach_takes_the_new_passwords_and_its_keys_a
             "window": {"from": clean.to_rfc3339(), "to": (now + chrono::Duration::minutes(1)).to_rfc3339()}
         }),
     );
-    let run = Background::start(&stack, BREACH, &input, "restore-1", &["--virtual-time"]);
+    let mut run = Background::start(&stack, BREACH, &input, "restore-1", &["--virtual-time"]);
     // The restore's own question: what the switch loses.
-    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let question = run.wait_for_message(&stack, "APPROVAL NEEDED");
     assert!(
         question["message"]
             .as_str()

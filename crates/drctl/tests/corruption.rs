@@ -107,6 +107,11 @@ async fn candidates_left(stack: &Stack) -> Vec<InstanceId> {
 async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_after_approval() {
     let stack = Stack::up();
     let app = as_app(&stack, PRIMARY).await;
+    // As on-call would bound it ("it was fine before W1"): the search
+    // narrows seconds, not the whole restorable window since the stack
+    // came up, which a loaded machine makes minutes long and rounds more.
+    let known_clean = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1100));
     app.batch_execute("INSERT INTO stories (author_id, title) VALUES (3, 'W1'), (4, 'W1')")
         .await
         .expect("W1");
@@ -125,14 +130,14 @@ async fn the_newest_clean_moment_is_found_restored_verified_and_switched_to_afte
 
     // Named, the application is put in read-only mode before the writes
     // stop (runbook step 2) and out of it at the end.
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         DATA_CORRUPTION,
-        &request(json!({"app": stack.app_target()})),
+        &request(json!({"app": stack.app_target(), "search_from": known_clean.to_rfc3339()})),
         "corrupt-1",
         &[],
     );
-    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let question = run.wait_for_message(&stack, "APPROVAL NEEDED");
     assert_eq!(stack.read_only_mode().as_deref(), Some("true"));
     let (code, body) = stack
         .app_write(author(&stack, PRIMARY).await, "during the recovery")
@@ -396,17 +401,18 @@ async fn nothing_switched(stack: &Stack, dns_before: &str, what: &str) {
 async fn a_rejection_switches_nothing_and_gives_the_writes_back() {
     let (stack, clean_moment) = damaged_stack_with_time().await;
     let dns_before = stack.dns_value().await;
+    // The moment is named: the rejection is what is tested, not the search
+    // (whose nine restores under a loaded CI took minutes).
     let mut run = Background::start(
         &stack,
         DATA_CORRUPTION,
-        &request(json!({"app": stack.app_target()})),
+        &request(json!({"app": stack.app_target(), "restore_time": clean_moment})),
         "corrupt-2",
         &[],
     );
     // A run that ends (or stalls) before it asks fails here, with what it
     // printed.
-    run.wait_for_line("▶ RequestApproval");
-    wait_for_message(&stack, "APPROVAL NEEDED");
+    run.wait_for_message(&stack, "APPROVAL NEEDED");
     assert!(
         !app_writes(&stack, PRIMARY).await,
         "writes are stopped meanwhile"

@@ -167,8 +167,8 @@ async fn a_dead_region_is_failed_over_to_the_verified_copy_once_a_person_approve
     let dns_before = stack.dns_value().await;
     outage(&stack, "region-outage");
 
-    let run = Background::start(&stack, REGION, &input, "region-1", &[]);
-    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let mut run = Background::start(&stack, REGION, &input, "region-1", &[]);
+    let question = run.wait_for_message(&stack, "APPROVAL NEEDED");
     let body = question["message"].as_str().unwrap_or_default().to_owned();
     assert!(body.contains(copy.snapshot_id.as_str()), "{body}");
     assert!(
@@ -301,8 +301,8 @@ async fn a_rejection_no_answer_or_a_healthy_region_create_nothing() {
 
     outage(&stack, "region-outage");
     // Rejected: nothing is created; the page says who said no.
-    let run = Background::start(&stack, REGION, &input, "region-no", &[]);
-    wait_for_message(&stack, "APPROVAL NEEDED");
+    let mut run = Background::start(&stack, REGION, &input, "region-no", &[]);
+    run.wait_for_message(&stack, "APPROVAL NEEDED");
     let out = answer(
         &stack,
         "reject",

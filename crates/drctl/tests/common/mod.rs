@@ -28,9 +28,12 @@ pub const DATA_CORRUPTION: &str = "statemachines/data-corruption.asl.json";
 /// A test that panics never leaves it running: dropping it kills the run.
 pub struct Background {
     child: Option<Child>,
-    /// The run's progress lines (stderr), read by a thread that drains the
-    /// pipe to its end so the run never blocks on a full pipe.
-    progress: Option<std::sync::mpsc::Receiver<String>>,
+    /// The run's progress lines (stderr), read from the start by a thread
+    /// that drains the pipe to its end: a run whose progress nobody reads
+    /// (a test waiting on a message) would otherwise block on a full pipe
+    /// once it printed 64 KiB (a corruption run prints about 10 KiB before
+    /// it asks; a long poll loop prints more).
+    progress: std::sync::mpsc::Receiver<String>,
     /// Every progress line read so far, for the panic messages.
     printed: Vec<String>,
 }
@@ -83,9 +86,20 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn drctl run");
+        let mut child = child;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, progress) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                // Once nobody listens, keep draining to the end.
+                let _ = tx.send(line);
+            }
+        });
         Background {
             child: Some(child),
-            progress: None,
+            progress,
             printed: Vec::new(),
         }
     }
@@ -99,27 +113,10 @@ impl Background {
     /// within [`PROGRESS_DEADLINE`] (the run is killed then): a run that
     /// hangs fails its test instead of holding CI until its time-out.
     pub fn wait_for_line(&mut self, text: &str) {
-        if self.progress.is_none() {
-            let stderr = self.child().stderr.take().expect("stderr is piped");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    // Once nobody listens, keep draining to the end.
-                    let _ = tx.send(line);
-                }
-            });
-            self.progress = Some(rx);
-        }
         let deadline = Instant::now() + PROGRESS_DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let received = self
-                .progress
-                .as_ref()
-                .expect("progress is read")
-                .recv_timeout(left);
+            let received = self.progress.recv_timeout(left);
             match received {
                 Ok(line) => {
                     let hit = line.contains(text);
@@ -144,6 +141,41 @@ impl Background {
         }
     }
 
+    /// Waits until a message whose subject contains `text` has been
+    /// delivered, as [`wait_for_message`]; panics with what the run printed
+    /// when the run ends first or the message has not come within
+    /// [`MESSAGE_DEADLINE`] (the run is killed then).
+    pub fn wait_for_message(&mut self, stack: &Stack, text: &str) -> Value {
+        let deadline = Instant::now() + MESSAGE_DEADLINE;
+        loop {
+            if let Some(m) = message_with(stack, text) {
+                return m;
+            }
+            self.printed.extend(self.progress.try_iter());
+            let ended = self.child().try_wait().ok().flatten();
+            if let Some(status) = ended {
+                // The message may have been sent just before the end.
+                if let Some(m) = message_with(stack, text) {
+                    return m;
+                }
+                self.printed.extend(self.progress.iter());
+                panic!(
+                    "the run ended ({status}) without a message with {text:?}; it printed:\n{}",
+                    self.printed.join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                self.printed.extend(self.progress.try_iter());
+                panic!(
+                    "no message with {text:?} within {MESSAGE_DEADLINE:?}; the run printed:\n{}",
+                    self.printed.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Kills the run (SIGKILL, as a Lambda's or the runner's death) and
     /// reaps it.
     pub fn kill(&mut self) {
@@ -165,13 +197,6 @@ impl Background {
             let _ = stdout.read_to_end(&mut bytes);
             bytes
         });
-        let err = child.stderr.take().map(|mut stderr| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stderr.read_to_string(&mut text);
-                text
-            })
-        });
         let deadline = Instant::now() + RUN_DEADLINE;
         let status = loop {
             if let Some(status) = self.child().try_wait().expect("wait") {
@@ -179,6 +204,7 @@ impl Background {
             }
             if Instant::now() > deadline {
                 self.kill();
+                self.printed.extend(self.progress.try_iter());
                 panic!(
                     "the run did not end within {RUN_DEADLINE:?}; it printed:\n{}",
                     self.printed.join("\n")
@@ -188,10 +214,9 @@ impl Background {
         };
         self.child = None;
         let stdout = out.join().expect("stdout reader");
-        let mut printed = self.printed.join("\n");
-        if let Some(err) = err {
-            printed.push_str(&err.join().expect("stderr reader"));
-        }
+        // The reader ends at the pipe's end, after the run's last line.
+        self.printed.extend(self.progress.iter());
+        let printed = self.printed.join("\n");
         let result = serde_json::from_slice(&stdout)
             .unwrap_or_else(|_| panic!("run printed no JSON: {printed}"));
         (status.code().unwrap_or(-1), result)
@@ -204,17 +229,25 @@ impl Drop for Background {
     }
 }
 
+/// How long a test waits for a message: patience, not a measure. On 2 busy
+/// cores (./scripts/test runs two end-to-end tests at once) a recovery took
+/// over 120 s to ask.
+pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(300);
+
+fn message_with(stack: &Stack, text: &str) -> Option<Value> {
+    stack
+        .messages()
+        .into_iter()
+        .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(text)))
+}
+
 /// Waits until a message whose subject contains `text` has been delivered.
+/// A test with a run in the background waits with
+/// [`Background::wait_for_message`], which says what the run did.
 pub fn wait_for_message(stack: &Stack, text: &str) -> Value {
-    // Patience, not a measure: on 2 busy cores (./scripts/test runs two
-    // end-to-end tests at once) a recovery took over 120 s to ask.
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + MESSAGE_DEADLINE;
     loop {
-        if let Some(m) = stack
-            .messages()
-            .into_iter()
-            .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(text)))
-        {
+        if let Some(m) = message_with(stack, text) {
             return m;
         }
         assert!(Instant::now() < deadline, "no message with {text:?}");

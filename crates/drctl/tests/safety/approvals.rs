@@ -23,14 +23,14 @@ async fn a_hung_primary_is_failed_over_only_when_a_person_approves_and_then_take
         "the control plane still says available"
     );
 
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         FAILOVER,
         &stack.alarm_request(ask_quickly(300)),
         "hung-1",
         &[],
     );
-    let question = wait_for_message(&stack, "APPROVAL NEEDED");
+    let question = run.wait_for_message(&stack, "APPROVAL NEEDED");
     let body = question["message"].as_str().unwrap_or_default();
     assert!(body.contains("drctl approve hung-1"), "{body}");
     assert!(
@@ -120,14 +120,14 @@ async fn a_rejected_failover_changes_nothing_and_the_report_says_who_said_no() {
         &["local", "hang", PRIMARY, "--home", stack.home_str()],
     );
     assert!(hang.status.success());
-    let run = Background::start(
+    let mut run = Background::start(
         &stack,
         FAILOVER,
         &stack.alarm_request(ask_quickly(300)),
         "hung-2",
         &[],
     );
-    wait_for_message(&stack, "APPROVAL NEEDED");
+    run.wait_for_message(&stack, "APPROVAL NEEDED");
     let rejected = answer(
         &stack,
         "reject",
