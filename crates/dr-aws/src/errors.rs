@@ -33,6 +33,9 @@ const NOT_FOUND: &[&str] = &[
     // IAM's: a role or policy that is not there.
     "NoSuchEntity",
     "TaskDoesNotExist",
+    // Step Functions' SendTask*: the token's task no longer waits (its wait
+    // ended, or its execution did).
+    "TaskTimedOut",
     "WAFNonexistentItemException",
 ];
 const ALREADY_EXISTS: &[&str] = &[

@@ -93,6 +93,9 @@ async fn answering_a_task_that_timed_out_is_an_error_not_a_silent_success() {
         .await
         .expect_err("too late");
     assert!(err.to_string().contains("TaskTimedOut"), "{err}");
+    // Named as a task that no longer waits: drctl approve then asks whether
+    // the run still runs (the next tier's step takes a recorded answer).
+    assert_eq!(err.name(), "NotFound", "{err}");
 }
 
 fn history_page(

@@ -258,9 +258,10 @@ async fn answered_by_drill(
     if let Some(answered) = open_or_take_answer(ports, &request, token).await? {
         return Ok(answered);
     }
-    let (closed, answer) = answer(
+    let (closed, answer, _) = answer(
         ports.approvals.as_ref(),
         ports.tokens.as_ref(),
+        ports.executions.as_ref(),
         &request.execution_name,
         true,
         &format!("drill {drill}"),
@@ -581,11 +582,12 @@ pub async fn approval(ports: &Ports, input: ApprovalInput) -> DrResult<ApprovalS
 pub async fn answer(
     store: &dyn ApprovalStore,
     tokens: &dyn TaskTokens,
+    executions: &dyn Executions,
     execution: &str,
     approve: bool,
     by: &str,
     reason: Option<&str>,
-) -> DrResult<(ApprovalRequest, ApprovalAnswer)> {
+) -> DrResult<(ApprovalRequest, ApprovalAnswer, Delivery)> {
     let (request, token) = store.get(execution).await?.ok_or_else(|| {
         DrError::NotFound(format!(
             "no approval was requested by an execution named {execution}"
@@ -613,12 +615,82 @@ pub async fn answer(
     };
     // Claim the answer first (exactly once), then wake the execution.
     let closed = store.close(execution, status, Some(answer.clone())).await?;
-    if let Err(error) = deliver(tokens, &token, &answer).await {
-        return Err(DrError::Unavailable(format!(
-            "the answer is recorded but the waiting step did not take it ({error}): if a tier's wait ended just now, the next tier's step takes the recorded answer; if the deadline passed, the safe default applies. drctl watch {execution} shows which"
-        )));
+    let delivery = match deliver(tokens, &token, &answer).await {
+        Ok(()) => Delivery::Taken,
+        Err(error) => {
+            // Only a token that is no longer waiting says anything of the
+            // run: ask whether it still runs (a transient failure does not).
+            let state = match error {
+                DrError::NotFound(_) => executions.state(&closed.execution_arn).await?,
+                _ => None,
+            };
+            undelivered(&error, state, dr_core::clock::now(), closed.deadline)
+                .map_err(|why| why.error(execution, &error))?
+        }
+    };
+    Ok((closed, answer, delivery))
+}
+
+/// How an answer reached the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// The waiting step took it.
+    Taken,
+    /// The tier's wait ended as the answer came (its token no longer
+    /// waits): the run, still running before its deadline, is in the next
+    /// tier's step, which takes the recorded answer.
+    NextTier,
+}
+
+/// Why a recorded answer reaches nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The step did not answer (throttled, unreachable): it may yet.
+    NotTaken,
+    /// The token no longer waits and the deadline passed.
+    Expired,
+    /// The token no longer waits and the run has ended.
+    Ended(ExecutionState),
+}
+
+impl Undelivered {
+    /// What `drctl approve` says: `Unavailable` while the step may yet take
+    /// the answer, `Conflict` once nothing will.
+    fn error(self, execution: &str, error: &DrError) -> DrError {
+        match self {
+            Undelivered::NotTaken => DrError::Unavailable(format!(
+                "the answer is recorded but the waiting step did not take it ({error}): if a tier's wait ends before it does, the next tier's step takes the recorded answer; if the deadline passes, the safe default applies. drctl watch {execution} shows which"
+            )),
+            Undelivered::Expired => DrError::Conflict(format!(
+                "the answer is recorded too late: the approval of {execution} expired and the safe default applies (drctl watch {execution})"
+            )),
+            Undelivered::Ended(state) => DrError::Conflict(format!(
+                "the answer is recorded but nothing takes it: {execution} is no longer running ({})",
+                state.as_str()
+            )),
+        }
     }
-    Ok((closed, answer))
+}
+
+/// What a failed delivery means, from the error, the run's state (asked
+/// only when the token no longer waits) and the approval's deadline: the
+/// next tier's step takes the answer only while the run runs before its
+/// deadline.
+pub fn undelivered(
+    error: &DrError,
+    state: Option<ExecutionState>,
+    now: chrono::DateTime<Utc>,
+    deadline: chrono::DateTime<Utc>,
+) -> Result<Delivery, Undelivered> {
+    match (error, state) {
+        (DrError::NotFound(_), Some(ExecutionState::Running)) if now < deadline => {
+            Ok(Delivery::NextTier)
+        }
+        (DrError::NotFound(_), Some(ExecutionState::Running)) => Err(Undelivered::Expired),
+        (DrError::NotFound(_), Some(ended)) => Err(Undelivered::Ended(ended)),
+        _ => Err(Undelivered::NotTaken),
+    }
 }
 
 #[cfg(test)]
@@ -677,5 +749,204 @@ mod tests {
         assert!(body.starts_with(
             "Escalated to you, escalation tier 2 of 2 (backup-on-call): primary-on-call was asked at 03:00:00 UTC and did not answer within 15 min."
         ), "{body}");
+    }
+
+    fn at(hhmm: &str) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(&format!("2026-11-29T{hhmm}:00Z"))
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_answer_whose_token_no_longer_waits_is_taken_by_the_next_tier_only_while_the_run_runs_in_time(
+    ) {
+        let gone = DrError::NotFound("TaskTimedOut: Provided task does not exist anymore".into());
+        let throttled = DrError::Throttled("slow down".into());
+        let deadline = at("04:00");
+        type Case<'a> = (
+            &'a DrError,
+            Option<ExecutionState>,
+            &'a str,
+            Result<Delivery, Undelivered>,
+        );
+        let cases: [Case; 8] = [
+            // A tier's wait ended as the answer came: the next tier's step
+            // (the run is running, before its deadline) takes it.
+            (
+                &gone,
+                Some(ExecutionState::Running),
+                "03:15",
+                Ok(Delivery::NextTier),
+            ),
+            // Past the deadline the safe default applies, whatever runs.
+            (
+                &gone,
+                Some(ExecutionState::Running),
+                "04:00",
+                Err(Undelivered::Expired),
+            ),
+            (
+                &gone,
+                Some(ExecutionState::Running),
+                "04:05",
+                Err(Undelivered::Expired),
+            ),
+            // The run ended: nothing takes it.
+            (
+                &gone,
+                Some(ExecutionState::Aborted),
+                "03:15",
+                Err(Undelivered::Ended(ExecutionState::Aborted)),
+            ),
+            (
+                &gone,
+                Some(ExecutionState::Failed),
+                "03:15",
+                Err(Undelivered::Ended(ExecutionState::Failed)),
+            ),
+            (
+                &gone,
+                Some(ExecutionState::Succeeded),
+                "03:15",
+                Err(Undelivered::Ended(ExecutionState::Succeeded)),
+            ),
+            // Not known here: nothing is concluded.
+            (&gone, None, "03:15", Err(Undelivered::NotTaken)),
+            // The step did not answer: it may yet take it.
+            (
+                &throttled,
+                Some(ExecutionState::Running),
+                "03:15",
+                Err(Undelivered::NotTaken),
+            ),
+        ];
+        for (error, state, now, expected) in cases {
+            assert_eq!(
+                undelivered(error, state, at(now), deadline),
+                expected,
+                "{error} {state:?} at {now}"
+            );
+        }
+    }
+
+    /// One recorded question, a token that no longer waits, and a run in
+    /// `state`.
+    struct Boundary {
+        request: std::sync::Mutex<ApprovalRequest>,
+        state: Option<ExecutionState>,
+    }
+
+    #[async_trait::async_trait]
+    impl ApprovalStore for Boundary {
+        async fn open(&self, _: &ApprovalRequest, _: &SecretString) -> DrResult<()> {
+            Ok(())
+        }
+        async fn get(&self, _: &str) -> DrResult<Option<(ApprovalRequest, SecretString)>> {
+            let request = self.request.lock().expect("lock").clone();
+            Ok(Some((
+                request,
+                SecretString::from("tier-1-token".to_owned()),
+            )))
+        }
+        async fn close(
+            &self,
+            _: &str,
+            status: ApprovalStatus,
+            answer: Option<ApprovalAnswer>,
+        ) -> DrResult<ApprovalRequest> {
+            let mut request = self.request.lock().expect("lock");
+            request.status = status;
+            request.answer = answer;
+            Ok(request.clone())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TaskTokens for Boundary {
+        async fn send_success(&self, _: &SecretString, _: &serde_json::Value) -> DrResult<()> {
+            Err(DrError::NotFound(
+                "answering the waiting task: TaskTimedOut".into(),
+            ))
+        }
+        async fn send_failure(&self, _: &SecretString, _: &str, _: &str) -> DrResult<()> {
+            Err(DrError::NotFound(
+                "answering the waiting task: TaskTimedOut".into(),
+            ))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Executions for Boundary {
+        async fn state(&self, execution_arn: &str) -> DrResult<Option<ExecutionState>> {
+            assert_eq!(
+                execution_arn,
+                "arn:aws:states:us-east-1:1:execution:m:breach-1"
+            );
+            Ok(self.state)
+        }
+        async fn definitions(&self, _: &str, _: &str) -> DrResult<Option<DefinitionDigests>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn drctl_approve_at_a_tiers_boundary_records_the_answer_for_the_next_tier_and_succeeds() {
+        let now = Utc::now();
+        let pending = ApprovalRequest {
+            execution_name: "breach-1".to_owned(),
+            execution_arn: "arn:aws:states:us-east-1:1:execution:m:breach-1".to_owned(),
+            scenario: "security-breach".to_owned(),
+            resource: "muejam".to_owned(),
+            question: "Tell them?".to_owned(),
+            facts: vec![],
+            proposed_action: "tell them".to_owned(),
+            default_action: "nobody is told".to_owned(),
+            requested_at: now - chrono::Duration::minutes(15),
+            deadline: now + chrono::Duration::minutes(45),
+            status: ApprovalStatus::Pending,
+            answer: None,
+            escalation: vec![],
+        };
+        let running = Boundary {
+            request: std::sync::Mutex::new(pending.clone()),
+            state: Some(ExecutionState::Running),
+        };
+        let (closed, answer, delivery) = super::answer(
+            &running,
+            &running,
+            &running,
+            "breach-1",
+            true,
+            "alice",
+            Some("go"),
+        )
+        .await
+        .expect("taken by the next tier");
+        assert_eq!(delivery, Delivery::NextTier);
+        assert_eq!(closed.status, ApprovalStatus::Approved, "recorded");
+        assert_eq!(answer.by, "alice");
+
+        let stopped = Boundary {
+            request: std::sync::Mutex::new(pending),
+            state: Some(ExecutionState::Aborted),
+        };
+        let error = super::answer(
+            &stopped,
+            &stopped,
+            &stopped,
+            "breach-1",
+            false,
+            "alice",
+            Some("no"),
+        )
+        .await
+        .expect_err("nothing takes it");
+        assert_eq!(error.name(), "Conflict");
+        assert!(
+            error
+                .to_string()
+                .contains("breach-1 is no longer running (ABORTED)"),
+            "{error}"
+        );
     }
 }

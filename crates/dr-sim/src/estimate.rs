@@ -345,6 +345,7 @@ impl OnCall {
                 dr_scenarios::approval::answer(
                     &store,
                     &store,
+                    &store,
                     &request.execution_name,
                     true,
                     "simulated on-call",

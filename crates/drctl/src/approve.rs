@@ -103,37 +103,49 @@ fn check_reason(args: &AnswerArgs, approve: bool) -> DrResult<()> {
     Ok(())
 }
 
-/// The approvals table and the task tokens, locally or on AWS.
-async fn open(args: &AnswerArgs) -> DrResult<(Box<dyn ApprovalStore>, Box<dyn TaskTokens>)> {
+/// Where an answer goes: the approvals table, the task tokens, and the
+/// executions (whether a run whose token no longer waits still runs).
+struct Answering {
+    store: Box<dyn ApprovalStore>,
+    tokens: Box<dyn TaskTokens>,
+    executions: Box<dyn Executions>,
+}
+
+/// The approvals table, the task tokens and the executions, locally or on
+/// AWS.
+async fn open(args: &AnswerArgs) -> DrResult<Answering> {
     Ok(if args.local {
         let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
         let platform = dr_local::LocalControlPlane::open(&home, None)?;
         let clients = crate::wiring::moto_clients(&platform).await?;
-        (
-            Box::new(dr_aws::DynamoDbApprovals::new(
+        Answering {
+            store: Box::new(dr_aws::DynamoDbApprovals::new(
                 clients.dynamodb,
                 crate::seed::APPROVALS_TABLE,
             )),
-            Box::new(InboxTaskTokens(home.join("task-tokens"))),
-        )
+            tokens: Box::new(InboxTaskTokens(home.join("task-tokens"))),
+            executions: Box::new(dr_local::executions::LocalExecutions::new(platform.home())),
+        }
     } else {
         let clients = dr_aws::AwsClients::connect(&dr_aws::AwsTarget::default()).await;
-        (
-            Box::new(dr_aws::DynamoDbApprovals::new(
+        Answering {
+            store: Box::new(dr_aws::DynamoDbApprovals::new(
                 clients.dynamodb.clone(),
                 args.approvals_table.clone(),
             )),
-            Box::new(dr_aws::SfnTaskTokens::new(clients.sfn)),
-        )
+            tokens: Box::new(dr_aws::SfnTaskTokens::new(clients.sfn.clone())),
+            executions: Box::new(dr_aws::SfnExecutions::new(clients.sfn)),
+        }
     })
 }
 
 pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
     check(&args, approve)?;
-    let (store, tokens) = open(&args).await?;
-    let (closed, answer) = dr_scenarios::approval::answer(
-        store.as_ref(),
-        tokens.as_ref(),
+    let to = open(&args).await?;
+    let (closed, answer, delivery) = dr_scenarios::approval::answer(
+        to.store.as_ref(),
+        to.tokens.as_ref(),
+        to.executions.as_ref(),
         &args.execution,
         approve,
         &operator(args.by.clone()),
@@ -141,9 +153,16 @@ pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
     )
     .await?;
     match args.output {
-        OutputFormat::Json => crate::output::print_json(&closed)?,
+        OutputFormat::Json => {
+            let mut shown = serde_json::to_value(&closed)
+                .map_err(|e| DrError::Internal(format!("serializing the approval: {e}")))?;
+            if let Some(fields) = shown.as_object_mut() {
+                fields.insert("delivery".to_owned(), serde_json::json!(delivery));
+            }
+            crate::output::print_json(&shown)?
+        }
         OutputFormat::Text => println!(
-            "{} {}: {}\n  by {} at {}{}",
+            "{} {}: {}\n  by {} at {}{}{}",
             if approve { "approved" } else { "rejected" },
             closed.execution_name,
             closed.question,
@@ -153,10 +172,25 @@ pub async fn run(args: AnswerArgs, approve: bool) -> DrResult<ExitCode> {
                 .reason
                 .as_deref()
                 .map(|r| format!("\n  reason: {r}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            delivered_line(delivery, Some(&closed.execution_name))
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the operator is told of an answer the waiting step did not take
+/// itself: taken at a tier's boundary, by the next tier's step.
+fn delivered_line(delivery: dr_scenarios::approval::Delivery, watch: Option<&str>) -> String {
+    match delivery {
+        dr_scenarios::approval::Delivery::Taken => String::new(),
+        dr_scenarios::approval::Delivery::NextTier => format!(
+            "\n  the tier's wait ended as you answered: the next tier's step, already under way, takes this answer{}",
+            watch
+                .map(|e| format!(" (drctl watch {e} shows it)"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// `drctl ack <page>`: someone has the page; its climb of the escalation
@@ -168,10 +202,11 @@ pub async fn ack(args: AnswerArgs) -> DrResult<ExitCode> {
         ));
     }
     check_reason(&args, true)?;
-    let (store, tokens) = open(&args).await?;
-    let (page, answer) = dr_scenarios::approval::answer(
-        store.as_ref(),
-        tokens.as_ref(),
+    let to = open(&args).await?;
+    let (page, answer, delivery) = dr_scenarios::approval::answer(
+        to.store.as_ref(),
+        to.tokens.as_ref(),
+        to.executions.as_ref(),
         &Page::key(&args.execution),
         true,
         &operator(args.by.clone()),
@@ -188,7 +223,7 @@ pub async fn ack(args: AnswerArgs) -> DrResult<ExitCode> {
     match args.output {
         OutputFormat::Json => crate::output::print_json(&page)?,
         OutputFormat::Text => println!(
-            "acknowledged {}: {}\n  by {} at {}{}; the escalation stops",
+            "acknowledged {}: {}\n  by {} at {}{}; the escalation stops{}",
             args.execution,
             page.question,
             answer.by,
@@ -197,7 +232,8 @@ pub async fn ack(args: AnswerArgs) -> DrResult<ExitCode> {
                 .tier
                 .as_deref()
                 .map(|t| format!(" (paged as {t})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            delivered_line(delivery, None)
         ),
     }
     Ok(ExitCode::SUCCESS)
