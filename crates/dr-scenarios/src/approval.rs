@@ -673,6 +673,11 @@ impl Undelivered {
     }
 }
 
+/// How far the clock that answers may be from the execution's: within it
+/// of the deadline, the last tier's wait may have been the one that ended,
+/// and nobody can say whether a next step comes.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(30);
+
 /// What a failed delivery means, from the error, the run's state (asked
 /// only when the token no longer waits) and the approval's deadline: the
 /// next tier's step takes the answer only while the run runs before its
@@ -684,10 +689,13 @@ pub fn undelivered(
     deadline: chrono::DateTime<Utc>,
 ) -> Result<Delivery, Undelivered> {
     match (error, state) {
-        (DrError::NotFound(_), Some(ExecutionState::Running)) if now < deadline => {
+        (DrError::NotFound(_), Some(ExecutionState::Running)) if now + CLOCK_SKEW < deadline => {
             Ok(Delivery::NextTier)
         }
-        (DrError::NotFound(_), Some(ExecutionState::Running)) => Err(Undelivered::Expired),
+        (DrError::NotFound(_), Some(ExecutionState::Running)) if now >= deadline => {
+            Err(Undelivered::Expired)
+        }
+        (DrError::NotFound(_), Some(ExecutionState::Running)) => Err(Undelivered::NotTaken),
         (DrError::NotFound(_), Some(ended)) => Err(Undelivered::Ended(ended)),
         _ => Err(Undelivered::NotTaken),
     }
@@ -752,7 +760,12 @@ mod tests {
     }
 
     fn at(hhmm: &str) -> chrono::DateTime<Utc> {
-        chrono::DateTime::parse_from_rfc3339(&format!("2026-11-29T{hhmm}:00Z"))
+        let hhmmss = if hhmm.len() == 5 {
+            format!("{hhmm}:00")
+        } else {
+            hhmm.to_owned()
+        };
+        chrono::DateTime::parse_from_rfc3339(&format!("2026-11-29T{hhmmss}Z"))
             .expect("time")
             .with_timezone(&Utc)
     }
@@ -769,7 +782,7 @@ mod tests {
             &'a str,
             Result<Delivery, Undelivered>,
         );
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             // A tier's wait ended as the answer came: the next tier's step
             // (the run is running, before its deadline) takes it.
             (
@@ -777,6 +790,20 @@ mod tests {
                 Some(ExecutionState::Running),
                 "03:15",
                 Ok(Delivery::NextTier),
+            ),
+            (
+                &gone,
+                Some(ExecutionState::Running),
+                "03:59:29",
+                Ok(Delivery::NextTier),
+            ),
+            // Within the clocks' skew of the deadline, the wait that ended
+            // may have been the last tier's: nobody can say.
+            (
+                &gone,
+                Some(ExecutionState::Running),
+                "03:59:45",
+                Err(Undelivered::NotTaken),
             ),
             // Past the deadline the safe default applies, whatever runs.
             (
