@@ -265,6 +265,53 @@ fn a_schedule_that_sends_an_undocumented_input_is_caught() {
     );
 }
 
+/// The drill the quarterly schedule starts, as the template resolves it.
+fn scheduled_drill(root: &Path) -> serde_json::Value {
+    let template = dr_runner::sam::SamTemplate::load(&root.join("template.yaml")).expect("loads");
+    let inputs = template
+        .scheduled_inputs("DrDrillStateMachine")
+        .expect("resolves");
+    let (_, input) = inputs
+        .iter()
+        .find(|(event, _)| event == "QuarterlyDrill")
+        .expect("the quarterly schedule");
+    let value: serde_json::Value = serde_json::from_str(input).expect("JSON");
+    let request: dr_scenarios::drill::DrillRequest =
+        serde_json::from_value(value.clone()).expect("a drill's input");
+    request.check().expect("the drill accepts it");
+    value
+}
+
+#[test]
+fn the_schedule_places_the_region_rehearsal_in_the_backup_network_once_it_is_given() {
+    // Not given (the defaults): no network, as documented.
+    assert_eq!(
+        scheduled_drill(&repo())["region_restore"]["network"],
+        serde_json::Value::Null
+    );
+    // Given at deploy time: the rehearsal's restore is placed there.
+    let copy = copy_of_repo();
+    let template = copy.path().join("template.yaml");
+    edit(
+        &template,
+        "  BackupDbSubnetGroup:\n    Type: String\n    Default: ''",
+        "  BackupDbSubnetGroup:\n    Type: String\n    Default: muejam-dr-private",
+    );
+    edit(
+        &template,
+        "  BackupDbSecurityGroupIds:\n    Type: CommaDelimitedList\n    Default: ''",
+        "  BackupDbSecurityGroupIds:\n    Type: CommaDelimitedList\n    Default: sg-0a,sg-0b",
+    );
+    assert_eq!(
+        scheduled_drill(copy.path())["region_restore"]["network"],
+        serde_json::json!({
+            "subnet_group": "muejam-dr-private",
+            "security_groups": ["sg-0a", "sg-0b"],
+            "parameter_group": null
+        })
+    );
+}
+
 #[test]
 fn a_function_that_speaks_sql_without_the_rds_ca_bundle_is_caught() {
     let copy = copy_of_repo();

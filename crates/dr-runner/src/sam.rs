@@ -6,7 +6,8 @@
 //! `arn:aws:lambda:<region>:<account>:function:<LogicalId>` (handlers are
 //! registered under the logical id); `!Ref` of a parameter becomes its
 //! Default; `!Ref` of an SNS topic its moto-style ARN; `!Sub` expands
-//! `${AWS::Region}`, `${AWS::AccountId}`, parameters and resources the same way.
+//! `${AWS::Region}`, `${AWS::AccountId}`, parameters and resources the same way;
+//! `!If` takes the branch its condition decides with those defaults.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub struct DeclaredStateMachine {
 pub struct SamTemplate {
     resources: BTreeMap<String, Yaml>,
     parameters: BTreeMap<String, Yaml>,
+    conditions: BTreeMap<String, Yaml>,
     globals: BTreeMap<String, Yaml>,
     dir: PathBuf,
 }
@@ -67,6 +69,7 @@ impl SamTemplate {
         Ok(SamTemplate {
             resources: section("Resources"),
             parameters: section("Parameters"),
+            conditions: section("Conditions"),
             globals: section("Globals"),
             dir: path.parent().map(Path::to_owned).unwrap_or_default(),
         })
@@ -171,6 +174,8 @@ impl SamTemplate {
                     Some("Ref") => Some("!Ref"),
                     Some("Fn::GetAtt") => Some("!GetAtt"),
                     Some("Fn::Sub") => Some("!Sub"),
+                    Some("Fn::Join") => Some("!Join"),
+                    Some("Fn::If") => Some("!If"),
                     _ => None,
                 };
                 if let Some(tag) = tagged {
@@ -258,7 +263,73 @@ impl SamTemplate {
                 };
                 Ok(parts.join(&separator))
             }
+            "!If" => match value {
+                Yaml::Sequence(items) if items.len() == 3 => {
+                    let name = text(&items[0]).ok_or("!If needs a condition's name")?;
+                    let chosen = if self.condition(&name)? {
+                        &items[1]
+                    } else {
+                        &items[2]
+                    };
+                    self.resolve(chosen)
+                }
+                _ => Err("!If needs [condition, then, else]".to_owned()),
+            },
             other => Err(format!("intrinsic {other} is not supported locally")),
+        }
+    }
+
+    /// A condition of the template, decided with the parameters' defaults
+    /// in the local region.
+    fn condition(&self, name: &str) -> Result<bool, String> {
+        let body = self
+            .conditions
+            .get(name)
+            .ok_or_else(|| format!("{name} is not a condition of the template"))?;
+        self.truth(body)
+    }
+
+    /// `!Equals`, `!Not`, `!And`, `!Or` and `!Condition`, tagged or in
+    /// their `Fn::` form.
+    fn truth(&self, value: &Yaml) -> Result<bool, String> {
+        let (function, argument) = match value {
+            Yaml::Tagged(tagged) => (
+                tagged.tag.to_string().trim_start_matches('!').to_owned(),
+                &tagged.value,
+            ),
+            other => {
+                let (k, v) = other
+                    .as_mapping()
+                    .and_then(|m| m.iter().next())
+                    .ok_or_else(|| format!("cannot decide {other:?} locally"))?;
+                let k = k.as_str().ok_or("a condition function needs a name")?;
+                (k.strip_prefix("Fn::").unwrap_or(k).to_owned(), v)
+            }
+        };
+        let items = || -> Result<&Vec<Yaml>, String> {
+            argument
+                .as_sequence()
+                .ok_or_else(|| format!("{function} needs a list"))
+        };
+        match function.as_str() {
+            "Equals" => match items()?.as_slice() {
+                [a, b] => Ok(self.resolve(a)? == self.resolve(b)?),
+                _ => Err("Equals needs two values".to_owned()),
+            },
+            "Not" => match items()?.as_slice() {
+                [a] => Ok(!self.truth(a)?),
+                _ => Err("Not needs one condition".to_owned()),
+            },
+            "And" => items()?
+                .iter()
+                .try_fold(true, |all, c| Ok(all && self.truth(c)?)),
+            "Or" => items()?
+                .iter()
+                .try_fold(false, |any, c| Ok(any || self.truth(c)?)),
+            "Condition" => self.condition(&text(argument).ok_or("Condition needs a name")?),
+            other => Err(format!(
+                "condition function {other} is not supported locally"
+            )),
         }
     }
 
@@ -540,6 +611,80 @@ Resources:
         assert_eq!(
             machines[0].definition_uri,
             PathBuf::from("statemachines/database-failover.asl.json")
+        );
+    }
+
+    #[test]
+    fn an_if_takes_the_branch_its_condition_decides_with_the_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("template.yaml");
+        std::fs::write(
+            &path,
+            r#"
+Parameters:
+  Group:
+    Type: String
+    Default: ''
+  Zone:
+    Type: String
+    Default: us-east-1
+  Groups:
+    Type: CommaDelimitedList
+    Default: sg-1,sg-2
+Conditions:
+  HasGroup: !Not [!Equals [!Ref Group, '']]
+  Here: !Equals [!Ref 'AWS::Region', !Ref Zone]
+  Both: !And [!Condition Here, !Condition HasGroup]
+  Either:
+    Fn::Or: [!Condition Here, !Condition HasGroup]
+Resources:
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      DefinitionUri: m.asl.json
+      DefinitionSubstitutions:
+        Network: !Sub
+          - '{"network": ${Placement}}'
+          - Placement: !If
+              - HasGroup
+              - !Sub ['{"groups": ["${G}"]}', {G: !Join ['", "', !Ref Groups]}]
+              - 'null'
+        Armed: !If [Both, 'yes', 'no']
+        Any:
+          Fn::If: [Either, 'yes', 'no']
+        Broken: !If [Nowhere, 'a', 'b']
+"#,
+        )
+        .expect("write");
+        let template = SamTemplate::load(&path).expect("loads");
+        let resolve = |name: &str| {
+            let value = template.resources["Machine"]["Properties"]["DefinitionSubstitutions"]
+                [name]
+                .clone();
+            template.resolve(&value)
+        };
+        assert_eq!(resolve("Network").as_deref(), Ok(r#"{"network": null}"#));
+        assert_eq!(resolve("Armed").as_deref(), Ok("no"));
+        assert_eq!(resolve("Any").as_deref(), Ok("yes"));
+        assert_eq!(
+            resolve("Broken"),
+            Err("Nowhere is not a condition of the template".to_owned())
+        );
+
+        // With the parameter given a default, the other branch.
+        let given = std::fs::read_to_string(&path).expect("read").replacen(
+            "    Default: ''",
+            "    Default: sg-9",
+            1,
+        );
+        std::fs::write(&path, given).expect("write");
+        let template = SamTemplate::load(&path).expect("loads");
+        let value = template.resources["Machine"]["Properties"]["DefinitionSubstitutions"]
+            ["Network"]
+            .clone();
+        assert_eq!(
+            template.resolve(&value).as_deref(),
+            Ok(r#"{"network": {"groups": ["sg-1", "sg-2"]}}"#)
         );
     }
 }
