@@ -34,10 +34,20 @@ pub struct AnswerArgs {
     output: OutputFormat,
 }
 
-/// The local runner's token inbox: `drctl run` picks answers up from it.
 /// Answers the local runner's waiting tasks through its token inbox (the
-/// directory `drctl run` watches).
-pub(crate) struct InboxTaskTokens(pub(crate) PathBuf);
+/// directory `drctl run` watches, every 100 ms, for the tokens it waits on).
+/// With `patience` (`drctl approve`, another process): as Step Functions
+/// refuses a token that no longer waits (TaskTimedOut), an answer nobody
+/// takes within it is taken back and is `NotFound`. Without (a step of the
+/// run itself answering its own token): posted, as before.
+pub(crate) struct InboxTaskTokens {
+    pub(crate) dir: PathBuf,
+    pub(crate) patience: Option<std::time::Duration>,
+}
+
+/// How long an answer may lie in the inbox before nobody is taken to wait
+/// for it: a run drains it every 100 ms, far less on a loaded machine.
+const INBOX_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[async_trait]
 impl TaskTokens for InboxTaskTokens {
@@ -48,6 +58,7 @@ impl TaskTokens for InboxTaskTokens {
                 output: output.clone(),
             },
         )
+        .await
     }
     async fn send_failure(&self, token: &SecretString, error: &str, cause: &str) -> DrResult<()> {
         self.post(
@@ -57,14 +68,38 @@ impl TaskTokens for InboxTaskTokens {
                 cause: cause.to_owned(),
             },
         )
+        .await
     }
 }
 
 impl InboxTaskTokens {
-    fn post(&self, token: &SecretString, outcome: dr_runner::TokenOutcome) -> DrResult<()> {
-        dr_runner::control::post_to_inbox(&self.0, token.expose_secret(), &outcome)
-            .map(drop)
-            .map_err(|e| DrError::Internal(format!("answering through {}: {e}", self.0.display())))
+    async fn post(&self, token: &SecretString, outcome: dr_runner::TokenOutcome) -> DrResult<()> {
+        let posted = dr_runner::control::post_to_inbox(&self.dir, token.expose_secret(), &outcome)
+            .map_err(|e| {
+                DrError::Internal(format!("answering through {}: {e}", self.dir.display()))
+            })?;
+        let Some(patience) = self.patience else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + patience;
+        while std::time::Instant::now() < deadline {
+            if !posted.exists() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // Taken back, unless the run takes it this very moment.
+        match std::fs::remove_file(&posted) {
+            Ok(()) => Err(DrError::NotFound(format!(
+                "no run took the answer within {} s: the task no longer waits for it",
+                patience.as_secs()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DrError::Internal(format!(
+                "taking back {}: {e}",
+                posted.display()
+            ))),
+        }
     }
 }
 
@@ -123,7 +158,10 @@ async fn open(args: &AnswerArgs) -> DrResult<Answering> {
                 clients.dynamodb,
                 crate::seed::APPROVALS_TABLE,
             )),
-            tokens: Box::new(InboxTaskTokens(home.join("task-tokens"))),
+            tokens: Box::new(InboxTaskTokens {
+                dir: home.join("task-tokens"),
+                patience: Some(INBOX_PATIENCE),
+            }),
             executions: Box::new(dr_local::executions::LocalExecutions::new(platform.home())),
         }
     } else {

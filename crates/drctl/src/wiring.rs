@@ -321,9 +321,10 @@ pub async fn local_ports_paging(
             clients.dynamodb.clone(),
             crate::seed::APPROVALS_TABLE,
         )),
-        tokens: Arc::new(crate::approve::InboxTaskTokens(
-            platform.home().join("task-tokens"),
-        )),
+        tokens: Arc::new(crate::approve::InboxTaskTokens {
+            dir: platform.home().join("task-tokens"),
+            patience: None,
+        }),
         pager: Arc::new(LocalPager {
             home: platform.home().to_owned(),
             paging,

@@ -161,6 +161,28 @@ async fn a_rejected_failover_changes_nothing_and_the_report_says_who_said_no() {
     let again = answer(&stack, "approve", "hung-2", "changed my mind");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already rejected"));
+
+    // A run that died while it asked: an answer is recorded but reaches
+    // nobody, and drctl approve says so instead of "approved" (as Step
+    // Functions refuses the token of a stopped execution).
+    let mut dead = Background::start(
+        &stack,
+        FAILOVER,
+        &stack.alarm_request(ask_quickly(300)),
+        "hung-4",
+        &[],
+    );
+    dead.wait_for_line("waiting for an answer");
+    dead.kill();
+    let late = answer(&stack, "approve", "hung-4", "go");
+    let said = String::from_utf8_lossy(&late.stderr);
+    assert!(!late.status.success(), "{said}");
+    assert!(
+        said.contains("nothing takes it: hung-4 is no longer running (ABORTED)"),
+        "{said}"
+    );
+    assert_eq!(stack.describe(REPLICA).await.role, InstanceRole::Replica);
+    assert_eq!(stack.dns_value().await, dns_before);
     drctl(
         &stack.home,
         &["local", "resume", PRIMARY, "--home", stack.home_str()],
