@@ -450,6 +450,7 @@ impl SqlTarget for Fake {
     async fn commit_damage(
         &self,
         _t: &DatabaseTarget,
+        _key: &str,
         kind: DamageKind,
         rows: u32,
         _n: Option<chrono::DateTime<Utc>>,

@@ -341,7 +341,8 @@ async fn each_damage_is_found_by_its_named_check_and_only_after_it() {
             CheckStatus::Passed,
             "{kind:?}"
         );
-        let damage = dr_postgres::damage::corrupt(&client, kind, 2)
+        // As the drill commits it: once per key.
+        let damage = dr_postgres::damage::corrupt_once(&client, "drill:d1:damage", kind, 2)
             .await
             .expect("damage");
         assert!(damage.rows > 0, "{kind:?}: {damage:?}");
@@ -349,5 +350,36 @@ async fn each_damage_is_found_by_its_named_check_and_only_after_it() {
         let found = find(&after, &check.name);
         assert_eq!(found.status, CheckStatus::Failed, "{kind:?}: {found:?}");
         assert!(found.count.is_some_and(|c| c > 0), "{kind:?}: {found:?}");
+
+        // A retry of the step (its first answer lost) damages nothing more
+        // and gets the first damage, its moments included.
+        let count = |row: tokio_postgres::Row| row.get::<_, i64>(0);
+        let sql = "SELECT count(*) FROM users WHERE display_name <> ''";
+        let before_retry = count(client.query_one(sql, &[]).await.expect("count"));
+        let users_before = count(
+            client
+                .query_one("SELECT count(*) FROM users", &[])
+                .await
+                .expect("count"),
+        );
+        let again = dr_postgres::damage::corrupt_once(&client, "drill:d1:damage", kind, 2)
+            .await
+            .expect("retry");
+        assert_eq!(again, damage, "{kind:?}");
+        assert_eq!(
+            count(client.query_one(sql, &[]).await.expect("count")),
+            before_retry
+        );
+        assert_eq!(
+            count(
+                client
+                    .query_one("SELECT count(*) FROM users", &[])
+                    .await
+                    .expect("count")
+            ),
+            users_before
+        );
+        let rechecked = verify(&target, &options).await.expect("verify");
+        assert_eq!(find(&rechecked, &check.name).count, found.count, "{kind:?}");
     }
 }

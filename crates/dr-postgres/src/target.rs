@@ -80,11 +80,16 @@ impl SqlTarget for PostgresSqlTarget {
     async fn commit_damage(
         &self,
         target: &DatabaseTarget,
+        key: &str,
         kind: dr_core::DamageKind,
         rows: u32,
         not_before: Option<chrono::DateTime<chrono::Utc>>,
     ) -> DrResult<dr_core::Damage> {
         let client = connect(target).await?;
+        if let Some(done) = crate::damage::recorded(&client, key).await? {
+            tracing::warn!(key, "the damage was committed already: not again");
+            return Ok(done);
+        }
         if let Some(at) = not_before {
             // By the database's clock: the moment the search must find is
             // measured by it, whatever the caller's clock says.
@@ -101,7 +106,7 @@ impl SqlTarget for PostgresSqlTarget {
                 tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
             }
         }
-        crate::damage::corrupt(&client, kind, rows).await
+        crate::damage::corrupt_once(&client, key, kind, rows).await
     }
 
     async fn write_marker(

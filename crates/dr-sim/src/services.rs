@@ -1360,14 +1360,22 @@ impl SqlTarget for SimServices {
     async fn commit_damage(
         &self,
         target: &DatabaseTarget,
+        // A simulated copy is damaged once: a retry finds its moment.
+        _key: &str,
         kind: DamageKind,
         rows: u32,
         // The simulated clock moves only with the execution's waits.
         _not_before: Option<chrono::DateTime<chrono::Utc>>,
     ) -> DrResult<Damage> {
         let id = self.session(target, true)?;
-        let before = clock::now();
-        self.world.damage(&id, before)?;
+        let before = match self.world.damaged_since(&id)? {
+            Some(before) => before,
+            None => {
+                let before = clock::now();
+                self.world.damage(&id, before)?;
+                before
+            }
+        };
         Ok(Damage {
             kind,
             table: "users".to_owned(),

@@ -567,6 +567,16 @@ impl World {
     }
 
     /// Damages `id`'s data from `at` (and its replicas', which replay it).
+    /// Since when `id`'s data is damaged, if it is.
+    pub fn damaged_since(&self, id: &InstanceId) -> DrResult<Option<DateTime<Utc>>> {
+        let state = self.state()?;
+        let instance = state
+            .instances
+            .get(id)
+            .ok_or_else(|| DrError::NotFound(format!("no simulated instance {id}")))?;
+        Ok(instance.damaged_from)
+    }
+
     pub fn damage(&self, id: &InstanceId, at: DateTime<Utc>) -> DrResult<()> {
         let mut state = self.state()?;
         if !state.instances.contains_key(id) {

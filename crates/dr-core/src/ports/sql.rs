@@ -314,9 +314,12 @@ pub trait SqlTarget: Send + Sync {
     /// data-corruption recovery on its throw-away copy with it; the same
     /// code as `drctl local corrupt`), no sooner than `not_before` by the
     /// database's own clock (waiting at most [`MAX_DAMAGE_WAIT_SECONDS`]).
+    /// Once per `key`: a retry (the first attempt committed, its answer was
+    /// lost) gets the damage recorded with it, and damages nothing more.
     async fn commit_damage(
         &self,
         target: &DatabaseTarget,
+        key: &str,
         kind: DamageKind,
         rows: u32,
         not_before: Option<DateTime<Utc>>,

@@ -267,6 +267,10 @@ pub async fn drill_marker(ports: &Ports, input: DrillMarkerInput) -> DrResult<Va
                 .sql
                 .commit_damage(
                     &target,
+                    // Once per drill: a retried step finds the damage it
+                    // committed (damaging again would move the moment the
+                    // rehearsal searches from past the first damage).
+                    &format!("drill:{}:damage", input.drill_id),
                     input.damage,
                     input.damage_rows,
                     input
