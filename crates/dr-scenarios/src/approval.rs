@@ -618,10 +618,18 @@ pub async fn answer(
     let delivery = match deliver(tokens, &token, &answer).await {
         Ok(()) => Delivery::Taken,
         Err(error) => {
-            // Only a token that is no longer waiting says anything of the
+            // Only a token that no longer waits says anything of the
             // run: ask whether it still runs (a transient failure does not).
+            // Not knowing (the question itself failed) concludes nothing:
+            // the answer is recorded, and the message says what to watch.
             let state = match error {
-                DrError::NotFound(_) => executions.state(&closed.execution_arn).await?,
+                DrError::NotFound(_) => executions
+                    .state(&closed.execution_arn)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not tell whether the run still runs");
+                        None
+                    }),
                 _ => None,
             };
             undelivered(&error, state, dr_core::clock::now(), closed.deadline)

@@ -172,7 +172,17 @@ async fn a_rejected_failover_changes_nothing_and_the_report_says_who_said_no() {
         "hung-4",
         &[],
     );
-    dead.wait_for_line("waiting for an answer");
+    // Killed once its question is recorded and sent (the runner's
+    // "waiting for an answer" comes as soon as the token is issued).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    while !stack.messages().iter().any(|m| {
+        m["message"]
+            .as_str()
+            .is_some_and(|b| b.contains("drctl approve hung-4"))
+    }) {
+        assert!(std::time::Instant::now() < deadline, "hung-4 never asked");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     dead.kill();
     let late = answer(&stack, "approve", "hung-4", "go");
     let said = String::from_utf8_lossy(&late.stderr);
