@@ -35,6 +35,7 @@ pub async fn corrupt_once(
     rows: u32,
 ) -> DrResult<Damage> {
     if let Some(done) = recorded(client, key).await? {
+        tracing::warn!(key, "the damage was committed already: not again");
         return Ok(done);
     }
     commit(client, kind, rows, Some(key)).await

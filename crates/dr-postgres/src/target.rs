@@ -86,10 +86,7 @@ impl SqlTarget for PostgresSqlTarget {
         not_before: Option<chrono::DateTime<chrono::Utc>>,
     ) -> DrResult<dr_core::Damage> {
         let client = connect(target).await?;
-        if let Some(done) = crate::damage::recorded(&client, key).await? {
-            tracing::warn!(key, "the damage was committed already: not again");
-            return Ok(done);
-        }
+        // A retry waits no more: the first attempt waited past `not_before`.
         if let Some(at) = not_before {
             // By the database's clock: the moment the search must find is
             // measured by it, whatever the caller's clock says.

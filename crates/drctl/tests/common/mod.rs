@@ -66,7 +66,7 @@ impl Background {
     ) -> Background {
         let path = stack.home.join(format!("input-{name}.json"));
         std::fs::write(&path, serde_json::to_vec(input).expect("json")).expect("input");
-        let child = Command::new(env!("CARGO_BIN_EXE_drctl"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_drctl"))
             .args([
                 "run",
                 machine,
@@ -86,7 +86,6 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn drctl run");
-        let mut child = child;
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, progress) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -125,14 +124,9 @@ impl Background {
                         return;
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    self.kill();
-                    panic!(
-                        "no progress line with {text:?} within {PROGRESS_DEADLINE:?}; \
-                         the run printed:\n{}",
-                        self.printed.join("\n")
-                    );
-                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.give_up(format!(
+                    "no progress line with {text:?} within {PROGRESS_DEADLINE:?}"
+                )),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
                     "the run ended before {text:?}; it printed:\n{}",
                     self.printed.join("\n")
@@ -165,15 +159,19 @@ impl Background {
                 );
             }
             if Instant::now() > deadline {
-                self.kill();
-                self.printed.extend(self.progress.try_iter());
-                panic!(
-                    "no message with {text:?} within {MESSAGE_DEADLINE:?}; the run printed:\n{}",
-                    self.printed.join("\n")
-                );
+                self.give_up(format!(
+                    "no message with {text:?} within {MESSAGE_DEADLINE:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// Kills the run and fails the test with `why` and what the run printed.
+    fn give_up(&mut self, why: String) -> ! {
+        self.kill();
+        self.printed.extend(self.progress.try_iter());
+        panic!("{why}; the run printed:\n{}", self.printed.join("\n"));
     }
 
     /// Kills the run (SIGKILL, as a Lambda's or the runner's death) and
@@ -203,12 +201,7 @@ impl Background {
                 break status;
             }
             if Instant::now() > deadline {
-                self.kill();
-                self.printed.extend(self.progress.try_iter());
-                panic!(
-                    "the run did not end within {RUN_DEADLINE:?}; it printed:\n{}",
-                    self.printed.join("\n")
-                );
+                self.give_up(format!("the run did not end within {RUN_DEADLINE:?}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         };
