@@ -379,7 +379,9 @@ pub fn resolve(
         .unwrap_or(earliest)
         .max(earliest + chrono::Duration::seconds(1));
     let search_to = request.search_to.unwrap_or(latest);
-    let window = (search_to - search_from).num_seconds().max(1) as u64;
+    // Spanned as the search will span it (whole seconds, outward), so the
+    // bound checked here and by the run is never below the search's own.
+    let window = search::span_seconds(search_from, search_to).max(1);
     let max_search_rounds = search::rounds_needed(
         window,
         request.candidates_per_round,
@@ -677,6 +679,80 @@ mod tests {
             resolve(&given, &topology(), window(), &execution()).is_ok(),
             "no search, no bound"
         );
+    }
+
+    /// The search's own bound on rounds, as its first step computes it.
+    fn search_bound(plan: &CorruptionPlan, corrupt_at: DateTime<Utc>) -> u32 {
+        steps::search_step(steps::SearchStepInput::Start {
+            plan: Box::new(plan.clone()),
+            corrupt_at,
+        })
+        .expect("search starts")
+        .rounds_bound
+    }
+
+    #[test]
+    fn the_plans_bound_on_rounds_is_never_below_the_searchs_own() {
+        // (window's first moment, latest restorable, K, resolution s) ->
+        // rounds. The first row is the CI failure: 12.2 s truncated to 12 s
+        // planned 2 rounds; the search spans 01 s to 14 s (13 s) and takes 3,
+        // so the run stopped after 2 with "is not done".
+        let cases = [
+            ("11:00:00.400", "11:00:13.600", 3, 1, 3),
+            ("11:00:00.000", "11:00:13.000", 3, 1, 2),
+            ("11:00:00.999", "11:00:13.001", 3, 1, 3),
+            ("11:00:00.500", "11:10:00.500", 3, 1, 5),
+            ("11:00:00.000", "11:00:05.000", 8, 1, 1),
+        ];
+        for (earliest, latest, k, resolution, rounds) in cases {
+            let window = (
+                at(&format!("2026-11-27T{earliest}Z")),
+                at(&format!("2026-11-27T{latest}Z")),
+            );
+            let r = request(json!({"candidates_per_round": k, "resolution_seconds": resolution}));
+            let plan = resolve(&r, &topology(), window, &execution()).expect("plan");
+            assert_eq!(plan.max_search_rounds, rounds, "{earliest}–{latest}");
+            // The scope finds the damage after the plan: the search ends at
+            // the plan's latest restorable moment.
+            let bound = search_bound(&plan, window.1 + chrono::Duration::seconds(30));
+            assert_eq!(bound, rounds, "{earliest}–{latest}: the search's own bound");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_search_is_bounded_above_its_plan(
+            earliest_ms in 0i64..10_000,
+            span_ms in 2_000i64..400_000,
+            from_ms in proptest::option::of(0i64..400_000),
+            corrupt_ms in 0i64..500_000,
+            k in 1u32..=8,
+            resolution in 1u64..=30,
+        ) {
+            let base = at("2026-11-27T11:00:00Z");
+            let ms = chrono::Duration::milliseconds;
+            let window = (base + ms(earliest_ms), base + ms(earliest_ms + span_ms));
+            let from = from_ms
+                .map(|f| base + ms(earliest_ms + f.min(span_ms - 1_500)))
+                .map(|f| f.to_rfc3339());
+            let r = request(json!({
+                "candidates_per_round": k, "resolution_seconds": resolution,
+                "search_from": from
+            }));
+            let Ok(plan) = resolve(&r, &topology(), window, &execution()) else {
+                return Ok(()); // refused up front: too many rounds
+            };
+            let corrupt_at = plan.search_from + ms(1_000 + corrupt_ms);
+            if let Ok(out) = steps::search_step(steps::SearchStepInput::Start {
+                plan: Box::new(plan.clone()),
+                corrupt_at,
+            }) {
+                proptest::prop_assert!(
+                    out.rounds_bound <= plan.max_search_rounds,
+                    "search {} > plan {}", out.rounds_bound, plan.max_search_rounds
+                );
+            }
+        }
     }
 
     #[test]

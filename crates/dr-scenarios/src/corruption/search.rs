@@ -60,6 +60,17 @@ fn ceil_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// The whole seconds a search of `[from, to)` spans: its bounds on whole
+/// seconds (the start floored, the end ceiled, as [`start`] puts them), so
+/// the plan's bound on rounds and the search's own agree. Truncating the
+/// difference instead undercounts by up to 2 s, which at a round's edge is a
+/// round fewer than the search takes.
+pub fn span_seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    (ceil_seconds(to) - floor_seconds(from))
+        .num_seconds()
+        .max(0) as u64
+}
+
 /// Rounds a search of `window_seconds` (whole) takes at most: the first
 /// leaves a gap of at most `⌈window / K⌉` between the newest clean and the
 /// oldest corrupt moment, each later one at most `⌈gap / (K + 1)⌉`
@@ -115,7 +126,7 @@ pub fn start(
         resolution_seconds,
         round: 0,
         max_rounds: rounds_needed(
-            window.max(0) as u64,
+            span_seconds(from, corrupt),
             candidates_per_round,
             resolution_seconds,
         ),
