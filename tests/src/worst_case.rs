@@ -82,11 +82,12 @@ pub(crate) fn input_domain(stem: &str) -> Option<InputDomain> {
                         BTreeMap::from([
                             ("$.plan.poll_interval_seconds".to_owned(), i as f64),
                             (
+                                "$.plan.restore_poll_seconds".to_owned(),
+                                corruption::restore_wait(i).0 as f64,
+                            ),
+                            (
                                 "$.plan.max_polls".to_owned(),
-                                corruption::RESTORE_WAIT_SECONDS
-                                    .div_ceil(i)
-                                    .clamp(1, corruption::MAX_RESTORE_POLLS)
-                                    as f64,
+                                corruption::restore_wait(i).1 as f64,
                             ),
                             (
                                 "$.plan.max_search_rounds".to_owned(),

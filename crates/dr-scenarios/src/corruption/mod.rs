@@ -45,6 +45,23 @@ pub const CANDIDATE_POLL_SECONDS: u64 = 180;
 pub const CANDIDATE_POLLS: u64 = RESTORE_WAIT_SECONDS / CANDIDATE_POLL_SECONDS;
 /// The restore of the chosen moment is polled at most this many times.
 pub const MAX_RESTORE_POLLS: u64 = 480;
+/// The chosen moment's restore is polled at least this far apart, so its
+/// [`MAX_RESTORE_POLLS`] polls wait the whole [`RESTORE_WAIT_SECONDS`].
+pub const RESTORE_POLL_SECONDS: u64 = RESTORE_WAIT_SECONDS.div_ceil(MAX_RESTORE_POLLS);
+
+fn restore_poll_floor() -> u64 {
+    RESTORE_POLL_SECONDS
+}
+
+/// Pure: how the chosen moment's restore is waited for at the run's poll
+/// interval: `(seconds between polls, polls)`. Never less than
+/// [`RESTORE_WAIT_SECONDS`] in all: at a short interval the polls' cap
+/// alone would cut the wait (480 polls at 10 s are 80 minutes) and time out
+/// a restore RDS is still replaying, after the whole search.
+pub fn restore_wait(poll_interval_seconds: u64) -> (u64, u64) {
+    let every = poll_interval_seconds.max(RESTORE_POLL_SECONDS);
+    (every, RESTORE_WAIT_SECONDS.div_ceil(every).max(1))
+}
 /// The most named checks an input may add.
 pub const MAX_CHECKS: usize = 50;
 /// The longest a person may take to approve the switch.
@@ -136,8 +153,11 @@ pub struct CorruptionPlan {
     pub checks: Vec<NamedCheck>,
     pub keep_writes_stopped_on_abort: bool,
     pub poll_interval_seconds: u64,
-    /// The cap of the restore's wait loop (two hours of polls, at most
-    /// [`MAX_RESTORE_POLLS`]).
+    /// The chosen restore's wait loop: its polls this far apart, this many
+    /// at most ([`restore_wait`]). A plan made before the field (a run in
+    /// flight across a deploy) waits at the floor.
+    #[serde(default = "restore_poll_floor")]
+    pub restore_poll_seconds: u64,
     pub max_polls: u64,
     /// How a candidate is waited for (see [`CANDIDATE_POLL_SECONDS`]).
     pub candidate_poll_seconds: u64,
@@ -367,9 +387,7 @@ pub fn resolve(
     after.generation = after.generation.saturating_add(1);
     after.replicas.push(restored_instance.clone());
     let new_replica = after.next_instance_id()?;
-    let max_polls = RESTORE_WAIT_SECONDS
-        .div_ceil(request.poll_interval_seconds)
-        .clamp(1, MAX_RESTORE_POLLS);
+    let (restore_poll_seconds, max_polls) = restore_wait(request.poll_interval_seconds);
     // A second in: the window's very start is where the base backup ends,
     // which a restore can only just reach; and the search asks for whole
     // seconds, so a start given within the window's first second would be
@@ -415,6 +433,7 @@ pub fn resolve(
         checks: request.checks.clone(),
         keep_writes_stopped_on_abort: request.keep_writes_stopped_on_abort,
         poll_interval_seconds: request.poll_interval_seconds,
+        restore_poll_seconds,
         max_polls,
         candidate_poll_seconds: request.poll_interval_seconds.max(CANDIDATE_POLL_SECONDS),
         candidate_polls: CANDIDATE_POLLS,
@@ -752,6 +771,35 @@ mod tests {
                     "search {} > plan {}", out.rounds_bound, plan.max_search_rounds
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_chosen_restore_is_waited_for_the_whole_restore_wait_at_any_interval() {
+        // poll interval -> (seconds between polls, polls)
+        let cases = [
+            (1, (30, 480)),
+            (10, (30, 480)),
+            (29, (30, 480)),
+            (30, (30, 480)),
+            (31, (31, 465)),
+            (60, (60, 240)),
+            (300, (300, 48)),
+        ];
+        for (interval, expected) in cases {
+            let (every, polls) = restore_wait(interval);
+            assert_eq!((every, polls), expected, "{interval} s");
+            assert!(
+                every * polls >= RESTORE_WAIT_SECONDS,
+                "{interval} s: the whole wait"
+            );
+            assert!(
+                polls <= MAX_RESTORE_POLLS,
+                "{interval} s: within the history's cap"
+            );
+            let r = request(json!({ "poll_interval_seconds": interval }));
+            let plan = resolve(&r, &topology(), window(), &execution()).expect("plan");
+            assert_eq!((plan.restore_poll_seconds, plan.max_polls), expected);
         }
     }
 

@@ -144,12 +144,11 @@ pub struct PollLimits {
     /// resolution, so the moment it finds is after them).
     pub search_resolution_seconds: u64,
     pub damage_gap_seconds: u64,
-    /// The rehearsed recovery's poll interval: the drill's, but never so
-    /// short that its capped restore polls ([`MAX_RESTORE_POLLS`]) wait
-    /// less than a restore may take ([`RESTORE_WAIT_SECONDS`]).
+    /// The rehearsed recovery's poll interval: the drill's, at least the
+    /// floor of the chosen restore's polls ([`RESTORE_POLL_SECONDS`]), so
+    /// every wait of the rehearsal polls no faster than its restore.
     ///
-    /// [`MAX_RESTORE_POLLS`]: crate::corruption::MAX_RESTORE_POLLS
-    /// [`RESTORE_WAIT_SECONDS`]: crate::corruption::RESTORE_WAIT_SECONDS
+    /// [`RESTORE_POLL_SECONDS`]: crate::corruption::RESTORE_POLL_SECONDS
     pub corruption_poll_seconds: u64,
 }
 
@@ -163,9 +162,7 @@ pub fn poll_limits(interval_seconds: u64) -> PollLimits {
         base_polls: polls(BASE_WAIT_SECONDS),
         search_resolution_seconds: search_resolution(interval_seconds),
         damage_gap_seconds: search_resolution(interval_seconds) + 1,
-        corruption_poll_seconds: interval_seconds.max(
-            crate::corruption::RESTORE_WAIT_SECONDS.div_ceil(crate::corruption::MAX_RESTORE_POLLS),
-        ),
+        corruption_poll_seconds: interval_seconds.max(crate::corruption::RESTORE_POLL_SECONDS),
     }
 }
 
