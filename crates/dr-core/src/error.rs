@@ -108,6 +108,27 @@ impl DrError {
     pub fn internal(message: impl Into<String>) -> Self {
         DrError::Internal(message.into())
     }
+
+    /// The same error (its stable name, so Retry and Catch still match it)
+    /// with `context` said before its message. `ReplicaLagTooHigh`, whose
+    /// message is its figures, is returned as it is.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        let said = |message: String| format!("{context}: {message}");
+        match self {
+            DrError::InvalidInput(m) => DrError::InvalidInput(said(m)),
+            DrError::NotFound(m) => DrError::NotFound(said(m)),
+            DrError::AlreadyExists(m) => DrError::AlreadyExists(said(m)),
+            DrError::NotReady(m) => DrError::NotReady(said(m)),
+            DrError::Throttled(m) => DrError::Throttled(said(m)),
+            DrError::Unsafe(m) => DrError::Unsafe(said(m)),
+            e @ DrError::ReplicaLagTooHigh { .. } => e,
+            DrError::Timeout(m) => DrError::Timeout(said(m)),
+            DrError::Unavailable(m) => DrError::Unavailable(said(m)),
+            DrError::Conflict(m) => DrError::Conflict(said(m)),
+            DrError::Corrupt(m) => DrError::Corrupt(said(m)),
+            DrError::Internal(m) => DrError::Internal(said(m)),
+        }
+    }
 }
 
 pub type DrResult<T> = Result<T, DrError>;
@@ -140,6 +161,22 @@ mod tests {
     fn every_variant_has_its_listed_stable_name() {
         let names: Vec<&str> = one_of_each().iter().map(DrError::name).collect();
         assert_eq!(names, ERROR_NAMES);
+    }
+
+    #[test]
+    fn context_keeps_the_stable_name_and_says_where() {
+        for e in one_of_each() {
+            let name = e.name();
+            let lag = matches!(e, DrError::ReplicaLagTooHigh { .. });
+            let before = e.to_string();
+            let with = e.context("deleting c1");
+            assert_eq!(with.name(), name);
+            if lag {
+                assert_eq!(with.to_string(), before);
+            } else {
+                assert!(with.to_string().ends_with("deleting c1: x"), "{with}");
+            }
+        }
     }
 
     #[test]

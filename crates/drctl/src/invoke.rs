@@ -18,6 +18,11 @@ pub struct InvokeArgs {
     /// Run against the local stack (required: invoking deployed functions from drctl is not built yet).
     #[arg(long)]
     local: bool,
+    /// Fail a port operation inside the function, as for `drctl run --port-fault`:
+    /// OPERATION:CALL[-LAST]:ERROR, e.g. DeleteInstance:1:NotReady (RDS refusing an
+    /// instance it is still creating).
+    #[arg(long = "port-fault", value_name = "OPERATION:CALL:ERROR")]
+    port_faults: Vec<String>,
 }
 
 pub fn function_named(name: &str) -> DrResult<Function> {
@@ -36,10 +41,16 @@ pub async fn run(args: InvokeArgs) -> DrResult<ExitCode> {
         ));
     }
     let function = function_named(&args.function)?;
+    let port_faults = args
+        .port_faults
+        .iter()
+        .map(|f| crate::port_faults::parse(f))
+        .collect::<DrResult<Vec<_>>>()?;
     let payload = crate::output::read_json(&args.payload, "payload")?;
     let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
     let platform = dr_local::LocalControlPlane::open(&home, None)?;
-    let ports = crate::wiring::local_ports(&platform).await?;
+    let ports =
+        crate::port_faults::inject(crate::wiring::local_ports(&platform).await?, port_faults);
     let output = dispatch(function, &ports, payload).await?;
     crate::output::print_json(&output)?;
     Ok(ExitCode::SUCCESS)

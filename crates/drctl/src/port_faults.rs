@@ -5,7 +5,9 @@
 //! recorded), which a task-level `--fault` cannot reach.
 //!
 //! Supported on the ports whose mid-step failures matter for exactly-once
-//! work: the user notifier and the notification ledger.
+//! work (the user notifier and the notification ledger) and on the home
+//! region's DeleteDBInstance, which RDS refuses for an instance it is still
+//! creating: a sweep must go on past one it cannot delete yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +18,12 @@ use dr_core::*;
 use dr_scenarios::Ports;
 
 /// The operations `--port-fault` can fail.
-const SUPPORTED: [PortOperation; 4] = [
+const SUPPORTED: [PortOperation; 5] = [
     PortOperation::UserNotify,
     PortOperation::LedgerEntries,
     PortOperation::LedgerClaim,
     PortOperation::LedgerMarkSent,
+    PortOperation::DeleteInstance,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +176,95 @@ impl NotificationLedger for FaultyLedger {
     }
 }
 
+/// The home region's control plane, its DeleteDBInstance failing where a
+/// fault says; every other call as it is.
+struct FaultyControlPlane {
+    inner: Arc<dyn DatabaseControlPlane>,
+    injector: Arc<Injector>,
+}
+
+#[async_trait]
+impl DatabaseControlPlane for FaultyControlPlane {
+    async fn describe_instance(&self, id: &InstanceId) -> DrResult<InstanceDescription> {
+        self.inner.describe_instance(id).await
+    }
+    async fn list_instances(&self) -> DrResult<Vec<InstanceDescription>> {
+        self.inner.list_instances().await
+    }
+    async fn list_snapshots(
+        &self,
+        instance: Option<&InstanceId>,
+    ) -> DrResult<Vec<SnapshotDescription>> {
+        self.inner.list_snapshots(instance).await
+    }
+    async fn promote_read_replica(&self, id: &InstanceId) -> DrResult<PromotionOutcome> {
+        self.inner.promote_read_replica(id).await
+    }
+    async fn create_read_replica(
+        &self,
+        request: &CreateReplicaRequest,
+    ) -> DrResult<InstanceDescription> {
+        self.inner.create_read_replica(request).await
+    }
+    async fn create_snapshot(
+        &self,
+        request: &CreateSnapshotRequest,
+    ) -> DrResult<SnapshotDescription> {
+        self.inner.create_snapshot(request).await
+    }
+    async fn restore_from_snapshot(
+        &self,
+        request: &RestoreSnapshotRequest,
+    ) -> DrResult<InstanceDescription> {
+        self.inner.restore_from_snapshot(request).await
+    }
+    async fn restore_to_point_in_time(
+        &self,
+        request: &PointInTimeRestoreRequest,
+    ) -> DrResult<InstanceDescription> {
+        self.inner.restore_to_point_in_time(request).await
+    }
+    async fn delete_instance(&self, id: &InstanceId, options: DeleteOptions) -> DrResult<()> {
+        self.injector.check(PortOperation::DeleteInstance)?;
+        self.inner.delete_instance(id, options).await
+    }
+    async fn delete_snapshot(&self, id: &SnapshotId) -> DrResult<()> {
+        self.inner.delete_snapshot(id).await
+    }
+    async fn describe_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotDescription> {
+        self.inner.describe_snapshot(id).await
+    }
+    async fn copy_snapshot(&self, request: &CopySnapshotRequest) -> DrResult<SnapshotDescription> {
+        self.inner.copy_snapshot(request).await
+    }
+    async fn tag_snapshot(&self, id: &SnapshotId, tags: &Tags) -> DrResult<()> {
+        self.inner.tag_snapshot(id, tags).await
+    }
+    async fn change_master_credentials(
+        &self,
+        id: &InstanceId,
+        new_password: &secrecy::SecretString,
+    ) -> DrResult<()> {
+        self.inner.change_master_credentials(id, new_password).await
+    }
+    async fn add_tags(&self, instance: &InstanceId, tags: &Tags) -> DrResult<()> {
+        self.inner.add_tags(instance, tags).await
+    }
+    async fn fence_instance(
+        &self,
+        id: &InstanceId,
+        request: &FenceRequest,
+    ) -> DrResult<FenceOutcome> {
+        self.inner.fence_instance(id, request).await
+    }
+    async fn inject_failure(&self, id: &InstanceId, request: &FailureRequest) -> DrResult<String> {
+        self.inner.inject_failure(id, request).await
+    }
+    async fn verify_snapshot(&self, id: &SnapshotId) -> DrResult<SnapshotIntegrity> {
+        self.inner.verify_snapshot(id).await
+    }
+}
+
 /// The ports with the faults injected (unchanged without any).
 pub fn inject(mut ports: Ports, faults: Vec<PortFault>) -> Ports {
     if faults.is_empty() {
@@ -188,6 +280,10 @@ pub fn inject(mut ports: Ports, faults: Vec<PortFault>) -> Ports {
     });
     ports.ledger = Arc::new(FaultyLedger {
         inner: ports.ledger,
+        injector: Arc::clone(&injector),
+    });
+    ports.control_plane = Arc::new(FaultyControlPlane {
+        inner: ports.control_plane,
         injector,
     });
     ports
@@ -209,6 +305,12 @@ mod tests {
             }
         );
         assert_eq!(parse("UserNotify:1-3:Throttled").expect("parses").last, 3);
+        assert_eq!(
+            parse("DeleteInstance:1:NotReady")
+                .expect("parses")
+                .operation,
+            PortOperation::DeleteInstance
+        );
         for bad in [
             "UserNotify:2",
             "SqlProbe:1:Unavailable",

@@ -56,7 +56,8 @@ pub struct RunArgs {
     faults: Vec<String>,
     /// Fail a port operation inside a handler: OPERATION:CALL[-LAST]:ERROR (the CALL-th call of
     /// OPERATION in this run fails with ERROR), e.g. LedgerMarkSent:2:Unavailable: a batch
-    /// sent and not recorded. Operations: UserNotify, LedgerEntries, LedgerClaim, LedgerMarkSent.
+    /// sent and not recorded. Operations: UserNotify, LedgerEntries, LedgerClaim, LedgerMarkSent,
+    /// DeleteInstance (the home region's).
     #[arg(long = "port-fault", value_name = "OPERATION:CALL:ERROR")]
     port_faults: Vec<String>,
     /// Where other processes drop task-token answers (default: task-tokens/ in DRCTL_HOME, else a temporary directory).

@@ -879,6 +879,94 @@ async fn a_run_that_dies_after_stopping_the_writes_is_cleaned_up_by_the_death_ru
     assert!(app_writes(&stack, PRIMARY).await);
 }
 
+/// RDS will not delete an instance it is still creating, which is where a
+/// run that dies mid-search (its restores take hours) leaves its
+/// candidates. The death rule's function gives the writes back first,
+/// deletes every candidate it can, and fails naming the one left, so
+/// Lambda's retry deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_rds_cannot_delete_yet_keeps_neither_the_writes_nor_the_other_candidates() {
+    let (stack, clean_moment) = damaged_stack_with_time().await;
+    let recovery = "dies-2";
+    // What such a run leaves: its writes stopped, and its candidates.
+    let topology = stack.topology().await;
+    let application = topology.application.clone().expect("application");
+    stack.invoke(
+        "write-access",
+        &json!({
+            "action": "stop",
+            "instance_id": PRIMARY,
+            "database": topology.db_name,
+            "credentials_secret_id": topology.credentials_secret_id,
+            "application": application,
+            "journal": {"recovery_id": recovery, "execution": recovery}
+        }),
+    );
+    assert!(!app_writes(&stack, PRIMARY).await, "the writes are stopped");
+    let candidates = ["muejam-db-prod-c1700000001", "muejam-db-prod-c1700000002"];
+    for candidate in candidates {
+        stack.invoke(
+            "pitr-restore",
+            &json!({
+                "action": "start",
+                "source_id": PRIMARY,
+                "target_id": candidate,
+                "restore_time": clean_moment,
+                "purpose": "candidate",
+                "recovery_id": recovery
+            }),
+        );
+    }
+    assert_eq!(candidates_left(&stack).await.len(), 2);
+
+    let event = json!({
+        "execution_name": recovery,
+        "input": request(json!({})).to_string(),
+        "status": "ABORTED"
+    });
+    // RDS refuses the first delete (the instance is still creating).
+    let out = stack.try_invoke(
+        "corruption-cleanup",
+        &event,
+        &["--port-fault", "DeleteInstance:1:NotReady"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the call fails: {stderr}");
+    assert!(stderr.contains("NotReady"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("candidates not deleted: {}", candidates[0])),
+        "names the one left: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("(deleted: {})", candidates[1])),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the writes: gave muejam_app its writes back"),
+        "{stderr}"
+    );
+    assert!(
+        app_writes(&stack, PRIMARY).await,
+        "the writes are back though a candidate is left"
+    );
+    assert_eq!(
+        candidates_left(&stack).await,
+        vec![id(candidates[0])],
+        "the other candidate was deleted"
+    );
+
+    // Lambda's retry, once RDS lets it: the one left is deleted, the writes
+    // stay given back.
+    let output = stack.invoke("corruption-cleanup", &event);
+    assert_eq!(
+        output["candidates_deleted"],
+        json!([candidates[0]]),
+        "{output:#}"
+    );
+    assert!(candidates_left(&stack).await.is_empty());
+    assert!(app_writes(&stack, PRIMARY).await);
+}
+
 /// The death rule's transformer turns the documented status-change event
 /// into the cleanup's input (the execution's name, its input as a string).
 #[test]

@@ -1,12 +1,15 @@
 //! After a data-corruption or region-failover execution dies (fails, times
 //! out, is stopped): what its own abort path would have done, done from
 //! outside. Catch does not see those ends, so an EventBridge rule on "Step
-//! Functions Execution Status Change" calls this: the candidates it left are
-//! deleted (data corruption), and the application gets its writes back on
-//! the primary the run stopped them on, unless the input asked to keep them
+//! Functions Execution Status Change" calls this: the application gets its
+//! writes back on the primary the run stopped them on, unless the input asked to keep them
 //! stopped or the switch had begun (its primary is fenced, or the record's
 //! switch began: giving writes back there would make two writable primaries
-//! one step away, and hide that the switch must be finished). The dead run's
+//! one step away, and hide that the switch must be finished), then the
+//! candidates it left are deleted (data corruption); a candidate that cannot
+//! be deleted yet fails the call after the others, naming it, so Lambda
+//! retries it (twice) and its failure record, handed to ReadOnlyCleanup,
+//! says which. The dead run's
 //! lock is released by the lock sweeper; a region failover's restore by the
 //! region-restore sweep.
 
@@ -59,6 +62,16 @@ pub async fn corruption_cleanup(
         )));
     }
     let recovery_id = input.execution_name.clone();
+    // The writes first: an application that cannot write is the outage,
+    // and nothing about the candidates (one RDS will not delete while it is
+    // still being created) may keep them from it.
+    let writes = match serde_json::from_str::<RequestFields>(&input.input) {
+        Err(_) => {
+            "the execution's input names no database: nothing to give back (it never stopped writes)"
+                .to_owned()
+        }
+        Ok(request) => give_back(ports, &recovery_id, &request).await?,
+    };
     let candidates_deleted = if input.writes_only {
         Vec::new()
     } else {
@@ -68,15 +81,9 @@ pub async fn corruption_cleanup(
                 recovery_id: recovery_id.clone(),
             },
         )
-        .await?
+        .await
+        .map_err(|e| e.context(format!("the writes: {writes}; the candidates")))?
         .instances
-    };
-    let writes = match serde_json::from_str::<RequestFields>(&input.input) {
-        Err(_) => {
-            "the execution's input names no database: nothing to give back (it never stopped writes)"
-                .to_owned()
-        }
-        Ok(request) => give_back(ports, &recovery_id, &request).await?,
     };
     tracing::warn!(execution = %input.execution_name, status = %input.status, %writes, candidates = candidates_deleted.len(), "cleaned up after a dead recovery run");
     Ok(CorruptionCleanupOutput {

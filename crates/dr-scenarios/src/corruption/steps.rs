@@ -401,14 +401,22 @@ pub async fn pitr_restore(ports: &Ports, input: PitrRestoreInput) -> DrResult<Pi
         }
         PitrRestoreInput::Sweep { recovery_id } => {
             check_recovery_id(&recovery_id)?;
+            // Every candidate is tried: one RDS will not delete yet (still
+            // creating) or at all must not keep the others running.
             let mut deleted = Vec::new();
+            let mut left: Vec<(InstanceId, DrError)> = Vec::new();
             for description in ports.control_plane.list_instances().await? {
                 if is_candidate_of(&description, &recovery_id)
                     && description.status != InstanceStatus::Deleting
                 {
-                    delete(ports, &description.instance_id).await?;
-                    deleted.push(description.instance_id);
+                    match delete(ports, &description.instance_id).await {
+                        Ok(_) => deleted.push(description.instance_id),
+                        Err(e) => left.push((description.instance_id, e)),
+                    }
                 }
+            }
+            if let Some(error) = sweep_failure(&deleted, left) {
+                return Err(error);
             }
             let mutation = (!deleted.is_empty()).then(|| {
                 format!(
@@ -427,6 +435,25 @@ pub async fn pitr_restore(ports: &Ports, input: PitrRestoreInput) -> DrResult<Pi
             })
         }
     }
+}
+
+/// The sweep's error when candidates are left: the first one's (its name,
+/// so a retry or the death rule's Lambda retries try again), naming every
+/// candidate left and what was deleted.
+fn sweep_failure(deleted: &[InstanceId], left: Vec<(InstanceId, DrError)>) -> Option<DrError> {
+    let names = |ids: &mut dyn Iterator<Item = &InstanceId>| {
+        ids.map(InstanceId::as_str).collect::<Vec<_>>().join(", ")
+    };
+    let all_left = names(&mut left.iter().map(|(id, _)| id));
+    let deleted = if deleted.is_empty() {
+        "none".to_owned()
+    } else {
+        names(&mut deleted.iter())
+    };
+    let (first, error) = left.into_iter().next()?;
+    Some(error.context(format!(
+        "candidates not deleted: {all_left} (deleted: {deleted}); {first}"
+    )))
 }
 
 async fn delete(ports: &Ports, id: &InstanceId) -> DrResult<PitrRestoreOutput> {

@@ -421,21 +421,26 @@ impl Stack {
         (code, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `drctl invoke <function> --local` with `payload` and `extra`
+    /// arguments, however it ends.
+    pub fn try_invoke(&self, function: &str, payload: &Value, extra: &[&str]) -> Output {
+        let path = self.home.join(format!("payload-{}.json", uuid_like()));
+        std::fs::write(&path, payload.to_string()).expect("payload");
+        let mut args = vec![
+            "invoke",
+            function,
+            "--local",
+            "--payload",
+            path.to_str().expect("path"),
+        ];
+        args.extend(extra);
+        drctl(&self.home, &args)
+    }
+
     /// `drctl invoke <function> --local` with `payload`, which must succeed:
     /// the function's output.
     pub fn invoke(&self, function: &str, payload: &Value) -> Value {
-        let path = self.home.join(format!("payload-{}.json", uuid_like()));
-        std::fs::write(&path, payload.to_string()).expect("payload");
-        let out = drctl(
-            &self.home,
-            &[
-                "invoke",
-                function,
-                "--local",
-                "--payload",
-                path.to_str().expect("path"),
-            ],
-        );
+        let out = self.try_invoke(function, payload, &[]);
         assert!(
             out.status.success(),
             "{function}: {}",
