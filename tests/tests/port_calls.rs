@@ -1511,11 +1511,20 @@ fn payloads(function: Function) -> Vec<Value> {
             json!({"action": "read_only", "deployment": {"namespace": "muejam", "name": "muejam-api"}, "journal": {"recovery_id": "r1", "execution": "d1"}}),
             json!({"action": "lift_read_only", "journal": {"recovery_id": "read-only", "execution": "d1"}}),
         ],
-        Function::ReadOnlyCleanup => vec![{
+        Function::ReadOnlyCleanup => {
             let mut record = sample_event(Function::ReadOnlyCleanup);
             record["requestPayload"]["execution_name"] = json!("read-only");
-            record
-        }],
+            // After the sweep's retries failed: the alerts topic is told.
+            let mut failed = record.clone();
+            failed["requestContext"]["condition"] = json!("RetriesExhausted");
+            failed["requestPayload"]["topic_arn"] =
+                json!("arn:aws:sns:us-east-1:1:muejam-dr-alerts");
+            failed["responsePayload"] = json!({
+                "errorType": "NotReady",
+                "errorMessage": "not ready: the writes: gave muejam_app its writes back; the candidates: candidates not deleted: muejam-db-prod-c1 (deleted: none); muejam-db-prod-c1: DB instance muejam-db-prod-c1 is creating"
+            });
+            vec![record, failed]
+        }
         Function::Readiness => {
             // As the schedule sends it: the scenarios' state machines too.
             let mut scheduled = sample_event(Function::Readiness);

@@ -564,7 +564,12 @@ impl Function {
                 JournalEntries,
                 JournalRecord,
             ],
-            Function::ReadOnlyCleanup => &[DeploymentSetEnv, JournalEntries, JournalRecord],
+            Function::ReadOnlyCleanup => &[
+                DeploymentSetEnv,
+                JournalEntries,
+                JournalRecord,
+                NotifierPublish,
+            ],
             // Outside the VPC: the credentials are judged from the SQL
             // probe's metric, never by a session of its own.
             Function::Readiness => &[

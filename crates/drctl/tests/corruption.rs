@@ -919,10 +919,12 @@ async fn a_candidate_rds_cannot_delete_yet_keeps_neither_the_writes_nor_the_othe
     }
     assert_eq!(candidates_left(&stack).await.len(), 2);
 
+    let alerts = stack.topic_arn("muejam-dr-alerts").await;
     let event = json!({
         "execution_name": recovery,
         "input": request(json!({})).to_string(),
-        "status": "ABORTED"
+        "status": "ABORTED",
+        "topic_arn": alerts
     });
     // RDS refuses the first delete (the instance is still creating).
     let out = stack.try_invoke(
@@ -954,6 +956,42 @@ async fn a_candidate_rds_cannot_delete_yet_keeps_neither_the_writes_nor_the_othe
         vec![id(candidates[0])],
         "the other candidate was deleted"
     );
+
+    // Had Lambda's retries failed too, its failure record reaches
+    // read-only-cleanup, which tells the alerts topic what is left.
+    let error_message = stderr
+        .lines()
+        .find(|l| l.contains("candidates not deleted"))
+        .expect("the error's line")
+        .to_owned();
+    let before = stack.messages().len();
+    let record = json!({
+        "version": "1.0",
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responsePayload": {"errorType": "NotReady", "errorMessage": error_message},
+    });
+    let told = stack.invoke("read-only-cleanup", &record);
+    assert!(
+        told["sweep"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("FAILED (RetriesExhausted): NotReady")),
+        "{told:#}"
+    );
+    let said: Vec<Value> = stack.messages()[before..].to_vec();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("Cleanup after dies-2 failed")),
+        "{said:#?}"
+    );
+    let body = said[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        body.contains(candidates[0]),
+        "names the candidate left: {body}"
+    );
+    assert!(body.contains("delete-db-instance"), "{body}");
 
     // Lambda's retry, once RDS lets it: the one left is deleted, the writes
     // stay given back.
@@ -987,7 +1025,12 @@ fn the_death_rule_sends_the_cleanup_what_it_needs() {
     let input = rule.transform(&event).expect("transforms");
     assert_eq!(
         input,
-        json!({"execution_name": "incident-2026-11-26", "input": "{\"database\": \"muejam\"}", "status": "ABORTED"})
+        json!({
+            "execution_name": "incident-2026-11-26",
+            "input": "{\"database\": \"muejam\"}",
+            "status": "ABORTED",
+            "topic_arn": "arn:aws:sns:us-east-1:123456789012:muejam-dr-alerts"
+        })
     );
     let parsed: Result<dr_scenarios::corruption::cleanup::CorruptionCleanupInput, _> =
         serde_json::from_value(input);

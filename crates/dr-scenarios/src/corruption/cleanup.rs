@@ -34,6 +34,11 @@ pub struct CorruptionCleanupInput {
     /// region-restore, and its region may be down).
     #[serde(default)]
     pub writes_only: bool,
+    /// The alerts topic: where a cleanup that failed after Lambda's
+    /// retries is told (its record reaches read-only-cleanup with this
+    /// request in it).
+    #[serde(default)]
+    pub topic_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

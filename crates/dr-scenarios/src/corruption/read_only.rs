@@ -356,6 +356,50 @@ pub struct ReadOnlyCleanupOutput {
     pub lifted: bool,
 }
 
+/// The death sweep failed after Lambda's retries: what it left (candidates
+/// still running, writes perhaps still stopped) is said on the alerts
+/// topic, or it would be in a log only. A request without a topic (sent
+/// before the rule named one) is logged as an error instead.
+async fn tell_cleanup_failed(
+    ports: &Ports,
+    topic: Option<&str>,
+    execution: &str,
+    sweep: &str,
+    read_only: &str,
+) -> DrResult<()> {
+    let Some(topic) = topic.filter(|t| !t.is_empty()) else {
+        tracing::error!(%execution, %sweep, "the cleanup after a dead recovery run failed, and its request names no topic to tell");
+        return Ok(());
+    };
+    ports
+        .notifier
+        .publish(&Notification {
+            topic: topic.to_owned(),
+            subject: format!("[MueJam DR] Cleanup after {execution} failed: something is left"),
+            body: format!(
+                "What happened: recovery run {execution} died (failed, timed out or was stopped), and the \
+                 cleanup that gives its writes back and deletes its candidates failed after Lambda's retries:\n\
+                 {sweep}\n\n\
+                 What was done:\n- the cleanup deleted and gave back what its error does not name\n\
+                 - the application's read-only mode: {read_only}\n\n\
+                 What to do next:\n\
+                 - a candidate the error names (RDS was still creating it) costs a production-sized instance \
+                 and holds a copy of production's data: once it is available, delete it \
+                 (aws rds delete-db-instance --db-instance-identifier <candidate> --skip-final-snapshot)\n\
+                 - if the error says nothing of the writes, they were not given back: \
+                 re-run the recovery under the same name, or grant them back by hand"
+            ),
+            attributes: [
+                ("event".to_owned(), "cleanup_failed".to_owned()),
+                ("execution".to_owned(), execution.to_owned()),
+                ("severity".to_owned(), "high".to_owned()),
+            ]
+            .into(),
+        })
+        .await?;
+    Ok(())
+}
+
 /// After a data-corruption run died and its writes were swept: its
 /// read-only mode lifted, unless the journal says the writes stay stopped.
 pub async fn read_only_cleanup(
@@ -400,6 +444,16 @@ pub async fn read_only_cleanup(
     )
     .await?;
     tracing::warn!(execution = %name, %sweep, read_only = %done.detail, "read-only mode after a dead recovery run");
+    if input.request_context.condition != "Success" {
+        tell_cleanup_failed(
+            ports,
+            input.request_payload.topic_arn.as_deref(),
+            &name,
+            &sweep,
+            &done.detail,
+        )
+        .await?;
+    }
     Ok(ReadOnlyCleanupOutput {
         execution_name: name,
         sweep,
