@@ -580,3 +580,46 @@ async fn a_cross_region_copy_goes_through_pending_and_copying_before_it_is_avail
         Some("us-east-1")
     );
 }
+
+/// A throw-away instance RDS is still creating (where a recovery that dies
+/// mid-search leaves its candidates): DeleteDBInstance answers
+/// InvalidDBInstanceState, which is `NotReady`, so the sweep goes on to the
+/// other candidates and its caller retries this one; once RDS takes it, it
+/// is deleted without a final snapshot.
+#[tokio::test]
+async fn deleting_a_candidate_rds_is_still_creating_is_not_ready_then_goes_through() {
+    use aws_sdk_rds::operation::delete_db_instance::{
+        DeleteDBInstanceError, DeleteDbInstanceOutput,
+    };
+    let candidate = "muejam-db-prod-c1795770000";
+    let describe = mock!(Client::describe_db_instances)
+        .then_output(move || instance_in(candidate, &["sg-app"], &[(EPHEMERAL_TAG, "true")]));
+    let refused = mock!(Client::delete_db_instance).then_error(|| {
+        DeleteDBInstanceError::generic(
+            ErrorMetadata::builder()
+                .code("InvalidDBInstanceState")
+                .message("Instance muejam-db-prod-c1795770000 is currently creating - a final snapshot cannot be taken.")
+                .build(),
+        )
+    });
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &refused]);
+    let err = RdsControlPlane::new(rds, None)
+        .delete_instance(&id(candidate), DeleteOptions::default())
+        .await
+        .expect_err("still creating");
+    assert_eq!(err.name(), "NotReady", "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains(candidate), "{err}");
+
+    let taken = mock!(Client::delete_db_instance)
+        .match_requests(|r| {
+            r.skip_final_snapshot() == Some(true) && r.final_db_snapshot_identifier().is_none()
+        })
+        .then_output(|| DeleteDbInstanceOutput::builder().build());
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&describe, &taken]);
+    RdsControlPlane::new(rds, None)
+        .delete_instance(&id(candidate), DeleteOptions::default())
+        .await
+        .expect("deleted once RDS takes it");
+    assert_eq!(taken.num_calls(), 1);
+}

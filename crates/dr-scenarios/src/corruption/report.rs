@@ -138,6 +138,9 @@ pub fn build(
     let search: Option<SearchStepOutput> = field(details, "search")?;
     let moment: Option<Moment> = field(details, "moment")?;
     let error: Option<ErrorInfo> = field(details, "error")?;
+    // The abort path's sweep, when it could not delete every candidate
+    // (RDS refuses one it is still creating): what it names is left.
+    let sweep_error: Option<ErrorInfo> = field(details, "sweep_error")?;
     let verified_at = steps
         .verified
         .as_ref()
@@ -162,7 +165,7 @@ pub fn build(
         ));
     let rto = Objective::measure(rto_objective, rto_seconds);
     let rpo = Objective::measure(rpo_objective, rpo_seconds);
-    let changes: Vec<String> = journal
+    let mut changes: Vec<String> = journal
         .iter()
         .map(|e| {
             let status = match e.status {
@@ -173,6 +176,13 @@ pub fn build(
             format!("{} ({status})", e.summary)
         })
         .collect();
+    if let Some(left) = &sweep_error {
+        changes.push(format!(
+            "deleting this run's candidates (FAILED, {}): {}; delete what it names by hand once RDS lets you (aws rds delete-db-instance --skip-final-snapshot)",
+            left.error,
+            crate::truncate_message(&crate::details::short_cause(&left.cause))
+        ));
+    }
     let all_done = journal.iter().all(|e| e.status == JournalStatus::Done);
     let passed = match input.outcome {
         Outcome::Succeeded => rto.is_met() && rpo.is_met() && all_done,
@@ -549,6 +559,18 @@ mod tests {
             assert_eq!(report.rto.achieved_seconds, rto, "{outcome:?}");
             assert_eq!(report.rpo.achieved_seconds, rpo, "{outcome:?}");
         }
+    }
+
+    #[test]
+    fn candidates_the_abort_could_not_delete_are_named_among_the_changes() {
+        let details = json!({"sweep_error": {"Error": "NotReady",
+            "Cause": "{\"errorType\":\"NotReady\",\"errorMessage\":\"not ready: candidates not deleted: muejam-db-prod-c1 (deleted: muejam-db-prod-c2); muejam-db-prod-c1: DB instance muejam-db-prod-c1 is creating\"}"}});
+        let report = build(&input(Outcome::Failed, details), &[]).expect("report");
+        let line = report.changes.last().expect("a line");
+        assert!(line.starts_with("deleting this run's candidates (FAILED, NotReady): not ready: candidates not deleted: muejam-db-prod-c1"), "{line}");
+        assert!(markdown(&report).contains(line.as_str()));
+        let clean = build(&input(Outcome::Failed, json!({})), &[]).expect("report");
+        assert!(clean.changes.is_empty(), "{:?}", clean.changes);
     }
 
     #[test]
