@@ -2,15 +2,15 @@
 //! out, is stopped): what its own abort path would have done, done from
 //! outside. Catch does not see those ends, so an EventBridge rule on "Step
 //! Functions Execution Status Change" calls this: the application gets its
-//! writes back on the primary the run stopped them on, unless the input asked to keep them
-//! stopped or the switch had begun (its primary is fenced, or the record's
-//! switch began: giving writes back there would make two writable primaries
-//! one step away, and hide that the switch must be finished), then the
-//! candidates it left are deleted (data corruption); a candidate that cannot
-//! be deleted yet fails the call after the others, naming it, so Lambda
-//! retries it (twice) and its failure record, handed to ReadOnlyCleanup,
-//! says which. The dead run's
-//! lock is released by the lock sweeper; a region failover's restore by the
+//! writes back on the primary the run stopped them on, unless the input
+//! asked to keep them stopped or the switch had begun (its primary is
+//! fenced, or the record's switch began: giving writes back there would make
+//! two writable primaries one step away, and hide that the switch must be
+//! finished), then the candidates it left are deleted (data corruption). A
+//! candidate that cannot be deleted yet fails the call after the others,
+//! naming it, so Lambda retries it (twice); its failure record, handed to
+//! read-only-cleanup, is told on the alerts topic. The dead run's lock is
+//! released by the lock sweeper; a region failover's restore by the
 //! region-restore sweep.
 
 use dr_core::*;
