@@ -41,11 +41,7 @@ pub async fn run(args: InvokeArgs) -> DrResult<ExitCode> {
         ));
     }
     let function = function_named(&args.function)?;
-    let port_faults = args
-        .port_faults
-        .iter()
-        .map(|f| crate::port_faults::parse(f))
-        .collect::<DrResult<Vec<_>>>()?;
+    let port_faults = crate::port_faults::parse_all(&args.port_faults)?;
     let payload = crate::output::read_json(&args.payload, "payload")?;
     let home = crate::local::existing_home(std::env::var_os("DRCTL_HOME").map(PathBuf::from))?;
     let platform = dr_local::LocalControlPlane::open(&home, None)?;

@@ -83,6 +83,11 @@ pub fn parse(text: &str) -> DrResult<PortFault> {
     })
 }
 
+/// Every `--port-fault` given, parsed; the first bad one refuses them all.
+pub fn parse_all(texts: &[String]) -> DrResult<Vec<PortFault>> {
+    texts.iter().map(|t| parse(t)).collect()
+}
+
 /// The error of a stable name (every one but `ReplicaLagTooHigh`, which
 /// carries figures rather than a message).
 fn error_named(name: &str, message: String) -> Option<DrError> {

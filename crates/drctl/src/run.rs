@@ -295,11 +295,7 @@ pub async fn run(args: RunArgs) -> DrResult<ExitCode> {
         .map(|f| parse_fault(f))
         .collect::<DrResult<Vec<_>>>()?;
     let (path, name, substitutions, children) = locate(&args)?;
-    let port_faults = args
-        .port_faults
-        .iter()
-        .map(|f| crate::port_faults::parse(f))
-        .collect::<DrResult<Vec<_>>>()?;
+    let port_faults = crate::port_faults::parse_all(&args.port_faults)?;
     let paging = if args.escalate_pages {
         crate::wiring::LocalPaging::Climb {
             virtual_time: args.virtual_time,
